@@ -7,7 +7,8 @@
  * (a witness or log could sign a text it did not parse the same way), so decoding here accepts only
  * the one canonical encoding of the bytes: `encodeBase64(decodeBase64(s)) === s`.
  */
-import { HASH_SIZE_BYTES } from './sizes.js'
+/** SHA-256 output size in bytes (RFC 6962 §2.1). */
+const HASH_SIZE_BYTES = 32
 
 /** A string that is not the canonical padded standard base64 encoding of some bytes. */
 export class MalformedBase64Error extends Error {
