@@ -1,0 +1,298 @@
+import { describe, expect, it } from 'vitest'
+import {
+  AmbiguousVerifierError,
+  ed25519Signer,
+  ed25519Verifier,
+  formatSignatureLine,
+  formatVerifierKey,
+  InvalidSignatureError,
+  isValidKeyName,
+  keyId,
+  MalformedKeyError,
+  MalformedNoteError,
+  openNote,
+  parseNote,
+  parseSignerKey,
+  parseVerifierKey,
+  signNote,
+  UnverifiedNoteError,
+} from '../../src/tlog/note.js'
+import { C2SP_FOO, ENOCH, PETER, PLUS_IN_BASE64_VKEY } from '../vectors/signed-note.js'
+import { LOG } from '../vectors/litewitness.js'
+
+const peterNote = PETER.text + '\n' + PETER.sigLine
+const utf8 = new TextEncoder()
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+describe('keys', () => {
+  it('derives the x/mod PeterNeumann vkey from its skey and round-trips both', () => {
+    const s = parseSignerKey(PETER.skey)
+    expect(s.name).toBe('PeterNeumann')
+    expect(s.keyId).toBe(0xc74f20a3)
+    expect(s.vkey).toBe(PETER.vkey)
+    expect(s.skey).toBe(PETER.skey)
+    expect(JSON.stringify(s)).not.toContain('PRIVATE') // the secret is not enumerable
+    expect(parseVerifierKey(PETER.vkey)).toMatchObject({ name: 'PeterNeumann', keyId: 0xc74f20a3, type: 1 })
+    const v = ed25519Verifier(PETER.vkey)
+    expect(v.vkey).toBe(PETER.vkey)
+  })
+
+  it('recomputes the key IDs of known vkeys', () => {
+    for (const [vkey, id] of [
+      [PETER.vkey, 0xc74f20a3],
+      [ENOCH.vkey, 0xaf0cfe78],
+      [C2SP_FOO.vkey, 0x530d903a],
+      [PLUS_IN_BASE64_VKEY, 0x16b31509],
+      [LOG.vkey, 0x5202289b],
+    ] as const) {
+      const k = parseVerifierKey(vkey)
+      expect(k.keyId).toBe(id)
+      expect(keyId(k.name, k.type, k.publicKey)).toBe(id)
+      expect(formatVerifierKey(k.name, k.type, k.publicKey)).toBe(vkey)
+    }
+  })
+
+  it('splits a vkey only at the first two "+" (the base64 may contain "+")', () => {
+    const k = parseVerifierKey(PLUS_IN_BASE64_VKEY)
+    expect(k.name).toBe('keyserver.geomys.org')
+    expect(k.publicKey.length).toBe(32)
+  })
+
+  it('derives the litewitness log key from its seed', () => {
+    const s = ed25519Signer(LOG.origin, Buffer.from(LOG.seedHex, 'hex'))
+    expect(s.vkey).toBe(LOG.vkey)
+    expect(s.skey).toBe(LOG.skey)
+    expect(Buffer.from(parseVerifierKey(LOG.vkey).publicKey).toString('hex')).toBe(LOG.publicKeyHex)
+  })
+
+  it('rejects the x/mod negative vkeys', () => {
+    expect(() => parseVerifierKey(PETER.badLengthVkey)).toThrow(MalformedKeyError)
+    // Unknown algorithm 0x65 with the key ID adjusted to match (x/mod note_test.go).
+    const unknownAlg = 'PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW'
+    const raw = Buffer.from(unknownAlg.split('+')[2]!, 'base64')
+    expect(keyId('PeterNeumann', raw[0]!, raw.subarray(1))).toBe(0x173116ae)
+    expect(() => parseVerifierKey(unknownAlg)).toThrow(/unknown signature type 0x65/)
+    expect(() => ed25519Verifier(unknownAlg)).toThrow(MalformedKeyError)
+  })
+
+  it('rejects a type 0x04 key as a note verifier', () => {
+    expect(() => ed25519Verifier('example.com/witness+10a1c019+BGSEitir7W6FmBs7OHWyUrh2frtLAvcDrKOx5xu9ao5Q')).toThrow(/want 0x01/)
+  })
+
+  it('rejects uppercase hex, missing parts and non-canonical base64', () => {
+    expect(() => parseVerifierKey(PETER.vkey.replace('c74f20a3', 'C74F20A3'))).toThrow(MalformedKeyError)
+    expect(() => parseVerifierKey('PeterNeumann+c74f20a3')).toThrow(MalformedKeyError)
+    expect(() => parseVerifierKey('PeterNeumann')).toThrow(MalformedKeyError)
+    expect(() => parseVerifierKey('+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW')).toThrow(MalformedKeyError)
+    // 'W' → 'X' only changes the two trailing pad bits: Go accepts it, we do not.
+    expect(() => parseVerifierKey(PETER.vkey.slice(0, -1) + 'X')).toThrow(MalformedKeyError)
+    expect(() => parseSignerKey(PETER.skey.replace('PRIVATE', 'private'))).toThrow(MalformedKeyError)
+    expect(() => parseSignerKey(PETER.vkey)).toThrow(MalformedKeyError)
+  })
+
+  it('never puts the secret key in a parse error', () => {
+    for (let i = 0; i < PETER.skey.length; i++) {
+      try {
+        parseSignerKey(PETER.skey.slice(0, i) + '!' + PETER.skey.slice(i + 1))
+      } catch (e) {
+        expect((e as Error).message).not.toContain('AYEKFALVFG')
+      }
+    }
+  })
+
+  for (const [what, key, parse] of [
+    ['vkey', PETER.vkey, parseVerifierKey],
+    ['vkey with "+" in base64', PLUS_IN_BASE64_VKEY, parseVerifierKey],
+    ['skey', PETER.skey, parseSignerKey],
+  ] as const) {
+    it(`rejects every truncation and every single-byte change of a valid ${what}`, () => {
+      expect(() => parse(key)).not.toThrow()
+      for (let i = 0; i < key.length; i++) expect(() => parse(key.slice(0, i)), `truncated to ${i}`).toThrow(MalformedKeyError)
+      for (let i = 0; i < key.length; i++) {
+        for (let b = 0; b < 256; b++) {
+          if (b === key.charCodeAt(i)) continue
+          const changed = key.slice(0, i) + String.fromCharCode(b) + key.slice(i + 1)
+          expect(() => parse(changed), `byte ${i} set to ${b}`).toThrow(MalformedKeyError)
+        }
+      }
+    })
+  }
+})
+
+describe('key names', () => {
+  // Go's unicode.IsSpace: the Unicode White_Space property.
+  const spaces = [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005,
+    0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000]
+
+  it('rejects every Unicode space, "+", control characters and lone surrogates', () => {
+    for (const c of spaces) {
+      expect(isValidKeyName(`a${String.fromCodePoint(c)}b`), `U+${c.toString(16)}`).toBe(false)
+    }
+    expect(isValidKeyName('')).toBe(false)
+    expect(isValidKeyName('a+b')).toBe(false)
+    expect(isValidKeyName('a\u0001b')).toBe(false)
+    expect(isValidKeyName('a\ud800b')).toBe(false)
+    expect(isValidKeyName('a\udc00')).toBe(false)
+  })
+
+  it('uses exactly the White_Space set (U+FEFF and U+180E are not spaces, as in Go)', () => {
+    const whiteSpace = /\p{White_Space}/u
+    for (let c = 0x20; c < 0x10000; c++) {
+      if (c >= 0xd800 && c <= 0xdfff) continue
+      expect(isValidKeyName(`a${String.fromCharCode(c)}`), `U+${c.toString(16)}`).toBe(!whiteSpace.test(String.fromCharCode(c)) && c !== 0x2b)
+    }
+    expect(spaces.every((c) => whiteSpace.test(String.fromCodePoint(c)))).toBe(true)
+    expect(isValidKeyName('a\ufeffb')).toBe(true)
+    expect(isValidKeyName('example.com/ключ/😀')).toBe(true)
+  })
+})
+
+describe('signing and opening notes', () => {
+  const peter = () => ed25519Verifier(PETER.vkey)
+  const enoch = () => ed25519Verifier(ENOCH.vkey)
+
+  it('signs the x/mod vector exactly (Ed25519 is deterministic)', () => {
+    expect(signNote(PETER.text, [parseSignerKey(PETER.skey)])).toBe(peterNote)
+  })
+
+  it('opens the x/mod vector', () => {
+    const n = openNote(peterNote, [peter()])
+    expect(n.text).toBe(PETER.text)
+    expect(n.verified).toHaveLength(1)
+    expect(n.verified[0]).toMatchObject({ name: 'PeterNeumann', keyId: 0xc74f20a3 })
+    expect(n.verified[0]!.signature).toHaveLength(64)
+    expect(n.unverified).toEqual([])
+  })
+
+  it('opens the C2SP example note', () => {
+    const n = openNote(C2SP_FOO.note, [ed25519Verifier(C2SP_FOO.vkey)])
+    expect(n.text).toBe('This is an example message.\n')
+  })
+
+  it('ignores unknown keys and reports them as unverified', () => {
+    const both = PETER.text + '\n' + PETER.sigLine + ENOCH.sigLine
+    expect(openNote(both, [peter(), enoch()]).verified.map((s) => s.name)).toEqual(['PeterNeumann', 'EnochRoot'])
+    const n = openNote(both, [peter()])
+    expect(n.verified.map((s) => s.name)).toEqual(['PeterNeumann'])
+    expect(n.unverified.map((s) => s.name)).toEqual(['EnochRoot'])
+    // Same name, other key ID: unknown, ignored.
+    const other = ed25519Signer('PeterNeumann', new Uint8Array(32).fill(7))
+    const n2 = openNote(signNote(PETER.text, [other]) + PETER.sigLine, [peter()])
+    expect(n2.unverified).toHaveLength(1)
+  })
+
+  it('drops repeated signatures', () => {
+    const n = openNote(PETER.text + '\n' + PETER.sigLine + PETER.sigLine + ENOCH.sigLine + ENOCH.sigLine, [peter()])
+    expect(n.verified).toHaveLength(1)
+    expect(n.unverified).toHaveLength(1)
+  })
+
+  it('throws UnverifiedNoteError when no known key signed', () => {
+    expect(() => openNote(peterNote, [enoch()])).toThrow(UnverifiedNoteError)
+    expect(() => openNote(peterNote, [])).toThrow(UnverifiedNoteError)
+    try {
+      openNote(peterNote, [])
+    } catch (e) {
+      expect((e as UnverifiedNoteError).note.text).toBe(PETER.text)
+      expect((e as UnverifiedNoteError).note.unverified).toHaveLength(1)
+    }
+  })
+
+  it('throws InvalidSignatureError for a known key whose signature fails, even next to a valid one', () => {
+    const b64 = PETER.sigLine.split(' ')[2]!
+    const mid = b64.length / 2
+    const flipped = b64.slice(0, mid) + [...b64.slice(mid, mid + 4)].map((c) => (c === 'A' ? 'B' : 'A')).join('') + b64.slice(mid + 4)
+    const bad = PETER.text + '\n— PeterNeumann ' + flipped
+    expect(() => openNote(bad, [peter()])).toThrow('invalid signature for key PeterNeumann+c74f20a3')
+    expect(() => openNote(bad, [peter()])).toThrow(InvalidSignatureError)
+    expect(() => openNote(PETER.text + '\n' + ENOCH.sigLine + bad.slice(PETER.text.length + 1), [peter(), enoch()])).toThrow(InvalidSignatureError)
+    // A changed text fails for the known key.
+    expect(() => openNote('X' + peterNote.slice(1), [peter()])).toThrow(InvalidSignatureError)
+  })
+
+  it('throws AmbiguousVerifierError for two verifiers with one name and key ID', () => {
+    expect(() => openNote(peterNote, [peter(), peter()])).toThrow(AmbiguousVerifierError)
+  })
+
+  it('rejects the x/mod malformed notes', () => {
+    const malformed = [
+      PETER.text,
+      PETER.text + '\n',
+      PETER.text + '\n' + PETER.sigLine.slice(0, -1),
+      '\u0001' + peterNote,
+      '\ud800' + peterNote, // the string analogue of a "\xff" byte: not valid UTF-8
+      PETER.text + '\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n',
+      peterNote + 'Unexpected line.\n',
+      PETER.text + '\n' + PETER.sigLine.repeat(101),
+      PETER.text + '\n— PeterNeumann\n',
+      PETER.text + '\n— PeterNeumann \n',
+      PETER.text + '\n— PeterNeumann AAAAAA==\n', // 4 bytes: no room for a signature
+      PETER.text + '\n-- PeterNeumann x08go\n',
+      PETER.text + '\n—PeterNeumann ' + PETER.sigLine.slice(16),
+      peterNote.replace('\n\n', '\r\n\n'),
+      peterNote.replace('problem,', 'problem,\t'),
+      peterNote.slice(0, -3) + 'N=\n', // non-canonical base64 (trailing bits)
+      peterNote.slice(0, -2) + '\n', // missing padding
+    ]
+    for (const m of malformed) {
+      expect(() => parseNote(m), JSON.stringify(m)).toThrow(MalformedNoteError)
+      expect(() => openNote(m, [peter()]), JSON.stringify(m)).toThrow(MalformedNoteError)
+    }
+    // 100 signatures are fine.
+    expect(parseNote(PETER.text + '\n' + PETER.sigLine.repeat(100)).signatures).toHaveLength(100)
+    expect(openNote(PETER.text + '\n' + PETER.sigLine.repeat(100), [peter()]).verified).toHaveLength(1)
+  })
+
+  it('splits at the last blank line, so text may contain blank lines', () => {
+    const s = parseSignerKey(PETER.skey)
+    for (const text of ['a\n\nb\n', '\n', 'a\n\n', 'x\n\n— PeterNeumann AAAA\n']) {
+      const n = openNote(signNote(text, [s]), [peter()])
+      expect(n.text).toBe(text)
+    }
+  })
+
+  it('refuses to sign invalid text', () => {
+    const s = parseSignerKey(PETER.skey)
+    for (const t of ['', 'no newline', 'a\r\n', 'a\u0000\n', '\ud800\n']) expect(() => signNote(t, [s])).toThrow(MalformedNoteError)
+    expect(() => signNote('a\n', [])).toThrow(MalformedNoteError)
+  })
+
+  it('formats and parses signature lines', () => {
+    const sig = { name: 'n', keyId: 0xdeadbeef, signature: Uint8Array.of(1, 2, 3) }
+    const line = formatSignatureLine(sig)
+    expect(line).toBe('— n 3q2+7wECAw==\n')
+    expect(parseNote('t\n\n' + line).signatures).toEqual([sig])
+    expect(() => formatSignatureLine({ ...sig, name: 'a b' })).toThrow(MalformedNoteError)
+    expect(() => formatSignatureLine({ ...sig, keyId: 2 ** 32 })).toThrow(MalformedNoteError)
+  })
+
+  it('rejects every truncation of valid notes', () => {
+    for (const [msg, vkey] of [[peterNote, PETER.vkey], [C2SP_FOO.note, C2SP_FOO.vkey]] as const) {
+      const v = ed25519Verifier(vkey)
+      expect(() => openNote(msg, [v])).not.toThrow()
+      for (let i = 0; i < msg.length; i++) expect(() => openNote(msg.slice(0, i), [v]), `truncated to ${i}`).toThrow()
+    }
+  })
+
+  it('rejects every single-byte change of a valid note', () => {
+    const v = ed25519Verifier(PETER.vkey)
+    const bytes = utf8.encode(peterNote)
+    let opened = 0
+    for (let i = 0; i < bytes.length; i++) {
+      for (let b = 0; b < 256; b++) {
+        if (b === bytes[i]) continue
+        const changed = bytes.slice()
+        changed[i] = b
+        let msg: string
+        try {
+          msg = strictUtf8.decode(changed)
+        } catch {
+          continue // not UTF-8: rejected before it can become a note string
+        }
+        opened++
+        expect(() => openNote(msg, [v]), `byte ${i} set to ${b}`).toThrow()
+      }
+    }
+    expect(opened).toBeGreaterThan(bytes.length * 100)
+  })
+})
