@@ -1,0 +1,110 @@
+/**
+ * `ucanlog append`: appends entries as an agent. For each entry it creates the Agent → Service
+ * delegation (proof: the Space → Agent delegation), invokes `tlog/append`, and checks the returned
+ * inclusion proof against the returned checkpoint.
+ */
+import { readFile } from 'node:fs/promises'
+import { createInterface } from 'node:readline'
+import { Command } from 'commander'
+import cliProgress from 'cli-progress'
+import { type AppendResult, checkAppendResult } from '../log/log.js'
+import { appendInvocation, connect, parseDelegation } from '../ucan/index.js'
+import { readKey } from './key.js'
+
+export function appendCommand(): Command {
+  return new Command('append')
+    .description('Append entries to a space\'s log as an agent. Entries come from the arguments, --file, or stdin (one per line).')
+    .argument('[entries...]', 'entries (UTF-8 strings), one per argument')
+    .requiredOption('--agent-key <file>', 'the agent key file (from `ucanlog key create`)')
+    .requiredOption('--proof <file>', 'the Space → Agent delegation (from `ucanlog delegate` or `storacha delegation create --base64`)')
+    .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
+    .option('--file <file>', 'append this file as one entry (with --lines: one entry per line)')
+    .option('--lines', 'split --file into one entry per line')
+    .option('--concurrency <n>', 'invocations in flight', '64')
+    .option('--json', 'print one JSON result per entry')
+    .action(async (args: string[], o: { agentKey: string; proof: string; url: string; file?: string; lines?: boolean; concurrency: string; json?: boolean }) => {
+      const entries = await collectEntries(args, o)
+      if (entries.length === 0) throw new Error('nothing to append: pass entries as arguments, --file, or lines on stdin')
+      const agent = await readKey(o.agentKey)
+      const proofText = (await readFile(o.proof, 'utf8').catch(() => {
+        throw new Error(`cannot read --proof ${o.proof}; create one with: ucanlog delegate --space-key <space.key> --agent ${agent.did()}`)
+      })).trim()
+      const parsed = await parseDelegation(proofText)
+      if (parsed.error) throw new Error(`--proof ${o.proof} is not a delegation: ${parsed.error.message}`)
+      const spaceToAgent = parsed.ok
+      const space = spaceToAgent.capabilities[0]?.with as `did:key:${string}`
+      if (spaceToAgent.audience.did() !== agent.did()) {
+        throw new Error(`the proof is delegated to ${spaceToAgent.audience.did()}, not to this agent (${agent.did()})`)
+      }
+      const serviceDID = await fetchServiceDID(o.url)
+      const conn = connect(o.url, serviceDID)
+
+      const bar = entries.length > 1 && !o.json ? new cliProgress.SingleBar({ format: 'appending [{bar}] {value}/{total} entries', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined
+      bar?.start(entries.length, 0)
+      const results: AppendResult[] = new Array(entries.length)
+      const concurrency = Math.max(1, Number(o.concurrency) || 64)
+      let next = 0
+      const worker = async () => {
+        while (next < entries.length) {
+          const i = next++
+          const inv = await appendInvocation({ agent, service: serviceDID, space, entry: entries[i]!, spaceToAgent })
+          const [receipt] = await conn.execute(inv)
+          const out = receipt!.out as { ok?: AppendResult; error?: { name: string; message: string } }
+          if (out.error) throw new Error(`append refused: ${out.error.name}: ${out.error.message}`)
+          const r = out.ok!
+          if (r.published) checkAppendResult(r, entries[i]!)
+          results[i] = r
+          if (o.json) process.stdout.write(JSON.stringify({ index: r.index, treeSize: r.treeSize, published: r.published }) + '\n')
+          bar?.increment()
+        }
+      }
+      try {
+        await Promise.all(Array.from({ length: Math.min(concurrency, entries.length) }, worker))
+      } finally {
+        bar?.stop()
+      }
+      if (!o.json) {
+        const last = results.reduce((a, b) => (b.treeSize > a.treeSize ? b : a))
+        const unpublished = results.filter((r) => !r.published).length
+        process.stdout.write(
+          `appended ${results.length} entr${results.length === 1 ? 'y' : 'ies'} to ${last.origin}\n` +
+            (results.length === 1 ? `index ${results[0]!.index}\n` : `indexes ${Math.min(...results.map((r) => r.index))}..${Math.max(...results.map((r) => r.index))}\n`) +
+            `tree size ${last.treeSize}, root ${last.rootHash}\n` +
+            (unpublished ? `${unpublished} not yet published (witness quorum not met); they are durable and will be published\n` : 'every inclusion proof verified against its cosigned checkpoint\n'),
+        )
+      }
+    })
+}
+
+async function collectEntries(args: string[], o: { file?: string; lines?: boolean }): Promise<Uint8Array[]> {
+  if (args.length) return args.map((a) => new TextEncoder().encode(a))
+  if (o.file) {
+    const bytes = new Uint8Array(await readFile(o.file))
+    if (!o.lines) return [bytes]
+    return splitLines(Buffer.from(bytes).toString('utf8'))
+  }
+  if (process.stdin.isTTY) return []
+  const out: Uint8Array[] = []
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    if (line.length) out.push(new TextEncoder().encode(line))
+  }
+  return out
+}
+
+function splitLines(s: string): Uint8Array[] {
+  return s
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => new TextEncoder().encode(l))
+}
+
+/** The service DID from `GET <url>/did`. */
+export async function fetchServiceDID(url: string): Promise<`did:${string}:${string}`> {
+  const res = await fetch(new URL('/did', url)).catch((err: Error) => {
+    throw new Error(`cannot reach the service at ${url} (${err.message}); is \`ucanlog serve\` running? (--url)`)
+  })
+  if (!res.ok) throw new Error(`GET ${url}/did answered ${res.status}`)
+  const did = (await res.text()).trim()
+  if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) throw new Error(`${url}/did is not a did:key: ${did.slice(0, 80)}`)
+  return did as `did:${string}:${string}`
+}

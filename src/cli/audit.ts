@@ -1,0 +1,275 @@
+/**
+ * `ucanlog audit`: verifies a log from its public files alone, as any auditor could, with no account.
+ *
+ * 1. the checkpoint's log signature (c2sp.org/signed-note, the log's Ed25519 vkey) and origin;
+ * 2. the witness cosignatures the policy requires (c2sp.org/tlog-cosignature, c2sp.org/tlog-policy);
+ * 3. every entry bundle re-hashed (RFC 6962 leaf hashes) against the level-0 tiles;
+ * 4. the whole tree recomputed from those leaves: the root equals the checkpoint's, and every
+ *    higher-level tile equals the recomputed one (c2sp.org/tlog-tiles);
+ * 5. inclusion proofs (RFC 6962 §2.1.1) built from the served tiles, checked against the root;
+ * 6. consistency (RFC 6962 §2.1.2) with the checkpoint this auditor saw last time, stored locally —
+ *    a log that rolled back or forked fails here.
+ */
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { Command } from 'commander'
+import {
+  type Hash,
+  type Policy,
+  TILE_WIDTH,
+  MemoryHashStore,
+  checkRecord,
+  checkTree,
+  ed25519Verifier,
+  encodeBase64,
+  decodeBase64,
+  entryBundlePath,
+  leafHash,
+  newTiles,
+  openNote,
+  parseCheckpoint,
+  parseEntryBundle,
+  parseNote,
+  parsePolicy,
+  proveRecord,
+  proveTree,
+  readTileData,
+  tileHashReader,
+  tilePath,
+  treeHash,
+  verifiedWitnesses,
+} from '../tlog/index.js'
+
+/** An audit check that failed: the message says which and why. */
+export class AuditError extends Error {
+  override name = 'AuditError'
+}
+
+export interface AuditInput {
+  /** Fetches a file of the log by its tlog-tiles path (`checkpoint`, `tile/0/000`, …); undefined = 404. */
+  fetchFile(path: string): Promise<Uint8Array | undefined>
+  /** Expected origin (c2sp.org/tlog-checkpoint). */
+  origin: string
+  /** The log's vkey (type 0x01, name = origin). */
+  logVkey: string
+  policy: Policy
+  /** The checkpoint seen last time, if any. */
+  previous?: { size: number; rootHash: Hash }
+  /** Maximum inclusion proofs to check (all entries when the log is smaller). Default 1000. */
+  inclusionSample?: number
+  /** Unix seconds, for rejecting cosignatures from the future. */
+  now?: number
+  onProgress?: (done: number, total: number) => void
+}
+
+export interface AuditReport {
+  origin: string
+  size: number
+  rootHash: Hash
+  note: string
+  /** Verified witness cosignatures required or allowed by the policy. */
+  cosignatures: { name: string; timestamp: number }[]
+  entriesChecked: number
+  tilesChecked: number
+  inclusionProofsChecked: number
+  consistentWith?: number
+}
+
+/**
+ * Runs every check over the log's files.
+ * @throws AuditError naming the first check that failed.
+ */
+export async function auditLog(a: AuditInput): Promise<AuditReport> {
+  const cpBytes = await a.fetchFile('checkpoint')
+  if (!cpBytes) throw new AuditError('the log has no published checkpoint')
+  const note = Buffer.from(cpBytes).toString('utf8')
+  let text: string
+  try {
+    text = openNote(note, [ed25519Verifier(a.logVkey)]).text
+  } catch (err) {
+    throw new AuditError(`checkpoint log signature does not verify with ${a.logVkey}: ${(err as Error).message}`)
+  }
+  const cp = parseCheckpoint(text)
+  if (cp.origin !== a.origin) throw new AuditError(`checkpoint origin ${cp.origin} is not ${a.origin}`)
+
+  const cosigned = verifiedWitnesses(a.policy, note)
+  if (!a.policy.satisfied(cosigned)) {
+    throw new AuditError(`witness policy not satisfied: cosigned by [${[...cosigned].join(', ')}], quorum ${a.policy.quorum}`)
+  }
+  const now = a.now ?? Math.floor(Date.now() / 1000)
+  const cosignatures: AuditReport['cosignatures'] = []
+  for (const sig of parseNote(note).signatures) {
+    const w = a.policy.witnesses.find((x) => x.name === sig.name && x.verifier.keyId === sig.keyId && cosigned.has(x.name))
+    if (!w) continue
+    const timestamp = w.verifier.timestamp(sig.signature)
+    if (timestamp > now + 600) throw new AuditError(`cosignature by ${w.name} is dated in the future (${timestamp})`)
+    cosignatures.push({ name: w.name, timestamp })
+  }
+
+  // Re-hash every entry bundle against the level-0 tiles, collecting the leaves.
+  const store = new MemoryHashStore()
+  const bundles = Math.ceil(cp.size / TILE_WIDTH)
+  let tilesChecked = 0
+  const leaves: Hash[] = []
+  for (let n = 0; n < bundles; n++) {
+    const w = Math.min(TILE_WIDTH, cp.size - n * TILE_WIDTH)
+    const bPath = entryBundlePath(n, w)
+    const tPath = tilePath({ level: 0, index: n, width: w })
+    const [b, t] = await Promise.all([a.fetchFile(bPath), a.fetchFile(tPath)])
+    if (!b) throw new AuditError(`entry bundle ${bPath} is missing`)
+    if (!t) throw new AuditError(`tile ${tPath} is missing`)
+    const entries = parseEntryBundle(b)
+    if (entries.length !== w) throw new AuditError(`${bPath} has ${entries.length} entries, want ${w}`)
+    if (t.length !== w * 32) throw new AuditError(`${tPath} is ${t.length} bytes, want ${w * 32}`)
+    for (let j = 0; j < w; j++) {
+      const lh = leafHash(entries[j]!)
+      if (!equal(lh, t.subarray(j * 32, j * 32 + 32))) throw new AuditError(`entry ${n * TILE_WIDTH + j} does not hash to its leaf in ${tPath}`)
+      await store.append(lh)
+      leaves.push(lh)
+    }
+    tilesChecked++
+    a.onProgress?.(n + 1, bundles)
+  }
+  const root = await treeHash(cp.size, store)
+  if (!equal(root, cp.rootHash)) throw new AuditError(`the tree recomputed from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`)
+  for (const t of newTiles(0, cp.size)) {
+    if (t.level === 0) continue
+    const served = await a.fetchFile(tilePath(t))
+    if (!served) throw new AuditError(`tile ${tilePath(t)} is missing`)
+    if (!equal(served, await readTileData(t, store))) throw new AuditError(`tile ${tilePath(t)} differs from the tree recomputed from the entries`)
+    tilesChecked++
+  }
+
+  // Inclusion proofs from the served tiles, authenticated against the signed root.
+  const reader = tileHashReader(cp.size, cp.rootHash, {
+    readTiles: (tiles) =>
+      Promise.all(
+        tiles.map(async (t) => {
+          const d = await a.fetchFile(tilePath(t))
+          if (!d) throw new AuditError(`tile ${tilePath(t)} is missing`)
+          return d
+        }),
+      ),
+  })
+  const sample = sampleIndexes(cp.size, a.inclusionSample ?? 1000)
+  for (const i of sample) {
+    const proof = await proveRecord(cp.size, i, reader)
+    try {
+      checkRecord(proof, cp.size, cp.rootHash, i, leaves[i]!)
+    } catch {
+      throw new AuditError(`inclusion proof of entry ${i} does not verify`)
+    }
+  }
+
+  let consistentWith: number | undefined
+  if (a.previous) {
+    const p = a.previous
+    if (p.size > cp.size) throw new AuditError(`the log rolled back: last seen size ${p.size}, now ${cp.size}`)
+    try {
+      if (p.size > 0) checkTree(await proveTree(cp.size, p.size, reader), cp.size, cp.rootHash, p.size, p.rootHash)
+    } catch {
+      throw new AuditError(`the log forked: size ${cp.size} is not consistent with the size ${p.size} seen last time`)
+    }
+    consistentWith = p.size
+  }
+  return { origin: cp.origin, size: cp.size, rootHash: cp.rootHash, note, cosignatures, entriesChecked: cp.size, tilesChecked, inclusionProofsChecked: sample.length, consistentWith }
+}
+
+/** Every index when size ≤ max; else the first, the last and an even spread. */
+function sampleIndexes(size: number, max: number): number[] {
+  if (size <= max) return Array.from({ length: size }, (_, i) => i)
+  const out = new Set<number>([0, size - 1])
+  for (let k = 0; out.size < max; k++) out.add(Math.floor((k * size) / max))
+  return [...out]
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+interface AuditState {
+  url: string
+  space: string
+  origin: string
+  logVkey: string
+  policy: string
+  size: number
+  rootHash: string
+  checkpoint: string
+}
+
+export function auditCommand(): Command {
+  return new Command('audit')
+    .description(
+      'Verify a space\'s log from its public files: log signature, witness cosignatures per policy, every entry against the tiles, ' +
+        'the tree root, inclusion proofs, and consistency with the checkpoint seen last time.',
+    )
+    .requiredOption('--space <did>', 'the space DID whose log to audit')
+    .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
+    .option('--state <dir>', 'where the last seen checkpoint and pinned keys are kept', process.env.UCANLOG_AUDIT_STATE ?? join(homedir(), '.ucanlog', 'audit'))
+    .option('--witness-policy <file>', 'witness policy to require (default: the one pinned at the first audit, fetched from /info)')
+    .option('--log-vkey <vkey>', 'the log\'s vkey (default: the one pinned at the first audit, fetched from /head)')
+    .option('--sample <n>', 'maximum inclusion proofs to check', '1000')
+    .option('--json', 'print the report as JSON')
+    .action(async (o: { space: string; url: string; state: string; witnessPolicy?: string; logVkey?: string; sample: string; json?: boolean }) => {
+      if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new Error('--space must be a did:key')
+      const base = new URL(`/logs/${o.space}/`, o.url)
+      const get = async (path: string) => {
+        const res = await fetch(new URL(path, base)).catch((err: Error) => {
+          throw new Error(`cannot reach ${o.url} (${err.message}); is the service running? (--url)`)
+        })
+        if (res.status === 404) return undefined
+        if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`)
+        return new Uint8Array(await res.arrayBuffer())
+      }
+      const stateFile = join(o.state, `${o.space}.json`)
+      const prev = await readFile(stateFile, 'utf8').then((s) => JSON.parse(s) as AuditState, () => undefined)
+      const notes: string[] = []
+      const head = await fetch(new URL(`/logs/${o.space}/head`, o.url)).then((r) => (r.ok ? (r.json() as Promise<{ origin: string; vkey: string }>) : undefined))
+      if (!head) throw new Error(`the service has no published log for ${o.space}`)
+      let logVkey = o.logVkey ?? prev?.logVkey
+      if (!logVkey) {
+        logVkey = head.vkey
+        notes.push(`first audit of this log: trusting the log key the service shows (${logVkey}); it is pinned from now on`)
+      } else if (!o.logVkey && head.vkey !== logVkey) {
+        throw new AuditError(`the service now shows log key ${head.vkey}, but ${logVkey} was pinned`)
+      }
+      let policyText = o.witnessPolicy ? await readFile(o.witnessPolicy, 'utf8') : prev?.policy
+      if (!policyText) {
+        const info = (await (await fetch(new URL('/info', o.url))).json()) as { witnessPolicy: string }
+        policyText = info.witnessPolicy
+        notes.push('first audit of this log: using the witness policy the service shows at /info; it is pinned from now on')
+      }
+      const policy = parsePolicy(policyText)
+      const origin = prev?.origin ?? head.origin
+      const report = await auditLog({
+        fetchFile: get,
+        origin,
+        logVkey,
+        policy,
+        previous: prev ? { size: prev.size, rootHash: decodeBase64(prev.rootHash) } : undefined,
+        inclusionSample: Number(o.sample),
+      })
+      const state: AuditState = { url: o.url, space: o.space, origin, logVkey, policy: policyText, size: report.size, rootHash: encodeBase64(report.rootHash), checkpoint: report.note }
+      await mkdir(dirname(stateFile), { recursive: true })
+      await writeFile(stateFile + '.tmp', JSON.stringify(state, null, 2) + '\n')
+      await rename(stateFile + '.tmp', stateFile)
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ ...report, rootHash: encodeBase64(report.rootHash), notes }, null, 2) + '\n')
+        return
+      }
+      for (const n of notes) process.stderr.write(`note: ${n}\n`)
+      process.stdout.write(
+        `audit OK: ${report.origin}\n` +
+          `  tree size        ${report.size}\n` +
+          `  root hash        ${encodeBase64(report.rootHash)}\n` +
+          `  log signature    verified (${logVkey})\n` +
+          report.cosignatures.map((c) => `  cosignature      ${c.name} at ${new Date(c.timestamp * 1000).toISOString()} (verified)\n`).join('') +
+          `  witness policy   satisfied (quorum ${policy.quorum})\n` +
+          `  entries          ${report.entriesChecked} re-hashed against ${report.tilesChecked} tiles; tree recomputed\n` +
+          `  inclusion proofs ${report.inclusionProofsChecked} verified\n` +
+          (report.consistentWith !== undefined ? `  consistency      verified with the size ${report.consistentWith} seen last time\n` : `  consistency      first audit; checkpoint saved in ${stateFile}\n`),
+      )
+    })
+}

@@ -1,0 +1,31 @@
+/**
+ * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `audit`. Every command has
+ * `--help`; errors say what to do next and never print a stack trace.
+ */
+import { Command, Option } from 'commander'
+import { appendCommand } from './append.js'
+import { auditCommand } from './audit.js'
+import { delegateCommand } from './delegate.js'
+import { keyCommand } from './key.js'
+import { serveCommand } from './serve.js'
+
+/** Builds the command tree (exported for tests). */
+export function program(): Command {
+  const p = new Command('ucanlog')
+    .description('A transparency log for every Storacha space: UCAN-authorized appends, C2SP tiles, witness cosignatures.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+  p.addCommand(serveCommand())
+  p.addCommand(keyCommand())
+  p.addCommand(delegateCommand())
+  p.addCommand(appendCommand())
+  p.addCommand(auditCommand())
+  return p
+}
+
+/** Runs the CLI with `argv` (process.argv shape). */
+export async function main(argv: string[]): Promise<void> {
+  await program().parseAsync(argv)
+}
+
+export { Option }

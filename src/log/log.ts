@@ -1,0 +1,468 @@
+/**
+ * One transparency log: the sequencer that batches entries, integrates them into an RFC 6962 tree
+ * stored as c2sp.org/tlog-tiles (hash tiles and entry bundles), signs a c2sp.org/tlog-checkpoint
+ * with the log's key (c2sp.org/signed-note, Ed25519), gets it cosigned per the witness policy, and
+ * publishes it. Life of an entry:
+ *
+ *   append() → queue → batch (≤ batchMaxSize entries or batchMaxAgeMs) → leaf hashes and stored
+ *   hashes → entry bundles + tiles written durably → `.state/tree` written (the commit point) →
+ *   checkpoint signed → witnesses cosign → `checkpoint` written (published) → CAR archived →
+ *   append() resolves with index, cosigned checkpoint and inclusion proof.
+ *
+ * Nothing is acknowledged before the commit point, and the tree in `.state/tree` only ever grows,
+ * so a crash at any moment loses no acknowledged entry and never rolls the log back. Files written
+ * past the commit point by a batch that crashed are overwritten by the next batch; they were never
+ * published, and the read routes only serve what a published checkpoint covers.
+ */
+import {
+  type Hash,
+  type NoteSigner,
+  MAX_ENTRY_SIZE,
+  TILE_WIDTH,
+  checkRecord,
+  encodeBase64,
+  decodeBase64,
+  entryBundlePath,
+  formatCheckpoint,
+  formatEntryBundle,
+  leafHash,
+  newTiles,
+  parseCheckpoint,
+  parseEntryBundle,
+  parseNote,
+  proveRecord,
+  proveTree,
+  readTileData,
+  signNote,
+  storedHashCount,
+  storedHashes,
+  tilePath,
+  treeHash,
+} from '../tlog/index.js'
+import type { LogArchive, LogFiles } from './storage.js'
+import { TileHashes, tileWidth } from './tile-hashes.js'
+import type { CosignResult, ProveConsistency } from './witness-client.js'
+
+/** Default maximum entries per batch (Tessera's DefaultBatchMaxSize). */
+export const DEFAULT_BATCH_MAX_SIZE = 256
+/** Default maximum age of a batch in ms before it is integrated (Tessera's DefaultBatchMaxAge). */
+export const DEFAULT_BATCH_MAX_AGE_MS = 250
+/** Default entries accepted but not yet integrated before appends are refused with {@link PushbackError}. */
+export const DEFAULT_MAX_PENDING = 4096
+/** Default delay (ms) before retrying publication after the witness quorum was not met; doubles to 30 s. */
+export const DEFAULT_PUBLISH_RETRY_MS = 1000
+
+const STATE_PATH = '.state/tree'
+const CHECKPOINT_PATH = 'checkpoint'
+
+/** An entry outside 1..65535 bytes (c2sp.org/tlog-tiles entry bundles use a uint16 length prefix). */
+export class EntryTooLargeError extends Error {
+  override name = 'EntryTooLarge'
+}
+/** An empty entry. */
+export class EmptyEntryError extends Error {
+  override name = 'InvalidData'
+}
+/** Too many entries waiting to be integrated; retry later. */
+export class PushbackError extends Error {
+  override name = 'Pushback'
+}
+/** The log was closed. */
+export class LogClosedError extends Error {
+  override name = 'LogClosed'
+}
+/** Stored state does not match the tiles (the recomputed root differs): refuse to serve or append. */
+export class CorruptLogError extends Error {
+  override name = 'CorruptLog'
+}
+
+/** Asks witnesses to cosign; a {@link import('./witness-client.js').WitnessClient} in production. */
+export interface Cosigner {
+  cosign(checkpoint: string, size: number, prove: ProveConsistency): Promise<CosignResult>
+}
+
+export interface LogOptions {
+  /** The log id: the space DID. */
+  id: string
+  /** The checkpoint origin, `<prefix>/logs/<spaceDID>` (c2sp.org/tlog-checkpoint). */
+  origin: string
+  /** Signs checkpoints; its key name must equal `origin`. */
+  signer: NoteSigner
+  files: LogFiles
+  archive?: LogArchive
+  witnesses: Cosigner
+  batchMaxSize?: number
+  batchMaxAgeMs?: number
+  maxPending?: number
+  publishRetryMs?: number
+  logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
+}
+
+/** What an append resolves with (DESIGN.md `tlog/append` ok result). */
+export interface AppendResult {
+  logId: string
+  origin: string
+  /** Position of the entry, 0-based. */
+  index: number
+  /** Size (entries) of `checkpoint`'s tree; when not published, the integrated tree size. */
+  treeSize: number
+  /** Base64 RFC 6962 root hash of that tree. */
+  rootHash: string
+  /** The cosigned checkpoint note that includes the entry; "" when not published. */
+  checkpoint: string
+  /** RFC 6962 §2.1.1 inclusion proof (base64 hashes) of the entry in `checkpoint`; [] when not published. */
+  inclusionProof: string[]
+  /** False when the witness quorum was not met in time: the entry is durable and will be published later. */
+  published: boolean
+}
+
+/** The published state of a log. */
+export interface Published {
+  size: number
+  rootHash: Hash
+  /** The cosigned checkpoint note text. */
+  note: string
+}
+
+interface Pending {
+  entry: Uint8Array
+  resolve: (r: AppendResult) => void
+  reject: (e: unknown) => void
+}
+
+export class Log {
+  readonly id: string
+  readonly origin: string
+  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger'>> & Pick<LogOptions, 'archive' | 'logger'>
+  private readonly hashes: TileHashes
+  private size: number
+  private root: Hash
+  /** Entries of the right-edge (partial) entry bundle. */
+  private edge: Uint8Array[]
+  private published: Published | undefined
+  private queue: Pending[] = []
+  private timer: NodeJS.Timeout | undefined
+  private retryTimer: NodeJS.Timeout | undefined
+  private retryDelay: number
+  private chain: Promise<void> = Promise.resolve()
+  private closed = false
+
+  private constructor(o: LogOptions, size: number, root: Hash, edge: Uint8Array[], published: Published | undefined) {
+    this.o = {
+      batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
+      batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
+      maxPending: DEFAULT_MAX_PENDING,
+      publishRetryMs: DEFAULT_PUBLISH_RETRY_MS,
+      ...o,
+    }
+    if (!(this.o.batchMaxSize >= 1)) throw new RangeError('batchMaxSize must be ≥ 1')
+    if (!(this.o.batchMaxAgeMs >= 0)) throw new RangeError('batchMaxAgeMs must be ≥ 0')
+    if (o.signer.name !== o.origin) throw new RangeError('the log key name must equal the origin')
+    this.id = o.id
+    this.origin = o.origin
+    this.hashes = new TileHashes(o.files, size)
+    this.size = size
+    this.root = root
+    this.edge = edge
+    this.published = published
+    this.retryDelay = this.o.publishRetryMs
+  }
+
+  /**
+   * Opens a log from its files (an empty log when there are none), checks that the stored tree
+   * matches its tiles, and finishes any publication or archiving a crash interrupted.
+   * @throws CorruptLogError when the stored root does not match the tiles or the checkpoint.
+   */
+  static async open(opts: LogOptions): Promise<Log> {
+    const stateBytes = await opts.files.read(STATE_PATH)
+    let size = 0
+    let root: Hash
+    const reader = new TileHashes(opts.files, 0)
+    if (stateBytes) {
+      const state = JSON.parse(Buffer.from(stateBytes).toString('utf8')) as { size: number; root: string }
+      size = state.size
+      root = decodeBase64(state.root)
+      reader.size = size
+      const recomputed = await treeHash(size, reader)
+      if (!equal(recomputed, root)) throw new CorruptLogError(`log ${opts.id}: stored root does not match tiles at size ${size}`)
+    } else {
+      root = await treeHash(0, reader)
+    }
+    let published: Published | undefined
+    const cpBytes = await opts.files.read(CHECKPOINT_PATH)
+    if (cpBytes) {
+      const note = Buffer.from(cpBytes).toString('utf8')
+      const cp = parseCheckpoint(parseNote(note).text)
+      if (cp.size > size) throw new CorruptLogError(`log ${opts.id}: checkpoint size ${cp.size} > tree size ${size}`)
+      reader.size = size
+      if (!equal(await treeHash(cp.size, reader), cp.rootHash)) throw new CorruptLogError(`log ${opts.id}: checkpoint root does not match tiles`)
+      published = { size: cp.size, rootHash: cp.rootHash, note }
+    }
+    let edge: Uint8Array[] = []
+    const w = size % TILE_WIDTH
+    if (w > 0) {
+      const b = await opts.files.read(entryBundlePath(Math.floor(size / TILE_WIDTH), w))
+      if (!b) throw new CorruptLogError(`log ${opts.id}: partial entry bundle missing at size ${size}`)
+      edge = parseEntryBundle(b)
+      if (edge.length !== w) throw new CorruptLogError(`log ${opts.id}: partial entry bundle has ${edge.length} entries, want ${w}`)
+    }
+    const log = new Log(opts, size, root, edge, published)
+    if ((published?.size ?? 0) < size) log.enqueue(() => log.publishOrRetry())
+    else log.enqueue(() => log.archive())
+    return log
+  }
+
+  /** Integrated tree size (entries), which may be ahead of the published checkpoint. */
+  get treeSize(): number {
+    return this.size
+  }
+
+  /** The published checkpoint, if any. */
+  get checkpoint(): Published | undefined {
+    return this.published
+  }
+
+  /**
+   * Appends one entry (1..65535 bytes). Resolves once it is durable and the batch's checkpoint has
+   * been published, or with `published: false` when the witness quorum was not met.
+   * @throws EntryTooLargeError, EmptyEntryError, PushbackError, LogClosedError
+   */
+  append(entry: Uint8Array): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new LogClosedError('log is closed'))
+    if (entry.length === 0) return Promise.reject(new EmptyEntryError('entry is empty'))
+    if (entry.length > MAX_ENTRY_SIZE) return Promise.reject(new EntryTooLargeError(`entry is ${entry.length} bytes, the maximum is ${MAX_ENTRY_SIZE}`))
+    if (this.queue.length >= this.o.maxPending) return Promise.reject(new PushbackError(`${this.queue.length} entries pending; retry later`))
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ entry: new Uint8Array(entry), resolve, reject })
+      if (this.queue.length >= this.o.batchMaxSize) this.flushSoon(0)
+      else this.flushSoon(this.o.batchMaxAgeMs)
+    })
+  }
+
+  /** Reads published entries [offset, offset+limit) (fewer at the end); total = published size. */
+  async read(offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number }> {
+    const total = this.published?.size ?? 0
+    const entries: Uint8Array[] = []
+    for (let i = offset; i < Math.min(total, offset + limit); ) {
+      const n = Math.floor(i / TILE_WIDTH)
+      const bundle = await this.readBundle(n, total)
+      for (let j = i - n * TILE_WIDTH; j < bundle.length && i < Math.min(total, offset + limit); j++, i++) entries.push(bundle[j]!)
+    }
+    return { entries, total }
+  }
+
+  /** Reads one of the log's files by its c2sp.org/tlog-tiles path (callers check it is published). */
+  readFile(path: string): Promise<Uint8Array | undefined> {
+    return this.o.files.read(path)
+  }
+
+  /** RFC 6962 §2.1.1 inclusion proof of entry `index` in the tree of `size` entries (≤ integrated size). */
+  proveInclusion(size: number, index: number): Promise<Hash[]> {
+    return proveRecord(size, index, this.hashes)
+  }
+
+  /** RFC 6962 §2.1.2 consistency proof from `oldSize` to `newSize` (≤ integrated size). */
+  proveConsistency(newSize: number, oldSize: number): Promise<Hash[]> {
+    return proveTree(newSize, oldSize, this.hashes)
+  }
+
+  /** Integrates what is queued, stops timers and waits for in-flight work. Later appends are refused. */
+  async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.timer)
+    clearTimeout(this.retryTimer)
+    this.enqueue(() => this.drain())
+    await this.chain
+    clearTimeout(this.timer)
+    clearTimeout(this.retryTimer)
+    this.o.archive?.close?.()
+  }
+
+  private flushSoon(delayMs: number): void {
+    if (this.timer && delayMs > 0) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.enqueue(() => this.drain())
+    }, delayMs)
+  }
+
+  private enqueue(op: () => Promise<void>): void {
+    this.chain = this.chain.then(op).catch((err) => this.o.logger?.error({ err, log: this.id }, 'log operation failed'))
+  }
+
+  /** Integrates and publishes queued entries, one batch at a time. */
+  private async drain(): Promise<void> {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, this.o.batchMaxSize)
+      const start = this.size
+      try {
+        await this.integrate(batch.map((p) => p.entry))
+      } catch (err) {
+        for (const p of batch) p.reject(err)
+        throw err
+      }
+      // The batch is durable; if publication fails it is retried and the appends answer unpublished.
+      await this.publishOrRetry()
+      for (let k = 0; k < batch.length; k++) {
+        batch[k]!.resolve(await this.result(start + k).catch(() => this.unpublished(start + k)))
+      }
+    }
+  }
+
+  /** Adds entries to the tree: bundles and tiles, then the `.state/tree` commit point. */
+  private async integrate(entries: Uint8Array[]): Promise<void> {
+    const old = this.size
+    const h = this.hashes
+    h.overlay.clear()
+    let n = old
+    try {
+      for (const e of entries) {
+        const hashes = await storedHashes(n, leafHash(e), h)
+        const base = storedHashCount(n)
+        hashes.forEach((x, j) => h.overlay.set(base + j, x))
+        n++
+      }
+      const root = await treeHash(n, h)
+      const files = new Map<string, Uint8Array>()
+      // Entry bundles: every bundle the batch touched, at its new width.
+      const edge = [...this.edge]
+      let bundleIndex = Math.floor(old / TILE_WIDTH)
+      for (const e of entries) {
+        edge.push(e)
+        if (edge.length === TILE_WIDTH) {
+          files.set(entryBundlePath(bundleIndex, TILE_WIDTH), formatEntryBundle(edge))
+          edge.length = 0
+          bundleIndex++
+        }
+      }
+      if (edge.length > 0) files.set(entryBundlePath(bundleIndex, edge.length), formatEntryBundle(edge))
+      const tiles = newTiles(old, n)
+      const tileData = await Promise.all(tiles.map((t) => readTileData(t, h)))
+      tiles.forEach((t, k) => files.set(tilePath(t), tileData[k]!))
+      await this.o.files.write(files)
+      await this.o.files.write([[STATE_PATH, Buffer.from(JSON.stringify({ size: n, root: encodeBase64(root) }))]])
+      tiles.forEach((t, k) => h.remember(t, tileData[k]!))
+      this.size = n
+      this.root = root
+      this.edge = edge
+      h.size = n
+    } finally {
+      h.overlay.clear()
+      h.size = this.size
+    }
+  }
+
+  /** Signs a checkpoint for the integrated tree, gets it cosigned and publishes it when the quorum is met. */
+  private async publish(): Promise<void> {
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+    if ((this.published?.size ?? -1) === this.size) return
+    const size = this.size
+    const root = this.root
+    const text = formatCheckpoint({ origin: this.origin, size, rootHash: root, extension: '' })
+    const signed = signNote(text, [this.o.signer])
+    const result = await this.o.witnesses.cosign(signed, size, (old) => proveTree(size, old, this.hashes))
+    if (!result.satisfied) {
+      this.o.logger?.warn({ log: this.id, size, cosigned: [...result.cosigned] }, 'witness quorum not met; checkpoint not published, will retry')
+      this.scheduleRetry()
+      return
+    }
+    await this.o.files.write([[CHECKPOINT_PATH, Buffer.from(result.note, 'utf8')]])
+    this.published = { size, rootHash: root, note: result.note }
+    this.retryDelay = this.o.publishRetryMs
+    this.o.logger?.info({ log: this.id, size, witnesses: [...result.cosigned] }, 'checkpoint published')
+    await this.archive()
+  }
+
+  private async publishOrRetry(): Promise<void> {
+    try {
+      await this.publish()
+    } catch (err) {
+      this.o.logger?.error({ err, log: this.id }, 'publishing checkpoint failed; will retry')
+      this.scheduleRetry()
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed) return
+    const delay = this.retryDelay
+    this.retryDelay = Math.min(this.retryDelay * 2, 30_000)
+    this.retryTimer = setTimeout(() => this.enqueue(() => this.publishOrRetry()), delay)
+    this.retryTimer.unref()
+  }
+
+  /** Packs the files published since the newest CAR into a new CAR. Failures are logged and retried next time. */
+  private async archive(): Promise<void> {
+    const a = this.o.archive
+    const p = this.published
+    if (!a || !p || a.lastTreeSize >= p.size) return
+    try {
+      const from = a.lastTreeSize
+      const files = new Map<string, Uint8Array>()
+      for (const t of newTiles(from, p.size)) files.set(tilePath(t), await readTileData(t, this.hashes))
+      const first = Math.floor(from / TILE_WIDTH)
+      const last = Math.floor((p.size - 1) / TILE_WIDTH)
+      for (let n = first; n <= last; n++) {
+        const w = Math.min(TILE_WIDTH, p.size - n * TILE_WIDTH)
+        const path = entryBundlePath(n, w)
+        const bytes = await this.o.files.read(path)
+        if (!bytes) throw new CorruptLogError(`entry bundle ${path} missing`)
+        files.set(path, bytes)
+      }
+      files.set(CHECKPOINT_PATH, Buffer.from(p.note, 'utf8'))
+      await a.pack(p.size, files)
+    } catch (err) {
+      this.o.logger?.error({ err, log: this.id }, 'archiving checkpoint failed; will retry at the next checkpoint')
+    }
+  }
+
+  private async readBundle(n: number, size: number): Promise<Uint8Array[]> {
+    const w = Math.min(TILE_WIDTH, size - n * TILE_WIDTH)
+    const bytes = await this.o.files.read(entryBundlePath(n, w))
+    if (!bytes) throw new CorruptLogError(`entry bundle ${entryBundlePath(n, w)} missing`)
+    return parseEntryBundle(bytes)
+  }
+
+  /** The append result of entry `index` against the published checkpoint. */
+  private async result(index: number): Promise<AppendResult> {
+    const p = this.published
+    if (!p || p.size <= index) return this.unpublished(index)
+    const proof = await this.proveInclusion(p.size, index)
+    return {
+      logId: this.id,
+      origin: this.origin,
+      index,
+      treeSize: p.size,
+      rootHash: encodeBase64(p.rootHash),
+      checkpoint: p.note,
+      inclusionProof: proof.map(encodeBase64),
+      published: true,
+    }
+  }
+
+  private unpublished(index: number): AppendResult {
+    return {
+      logId: this.id,
+      origin: this.origin,
+      index,
+      treeSize: this.size,
+      rootHash: encodeBase64(this.root),
+      checkpoint: '',
+      inclusionProof: [],
+      published: false,
+    }
+  }
+}
+
+/** Width of the hash tile (level, index) that a tree of `size` entries has; re-exported for routes. */
+export { tileWidth }
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+/** Checks an append result's inclusion proof against its own checkpoint (used by clients and tests). */
+export function checkAppendResult(r: AppendResult, entry: Uint8Array): void {
+  checkRecord(r.inclusionProof.map(decodeBase64), r.treeSize, decodeBase64(r.rootHash), r.index, leafHash(entry))
+}

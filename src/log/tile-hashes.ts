@@ -1,0 +1,79 @@
+/**
+ * A stored-hash reader over one log's hash tiles (c2sp.org/tlog-tiles), with an in-memory overlay
+ * for the hashes of a batch that is being integrated and not yet written.
+ *
+ * Tiles only ever grow to the right, so the tile on disk for the committed tree size holds every
+ * hash any older tree size needs: proofs for older checkpoints read the current tiles.
+ */
+import { type Hash, type HashReader, type Tile, TILE_WIDTH, hashFromTile, tileForIndex, tilePath } from '../tlog/index.js'
+import type { LogFiles } from './storage.js'
+
+/** The log's tile files are missing or the wrong size for the committed tree: storage is corrupt. */
+export class MissingTileError extends Error {
+  override name = 'MissingTileError'
+}
+
+/**
+ * Width (hashes, 0..256) of the level-`level` tile `index` for a tree of `size` entries; 0 when the
+ * tree has no complete hash in that tile (c2sp.org/tlog-tiles: such tiles are never written).
+ */
+export function tileWidth(level: number, index: number, size: number): number {
+  const complete = Math.floor(size / TILE_WIDTH ** level)
+  return Math.max(0, Math.min(TILE_WIDTH, complete - index * TILE_WIDTH))
+}
+
+/** Tiles kept in memory per log (8 KiB each): the right edge of every level plus recent proof reads. */
+const MAX_CACHED_TILES = 64
+
+/** {@link HashReader} over a log's hash tiles plus an overlay of not-yet-written hashes. */
+export class TileHashes implements HashReader {
+  /** Committed tree size (entries) whose tiles are on disk. */
+  size: number
+  /** Stored hashes computed but not yet in a written tile, by stored-hash index. */
+  readonly overlay = new Map<number, Hash>()
+  /** Newest tile read or written per `level/index`; only right-edge tiles change, so this stays small. */
+  private readonly cache = new Map<string, Uint8Array>()
+
+  constructor(
+    private readonly files: LogFiles,
+    size: number,
+  ) {
+    this.size = size
+  }
+
+  async readHashes(indexes: readonly number[]): Promise<Hash[]> {
+    const out: Hash[] = []
+    for (const i of indexes) {
+      const h = this.overlay.get(i)
+      if (h) {
+        out.push(h)
+        continue
+      }
+      const t = tileForIndex(i)
+      const width = tileWidth(t.level, t.index, this.size)
+      if (width < t.width) throw new MissingTileError(`stored hash ${i} is beyond tree size ${this.size}`)
+      const full: Tile = { level: t.level, index: t.index, width }
+      out.push(hashFromTile(full, await this.readTile(full), i))
+    }
+    return out
+  }
+
+  /** Reads a tile of exactly `t.width` hashes (cached). */
+  async readTile(t: Tile): Promise<Uint8Array> {
+    const key = `${t.level}/${t.index}`
+    const cached = this.cache.get(key)
+    if (cached && cached.length >= t.width * 32) return cached.subarray(0, t.width * 32)
+    const data = await this.files.read(tilePath(t))
+    if (!data || data.length !== t.width * 32) throw new MissingTileError(`tile ${tilePath(t)} missing or truncated`)
+    this.remember(t, data)
+    return data
+  }
+
+  /** Records a tile that was just read or written; the least recently stored tiles are dropped. */
+  remember(t: Tile, data: Uint8Array): void {
+    const key = `${t.level}/${t.index}`
+    this.cache.delete(key)
+    this.cache.set(key, data)
+    if (this.cache.size > MAX_CACHED_TILES) this.cache.delete(this.cache.keys().next().value!)
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The HTTP surface (DESIGN.md "Wire contract"): the ucanto RPC route and the public read routes of
+ * c2sp.org/tlog-tiles. Routes are thin: they validate the path, call the log, map errors to a
+ * status once, and never send a stack trace.
+ */
+import { Hono, type Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { Registry } from 'prom-client'
+import type { LogManager } from '../log/registry.js'
+import { tileWidth } from '../log/tile-hashes.js'
+import { TILE_WIDTH, encodeBase64, entryBundlePath, parseTilePath, tilePath } from '../tlog/index.js'
+
+/** Default cap on an RPC request body, in bytes (1 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+/** A ucanto server's HTTP entry point (`ServerView.request`). */
+export interface RpcHandler {
+  request(req: { headers: Record<string, string>; body: Uint8Array }): PromiseLike<{ status?: number; headers: Record<string, string>; body: Uint8Array }>
+}
+
+export interface AppOptions {
+  logs: LogManager
+  rpc: RpcHandler
+  /** The JSON served at `GET /info`. */
+  info: () => object
+  /** The service DID served at `GET /did`. */
+  did: string
+  /** The note verifier key (vkey) of a log's checkpoint signer. */
+  logVkey: (origin: string) => string
+  metrics?: Registry
+  /** Mounted at `/witness` when given (the bundled witness). */
+  witness?: Hono
+  maxBodyBytes?: number
+  onError?: (err: unknown) => void
+}
+
+/** A space DID as a path segment: `did:key:z` + base58btc. Anything else is 404 without touching storage. */
+const SPACE_DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
+
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+export function createApp(o: AppOptions): Hono {
+  const app = new Hono()
+  const limit = bodyLimit({
+    maxSize: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    onError: (c) => c.text('request body too large\n', 413),
+  })
+  const rpc = async (c: Context) => {
+    const body = new Uint8Array(await c.req.arrayBuffer())
+    const headers = Object.fromEntries(c.req.raw.headers)
+    const res = await o.rpc.request({ headers, body })
+    return new Response(new Uint8Array(res.body), { status: res.status ?? 200, headers: res.headers })
+  }
+  app.post('/rpc', limit, rpc)
+  app.post('/', limit, rpc)
+
+  app.get('/did', (c) => c.text(o.did + '\n'))
+  app.get('/info', (c) => c.json(o.info()))
+  app.get('/healthz', (c) => c.text('ok\n'))
+  if (o.metrics) {
+    const m = o.metrics
+    app.get('/metrics', async (c) => c.text(await m.metrics(), 200, { 'content-type': m.contentType }))
+  }
+  if (o.witness) app.route('/witness', o.witness)
+
+  const published = async (space: string) => {
+    if (!SPACE_DID.test(space)) return undefined
+    const log = await o.logs.get(space)
+    const cp = log?.checkpoint
+    return log && cp ? { log, cp } : undefined
+  }
+
+  app.get('/logs/:space/checkpoint', async (c) => {
+    const p = await published(c.req.param('space'))
+    if (!p) return c.text('unknown log\n', 404)
+    return c.text(p.cp.note, 200, { 'cache-control': 'public, max-age=2', 'content-type': 'text/plain; charset=utf-8' })
+  })
+
+  app.get('/logs/:space/head', async (c) => {
+    const p = await published(c.req.param('space'))
+    if (!p) return c.json({ error: 'unknown log' }, 404)
+    return c.json(
+      {
+        logId: p.log.id,
+        origin: p.log.origin,
+        vkey: o.logVkey(p.log.origin),
+        treeSize: p.cp.size,
+        rootHash: encodeBase64(p.cp.rootHash),
+        checkpoint: p.cp.note,
+        integratedSize: p.log.treeSize,
+      },
+      200,
+      { 'cache-control': 'no-cache' },
+    )
+  })
+
+  app.get('/logs/:space/tile/*', async (c) => {
+    const space = c.req.param('space')
+    const rest = c.req.path.slice(`/logs/${space}/`.length)
+    let parsed: ReturnType<typeof parseTilePath>
+    try {
+      parsed = parseTilePath(rest)
+    } catch {
+      return c.text('malformed tile path\n', 400)
+    }
+    const p = await published(space)
+    if (!p) return c.text('unknown log\n', 404)
+    const size = p.cp.size
+    // Serve only what a published checkpoint covers: a file past it may belong to a batch that was
+    // never committed, and these responses are cached forever.
+    let path: string
+    if (parsed.kind === 'tile') {
+      const t = parsed.tile
+      if (t.width > tileWidth(t.level, t.index, size)) return c.text('tile not found\n', 404)
+      path = tilePath(t)
+    } else {
+      const have = Math.max(0, Math.min(TILE_WIDTH, size - parsed.index * TILE_WIDTH))
+      if (parsed.width > have) return c.text('entry bundle not found\n', 404)
+      path = entryBundlePath(parsed.index, parsed.width)
+    }
+    const bytes = await p.log.readFile(path)
+    if (!bytes) return c.text('not found\n', 404)
+    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'cache-control': IMMUTABLE })
+  })
+
+  app.notFound((c) => c.text('not found\n', 404))
+  app.onError((err, c) => {
+    o.onError?.(err)
+    return c.text('internal error\n', 500)
+  })
+  return app
+}

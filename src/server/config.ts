@@ -1,0 +1,103 @@
+/**
+ * Every knob of `ucanlog serve`, with its unit and default. Each is a CLI flag and an environment
+ * variable (flags win); both are validated once here, at start.
+ */
+import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE } from '../log/log.js'
+import { DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
+import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
+import { DEFAULT_MAX_BODY_BYTES } from './app.js'
+
+export interface ServiceConfig {
+  /** TCP port (0 picks a free one). */
+  port: number
+  /** Listen address. */
+  host: string
+  /** Data directory: keys, logs, CARs, witness state. */
+  dataDir: string
+  /** Witness policy file (c2sp.org/tlog-policy). */
+  witnessPolicyFile: string
+  /** Origin prefix: origins are `<prefix>/logs/<spaceDID>`. */
+  originPrefix: string
+  /** Maximum entries per batch. */
+  batchMaxSize: number
+  /** Maximum age of a batch, ms. */
+  batchMaxAgeMs: number
+  /** Per-witness request timeout, ms. */
+  witnessTimeoutMs: number
+  /** Key name of the bundled witness's cosignatures (URL-like, c2sp.org/signed-note). */
+  witnessName: string
+  /** Maximum RPC request body, bytes. */
+  maxBodyBytes: number
+  /** Maximum invocation lifetime accepted (exp − now), seconds. */
+  maxInvocationLifetime: number
+  /** pino log level. */
+  logLevel: string
+}
+
+export const DEFAULT_CONFIG: ServiceConfig = {
+  port: 8787,
+  host: '127.0.0.1',
+  dataDir: './data',
+  witnessPolicyFile: './witness_policy.txt',
+  originPrefix: DEFAULT_ORIGIN_PREFIX,
+  batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
+  batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
+  witnessTimeoutMs: DEFAULT_WITNESS_TIMEOUT_MS,
+  witnessName: 'ucanlog.local/witness',
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  maxInvocationLifetime: 3600,
+  logLevel: 'info',
+}
+
+/** One row of the knob table: config key, flag, env var, unit, description. */
+export interface Knob {
+  key: keyof ServiceConfig
+  flag: string
+  env: string
+  unit: string
+  description: string
+  integer?: { min: number; max: number }
+}
+
+export const KNOBS: Knob[] = [
+  { key: 'port', flag: '--port', env: 'UCANLOG_PORT', unit: 'TCP port', description: 'port to listen on (0 = any free port)', integer: { min: 0, max: 65535 } },
+  { key: 'host', flag: '--host', env: 'UCANLOG_HOST', unit: 'address', description: 'address to listen on' },
+  { key: 'dataDir', flag: '--data', env: 'UCANLOG_DATA', unit: 'directory', description: 'keys, logs, CARs and witness state' },
+  { key: 'witnessPolicyFile', flag: '--witness-policy', env: 'UCANLOG_WITNESS_POLICY', unit: 'file', description: 'witness policy (c2sp.org/tlog-policy)' },
+  { key: 'originPrefix', flag: '--origin-prefix', env: 'UCANLOG_ORIGIN_PREFIX', unit: 'string', description: 'checkpoint origins are <prefix>/logs/<spaceDID>' },
+  { key: 'batchMaxSize', flag: '--batch-max-size', env: 'UCANLOG_BATCH_MAX_SIZE', unit: 'entries', description: 'maximum entries per batch', integer: { min: 1, max: 65536 } },
+  { key: 'batchMaxAgeMs', flag: '--batch-max-age', env: 'UCANLOG_BATCH_MAX_AGE_MS', unit: 'ms', description: 'maximum wait before a batch is integrated', integer: { min: 0, max: 60_000 } },
+  { key: 'witnessTimeoutMs', flag: '--witness-timeout', env: 'UCANLOG_WITNESS_TIMEOUT_MS', unit: 'ms', description: 'per-witness request timeout', integer: { min: 1, max: 600_000 } },
+  { key: 'witnessName', flag: '--witness-name', env: 'UCANLOG_WITNESS_NAME', unit: 'key name', description: 'cosignature key name of the bundled witness' },
+  { key: 'maxBodyBytes', flag: '--max-body', env: 'UCANLOG_MAX_BODY_BYTES', unit: 'bytes', description: 'maximum RPC request body', integer: { min: 1024, max: 1 << 30 } },
+  { key: 'maxInvocationLifetime', flag: '--max-invocation-lifetime', env: 'UCANLOG_MAX_INVOCATION_LIFETIME', unit: 's', description: 'latest accepted invocation expiry, from now', integer: { min: 1, max: 86_400 * 30 } },
+  { key: 'logLevel', flag: '--log-level', env: 'UCANLOG_LOG_LEVEL', unit: 'level', description: 'pino log level (fatal, error, warn, info, debug)' },
+]
+
+/** A flag or environment variable with a value out of range. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Merges environment variables and flags (flags win) over the defaults and validates them.
+ * @param flags values keyed by config key, as strings (from the CLI parser).
+ * @throws ConfigError naming the flag and env var.
+ */
+export function resolveConfig(flags: Partial<Record<keyof ServiceConfig, string>>, env: NodeJS.ProcessEnv): ServiceConfig {
+  const out: Record<string, unknown> = { ...DEFAULT_CONFIG }
+  for (const k of KNOBS) {
+    const raw = flags[k.key] ?? env[k.env]
+    if (raw === undefined) continue
+    if (k.integer) {
+      if (!/^[0-9]+$/.test(raw) || Number(raw) < k.integer.min || Number(raw) > k.integer.max) {
+        throw new ConfigError(`${k.flag} / ${k.env} must be an integer in ${k.integer.min}..${k.integer.max} (${k.unit}), got ${JSON.stringify(raw)}`)
+      }
+      out[k.key] = Number(raw)
+    } else {
+      if (raw === '') throw new ConfigError(`${k.flag} / ${k.env} must not be empty`)
+      out[k.key] = raw
+    }
+  }
+  return out as unknown as ServiceConfig
+}

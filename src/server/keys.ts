@@ -1,0 +1,58 @@
+/**
+ * Secret key files: created with mode 0600 on first use (never overwritten), refused when anyone but
+ * the owner can read them. Contents are never logged.
+ */
+import { mkdir, open, readFile, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { ed25519 } from '@ucanto/principal'
+
+/** A key file that is group- or world-accessible, or unreadable. */
+export class InsecureKeyFileError extends Error {
+  override name = 'InsecureKeyFileError'
+}
+
+/**
+ * Reads a secret file, or creates it with `create()`'s bytes (mode 0600, exclusive create, fsynced)
+ * when it does not exist.
+ * @throws InsecureKeyFileError when the file's mode grants any access to group or others.
+ */
+export async function loadOrCreateSecret(path: string, create: () => Uint8Array | Promise<Uint8Array>): Promise<{ bytes: Uint8Array; created: boolean }> {
+  try {
+    const st = await stat(path)
+    if ((st.mode & 0o077) !== 0) {
+      throw new InsecureKeyFileError(`${path} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`)
+    }
+    return { bytes: new Uint8Array(await readFile(path)), created: false }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  await mkdir(dirname(path), { recursive: true })
+  const bytes = await create()
+  const fh = await open(path, 'wx', 0o600)
+  try {
+    await fh.chmod(0o600)
+    await fh.writeFile(bytes)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  return { bytes, created: true }
+}
+
+/**
+ * The service's Ed25519 key (its did:key is the service DID) from a key file holding ucanto's
+ * `ed25519.format` string, created on first use.
+ * @returns the ucanto signer and its 32-byte Ed25519 seed (RFC 8032 private key), which also signs
+ *   checkpoints as a signed-note key.
+ */
+export async function loadServiceKey(path: string): Promise<{ signer: ed25519.EdSigner; seed: Uint8Array; created: boolean }> {
+  const { bytes, created } = await loadOrCreateSecret(path, async () => Buffer.from(ed25519.format(await ed25519.generate()) + '\n'))
+  const signer = ed25519.parse(Buffer.from(bytes).toString('utf8').trim())
+  return { signer, seed: seedOf(signer), created }
+}
+
+/** The 32-byte Ed25519 seed inside a ucanto ed25519 signer (multicodec 0x1300 tag, then the seed). */
+export function seedOf(signer: ed25519.EdSigner): Uint8Array {
+  const b = signer.encode()
+  return b.slice(2, 34)
+}

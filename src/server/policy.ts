@@ -1,0 +1,31 @@
+/**
+ * Loading the service's witness policy (c2sp.org/tlog-policy) from `witness_policy.txt`.
+ *
+ * The bundled witness's key is created on first start, so the committed policy names it with two
+ * placeholders, `@bundled-vkey` and `@bundled-url`, replaced here by its real vkey (type 0x04) and
+ * submission prefix. Everything else is the standard grammar, parsed by src/tlog/policy.ts.
+ */
+import { type Policy, parsePolicy } from '../tlog/index.js'
+
+/** A policy that names the bundled witness while none runs, or that the tlog-policy parser refuses. */
+export class PolicyConfigError extends Error {
+  override name = 'PolicyConfigError'
+}
+
+/**
+ * Resolves the placeholders and parses the policy.
+ * @param text the policy file's contents.
+ * @param bundled the bundled witness, or undefined when it is disabled.
+ * @returns the effective policy text (what `/info` shows) and the parsed policy.
+ * @throws PolicyConfigError (the message names the file line for grammar errors).
+ */
+export function loadPolicy(text: string, bundled: { vkey: string; url: string } | undefined, file = 'witness policy'): { effective: string; policy: Policy } {
+  const uses = /@bundled-(vkey|url)\b/.test(text)
+  if (uses && !bundled) throw new PolicyConfigError(`${file} refers to the bundled witness (@bundled-vkey), which is disabled`)
+  const effective = bundled ? text.replaceAll('@bundled-vkey', bundled.vkey).replaceAll('@bundled-url', bundled.url) : text
+  try {
+    return { effective, policy: parsePolicy(effective) }
+  } catch (err) {
+    throw new PolicyConfigError(`${file}: ${(err as Error).message}`)
+  }
+}
