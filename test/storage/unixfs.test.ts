@@ -1,0 +1,303 @@
+import * as dagPB from '@ipld/dag-pb'
+import { UnixFS as StorachaUnixFS } from '@storacha/upload-client'
+import fc from 'fast-check'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { identity } from 'multiformats/hashes/identity'
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import {
+  type Block,
+  CHUNK_SIZE,
+  createBlock,
+  DAG_PB_CODE,
+  encodeDirectory,
+  encodeFile,
+  InvalidBlockError,
+  InvalidPathError,
+  MissingBlockError,
+  RAW_CODE,
+  readFile,
+} from '../../src/storage/index.js'
+import { expectBytes, pseudoRandomBytes } from './helpers.js'
+
+const text = (s: string) => new TextEncoder().encode(s)
+
+/** Reference CID computed without multiformats' hashers: CIDv1(codec, sha2-256 via node:crypto). */
+function referenceCid(code: number, bytes: Uint8Array): CID {
+  return CID.createV1(code, Digest.create(0x12, createHash('sha256').update(bytes).digest()))
+}
+
+function blockMap(blocks: Iterable<Block>): Map<string, Uint8Array> {
+  return new Map([...blocks].map((b) => [b.cid.toString(), b.bytes]))
+}
+
+function getter(blocks: Map<string, Uint8Array>) {
+  return async (cid: CID) => blocks.get(cid.toString())
+}
+
+describe('encodeFile', () => {
+  it('makes a file of at most 1 MiB one raw block, CIDv1(raw, sha2-256(bytes))', async () => {
+    for (const size of [0, 1, 11, 8192, CHUNK_SIZE]) {
+      const data = pseudoRandomBytes(size, size + 1)
+      const f = await encodeFile(data)
+      expect(f.cid.equals(referenceCid(RAW_CODE, data))).toBe(true)
+      expect(f.cid.code).toBe(0x55)
+      expect(f.blocks).toHaveLength(1)
+      expectBytes(f.blocks[0]!.bytes, data)
+      expect(f.size).toBe(size)
+      expect(f.tsize).toBe(size)
+    }
+  })
+
+  it('matches well-known CIDs', async () => {
+    // sha2-256("") as a CIDv1 raw block, as `ipfs add --cid-version=1 --raw-leaves` of an empty file.
+    expect((await encodeFile(new Uint8Array(0))).cid.toString()).toBe('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
+    // sha2-256("hello world") = b94d27b9…e9.
+    expect((await encodeFile(text('hello world'))).cid.toString()).toBe('bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e')
+  })
+
+  it('splits a larger file into 1 MiB raw leaves under a dag-pb UnixFS file node', async () => {
+    const data = pseudoRandomBytes(2 * CHUNK_SIZE + 5, 42)
+    const f = await encodeFile(data)
+    expect(f.cid.code).toBe(DAG_PB_CODE)
+    expect(f.size).toBe(data.length)
+    expect(f.blocks).toHaveLength(4)
+    const [root, ...leaves] = f.blocks
+    const node = dagPB.decode(root!.bytes)
+    const unixfs = UnixFS.unmarshal(node.Data!)
+    expect(unixfs.type).toBe('file')
+    expect(unixfs.blockSizes).toEqual([BigInt(CHUNK_SIZE), BigInt(CHUNK_SIZE), 5n])
+    expect(unixfs.fileSize()).toBe(BigInt(data.length))
+    expect(node.Links.map((l) => [l.Name, l.Tsize])).toEqual([
+      ['', CHUNK_SIZE],
+      ['', CHUNK_SIZE],
+      ['', 5],
+    ])
+    expect(leaves.map((l) => l.cid.toString())).toEqual([
+      referenceCid(RAW_CODE, data.subarray(0, CHUNK_SIZE)).toString(),
+      referenceCid(RAW_CODE, data.subarray(CHUNK_SIZE, 2 * CHUNK_SIZE)).toString(),
+      referenceCid(RAW_CODE, data.subarray(2 * CHUNK_SIZE)).toString(),
+    ])
+    expect(node.Links.map((l) => l.Hash.toString())).toEqual(leaves.map((l) => l.cid.toString()))
+    expect(f.cid.equals(referenceCid(DAG_PB_CODE, root!.bytes))).toBe(true)
+    expect(f.tsize).toBe(root!.bytes.length + data.length)
+  })
+
+  it('lists each distinct block once', async () => {
+    const data = new Uint8Array(3 * CHUNK_SIZE).fill(1) // three identical leaves
+    const f = await encodeFile(data)
+    expect(f.blocks).toHaveLength(2)
+    expect(f.tsize).toBe(f.blocks[0]!.bytes.length + data.length)
+    expectBytes(await readFile(getter(blockMap(await dirWith('f', f))), (await encodeDirectory([{ name: 'f', ...f }])).cid, 'f'), data)
+  })
+
+  it("gives the same CIDs as Storacha's uploader (@storacha/upload-client UnixFS.encodeFile)", async () => {
+    for (const size of [0, 7, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE + 12345]) {
+      const data = pseudoRandomBytes(size, 7 * size + 3)
+      const ref = await StorachaUnixFS.encodeFile(new Blob([data]))
+      const ours = await encodeFile(data)
+      expect(ours.cid.toString(), `size ${size}`).toBe(ref.cid.toString())
+      expect(new Set(ours.blocks.map((b) => b.cid.toString()))).toEqual(new Set(ref.blocks.map((b) => b.cid.toString())))
+    }
+  })
+})
+
+async function dirWith(name: string, f: { cid: CID; tsize: number; blocks: Block[] }): Promise<Block[]> {
+  const d = await encodeDirectory([{ name, cid: f.cid, tsize: f.tsize }])
+  return [d.block, ...f.blocks]
+}
+
+describe('encodeDirectory', () => {
+  it('encodes the empty UnixFS directory with its well-known CID', async () => {
+    const d = await encodeDirectory([])
+    expect(d.cid.toString()).toBe('bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354')
+    expect(d.block.bytes).toEqual(new Uint8Array([0x0a, 0x02, 0x08, 0x01]))
+  })
+
+  it('sorts links by name, whatever the input order, with cumulative Tsize', async () => {
+    const files = await Promise.all(['b', 'a', '000.p', '001', 'x001', 'entries'].map(async (n) => ({ name: n, ...(await encodeFile(text(n))) })))
+    const d1 = await encodeDirectory(files)
+    const d2 = await encodeDirectory([...files].reverse())
+    expect(d1.cid.equals(d2.cid)).toBe(true)
+    const node = dagPB.decode(d1.block.bytes)
+    expect(UnixFS.unmarshal(node.Data!).type).toBe('directory')
+    expect(node.Links.map((l) => l.Name)).toEqual(['000.p', '001', 'a', 'b', 'entries', 'x001'])
+    for (const l of node.Links) {
+      const f = files.find((x) => x.name === l.Name)!
+      expect(l.Hash.toString()).toBe(f.cid.toString())
+      expect(l.Tsize).toBe(f.tsize)
+    }
+    expect(d1.tsize).toBe(d1.block.bytes.length + files.reduce((n, f) => n + f.tsize, 0))
+    expect(d1.cid.equals(referenceCid(DAG_PB_CODE, d1.block.bytes))).toBe(true)
+  })
+
+  it('refuses empty, slashed and duplicate names', async () => {
+    const f = await encodeFile(text('x'))
+    for (const name of ['', 'a/b', 'a\0']) {
+      await expect(encodeDirectory([{ name, ...f }])).rejects.toBeInstanceOf(InvalidPathError)
+    }
+    await expect(encodeDirectory([{ name: 'a', ...f }, { name: 'a', ...f }])).rejects.toBeInstanceOf(InvalidPathError)
+    await expect(encodeDirectory([{ name: 'a', cid: f.cid, tsize: -1 }])).rejects.toBeInstanceOf(RangeError)
+  })
+
+  it("gives the same root CID as Storacha's uploader for a small tlog-tiles tree", async () => {
+    const files: [string, string][] = [
+      ['checkpoint', 'example.com/log\n3\n'],
+      ['tile/0/000.p/3', 'abc'],
+      ['tile/0/001', 'q'],
+      ['tile/entries/000.p/3', 'xyz'],
+    ]
+    const ref = await StorachaUnixFS.encodeDirectory(files.map(([name, c]) => Object.assign(new Blob([c]), { name })))
+    const f = async (c: string) => encodeFile(text(c))
+    const t0 = await encodeDirectory([
+      { name: '000.p', ...(await encodeDirectory([{ name: '3', ...(await f('abc')) }])) },
+      { name: '001', ...(await f('q')) },
+    ])
+    const te = await encodeDirectory([{ name: '000.p', ...(await encodeDirectory([{ name: '3', ...(await f('xyz')) }])) }])
+    const tile = await encodeDirectory([
+      { name: '0', ...t0 },
+      { name: 'entries', ...te },
+    ])
+    const root = await encodeDirectory([
+      { name: 'checkpoint', ...(await f('example.com/log\n3\n')) },
+      { name: 'tile', ...tile },
+    ])
+    expect(root.cid.toString()).toBe(ref.cid.toString())
+  })
+})
+
+describe('readFile', () => {
+  async function fixture() {
+    const big = pseudoRandomBytes(CHUNK_SIZE + 100, 9)
+    const files = {
+      checkpoint: await encodeFile(text('cp')),
+      partial: await encodeFile(text('partial')),
+      bundle: await encodeFile(big),
+    }
+    const p = await encodeDirectory([{ name: '3', ...files.partial }])
+    const entries = await encodeDirectory([
+      { name: '000', ...files.bundle },
+      { name: '000.p', ...p },
+    ])
+    const tile = await encodeDirectory([{ name: 'entries', ...entries }])
+    const root = await encodeDirectory([
+      { name: 'checkpoint', ...files.checkpoint },
+      { name: 'tile', ...tile },
+    ])
+    const blocks = blockMap([root.block, tile.block, entries.block, p.block, ...Object.values(files).flatMap((f) => f.blocks)])
+    return { root: root.cid, blocks, big, files }
+  }
+
+  it('reads files through nested directories, and multi-block files whole', async () => {
+    const { root, blocks, big } = await fixture()
+    const get = getter(blocks)
+    expect(await readFile(get, root, 'checkpoint')).toEqual(text('cp'))
+    expect(await readFile(get, root, 'tile/entries/000.p/3')).toEqual(text('partial'))
+    expectBytes(await readFile(get, root, 'tile/entries/000'), big)
+  })
+
+  it('resolves undefined where there is no file', async () => {
+    const { root, blocks } = await fixture()
+    const get = getter(blocks)
+    for (const p of ['nope', 'tile/0/000', 'tile', 'tile/entries', 'tile/entries/000.p', 'checkpoint/x', 'tile/entries/000/x']) {
+      expect(await readFile(get, root, p), p).toBeUndefined()
+    }
+  })
+
+  it('throws MissingBlockError for a block the source lacks', async () => {
+    const { root, blocks, files } = await fixture()
+    blocks.delete(files.bundle.blocks[2]!.cid.toString())
+    await expect(readFile(getter(blocks), root, 'tile/entries/000')).rejects.toBeInstanceOf(MissingBlockError)
+    blocks.delete(root.toString())
+    await expect(readFile(getter(blocks), root, 'checkpoint')).rejects.toBeInstanceOf(MissingBlockError)
+  })
+
+  it('throws InvalidBlockError for any block whose bytes do not match its CID', async () => {
+    const { root, blocks } = await fixture()
+    for (const [key, bytes] of blocks) {
+      const tampered = new Map(blocks)
+      const copy = bytes.length === 0 ? new Uint8Array([0]) : bytes.slice()
+      copy[copy.length - 1]! ^= 1
+      tampered.set(key, copy)
+      const reads = ['checkpoint', 'tile/entries/000', 'tile/entries/000.p/3'].map((p) => readFile(getter(tampered), root, p))
+      const results = await Promise.allSettled(reads)
+      const rejected = results.filter((r) => r.status === 'rejected')
+      expect(rejected.length, key).toBeGreaterThan(0)
+      for (const r of rejected) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(InvalidBlockError)
+    }
+  })
+
+  it('refuses hostile paths, non-sha2-256 CIDs, inconsistent file nodes, HAMT directories and oversize files', async () => {
+    const { root, blocks, big } = await fixture()
+    const get = getter(blocks)
+    await expect(readFile(get, root, '../x')).rejects.toBeInstanceOf(InvalidPathError)
+    await expect(readFile(get, root, '')).rejects.toBeInstanceOf(InvalidPathError)
+
+    const idCid = CID.createV1(RAW_CODE, identity.digest(text('hi')))
+    await expect(readFile(async () => text('hi'), idCid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
+
+    // A file node whose blocksizes lie about its leaf.
+    const leaf = await createBlock(RAW_CODE, text('abc'))
+    const liar = await createBlock(
+      DAG_PB_CODE,
+      dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'file', blockSizes: [4n] }).marshal(), Links: [{ Name: '', Tsize: 3, Hash: leaf.cid }] })),
+    )
+    const dir = await encodeDirectory([{ name: 'f', cid: liar.cid, tsize: 10 }])
+    const bad = blockMap([dir.block, liar, leaf])
+    await expect(readFile(getter(bad), dir.cid, 'f')).rejects.toBeInstanceOf(InvalidBlockError)
+
+    const hamt = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }).marshal(), Links: [] })))
+    await expect(readFile(getter(blockMap([hamt])), hamt.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
+
+    const notUnixfs = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new Uint8Array([0xff, 0xff]) })))
+    await expect(readFile(getter(blockMap([notUnixfs])), notUnixfs.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
+
+    await expect(readFile(get, root, 'tile/entries/000', { maxSize: big.length - 1 })).rejects.toBeInstanceOf(RangeError)
+    expectBytes(await readFile(get, root, 'tile/entries/000', { maxSize: big.length }), big)
+  })
+
+  it('round-trips arbitrary trees of files (property)', async () => {
+    const name = fc.stringMatching(/^[a-z0-9][a-z0-9.]{0,5}$/)
+    const tree = fc.uniqueArray(fc.tuple(fc.array(name, { minLength: 1, maxLength: 4 }), fc.uint8Array({ maxLength: 300 })), {
+      minLength: 1,
+      maxLength: 12,
+      selector: ([segs]) => segs.join('/'),
+    })
+    await fc.assert(
+      fc.asyncProperty(tree, async (entries) => {
+        // Drop entries that would need a file and a directory at one path.
+        const files = new Map<string, Uint8Array>()
+        for (const [segs, data] of entries) {
+          const p = segs.join('/')
+          const clash = [...files.keys()].some((q) => q.startsWith(`${p}/`) || p.startsWith(`${q}/`))
+          if (!clash) files.set(p, data)
+        }
+        const blocks: Block[] = []
+        const build = async (prefix: string): Promise<{ cid: CID; tsize: number }> => {
+          const names = new Set<string>()
+          for (const p of files.keys()) if (p.startsWith(prefix)) names.add(p.slice(prefix.length).split('/')[0]!)
+          const links = []
+          for (const n of names) {
+            const data = files.get(prefix + n)
+            if (data !== undefined) {
+              const f = await encodeFile(data)
+              blocks.push(...f.blocks)
+              links.push({ name: n, cid: f.cid, tsize: f.tsize })
+            } else {
+              links.push({ name: n, ...(await build(`${prefix}${n}/`)) })
+            }
+          }
+          const d = await encodeDirectory(links)
+          blocks.push(d.block)
+          return d
+        }
+        const root = await build('')
+        const get = getter(blockMap(blocks))
+        for (const [p, data] of files) expect(await readFile(get, root.cid, p)).toEqual(data)
+      }),
+      { numRuns: 60 },
+    )
+  })
+})
