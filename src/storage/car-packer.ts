@@ -3,11 +3,11 @@
 
 import { CarWriter } from '@ipld/car/writer'
 import Database from 'better-sqlite3'
-import { mkdir, realpath, rename, unlink } from 'node:fs/promises'
+import { realpath, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { DIR_MODE, fsyncDir, hasCode, tempPathFor, writeTemp } from './durable.js'
+import { fsyncDir, hasCode, mkdirDurable, tempPathFor, writeTemp } from './durable.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
 import { type Block, type EncodedDirectory, type EncodedFile, encodeDirectory, encodeFile } from './unixfs.js'
 
@@ -194,7 +194,7 @@ export class CarPacker {
    * missing, and removing the files of a pack that a crash left uncommitted.
    */
   static async open(dir: string, options: CarPackerOptions = {}): Promise<CarPacker> {
-    await mkdir(dir, { recursive: true, mode: DIR_MODE })
+    await mkdirDurable(dir)
     const real = await realpath(dir)
     const db = new Database(join(real, INDEX_FILE), { timeout: 0 })
     try {

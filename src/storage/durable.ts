@@ -2,21 +2,24 @@
 // Not re-exported from index.ts: FileStore and CarPacker are the public surface.
 
 import { randomBytes } from 'node:crypto'
-import { open, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises'
+import { dirname, join, relative, sep } from 'node:path'
 
 /** Mode of every file this module creates (rw-r--r--), applied with fchmod so umask cannot narrow it. */
 export const FILE_MODE = 0o644
 /** Mode of every directory this module creates (rwxr-xr-x). */
 export const DIR_MODE = 0o755
 
+/** Prefix of every temporary file name; checkRelativePath refuses segments that begin with it. */
+export const TEMP_PREFIX = '.tmp-'
+
 /**
- * A fresh temporary name in the same directory as `target`: `.<basename>.<12 hex>.tmp`. The leading
- * dot keeps it outside the names that checkRelativePath accepts, so a reader can never be handed
- * a temporary file.
+ * A fresh temporary name in the same directory as `target`: `.tmp-<24 hex>` (fixed length, so it
+ * fits wherever `target` does). checkRelativePath refuses the prefix, so a reader can never be
+ * handed a temporary file.
  */
 export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`)
+  return join(dirname(target), `${TEMP_PREFIX}${randomBytes(12).toString('hex')}`)
 }
 
 /** fsync a directory, making the creation, rename or removal of its entries durable. */
@@ -68,4 +71,19 @@ export async function writeFileAtomic(target: string, bytes: Uint8Array, tmp = t
 /** Whether `err` is a Node.js system error with one of the given codes. */
 export function hasCode(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as NodeJS.ErrnoException).code ?? '')
+}
+
+/**
+ * Creates directory `dir` and any missing parents, each with mode DIR_MODE (chmod, so umask cannot
+ * narrow it) and each fsynced into its parent, so the directory survives a crash once this resolves.
+ */
+export async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE })
+  if (first === undefined) return
+  const created = [first]
+  for (const segment of relative(first, dir).split(sep).filter((s) => s !== '')) created.push(join(created.at(-1)!, segment))
+  for (const d of created) {
+    await chmod(d, DIR_MODE)
+    await fsyncDir(dirname(d))
+  }
 }

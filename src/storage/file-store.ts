@@ -3,7 +3,7 @@
 
 import { chmod, lstat, mkdir, readFile, realpath, stat } from 'node:fs/promises'
 import { join, sep } from 'node:path'
-import { DIR_MODE, fsyncDir, hasCode, writeFileAtomic } from './durable.js'
+import { DIR_MODE, fsyncDir, hasCode, mkdirDurable, TEMP_PREFIX, writeFileAtomic } from './durable.js'
 
 /** Longest path checkRelativePath accepts, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 1024
@@ -32,8 +32,9 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * A store path is a relative POSIX path of one or more `/`-separated segments, at most
  * MAX_PATH_BYTES bytes in total and MAX_SEGMENT_BYTES per segment (UTF-8). Refused, with
  * InvalidPathError: non-strings, the empty string, absolute paths, empty segments (`a//b`, a
- * trailing `/`), segments that begin with `.` (which covers `.` and `..`, and reserves dot-names for
- * temporary files), backslashes, NUL and every other C0/C1 control character, and lone surrogates.
+ * trailing `/`), `.` and `..` segments, segments beginning with `.tmp-` (reserved for temporary
+ * files), backslashes, NUL and every other C0/C1 control character, and lone surrogates. Other
+ * dot-names are allowed (the log engine keeps private state under `.state/`).
  * A path that passes can therefore never name anything outside the root lexically; FileStore
  * additionally resolves symbolic links before using it.
  */
@@ -47,7 +48,8 @@ export function checkRelativePath(path: string): string {
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) throw new InvalidPathError(path, `longer than ${MAX_PATH_BYTES} bytes`)
   for (const segment of path.split('/')) {
     if (segment === '') throw new InvalidPathError(path, 'empty segment')
-    if (segment.startsWith('.')) throw new InvalidPathError(path, 'segment begins with "."')
+    if (segment === '.' || segment === '..') throw new InvalidPathError(path, `"${segment}" segment`)
+    if (segment.startsWith(TEMP_PREFIX)) throw new InvalidPathError(path, `segment begins with the reserved "${TEMP_PREFIX}"`)
     if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) {
       throw new InvalidPathError(path, `segment longer than ${MAX_SEGMENT_BYTES} bytes`)
     }
@@ -74,7 +76,7 @@ export function checkRelativePath(path: string): string {
  *   Node.js error otherwise.
  *
  * Files are created with mode 0644 and directories with 0755. A crash in the middle of a write may
- * leave a temporary `.<name>.<hex>.tmp` file beside its target; it is invisible through this class.
+ * leave a temporary `.tmp-<hex>` file beside its target; it is invisible through this class.
  * The store assumes nothing else renames or deletes directories under its root while it runs.
  */
 export class FileStore {
@@ -85,9 +87,9 @@ export class FileStore {
     this.root = root
   }
 
-  /** Opens the store at `root`, creating it (and its parents, mode 0755) if missing. */
+  /** Opens the store at `root`, creating it and its parents (mode 0755, durably) if missing. */
   static async create(root: string): Promise<FileStore> {
-    await mkdir(root, { recursive: true, mode: DIR_MODE })
+    await mkdirDurable(root)
     return new FileStore(await realpath(root))
   }
 

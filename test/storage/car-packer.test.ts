@@ -361,7 +361,7 @@ describe('CarPacker', () => {
           await expect(p.pack(301, STEPS[1]![1])).rejects.toBeInstanceOf(PackerClosedError)
           expect(() => p.list()).toThrow(PackerClosedError)
           const left = await carFiles(p.dir)
-          if (point === 'car-written') expect(left.some((n) => n.endsWith('.tmp'))).toBe(true)
+          if (point === 'car-written') expect(left.some((n) => n.startsWith('.tmp-'))).toBe(true)
           if (point === 'car-renamed') expect(left.filter((n) => n.endsWith('.car'))).toHaveLength(2)
 
           crashAt = undefined

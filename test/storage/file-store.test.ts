@@ -12,7 +12,7 @@ describeStore('FileStore', async () => {
 
 describe('checkRelativePath', () => {
   it('returns valid tlog-tiles paths unchanged', () => {
-    for (const p of ['checkpoint', 'tile/0/000', 'tile/0/x001/x234/067.p/5', 'tile/entries/000.p/255', 'a.b', 'é/ü', 'x'.repeat(255)]) {
+    for (const p of ['checkpoint', 'tile/0/000', 'tile/0/x001/x234/067.p/5', 'tile/entries/000.p/255', 'a.b', '.state/tree', '...', '.tmp', 'é/ü', 'x'.repeat(255)]) {
       expect(checkRelativePath(p)).toBe(p)
     }
   })
@@ -33,13 +33,18 @@ describe('checkRelativePath', () => {
 })
 
 describe('FileStore', () => {
-  it('creates its root (mode 0755) and exposes its real path', async () => {
+  it('creates its root and parents (mode 0755 whatever the umask) and exposes its real path', async () => {
     const { dir, cleanup } = await tempDir()
+    const old = process.umask(0o077)
     try {
       const store = await FileStore.create(join(dir, 'a', 'b'))
       expect(store.root).toBe(join(dir, 'a', 'b'))
       expect((await stat(store.root)).isDirectory()).toBe(true)
+      expect((await stat(store.root)).mode & 0o777).toBe(0o755)
+      expect((await stat(join(dir, 'a'))).mode & 0o777).toBe(0o755)
+      expect((await FileStore.create(join(dir, 'a', 'b'))).root).toBe(store.root) // opening again is fine
     } finally {
+      process.umask(old)
       await cleanup()
     }
   })

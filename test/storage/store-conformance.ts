@@ -28,8 +28,9 @@ export const HOSTILE_PATHS: readonly string[] = [
   'tile/../../x',
   'tile/./0',
   'tile/..',
-  '.hidden',
-  'tile/.checkpoint.0123.tmp',
+  '.tmp-0123456789abcdef01234567',
+  'tile/.tmp-x',
+  '.tmp-',
   'a\\b',
   '..\\..\\x',
   'C:\\Windows',
@@ -81,6 +82,7 @@ export function describeStore(name: string, factory: StoreFactory): void {
           ['tile/0/000.p/3', new Uint8Array(96).fill(7)],
           ['tile/0/x001/x234/067.p/5', new Uint8Array(160).fill(9)],
           ['tile/entries/000.p/3', bytes(0, 1, 0x61, 0, 2, 0x62, 0x63)],
+          ['.state/tree', text('engine-private state')],
         ])
         await s.write(files)
         for (const [path, want] of files) {
