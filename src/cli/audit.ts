@@ -69,7 +69,7 @@ export interface AuditReport {
   rootHash: Hash
   note: string
   /** Verified witness cosignatures required or allowed by the policy. */
-  cosignatures: { name: string; timestamp: number }[]
+  cosignatures: { name: string; keyName: string; timestamp: number }[]
   entriesChecked: number
   tilesChecked: number
   inclusionProofsChecked: number
@@ -100,11 +100,11 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
   const now = a.now ?? Math.floor(Date.now() / 1000)
   const cosignatures: AuditReport['cosignatures'] = []
   for (const sig of parseNote(note).signatures) {
-    const w = a.policy.witnesses.find((x) => x.name === sig.name && x.verifier.keyId === sig.keyId && cosigned.has(x.name))
+    const w = a.policy.witnesses.find((x) => x.verifier.name === sig.name && x.verifier.keyId === sig.keyId && cosigned.has(x.name))
     if (!w) continue
     const timestamp = w.verifier.timestamp(sig.signature)
     if (timestamp > now + 600) throw new AuditError(`cosignature by ${w.name} is dated in the future (${timestamp})`)
-    cosignatures.push({ name: w.name, timestamp })
+    cosignatures.push({ name: w.name, keyName: sig.name, timestamp })
   }
 
   // Re-hash every entry bundle against the level-0 tiles, collecting the leaves.
@@ -265,7 +265,7 @@ export function auditCommand(): Command {
           `  tree size        ${report.size}\n` +
           `  root hash        ${encodeBase64(report.rootHash)}\n` +
           `  log signature    verified (${logVkey})\n` +
-          report.cosignatures.map((c) => `  cosignature      ${c.name} at ${new Date(c.timestamp * 1000).toISOString()} (verified)\n`).join('') +
+          report.cosignatures.map((c) => `  cosignature      ${c.name} (${c.keyName}) at ${new Date(c.timestamp * 1000).toISOString()}, verified\n`).join('') +
           `  witness policy   satisfied (quorum ${policy.quorum})\n` +
           `  entries          ${report.entriesChecked} re-hashed against ${report.tilesChecked} tiles; tree recomputed\n` +
           `  inclusion proofs ${report.inclusionProofsChecked} verified\n` +

@@ -20,7 +20,7 @@ export function delegateCommand(): Command {
       const ttl = Number(o.ttl)
       if (!Number.isInteger(ttl) || ttl <= 0) throw new Error('--ttl must be a positive integer (seconds)')
       const space = await readKey(o.spaceKey)
-      const d = await delegateSpaceToAgent({ space, agent: o.agent as `did:key:${string}`, expiration: Math.floor(Date.now() / 1000) + ttl })
+      const d = await delegateSpaceToAgent({ space, agent: { did: () => o.agent as `did:key:${string}` }, expiration: Math.floor(Date.now() / 1000) + ttl })
       const text = (await formatDelegation(d)) + '\n'
       if (o.out) await writeFile(o.out, text, { mode: 0o600 })
       else process.stdout.write(text)

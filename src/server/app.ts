@@ -15,7 +15,9 @@ export const DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 /** A ucanto server's HTTP entry point (`ServerView.request`). */
 export interface RpcHandler {
-  request(req: { headers: Record<string, string>; body: Uint8Array }): PromiseLike<{ status?: number; headers: Record<string, string>; body: Uint8Array }>
+  request(req: { headers: Record<string, string>; body: Uint8Array }):
+    | PromiseLike<{ status?: number; headers: Record<string, string>; body: Uint8Array }>
+    | { status?: number; headers: Record<string, string>; body: Uint8Array }
 }
 
 export interface AppOptions {
