@@ -16,7 +16,7 @@ export const MAX_SEGMENT_BYTES = 255
  */
 export class InvalidPathError extends Error {
   constructor(readonly path: unknown, reason: string) {
-    super(`invalid path ${JSON.stringify(typeof path === 'string' ? path : String(path))}: ${reason}`)
+    super(`invalid path ${JSON.stringify(typeof path === 'string' ? path.slice(0, 200) : String(path))}: ${reason}`)
     this.name = 'InvalidPathError'
   }
 }
