@@ -1,0 +1,104 @@
+/**
+ * The witness's HTTP surface, as litewitness serves it:
+ * - `POST /add-checkpoint` (c2sp.org/tlog-witness v1): a thin adapter over Witness.addCheckpoint;
+ *   other methods on that path get 405.
+ * - `GET /`: a small HTML status page with the witness name, vkey and each log's size and root.
+ * Mount it under the submission prefix (e.g. `app.route('/witness', witnessApp(w))`).
+ */
+import { Hono } from 'hono'
+import { MAX_ADD_CHECKPOINT_BODY } from './witness.js'
+import type { Witness, WitnessResponse } from './witness.js'
+import { encodeBase64 } from '../src/tlog/encoding.js'
+
+/** Options for {@link witnessApp}. */
+export interface WitnessAppOptions {
+  /** Serve the HTML status page at `GET /`. Default true. */
+  statusPage?: boolean
+}
+
+/** Builds the witness's Hono app. */
+export function witnessApp(witness: Witness, opts: WitnessAppOptions = {}): Hono {
+  const app = new Hono()
+
+  app.all('/add-checkpoint', async (c) => {
+    if (c.req.method !== 'POST') {
+      return new Response('method not allowed\n', { status: 405, headers: { Allow: 'POST', 'Content-Type': 'text/plain; charset=utf-8' } })
+    }
+    let result: WitnessResponse
+    try {
+      // Read at most one byte past the limit; the core answers 413 for anything longer.
+      result = await witness.addCheckpoint(await readAtMost(c.req.raw, MAX_ADD_CHECKPOINT_BODY + 1))
+    } catch {
+      result = { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error\n' }
+    }
+    return toResponse(result)
+  })
+
+  if (opts.statusPage ?? true) {
+    app.get('/', async (c) => c.html(statusPage(witness.name, witness.vkey, await witness.logs())))
+  }
+  return app
+}
+
+/** The one mapping from a witness result to HTTP. */
+function toResponse(r: WitnessResponse): Response {
+  const headers: Record<string, string> = { 'X-Content-Type-Options': 'nosniff' }
+  if (r.contentType !== undefined) headers['Content-Type'] = r.contentType
+  return new Response(r.body, { status: r.status, headers })
+}
+
+/** Reads a request body, stopping (and cancelling the stream) once `limit` bytes have arrived. */
+async function readAtMost(req: Request, limit: number): Promise<Uint8Array> {
+  if (req.body === null) return new Uint8Array(0)
+  const reader = req.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  try {
+    while (total < limit) {
+      const { done, value } = await reader.read()
+      if (done) break
+      chunks.push(value)
+      total += value.length
+    }
+  } finally {
+    if (total >= limit) await reader.cancel().catch(() => {})
+    reader.releaseLock()
+  }
+  const out = new Uint8Array(Math.min(total, limit))
+  let off = 0
+  for (const ch of chunks) {
+    const n = Math.min(ch.length, out.length - off)
+    out.set(ch.subarray(0, n), off)
+    off += n
+    if (off === out.length) break
+  }
+  return out
+}
+
+function statusPage(name: string, vkey: string, logs: Awaited<ReturnType<Witness['logs']>>): string {
+  const rows = logs
+    .map(
+      (l) =>
+        `<tr><td><code>${esc(l.origin)}</code></td><td>${l.treeSize}</td><td><code>${esc(encodeBase64(l.rootHash))}</code></td>` +
+        `<td>${l.keys.length === 0 ? 'disabled' : l.keys.map((k) => `<code>${esc(k)}</code>`).join('<br>')}</td></tr>`,
+    )
+    .join('\n')
+  return `<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${esc(name)}</title></head>
+<body>
+<h1>${esc(name)}</h1>
+<p>A <a href="https://c2sp.org/tlog-witness">c2sp.org/tlog-witness</a> witness. Submit checkpoints with <code>POST add-checkpoint</code>.</p>
+<p>Verifier key (cosignature/v1): <code>${esc(vkey)}</code></p>
+<table>
+<tr><th>Origin</th><th>Size</th><th>Root hash</th><th>Log keys</th></tr>
+${rows}
+</table>
+</body>
+</html>
+`
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+}

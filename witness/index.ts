@@ -1,0 +1,98 @@
+/**
+ * The bundled witness's public entry point (c2sp.org/tlog-witness v1, litewitness-compatible).
+ * The server imports only this module; the witness imports only src/tlog and libraries.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, unlink } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { SqliteWitnessStore } from './store.js'
+import { Witness } from './witness.js'
+
+export { Witness, MAX_ADD_CHECKPOINT_BODY, MAX_PROOF_LINES, TLOG_SIZE_CONTENT_TYPE } from './witness.js'
+export type { WitnessOptions, WitnessResponse } from './witness.js'
+export { SqliteWitnessStore } from './store.js'
+export type { WitnessLog, WitnessStore, Awaitable } from './store.js'
+export { witnessApp } from './http.js'
+export type { WitnessAppOptions } from './http.js'
+
+/** Size of the witness key file: one raw 32-byte Ed25519 seed (RFC 8032). */
+export const WITNESS_KEY_SIZE = 32
+
+/**
+ * Opens the witness's key and state, creating them on first use.
+ * - `keyFile`: a raw 32-byte Ed25519 seed. Created with mode 0600 (exclusively, so two processes
+ *   never write different keys) from crypto.randomBytes if missing; if present it must be a
+ *   regular file of exactly 32 bytes that neither group nor others can access.
+ * - `dbFile`: the SQLite state (see SqliteWitnessStore). Parent directories are created (0700).
+ * - `name`: the witness key name; `now`: clock in Unix seconds (default: system clock).
+ * @returns the witness, its store and `close()` (closes the database).
+ * @throws Error with a clear message for an unsafe or malformed key file; MalformedKeyError for a
+ *   bad name.
+ */
+export async function openWitness(opts: {
+  name: string
+  keyFile: string
+  dbFile: string
+  now?: () => number
+}): Promise<{ witness: Witness; store: SqliteWitnessStore; close(): void }> {
+  const seed = await loadOrCreateKey(opts.keyFile)
+  if (opts.dbFile !== ':memory:') await mkdir(dirname(opts.dbFile), { recursive: true, mode: 0o700 })
+  const store = new SqliteWitnessStore(opts.dbFile)
+  try {
+    const witness = new Witness({ name: opts.name, seed, store, ...(opts.now ? { now: opts.now } : {}) })
+    return { witness, store, close: () => store.close() }
+  } catch (e) {
+    store.close()
+    throw e
+  }
+}
+
+async function loadOrCreateKey(file: string): Promise<Uint8Array> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+  let created
+  try {
+    created = await open(file, 'wx', 0o600)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+  }
+  if (created !== undefined) {
+    const seed = randomBytes(WITNESS_KEY_SIZE)
+    try {
+      await created.writeFile(seed)
+      await created.sync()
+    } catch (e) {
+      await created.close()
+      await unlink(file).catch(() => {})
+      throw e
+    }
+    await created.close()
+    await syncDir(dirname(file))
+    return new Uint8Array(seed)
+  }
+  const fh = await open(file, 'r')
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) throw new Error(`witness key file ${file} is not a regular file`)
+    if ((st.mode & 0o077) !== 0) {
+      throw new Error(
+        `witness key file ${file} is accessible by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); ` +
+          `run "chmod 600 ${file}" if the key has not leaked`,
+      )
+    }
+    const data = await fh.readFile()
+    if (data.length !== WITNESS_KEY_SIZE) {
+      throw new Error(`witness key file ${file} must hold exactly ${WITNESS_KEY_SIZE} bytes (a raw Ed25519 seed), found ${data.length}`)
+    }
+    return new Uint8Array(data)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Makes a newly created directory entry durable (best effort where directories cannot be synced). */
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r').catch(() => undefined)
+  if (d === undefined) return
+  await d.sync().catch(() => {})
+  await d.close()
+}
