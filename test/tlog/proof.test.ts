@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest'
+import { decodeHash } from '../../src/tlog/encoding.js'
+import { type Hash, MemoryHashStore, leafHash, treeHash } from '../../src/tlog/hash.js'
+import { InvalidProofError, checkRecord, checkTree, proveRecord, proveTree } from '../../src/tlog/proof.js'
+import { ReferenceTree, refLeafHash } from './rfc6962.js'
+import { b64, checkingReader, entry, flip, hex, storeOf } from './fixtures.js'
+
+const MAX = 300
+
+describe('exhaustive: every proof of every tree size 1..300 against the naive RFC 6962 definitions', () => {
+  const store = storeOf(MAX)
+  const ref = new ReferenceTree(Array.from({ length: MAX }, (_, i) => refLeafHash(entry(i))))
+  const roots: Hash[] = [new Uint8Array(32)]
+  for (let size = 1; size <= MAX; size++) roots.push(ref.mth(0, size))
+  const leaves = ref.leaves
+  const join = (p: readonly Hash[]): string => p.map(hex).join(',')
+
+  // Plain checks collected into one list (expect() per proof would dominate the runtime).
+  function harness(): { failures: string[]; rejected: number; mustFail(what: string, f: () => void): void } {
+    const h = {
+      failures: [] as string[],
+      rejected: 0,
+      mustFail(what: string, f: () => void): void {
+        try {
+          f()
+          h.failures.push(`accepted: ${what}`)
+        } catch (e) {
+          if (e instanceof InvalidProofError) h.rejected++
+          else h.failures.push(`${what}: threw ${String(e)}`)
+        }
+      },
+    }
+    return h
+  }
+
+  it('roots', async () => {
+    for (let size = 1; size <= MAX; size++) expect(hex(await treeHash(size, store))).toBe(hex(roots[size]!))
+  })
+
+  it('inclusion proofs equal PATH(m, D[n]), verify, and reject tampering', async () => {
+    const t = harness()
+    let checked = 0
+    let calls = 0
+    const counting = { readHashes: (ix: readonly number[]) => (calls++, store.readHashes(ix)) }
+    for (let size = 1; size <= MAX; size++) {
+      const root = roots[size]!
+      for (let index = 0; index < size; index++) {
+        const at = `size ${size} index ${index}`
+        const before = calls
+        const proof = await proveRecord(size, index, counting)
+        if (calls - before !== (size === 1 ? 0 : 1)) t.failures.push(`${at}: ${calls - before} readHashes calls`)
+        if (join(proof) !== join(ref.path(index, 0, size))) t.failures.push(`${at}: proof differs from PATH`)
+        checkRecord(proof, size, root, index, leaves[index]!)
+        checked++
+        // Tampering. Trees up to 64: every hash and every mutation. Larger: one (rotating) hash and
+        // one mutation, rotating through the kinds, to keep the runtime down.
+        const all = size <= 64
+        const positions = all ? proof.map((_, i) => i) : proof.length ? [index % proof.length] : []
+        for (const p of positions) {
+          const bad = proof.slice()
+          bad[p] = flip(bad[p]!, (index + p) % 32, p % 8)
+          t.mustFail(`${at} hash ${p} flipped`, () => checkRecord(bad, size, root, index, leaves[index]!))
+        }
+        const kind = index % 7
+        if (size > 1 && (all || kind === 0)) t.mustFail(`${at} wrong index`, () => checkRecord(proof, size, root, (index + 1) % size, leaves[index]!))
+        if (all || kind === 1) t.mustFail(`${at} wrong leaf`, () => checkRecord(proof, size, root, index, leaves[(index + 1) % MAX]!))
+        if (all || kind === 2) t.mustFail(`${at} wrong root`, () => checkRecord(proof, size, flip(root, 31, 7), index, leaves[index]!))
+        if (size < MAX && (all || kind === 3)) t.mustFail(`${at} size+1`, () => checkRecord(proof, size + 1, roots[size + 1]!, index, leaves[index]!))
+        if (index < size - 1 && (all || kind === 4)) t.mustFail(`${at} size-1`, () => checkRecord(proof, size - 1, roots[size - 1]!, index, leaves[index]!))
+        if (all || kind === 5) t.mustFail(`${at} extra hash`, () => checkRecord([...proof, proof[0] ?? root], size, root, index, leaves[index]!))
+        if (proof.length > 0 && (all || kind === 6)) t.mustFail(`${at} missing hash`, () => checkRecord(proof.slice(1), size, root, index, leaves[index]!))
+      }
+    }
+    expect(t.failures).toEqual([])
+    expect(checked).toBe((MAX * (MAX + 1)) / 2)
+    expect(t.rejected).toBeGreaterThan(checked)
+  })
+
+  it('consistency proofs equal PROOF(m, D[n]), verify, and reject tampering', async () => {
+    const t = harness()
+    let checked = 0
+    let calls = 0
+    const counting = { readHashes: (ix: readonly number[]) => (calls++, store.readHashes(ix)) }
+    for (let size = 1; size <= MAX; size++) {
+      const root = roots[size]!
+      for (let old = 1; old <= size; old++) {
+        const at = `size ${size} old ${old}`
+        const before = calls
+        const proof = await proveTree(size, old, counting)
+        if (calls - before > 1) t.failures.push(`${at}: ${calls - before} readHashes calls`)
+        if (join(proof) !== join(ref.proof(old, size))) t.failures.push(`${at}: proof differs from PROOF`)
+        checkTree(proof, size, root, old, roots[old]!)
+        checked++
+        const all = size <= 64
+        const positions = all ? proof.map((_, i) => i) : proof.length ? [old % proof.length] : []
+        for (const p of positions) {
+          const bad = proof.slice()
+          bad[p] = flip(bad[p]!, (old + p) % 32, p % 8)
+          t.mustFail(`${at} hash ${p} flipped`, () => checkTree(bad, size, root, old, roots[old]!))
+        }
+        const kind = old % 8
+        if (all || kind === 0) t.mustFail(`${at} wrong new root`, () => checkTree(proof, size, flip(root), old, roots[old]!))
+        if (all || kind === 1) t.mustFail(`${at} wrong old root`, () => checkTree(proof, size, root, old, flip(roots[old]!, 5)))
+        if (old > 1 && (all || kind === 2)) t.mustFail(`${at} old-1`, () => checkTree(proof, size, root, old - 1, roots[old - 1]!))
+        if (old < size && (all || kind === 3)) t.mustFail(`${at} old+1`, () => checkTree(proof, size, root, old + 1, roots[old + 1]!))
+        if (size < MAX && (all || kind === 4)) t.mustFail(`${at} size+1`, () => checkTree(proof, size + 1, roots[size + 1]!, old, roots[old]!))
+        if (old < size - 1 && (all || kind === 5)) t.mustFail(`${at} size-1`, () => checkTree(proof, size - 1, roots[size - 1]!, old, roots[old]!))
+        if (all || kind === 6) t.mustFail(`${at} extra hash`, () => checkTree([...proof, root], size, root, old, roots[old]!))
+        if (proof.length > 0 && (all || kind === 7)) t.mustFail(`${at} missing hash`, () => checkTree(proof.slice(0, -1), size, root, old, roots[old]!))
+      }
+    }
+    expect(t.failures).toEqual([])
+    expect(checked).toBe((MAX * (MAX + 1)) / 2)
+    expect(t.rejected).toBeGreaterThan(checked)
+  })
+
+  it('proofs read hashes in strictly increasing index order (batchable)', async () => {
+    for (const size of [1, 2, 3, 7, 8, 9, 100, 255, 256, 257, 300]) {
+      for (const index of [0, 1, Math.floor(size / 2), size - 1]) {
+        if (index >= size) continue
+        await proveRecord(size, index, checkingReader(store))
+        await proveTree(size, index + 1, checkingReader(store))
+      }
+    }
+  })
+})
+
+describe('litewitness interop vectors (torchwood testdata, notes §11)', () => {
+  // Leaves are given directly as leaf hashes L_i = 0x2a || i || 0x00*30.
+  const store = new MemoryHashStore()
+  const leaf = (i: number): Hash => {
+    const h = new Uint8Array(32)
+    h[0] = 0x2a
+    h[1] = i
+    return h
+  }
+  for (let i = 0; i < 5; i++) store.append(leaf(i))
+  const root = { 1: 'KgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 3: 'RcCI1Nk56ZcSmIEfIn0SleqtV7uvrlXNccFx595Iwl0=', 5: 'QrtXrQZCCvpIgsSmOsah7HdICzMLLyDfxToMql9WTjY=' }
+  const consistency: [number, number, string[]][] = [
+    [3, 1, ['KgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'KgIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=']],
+    [5, 1, ['KgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', '+fUDV+k970B4I3uKrqJM4aP1lloPZP8mvr2Z4wRw2LI=', 'KgQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=']],
+    [5, 3, ['KgIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'KgMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'wgiIFdZfYNv6WU1OllBKsWnLYIS/DBMqt8Uh/S4OukE=', 'KgQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=']],
+  ]
+
+  it('roots of sizes 1, 3, 5', async () => {
+    for (const [size, want] of Object.entries(root)) expect(b64(await treeHash(Number(size), store))).toBe(want)
+  })
+
+  it.each(consistency)('consistency %i → from %i', async (size, old, want) => {
+    const proof = await proveTree(size, old, store)
+    expect(proof.map(b64)).toEqual(want)
+    checkTree(want.map(decodeHash), size, decodeHash(root[size as 3 | 5]), old, decodeHash(root[old as 1 | 3]))
+  })
+
+  it('inclusion of leaf 2 in size 5', async () => {
+    const want = ['KgMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'wgiIFdZfYNv6WU1OllBKsWnLYIS/DBMqt8Uh/S4OukE=', 'KgQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=']
+    expect((await proveRecord(5, 2, store)).map(b64)).toEqual(want)
+    checkRecord(want.map(decodeHash), 5, decodeHash(root[5]), 2, leaf(2))
+  })
+})
+
+describe('argument validation', () => {
+  const store = storeOf(8)
+  const h = leafHash(entry(0))
+
+  it('prove functions reject impossible sizes and indexes with RangeError', async () => {
+    await expect(proveRecord(0, 0, store)).rejects.toThrow(RangeError)
+    await expect(proveRecord(4, 4, store)).rejects.toThrow(RangeError)
+    await expect(proveRecord(4, -1, store)).rejects.toThrow(RangeError)
+    await expect(proveRecord(4.5, 1, store)).rejects.toThrow(RangeError)
+    await expect(proveTree(4, 0, store)).rejects.toThrow(RangeError) // the empty tree has no proof
+    await expect(proveTree(4, 5, store)).rejects.toThrow(RangeError) // bigger tree first
+    await expect(proveTree(2 ** 53, 1, store)).rejects.toThrow(RangeError)
+    expect(await proveTree(4, 4, store)).toEqual([])
+    expect(await proveRecord(1, 0, store)).toEqual([])
+  })
+
+  it('check functions reject impossible arguments with RangeError and bad proof shapes with InvalidProofError', () => {
+    expect(() => checkRecord([], 0, h, 0, h)).toThrow(RangeError)
+    expect(() => checkRecord([], 1, h, 1, h)).toThrow(RangeError)
+    expect(() => checkRecord([], 1, h.subarray(1), 0, h)).toThrow(RangeError)
+    expect(() => checkRecord([], 1, h, 0, new Uint8Array(33))).toThrow(RangeError)
+    expect(() => checkTree([], 3, h, 4, h)).toThrow(RangeError)
+    expect(() => checkTree([], 3, h, 0, h)).toThrow(RangeError)
+    expect(() => checkTree([], NaN, h, 1, h)).toThrow(RangeError)
+    checkRecord([], 1, h, 0, h)
+    checkTree([], 7, h, 7, h)
+    expect(() => checkTree([], 7, h, 7, flip(h))).toThrow(InvalidProofError)
+    expect(() => checkTree([h], 7, h, 7, h)).toThrow(InvalidProofError)
+    expect(() => checkRecord([new Uint8Array(31)], 2, h, 0, h)).toThrow(InvalidProofError)
+    expect(() => checkRecord(Array(200).fill(h) as Hash[], 2, h, 0, h)).toThrow(InvalidProofError)
+    expect(() => checkTree('proof' as unknown as Hash[], 2, h, 1, h)).toThrow(InvalidProofError)
+  })
+
+  it('InvalidProofError has a stable name', () => {
+    expect(new InvalidProofError('x').name).toBe('InvalidProofError')
+    expect(new InvalidProofError('x')).toBeInstanceOf(Error)
+  })
+})
