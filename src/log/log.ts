@@ -206,6 +206,7 @@ export class Log {
       edge = parseEntryBundle(b)
       if (edge.length !== w) throw new CorruptLogError(`log ${opts.id}: partial entry bundle has ${edge.length} entries, want ${w}`)
     }
+    await removeUncommitted(opts.files, size)
     const log = new Log(opts, size, root, edge, published)
     if ((published?.size ?? 0) < size) log.enqueue(() => log.publishOrRetry())
     else log.enqueue(() => log.archive())
@@ -453,6 +454,23 @@ export class Log {
       published: false,
     }
   }
+}
+
+/**
+ * Removes the right-edge partial tiles and bundles wider than the committed tree: a batch that
+ * crashed before its commit point may have written them, and they hold entries that were never
+ * acknowledged. (Full tiles past the commit point are rewritten by the batch that commits them.)
+ */
+async function removeUncommitted(files: LogFiles, size: number): Promise<void> {
+  const paths: string[] = []
+  for (let level = 0; TILE_WIDTH ** level <= Math.max(size, 1) * TILE_WIDTH; level++) {
+    const index = Math.floor(size / TILE_WIDTH ** (level + 1))
+    for (let w = tileWidth(level, index, size) + 1; w < TILE_WIDTH; w++) {
+      paths.push(tilePath({ level, index, width: w }))
+      if (level === 0) paths.push(entryBundlePath(index, w))
+    }
+  }
+  await files.remove(paths)
 }
 
 /** Width of the hash tile (level, index) that a tree of `size` entries has; re-exported for routes. */

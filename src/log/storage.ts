@@ -17,6 +17,8 @@ export interface LogFiles {
    * if it rejects, each file is either its old or its new version.
    */
   write(files: Iterable<[string, Uint8Array]>): Promise<void>
+  /** Removes files (missing ones are ignored); durable once resolved. */
+  remove(paths: Iterable<string>): Promise<void>
 }
 
 /**

@@ -1,8 +1,8 @@
 // A directory of files addressed by relative POSIX paths: the embedded log's local tile store
 // (c2sp.org/tlog-tiles layout: `checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`).
 
-import { chmod, lstat, mkdir, readFile, realpath, stat } from 'node:fs/promises'
-import { join, sep } from 'node:path'
+import { chmod, lstat, mkdir, readFile, realpath, stat, unlink } from 'node:fs/promises'
+import { dirname, join, sep } from 'node:path'
 import { DIR_MODE, fsyncDir, hasCode, mkdirDurable, TEMP_PREFIX, writeFileAtomic } from './durable.js'
 
 /** Longest path checkRelativePath accepts, in UTF-8 bytes. */
@@ -135,6 +135,28 @@ export class FileStore {
       batch.set(path, bytes)
     }
     await Promise.all([...batch].map(([path, bytes]) => this.writeOne(path, bytes)))
+  }
+
+  /**
+   * Removes the files at `paths` (missing ones are ignored) and fsyncs their directories, so the
+   * removal is durable once the promise resolves. All paths are validated first.
+   */
+  async remove(paths: Iterable<string>): Promise<void> {
+    const list = [...new Set(paths)].map(checkRelativePath)
+    const dirs = new Set<string>()
+    await Promise.all(
+      list.map(async (rel) => {
+        const real = await this.resolveExisting(rel)
+        if (real === undefined) return
+        try {
+          await unlink(real)
+          dirs.add(dirname(real))
+        } catch (err) {
+          if (!hasCode(err, 'ENOENT')) throw err
+        }
+      }),
+    )
+    await Promise.all([...dirs].map(fsyncDir))
   }
 
   private async writeOne(path: string, bytes: Uint8Array): Promise<void> {

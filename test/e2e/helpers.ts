@@ -51,7 +51,7 @@ export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
     signatureAlgorithm: actual.signatureAlgorithm,
     signatureCode: actual.signatureCode,
     verifier: claimed.verifier,
-    encode: () => actual.encode(),
+    encode: () => (actual as unknown as { encode(): Uint8Array }).encode(),
     withDID: () => {
       throw new Error('not supported')
     },

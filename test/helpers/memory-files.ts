@@ -34,6 +34,13 @@ export class MemoryFiles implements LogFiles {
     if (fault) throw new Error('injected write failure (persisted)')
   }
 
+  async remove(paths: Iterable<string>): Promise<void> {
+    for (const p of paths) {
+      if (p === '.state/tree' || p === 'checkpoint') this.violations.push(`removed ${p}`)
+      this.files.delete(p)
+    }
+  }
+
   committedSize(): number {
     const s = this.files.get('.state/tree')
     return s ? (JSON.parse(Buffer.from(s).toString()) as { size: number }).size : 0
