@@ -24,6 +24,8 @@ export function tileWidth(level: number, index: number, size: number): number {
 
 /** Tiles kept in memory per log (8 KiB each): the right edge of every level plus recent proof reads. */
 const MAX_CACHED_TILES = 64
+/** Derived stored hashes kept per log (32 bytes each, plus map overhead). */
+const MAX_MEMO_HASHES = 16_384
 
 /** {@link HashReader} over a log's hash tiles plus an overlay of not-yet-written hashes. */
 export class TileHashes implements HashReader {
@@ -33,6 +35,11 @@ export class TileHashes implements HashReader {
   readonly overlay = new Map<number, Hash>()
   /** Newest tile read or written per `level/index`; only right-edge tiles change, so this stays small. */
   private readonly cache = new Map<string, Uint8Array>()
+  /**
+   * Stored hashes already derived from tiles. A stored hash never changes once the tree has it, so
+   * this needs no invalidation; it saves re-hashing a tile's inner levels for every proof of a batch.
+   */
+  private readonly memo = new Map<number, Hash>()
 
   constructor(
     private readonly files: LogFiles,
@@ -49,11 +56,19 @@ export class TileHashes implements HashReader {
         out.push(h)
         continue
       }
+      const m = this.memo.get(i)
+      if (m) {
+        out.push(m)
+        continue
+      }
       const t = tileForIndex(i)
       const width = tileWidth(t.level, t.index, this.size)
       if (width < t.width) throw new MissingTileError(`stored hash ${i} is beyond tree size ${this.size}`)
       const full: Tile = { level: t.level, index: t.index, width }
-      out.push(hashFromTile(full, await this.readTile(full), i))
+      const hash = hashFromTile(full, await this.readTile(full), i)
+      if (this.memo.size >= MAX_MEMO_HASHES) this.memo.delete(this.memo.keys().next().value!)
+      this.memo.set(i, hash)
+      out.push(hash)
     }
     return out
   }
