@@ -1,0 +1,186 @@
+/**
+ * Client-side helpers for ucanlog's UCAN RPC: keys, the Space→Agent and Agent→Service delegations,
+ * the `tlog/append` / `tlog/read` invocations, and a connection. Used by the CLI and the tests.
+ *
+ * Expirations are Unix seconds. ucanto's default (30 s after creation) is never relied on.
+ */
+import { randomBytes } from 'node:crypto'
+import * as Client from '@ucanto/client'
+import { delegate } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import { ed25519 } from '@ucanto/principal'
+import * as CAR from '@ucanto/transport/car'
+import * as HTTP from '@ucanto/transport/http'
+import { encodeBase64 } from '../tlog/encoding.js'
+import { systemNow } from './authorize.js'
+import { TlogAppend, TlogRead } from './capabilities.js'
+import { formatDelegation } from './delegation.js'
+import type { TlogService } from './service.js'
+
+/** The Storacha capabilities the service needs on the space to store the log there. */
+export const STORACHA_CAPABILITIES = ['space/blob/add', 'space/index/add', 'upload/add'] as const
+
+/** Default lifetime of a delegation made here: one year, in seconds. */
+export const DEFAULT_DELEGATION_LIFETIME = 365 * 24 * 60 * 60
+
+/** Default lifetime of an invocation made here, in seconds (the service accepts at most 3600). */
+export const DEFAULT_INVOCATION_LIFETIME = 300
+
+/** An Ed25519 ucanto signer: an agent's, a space's, or the service's key. */
+export type Key = ed25519.EdSigner
+
+/** Generates a new Ed25519 key (`did:key:z6Mk…`). */
+export function generateKey(): Promise<Key> {
+  return ed25519.generate()
+}
+
+/**
+ * Formats a key as ucanto and the Storacha CLI do (`storacha key create`): multibase base64pad
+ * (`M` prefix) of the multicodec-tagged private and public key (68 bytes). Secret: store it 0600.
+ */
+export function formatKey(key: Key): string {
+  return ed25519.format(key)
+}
+
+/**
+ * Parses {@link formatKey}'s format.
+ * @throws if `s` is not base64pad multibase of a 68-byte ed25519 key pair.
+ */
+export function parseKey(s: string): Key {
+  return ed25519.parse(s.trim())
+}
+
+/**
+ * Delegates the Storacha capabilities (`space/blob/add`, `space/index/add`, `upload/add`, or
+ * `capabilities`) on `space` to `agent`, like `storacha delegation create <agent> --can …`.
+ * @param expiration Unix seconds; default one year from now.
+ */
+export function delegateSpaceToAgent(args: {
+  space: API.Signer<API.DIDKey>
+  agent: API.Principal
+  expiration?: number
+  capabilities?: readonly API.Ability[]
+}): Promise<API.Delegation> {
+  return delegate({
+    issuer: args.space,
+    audience: args.agent,
+    capabilities: capabilitiesOn(args.space.did(), args.capabilities ?? STORACHA_CAPABILITIES),
+    expiration: args.expiration ?? systemNow() + DEFAULT_DELEGATION_LIFETIME,
+  })
+}
+
+/**
+ * Re-delegates the Storacha capabilities on the space from `agent` to the ucanlog service, with
+ * `proofs` (the Space→Agent chain) embedded. This is what `nb.delegation` carries.
+ * @param space the space DID; default: the `with` of the first proof's first capability.
+ * @param expiration Unix seconds; default one year from now (no longer than the proofs is wise).
+ * @throws TypeError if `space` is absent and cannot be taken from `proofs`.
+ */
+export function delegateAgentToService(args: {
+  agent: API.Signer
+  service: API.DID | API.Principal
+  proofs: API.Delegation[]
+  space?: API.DIDKey
+  expiration?: number
+  capabilities?: readonly API.Ability[]
+}): Promise<API.Delegation> {
+  const space = args.space ?? spaceOf(args.proofs)
+  return delegate({
+    issuer: args.agent,
+    audience: principal(args.service),
+    capabilities: capabilitiesOn(space, args.capabilities ?? STORACHA_CAPABILITIES),
+    proofs: args.proofs,
+    expiration: args.expiration ?? systemNow() + DEFAULT_DELEGATION_LIFETIME,
+  })
+}
+
+/**
+ * Builds a `tlog/append` invocation from `agent` to `service` for `space`: `nb.data` = standard
+ * base64 of `entry`, `nb.delegation` = `agentToService` (or one made from `spaceToAgent`) in the
+ * Storacha string format. A random nonce makes every call a distinct invocation, so appending the
+ * same bytes twice appends twice (while resending the built invocation does not).
+ * @param lifetime seconds until `exp`; default {@link DEFAULT_INVOCATION_LIFETIME}.
+ * @returns a ucanto invocation: `.execute(connection)` or `.delegate()` it.
+ * @throws TypeError if neither `agentToService` nor `spaceToAgent` is given.
+ */
+export async function appendInvocation(args: {
+  agent: API.Signer
+  service: API.DID | API.Principal
+  space: API.DIDKey
+  entry: Uint8Array
+  spaceToAgent?: API.Delegation
+  agentToService?: API.Delegation
+  lifetime?: number
+}): Promise<API.IssuedInvocationView<API.InferInvokedCapability<typeof TlogAppend>>> {
+  let delegation = args.agentToService
+  if (delegation === undefined) {
+    if (args.spaceToAgent === undefined) throw new TypeError('appendInvocation needs agentToService or spaceToAgent')
+    delegation = await delegateAgentToService({
+      agent: args.agent,
+      service: args.service,
+      proofs: [args.spaceToAgent],
+      space: args.space,
+      expiration: args.spaceToAgent.expiration,
+    })
+  }
+  return TlogAppend.invoke({
+    issuer: args.agent,
+    audience: principal(args.service),
+    with: args.space,
+    nb: { data: encodeBase64(args.entry), delegation: await formatDelegation(delegation) },
+    expiration: systemNow() + (args.lifetime ?? DEFAULT_INVOCATION_LIFETIME),
+    nonce: randomBytes(12).toString('base64'),
+  })
+}
+
+/**
+ * Builds a `tlog/read` invocation (public: any key may read).
+ * @param offset integer ≥ 0; @param limit integer 1..1000 (server default 100).
+ */
+export function readInvocation(args: {
+  issuer: API.Signer
+  service: API.DID | API.Principal
+  space: API.DIDKey
+  offset?: number
+  limit?: number
+  lifetime?: number
+}): API.IssuedInvocationView<API.InferInvokedCapability<typeof TlogRead>> {
+  return TlogRead.invoke({
+    issuer: args.issuer,
+    audience: principal(args.service),
+    with: args.space,
+    nb: {
+      ...(args.offset !== undefined && { offset: args.offset }),
+      ...(args.limit !== undefined && { limit: args.limit }),
+    },
+    expiration: systemNow() + (args.lifetime ?? DEFAULT_INVOCATION_LIFETIME),
+  })
+}
+
+/**
+ * A ucanto connection to a ucanlog service at `url` (its `POST /rpc` or `POST /` route) whose DID is
+ * `service`. Non-2xx HTTP statuses make `execute` throw; failures are receipts' `out.error`.
+ */
+export function connect(url: string | URL, service: API.DID): API.ConnectionView<TlogService> {
+  return Client.connect<TlogService>({
+    id: principal(service),
+    codec: CAR.outbound,
+    channel: HTTP.open<TlogService>({ url: new URL(url), method: 'POST' }),
+  })
+}
+
+function principal(p: API.DID | API.Principal): API.Principal {
+  return typeof p === 'string' ? { did: () => p } : p
+}
+
+function capabilitiesOn(space: API.DIDKey, abilities: readonly API.Ability[]): API.Capabilities {
+  return abilities.map((can) => ({ can, with: space })) as unknown as API.Capabilities
+}
+
+function spaceOf(proofs: API.Delegation[]): API.DIDKey {
+  const resource = proofs[0]?.capabilities[0]?.with
+  if (typeof resource !== 'string' || !resource.startsWith('did:key:')) {
+    throw new TypeError('cannot tell the space from the proofs; pass space')
+  }
+  return resource as API.DIDKey
+}

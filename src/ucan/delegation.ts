@@ -1,0 +1,213 @@
+/**
+ * The string form of a UCAN delegation carried in `tlog/append`'s `nb.delegation`
+ * (DESIGN.md "UCAN RPC").
+ *
+ * Wire format, as `storacha delegation create --base64` prints it and `@storacha/client/proof`
+ * parses it: multibase base64 (`m` prefix, RFC 4648 §4 alphabet, no padding) of a CIDv1 whose codec
+ * is CAR (0x0202) and whose multihash is identity (0x00) over the delegation archive. The archive is
+ * a CARv1 whose single root is a dag-cbor block `{ "ucan@0.9.1": <delegation CID> }` followed by the
+ * delegation's blocks and its proofs' blocks (ucanto `Delegation.archive`). Plain standard padded
+ * base64 of the archive is accepted too, and so is the legacy plain CAR of UCAN blocks whose last
+ * block is the delegation.
+ *
+ * Parsing is bounded: the string, the number of UCANs, the proof depth and the work a validator
+ * may spend exploring the chain are capped, so a hostile chain cannot make authorization slow.
+ */
+import { base64 } from 'multiformats/bases/base64'
+import { identity } from 'multiformats/hashes/identity'
+import * as Link from 'multiformats/link'
+import { CAR, Delegation, UCAN, isDelegation } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
+import { InvalidDelegation, truncate } from './errors.js'
+
+/** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
+export const MAX_DELEGATION_LENGTH = 65_536
+
+/** Most UCANs (the delegation and all proofs it embeds) one delegation may carry. */
+export const MAX_CHAIN_UCANS = 32
+
+/** Deepest proof nesting accepted: Space→Agent→Service is depth 2. */
+export const MAX_CHAIN_DEPTH = 8
+
+/**
+ * Most validator work a chain may cost, counted as Σ over paths of capabilities examined:
+ * `work(u) = |capabilities(u)| × (1 + Σ work(p) for p in proofs(u))`. An honest
+ * Space→Alice→Agent→Service chain with three capabilities each costs 39.
+ */
+export const MAX_CHAIN_WORK = 4096
+
+/** Multicodec of a CAR file (the CID codec of the Storacha string form). */
+const CAR_CODE = 0x0202
+/** Multicodec of dag-cbor, the only UCAN block encoding accepted here. */
+const DAG_CBOR_CODE = 0x71
+/** Multicodec of sha2-256. */
+const SHA256_CODE = 0x12
+
+/**
+ * Parses `nb.delegation` (either string form above) into a ucanto Delegation whose embedded proofs
+ * are materialised. Does not verify signatures, time bounds or content addressing — see
+ * {@link checkContentAddressed} and the authorizer for that.
+ * @returns `InvalidDelegation` if the string is empty or longer than {@link MAX_DELEGATION_LENGTH},
+ *   is not base64 of either form, is not a CAR holding a UCAN, or exceeds {@link MAX_CHAIN_UCANS},
+ *   {@link MAX_CHAIN_DEPTH} or {@link MAX_CHAIN_WORK}.
+ */
+export async function parseDelegation(s: string): Promise<API.Result<API.Delegation, InvalidDelegation>> {
+  if (typeof s !== 'string' || s.length === 0) return invalid('empty delegation')
+  if (s.length > MAX_DELEGATION_LENGTH) return invalid(`delegation longer than ${MAX_DELEGATION_LENGTH} characters`)
+
+  let archive: Uint8Array | undefined
+  if (s.startsWith('m')) {
+    let cid: Link.UnknownLink | undefined
+    try {
+      cid = Link.parse(s, base64)
+    } catch {
+      // Not a CID: fall through to plain base64 (which cannot start with 'm' for a CAR, but try).
+    }
+    if (cid !== undefined) {
+      // multiformats' decoder tolerates padding (and CID.toString returns the parsed string), so
+      // re-encode the bytes: only the one canonical spelling is accepted.
+      if (base64.encode(cid.bytes) !== s) return invalid('delegation CID is not canonical unpadded base64')
+      if (cid.version !== 1 || cid.code !== CAR_CODE) return invalid(`not a CAR CID (codec 0x${cid.code.toString(16)})`)
+      if (cid.multihash.code !== identity.code) return invalid('CAR CID multihash is not identity')
+      archive = cid.multihash.digest
+    }
+  }
+  if (archive === undefined) {
+    try {
+      archive = decodeBase64(s)
+    } catch {
+      return invalid('delegation is neither a base64 CAR CID nor standard base64')
+    }
+  }
+
+  const decoded = await decodeArchive(archive)
+  if (decoded.error) return decoded
+  const bounds = checkBounds(decoded.ok)
+  if (bounds.error) return bounds
+  return decoded
+}
+
+/**
+ * Formats a delegation as `storacha delegation create --base64` does: multibase base64 of a
+ * CAR-codec identity CID over `Delegation.archive(delegation)`.
+ * @throws if the delegation cannot be archived (a ucanto encoding error).
+ */
+export async function formatDelegation(delegation: API.Delegation): Promise<string> {
+  const archived = await Delegation.archive(delegation)
+  if (archived.error) throw archived.error
+  return Link.create(CAR_CODE, identity.digest(archived.ok)).toString(base64)
+}
+
+/**
+ * Formats a delegation as plain standard padded base64 (RFC 4648 §4) of its archive, the second
+ * form `parseDelegation` accepts.
+ */
+export async function formatDelegationBase64(delegation: API.Delegation): Promise<string> {
+  const archived = await Delegation.archive(delegation)
+  if (archived.error) throw archived.error
+  return encodeBase64(archived.ok)
+}
+
+/**
+ * Checks that `ucan` and every proof embedded in it are content addressed canonically: each is a
+ * dag-cbor (0x71) UCAN block whose sha2-256 CID is the CID of the canonical encoding of what it
+ * decodes to. CAR readers do not hash blocks, so without this a client could present a revoked
+ * or replayed UCAN under another CID, or wrap it as JWT or with reordered map keys (all of which
+ * still verify, since the signature covers the decoded payload).
+ * With `{ proofs: false }` only `ucan` itself is checked (an invocation's own proofs do not
+ * authorize a `tlog/append`).
+ * @returns false on any mismatch, on a UCAN that does not decode, or past {@link MAX_CHAIN_UCANS}.
+ */
+export async function checkContentAddressed(ucan: API.Delegation, options: { proofs?: boolean } = {}): Promise<boolean> {
+  const deep = options.proofs ?? true
+  const seen = new Set<string>()
+  const stack: API.Delegation[] = [ucan]
+  while (stack.length > 0) {
+    const d = stack.pop() as API.Delegation
+    const id = d.cid.toString()
+    if (seen.has(id)) continue
+    seen.add(id)
+    if (seen.size > MAX_CHAIN_UCANS) return false
+    try {
+      if (d.cid.code !== DAG_CBOR_CODE || d.cid.multihash.code !== SHA256_CODE) return false
+      if ((d.data as { jwt?: unknown }).jwt !== undefined) return false
+      const canonical = await UCAN.write(d.data)
+      if (!canonical.cid.equals(d.cid)) return false
+      if (deep) for (const proof of d.proofs) if (isDelegation(proof)) stack.push(proof)
+    } catch {
+      return false
+    }
+  }
+  return true
+}
+
+/** Every embedded UCAN of `delegation` (itself first), each once; links to absent proofs are skipped. */
+export function embeddedUCANs(delegation: API.Delegation): API.Delegation[] {
+  const out: API.Delegation[] = []
+  const seen = new Set<string>()
+  const visit = (d: API.Delegation, depth: number): void => {
+    const id = d.cid.toString()
+    if (seen.has(id) || depth > MAX_CHAIN_DEPTH) return
+    seen.add(id)
+    out.push(d)
+    for (const proof of d.proofs) if (isDelegation(proof)) visit(proof, depth + 1)
+  }
+  visit(delegation, 0)
+  return out
+}
+
+function invalid(message: string): { error: InvalidDelegation } {
+  return { error: new InvalidDelegation(truncate(message)) }
+}
+
+/** Decodes a ucanto archive, or else a legacy CAR whose last block is the delegation. */
+async function decodeArchive(bytes: Uint8Array): Promise<API.Result<API.Delegation, InvalidDelegation>> {
+  let delegation: API.Delegation
+  try {
+    const extracted = await Delegation.extract(bytes)
+    if (extracted.ok) {
+      delegation = extracted.ok
+    } else {
+      // Before `archive()` existed, delegations were exported as a plain CAR of their blocks.
+      const { blocks } = CAR.decode(bytes)
+      delegation = Delegation.importDAG(blocks.values() as Iterable<API.Block>)
+    }
+    // Materialise the fields every later check reads, so a malformed UCAN fails here.
+    delegation.issuer.did()
+    delegation.audience.did()
+    if (!Array.isArray(delegation.capabilities)) throw new TypeError('capabilities is not an array')
+  } catch (cause) {
+    return invalid(`not a UCAN delegation archive: ${(cause as Error).message}`)
+  }
+  return { ok: delegation }
+}
+
+/** Rejects chains past the UCAN count, depth, or validator work bounds. */
+function checkBounds(delegation: API.Delegation): API.Result<API.Delegation, InvalidDelegation> {
+  const work = new Map<string, number>()
+  const active = new Set<string>()
+  const measure = (d: API.Delegation, depth: number): number => {
+    if (depth > MAX_CHAIN_DEPTH) throw new InvalidDelegation(`proof chain deeper than ${MAX_CHAIN_DEPTH}`)
+    const id = d.cid.toString()
+    const known = work.get(id)
+    if (known !== undefined) return known
+    if (active.has(id)) throw new InvalidDelegation('proof chain has a cycle')
+    active.add(id)
+    let below = 1
+    for (const proof of d.proofs) if (isDelegation(proof)) below += measure(proof, depth + 1)
+    active.delete(id)
+    const w = d.capabilities.length * below
+    work.set(id, w)
+    if (work.size > MAX_CHAIN_UCANS) throw new InvalidDelegation(`more than ${MAX_CHAIN_UCANS} UCANs in the delegation`)
+    if (w > MAX_CHAIN_WORK) throw new InvalidDelegation('delegation chain too complex')
+    return w
+  }
+  try {
+    measure(delegation, 0)
+  } catch (cause) {
+    if (cause instanceof InvalidDelegation) return { error: cause }
+    return invalid(`not a UCAN delegation: ${(cause as Error).message}`)
+  }
+  return { ok: delegation }
+}

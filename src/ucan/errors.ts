@@ -1,0 +1,165 @@
+/**
+ * Named failures of the ucanlog UCAN RPC (DESIGN.md "UCAN RPC", `tlog/append` and `tlog/read`).
+ *
+ * Each is a ucanto `Failure`, so a receipt carries it as `out.error`. A receipt error is encoded
+ * through `toJSON()`, and ours return exactly `{ name, message }`: never a stack, a cause, or the
+ * invocation's `nb` (which holds the whole entry and delegation). Clients branch on `name`, which is
+ * stable; `message` is short, human-readable and may change. Interpolated values are cut to
+ * {@link MAX_DETAIL_LENGTH} characters.
+ */
+import { Failure } from '@ucanto/core'
+
+/** Longest interpolated value (a DID, CID, capability, or cause message) kept in a message, in characters. */
+export const MAX_DETAIL_LENGTH = 100
+
+/** Cuts `value` to {@link MAX_DETAIL_LENGTH} characters, marking the cut with `…`. */
+export function truncate(value: unknown): string {
+  const s = String(value)
+  return s.length > MAX_DETAIL_LENGTH ? `${s.slice(0, MAX_DETAIL_LENGTH)}…` : s
+}
+
+/** The wire form of every ucanlog failure: what a client sees in `receipt.out.error`. */
+export interface FailureJSON {
+  name: string
+  message: string
+}
+
+/** Base of the ucanlog failures: a fixed `name`, a short message, and a stack-free `toJSON()`. */
+abstract class TlogFailure extends Failure {
+  abstract override readonly name: string
+  readonly #message: string
+
+  constructor(message: string) {
+    super()
+    this.#message = message
+  }
+
+  override describe(): string {
+    return this.#message
+  }
+
+  /** `{ name, message }` only: what goes into the receipt. */
+  override toJSON(): ReturnType<Failure['toJSON']> {
+    const json: FailureJSON = { name: this.name, message: this.message }
+    // ucanto types `stack` as present-but-maybe-undefined; it is left out on purpose (never sent).
+    return json as ReturnType<Failure['toJSON']>
+  }
+}
+
+/** The invocation's `aud`, or the `nb.delegation`'s audience, is not the service DID. */
+export class InvalidAudience extends TlogFailure {
+  override readonly name = 'InvalidAudience' as const
+}
+
+/**
+ * A signature does not verify: the invocation's, or one in the delegation chain; or the
+ * invocation's block does not match its CID (its signed bytes were altered).
+ */
+export class InvalidSignature extends TlogFailure {
+  override readonly name = 'InvalidSignature' as const
+}
+
+/** The invocation, or a delegation in the chain, is past its `exp` (Unix seconds). */
+export class Expired extends TlogFailure {
+  override readonly name = 'Expired' as const
+}
+
+/** The invocation, or a delegation in the chain, is before its `nbf` (Unix seconds). */
+export class NotValidBefore extends TlogFailure {
+  override readonly name = 'NotValidBefore' as const
+}
+
+/** The invocation has no `exp`, or its `exp` is further ahead than the service's lifetime bound. */
+export class InvalidExpiry extends TlogFailure {
+  override readonly name = 'InvalidExpiry' as const
+}
+
+/**
+ * `nb.delegation` is not a delegation: bad base64, not a CAR-codec identity CID, not a UCAN
+ * archive, a UCAN block that does not match its CID, or a chain beyond the parser's bounds.
+ */
+export class InvalidDelegation extends TlogFailure {
+  override readonly name = 'InvalidDelegation' as const
+}
+
+/**
+ * The `nb.delegation` was issued by someone other than the invocation's issuer: a delegation
+ * lifted from another agent's request cannot be replayed by a third party.
+ */
+export class DelegationIssuerMismatch extends TlogFailure {
+  override readonly name = 'DelegationIssuerMismatch' as const
+}
+
+/**
+ * The delegation chain does not grant a required capability (`space/blob/add`, `space/index/add`
+ * or `upload/add`) on the space; the message names which.
+ */
+export class Unauthorized extends TlogFailure {
+  override readonly name = 'Unauthorized' as const
+}
+
+/** A UCAN in the invocation's or the delegation's chain has been revoked by a principal in its chain. */
+export class Revoked extends TlogFailure {
+  override readonly name = 'Revoked' as const
+}
+
+/** `nb.data` is not canonical padded standard base64 (RFC 4648 §4), or decodes to zero bytes. */
+export class InvalidData extends TlogFailure {
+  override readonly name = 'InvalidData' as const
+}
+
+/** `nb.data` decodes to more than 65535 bytes (a C2SP entry bundle length prefix is 2 bytes). */
+export class EntryTooLarge extends TlogFailure {
+  override readonly name = 'EntryTooLarge' as const
+}
+
+/**
+ * The invocation does not carry exactly one well-formed capability of an ability this service
+ * implements (`tlog/append`, `tlog/read`): wrong `can`, `with` not a did:key, or malformed `nb`.
+ */
+export class InvalidCapability extends TlogFailure {
+  override readonly name = 'InvalidCapability' as const
+}
+
+/** `tlog/read` of a space that has no log. */
+export class UnknownLog extends TlogFailure {
+  override readonly name = 'UnknownLog' as const
+}
+
+/**
+ * Something failed inside the service (a store, the log). Carries no detail; the cause is logged
+ * server-side. Also returned when the revocation store cannot answer (authorization fails closed).
+ */
+export class InternalError extends TlogFailure {
+  override readonly name = 'InternalError' as const
+  constructor(message = 'internal error') {
+    super(message)
+  }
+}
+
+/** Any failure a `tlog/append` can return. */
+export type AppendFailure =
+  | InvalidAudience
+  | InvalidSignature
+  | Expired
+  | NotValidBefore
+  | InvalidExpiry
+  | InvalidDelegation
+  | DelegationIssuerMismatch
+  | Unauthorized
+  | Revoked
+  | InvalidData
+  | EntryTooLarge
+  | InvalidCapability
+  | InternalError
+
+/** Any failure a `tlog/read` can return. */
+export type ReadFailure =
+  | InvalidAudience
+  | InvalidExpiry
+  | InvalidSignature
+  | Expired
+  | NotValidBefore
+  | InvalidCapability
+  | UnknownLog
+  | InternalError

@@ -1,0 +1,526 @@
+/**
+ * tlog/append through the real ucanto server (`server.request` with CAR-encoded agent messages).
+ * For every check of DESIGN.md "UCAN RPC" there is a request where exactly that check fails; it
+ * must be refused with the check's name and must never reach the log.
+ */
+import { beforeAll, describe, expect, test } from 'vitest'
+import { delegate, invoke } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import {
+  TlogAppend,
+  createMemoryRevocations,
+  createUcanService,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  formatDelegation,
+  type RevocationChecker,
+  type UcanServiceOptions,
+} from '../../src/ucan/index.js'
+import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { type Out, type Principals, RecordingLog, encodeRequest, now, principals, send, sendRaw, outOf } from './helpers.js'
+
+let P: Principals
+/** Space→Agent with the three Storacha capabilities, valid for a day. */
+let spaceToAgent: API.Delegation
+/** Agent→Service on top of it: the delegation honest requests carry. */
+let agentToService: API.Delegation
+let agentToServiceString: string
+
+beforeAll(async () => {
+  P = await principals()
+  spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
+  agentToService = await delegateAgentToService({
+    agent: P.agent,
+    service: P.service.did(),
+    proofs: [spaceToAgent],
+    expiration: now() + 86400,
+  })
+  agentToServiceString = await formatDelegation(agentToService)
+})
+
+function setup(options: Partial<UcanServiceOptions> = {}) {
+  const log = new RecordingLog()
+  const server = createUcanService({ signer: P.service, log, ...options })
+  return { log, server }
+}
+
+interface InvocationSpec {
+  issuer?: API.Signer
+  audience?: API.Principal
+  space?: API.DIDKey
+  data?: string
+  delegation?: string | API.Delegation
+  expiration?: number
+  notBefore?: number
+}
+
+/** A signed tlog/append invocation; every field defaults to the honest request. */
+async function appendInvocation(spec: InvocationSpec = {}): Promise<API.Invocation> {
+  const delegation =
+    spec.delegation === undefined
+      ? agentToServiceString
+      : typeof spec.delegation === 'string'
+        ? spec.delegation
+        : await formatDelegation(spec.delegation)
+  return TlogAppend.invoke({
+    issuer: spec.issuer ?? P.agent,
+    audience: spec.audience ?? P.service,
+    with: spec.space ?? P.space.did(),
+    nb: { data: spec.data ?? encodeBase64(new TextEncoder().encode('hello log')), delegation },
+    expiration: spec.expiration ?? now() + 300,
+    ...(spec.notBefore !== undefined && { notBefore: spec.notBefore }),
+    nonce: Math.random().toString(36),
+  }).delegate()
+}
+
+/** Sends `invocation` to a server whose log must not be called; returns the error. */
+async function expectRefused(invocation: API.Invocation, name: string, options: Partial<UcanServiceOptions> = {}) {
+  const { log, server } = setup(options)
+  log.refuse()
+  const out = await send(server, invocation)
+  expect(out.ok, JSON.stringify(out.ok)).toBeUndefined()
+  expect(out.error?.name, String(out.error?.message)).toBe(name)
+  expect(log.calls, 'log.append was called').toBe(0)
+  return out.error as { name: string; message: string }
+}
+
+async function expectAppended(invocation: API.Invocation, options: Partial<UcanServiceOptions> = {}) {
+  const { log, server } = setup(options)
+  const out = await send(server, invocation)
+  expect(out.error, JSON.stringify(out.error)).toBeUndefined()
+  expect(log.appends).toHaveLength(1)
+  return { out, log }
+}
+
+/**
+ * A signer that claims `claimed`'s DID but signs with `actual`'s key: it produces well-formed,
+ * correctly content-addressed UCANs whose signature does not verify.
+ */
+function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
+  return {
+    did: () => claimed.did(),
+    toDIDKey: () => claimed.toDIDKey(),
+    sign: (payload: Uint8Array) => actual.sign(payload),
+    verify: () => false,
+    signatureAlgorithm: actual.signatureAlgorithm,
+    signatureCode: actual.signatureCode,
+    withDID: () => {
+      throw new Error('unused')
+    },
+  } as unknown as API.Signer
+}
+
+const caps = (space: API.DIDKey, ...cans: string[]) =>
+  cans.map((can) => ({ can, with: space })) as unknown as API.Capabilities
+
+describe('tlog/append accepted', () => {
+  test('Space→Agent→Service: ok result with the wire fields, entry and delegation passed to the log', async () => {
+    const entry = new TextEncoder().encode('first entry')
+    const inv = await appendInvocation({ data: encodeBase64(entry) })
+    const { out, log } = await expectAppended(inv)
+    expect(Object.keys(out.ok ?? {}).sort()).toEqual(
+      ['checkpoint', 'inclusionProof', 'index', 'logId', 'origin', 'published', 'rootHash', 'treeSize'].sort(),
+    )
+    expect(out.ok?.logId).toBe(P.space.did())
+    const [call] = log.appends
+    expect(call?.space).toBe(P.space.did())
+    expect(call?.entry).toEqual(entry)
+    expect(call?.invocation).toBe(inv.cid.toString())
+    expect(call?.delegation.cid.toString()).toBe(agentToService.cid.toString())
+  })
+
+  test('Space→Alice→Agent→Service sub-delegation', async () => {
+    const spaceToAlice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 3600 })
+    const aliceToAgent = await delegateAgentToService({
+      agent: P.alice,
+      service: P.agent,
+      proofs: [spaceToAlice],
+      expiration: now() + 3600,
+    })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [aliceToAgent], expiration: now() + 3600 })
+    await expectAppended(await appendInvocation({ delegation: d }))
+  })
+
+  for (const wildcard of ['space/*', '*']) {
+    test(`a ${wildcard} grant from the space counts`, async () => {
+      const s2a = await delegate({ issuer: P.space, audience: P.agent, capabilities: caps(P.space.did(), wildcard, 'upload/add'), expiration: now() + 3600 })
+      const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+      await expectAppended(await appendInvocation({ delegation: d }))
+    })
+
+    test(`a ${wildcard} re-delegation to the service counts`, async () => {
+      const s2a = await delegate({ issuer: P.space, audience: P.agent, capabilities: caps(P.space.did(), '*'), expiration: now() + 3600 })
+      const d = await delegate({
+        issuer: P.agent,
+        audience: P.service,
+        capabilities: caps(P.space.did(), wildcard, ...(wildcard === 'space/*' ? ['upload/add'] : [])),
+        proofs: [s2a],
+        expiration: now() + 3600,
+      })
+      await expectAppended(await appendInvocation({ delegation: d }))
+    })
+  }
+
+  test('a { can: *, with: ucan:* } grant from the space (as Storacha accounts hold) counts', async () => {
+    const s2a = await delegate({
+      issuer: P.space,
+      audience: P.agent,
+      capabilities: [{ can: '*', with: 'ucan:*' }] as unknown as API.Capabilities,
+      expiration: now() + 3600,
+    })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+    await expectAppended(await appendInvocation({ delegation: d }))
+  })
+
+  test('a ucan:* grant from someone other than the space does not count → Unauthorized', async () => {
+    const m2a = await delegate({
+      issuer: P.mallory,
+      audience: P.agent,
+      capabilities: [{ can: '*', with: 'ucan:*' }] as unknown as API.Capabilities,
+      expiration: now() + 3600,
+    })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [m2a], space: P.space.did(), expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'Unauthorized')
+  })
+
+  test('entry of exactly 65535 bytes', async () => {
+    await expectAppended(await appendInvocation({ data: encodeBase64(new Uint8Array(65535).fill(7)) }))
+  })
+
+  test('time bounds are inclusive and the lifetime bound is exact (injected clock)', async () => {
+    const t = now()
+    const clock = { now: () => t, maxInvocationLifetime: 600 }
+    await expectAppended(await appendInvocation({ expiration: t }), clock)
+    await expectAppended(await appendInvocation({ expiration: t + 600, notBefore: t }), clock)
+    await expectRefused(await appendInvocation({ expiration: t + 601 }), 'InvalidExpiry', clock)
+    await expectRefused(await appendInvocation({ expiration: t - 1 }), 'Expired', clock)
+    await expectRefused(await appendInvocation({ expiration: t + 60, notBefore: t + 1 }), 'NotValidBefore', clock)
+  })
+
+  test('a revocation by a principal outside the chain has no effect', async () => {
+    const revocations = createMemoryRevocations()
+    revocations.add(agentToService.cid.toString(), P.mallory.did())
+    revocations.add(spaceToAgent.cid.toString(), P.mallory.did())
+    await expectAppended(await appendInvocation(), { revocations })
+  })
+})
+
+describe('tlog/append refused: (1) the invocation', () => {
+  test('wrong invocation audience → InvalidAudience', async () => {
+    await expectRefused(await appendInvocation({ audience: P.mallory }), 'InvalidAudience')
+  })
+
+  test('expired invocation → Expired', async () => {
+    await expectRefused(await appendInvocation({ expiration: now() - 10 }), 'Expired')
+  })
+
+  test('no exp → InvalidExpiry', async () => {
+    await expectRefused(await appendInvocation({ expiration: Infinity }), 'InvalidExpiry')
+  })
+
+  test('exp further ahead than the bound → InvalidExpiry', async () => {
+    await expectRefused(await appendInvocation({ expiration: now() + 7200 }), 'InvalidExpiry')
+  })
+
+  test('not yet valid → NotValidBefore', async () => {
+    await expectRefused(await appendInvocation({ notBefore: now() + 120 }), 'NotValidBefore')
+  })
+
+  test('forged invocation signature (well-formed, wrong key) → InvalidSignature', async () => {
+    await expectRefused(await appendInvocation({ issuer: impostor(P.agent, P.mallory) }), 'InvalidSignature')
+  })
+
+  test('signature bytes tampered in the request CAR → InvalidSignature', async () => {
+    const inv = await appendInvocation()
+    const req = await encodeRequest([inv])
+    const sig = Buffer.from(inv.signature.raw)
+    const at = Buffer.from(req.body).indexOf(sig)
+    expect(at).toBeGreaterThan(0)
+    const body = new Uint8Array(req.body)
+    body[at + 10] = (body[at + 10] as number) ^ 0x01
+    const { log, server } = setup()
+    log.refuse()
+    const [receipt] = await sendRaw(server, { headers: req.headers, body })
+    expect(outOf(receipt as API.Receipt).error?.name).toBe('InvalidSignature')
+    expect(log.calls).toBe(0)
+  })
+
+  test('more than one capability is refused (ucanto) and never appends', async () => {
+    const inv = await invoke({
+      issuer: P.agent,
+      audience: P.service,
+      capability: { can: 'tlog/append', with: P.space.did(), nb: { data: 'AQ==', delegation: agentToServiceString } },
+      expiration: now() + 60,
+    }).delegate()
+    // A second capability can only be added by building the UCAN directly.
+    const two = await delegate({
+      issuer: P.agent,
+      audience: P.service,
+      capabilities: [inv.capabilities[0], inv.capabilities[0]] as unknown as API.Capabilities,
+      expiration: now() + 60,
+    })
+    const { log, server } = setup()
+    log.refuse()
+    const [receipt] = await sendRaw(server, await encodeRequest([two as unknown as API.Invocation]))
+    expect((receipt?.out as Out).error?.name).toBe('InvocationCapabilityError')
+    expect(log.calls).toBe(0)
+  })
+})
+
+describe('tlog/append refused: the capability and entry', () => {
+  test('with is not a did:key → InvalidCapability', async () => {
+    const inv = await invoke({
+      issuer: P.agent,
+      audience: P.service,
+      capability: { can: 'tlog/append', with: 'did:web:example.com', nb: { data: 'AQ==', delegation: agentToServiceString } },
+      expiration: now() + 60,
+    }).delegate()
+    await expectRefused(inv, 'InvalidCapability')
+  })
+
+  test('malformed nb → InvalidCapability', async () => {
+    const inv = await invoke({
+      issuer: P.agent,
+      audience: P.service,
+      capability: { can: 'tlog/append', with: P.space.did(), nb: { data: 42, delegation: agentToServiceString } },
+      expiration: now() + 60,
+    }).delegate()
+    const error = await expectRefused(inv, 'InvalidCapability')
+    expect(error.message).not.toContain(agentToServiceString.slice(0, 40))
+  })
+
+  test('unknown ability → InvalidCapability (no ucanto HandlerNotFound stack)', async () => {
+    for (const can of ['tlog/remove', 'store/add', 'constructor/x', '__proto__/x', 'tlog/toString', 'a/b/c/d']) {
+      const inv = await invoke({ issuer: P.agent, audience: P.service, capability: { can: can as API.Ability, with: P.space.did() }, expiration: now() + 60 }).delegate()
+      await expectRefused(inv, 'InvalidCapability')
+    }
+  })
+
+  for (const [label, data] of [
+    ['not base64', 'not base64!'],
+    ['unpadded', 'AQ'],
+    ['URL-safe alphabet', '-_-_'],
+    ['non-zero trailing bits', 'AR=='],
+    ['whitespace', 'AQ== '],
+  ] as const) {
+    test(`bad base64 data (${label}) → InvalidData`, async () => {
+      await expectRefused(await appendInvocation({ data }), 'InvalidData')
+    })
+  }
+
+  test('empty entry → InvalidData', async () => {
+    await expectRefused(await appendInvocation({ data: '' }), 'InvalidData')
+  })
+
+  test('entry of 65536 bytes → EntryTooLarge', async () => {
+    await expectRefused(await appendInvocation({ data: encodeBase64(new Uint8Array(65536)) }), 'EntryTooLarge')
+  })
+})
+
+describe('tlog/append refused: the delegation', () => {
+  for (const [label, s] of [
+    ['garbage', '!!!not a delegation'],
+    ['truncated CID', 'mAAAA'],
+    ['base64 of not-a-CAR', 'aGVsbG8gd29ybGQ='],
+    ['empty', ''],
+    ['raw-codec CID', 'mAVUSIC1TmHKIHLi8yXC3jjb5j2nvbYu3ODcTk5jvvjNy3uLu'],
+  ] as const) {
+    test(`bad delegation (${label}) → InvalidDelegation`, async () => {
+      await expectRefused(await appendInvocation({ delegation: s }), 'InvalidDelegation')
+    })
+  }
+
+  test('a CAR-codec identity CID over a non-archive → InvalidDelegation', async () => {
+    const s = agentToServiceString.slice(0, 60)
+    await expectRefused(await appendInvocation({ delegation: s }), 'InvalidDelegation')
+  })
+
+  test('(2) stolen delegation: mallory invokes with the agent\'s Agent→Service delegation → DelegationIssuerMismatch', async () => {
+    await expectRefused(await appendInvocation({ issuer: P.mallory }), 'DelegationIssuerMismatch')
+  })
+
+  test('(3) delegation addressed to someone else → InvalidAudience', async () => {
+    const d = await delegateAgentToService({ agent: P.agent, service: P.mallory, proofs: [spaceToAgent], expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'InvalidAudience')
+  })
+
+  test('(4) expired Space→Agent proof → Expired', async () => {
+    const s2a = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() - 60 })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'Expired')
+  })
+
+  test('(4) expired Agent→Service delegation → Expired', async () => {
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() - 60 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'Expired')
+  })
+
+  test('(4) Space→Agent not valid yet → NotValidBefore', async () => {
+    const s2a = await delegate({ issuer: P.space, audience: P.agent, capabilities: caps(P.space.did(), '*'), notBefore: now() + 600, expiration: now() + 3600 })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'NotValidBefore')
+  })
+
+  const required = ['space/blob/add', 'space/index/add', 'upload/add']
+  for (const missing of required) {
+    test(`(4) Space→Agent without ${missing} → Unauthorized naming it`, async () => {
+      const s2a = await delegateSpaceToAgent({ space: P.space, agent: P.agent, capabilities: required.filter((c) => c !== missing) as API.Ability[], expiration: now() + 3600 })
+      const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+      const error = await expectRefused(await appendInvocation({ delegation: d }), 'Unauthorized')
+      expect(error.message).toContain(missing)
+    })
+
+    test(`(4) Agent→Service without ${missing} → Unauthorized naming it`, async () => {
+      const d = await delegateAgentToService({
+        agent: P.agent,
+        service: P.service,
+        proofs: [spaceToAgent],
+        capabilities: required.filter((c) => c !== missing) as API.Ability[],
+        expiration: now() + 3600,
+      })
+      const error = await expectRefused(await appendInvocation({ delegation: d }), 'Unauthorized')
+      expect(error.message).toContain(missing)
+    })
+  }
+
+  test('(4) other space: a chain for space B, with = space A → Unauthorized', async () => {
+    const s2a = await delegateSpaceToAgent({ space: P.spaceB, agent: P.agent, expiration: now() + 3600 })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d, space: P.space.did() }), 'Unauthorized')
+  })
+
+  test('(4) no proofs: the agent cannot self-issue on the space → Unauthorized', async () => {
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [], space: P.space.did(), expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'Unauthorized')
+  })
+
+  test('(4) a blob-constrained grant does not count → Unauthorized', async () => {
+    const s2a = await delegate({
+      issuer: P.space,
+      audience: P.agent,
+      capabilities: [
+        { can: 'space/blob/add', with: P.space.did(), nb: { blob: { digest: new Uint8Array([0x12, 0x20, ...new Uint8Array(32).fill(9)]), size: 5 } } },
+        { can: 'space/index/add', with: P.space.did() },
+        { can: 'upload/add', with: P.space.did() },
+      ] as unknown as API.Capabilities,
+      expiration: now() + 3600,
+    })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+    const error = await expectRefused(await appendInvocation({ delegation: d }), 'Unauthorized')
+    expect(error.message).toContain('space/blob/add')
+  })
+
+  test('(4) forged Agent→Service signature (well-formed) → InvalidSignature', async () => {
+    const d = await delegateAgentToService({ agent: impostor(P.agent, P.mallory), service: P.service, proofs: [spaceToAgent], expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'InvalidSignature')
+  })
+
+  test('(4) forged Space→Agent signature (well-formed) → InvalidSignature', async () => {
+    const s2a = await delegateSpaceToAgent({ space: impostor(P.space, P.mallory) as API.Signer<API.DIDKey>, agent: P.agent, expiration: now() + 3600 })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [s2a], space: P.space.did(), expiration: now() + 3600 })
+    await expectRefused(await appendInvocation({ delegation: d }), 'InvalidSignature')
+  })
+
+  test('signature bytes tampered inside the delegation archive → InvalidDelegation (block ≠ CID)', async () => {
+    const archive = Buffer.from((await agentToService.archive()).ok as Uint8Array)
+    const at = archive.indexOf(Buffer.from(spaceToAgent.signature.raw))
+    expect(at).toBeGreaterThan(0)
+    archive[at + 5] = (archive[at + 5] as number) ^ 0x80
+    await expectRefused(await appendInvocation({ delegation: archive.toString('base64') }), 'InvalidDelegation')
+  })
+
+  test('(5) revoked Agent→Service (by the agent) → Revoked', async () => {
+    const revocations = createMemoryRevocations()
+    revocations.add(agentToService.cid.toString(), P.agent.did())
+    await expectRefused(await appendInvocation(), 'Revoked', { revocations })
+  })
+
+  test('(5) revoked Space→Agent (by the space) → Revoked', async () => {
+    const revocations = createMemoryRevocations()
+    revocations.add(spaceToAgent.cid.toString(), P.space.did())
+    await expectRefused(await appendInvocation(), 'Revoked', { revocations })
+  })
+
+  test('(5) Agent→Service revoked by the space upstream → Revoked', async () => {
+    const revocations = createMemoryRevocations()
+    revocations.add(agentToService.cid.toString(), P.space.did())
+    await expectRefused(await appendInvocation(), 'Revoked', { revocations })
+  })
+
+  test('(5) the invocation itself revoked by its issuer → Revoked', async () => {
+    const revocations = createMemoryRevocations()
+    const inv = await appendInvocation()
+    revocations.add(inv.cid.toString(), P.agent.did())
+    await expectRefused(inv, 'Revoked', { revocations })
+  })
+
+  test('(5) a revocation after the grant was cached still takes effect', async () => {
+    const revocations = createMemoryRevocations()
+    const { log, server } = setup({ revocations })
+    expect((await send(server, await appendInvocation())).ok).toBeDefined()
+    revocations.add(spaceToAgent.cid.toString(), P.space.did())
+    expect((await send(server, await appendInvocation())).error?.name).toBe('Revoked')
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('(5) revocation store failure fails closed → InternalError', async () => {
+    const revocations: RevocationChecker = { findRevoked: () => Promise.reject(new Error('db down at /secret/path')) }
+    const error = await expectRefused(await appendInvocation(), 'InternalError', { revocations })
+    expect(error.message).not.toContain('secret')
+  })
+})
+
+describe('tlog/append replay and failures', () => {
+  test('the same signed invocation twice appends once and returns the first result', async () => {
+    const { log, server } = setup()
+    const inv = await appendInvocation()
+    const first = await send(server, inv)
+    const second = await send(server, inv)
+    expect(first.ok).toBeDefined()
+    expect(second).toEqual(first)
+    expect(log.appends).toHaveLength(1)
+    // A new invocation of the same bytes is a new entry.
+    const third = await send(server, await appendInvocation())
+    expect(third.ok?.index).toBe(1)
+    expect(log.appends).toHaveLength(2)
+  })
+
+  test('concurrent copies of one invocation append once', async () => {
+    const { log, server } = setup()
+    const inv = await appendInvocation()
+    const outs = await Promise.all(Array.from({ length: 5 }, () => send(server, inv)))
+    for (const out of outs) expect(out).toEqual(outs[0])
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('a log that throws → InternalError without detail; logged; not retried on replay', async () => {
+    const logged: unknown[] = []
+    const { log, server } = setup({ logger: { error: (details) => logged.push(details) } })
+    log.failNext = new Error('disk full at /var/secret')
+    const inv = await appendInvocation()
+    const out = await send(server, inv)
+    expect(out.error).toEqual({ name: 'InternalError', message: 'internal error' })
+    expect(logged).toHaveLength(1)
+    expect(await send(server, inv)).toEqual(out)
+    expect(log.appends).toHaveLength(0)
+  })
+
+  test('several invocations in one request each get a receipt', async () => {
+    const { log, server } = setup()
+    const good = await appendInvocation()
+    const bad = await appendInvocation({ data: '' })
+    const receipts = await sendRaw(server, await encodeRequest([good, bad]))
+    expect(receipts).toHaveLength(2)
+    const byRan = new Map(receipts.map((r) => [r.ran.link().toString(), outOf(r)]))
+    expect(byRan.get(good.cid.toString())?.ok).toBeDefined()
+    expect(byRan.get(bad.cid.toString())?.error?.name).toBe('InvalidData')
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('receipts are signed by the service', async () => {
+    const { server } = setup()
+    const [receipt] = await sendRaw(server, await encodeRequest([await appendInvocation()]))
+    expect(receipt?.issuer?.did()).toBe(P.service.did())
+    expect((await (receipt as API.Receipt).verifySignature(P.service.verifier)).ok).toBeDefined()
+  })
+})

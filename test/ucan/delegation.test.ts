@@ -1,0 +1,161 @@
+/** The nb.delegation string format: round trips, Storacha compatibility, hostile inputs, bounds. */
+import { beforeAll, describe, expect, test } from 'vitest'
+import fc from 'fast-check'
+import { CAR, Delegation, delegate } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import { parse as storachaParse } from '@storacha/client/proof'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as Link from 'multiformats/link'
+import {
+  MAX_CHAIN_DEPTH,
+  MAX_DELEGATION_LENGTH,
+  checkContentAddressed,
+  createUcanService,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  embeddedUCANs,
+  formatDelegation,
+  formatDelegationBase64,
+  parseDelegation,
+} from '../../src/ucan/index.js'
+import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { type Principals, RecordingLog, now, principals, send } from './helpers.js'
+import { TlogAppend } from '../../src/ucan/capabilities.js'
+
+let P: Principals
+let spaceToAgent: API.Delegation
+let agentToService: API.Delegation
+let s: string
+
+beforeAll(async () => {
+  P = await principals()
+  spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
+  agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 86400 })
+  s = await formatDelegation(agentToService)
+})
+
+const cids = (d: API.Delegation) => embeddedUCANs(d).map((u) => u.cid.toString())
+
+async function expectInvalid(input: string) {
+  const r = await parseDelegation(input)
+  expect(r.ok).toBeUndefined()
+  expect(r.error?.name).toBe('InvalidDelegation')
+  expect(Object.keys(r.error?.toJSON() ?? {}).sort()).toEqual(['message', 'name'])
+  return r.error
+}
+
+describe('formatDelegation / parseDelegation', () => {
+  test('Storacha format: multibase base64 CAR-codec identity CID; round trips', async () => {
+    expect(s.startsWith('mAYIEA')).toBe(true) // 'm' + base64(0x01 0x82 0x04 0x00): CIDv1, CAR, identity
+    const r = await parseDelegation(s)
+    expect(r.ok && cids(r.ok)).toEqual(cids(agentToService))
+    expect(await checkContentAddressed(r.ok as API.Delegation)).toBe(true)
+    expect(await formatDelegation(r.ok as API.Delegation)).toBe(s)
+  })
+
+  test('@storacha/client/proof parses what we format, and we parse what it accepts', async () => {
+    const theirs = await storachaParse(s)
+    expect(theirs.cid.toString()).toBe(agentToService.cid.toString())
+    const ours = await parseDelegation(await formatDelegation(theirs))
+    expect(ours.ok?.cid.toString()).toBe(agentToService.cid.toString())
+  })
+
+  test('plain standard base64 of the archive is accepted', async () => {
+    const r = await parseDelegation(await formatDelegationBase64(agentToService))
+    expect(r.ok && cids(r.ok)).toEqual(cids(agentToService))
+  })
+
+  test('legacy plain CAR of the UCAN blocks (root last) is accepted', async () => {
+    const blocks = new Map([...agentToService.export()].map((b) => [b.cid.toString(), b]))
+    const r = await parseDelegation(encodeBase64(CAR.encode({ blocks })))
+    expect(r.ok?.cid.toString()).toBe(agentToService.cid.toString())
+  })
+
+  test('every truncation is refused, never thrown', async () => {
+    for (let n = 0; n < s.length; n++) await expectInvalid(s.slice(0, n))
+  })
+
+  test('single-character changes never yield a content-addressed delegation with a UCAN not in the original', async () => {
+    // A change may drop a proof (its block no longer matches the link), never alter a UCAN.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=m!'
+    const original = cids(agentToService)
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: s.length - 1 }), fc.constantFrom(...alphabet), async (at, c) => {
+        const mutated = s.slice(0, at) + c + s.slice(at + 1)
+        const r = await parseDelegation(mutated)
+        if (r.ok && (await checkContentAddressed(r.ok))) {
+          expect(r.ok.cid.toString()).toBe(original[0])
+          for (const cid of cids(r.ok)) expect(original).toContain(cid)
+        }
+        else if (r.error) expect(r.error.name).toBe('InvalidDelegation')
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  test('hostile strings', async () => {
+    await expectInvalid('')
+    await expectInvalid('m'.repeat(MAX_DELEGATION_LENGTH + 1))
+    await expectInvalid('A'.repeat(MAX_DELEGATION_LENGTH + 1))
+    await expectInvalid('m')
+    await expectInvalid('mAYIEAA')
+    await expectInvalid('\u0000')
+    await expectInvalid(`${s}=`)
+    await expectInvalid(s.replace(/^m/, 'M')) // base64pad multibase is not the format
+    // A CAR-codec CID with a sha256 (not identity) multihash.
+    await expectInvalid(Link.create(0x0202, await sha256.digest(new Uint8Array(1))).toString(await import('multiformats/bases/base64').then((m) => m.base64)))
+    // A valid CAR that is not a UCAN.
+    await expectInvalid(encodeBase64(CAR.encode({ blocks: new Map() })))
+  })
+
+  test('bounds: proof depth', async () => {
+    let d: API.Delegation = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 600 })
+    const keys = [P.alice, P.agent]
+    for (let i = 0; i <= MAX_CHAIN_DEPTH; i++) {
+      const from = keys[i % 2] as API.Signer
+      const to = keys[(i + 1) % 2] as API.Signer
+      d = await delegateAgentToService({ agent: from, service: to, proofs: [d], space: P.space.did(), expiration: now() + 600 })
+    }
+    const error = await expectInvalid(await formatDelegation(d))
+    expect(error?.message).toContain('deeper')
+  })
+
+  test('bounds: validator work (many capabilities over many capabilities)', async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ can: 'space/blob/add', with: P.space.did(), nb: { i } })) as unknown as API.Capabilities
+    const s2a = await delegate({ issuer: P.space, audience: P.agent, capabilities: many(64), expiration: now() + 600 })
+    const d = await delegate({ issuer: P.agent, audience: P.service, capabilities: many(64), proofs: [s2a], expiration: now() + 600 })
+    const error = await expectInvalid(await formatDelegation(d))
+    expect(error?.message).toContain('complex')
+  })
+})
+
+describe('content addressing', () => {
+  test('a proof stored under another CID is refused, so a revocation cannot be dodged by relabeling', async () => {
+    // The agent re-signs an Agent→Service whose proof link X is not the CID of the Space→Agent
+    // bytes stored under it. ucanto would verify the bytes and report the chain under X.
+    const fakeCid = Link.create(0x71, await sha256.digest(new TextEncoder().encode('not the proof')))
+    const relabeled = Delegation.create({ root: { cid: fakeCid, bytes: spaceToAgent.root.bytes } as never, blocks: new Map() })
+    const d = await delegate({
+      issuer: P.agent,
+      audience: P.service,
+      capabilities: agentToService.capabilities,
+      proofs: [relabeled],
+      expiration: now() + 600,
+    })
+    const parsed = await parseDelegation(await formatDelegation(d))
+    expect(parsed.ok).toBeDefined()
+    expect(await checkContentAddressed(parsed.ok as API.Delegation)).toBe(false)
+
+    const log = new RecordingLog().refuse()
+    const server = createUcanService({ signer: P.service, log })
+    const inv = await TlogAppend.invoke({
+      issuer: P.agent,
+      audience: P.service,
+      with: P.space.did(),
+      nb: { data: 'AQ==', delegation: await formatDelegation(d) },
+      expiration: now() + 60,
+    }).delegate()
+    expect((await send(server, inv)).error?.name).toBe('InvalidDelegation')
+    expect(log.calls).toBe(0)
+  })
+})

@@ -1,0 +1,140 @@
+/**
+ * Shared fixtures for the src/ucan tests: pinned principals, a recording LogService, and a way to
+ * send a real CAR-encoded agent message through `server.request` and read the receipts back.
+ */
+import { Message, Receipt, delegate } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import { ed25519 } from '@ucanto/principal'
+import * as CAR from '@ucanto/transport/car'
+import { expect } from 'vitest'
+import type { AppendResult, LogService, SpaceKey } from '../../src/ucan/service.js'
+
+/** Deterministic Ed25519 key from a one-byte seed (the 32-byte secret is the byte repeated). */
+export function pinnedKey(seed: number): Promise<ed25519.EdSigner> {
+  return ed25519.derive(new Uint8Array(32).fill(seed))
+}
+
+/** The cast of the tests, each with a fixed key. */
+export interface Principals {
+  /** The space (and log) A. */
+  space: ed25519.EdSigner
+  /** Another space, B. */
+  spaceB: ed25519.EdSigner
+  /** The space owner's intermediate in the longer chain Space→Alice→Agent. */
+  alice: ed25519.EdSigner
+  /** The app's agent key, which invokes tlog/append. */
+  agent: ed25519.EdSigner
+  /** The ucanlog service identity. */
+  service: ed25519.EdSigner
+  /** An attacker. */
+  mallory: ed25519.EdSigner
+}
+
+export async function principals(): Promise<Principals> {
+  return {
+    space: await pinnedKey(1),
+    spaceB: await pinnedKey(2),
+    alice: await pinnedKey(3),
+    agent: await pinnedKey(4),
+    service: await pinnedKey(5),
+    mallory: await pinnedKey(6),
+  }
+}
+
+export const now = (): number => Math.floor(Date.now() / 1000)
+
+/** A LogService fake that records calls; `refuse()` makes any append a test failure. */
+export class RecordingLog implements LogService {
+  appends: { space: SpaceKey; entry: Uint8Array; invocation: string; delegation: API.Delegation }[] = []
+  logs = new Map<string, Uint8Array[]>()
+  #forbidden = false
+  failNext: Error | undefined
+
+  /** From now on, any append fails the test (the request under test must be refused). */
+  refuse(): this {
+    this.#forbidden = true
+    return this
+  }
+
+  /** Every call to `append`, including refused and failed ones. */
+  calls = 0
+
+  async append(space: SpaceKey, entry: Uint8Array, meta: { invocation: string; delegation: API.Delegation }): Promise<AppendResult> {
+    this.calls++
+    // The service turns a throw into InternalError, so tests also assert `calls === 0`.
+    expect(this.#forbidden, 'log.append must not be called for a refused invocation').toBe(false)
+    if (this.failNext) {
+      const e = this.failNext
+      this.failNext = undefined
+      throw e
+    }
+    this.appends.push({ space, entry, ...meta })
+    const log = this.logs.get(space) ?? []
+    log.push(entry)
+    this.logs.set(space, log)
+    const index = log.length - 1
+    return {
+      logId: space,
+      origin: `ucanlog/logs/${space}`,
+      index,
+      treeSize: log.length,
+      rootHash: Buffer.alloc(32, index).toString('base64'),
+      checkpoint: `ucanlog/logs/${space}\n${log.length}\n${Buffer.alloc(32, index).toString('base64')}\n\n— sig\n`,
+      inclusionProof: [],
+      published: true,
+    }
+  }
+
+  async read(space: SpaceKey, offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number } | undefined> {
+    const log = this.logs.get(space)
+    if (log === undefined) return undefined
+    return { entries: log.slice(offset, offset + limit), total: log.length }
+  }
+}
+
+/** Minimal view of what a server exposes that the tests need. */
+export interface RequestTarget {
+  request(req: { headers: Record<string, string>; body: Uint8Array }): API.Await<{ status?: number; headers: Record<string, string>; body: Uint8Array }>
+}
+
+/** A CAR-encoded agent message carrying `invocations`, as a client would POST it. */
+export async function encodeRequest(invocations: API.Invocation[]): Promise<{ headers: Record<string, string>; body: Uint8Array }> {
+  const message = await Message.build({ invocations: invocations as unknown as [API.Invocation] })
+  const req = CAR.request.encode(message)
+  return { headers: { ...req.headers }, body: req.body }
+}
+
+/** The JSON-ish `out` of a receipt. */
+export type Out = { ok?: Record<string, unknown>; error?: Record<string, unknown> }
+
+/** Sends a request body and decodes the receipts, in invocation order. */
+export async function sendRaw(
+  server: RequestTarget,
+  req: { headers: Record<string, string>; body: Uint8Array },
+): Promise<API.Receipt[]> {
+  const res = await server.request(req)
+  expect(res.status ?? 200).toBe(200)
+  const message = await CAR.response.decode({ headers: res.headers, body: res.body } as never)
+  return [...(message as API.AgentMessage).receipts.values()] as API.Receipt[]
+}
+
+/** Sends one invocation through `server.request` and returns its receipt's `out`. */
+export async function send(server: RequestTarget, invocation: API.Invocation): Promise<Out> {
+  const [receipt] = await sendRaw(server, await encodeRequest([invocation]))
+  expect(receipt).toBeDefined()
+  return outOf(receipt as API.Receipt)
+}
+
+/** `receipt.out`, checking that an error carries exactly a name and a message (never a stack). */
+export function outOf(receipt: API.Receipt): Out {
+  const out = receipt.out as Out
+  if (out.error !== undefined) {
+    expect(Object.keys(out.error).sort()).toEqual(['message', 'name'])
+    expect(out.error).not.toHaveProperty('stack')
+    expect(typeof out.error.message).toBe('string')
+    expect((out.error.message as string).length).toBeLessThan(300)
+  }
+  return out
+}
+
+export { Receipt, delegate }

@@ -1,0 +1,120 @@
+/** tlog/read through the ucanto server, and one end-to-end run of the client helpers over HTTP. */
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { invoke } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import {
+  appendInvocation,
+  connect,
+  createUcanService,
+  delegateSpaceToAgent,
+  readInvocation,
+} from '../../src/ucan/index.js'
+import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { type Principals, RecordingLog, now, principals, send } from './helpers.js'
+
+let P: Principals
+beforeAll(async () => {
+  P = await principals()
+})
+
+function seeded(entries: Uint8Array[], options: { maxReadBytes?: number } = {}) {
+  const log = new RecordingLog()
+  log.logs.set(P.space.did(), entries)
+  const server = createUcanService({ signer: P.service, log, ...options })
+  return { log, server }
+}
+
+const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill)
+
+describe('tlog/read', () => {
+  test('anyone may read; entries are standard base64; default page from 0', async () => {
+    const entries = [bytes(1, 1), bytes(2, 2), bytes(3, 3)]
+    const { server } = seeded(entries)
+    const out = await send(server, await readInvocation({ issuer: P.mallory, service: P.service, space: P.space.did() }).delegate())
+    expect(out.ok).toEqual({ entries: entries.map(encodeBase64), total: 3 })
+  })
+
+  test('offset and limit page the log', async () => {
+    const entries = Array.from({ length: 10 }, (_, i) => bytes(4, i))
+    const { server } = seeded(entries)
+    const out = await send(server, await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did(), offset: 8, limit: 5 }).delegate())
+    expect(out.ok).toEqual({ entries: entries.slice(8).map(encodeBase64), total: 10 })
+  })
+
+  test('a page stops at maxReadBytes but always carries one entry', async () => {
+    const entries = [bytes(300, 1), bytes(300, 2), bytes(300, 3)]
+    const { server } = seeded(entries, { maxReadBytes: 500 })
+    const out = await send(server, await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did() }).delegate())
+    expect(out.ok).toEqual({ entries: [encodeBase64(entries[0] as Uint8Array)], total: 3 })
+  })
+
+  test('unknown log → UnknownLog', async () => {
+    const { server } = seeded([])
+    const out = await send(server, await readInvocation({ issuer: P.agent, service: P.service, space: P.spaceB.did() }).delegate())
+    expect(out.error?.name).toBe('UnknownLog')
+  })
+
+  for (const nb of [{ limit: 0 }, { limit: 1001 }, { offset: -1 }, { offset: 1.5 }, { limit: '5' }]) {
+    test(`nb ${JSON.stringify(nb)} → InvalidCapability`, async () => {
+      const { server } = seeded([bytes(1, 1)])
+      const inv = await invoke({
+        issuer: P.agent,
+        audience: P.service,
+        capability: { can: 'tlog/read', with: P.space.did(), nb: nb as unknown as Record<string, number> },
+        expiration: now() + 60,
+      }).delegate()
+      expect((await send(server, inv)).error?.name).toBe('InvalidCapability')
+    })
+  }
+
+  test('wrong audience, expired, forged signature are refused', async () => {
+    const { server } = seeded([bytes(1, 1)])
+    const base = { issuer: P.agent, service: P.service, space: P.space.did() }
+    expect((await send(server, await readInvocation({ ...base, service: P.mallory }).delegate())).error?.name).toBe('InvalidAudience')
+    expect((await send(server, await readInvocation({ ...base, lifetime: -5 }).delegate())).error?.name).toBe('Expired')
+    const forged = { ...P.agent, did: () => P.agent.did(), sign: (p: Uint8Array) => P.mallory.sign(p), signatureAlgorithm: 'EdDSA', signatureCode: 0xd0ed }
+    const out = await send(server, await readInvocation({ ...base, issuer: forged as unknown as API.Signer }).delegate())
+    expect(out.error?.name).toBe('InvalidSignature')
+  })
+})
+
+describe('client helpers over HTTP', () => {
+  let httpServer: http.Server
+  let url: string
+  const log = new RecordingLog()
+
+  beforeAll(async () => {
+    const P = await principals()
+    const ucan = createUcanService({ signer: P.service, log })
+    httpServer = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = []
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]))
+      const out = await ucan.request({ headers, body: new Uint8Array(Buffer.concat(chunks)) })
+      res.writeHead(out.status ?? 200, out.headers)
+      res.end(out.body)
+    })
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve))
+    url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/rpc`
+  })
+
+  afterAll(async () => {
+    await new Promise((resolve) => httpServer.close(resolve))
+  })
+
+  test('append twice and read back with connect()', async () => {
+    const connection = connect(url, P.service.did())
+    const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
+    const a = await appendInvocation({ agent: P.agent, service: P.service.did(), space: P.space.did(), entry: bytes(5, 1), spaceToAgent })
+    const b = await appendInvocation({ agent: P.agent, service: P.service.did(), space: P.space.did(), entry: bytes(5, 1), spaceToAgent })
+    const ra = await a.execute(connection)
+    const rb = await b.execute(connection)
+    expect(ra.out.error).toBeUndefined()
+    expect((ra.out.ok as { index: number }).index).toBe(0)
+    expect((rb.out.ok as { index: number }).index).toBe(1)
+    const read = await readInvocation({ issuer: P.mallory, service: P.service.did(), space: P.space.did() }).execute(connection)
+    expect(read.out.ok).toEqual({ entries: [encodeBase64(bytes(5, 1)), encodeBase64(bytes(5, 1))], total: 2 })
+  })
+})
