@@ -13,6 +13,10 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64)
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 export async function run(report) {
+  for (const c of [CONCURRENCY, 256]) await runOnce(report, c)
+}
+
+async function runOnce(report, CONCURRENCY) {
   const dataDir = await mkdtemp(join(tmpdir(), 'ucanlog-bench-rpc-'))
   const svc = await startService({ port: 0, dataDir, witnessPolicyFile: join(root, 'witness_policy.txt'), logLevel: 'silent' })
   try {

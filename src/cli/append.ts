@@ -1,14 +1,14 @@
 /**
- * `ucanlog append`: appends entries as an agent. For each entry it creates the Agent → Service
- * delegation (proof: the Space → Agent delegation), invokes `tlog/append`, and checks the returned
- * inclusion proof against the returned checkpoint.
+ * `ucanlog append`: appends entries as an agent. Per run it creates the Agent → Service delegation
+ * (proof: the Space → Agent delegation); per entry it signs a `tlog/append` invocation carrying that
+ * delegation and checks the returned inclusion proof against the returned cosigned checkpoint.
  */
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { Command } from 'commander'
 import cliProgress from 'cli-progress'
 import { type AppendResult, checkAppendResult } from '../log/log.js'
-import { appendInvocation, connect, parseDelegation } from '../ucan/index.js'
+import { appendInvocation, connect, delegateAgentToService, parseDelegation } from '../ucan/index.js'
 import { readKey } from './key.js'
 
 export function appendCommand(): Command {
@@ -38,6 +38,9 @@ export function appendCommand(): Command {
       }
       const serviceDID = await fetchServiceDID(o.url)
       const conn = connect(o.url, serviceDID)
+      // One Agent → Service delegation for this run (it lives as long as the Space → Agent proof);
+      // every entry is still its own invocation, signed by the agent.
+      const agentToService = await delegateAgentToService({ agent, service: serviceDID, proofs: [spaceToAgent], space, expiration: spaceToAgent.expiration })
 
       const bar = entries.length > 1 && !o.json ? new cliProgress.SingleBar({ format: 'appending [{bar}] {value}/{total} entries', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined
       bar?.start(entries.length, 0)
@@ -47,7 +50,7 @@ export function appendCommand(): Command {
       const worker = async () => {
         while (next < entries.length) {
           const i = next++
-          const inv = await appendInvocation({ agent, service: serviceDID, space, entry: entries[i]!, spaceToAgent })
+          const inv = await appendInvocation({ agent, service: serviceDID, space, entry: entries[i]!, agentToService })
           const [receipt] = await conn.execute(inv)
           const out = receipt!.out as { ok?: AppendResult; error?: { name: string; message: string } }
           if (out.error) throw new Error(`append refused: ${out.error.name}: ${out.error.message}`)

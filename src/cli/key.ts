@@ -1,7 +1,7 @@
 /** `ucanlog key create`: a new Ed25519 principal (space or agent) in a 0600 key file. */
 import { Command } from 'commander'
 import { loadOrCreateSecret } from '../server/keys.js'
-import { formatKey, generateKey, parseKey } from '../ucan/index.js'
+import { createFastSigner, formatKey, generateKey, parseKey } from '../ucan/index.js'
 
 export function keyCommand(): Command {
   const key = new Command('key').description('Manage Ed25519 keys for spaces and agents (ucanto ed25519 format).')
@@ -24,11 +24,11 @@ export function keyCommand(): Command {
   return key
 }
 
-/** Reads a key file written by `ucanlog key create`. */
+/** Reads a key file written by `ucanlog key create`; the signer signs with node:crypto (same bytes, ~10× faster). */
 export async function readKey(path: string) {
   const { readFile } = await import('node:fs/promises')
   const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot read key ${path} (${err.code}); create one with: ucanlog key create --out ${path}`)
   })
-  return parseKey(text.trim())
+  return createFastSigner(parseKey(text.trim()))
 }

@@ -21,7 +21,7 @@ import { goTool } from './go.js'
 
 let svc: Awaited<ReturnType<typeof startTestService>>
 const results: { entry: Uint8Array; r: AppendResult }[] = []
-let space: string
+let space: `did:key:${string}`
 
 beforeAll(async () => {
   svc = await startTestService({ batchMaxSize: 64 })
