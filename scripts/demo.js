@@ -56,7 +56,7 @@ try {
   step('ucanlog audit again (now also consistency with the checkpoint seen last time)')
   run('append', '--url', url, '--agent-key', join(demo, 'agent.key'), '--proof', join(demo, 'space-to-agent.ucan'), `demo finished at ${new Date().toISOString()}`)
   console.log(run('audit', '--url', url, '--space', space, '--state', join(demo, 'audit')))
-  console.log(`\nDone. The demo's keys, log and CARs stay in .demo/; serve them again with:\n  npx ucanlog serve --data .demo/data\nand read ${'http://127.0.0.1:8787'}/logs/${space}/checkpoint`)
+  console.log(`\nDone. The demo's keys, log and CARs stay in .demo/; serve them again with:\n  npx ucanlog serve --data .demo/data\nand read http://127.0.0.1:8787/logs/${space}/checkpoint`)
 } finally {
   server.kill('SIGTERM')
 }
