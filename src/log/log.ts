@@ -130,6 +130,11 @@ interface Pending {
   reject: (e: unknown) => void
 }
 
+/**
+ * One log's sequencer and publisher (see the module comment for the life of an entry). Open it with
+ * {@link Log.open}; all state changes run one at a time on an internal queue, so appends may be
+ * called concurrently.
+ */
 export class Log {
   readonly id: string
   readonly origin: string

@@ -22,6 +22,7 @@ export interface LogManagerOptions {
   log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'maxPending' | 'publishRetryMs' | 'logger'>
 }
 
+/** Opens and caches one {@link Log} per log id; concurrent opens of the same id share one Log. */
 export class LogManager {
   readonly originPrefix: string
   private readonly logs = new Map<string, Promise<Log>>()

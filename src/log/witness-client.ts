@@ -49,6 +49,7 @@ export type ProveConsistency = (oldSize: number) => Promise<Hash[]>
 
 class PermanentWitnessError extends Error {}
 
+/** The witness client of one log (see the module comment); `cosign` is one round. */
 export class WitnessClient {
   private readonly lastSize = new Map<string, number>()
   private readonly urls: Map<string, string[]>
