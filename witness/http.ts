@@ -3,9 +3,12 @@
  * - `POST /add-checkpoint` (c2sp.org/tlog-witness v1): a thin adapter over Witness.addCheckpoint;
  *   other methods on that path get 405.
  * - `GET /`: a small HTML status page with the witness name, vkey and each log's size and root.
+ * - `GET /metrics`: Prometheus text format (prom-client): add-checkpoint requests by status and
+ *   cosignatures issued.
  * Mount it under the submission prefix (e.g. `app.route('/witness', witnessApp(w))`).
  */
 import { Hono } from 'hono'
+import { Counter, Registry } from 'prom-client'
 import { MAX_ADD_CHECKPOINT_BODY } from './witness.js'
 import type { Witness, WitnessResponse } from './witness.js'
 import { encodeBase64 } from '../src/tlog/encoding.js'
@@ -14,14 +17,31 @@ import { encodeBase64 } from '../src/tlog/encoding.js'
 export interface WitnessAppOptions {
   /** Serve the HTML status page at `GET /`. Default true. */
   statusPage?: boolean
+  /**
+   * Where the witness's counters are registered (default: a new Registry of their own). Pass the
+   * host's registry to expose them with its other metrics. Registering twice in one registry reuses
+   * the counters.
+   */
+  registry?: Registry
+  /** Serve `registry` at `GET /metrics`. Default true. */
+  metricsPage?: boolean
 }
+
+/** Name of the counter of add-checkpoint requests, labelled by HTTP `status` (e.g. "200", "409"). */
+export const REQUESTS_METRIC = 'ucanlog_witness_add_checkpoint_requests_total'
+/** Name of the counter of cosignatures issued (one per 200 answer and cosigning key). */
+export const COSIGNATURES_METRIC = 'ucanlog_witness_cosignatures_total'
 
 /** Builds the witness's Hono app. */
 export function witnessApp(witness: Witness, opts: WitnessAppOptions = {}): Hono {
   const app = new Hono()
+  const registry = opts.registry ?? new Registry()
+  const requests = counter(registry, REQUESTS_METRIC, 'tlog-witness add-checkpoint requests by HTTP status', ['status'])
+  const cosignatures = counter(registry, COSIGNATURES_METRIC, 'cosignatures issued (c2sp.org/tlog-cosignature)', [])
 
   app.all('/add-checkpoint', async (c) => {
     if (c.req.method !== 'POST') {
+      requests.inc({ status: '405' })
       return new Response('method not allowed\n', { status: 405, headers: { Allow: 'POST', 'Content-Type': 'text/plain; charset=utf-8' } })
     }
     let result: WitnessResponse
@@ -31,13 +51,25 @@ export function witnessApp(witness: Witness, opts: WitnessAppOptions = {}): Hono
     } catch {
       result = { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error\n' }
     }
+    requests.inc({ status: String(result.status) })
+    if (result.status === 200) cosignatures.inc(result.body.split('\n').length - 1)
     return toResponse(result)
   })
 
   if (opts.statusPage ?? true) {
     app.get('/', async (c) => c.html(statusPage(witness.name, witness.vkey, await witness.logs())))
   }
+  if (opts.metricsPage ?? true) {
+    app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }))
+  }
   return app
+}
+
+/** A counter in `registry`, reusing one already registered under `name`. */
+function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter {
+  const existing = registry.getSingleMetric(name)
+  if (existing instanceof Counter) return existing
+  return new Counter({ name, help, labelNames, registers: [registry] })
 }
 
 /** The one mapping from a witness result to HTTP. */

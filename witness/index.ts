@@ -7,12 +7,15 @@ import { mkdir, open, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { SqliteWitnessStore } from './store.js'
 import { Witness } from './witness.js'
+import { ed25519Cosigner } from '../src/tlog/cosignature.js'
 
 export { Witness, MAX_ADD_CHECKPOINT_BODY, MAX_PROOF_LINES, TLOG_SIZE_CONTENT_TYPE } from './witness.js'
 export type { WitnessOptions, WitnessResponse } from './witness.js'
 export { SqliteWitnessStore } from './store.js'
 export type { WitnessLog, WitnessStore, Awaitable } from './store.js'
-export { witnessApp } from './http.js'
+export { witnessApp, REQUESTS_METRIC, COSIGNATURES_METRIC } from './http.js'
+export { parseLogList, formatLogList, pullLogs, MalformedLogListError, LOG_LIST_HEADER, MAX_LOG_LIST_SIZE } from './loglist.js'
+export type { LogList, LogListEntry, PullResult } from './loglist.js'
 export type { WitnessAppOptions } from './http.js'
 
 /** Size of the witness key file: one raw 32-byte Ed25519 seed (RFC 8032). */
@@ -47,13 +50,26 @@ export async function openWitness(opts: {
   }
 }
 
-async function loadOrCreateKey(file: string): Promise<Uint8Array> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+/**
+ * The vkey (type 0x04, c2sp.org/tlog-cosignature) of the witness whose key is in `keyFile`, under
+ * `name`, without creating or changing anything.
+ * @throws Error if the key file is missing, unsafe (group/other access) or not 32 bytes;
+ *   MalformedKeyError for a bad name.
+ */
+export async function witnessVkey(opts: { name: string; keyFile: string }): Promise<string> {
+  const seed = await loadOrCreateKey(opts.keyFile, false)
+  return ed25519Cosigner(opts.name, seed).vkey
+}
+
+async function loadOrCreateKey(file: string, create = true): Promise<Uint8Array> {
   let created
-  try {
-    created = await open(file, 'wx', 0o600)
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+  if (create) {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+    try {
+      created = await open(file, 'wx', 0o600)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+    }
   }
   if (created !== undefined) {
     const seed = randomBytes(WITNESS_KEY_SIZE)
@@ -69,7 +85,9 @@ async function loadOrCreateKey(file: string): Promise<Uint8Array> {
     await syncDir(dirname(file))
     return new Uint8Array(seed)
   }
-  const fh = await open(file, 'r')
+  const fh = await open(file, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'ENOENT' ? new Error(`witness key file ${file} does not exist (ucanlog witness serve creates it on first start)`) : e
+  })
   try {
     const st = await fh.stat()
     if (!st.isFile()) throw new Error(`witness key file ${file} is not a regular file`)
