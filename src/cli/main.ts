@@ -1,5 +1,5 @@
 /**
- * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `audit`. Every command has
+ * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `audit`, `witness …`. Every command has
  * `--help`; errors say what to do next and never print a stack trace.
  */
 import { Command, Option } from 'commander'
@@ -8,6 +8,7 @@ import { auditCommand } from './audit.js'
 import { delegateCommand } from './delegate.js'
 import { keyCommand } from './key.js'
 import { serveCommand } from './serve.js'
+import { witnessCommand } from './witness.js'
 
 /** Builds the command tree (exported for tests). */
 export function program(): Command {
@@ -20,6 +21,7 @@ export function program(): Command {
   p.addCommand(delegateCommand())
   p.addCommand(appendCommand())
   p.addCommand(auditCommand())
+  p.addCommand(witnessCommand())
   return p
 }
 

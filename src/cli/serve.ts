@@ -9,13 +9,14 @@ export function serveCommand(): Command {
       'Keys and state are created in the data directory on first start.',
   )
   for (const k of KNOBS) {
-    cmd.addOption(new Option(`${k.flag} <${k.unit.replace(/\s+/g, '-')}>`, `${k.description} (env ${k.env})`).default(undefined, String(DEFAULT_CONFIG[k.key])))
+    const flag = k.boolean ? k.flag : `${k.flag} <${k.unit.replace(/\s+/g, '-')}>`
+    cmd.addOption(new Option(flag, `${k.description} (env ${k.env})`).default(undefined, String(DEFAULT_CONFIG[k.key])))
   }
   cmd.action(async (opts: Record<string, string>) => {
     const flags: Record<string, string> = {}
     for (const k of KNOBS) {
-      const v = opts[camel(k.flag.slice(2))]
-      if (v !== undefined) flags[k.key] = v
+      const v: unknown = opts[camel(k.flag.slice(2))]
+      if (v !== undefined) flags[k.key] = String(v)
     }
     const config = resolveConfig(flags, process.env)
     const svc = await startService(config)

@@ -22,6 +22,7 @@ export const DEFAULT_WITNESS_TIMEOUT_MS = 1000
 /** Retries of one witness after a 409 resync, per round. */
 const MAX_TRIES = 3
 
+/** Options for {@link WitnessClient}, validated by the service's configuration. */
 export interface WitnessClientOptions {
   /** The parsed policy; only witnesses with a URL are asked. */
   policy: Policy
@@ -50,6 +51,10 @@ export type ProveConsistency = (oldSize: number) => Promise<Hash[]>
 class PermanentWitnessError extends Error {}
 
 /** The witness client of one log (see the module comment); `cosign` is one round. */
+/**
+ * The witness client of one log (c2sp.org/tlog-witness v1 client side). `cosign` may be called for
+ * successive checkpoints of that log; calls must not overlap (the log engine serializes them).
+ */
 export class WitnessClient {
   private readonly lastSize = new Map<string, number>()
   private readonly urls: Map<string, string[]>
@@ -59,13 +64,15 @@ export class WitnessClient {
   constructor(private readonly opts: WitnessClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_WITNESS_TIMEOUT_MS
     this.fetch = opts.fetch ?? globalThis.fetch
-    // One request per witness URL, even if several policy witnesses share it (Tessera PR #1028).
+    // One request per witness URL, even if several policy witnesses share it (Tessera PR #1028);
+    // URLs that differ only in spelling (case of the host, a trailing slash) are the same witness.
     this.urls = new Map()
     for (const w of opts.policy.witnesses) {
       if (!w.url) continue
-      const names = this.urls.get(w.url) ?? []
+      const url = submissionPrefix(w.url)
+      const names = this.urls.get(url) ?? []
       names.push(w.name)
-      this.urls.set(w.url, names)
+      this.urls.set(url, names)
     }
   }
 
@@ -89,6 +96,7 @@ export class WitnessClient {
     let finish!: () => void
     const done = new Promise<void>((resolve) => (finish = resolve))
     const controller = new AbortController()
+    let timedOut = false
     const tasks = [...this.urls].map(async ([url, names]) => {
       try {
         const sigLines = await this.submit(url, checkpoint, size, proofFor, controller.signal)
@@ -108,11 +116,16 @@ export class WitnessClient {
           if (!cosigned.has(name)) this.opts.onWitnessError?.(url, `no valid cosignature from ${name}`)
         }
       } catch (err) {
-        if (!controller.signal.aborted) this.opts.onWitnessError?.(url, (err as Error).message)
+        if (timedOut) this.opts.onWitnessError?.(url, `no answer within ${this.timeoutMs} ms`)
+        else if (!controller.signal.aborted) this.opts.onWitnessError?.(url, (err as Error).message)
+        // else: the quorum was met and this straggler was cancelled
       }
       if (quorum() && !this.opts.greedy) finish()
     })
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs)
+    const timer = setTimeout(() => {
+      timedOut = true
+      controller.abort()
+    }, this.timeoutMs)
     await Promise.race([Promise.allSettled(tasks), done])
     clearTimeout(timer)
     controller.abort() // stop stragglers once the quorum is met
@@ -133,7 +146,7 @@ export class WitnessClient {
       if (old > size) old = 0 // the log cannot prove from a size it does not have; ask the witness
       const proof = old === 0 || old === size ? [] : await proofFor(old)
       const body = `old ${old}\n` + proof.map((h) => encodeBase64(h) + '\n').join('') + '\n' + checkpoint
-      const res = await this.fetch(new URL('add-checkpoint', url.endsWith('/') ? url : url + '/'), {
+      const res = await this.fetch(new URL('add-checkpoint', url), {
         method: 'POST',
         body,
         signal,
@@ -144,7 +157,9 @@ export class WitnessClient {
         this.lastSize.set(url, size)
         return parseSignatureLines(text)
       }
-      if (res.status === 409 && res.headers.get('content-type') === 'text/x.tlog.size') {
+      // 409 means "your old size is wrong, here is mine" only with this media type; without it
+      // (tlog-witness v1.0.0) it is a same-size root mismatch, a permanent error below.
+      if (res.status === 409 && mediaType(res.headers.get('content-type')) === 'text/x.tlog.size') {
         const theirs = parseSize(text.trim())
         if (theirs > size) throw new PermanentWitnessError(`witness is at size ${theirs}, ahead of the log's ${size}`)
         this.lastSize.set(url, theirs)
@@ -155,6 +170,23 @@ export class WitnessClient {
     }
     throw new PermanentWitnessError('witness kept answering 409')
   }
+}
+
+/** A witness URL as a submission prefix ending in "/", so `add-checkpoint` resolves below it. */
+function submissionPrefix(url: string): string {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return url.endsWith('/') ? url : url + '/' // not a URL: every request fails and is reported
+  }
+  if (!u.pathname.endsWith('/')) u.pathname += '/'
+  return u.href
+}
+
+/** The media type of a Content-Type header, lowercased, without parameters. */
+function mediaType(contentType: string | null): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase()
 }
 
 /** Parses a 200 add-checkpoint body: one or more note signature lines, nothing else. */

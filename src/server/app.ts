@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client'
 import type { LogManager } from '../log/registry.js'
 import { tileWidth } from '../log/tile-hashes.js'
 import { TILE_WIDTH, encodeBase64, entryBundlePath, parseTilePath, tilePath } from '../tlog/index.js'
+import { formatLogList } from '../../witness/index.js'
 
 /** Default cap on an RPC request body, in bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -59,6 +60,14 @@ export function createApp(o: AppOptions): Hono {
   app.get('/did', (c) => c.text(o.did + '\n'))
   app.get('/info', (c) => c.json(o.info()))
   app.get('/healthz', (c) => c.text('ok\n'))
+  // Every log of this service in the witness network's log-list format (logs/v0), for witness
+  // operators: `ucanlog witness pull-logs --source <url>/logs.txt`. Key name = origin, so no
+  // origin lines.
+  app.get('/logs.txt', async (c) => {
+    const ids = (await o.logs.list()).sort()
+    const list = formatLogList(ids.map((id) => ({ origin: o.logs.origin(id), vkey: o.logVkey(o.logs.origin(id)) })))
+    return c.text(list, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' })
+  })
   if (o.metrics) {
     const m = o.metrics
     app.get('/metrics', async (c) => c.text(await m.metrics(), 200, { 'content-type': m.contentType }))

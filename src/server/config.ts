@@ -24,6 +24,8 @@ export interface ServiceConfig {
   batchMaxAgeMs: number
   /** Per-witness request timeout, ms. */
   witnessTimeoutMs: number
+  /** Wait for every witness (until the timeout) instead of stopping once the quorum is met. */
+  witnessGreedy: boolean
   /** Key name of the bundled witness's cosignatures (URL-like, c2sp.org/signed-note). */
   witnessName: string
   /** Maximum RPC request body, bytes. */
@@ -43,6 +45,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
   batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
   witnessTimeoutMs: DEFAULT_WITNESS_TIMEOUT_MS,
+  witnessGreedy: false,
   witnessName: 'ucanlog.local/witness',
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   maxInvocationLifetime: 3600,
@@ -57,6 +60,8 @@ export interface Knob {
   unit: string
   description: string
   integer?: { min: number; max: number }
+  /** A switch: the flag takes no value; the env var is `true`/`1` or `false`/`0`. */
+  boolean?: true
 }
 
 export const KNOBS: Knob[] = [
@@ -68,6 +73,7 @@ export const KNOBS: Knob[] = [
   { key: 'batchMaxSize', flag: '--batch-max-size', env: 'UCANLOG_BATCH_MAX_SIZE', unit: 'entries', description: 'maximum entries per batch', integer: { min: 1, max: 65536 } },
   { key: 'batchMaxAgeMs', flag: '--batch-max-age', env: 'UCANLOG_BATCH_MAX_AGE_MS', unit: 'ms', description: 'maximum wait before a batch is integrated', integer: { min: 0, max: 60_000 } },
   { key: 'witnessTimeoutMs', flag: '--witness-timeout', env: 'UCANLOG_WITNESS_TIMEOUT_MS', unit: 'ms', description: 'per-witness request timeout', integer: { min: 1, max: 600_000 } },
+  { key: 'witnessGreedy', flag: '--witness-greedy', env: 'UCANLOG_WITNESS_GREEDY', unit: 'boolean', description: 'ask every witness and wait for all (until the timeout) instead of stopping at quorum', boolean: true },
   { key: 'witnessName', flag: '--witness-name', env: 'UCANLOG_WITNESS_NAME', unit: 'key name', description: 'cosignature key name of the bundled witness' },
   { key: 'maxBodyBytes', flag: '--max-body', env: 'UCANLOG_MAX_BODY_BYTES', unit: 'bytes', description: 'maximum RPC request body', integer: { min: 1024, max: 1 << 30 } },
   { key: 'maxInvocationLifetime', flag: '--max-invocation-lifetime', env: 'UCANLOG_MAX_INVOCATION_LIFETIME', unit: 's', description: 'latest accepted invocation expiry, from now', integer: { min: 1, max: 86_400 * 30 } },
@@ -89,7 +95,10 @@ export function resolveConfig(flags: Partial<Record<keyof ServiceConfig, string>
   for (const k of KNOBS) {
     const raw = flags[k.key] ?? env[k.env]
     if (raw === undefined) continue
-    if (k.integer) {
+    if (k.boolean) {
+      if (!/^(true|false|1|0)$/.test(raw)) throw new ConfigError(`${k.flag} / ${k.env} must be true, false, 1 or 0, got ${JSON.stringify(raw)}`)
+      out[k.key] = raw === 'true' || raw === '1'
+    } else if (k.integer) {
       if (!/^[0-9]+$/.test(raw) || Number(raw) < k.integer.min || Number(raw) > k.integer.max) {
         throw new ConfigError(`${k.flag} / ${k.env} must be an integer in ${k.integer.min}..${k.integer.max} (${k.unit}), got ${JSON.stringify(raw)}`)
       }

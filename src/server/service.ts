@@ -75,6 +75,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       return new WitnessClient({
         policy,
         timeoutMs: c.witnessTimeoutMs,
+        greedy: c.witnessGreedy,
         onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
       })
     },
@@ -114,7 +115,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     did: signer.did(),
     logVkey: (origin) => ed25519Signer(origin, seed).vkey,
     metrics,
-    witness: witnessApp(bw.witness),
+    witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
     maxBodyBytes: c.maxBodyBytes,
     onError: (err) => log.error({ err }, 'request failed'),
   })

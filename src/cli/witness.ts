@@ -1,0 +1,194 @@
+/**
+ * `ucanlog witness …`: the bundled witness run standalone by a witness operator, in litewitness's
+ * and witnessctl's spirit (c2sp.org/tlog-witness v1, c2sp.org/tlog-cosignature v1).
+ *
+ *     ucanlog witness serve     --name <name> --key <file> [--listen host:port] [--db <file>]
+ *     ucanlog witness vkey      --name <name> --key <file>
+ *     ucanlog witness add-log   --db <file> --origin <origin>
+ *     ucanlog witness add-key   --db <file> --origin <origin> --key <vkey>
+ *     ucanlog witness del-key   --db <file> --origin <origin> --key <vkey>
+ *     ucanlog witness list-logs --db <file>
+ *     ucanlog witness pull-logs --db <file> --source <file|URL> [--verbose]
+ *
+ * The operator commands work on the same SQLite file as a running witness (WAL, busy timeout).
+ * No command removes a log: a re-added log could be shown a split view. To disable a log, delete
+ * its keys. This module imports the witness only through its public entry point, witness/index.ts.
+ */
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { Command } from 'commander'
+import { encodeBase64, parseVerifierKey } from '../tlog/index.js'
+import { SqliteWitnessStore, openWitness, parseLogList, pullLogs, witnessApp, witnessVkey } from '../../witness/index.js'
+
+/** Default listen address of `witness serve` (litewitness's default). */
+export const DEFAULT_WITNESS_LISTEN = 'localhost:7380'
+/** Default state file of the witness commands. */
+export const DEFAULT_WITNESS_DB = 'witness.db'
+/** Request read/write timeout of the standalone witness, ms (litewitness: 5 s). */
+export const WITNESS_HTTP_TIMEOUT_MS = 5000
+/** How long `pull-logs` waits for a list fetched over HTTP(S), ms. */
+export const PULL_TIMEOUT_MS = 30_000
+
+/** A bad flag value for a witness command. */
+export class WitnessUsageError extends Error {
+  override name = 'WitnessUsageError'
+}
+
+/**
+ * Parses a listen address: `host:port`, `[v6]:port` or `:port` (all interfaces); port 0..65535.
+ * @throws WitnessUsageError otherwise.
+ */
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(s)
+  if (!m || Number(m[3]) > 65535) throw new WitnessUsageError(`--listen must be host:port (e.g. ${DEFAULT_WITNESS_LISTEN}), got ${JSON.stringify(s)}`)
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!), port: Number(m[3]) }
+}
+
+/** The `witness` command group. */
+export function witnessCommand(): Command {
+  const w = new Command('witness').description(
+    'Run a c2sp.org/tlog-witness witness (litewitness-compatible) and manage the logs it witnesses.',
+  )
+
+  w.command('serve')
+    .description('Serve POST /add-checkpoint, the status page (GET /) and GET /metrics. Prints the witness vkey (type 0x04) at start.')
+    .requiredOption('--name <name>', 'the witness key name, URL-like (e.g. witness.example.com)')
+    .requiredOption('--key <file>', 'the witness key: a raw 32-byte Ed25519 seed, created with mode 0600 if missing')
+    .option('--listen <host:port>', 'address to listen on (plain HTTP; terminate TLS in front)', DEFAULT_WITNESS_LISTEN)
+    .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
+    .action(async (o: { name: string; key: string; listen: string; db: string }) => {
+      const { host, port } = parseListen(o.listen)
+      const { witness, close } = await openWitness({ name: o.name, keyFile: o.key, dbFile: o.db })
+      const server = serve({ fetch: witnessApp(witness).fetch, port, hostname: host })
+      try {
+        await new Promise<void>((ok, fail) => {
+          server.once('listening', ok)
+          server.once('error', fail)
+        })
+      } catch (e) {
+        close()
+        throw new Error(`cannot listen on ${o.listen}: ${(e as Error).message}`)
+      }
+      const http = server as unknown as { requestTimeout: number; headersTimeout: number }
+      http.requestTimeout = WITNESS_HTTP_TIMEOUT_MS
+      http.headersTimeout = WITNESS_HTTP_TIMEOUT_MS
+      const addr = server.address() as AddressInfo
+      const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+      process.stdout.write(
+        `witness vkey: ${witness.vkey}\n` +
+          `ucanlog witness ${witness.name} listening on http://${shown}:${addr.port}\n` +
+          `  add-checkpoint: POST http://${shown}:${addr.port}/add-checkpoint\n  state: ${o.db}\n`,
+      )
+      let stopping = false
+      const stop = (sig: string) => {
+        if (stopping) return
+        stopping = true
+        process.stdout.write(`${sig}: stopping\n`)
+        server.close(() => {
+          close()
+          process.exit(0)
+        })
+        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      }
+      process.on('SIGINT', () => stop('SIGINT'))
+      process.on('SIGTERM', () => stop('SIGTERM'))
+    })
+
+  w.command('vkey')
+    .description('Print the witness verifier key (type 0x04) for policies and the witness network, without starting anything.')
+    .requiredOption('--name <name>', 'the witness key name')
+    .requiredOption('--key <file>', 'the witness key file (32-byte seed)')
+    .action(async (o: { name: string; key: string }) => {
+      process.stdout.write(`${await witnessVkey({ name: o.name, keyFile: o.key })}\n`)
+    })
+
+  w.command('add-log')
+    .description('Add a log at size 0 (trust on first use); it stays disabled until it has a key (add-key).')
+    .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
+    .requiredOption('--origin <origin>', 'the log origin (first line of its checkpoints)')
+    .action((o: { db: string; origin: string }) =>
+      withStore(o.db, (s) => {
+        if (!s.addLog(o.origin)) throw new WitnessUsageError(`log ${JSON.stringify(o.origin)} already exists`)
+      }),
+    )
+
+  w.command('add-key')
+    .description("Add a log's verifier key (Ed25519, type 0x01); warns when the key name differs from the origin.")
+    .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
+    .requiredOption('--origin <origin>', 'the log origin')
+    .requiredOption('--key <vkey>', 'the log vkey, <name>+<hex key ID>+<base64>')
+    .action((o: { db: string; origin: string; key: string }) =>
+      withStore(o.db, (s) => {
+        if (s.getLog(o.origin) === undefined) throw new WitnessUsageError(`unknown log ${JSON.stringify(o.origin)}; run add-log first`)
+        if (!s.addKey(o.origin, o.key)) throw new WitnessUsageError(`log ${JSON.stringify(o.origin)} already has this key`)
+        const { name } = parseVerifierKey(o.key)
+        if (name !== o.origin) process.stderr.write(`warning: the key name ${JSON.stringify(name)} differs from the origin ${JSON.stringify(o.origin)}\n`)
+      }),
+    )
+
+  w.command('del-key')
+    .description("Remove a log's key. A log without keys is disabled (answered as unknown); logs are never removed.")
+    .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
+    .requiredOption('--origin <origin>', 'the log origin')
+    .requiredOption('--key <vkey>', 'the vkey to remove, as list-logs shows it')
+    .action((o: { db: string; origin: string; key: string }) =>
+      withStore(o.db, (s) => {
+        if (!s.deleteKey(o.origin, o.key)) throw new WitnessUsageError(`log ${JSON.stringify(o.origin)} has no key ${o.key}`)
+      }),
+    )
+
+  w.command('list-logs')
+    .description('Print every log as a JSON line: origin, size, root_hash (base64), keys.')
+    .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
+    .action((o: { db: string }) =>
+      withStore(o.db, (s) => {
+        for (const l of s.listLogs()) {
+          process.stdout.write(JSON.stringify({ origin: l.origin, size: l.treeSize, root_hash: encodeBase64(l.rootHash), keys: l.keys }) + '\n')
+        }
+      }),
+    )
+
+  w.command('pull-logs')
+    .description(
+      'Add the logs of a witness-network log list (logs/v0) that this witness does not know. Add-only: never changes ' +
+        "an existing log's key or removes a log. Quiet unless something is unexpected, for cron.",
+    )
+    .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
+    .requiredOption('--source <file|URL>', 'the list: a file, or an http(s) URL (e.g. https://…/logs.txt)')
+    .option('--verbose', 'also report added logs and skipped list entries')
+    .action(async (o: { db: string; source: string; verbose?: boolean }) => {
+      const list = parseLogList(await readSource(o.source))
+      await withStore(o.db, async (s) => {
+        const r = await pullLogs(s, list)
+        for (const m of r.warnings) process.stderr.write(`warning: ${m}\n`)
+        if (o.verbose) {
+          for (const m of list.skipped) process.stderr.write(`${m}\n`)
+          for (const origin of r.added) process.stderr.write(`added ${origin}\n`)
+        }
+      })
+    })
+  return w
+}
+
+async function withStore(db: string, f: (s: SqliteWitnessStore) => void | Promise<void>): Promise<void> {
+  const s = new SqliteWitnessStore(db)
+  try {
+    await f(s)
+  } finally {
+    s.close()
+  }
+}
+
+async function readSource(source: string): Promise<string> {
+  if (/^https?:\/\//i.test(source)) {
+    const res = await fetch(source, { signal: AbortSignal.timeout(PULL_TIMEOUT_MS) }).catch((e: Error) => {
+      throw new Error(`cannot fetch ${source}: ${e.message}`)
+    })
+    if (!res.ok) throw new Error(`cannot fetch ${source}: HTTP ${res.status}`)
+    return res.text()
+  }
+  return readFile(source, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`cannot read ${source}: ${e.code ?? e.message}`)
+  })
+}
