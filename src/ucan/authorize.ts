@@ -20,10 +20,11 @@ import * as Upload from '@storacha/capabilities/upload'
 import * as Digest from 'multiformats/hashes/digest'
 import * as Link from 'multiformats/link'
 import { decodeBase64 } from '../tlog/encoding.js'
-import { MAX_ENTRY_SIZE, SpaceDID, TlogAppendCaveats } from './capabilities.js'
+import { MAX_ENTRY_SIZE, SpaceDID, TlogAppendCaveats, TlogCreateCaveats } from './capabilities.js'
 import { checkContentAddressed, embeddedUCANs, parseDelegation } from './delegation.js'
 import {
   type AppendFailure,
+  type CreateFailure,
   DelegationIssuerMismatch,
   EntryTooLarge,
   Expired,
@@ -126,6 +127,61 @@ export interface AuthorizeAppendOptions {
    * delegation is walked once, not on every append. Default: none (every call walks the chain).
    */
   grants?: GrantCache
+  /**
+   * The one service whose `ucan/attest` attestations of `did:mailto` account delegations are
+   * trusted (Storacha's email login). Default: none, so chains through a `did:mailto` account fail
+   * (`Unauthorized`). Pinned in configuration, never fetched.
+   */
+  attester?: TrustedAttester
+}
+
+/**
+ * A trusted `ucan/attest` issuer (notes §2.10): its DID (production Storacha:
+ * `did:web:up.storacha.network`) and the `did:key` its attestations are signed with.
+ */
+export interface TrustedAttester {
+  did: API.DID
+  key: API.DIDKey
+}
+
+/**
+ * The ucanto validator options that make `claim`/`access` accept `attester`'s attestations: a
+ * DID resolver mapping `attester.did` to `attester.key`, and the service's own `ucan/attest`
+ * delegation to the attester (ucanto's `verifySession` accepts attestations whose `with` is the
+ * authority or the audience of such a proof). Empty when `attester` is undefined.
+ */
+export async function attesterTrust(
+  service: API.Signer,
+  attester: TrustedAttester | undefined,
+): Promise<{ proofs?: API.Delegation[]; resolveDIDKey?: (did: API.DID) => API.Result<API.DIDKey[], API.DIDKeyResolutionError> }> {
+  if (attester === undefined) return {}
+  const proof = await delegate({
+    issuer: service,
+    audience: { did: () => attester.did },
+    capabilities: [{ can: 'ucan/attest', with: service.did() }],
+    expiration: Infinity,
+  })
+  return {
+    proofs: [proof],
+    resolveDIDKey: (did) =>
+      did === attester.did
+        ? { ok: [attester.key] }
+        : { error: new DIDKeyUnresolvable(did) as unknown as API.DIDKeyResolutionError },
+  }
+}
+
+/** ucanto's `DIDKeyResolutionError` shape, for DIDs other than the trusted attester's. */
+class DIDKeyUnresolvable extends Error {
+  override name = 'DIDKeyResolutionError'
+  constructor(readonly did: API.DID) {
+    super(`Unable to resolve '${truncate(did)}' key`)
+  }
+  describe(): string {
+    return this.message
+  }
+  toJSON(): { name: string; message: string } {
+    return { name: this.name, message: this.message }
+  }
 }
 
 /** What an authorized `tlog/append` asks for. */
@@ -158,34 +214,82 @@ export async function authorizeAppend(
   invocation: API.Invocation,
   options: AuthorizeAppendOptions,
 ): Promise<API.Result<AuthorizedAppend, AppendFailure>> {
-  const service = options.service
-  const principal = options.principal ?? Verifier
-  const now = (options.now ?? systemNow)()
-  const maxLifetime = options.maxInvocationLifetime ?? DEFAULT_MAX_INVOCATION_LIFETIME
+  const shape = readCapability(invocation, 'tlog/append')
+  if (shape.error) return shape
+  const nb = TlogAppendCaveats.read((shape.ok.capability as { nb?: unknown }).nb ?? {})
+  if (nb.error) return { error: new InvalidCapability('nb must be { data: string, delegation: string }') }
+  const data = nb.ok.data
+  const authorized = await authorizeWrite(invocation, shape.ok.space, nb.ok.delegation, options, () => decodeEntry(data))
+  if (authorized.error) return authorized
+  return { ok: { space: shape.ok.space, entry: authorized.ok.entry, delegation: authorized.ok.delegation } }
+}
 
-  // The capability.
+/** What an authorized `tlog/create` asks for. */
+export interface AuthorizedCreate {
+  /** The space DID: the log id. */
+  space: API.DIDKey
+  /** The Agent→Service delegation, chain verified. */
+  delegation: API.Delegation
+}
+
+/**
+ * Decides whether `invocation` may create the space's log (`tlog/create`): every check of
+ * {@link authorizeAppend} except those of the entry, with the same failures.
+ * Never throws for bad input.
+ */
+export async function authorizeCreate(
+  invocation: API.Invocation,
+  options: AuthorizeAppendOptions,
+): Promise<API.Result<AuthorizedCreate, CreateFailure>> {
+  const shape = readCapability(invocation, 'tlog/create')
+  if (shape.error) return shape
+  const nb = TlogCreateCaveats.read((shape.ok.capability as { nb?: unknown }).nb ?? {})
+  if (nb.error) return { error: new InvalidCapability('nb must be { delegation: string }') }
+  const authorized = await authorizeWrite(invocation, shape.ok.space, nb.ok.delegation, options, () => ({ ok: undefined }))
+  if (authorized.error) return authorized as { error: CreateFailure }
+  return { ok: { space: shape.ok.space, delegation: authorized.ok.delegation } }
+}
+
+/** Exactly one capability of ability `can` on a did:key space, or `InvalidCapability`. */
+function readCapability(
+  invocation: API.Invocation,
+  can: string,
+): API.Result<{ capability: API.Capability; space: API.DIDKey }, InvalidCapability> {
   if (invocation.capabilities.length !== 1) {
     return { error: new InvalidCapability('invocation must carry exactly one capability') }
   }
   const capability = invocation.capabilities[0] as API.Capability
-  if (capability.can !== 'tlog/append') {
-    return { error: new InvalidCapability(`expected tlog/append, got ${truncate(capability.can)}`) }
+  if (capability.can !== can) {
+    return { error: new InvalidCapability(`expected ${can}, got ${truncate(capability.can)}`) }
   }
   const space = SpaceDID.read(capability.with)
   if (space.error) return { error: new InvalidCapability(`with must be a did:key space, got ${truncate(capability.with)}`) }
-  const nb = TlogAppendCaveats.read((capability as { nb?: unknown }).nb ?? {})
-  if (nb.error) return { error: new InvalidCapability('nb must be { data: string, delegation: string }') }
+  return { ok: { capability, space: space.ok } }
+}
+
+/** Checks (1)–(5) for a write to `space`, running `payload` (the entry check) after (1). */
+async function authorizeWrite<T>(
+  invocation: API.Invocation,
+  space: API.DIDKey,
+  delegationString: string,
+  options: AuthorizeAppendOptions,
+  payload: () => API.Result<T, InvalidData | EntryTooLarge>,
+): Promise<API.Result<{ entry: T; delegation: API.Delegation }, AppendFailure>> {
+  const service = options.service
+  const principal = options.principal ?? Verifier
+  const now = (options.now ?? systemNow)()
+  const maxLifetime = options.maxInvocationLifetime ?? DEFAULT_MAX_INVOCATION_LIFETIME
 
   // (1) The invocation.
   const checked = await checkInvocation(invocation, { audience: service.did(), principal, now, maxLifetime })
   if (checked.error) return checked
 
   // The entry.
-  const entry = decodeEntry(nb.ok.data)
+  const entry = payload()
   if (entry.error) return entry
 
   // The delegation.
-  const parsed = await parseDelegation(nb.ok.delegation)
+  const parsed = await parseDelegation(delegationString)
   if (parsed.error) return parsed
   const delegation = parsed.ok
   if (!(await checkContentAddressed(delegation))) {
@@ -201,13 +305,13 @@ export async function authorizeAppend(
   }
 
   // (4)
-  const grantKey = `${service.did()} ${space.ok} ${embeddedUCANs(delegation)
+  const grantKey = `${service.did()} ${space} ${options.attester?.did ?? ''} ${embeddedUCANs(delegation)
     .map((u) => u.cid.toString())
     .sort()
     .join(' ')}`
   let paths = options.grants?.get(grantKey)
   if (paths === undefined) {
-    const granted = await checkGrants(space.ok, delegation, service, principal)
+    const granted = await checkGrants(space, delegation, service, principal, options.attester)
     if (granted.error) return granted
     paths = granted.ok
     options.grants?.set(grantKey, paths)
@@ -226,7 +330,7 @@ export async function authorizeAppend(
   }
   if (revoked !== undefined) return { error: new Revoked(`UCAN ${truncate(revoked)} has been revoked`) }
 
-  return { ok: { space: space.ok, entry: entry.ok, delegation } }
+  return { ok: { entry: entry.ok, delegation } }
 }
 
 /** Decodes `nb.data`: canonical base64 of 1..{@link MAX_ENTRY_SIZE} bytes. */
@@ -322,6 +426,7 @@ async function checkGrants(
   delegation: API.Delegation,
   service: API.Signer,
   principal: API.PrincipalParser,
+  attester: TrustedAttester | undefined,
 ): Promise<API.Result<API.Authorization[], Unauthorized | InvalidSignature | Expired | NotValidBefore | Revoked>> {
   const probe = await delegate({
     issuer: service,
@@ -334,6 +439,7 @@ async function checkGrants(
     authority: service,
     principal: memoizeVerification(principal),
     validateAuthorization: () => ({ ok: {} }),
+    ...(await attesterTrust(service, attester)),
   }
   const paths: API.Authorization[] = []
   for (const can of REQUIRED_CAPABILITIES) {
@@ -344,8 +450,12 @@ async function checkGrants(
   return { ok: paths }
 }
 
-/** Maps ucanto's collapsed `Unauthorized` tree to our most specific identifiable name. */
-function classify(error: API.Failure, can: string): Unauthorized | InvalidSignature | Expired | NotValidBefore | Revoked {
+/**
+ * Maps ucanto's collapsed `Unauthorized` tree (from `claim`/`access`) to our most specific
+ * identifiable name: `Revoked`, `InvalidSignature`, `Expired`, `NotValidBefore`, else
+ * `Unauthorized` saying `can` is not granted. Never includes the invocation's `nb`.
+ */
+export function classify(error: API.Failure, can: string): Unauthorized | InvalidSignature | Expired | NotValidBefore | Revoked {
   const found = new Map<string, { delegation?: API.Delegation }>()
   const seen = new Set<unknown>()
   const walk = (node: unknown, depth: number): void => {

@@ -3,6 +3,7 @@
  * the space's DID, so both abilities take the space as their resource (`with`).
  */
 import { capability, DID, Schema } from '@ucanto/validator'
+import { attest, revoke } from '@storacha/capabilities/ucan'
 
 /** Largest entry, in bytes: a C2SP tlog-tiles entry bundle prefixes each entry with a 2-byte length. */
 export const MAX_ENTRY_SIZE = 65535
@@ -60,3 +61,35 @@ export const TlogRead = capability({
   with: SpaceDID,
   nb: TlogReadCaveats,
 })
+
+/** Caveats of `tlog/create`. */
+export const TlogCreateCaveats = Schema.struct({
+  /** The Agent→Service delegation, exactly as in `tlog/append` (same checks, same failures). */
+  delegation: Schema.string(),
+})
+
+/**
+ * `tlog/create`: create the space's log now (optional: the first `tlog/append` creates it too).
+ * Idempotent: creating an existing log returns it unchanged. Authorized exactly like
+ * `tlog/append` minus the entry. `with`: the space DID. Ok result: `{ logId, origin, vkey, treeSize }`.
+ */
+export const TlogCreate = capability({
+  can: 'tlog/create',
+  with: SpaceDID,
+  nb: TlogCreateCaveats,
+})
+
+/**
+ * `ucan/revoke`, exactly as `@storacha/capabilities/ucan` declares it: `with` the DID of the
+ * revoking principal, `nb.ucan` the link of the revoked UCAN (its blocks attached to the
+ * invocation), `nb.proof` optional links of the chain from it to `with`. It takes effect for a
+ * chain only if `with` is the revoked UCAN's issuer or audience or upstream of it in that chain.
+ */
+export const UCANRevoke = revoke
+
+/**
+ * `ucan/attest`, exactly as `@storacha/capabilities/ucan` declares it: `with` the attesting
+ * service (Storacha: `did:web:up.storacha.network`), `nb.proof` the link of the attested UCAN
+ * (a `did:mailto` account's delegation, whose own signature is empty).
+ */
+export const UCANAttest = attest

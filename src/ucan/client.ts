@@ -13,7 +13,7 @@ import * as CAR from '@ucanto/transport/car'
 import * as HTTP from '@ucanto/transport/http'
 import { encodeBase64 } from '../tlog/encoding.js'
 import { systemNow } from './authorize.js'
-import { TlogAppend, TlogRead } from './capabilities.js'
+import { TlogAppend, TlogCreate, TlogRead, UCANRevoke } from './capabilities.js'
 import { formatDelegation } from './delegation.js'
 import type { TlogService } from './service.js'
 
@@ -154,6 +154,53 @@ export function readInvocation(args: {
       ...(args.limit !== undefined && { limit: args.limit }),
     },
     expiration: systemNow() + (args.lifetime ?? DEFAULT_INVOCATION_LIFETIME),
+  })
+}
+
+/**
+ * Builds a `ucan/revoke` invocation (storacha's capability) from `issuer` to `service`: `with`
+ * `scope` (default the issuer's DID), `nb.ucan` the revoked delegation's CID, its blocks attached
+ * (as `@storacha/client`'s `revokeDelegation` does). It takes effect for a chain only if `scope`
+ * is in that chain at or above the revoked UCAN.
+ * @param proofs delegations of `ucan/revoke` from `scope` to `issuer`, when they differ.
+ */
+export function revokeInvocation(args: {
+  issuer: API.Signer
+  service: API.DID | API.Principal
+  ucan: API.Delegation
+  scope?: API.DID
+  proofs?: API.Delegation[]
+  lifetime?: number
+}): API.IssuedInvocationView<API.InferInvokedCapability<typeof UCANRevoke>> {
+  return UCANRevoke.invoke({
+    issuer: args.issuer,
+    audience: principal(args.service),
+    with: args.scope ?? args.issuer.did(),
+    nb: { ucan: args.ucan.cid },
+    proofs: [args.ucan, ...(args.proofs ?? [])],
+    expiration: systemNow() + (args.lifetime ?? DEFAULT_INVOCATION_LIFETIME),
+    nonce: randomBytes(12).toString('base64'),
+  })
+}
+
+/**
+ * Builds a `tlog/create` invocation: create the space's log now (idempotent), authorized by the
+ * Agent→Service delegation exactly as `tlog/append`.
+ */
+export async function createInvocation(args: {
+  agent: API.Signer
+  service: API.DID | API.Principal
+  space: API.DIDKey
+  agentToService: API.Delegation
+  lifetime?: number
+}): Promise<API.IssuedInvocationView<API.InferInvokedCapability<typeof TlogCreate>>> {
+  return TlogCreate.invoke({
+    issuer: args.agent,
+    audience: principal(args.service),
+    with: args.space,
+    nb: { delegation: await formatDelegation(args.agentToService) },
+    expiration: systemNow() + (args.lifetime ?? DEFAULT_INVOCATION_LIFETIME),
+    nonce: randomBytes(12).toString('base64'),
   })
 }
 

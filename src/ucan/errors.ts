@@ -163,3 +163,27 @@ export type ReadFailure =
   | InvalidCapability
   | UnknownLog
   | InternalError
+
+/**
+ * A `ucan/revoke` invocation does not attach the blocks of the UCAN it revokes (`nb.ucan`) or of
+ * a link in `nb.proof`, or an attached UCAN does not match its CID (storacha's name for it).
+ */
+export class UCANNotFound extends TlogFailure {
+  override readonly name = 'UCANNotFound' as const
+}
+
+/** Any failure a `ucan/revoke` can return. */
+export type RevokeFailure =
+  | InvalidAudience
+  | InvalidSignature
+  | Expired
+  | NotValidBefore
+  | InvalidExpiry
+  | InvalidCapability
+  | Unauthorized
+  | Revoked
+  | UCANNotFound
+  | InternalError
+
+/** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's. */
+export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge>

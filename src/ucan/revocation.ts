@@ -79,3 +79,87 @@ function scopeOf(auth: API.Authorization, query: RevocationQuery): Set<API.DID> 
   else for (const p of scope) existing.add(p)
   return scope
 }
+
+/**
+ * One `ucan/revoke` as recorded in the revocation transparency log (origin
+ * `<prefix>/revocations`). Each log entry is one record in the canonical JSON of
+ * {@link formatRevocationRecord}, e.g.
+ *
+ *   {"type":"ucan/revoke","ucan":"bafy…","scope":"did:key:z6Mk…","revoker":"did:key:z6Mk…","invocation":"bafy…","time":1795000000}
+ */
+export interface RevocationRecord {
+  /** CID (CIDv1 base32) of the revoked UCAN (`nb.ucan`). */
+  ucan: string
+  /** The principal on whose authority it was revoked (the invocation's `with`). */
+  scope: API.DID
+  /** The issuer of the `ucan/revoke` invocation (the scope itself, or a delegate of it). */
+  revoker: API.DID
+  /** CID of the `ucan/revoke` invocation (the cause). */
+  invocation: string
+  /** When the service recorded it, Unix seconds. */
+  time: number
+}
+
+/** Longest record {@link parseRevocationRecord} reads, in bytes. */
+export const MAX_REVOCATION_RECORD_SIZE = 4096
+
+/**
+ * The canonical entry bytes of a record: UTF-8 JSON with exactly the keys `type` (always
+ * `"ucan/revoke"`), `ucan`, `scope`, `revoker`, `invocation`, `time`, in that order, no whitespace.
+ */
+export function formatRevocationRecord(r: RevocationRecord): Uint8Array {
+  const json = JSON.stringify({ type: 'ucan/revoke', ucan: r.ucan, scope: r.scope, revoker: r.revoker, invocation: r.invocation, time: r.time })
+  return new TextEncoder().encode(json)
+}
+
+/** The bytes are not a canonical revocation record. */
+export class InvalidRevocationRecord extends Error {
+  override name = 'InvalidRevocationRecord'
+}
+
+/**
+ * Parses {@link formatRevocationRecord}'s bytes strictly: re-encodes and compares, so every entry
+ * has exactly one spelling.
+ * @throws InvalidRevocationRecord
+ */
+export function parseRevocationRecord(bytes: Uint8Array): RevocationRecord {
+  if (bytes.length > MAX_REVOCATION_RECORD_SIZE) throw new InvalidRevocationRecord('record too long')
+  let value: Record<string, unknown>
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as Record<string, unknown>
+  } catch {
+    throw new InvalidRevocationRecord('record is not UTF-8 JSON')
+  }
+  const { ucan, scope, revoker, invocation, time } = value ?? {}
+  if (
+    typeof ucan !== 'string' ||
+    typeof scope !== 'string' ||
+    !scope.startsWith('did:') ||
+    typeof revoker !== 'string' ||
+    !revoker.startsWith('did:') ||
+    typeof invocation !== 'string' ||
+    typeof time !== 'number' ||
+    !Number.isSafeInteger(time)
+  ) {
+    throw new InvalidRevocationRecord('record fields are missing or of the wrong type')
+  }
+  const record: RevocationRecord = { ucan, scope: scope as API.DID, revoker: revoker as API.DID, invocation, time }
+  if (Buffer.compare(Buffer.from(formatRevocationRecord(record)), Buffer.from(bytes)) !== 0) {
+    throw new InvalidRevocationRecord('record is not in canonical form')
+  }
+  return record
+}
+
+/**
+ * Where the `ucan/revoke` handler records revocations. Owned by the service; the SQLite store
+ * (store.ts) implements it.
+ */
+export interface RevocationRecorder extends RevocationChecker {
+  /**
+   * Records `record` so that it takes effect for every later {@link RevocationChecker.findRevoked}
+   * before this resolves (durably, for a durable store). Idempotent per (ucan, scope): recording
+   * it again returns the first record and `created: false`. `index` is its position in the
+   * revocation log once known.
+   */
+  record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }>
+}

@@ -1,6 +1,6 @@
 /**
- * The ucanlog UCAN RPC service (DESIGN.md "UCAN RPC"): a ucanto server implementing `tlog/append`
- * and `tlog/read` over the CAR transport. Mount `server.request({ headers, body })` on an HTTP
+ * The ucanlog UCAN RPC service (DESIGN.md "UCAN RPC"): a ucanto server implementing `tlog/append`,
+ * `tlog/read`, `tlog/create` and `ucan/revoke` over the CAR transport. Mount `server.request({ headers, body })` on an HTTP
  * route; it decodes the agent message, runs every invocation in it, and encodes signed receipts.
  *
  * Both abilities are raw ucanto methods: the server calls them with no audience check and no
@@ -10,27 +10,44 @@
  */
 import * as Server from '@ucanto/server'
 import * as CAR from '@ucanto/transport/car'
+import { Delegation, UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
+import { access, DID as DIDSchema, Schema } from '@ucanto/validator'
 import { encodeBase64 } from '../tlog/encoding.js'
 import {
   DEFAULT_MAX_INVOCATION_LIFETIME,
+  type TrustedAttester,
+  attesterTrust,
   authorizeAppend,
+  authorizeCreate,
   checkInvocation,
+  classify,
   createGrantCache,
   systemNow,
 } from './authorize.js'
-import { DEFAULT_READ_LIMIT, SpaceDID, TlogReadCaveats } from './capabilities.js'
+import { DEFAULT_READ_LIMIT, SpaceDID, TlogReadCaveats, UCANRevoke } from './capabilities.js'
+import { checkContentAddressed } from './delegation.js'
 import {
   type AppendFailure,
+  type CreateFailure,
+  type FailureJSON,
   InternalError,
   InvalidCapability,
   type ReadFailure,
+  type RevokeFailure,
+  Revoked,
+  UCANNotFound,
   UnknownLog,
   truncate,
 } from './errors.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
 import { type ReplayGuard, createMemoryReplayGuard } from './replay.js'
-import { type RevocationChecker, noRevocations } from './revocation.js'
+import {
+  type RevocationChecker,
+  type RevocationRecorder,
+  noRevocations,
+  toRevocationQuery,
+} from './revocation.js'
 
 /** A space DID, which is also a log id. */
 export type SpaceKey = `did:key:${string}`
@@ -61,6 +78,35 @@ export interface LogService {
    * @param offset integer ≥ 0. @param limit integer 1..1000.
    */
   read(space: SpaceKey, offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number } | undefined>
+  /**
+   * Creates the space's log if it has none (idempotent) and describes it. Called only for an
+   * authorized `tlog/create`. A rejection is reported as `InternalError`.
+   */
+  create(space: SpaceKey): Promise<CreateResult>
+}
+
+/** The ok result of `tlog/create`. */
+export interface CreateResult {
+  /** The log id: the space DID. */
+  logId: string
+  /** The checkpoint origin, `<originPrefix>/logs/<spaceDID>`. */
+  origin: string
+  /** The log's note verifier key (c2sp.org/signed-note vkey, Ed25519 type 0x01). */
+  vkey: string
+  /** Entries integrated so far (0 for a new log). */
+  treeSize: number
+}
+
+/** The ok result of `ucan/revoke`: storacha's `{ time }` plus where the record is in the revocation log. */
+export interface RevokeResult {
+  /** When the revocation was (first) recorded, Unix milliseconds (storacha's `time`). */
+  time: number
+  /** CID of the revoked UCAN. */
+  ucan: string
+  /** The revoking principal (`with`). */
+  scope: string
+  /** Entry index in the revocation log (`<prefix>/revocations`), when it has been appended. */
+  index?: number
 }
 
 /** The ok result of `tlog/append` (DESIGN.md), also what {@link LogService.append} resolves to. */
@@ -122,7 +168,28 @@ export interface UcanServiceOptions {
   logger?: UcanLogger
   /** `tlog/read` page bound in bytes of base64; default {@link DEFAULT_MAX_READ_BYTES}. */
   maxReadBytes?: number
+  /**
+   * Where `ucan/revoke` records revocations (and appends them to the revocation log). Default:
+   * none, and `ucan/revoke` answers `InternalError`. Usually the same object as `revocations`.
+   */
+  revocationRecorder?: RevocationRecorder
+  /** The trusted `ucan/attest` issuer for `did:mailto` chains (authorize.ts). Default: none. */
+  attester?: TrustedAttester
+  /**
+   * Most invocations one request may carry; more → HTTP 413 and nothing runs. Default
+   * {@link DEFAULT_MAX_INVOCATIONS_PER_REQUEST}.
+   */
+  maxInvocationsPerRequest?: number
+  /**
+   * Admission control (rate limits), asked once per request before anything runs, with the
+   * invocations whose signature verified (so an issuer cannot be spoofed). Return a number of
+   * seconds to refuse the whole request with HTTP 429 and that `Retry-After`. Default: admit all.
+   */
+  admit?: (invocations: readonly { issuer: API.DID; resource: string; can: string }[]) => number | undefined
 }
+
+/** Most invocations per request, by default. */
+export const DEFAULT_MAX_INVOCATIONS_PER_REQUEST = 64
 
 /** A raw ucanto method of this service. */
 type RawMethod<O extends {}, X extends API.Failure> = (invocation: API.Invocation) => Promise<API.Result<O, X>>
@@ -132,6 +199,10 @@ export interface TlogService {
   tlog: {
     append: RawMethod<AppendResult, AppendFailure>
     read: RawMethod<ReadResult, ReadFailure>
+    create: RawMethod<CreateResult, CreateFailure>
+  }
+  ucan: {
+    revoke: RawMethod<RevokeResult, RevokeFailure>
   }
 }
 
@@ -156,6 +227,12 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   const logger = options.logger ?? { error() {} }
   const log = options.log
   const grants = createGrantCache()
+  const attester = options.attester
+  const maxInvocations = options.maxInvocationsPerRequest ?? DEFAULT_MAX_INVOCATIONS_PER_REQUEST
+  if (!Number.isSafeInteger(maxInvocations) || maxInvocations < 1) {
+    throw new RangeError('maxInvocationsPerRequest must be a positive integer')
+  }
+  const trust = attesterTrust(signer, attester)
 
   const internal = (cause: unknown, invocation: API.Invocation, what: string): { error: InternalError } => {
     logger.error({ err: cause, invocation: invocation.cid.toString(), can: invocation.capabilities[0]?.can }, what)
@@ -171,19 +248,23 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
         maxInvocationLifetime,
         revocations,
         grants,
+        attester,
       })
       if (authorized.error) return authorized
       const { space, entry, delegation } = authorized.ok
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
       const id = invocation.cid.toString()
-      return await replay.once(id, invocation.expiration, async (): Promise<API.Result<AppendResult, AppendFailure>> => {
+      // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError.
+      const outcome = await replay.once(id, invocation.expiration, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
         try {
           const result = await log.append(space, entry, { invocation: id, delegation })
           return { ok: toWire(result) }
         } catch (cause) {
-          return internal(cause, invocation, 'tlog/append: log append failed')
+          return { error: internal(cause, invocation, 'tlog/append: log append failed').error.toJSON() as FailureJSON }
         }
       })
+      if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
+      return { error: new InternalError((outcome as { error: FailureJSON }).error.message) }
     } catch (cause) {
       return internal(cause, invocation, 'tlog/append failed')
     }
@@ -217,6 +298,83 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     }
   }
 
+  const create: TlogService['tlog']['create'] = async (invocation) => {
+    try {
+      const authorized = await authorizeCreate(invocation, {
+        service: signer,
+        principal,
+        now,
+        maxInvocationLifetime,
+        revocations,
+        grants,
+        attester,
+      })
+      if (authorized.error) return authorized
+      const r = await log.create(authorized.ok.space)
+      return { ok: { logId: r.logId, origin: r.origin, vkey: r.vkey, treeSize: r.treeSize } }
+    } catch (cause) {
+      return internal(cause, invocation, 'tlog/create failed')
+    }
+  }
+
+  const revoke: TlogService['ucan']['revoke'] = async (invocation) => {
+    try {
+      if (invocation.capabilities.length !== 1) {
+        return { error: new InvalidCapability('invocation must carry exactly one capability') }
+      }
+      const capability = invocation.capabilities[0] as API.Capability
+      const scope = DIDSchema.read(capability.with)
+      if (scope.error) return { error: new InvalidCapability(`with must be a DID, got ${truncate(capability.with)}`) }
+      const nb = RevokeCaveats.read((capability as { nb?: unknown }).nb ?? {})
+      if (nb.error) return { error: new InvalidCapability('nb must be { ucan: link, proof?: link[] }') }
+      const checked = await checkInvocation(invocation, { audience: signer.did(), principal, now: now(), maxLifetime: maxInvocationLifetime })
+      if (checked.error) return checked
+      // The invoker must hold ucan/revoke for `with`: it is `with` itself, or holds a delegation
+      // from it (ucanto's access, with our revocation store and attester trust).
+      const authorized = await access(invocation as API.Invocation<API.InferInvokedCapability<typeof UCANRevoke>>, {
+        capability: UCANRevoke,
+        authority: signer,
+        principal,
+        ...(await trust),
+        validateAuthorization: async (auth: API.Authorization) => {
+          let revoked: string | undefined
+          try {
+            revoked = await revocations.findRevoked(toRevocationQuery(auth))
+          } catch {
+            return { error: new Revoked('revocation store unavailable') as unknown as API.Revoked }
+          }
+          return revoked === undefined ? { ok: {} } : { error: new Revoked(`UCAN ${truncate(revoked)} has been revoked`) as unknown as API.Revoked }
+        },
+      })
+      if (authorized.error) return { error: classify(authorized.error, 'ucan/revoke') }
+      // The revoked UCAN (and any nb.proof) must be attached, as storacha's handler requires.
+      for (const [role, link] of [['nb.ucan', nb.ok.ucan] as const, ...(nb.ok.proof ?? []).map((l, i) => [`nb.proof[${i}]`, l] as const)]) {
+        const ucan = Delegation.view({ root: link as API.UCANLink, blocks: invocation.blocks }, null)
+        if (ucan === null || !(await checkContentAddressed(ucan, { proofs: false }))) {
+          return { error: new UCANNotFound(`${role} ${truncate(link)} is not attached; a revocation must include it`) }
+        }
+      }
+      if (options.revocationRecorder === undefined) return internal(new Error('no revocation recorder'), invocation, 'ucan/revoke')
+      const recorded = await options.revocationRecorder.record({
+        ucan: nb.ok.ucan.toString(),
+        scope: scope.ok,
+        revoker: invocation.issuer.did(),
+        invocation: invocation.cid.toString(),
+        time: now(),
+      })
+      return {
+        ok: {
+          time: recorded.record.time * 1000,
+          ucan: recorded.record.ucan,
+          scope: recorded.record.scope,
+          ...(recorded.index !== undefined && { index: recorded.index }),
+        },
+      }
+    } catch (cause) {
+      return internal(cause, invocation, 'ucan/revoke failed')
+    }
+  }
+
   const unknown = async (invocation: API.Invocation): Promise<API.Result<never, InvalidCapability>> => ({
     error: new InvalidCapability(`service does not implement ${truncate(invocation.capabilities[0]?.can)}`),
   })
@@ -224,7 +382,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   const server = Server.create<TlogService>({
     id: signer,
     codec: CAR.inbound,
-    service: withFallback({ tlog: { append, read } }, unknown) as unknown as TlogService,
+    service: withFallback({ tlog: { append, read, create }, ucan: { revoke } }, unknown) as unknown as TlogService,
     principal,
     // Raw methods never call access(); revocation is checked in authorizeAppend.
     validateAuthorization: () => ({ ok: {} }),
@@ -232,32 +390,86 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       logger.error({ err: error }, 'ucanto handler execution error')
     },
   })
-  return withSafeRequest(server, logger)
+  return withSafeRequest(server, logger, { maxInvocations, principal, admit: options.admit })
 }
 
+/** Caveats of `ucan/revoke` (storacha's schema), read before authorization to name a malformed `nb`. */
+const RevokeCaveats = Schema.struct({
+  ucan: Schema.link({ version: 1 }),
+  proof: Schema.link({ version: 1 }).array().optional(),
+})
+
 /**
- * `server` whose `request` never rejects: ucanto can throw while encoding the response for a
- * hostile message (e.g. a proof DAG whose block labels form a cycle overflows the stack in
- * `exportSubDAG`). Such a request gets 400, like a message that does not decode.
+ * `server` whose `request` never rejects and that admits requests first. It does what ucanto's
+ * `handle` does (415/406 from the codec, 400 for a body that does not decode, then every
+ * invocation runs and the receipts are encoded), plus:
+ * - more than `maxInvocations` invocations → 413 and nothing runs;
+ * - `admit` (rate limits) refusing → 429 with `Retry-After` and nothing runs;
+ * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
+ *   a proof DAG whose block labels form a cycle overflows the stack in `exportSubDAG`) → 400.
+ * Status bodies are short plain text, never a stack trace.
  */
-function withSafeRequest(server: API.ServerView<TlogService>, logger: UcanLogger): API.ServerView<TlogService> {
-  const request = server.request.bind(server)
+function withSafeRequest(
+  server: API.ServerView<TlogService>,
+  logger: UcanLogger,
+  limits: { maxInvocations: number; principal: API.PrincipalParser; admit: UcanServiceOptions['admit'] },
+): API.ServerView<TlogService> {
   const safe = Object.create(server) as API.ServerView<TlogService>
+  const text = (status: number, message: string, headers: Record<string, string> = {}) => ({
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8', ...headers },
+    body: new TextEncoder().encode(`${message}\n`),
+  })
   Object.defineProperty(safe, 'request', {
-    value: async (req: Parameters<typeof request>[0]) => {
+    value: async (req: API.HTTPRequest) => {
       try {
-        return await request(req)
+        const selection = CAR.inbound.accept(req as never)
+        if (selection.error) {
+          const { status, headers = {}, message } = selection.error
+          return { status, headers, body: new TextEncoder().encode(message) }
+        }
+        const { encoder, decoder } = selection.ok
+        let message: API.AgentMessage
+        try {
+          message = (await decoder.decode(req as never)) as API.AgentMessage
+        } catch {
+          return text(400, 'Bad request: the body is not a CAR agent message')
+        }
+        const invocations = message.invocations as API.Invocation[]
+        if (invocations.length > limits.maxInvocations) {
+          return text(413, `too many invocations in one request (at most ${limits.maxInvocations})`)
+        }
+        if (limits.admit !== undefined) {
+          const verified: { issuer: API.DID; resource: string; can: string }[] = []
+          for (const inv of invocations) {
+            if (await signatureVerifies(inv, limits.principal)) {
+              const cap = inv.capabilities[0] as API.Capability | undefined
+              verified.push({ issuer: inv.issuer.did(), resource: String(cap?.with ?? ''), can: String(cap?.can ?? '') })
+            }
+          }
+          const retryAfter = limits.admit(verified)
+          if (retryAfter !== undefined) {
+            return text(429, 'rate limited; retry later', { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) })
+          }
+        }
+        const result = await Server.execute(message as never, server as never)
+        return await encoder.encode(result as never)
       } catch (cause) {
         logger.error({ err: cause }, 'ucanto request failed')
-        return {
-          status: 400,
-          headers: { 'content-type': 'text/plain' },
-          body: new TextEncoder().encode('Bad request: the agent message could not be processed'),
-        }
+        return text(400, 'Bad request: the agent message could not be processed')
       }
     },
   })
   return safe
+}
+
+/** Whether the invocation's own signature verifies (the rate-limit key must not be spoofable). */
+async function signatureVerifies(invocation: API.Invocation, principal: API.PrincipalParser): Promise<boolean> {
+  try {
+    return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
+  } catch {
+    return false
+  }
 }
 
 /** Copies exactly the wire fields, so nothing else the log returns leaks into a receipt. */

@@ -7,7 +7,7 @@ import type { API } from '@ucanto/core'
 import { ed25519 } from '@ucanto/principal'
 import * as CAR from '@ucanto/transport/car'
 import { expect } from 'vitest'
-import type { AppendResult, LogService, SpaceKey } from '../../src/ucan/service.js'
+import type { AppendResult, CreateResult, LogService, SpaceKey } from '../../src/ucan/service.js'
 
 /** Deterministic Ed25519 key from a one-byte seed (the 32-byte secret is the byte repeated). */
 export function pinnedKey(seed: number): Promise<ed25519.EdSigner> {
@@ -83,6 +83,16 @@ export class RecordingLog implements LogService {
       inclusionProof: [],
       published: true,
     }
+  }
+
+  /** Spaces created by tlog/create, in call order. */
+  created: SpaceKey[] = []
+
+  async create(space: SpaceKey): Promise<CreateResult> {
+    expect(this.#forbidden, 'log.create must not be called for a refused invocation').toBe(false)
+    this.created.push(space)
+    if (!this.logs.has(space)) this.logs.set(space, [])
+    return { logId: space, origin: `ucanlog/logs/${space}`, vkey: `ucanlog/logs/${space}+00000000+AQ==`, treeSize: this.logs.get(space)!.length }
   }
 
   async read(space: SpaceKey, offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number } | undefined> {
