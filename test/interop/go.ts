@@ -18,6 +18,8 @@ const OUT_DIR = join(ROOT, '.tmp', 'go')
 /** Path of the built tlogtool binary. */
 export const GO_TOOL = join(OUT_DIR, 'tlogtool')
 const GOPATH = '/usr/share/gocode'
+/** Source files of tlogtool besides main.go; a change to any of them rebuilds it. */
+const GO_FILES = ['witness.go']
 
 /** Result of one tlogtool run: exit code, stdout and stderr as UTF-8. */
 export interface GoToolResult {
@@ -57,8 +59,9 @@ async function mtime(path: string): Promise<number | undefined> {
 async function build(): Promise<string> {
   const src = await mtime(join(SOURCE_DIR, 'main.go'))
   if (src === undefined) throw new Error(`missing ${SOURCE_DIR}/main.go`)
+  const newest = Math.max(src, ...(await Promise.all(GO_FILES.map((f) => mtime(join(SOURCE_DIR, f))))).map((t) => t ?? 0))
   const bin = await mtime(GO_TOOL)
-  if (bin !== undefined && bin >= src) return GO_TOOL
+  if (bin !== undefined && bin >= newest) return GO_TOOL
   await mkdir(OUT_DIR, { recursive: true })
   const tmp = `${GO_TOOL}.${process.pid}.${Date.now()}.tmp`
   const env: NodeJS.ProcessEnv = {

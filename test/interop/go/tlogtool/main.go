@@ -10,6 +10,9 @@
 //	tlogtool verify-tiles DIR SIZE ROOT    recompute and check a c2sp.org/tlog-tiles directory
 //	tlogtool verify-note VKEY... < note    note.Open; prints the note text
 //	tlogtool sign-note SKEY... < text      note.Sign; prints the signed note
+//	tlogtool prove-tree NEW OLD            tlog.ProveTree for "leaf i" entries, with both roots (JSON)
+//	tlogtool verify-cosignature LOGVKEY WITNESSVKEY < note
+//	                                       note.Open with the log key and a cosignature/v1 verifier (JSON)
 //
 // Exit status: 0 on success, 1 when a check fails, 2 on bad usage or input.
 package main
@@ -73,13 +76,17 @@ func main() {
 			usage()
 		}
 		signNote(args)
+	case "prove-tree":
+		proveTree(args)
+	case "verify-cosignature":
+		verifyCosignature(args)
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tlogtool vectors N | check-proofs | verify-tiles DIR SIZE ROOT_B64 | verify-note VKEY... | sign-note SKEY...")
+	fmt.Fprintln(os.Stderr, "usage: tlogtool vectors N | check-proofs | verify-tiles DIR SIZE ROOT_B64 | verify-note VKEY... | sign-note SKEY... | prove-tree NEW OLD | verify-cosignature LOGVKEY WITNESSVKEY")
 	os.Exit(2)
 }
 
