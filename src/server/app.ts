@@ -31,6 +31,8 @@ export interface AppOptions {
   /** The note verifier key (vkey) of a log's checkpoint signer. */
   logVkey: (origin: string) => string
   metrics?: Registry
+  /** The upload status of a log's CARs to its Storacha space (shown at /head as `upload`), when uploads are on. */
+  uploadStatus?: (space: string) => object | null
   /** Mounted at `/witness` when given (the bundled witness). */
   witness?: Hono
   maxBodyBytes?: number
@@ -99,6 +101,7 @@ export function createApp(o: AppOptions): Hono {
         rootHash: encodeBase64(p.cp.rootHash),
         checkpoint: p.cp.note,
         integratedSize: p.log.treeSize,
+        ...(o.uploadStatus ? { upload: o.uploadStatus(p.log.id) } : {}),
       },
       200,
       { 'cache-control': 'no-cache' },

@@ -6,6 +6,7 @@ import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE } from '../log/log.js'
 import { DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
+import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
 export interface ServiceConfig {
   /** TCP port (0 picks a free one). */
@@ -34,6 +35,14 @@ export interface ServiceConfig {
   maxInvocationLifetime: number
   /** pino log level. */
   logLevel: string
+  /** Storacha upload service URL that each checkpoint's CAR is stored through, or `off` (keep CARs locally only). */
+  storachaUrl: string
+  /** DID of that upload service (the audience of its invocations). */
+  storachaDid: string
+  /** Its receipts endpoint (`<url><task CID>`), or `auto` for `<storachaUrl>/receipt/`. */
+  storachaReceipts: string
+  /** Longest wait between attempts of a failing upload, ms (backoff doubles from 1 s up to it). */
+  uploadRetryMaxMs: number
 }
 
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -50,6 +59,10 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   maxInvocationLifetime: 3600,
   logLevel: 'info',
+  storachaUrl: 'off',
+  storachaDid: DEFAULT_STORACHA_DID,
+  storachaReceipts: 'auto',
+  uploadRetryMaxMs: DEFAULT_UPLOAD_RETRY_MAX_MS,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -78,6 +91,10 @@ export const KNOBS: Knob[] = [
   { key: 'maxBodyBytes', flag: '--max-body', env: 'UCANLOG_MAX_BODY_BYTES', unit: 'bytes', description: 'maximum RPC request body', integer: { min: 1024, max: 1 << 30 } },
   { key: 'maxInvocationLifetime', flag: '--max-invocation-lifetime', env: 'UCANLOG_MAX_INVOCATION_LIFETIME', unit: 's', description: 'latest accepted invocation expiry, from now', integer: { min: 1, max: 86_400 * 30 } },
   { key: 'logLevel', flag: '--log-level', env: 'UCANLOG_LOG_LEVEL', unit: 'level', description: 'pino log level (fatal, error, warn, info, debug)' },
+  { key: 'storachaUrl', flag: '--storacha-url', env: 'UCANLOG_STORACHA_URL', unit: 'URL', description: `store every checkpoint's CAR in the log's Storacha space through this upload service (production: ${DEFAULT_STORACHA_URL}); off keeps CARs in the data directory only` },
+  { key: 'storachaDid', flag: '--storacha-did', env: 'UCANLOG_STORACHA_DID', unit: 'DID', description: 'DID of the Storacha upload service' },
+  { key: 'storachaReceipts', flag: '--storacha-receipts', env: 'UCANLOG_STORACHA_RECEIPTS', unit: 'URL', description: `Storacha receipts endpoint; auto = <storacha-url>/receipt/ (production: ${DEFAULT_RECEIPTS_ENDPOINT})` },
+  { key: 'uploadRetryMaxMs', flag: '--upload-retry-max', env: 'UCANLOG_UPLOAD_RETRY_MAX_MS', unit: 'ms', description: 'longest wait between attempts of a failing upload (backoff doubles from 1 s)', integer: { min: 1, max: 86_400_000 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -11,11 +11,14 @@ import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
 import { LogManager } from '../log/registry.js'
 import { WitnessClient } from '../log/witness-client.js'
 import { LocalBackend } from '../storage/local-backend.js'
+import { StorachaUploader } from '../storage/storacha-uploader.js'
+import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
+import { UploadingBackend } from '../storage/uploading-backend.js'
 import { ed25519Signer } from '../tlog/index.js'
 import { createUcanService, type LogService } from '../ucan/index.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
-import { type ServiceConfig, DEFAULT_CONFIG } from './config.js'
+import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
 import { loadServiceKey } from './keys.js'
 import { loadPolicy } from './policy.js'
 
@@ -30,6 +33,8 @@ export interface RunningService {
   /** The effective witness policy text. */
   policy: string
   logs: LogManager
+  /** The Storacha uploader, when `storachaUrl` is not `off`. */
+  uploader: StorachaUploader | undefined
   /** Flushes every log, stops listening and closes state. */
   close(): Promise<void>
 }
@@ -64,8 +69,17 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   })
   const { effective, policy } = loadPolicy(policyText, { vkey: bw.witness.vkey, url: `${url}/witness` }, c.witnessPolicyFile)
 
+  // Storacha uploads (opt-in): a durable queue in the data directory, fed by every CAR packed.
+  let uploader: StorachaUploader | undefined
+  let uploadQueue: UploadQueue | undefined
+  const local = new LocalBackend(dataDir)
+  if (c.storachaUrl !== 'off') {
+    const target = storachaTarget(c)
+    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
+    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log })
+  }
   const logs = new LogManager({
-    backend: new LocalBackend(dataDir),
+    backend: uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local,
     originPrefix: c.originPrefix,
     signer: (origin) => ed25519Signer(origin, seed),
     witnesses: (origin) => {
@@ -83,8 +97,10 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   })
 
   const logService: LogService = {
-    async append(space, entry) {
+    async append(space, entry, meta) {
       try {
+        // The newest valid Agent→Service delegation of the log is kept (durably) for its uploads.
+        await uploader?.rememberDelegation(space, meta.delegation)
         const r = await (await logs.getOrCreate(space)).append(entry)
         appends.inc({ result: r.published ? 'published' : 'unpublished' })
         return r
@@ -107,6 +123,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: policy.witnesses.map((w) => ({ name: w.name, vkey: w.vkey, url: w.url ?? null })),
     bundledWitness: { name: c.witnessName, vkey: bw.witness.vkey, url: `${url}/witness` },
     version: VERSION,
+    storacha: uploader
+      ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: Object.fromEntries(uploadQueue!.spaces().map((s) => [s, uploader!.status(s)])) }
+      : null,
   })
   const app = createApp({
     logs,
@@ -115,11 +134,18 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     did: signer.did(),
     logVkey: (origin) => ed25519Signer(origin, seed).vkey,
     metrics,
+    uploadStatus: uploader ? (space: string) => uploader!.status(space) ?? null : undefined,
     witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
     maxBodyBytes: c.maxBodyBytes,
     onError: (err) => log.error({ err }, 'request failed'),
   })
   handler = (req) => app.fetch(req)
+  if (uploader) {
+    uploader.start()
+    // Open every log so CARs packed but never queued (a crash in between) get queued, and
+    // checkpoints published but never packed get packed.
+    void logs.list().then((ids) => Promise.all(ids.map((id) => logs.get(id)))).catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
+  }
   log.info({ url, did: signer.did(), data: dataDir, witness: bw.witness.vkey }, 'ucanlog listening')
 
   return {
@@ -128,12 +154,31 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnessVkey: bw.witness.vkey,
     policy: effective,
     logs,
+    uploader,
     async close() {
       await logs.close()
+      await uploader?.close()
+      uploadQueue?.close()
       await new Promise<void>((ok) => server.close(() => ok()))
       bw.close()
     },
   }
+}
+
+/** The Storacha target of a config, validated; `auto` receipts = `<storachaUrl>/receipt/`. */
+function storachaTarget(c: ServiceConfig): { url: string; did: string; receiptsEndpoint: string } {
+  const url = parseUrl(c.storachaUrl, '--storacha-url / UCANLOG_STORACHA_URL')
+  const receipts = c.storachaReceipts === 'auto' ? new URL('/receipt/', url).toString() : parseUrl(c.storachaReceipts, '--storacha-receipts / UCANLOG_STORACHA_RECEIPTS')
+  if (!/^did:[a-z0-9]+:\S+$/.test(c.storachaDid)) throw new ConfigError(`--storacha-did / UCANLOG_STORACHA_DID must be a DID, got ${JSON.stringify(c.storachaDid)}`)
+  return { url, did: c.storachaDid, receiptsEndpoint: receipts.endsWith('/') ? receipts : `${receipts}/` }
+}
+
+function parseUrl(s: string, knob: string): string {
+  try {
+    const u = new URL(s)
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.toString()
+  } catch {}
+  throw new ConfigError(`${knob} must be an http(s) URL or off, got ${JSON.stringify(s)}`)
 }
 
 /** The package version, shown at /info. */

@@ -1,0 +1,271 @@
+/**
+ * The durable upload queue: which checkpoint CARs still have to reach their space, and the newest
+ * Agent→Service delegation of each log to upload them with. One SQLite database
+ * (`<data>/uploads.sqlite`, WAL, synchronous=FULL) for every log of a service.
+ *
+ * Guarantees:
+ * - Durable: enqueue, setDelegation, markDone and markFailed are committed when they return.
+ * - Idempotent: enqueueing a (space, treeSize) that is already queued or done changes nothing.
+ * - A job is done only after markDone; a crash before it leaves the job pending, and the upload is
+ *   repeated (Storacha tolerates a blob added twice; a half-done upload leaves orphan blobs, which
+ *   are harmless).
+ * - Synchronous and single-process (better-sqlite3); one UploadQueue per database file.
+ */
+import Database from 'better-sqlite3'
+import { Delegation } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+
+/** Name of the queue database inside the data directory. */
+export const UPLOAD_QUEUE_FILE = 'uploads.sqlite'
+
+/** One checkpoint CAR to store in a space. */
+export interface UploadJob {
+  /** The log id: the space DID. */
+  space: string
+  /** Tree size (entries) of the checkpoint the CAR publishes. */
+  treeSize: number
+  /** CID of the CAR's root UnixFS directory (the upload's root). */
+  root: string
+  /** Absolute path of the CAR file. */
+  carFile: string
+  /** CID of the CAR (codec 0x0202, sha2-256). */
+  carCid: string
+  /** Failed attempts so far. */
+  attempts: number
+  /** When the next attempt may run, Unix ms. */
+  nextAt: number
+}
+
+/** Why the last attempt of a job failed: a stable name and a short message. */
+export interface UploadError {
+  name: string
+  message: string
+  /** Unix ms. */
+  at: number
+}
+
+/** The upload state of one log. */
+export interface UploadStatus {
+  /** `uploaded`: every packed checkpoint is in the space; `pending`: uploads queued, none failing; `failing`: the last attempt failed (see `error`). */
+  state: 'uploaded' | 'pending' | 'failing'
+  /** Largest tree size T such that the CAR of every checkpoint ≤ T is in the space (0: none). */
+  uploadedTreeSize: number
+  /** Tree size of the newest checkpoint queued for upload (0: none). */
+  latestTreeSize: number
+  /** Entries published but not yet in the space: latestTreeSize − uploadedTreeSize. */
+  lagEntries: number
+  /** Checkpoint CARs not yet uploaded. */
+  pendingCheckpoints: number
+  /** Root CID of the newest upload in the space, if any. */
+  latestRoot?: string
+  /** The last failure, while the log is failing. */
+  error?: UploadError
+  /** Next attempt, Unix ms, while uploads are pending. */
+  nextAttemptAt?: number
+}
+
+interface JobRow {
+  space: string
+  tree_size: number
+  root: string
+  car_file: string
+  car_cid: string
+  attempts: number
+  next_at: number
+}
+
+const SCHEMA_VERSION = 1
+const SCHEMA = `
+  CREATE TABLE jobs (
+    space      TEXT    NOT NULL,
+    tree_size  INTEGER NOT NULL,
+    root       TEXT    NOT NULL,
+    car_file   TEXT    NOT NULL,
+    car_cid    TEXT    NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_at    INTEGER NOT NULL DEFAULT 0,
+    error_name TEXT,
+    error_msg  TEXT,
+    error_at   INTEGER,
+    done_at    INTEGER,
+    PRIMARY KEY (space, tree_size)
+  ) WITHOUT ROWID;
+  CREATE INDEX jobs_due ON jobs (next_at) WHERE done_at IS NULL;
+  -- The newest valid Agent→Service delegation per log (ucanto archive bytes).
+  CREATE TABLE delegations (
+    space      TEXT PRIMARY KEY,
+    cid        TEXT    NOT NULL,
+    expiration INTEGER NOT NULL,
+    archive    BLOB    NOT NULL
+  ) WITHOUT ROWID;
+`
+
+/** The queue; see the module comment. */
+export class UploadQueue {
+  private readonly db: Database.Database
+  private readonly delegationCids = new Map<string, string>()
+
+  /** Opens (creating if missing) the queue database at `file`. */
+  constructor(file: string) {
+    this.db = new Database(file)
+    try {
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = FULL')
+      this.db.transaction(() => {
+        const version = this.db.pragma('user_version', { simple: true }) as number
+        if (version === 0) {
+          this.db.exec(SCHEMA)
+          this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
+        } else if (version !== SCHEMA_VERSION) {
+          throw new Error(`${file}: unknown upload queue schema version ${version}`)
+        }
+      }).immediate()
+    } catch (err) {
+      this.db.close()
+      throw err
+    }
+  }
+
+  /** Queues a checkpoint CAR (no-op if this space and tree size is known). Returns true if it was new. */
+  enqueue(job: Pick<UploadJob, 'space' | 'treeSize' | 'root' | 'carFile' | 'carCid'>, now: number): boolean {
+    const r = this.db
+      .prepare('INSERT OR IGNORE INTO jobs (space, tree_size, root, car_file, car_cid, next_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(job.space, job.treeSize, job.root, job.carFile, job.carCid, now)
+    return r.changes > 0
+  }
+
+  /** Largest tree size ever queued for `space` (0: none). */
+  latestTreeSize(space: string): number {
+    const r = this.db.prepare('SELECT MAX(tree_size) AS t FROM jobs WHERE space = ?').get(space) as { t: number | null }
+    return r.t ?? 0
+  }
+
+  /**
+   * Pending jobs whose next attempt is due at `now` (Unix ms), oldest checkpoint first within a
+   * space, at most one per space (uploads of a log go in order).
+   */
+  due(now: number): UploadJob[] {
+    const rows = this.db
+      .prepare(
+        `SELECT j.* FROM jobs j
+         JOIN (SELECT space, MIN(tree_size) AS t FROM jobs WHERE done_at IS NULL GROUP BY space) f
+           ON j.space = f.space AND j.tree_size = f.t
+         WHERE j.next_at <= ? ORDER BY j.next_at`,
+      )
+      .all(now) as JobRow[]
+    return rows.map(toJob)
+  }
+
+  /** Earliest next attempt among pending jobs, Unix ms; undefined when nothing is pending. */
+  nextDue(): number | undefined {
+    const r = this.db.prepare('SELECT MIN(next_at) AS t FROM jobs WHERE done_at IS NULL').get() as { t: number | null }
+    return r.t ?? undefined
+  }
+
+  /** Marks a job uploaded. */
+  markDone(space: string, treeSize: number, now: number): void {
+    this.db
+      .prepare('UPDATE jobs SET done_at = ?, error_name = NULL, error_msg = NULL, error_at = NULL WHERE space = ? AND tree_size = ?')
+      .run(now, space, treeSize)
+  }
+
+  /** Records a failed attempt and when to try again (Unix ms). */
+  markFailed(space: string, treeSize: number, error: UploadError, nextAt: number): void {
+    this.db
+      .prepare('UPDATE jobs SET attempts = attempts + 1, next_at = ?, error_name = ?, error_msg = ?, error_at = ? WHERE space = ? AND tree_size = ?')
+      .run(nextAt, error.name, error.message, error.at, space, treeSize)
+  }
+
+  /** Makes every pending job of `space` due at `now` (after a new delegation arrived). */
+  wake(space: string, now: number): void {
+    this.db.prepare('UPDATE jobs SET next_at = ? WHERE space = ? AND done_at IS NULL AND next_at > ?').run(now, space, now)
+  }
+
+  /**
+   * Keeps `delegation` as the log's delegation for uploads when it is not the one already kept and
+   * it expires no earlier than it (a delegation without expiry counts as never expiring). Returns
+   * true when it was stored.
+   */
+  async setDelegation(space: string, delegation: API.Delegation): Promise<boolean> {
+    const cid = delegation.cid.toString()
+    if (this.delegationCids.get(space) === cid) return false
+    const expiration = expiryOf(delegation)
+    const current = this.db.prepare('SELECT cid, expiration FROM delegations WHERE space = ?').get(space) as { cid: string; expiration: number } | undefined
+    if (current?.cid === cid || (current !== undefined && current.expiration > expiration)) {
+      this.delegationCids.set(space, cid)
+      return false
+    }
+    const archive = await Delegation.archive(delegation)
+    if (archive.error) throw archive.error
+    this.db.prepare('INSERT OR REPLACE INTO delegations (space, cid, expiration, archive) VALUES (?, ?, ?, ?)').run(space, cid, expiration, archive.ok)
+    this.delegationCids.set(space, cid)
+    return true
+  }
+
+  /** The kept delegation of `space`, if any. */
+  async delegation(space: string): Promise<API.Delegation | undefined> {
+    const row = this.db.prepare('SELECT archive FROM delegations WHERE space = ?').get(space) as { archive: Uint8Array } | undefined
+    if (!row) return undefined
+    const d = await Delegation.extract(new Uint8Array(row.archive))
+    if (d.error) throw d.error
+    return d.ok
+  }
+
+  /** Every space with at least one queued job. */
+  spaces(): string[] {
+    return (this.db.prepare('SELECT DISTINCT space FROM jobs ORDER BY space').all() as { space: string }[]).map((r) => r.space)
+  }
+
+  /** The upload status of `space`, undefined when nothing was ever queued for it. */
+  status(space: string): UploadStatus | undefined {
+    const agg = this.db
+      .prepare(
+        `SELECT MAX(tree_size) AS latest,
+                SUM(done_at IS NULL) AS pending,
+                MIN(CASE WHEN done_at IS NULL THEN tree_size END) AS first_pending,
+                MIN(CASE WHEN done_at IS NULL THEN next_at END) AS next_at
+         FROM jobs WHERE space = ?`,
+      )
+      .get(space) as { latest: number | null; pending: number | null; first_pending: number | null; next_at: number | null }
+    if (agg.latest === null) return undefined
+    const uploaded = this.db
+      .prepare('SELECT MAX(tree_size) AS t FROM jobs WHERE space = ? AND done_at IS NOT NULL AND tree_size < ?')
+      .get(space, agg.first_pending ?? Number.MAX_SAFE_INTEGER) as { t: number | null }
+    const latestDone = this.db
+      .prepare('SELECT root FROM jobs WHERE space = ? AND done_at IS NOT NULL ORDER BY tree_size DESC LIMIT 1')
+      .get(space) as { root: string } | undefined
+    const failing = this.db
+      .prepare('SELECT error_name, error_msg, error_at FROM jobs WHERE space = ? AND done_at IS NULL AND error_name IS NOT NULL ORDER BY tree_size LIMIT 1')
+      .get(space) as { error_name: string; error_msg: string; error_at: number } | undefined
+    const uploadedTreeSize = uploaded.t ?? 0
+    const status: UploadStatus = {
+      state: (agg.pending ?? 0) === 0 ? 'uploaded' : failing ? 'failing' : 'pending',
+      uploadedTreeSize,
+      latestTreeSize: agg.latest,
+      lagEntries: agg.latest - uploadedTreeSize,
+      pendingCheckpoints: agg.pending ?? 0,
+    }
+    if (latestDone) status.latestRoot = latestDone.root
+    if (failing) status.error = { name: failing.error_name, message: failing.error_msg, at: failing.error_at }
+    if (agg.next_at !== null) status.nextAttemptAt = agg.next_at
+    return status
+  }
+
+  /** Closes the database. */
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}
+
+/** The earliest expiry (Unix seconds) in a delegation's chain; Infinity maps to MAX_SAFE_INTEGER. */
+export function expiryOf(d: API.Delegation): number {
+  let exp = d.expiration ?? Infinity
+  for (const p of d.proofs) {
+    if (typeof p === 'object' && p !== null && 'expiration' in p) exp = Math.min(exp, expiryOf(p as API.Delegation))
+  }
+  return Number.isFinite(exp) ? exp : Number.MAX_SAFE_INTEGER
+}
+
+function toJob(r: JobRow): UploadJob {
+  return { space: r.space, treeSize: r.tree_size, root: r.root, carFile: r.car_file, carCid: r.car_cid, attempts: r.attempts, nextAt: r.next_at }
+}

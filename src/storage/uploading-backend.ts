@@ -1,0 +1,63 @@
+/**
+ * The local backend plus uploads: every CAR the log engine packs (one per published checkpoint) is
+ * also queued for upload to the log's Storacha space (StorachaUploader). Implements the engine's
+ * `LogBackend` contract (src/log/storage.ts) like LocalBackend does.
+ *
+ * The queue entry is written right after CarPacker.pack resolves; a crash in between is repaired
+ * when the log is next opened, by queueing every pack the packer lists that is newer than the
+ * newest queued one. So every packed checkpoint is eventually queued, and every queued one uploaded.
+ */
+import type { CarPacker, PackResult } from './car-packer.js'
+import type { FileStore } from './file-store.js'
+import type { LocalBackend } from './local-backend.js'
+import type { StorachaUploader } from './storacha-uploader.js'
+import type { UploadQueue } from './upload-queue.js'
+
+/** A CarPacker whose packs are also queued for upload. */
+export interface UploadingArchive {
+  readonly lastTreeSize: number
+  pack(treeSize: number, files: ReadonlyMap<string, Uint8Array>): Promise<PackResult>
+  close(): Promise<void>
+}
+
+export class UploadingBackend {
+  /**
+   * @param local where the log's files and CARs live.
+   * @param uploader the uploader to queue packs on.
+   * @param queue the uploader's queue (read to repair the pack→queue crash window).
+   */
+  constructor(
+    readonly local: LocalBackend,
+    private readonly uploader: StorachaUploader,
+    private readonly queue: UploadQueue,
+  ) {}
+
+  exists(id: string): Promise<boolean> {
+    return this.local.exists(id)
+  }
+
+  list(): Promise<string[]> {
+    return this.local.list()
+  }
+
+  async open(id: string, create: boolean): Promise<{ files: FileStore; archive: UploadingArchive } | undefined> {
+    const s = await this.local.open(id, create)
+    if (!s) return undefined
+    const packer: CarPacker = s.archive
+    const queued = this.queue.latestTreeSize(id)
+    for (const p of packer.list()) if (p.treeSize > queued) this.uploader.enqueue(id, p)
+    const uploader = this.uploader
+    const archive: UploadingArchive = {
+      get lastTreeSize() {
+        return packer.lastTreeSize
+      },
+      async pack(treeSize, files) {
+        const r = await packer.pack(treeSize, files)
+        uploader.enqueue(id, r)
+        return r
+      },
+      close: () => packer.close(),
+    }
+    return { files: s.files, archive }
+  }
+}
