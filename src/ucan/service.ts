@@ -331,6 +331,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       if (checked.error) return checked
       // The invoker must hold ucan/revoke for `with`: it is `with` itself, or holds a delegation
       // from it (ucanto's access, with our revocation store and attester trust).
+      let storeFailed = false
       const authorized = await access(invocation as API.Invocation<API.InferInvokedCapability<typeof UCANRevoke>>, {
         capability: UCANRevoke,
         authority: signer,
@@ -341,11 +342,13 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
           try {
             revoked = await revocations.findRevoked(toRevocationQuery(auth))
           } catch {
+            storeFailed = true
             return { error: new Revoked('revocation store unavailable') as unknown as API.Revoked }
           }
           return revoked === undefined ? { ok: {} } : { error: new Revoked(`UCAN ${truncate(revoked)} has been revoked`) as unknown as API.Revoked }
         },
       })
+      if (storeFailed) return { error: new InternalError('revocation store unavailable') }
       if (authorized.error) return { error: classify(authorized.error, 'ucan/revoke') }
       // The revoked UCAN (and any nb.proof) must be attached, as storacha's handler requires.
       for (const [role, link] of [['nb.ucan', nb.ok.ucan] as const, ...(nb.ok.proof ?? []).map((l, i) => [`nb.proof[${i}]`, l] as const)]) {

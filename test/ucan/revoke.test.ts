@@ -1,0 +1,309 @@
+/**
+ * `ucan/revoke` (storacha's capability) handled by our service, `tlog/create`, and `did:mailto`
+ * chains through a trusted `ucan/attest` issuer — all through the real ucanto server
+ * (`server.request` with CAR agent messages), revocations in the SQLite store.
+ */
+import { beforeAll, describe, expect, test } from 'vitest'
+import { delegate } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import { Absentee } from '@ucanto/principal'
+import {
+  UCANAttest,
+  UCANRevoke,
+  UcanStore,
+  appendInvocation,
+  createInvocation,
+  createUcanService,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  revokeInvocation,
+  type UcanServiceOptions,
+} from '../../src/ucan/index.js'
+import { type Principals, RecordingLog, now, pinnedKey, principals, send, encodeRequest, sendRaw, outOf } from './helpers.js'
+
+let P: Principals
+let spaceToAgent: API.Delegation
+let agentToService: API.Delegation
+
+beforeAll(async () => {
+  P = await principals()
+  spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
+  agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 86400 })
+})
+
+function setup(options: Partial<UcanServiceOptions> = {}) {
+  const log = new RecordingLog()
+  const store = UcanStore.open(':memory:')
+  const server = createUcanService({
+    signer: P.service,
+    log,
+    revocations: store.revocations,
+    revocationRecorder: store.revocations,
+    replay: store.replay,
+    ...options,
+  })
+  return { log, store, server }
+}
+
+const append = async (agent = P.agent, d = agentToService) =>
+  (await appendInvocation({ agent, service: P.service, space: P.space.did(), entry: new TextEncoder().encode('e'), agentToService: d })).delegate()
+
+const revoke = (issuer: API.Signer, ucan: API.Delegation, extra: { scope?: API.DID; proofs?: API.Delegation[] } = {}) =>
+  revokeInvocation({ issuer, service: P.service, ucan, ...extra }).delegate()
+
+describe('ucan/revoke', () => {
+  test('is storacha’s capability: same can, with, nb schema', () => {
+    expect(UCANRevoke.can).toBe('ucan/revoke')
+    expect(UCANAttest.can).toBe('ucan/attest')
+  })
+
+  test('the agent revokes its Agent→Service delegation: ok { time, ucan, scope }, then appends → Revoked', async () => {
+    const { log, server, store } = setup()
+    expect((await send(server, await append())).ok).toBeDefined()
+    const out = await send(server, await revoke(P.agent, agentToService))
+    expect(out.ok).toMatchObject({ ucan: agentToService.cid.toString(), scope: P.agent.did() })
+    expect(typeof out.ok?.time).toBe('number')
+    expect(store.revocations.count()).toBe(1)
+    expect((await send(server, await append())).error?.name).toBe('Revoked')
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('revoked at each link of Space→Alice→Agent→Service, by each principal at or above it → Revoked', async () => {
+    const s2alice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 3600 })
+    const alice2agent = await delegateAgentToService({ agent: P.alice, service: P.agent, proofs: [s2alice], expiration: now() + 3600 })
+    const a2s = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [alice2agent], expiration: now() + 3600 })
+    const cases: [string, API.Signer, API.Delegation][] = [
+      ['space revokes Space→Alice', P.space, s2alice],
+      ['alice revokes Space→Alice (its audience)', P.alice, s2alice],
+      ['alice revokes Alice→Agent', P.alice, alice2agent],
+      ['space revokes Alice→Agent (upstream)', P.space, alice2agent],
+      ['agent revokes Alice→Agent (its audience)', P.agent, alice2agent],
+      ['agent revokes Agent→Service', P.agent, a2s],
+      ['space revokes Agent→Service (upstream)', P.space, a2s],
+    ]
+    for (const [label, who, ucan] of cases) {
+      const { log, server } = setup()
+      expect((await send(server, await append(P.agent, a2s))).ok, label).toBeDefined()
+      expect((await send(server, await revoke(who, ucan))).ok, label).toBeDefined()
+      expect((await send(server, await append(P.agent, a2s))).error?.name, label).toBe('Revoked')
+      expect(log.appends, label).toHaveLength(1)
+    }
+  })
+
+  test('an outsider’s revocation is recorded but changes nothing', async () => {
+    const { log, server, store } = setup()
+    const out = await send(server, await revoke(P.mallory, spaceToAgent))
+    expect(out.ok).toMatchObject({ scope: P.mallory.did() })
+    expect(store.revocations.count()).toBe(1)
+    expect((await send(server, await append())).ok).toBeDefined()
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('a revocation of one chain does not touch another chain to the same space', async () => {
+    const { server, log } = setup()
+    const other = await pinnedKey(9)
+    const s2o = await delegateSpaceToAgent({ space: P.space, agent: other, expiration: now() + 3600 })
+    const o2s = await delegateAgentToService({ agent: other, service: P.service, proofs: [s2o], expiration: now() + 3600 })
+    expect((await send(server, await revoke(P.space, spaceToAgent))).ok).toBeDefined()
+    expect((await send(server, await append())).error?.name).toBe('Revoked')
+    expect((await send(server, await append(other, o2s))).ok).toBeDefined()
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('idempotent: revoking again returns the first record and stores one row', async () => {
+    const { server, store } = setup()
+    const first = await send(server, await revoke(P.agent, agentToService))
+    const second = await send(server, await revoke(P.agent, agentToService))
+    expect(second.ok).toEqual(first.ok)
+    expect(store.revocations.count()).toBe(1)
+  })
+
+  test('the revoked UCAN’s blocks must be attached → UCANNotFound', async () => {
+    const { server, store } = setup()
+    const inv = await UCANRevoke.invoke({
+      issuer: P.agent,
+      audience: P.service,
+      with: P.agent.did(),
+      nb: { ucan: agentToService.cid },
+      expiration: now() + 60,
+    }).delegate()
+    expect((await send(server, inv)).error?.name).toBe('UCANNotFound')
+    expect(store.revocations.count()).toBe(0)
+  })
+
+  test('mallory cannot revoke on the agent’s behalf (with ≠ issuer, no proof) → Unauthorized', async () => {
+    const { server, store } = setup()
+    const out = await send(server, await revoke(P.mallory, agentToService, { scope: P.agent.did() }))
+    expect(out.error?.name).toBe('Unauthorized')
+    expect(store.revocations.count()).toBe(0)
+    expect((await send(server, await append())).ok).toBeDefined()
+  })
+
+  test('a delegate of the space may revoke with a ucan/revoke delegation from it', async () => {
+    const { server } = setup()
+    const grant = await delegate({
+      issuer: P.space,
+      audience: P.alice,
+      capabilities: [{ can: 'ucan/revoke', with: P.space.did() }],
+      expiration: now() + 3600,
+    })
+    const out = await send(server, await revoke(P.alice, spaceToAgent, { scope: P.space.did(), proofs: [grant] }))
+    expect(out.ok).toMatchObject({ scope: P.space.did() })
+    expect((await send(server, await append())).error?.name).toBe('Revoked')
+  })
+
+  test('the revoke invocation is checked like any: audience, expiry bound, signature', async () => {
+    const { server, store } = setup()
+    const wrongAudience = await UCANRevoke.invoke({
+      issuer: P.agent,
+      audience: P.mallory,
+      with: P.agent.did(),
+      nb: { ucan: agentToService.cid },
+      proofs: [agentToService],
+      expiration: now() + 60,
+    }).delegate()
+    expect((await send(server, wrongAudience)).error?.name).toBe('InvalidAudience')
+    const noExpiry = await UCANRevoke.invoke({
+      issuer: P.agent,
+      audience: P.service,
+      with: P.agent.did(),
+      nb: { ucan: agentToService.cid },
+      proofs: [agentToService],
+      expiration: Infinity,
+    }).delegate()
+    expect((await send(server, noExpiry)).error?.name).toBe('InvalidExpiry')
+    expect(store.revocations.count()).toBe(0)
+  })
+
+  test('a revocation store that fails answers InternalError and appends fail closed', async () => {
+    const { server, store } = setup()
+    store.close()
+    const out = await send(server, await revoke(P.agent, agentToService))
+    expect(out.error?.name).toBe('InternalError')
+    expect(String(out.error?.message)).not.toMatch(/sqlite|database|\//i)
+    expect((await send(server, await append())).error?.name).toBe('InternalError')
+  })
+})
+
+describe('tlog/create', () => {
+  test('creates the log, idempotently, with the append authorization', async () => {
+    const { server, log } = setup()
+    const inv = async () => (await createInvocation({ agent: P.agent, service: P.service, space: P.space.did(), agentToService })).delegate()
+    const out = await send(server, await inv())
+    expect(out.ok).toEqual({ logId: P.space.did(), origin: `ucanlog/logs/${P.space.did()}`, vkey: expect.any(String), treeSize: 0 })
+    expect((await send(server, await inv())).ok).toEqual(out.ok)
+    expect(log.created).toEqual([P.space.did(), P.space.did()])
+  })
+
+  test('refused exactly like append: stolen delegation, other space, revoked', async () => {
+    const { server, log } = setup()
+    log.refuse()
+    const stolen = await createInvocation({ agent: P.mallory, service: P.service, space: P.space.did(), agentToService })
+    expect((await send(server, await stolen.delegate())).error?.name).toBe('DelegationIssuerMismatch')
+    const other = await createInvocation({ agent: P.agent, service: P.service, space: P.spaceB.did(), agentToService })
+    expect((await send(server, await other.delegate())).error?.name).toBe('Unauthorized')
+    await send(server, await revoke(P.space, spaceToAgent))
+    const revoked = await createInvocation({ agent: P.agent, service: P.service, space: P.space.did(), agentToService })
+    expect((await send(server, await revoked.delegate())).error?.name).toBe('Revoked')
+    expect(log.created).toEqual([])
+  })
+})
+
+describe('did:mailto chains (Storacha email login) through a trusted ucan/attest issuer', () => {
+  /** Space → did:mailto account → Agent (absentee, attested by `attester`) → Service. */
+  async function mailtoChain(attester: API.Signer) {
+    const account = Absentee.from({ id: 'did:mailto:example.com:alice' })
+    const spaceToAccount = await delegate({
+      issuer: P.space,
+      audience: account,
+      capabilities: [{ can: '*', with: 'ucan:*' }] as unknown as API.Capabilities,
+      expiration: now() + 3600,
+    })
+    const accountToAgent = await delegate({
+      issuer: account,
+      audience: P.agent,
+      capabilities: [{ can: '*', with: 'ucan:*' }] as unknown as API.Capabilities,
+      proofs: [spaceToAccount],
+      expiration: now() + 3600,
+    })
+    const attestation = await UCANAttest.delegate({
+      issuer: attester,
+      audience: P.agent,
+      with: attester.did(),
+      nb: { proof: accountToAgent.cid },
+      expiration: now() + 3600,
+    })
+    return delegateAgentToService({
+      agent: P.agent,
+      service: P.service,
+      proofs: [accountToAgent, attestation],
+      space: P.space.did(),
+      expiration: now() + 3600,
+    })
+  }
+
+  test('accepted when the attester is configured (its DID and pinned did:key)', async () => {
+    const key = await pinnedKey(20)
+    const attester = key.withDID('did:web:attester.test')
+    const d = await mailtoChain(attester)
+    const { server, log } = setup({ attester: { did: 'did:web:attester.test', key: key.did() } })
+    const out = await send(server, await append(P.agent, d))
+    expect(out.error, JSON.stringify(out.error)).toBeUndefined()
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('without trust configured → Unauthorized, nothing appended', async () => {
+    const key = await pinnedKey(20)
+    const d = await mailtoChain(key.withDID('did:web:attester.test'))
+    const { server, log } = setup()
+    log.refuse()
+    expect((await send(server, await append(P.agent, d))).error?.name).toBe('Unauthorized')
+  })
+
+  test('an attestation signed by another key than the pinned one → refused', async () => {
+    const key = await pinnedKey(20)
+    const forger = await pinnedKey(21)
+    const d = await mailtoChain(forger.withDID('did:web:attester.test'))
+    const { server, log } = setup({ attester: { did: 'did:web:attester.test', key: key.did() } })
+    log.refuse()
+    const out = await send(server, await append(P.agent, d))
+    expect(['Unauthorized', 'InvalidSignature']).toContain(out.error?.name)
+  })
+
+  test('an attestation from a different attester DID → Unauthorized', async () => {
+    const key = await pinnedKey(20)
+    const d = await mailtoChain(key.withDID('did:web:evil.test'))
+    const { server, log } = setup({ attester: { did: 'did:web:attester.test', key: key.did() } })
+    log.refuse()
+    expect((await send(server, await append(P.agent, d))).error?.name).toBe('Unauthorized')
+  })
+})
+
+describe('admission: invocations per request and rate limits', () => {
+  test('more invocations than the cap → 413, nothing runs', async () => {
+    const { server, log } = setup({ maxInvocationsPerRequest: 2 })
+    log.refuse()
+    const res = await server.request(await encodeRequest([await append(), await append(), await append()]))
+    expect(res.status).toBe(413)
+    expect(new TextDecoder().decode(res.body)).toMatch(/too many invocations/)
+  })
+
+  test('admit sees only signature-verified invocations; a refusal → 429 + Retry-After, nothing runs', async () => {
+    const seen: { issuer: string; resource: string; can: string }[][] = []
+    let refuse = false
+    const { server, log } = setup({
+      admit: (invs) => {
+        seen.push([...invs])
+        return refuse ? 2.2 : undefined
+      },
+    })
+    const receipts = await sendRaw(server, await encodeRequest([await append()]))
+    expect(outOf(receipts[0]!).ok).toBeDefined()
+    expect(seen[0]).toEqual([{ issuer: P.agent.did(), resource: P.space.did(), can: 'tlog/append' }])
+    refuse = true
+    const res = await server.request(await encodeRequest([await append()]))
+    expect(res.status).toBe(429)
+    expect(res.headers['retry-after']).toBe('3')
+    expect(log.appends).toHaveLength(1)
+  })
+})
