@@ -1,0 +1,179 @@
+/**
+ * Revocation, key rotation, durable replay protection and admission limits on the real service
+ * over HTTP (Hono on node, bundled witness, local backend, SQLite UCAN state), including a restart
+ * on the same data directory.
+ */
+import { rm } from 'node:fs/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type * as API from '@ucanto/interface'
+import { ed25519Verifier, entryBundlePath, leafHash, openNote, parseCheckpoint, parseEntryBundle } from '../../src/tlog/index.js'
+import {
+  appendInvocation,
+  createInvocation,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  generateKey,
+  parseRevocationRecord,
+  revokeInvocation,
+  type Key,
+} from '../../src/ucan/index.js'
+import { encodeRequest, outOf, sendRaw, type Out } from '../ucan/helpers.js'
+import { httpTarget, startTestService } from './helpers.js'
+
+type Svc = Awaited<ReturnType<typeof startTestService>>
+const text = (s: string) => new TextEncoder().encode(s)
+
+async function call(svc: Svc, inv: API.Invocation): Promise<Out> {
+  const [receipt] = await sendRaw(httpTarget(svc.url), await encodeRequest([inv]))
+  return outOf(receipt!)
+}
+
+interface RevocationEntries {
+  treeSize: number
+  entries: { index: number; ucan: string; scope: string; revoker: string; invocation: string; time: number }[]
+}
+
+describe('key rotation: the owner delegates to a new agent and revokes the old delegation (survives restart)', () => {
+  let svc: Svc
+  let space: Key, oldAgent: Key, newAgent: Key
+  let oldS2A: API.Delegation, oldA2S: API.Delegation, newA2S: API.Delegation
+  let firstAppend: API.Invocation
+  let firstOut: Out
+  let createdVkey: string
+
+  beforeAll(async () => {
+    svc = await startTestService()
+    ;[space, oldAgent, newAgent] = [await generateKey(), await generateKey(), await generateKey()]
+    const service = svc.did as API.DID
+    oldS2A = await delegateSpaceToAgent({ space, agent: oldAgent })
+    oldA2S = await delegateAgentToService({ agent: oldAgent, service, proofs: [oldS2A] })
+    const newS2A = await delegateSpaceToAgent({ space, agent: newAgent })
+    newA2S = await delegateAgentToService({ agent: newAgent, service, proofs: [newS2A] })
+  })
+  afterAll(async () => {
+    await svc?.stop()
+  })
+
+  const append = async (agent: Key, agentToService: API.Delegation, entry: string) =>
+    (await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry: text(entry), agentToService })).delegate()
+
+  it('tlog/create makes the log explicitly (idempotent) and returns origin, vkey, tree size', async () => {
+    const inv = async () => (await createInvocation({ agent: oldAgent, service: svc.did as API.DID, space: space.did(), agentToService: oldA2S })).delegate()
+    const out = await call(svc, await inv())
+    expect(out.ok).toEqual({ logId: space.did(), origin: `ucanlog/logs/${space.did()}`, vkey: expect.stringMatching(/^ucanlog\/logs\/did:key:.+\+[0-9a-f]{8}\+/), treeSize: 0 })
+    expect((await call(svc, await inv())).ok).toEqual(out.ok)
+    createdVkey = String(out.ok?.vkey)
+  })
+
+  it('the old agent appends; then the space owner revokes Space→OldAgent with ucan/revoke', async () => {
+    expect((await call(svc, await append(oldAgent, oldA2S, 'before rotation'))).ok).toMatchObject({ index: 0, published: true })
+    const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { vkey: string }
+    expect(head.vkey).toBe(createdVkey)
+    const revoked = await call(svc, await revokeInvocation({ issuer: space, service: svc.did as API.DID, ucan: oldS2A }).delegate())
+    expect(revoked.ok).toMatchObject({ ucan: oldS2A.cid.toString(), scope: space.did(), index: 0 })
+  })
+
+  it('from then on the old agent is refused (Revoked) and writes nothing; the new agent appends to the same log', async () => {
+    expect((await call(svc, await append(oldAgent, oldA2S, 'old after rotation'))).error?.name).toBe('Revoked')
+    firstAppend = await append(newAgent, newA2S, 'after rotation')
+    firstOut = await call(svc, firstAppend)
+    expect(firstOut.ok).toMatchObject({ index: 1, treeSize: 2, origin: `ucanlog/logs/${space.did()}`, logId: space.did() })
+  })
+
+  it('the revocation log is served as tlog-tiles: signed checkpoint, entry bundle, JSON entries since N', async () => {
+    const head = (await (await fetch(`${svc.url}/revocations/head`)).json()) as { origin: string; vkey: string; treeSize: number }
+    expect(head).toMatchObject({ origin: 'ucanlog/revocations', treeSize: 1 })
+    const note = await (await fetch(`${svc.url}/revocations/checkpoint`)).text()
+    const opened = openNote(note, [ed25519Verifier(head.vkey)])
+    const cp = parseCheckpoint(opened.text)
+    expect(cp.origin).toBe('ucanlog/revocations')
+    expect(cp.size).toBe(1)
+    expect(opened.unverified.length).toBeGreaterThanOrEqual(1) // the bundled witness's cosignature
+    const bundle = parseEntryBundle(new Uint8Array(await (await fetch(`${svc.url}/revocations/${entryBundlePath(0, 1)}`)).arrayBuffer()))
+    const record = parseRevocationRecord(bundle[0]!)
+    expect(record).toMatchObject({ ucan: oldS2A.cid.toString(), scope: space.did(), revoker: space.did() })
+    // The checkpoint commits to exactly that entry (tree of one leaf: root = leaf hash).
+    expect(Buffer.from(cp.rootHash)).toEqual(Buffer.from(leafHash(bundle[0]!)))
+    const entries = (await (await fetch(`${svc.url}/revocations/entries?since=0`)).json()) as RevocationEntries
+    expect(entries).toEqual({ treeSize: 1, entries: [{ index: 0, ...record }] })
+    expect(((await (await fetch(`${svc.url}/revocations/entries?since=1`)).json()) as RevocationEntries).entries).toEqual([])
+    expect((await fetch(`${svc.url}/revocations/entries?since=-1`)).status).toBe(400)
+    expect((await fetch(`${svc.url}/revocations/entries?limit=1001`)).status).toBe(400)
+    expect((await fetch(`${svc.url}/revocations/tile/entries/000.p/2`)).status).toBe(404) // not published
+    expect((await fetch(`${svc.url}/revocations/tile/../../x`)).status).toBe(404)
+  })
+
+  it('an outsider’s revocation of the new agent’s delegation is logged but has no effect', async () => {
+    const mallory = await generateKey()
+    const out = await call(svc, await revokeInvocation({ issuer: mallory, service: svc.did as API.DID, ucan: newA2S }).delegate())
+    expect(out.ok).toMatchObject({ scope: mallory.did(), index: 1 })
+    expect((await call(svc, await append(newAgent, newA2S, 'still fine'))).ok).toMatchObject({ index: 2 })
+  })
+
+  it('after a restart on the same data: the revocation holds, the log of revocations is intact, a replay appends nothing', async () => {
+    const dataDir = svc.dataDir
+    await svc.close()
+    const restarted = await startTestService({ dataDir })
+    svc = { ...restarted, stop: async () => {
+      await restarted.stop()
+      await rm(dataDir, { recursive: true, force: true })
+    } }
+    expect((await call(svc, await append(oldAgent, oldA2S, 'old after restart'))).error?.name).toBe('Revoked')
+    // An invocation answered before the restart, sent again, returns its first result.
+    expect(await call(svc, firstAppend)).toEqual(firstOut)
+    const entries = (await (await fetch(`${svc.url}/revocations/entries?since=0`)).json()) as RevocationEntries
+    expect(entries.treeSize).toBe(2)
+    expect(entries.entries.map((e) => e.ucan)).toEqual([oldS2A.cid.toString(), newA2S.cid.toString()])
+    const out = await call(svc, await append(newAgent, newA2S, 'after restart'))
+    expect(out.ok).toMatchObject({ index: 3, treeSize: 4 })
+  })
+})
+
+describe('admission limits over HTTP', () => {
+  let svc: Svc
+  beforeAll(async () => {
+    svc = await startTestService({ agentRate: 1, agentBurst: 2, maxInvocationsPerRequest: 3 })
+  })
+  afterAll(async () => {
+    await svc?.stop()
+  })
+
+  it('per-agent rate: past the burst → 429 with Retry-After, nothing appended; other agents unaffected', async () => {
+    const [space, agent, other] = [await generateKey(), await generateKey(), await generateKey()]
+    const service = svc.did as API.DID
+    const s2a = await delegateSpaceToAgent({ space, agent })
+    const inv = async (a: Key, proofs: API.Delegation) =>
+      (await appendInvocation({ agent: a, service, space: space.did(), entry: text('x'), spaceToAgent: proofs })).delegate()
+    const statuses: number[] = []
+    let last: Response | undefined
+    for (let i = 0; i < 3; i++) {
+      const req = await encodeRequest([await inv(agent, s2a)])
+      last = await fetch(`${svc.url}/rpc`, { method: 'POST', headers: req.headers, body: req.body })
+      statuses.push(last.status)
+      if (last.status === 200) await last.arrayBuffer()
+    }
+    // Two tokens of burst, refilled at 1/s: the third request within a second is refused.
+    expect(statuses.slice(0, 2)).toEqual([200, 200])
+    expect(statuses[2]).toBe(429)
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect(await last!.text()).toBe('rate limited; retry later\n')
+    const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number }
+    expect(head.treeSize).toBe(2)
+    const s2o = await delegateSpaceToAgent({ space, agent: other })
+    expect((await call(svc, await inv(other, s2o))).ok).toBeDefined()
+  })
+
+  it('more invocations in one request than --max-invocations → 413, nothing runs', async () => {
+    const [space, ...agents] = [await generateKey(), await generateKey(), await generateKey(), await generateKey(), await generateKey()]
+    const invs = []
+    for (const agent of agents) {
+      const s2a = await delegateSpaceToAgent({ space, agent })
+      invs.push(await (await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry: text('x'), spaceToAgent: s2a })).delegate())
+    }
+    const req = await encodeRequest(invs)
+    const res = await fetch(`${svc.url}/rpc`, { method: 'POST', headers: req.headers, body: req.body })
+    expect(res.status).toBe(413)
+    expect(await res.text()).toBe('too many invocations in one request (at most 3)\n')
+    expect((await fetch(`${svc.url}/logs/${space.did()}/head`)).status).toBe(404)
+  })
+})
