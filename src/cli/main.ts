@@ -7,6 +7,7 @@ import { appendCommand } from './append.js'
 import { auditCommand } from './audit.js'
 import { delegateCommand } from './delegate.js'
 import { keyCommand } from './key.js'
+import { restoreCommand } from './restore.js'
 import { serveCommand } from './serve.js'
 import { witnessCommand } from './witness.js'
 
@@ -21,6 +22,7 @@ export function program(): Command {
   p.addCommand(delegateCommand())
   p.addCommand(appendCommand())
   p.addCommand(auditCommand())
+  p.addCommand(restoreCommand())
   p.addCommand(witnessCommand())
   return p
 }

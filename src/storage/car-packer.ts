@@ -229,6 +229,41 @@ export class CarPacker {
     }
   }
 
+  /**
+   * Starts a packer in `dir` from a restored log (see `ucanlog restore`): writes `car` (a CAR whose
+   * root is `root`, holding the restored log's `blocks` blocks) as the pack of `treeSize`, and records
+   * `entries` — every entry of every directory under `root`, as walkDirectory yields them — as the
+   * directory index, so the next pack builds on `root`. Durable once resolved.
+   * @throws Error when `dir` already holds a pack (nothing is changed then); RangeError for a
+   *   treeSize that is not a positive safe integer.
+   */
+  static async restore(
+    dir: string,
+    r: { treeSize: number; root: CID; car: Uint8Array; blocks: number; entries: Iterable<{ dir: string; name: string; isDir: boolean; cid: CID; tsize: number }> },
+  ): Promise<PackResult> {
+    if (!Number.isSafeInteger(r.treeSize) || r.treeSize < 1) throw new RangeError(`tree size ${r.treeSize} is not a positive safe integer`)
+    const packer = await CarPacker.open(dir)
+    try {
+      const db = packer.open_()
+      if (packer.last !== undefined) throw new Error(`${packer.dir} already holds packs; restore only into an empty directory`)
+      const carCid = CID.createV1(CAR_CODE, await sha256.digest(r.car))
+      const name = carFileName(r.treeSize, carCid)
+      const file = join(packer.dir, name)
+      const tmp = tempPathFor(file)
+      await writeTemp(tmp, r.car)
+      await rename(tmp, file)
+      await fsyncDir(packer.dir)
+      const upsert = db.prepare('INSERT OR REPLACE INTO entries (dir, name, is_dir, cid, tsize) VALUES (?, ?, ?, ?, ?)')
+      db.transaction(() => {
+        for (const e of r.entries) upsert.run(e.dir, e.name, e.isDir ? 1 : 0, e.cid.bytes, e.tsize)
+        db.prepare('INSERT INTO packs (tree_size, root, car_cid, file, bytes, blocks) VALUES (?, ?, ?, ?, ?, ?)').run(r.treeSize, r.root.toString(), carCid.toString(), name, r.car.length, r.blocks)
+      })()
+      return { treeSize: r.treeSize, root: r.root, carCid, file, bytes: r.car.length, blocks: r.blocks }
+    } finally {
+      await packer.close()
+    }
+  }
+
   /** Tree size of the newest CAR, 0 if there is none. */
   get lastTreeSize(): number {
     return this.last?.treeSize ?? 0

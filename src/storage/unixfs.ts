@@ -289,3 +289,45 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/** One entry of a UnixFS directory met by walkDirectory. */
+export interface WalkedEntry {
+  /** The directory holding it: '' for the root, else a store path (`tile/0`). */
+  dir: string
+  /** Its name in that directory (one path segment). */
+  name: string
+  /** True for a UnixFS directory, false for a file. */
+  isDir: boolean
+  cid: CID
+  /** The link's Tsize in bytes. */
+  tsize: number
+}
+
+/**
+ * Walks the UnixFS directory DAG under `root` depth first, yielding every entry of every
+ * directory (parents before children), fetching and verifying each node with `get`. Files are not
+ * read (only their root block, to tell files from directories). Throws MissingBlockError,
+ * InvalidBlockError (including for HAMT-sharded directories, which this module never writes, and
+ * a root that is not a directory), and InvalidPathError for an entry name that is not a valid path
+ * segment (empty, `.`/`..`, containing `/` or NUL).
+ */
+export async function* walkDirectory(get: BlockGetter, root: CID): AsyncGenerator<WalkedEntry> {
+  const top = await load(get, root)
+  if (top.unixfs?.type !== 'directory') throw new InvalidBlockError(root, 'not a UnixFS directory')
+  const stack: { dir: string; node: Decoded }[] = [{ dir: '', node: top }]
+  while (stack.length > 0) {
+    const { dir, node } = stack.pop()!
+    for (const link of node.pb!.Links) {
+      const name = link.Name ?? ''
+      if (name.includes('/')) throw new InvalidPathError(name, 'not a directory entry name')
+      const path = dir === '' ? name : `${dir}/${name}`
+      checkRelativePath(path)
+      const cid = CID.decode(link.Hash.bytes)
+      const child = await load(get, cid)
+      if (child.unixfs?.type === 'hamt-sharded-directory') throw new InvalidBlockError(cid, 'HAMT-sharded directories are not supported')
+      const isDir = child.unixfs?.type === 'directory'
+      yield { dir, name, isDir, cid, tsize: link.Tsize ?? 0 }
+      if (isDir) stack.push({ dir: path, node: child })
+    }
+  }
+}
