@@ -10,7 +10,7 @@
  */
 import * as Server from '@ucanto/server'
 import * as CAR from '@ucanto/transport/car'
-import { Delegation, UCAN } from '@ucanto/core'
+import { Delegation, Message, Receipt, UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { access, DID as DIDSchema, Schema } from '@ucanto/validator'
 import { encodeBase64 } from '../tlog/encoding.js'
@@ -408,6 +408,8 @@ const RevokeCaveats = Schema.struct({
  * invocation runs and the receipts are encoded), plus:
  * - more than `maxInvocations` invocations → 413 and nothing runs;
  * - `admit` (rate limits) refusing → 429 with `Retry-After` and nothing runs;
+ * - an invocation without exactly one capability gets `InvalidCapability` (not ucanto's
+ *   `InvocationCapabilityError`, whose JSON carries every capability's `nb`);
  * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
  *   a proof DAG whose block labels form a cycle overflows the stack in `exportSubDAG`) → 400.
  * Status bodies are short plain text, never a stack trace.
@@ -455,7 +457,20 @@ function withSafeRequest(
             return text(429, 'rate limited; retry later', { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) })
           }
         }
-        const result = await Server.execute(message as never, server as never)
+        // ucanto's execute, except that an invocation without exactly one capability gets our
+        // InvalidCapability (ucanto's InvocationCapabilityError would echo every capability's nb).
+        const receipts = await Promise.all(
+          invocations.map((inv) =>
+            inv.capabilities.length === 1
+              ? Server.run(inv as never, server as never)
+              : Receipt.issue({
+                  issuer: server.id as API.Signer,
+                  ran: inv,
+                  result: { error: new InvalidCapability('invocation must carry exactly one capability') },
+                }),
+          ),
+        )
+        const result = await Message.build({ receipts: receipts as never })
         return await encoder.encode(result as never)
       } catch (cause) {
         logger.error({ err: cause }, 'ucanto request failed')

@@ -152,14 +152,16 @@ describe('fuzzing the RPC route over HTTP', () => {
     await fc.assert(
       fc.asyncProperty(can, withField, data, delegation, extra, fc.boolean(), async (c, w, d, del, more, omit) => {
         const nb: Record<string, unknown> = omit ? { ...more } : { ...more, data: d, delegation: del }
-        const inv = await invoke({
-          issuer: agent,
-          audience: { did: () => svc.did as API.DID },
-          capability: { can: c as API.Ability, with: w as API.Resource, nb },
-          expiration: Math.floor(Date.now() / 1000) + 300,
-          nonce: Math.random().toString(36),
-        })
-          .delegate()
+        const inv = await Promise.resolve()
+          .then(() =>
+            invoke({
+              issuer: agent,
+              audience: { did: () => svc.did as API.DID },
+              capability: { can: c as API.Ability, with: w as API.Resource, nb },
+              expiration: Math.floor(Date.now() / 1000) + 300,
+              nonce: Math.random().toString(36),
+            }).delegate(),
+          )
           .catch(() => undefined) // values dag-cbor cannot encode never reach the wire
         if (inv === undefined) return
         await post((await encodeRequest([inv])).body)

@@ -245,7 +245,7 @@ describe('tlog/append refused: (1) the invocation', () => {
     expect(log.calls).toBe(0)
   })
 
-  test('more than one capability is refused (ucanto) and never appends', async () => {
+  test('more than one capability → InvalidCapability (no nb echoed) and never appends', async () => {
     const inv = await invoke({
       issuer: P.agent,
       audience: P.service,
@@ -262,7 +262,7 @@ describe('tlog/append refused: (1) the invocation', () => {
     const { log, server } = setup()
     log.refuse()
     const [receipt] = await sendRaw(server, await encodeRequest([two as unknown as API.Invocation]))
-    expect((receipt?.out as Out).error?.name).toBe('InvocationCapabilityError')
+    expect(outOf(receipt as API.Receipt).error?.name).toBe('InvalidCapability')
     expect(log.calls).toBe(0)
   })
 })
