@@ -3,7 +3,7 @@
  * serving over HTTP while witnessctl-style commands change its state, the key file, vkey, status
  * page and metrics; and every operator command's output and errors.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +13,7 @@ import { ed25519Signer } from '../../src/tlog/note.js'
 import { REPO } from '../e2e/helpers.js'
 import { CP1, CP3, LOG, note, PROOF_1_3, WITNESS } from '../vectors/litewitness.js'
 import { request } from './helpers.js'
+import { serveWitness, stop } from './process.js'
 
 const exec = promisify(execFile)
 const BIN = join(REPO, 'bin', 'ucanlog.js')
@@ -22,31 +23,6 @@ const witness = (...args: string[]) =>
     (r) => ({ code: 0, ...r }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   )
-
-/** Starts `ucanlog witness serve` and resolves with its URL and first output lines. */
-export async function serveWitness(args: string[]): Promise<{ child: ChildProcess; url: string; vkey: string; stdout: string }> {
-  const child = spawn(process.execPath, [BIN, 'witness', 'serve', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()))
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString()
-      const m = /^witness vkey: (\S+)\n.* listening on (http:\/\/\S+)\n/.exec(out)
-      if (m) resolve({ child, url: m[2]!, vkey: m[1]!, stdout: out })
-    })
-    child.on('exit', (code) => reject(new Error(`witness serve exited ${code}: ${err}`)))
-  })
-}
-
-/** Sends SIGTERM and resolves with the exit code. */
-export function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode)
-    child.once('exit', (code) => resolve(code))
-    child.kill('SIGTERM')
-  })
-}
 
 let dir: string
 beforeAll(async () => {

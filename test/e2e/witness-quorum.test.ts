@@ -1,0 +1,166 @@
+/**
+ * A 2-of-3 witness policy end to end on loopback, with real components only: the service
+ * (`startService`, the real log engine and witness client) and three standalone witnesses, each a
+ * `ucanlog witness serve` process with its own key and SQLite state, configured by their operators
+ * with `ucanlog witness pull-logs --source <service>/logs.txt`.
+ *
+ * 1. A new log: no witness knows it, so the first append answers `published: false`; once the
+ *    operators pull the service's log list, the retry publishes it.
+ * 2. One witness down: checkpoints are published with the other two cosignatures.
+ * 3. Two down: nothing is published; appends answer their index and `published: false`.
+ * 4. One comes back (same key, state and port): the checkpoint publishes, and every entry is there.
+ */
+import { execFile, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type * as API from '@ucanto/interface'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type AppendResult, checkAppendResult } from '../../src/log/log.js'
+import { encodeBase64, parsePolicy, verifiedWitnesses } from '../../src/tlog/index.js'
+import { appendInvocation, connect, delegateSpaceToAgent, generateKey, readInvocation } from '../../src/ucan/index.js'
+import { serveWitness, stop } from '../witness/process.js'
+import { REPO, startTestService } from './helpers.js'
+
+const exec = promisify(execFile)
+const witnessCli = (...args: string[]) => exec(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'witness', ...args], { cwd: REPO })
+const text = (s: string) => new TextEncoder().encode(s)
+
+interface W {
+  name: string
+  key: string
+  db: string
+  url: string
+  vkey: string
+  child: ChildProcess | undefined
+}
+
+let dir: string
+const witnesses: W[] = []
+let svc: Awaited<ReturnType<typeof startTestService>>
+
+async function start(w: W, listen: string): Promise<void> {
+  const s = await serveWitness(['--name', w.name, '--key', w.key, '--db', w.db, '--listen', listen])
+  Object.assign(w, { url: s.url, vkey: s.vkey, child: s.child })
+}
+
+async function down(w: W): Promise<void> {
+  expect(await stop(w.child!)).toBe(0)
+  w.child = undefined
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ucanlog-quorum-'))
+  for (const n of [1, 2, 3]) {
+    const w: W = { name: `w${n}.ucanlog.test`, key: join(dir, `w${n}.key`), db: join(dir, `w${n}.db`), url: '', vkey: '', child: undefined }
+    await start(w, '127.0.0.1:0')
+    witnesses.push(w)
+  }
+  const policy = join(dir, 'policy.txt')
+  await writeFile(
+    policy,
+    witnesses.map((w, i) => `witness w${i + 1} ${w.vkey} ${w.url}\n`).join('') + 'group two-of-three 2 w1 w2 w3\nquorum two-of-three\n',
+  )
+  svc = await startTestService({ witnessPolicyFile: policy, witnessTimeoutMs: 5000 })
+})
+
+afterAll(async () => {
+  await svc?.stop()
+  for (const w of witnesses) if (w.child) await stop(w.child)
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function head(space: string): Promise<{ treeSize: number; integratedSize: number; checkpoint: string } | undefined> {
+  const res = await fetch(`${svc.url}/logs/${space}/head`)
+  return res.ok ? ((await res.json()) as { treeSize: number; integratedSize: number; checkpoint: string }) : undefined
+}
+
+/** Polls /head (every 100 ms) until the published tree has `size` entries. */
+async function publishedSize(space: string, size: number): Promise<{ treeSize: number; checkpoint: string }> {
+  for (;;) {
+    const h = await head(space)
+    if (h && h.treeSize >= size) return h
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+describe('2-of-3 witness policy, three standalone witnesses on loopback', () => {
+  it('publishes with two of three, stops publishing with one, and publishes everything once a witness returns', async () => {
+    const policy = parsePolicy(svc.policy)
+    const space = await generateKey()
+    const agent = await generateKey()
+    const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+    const conn = connect(`${svc.url}/rpc`, svc.did as API.DID)
+    const sent: Uint8Array[] = []
+    const append = async (entry: Uint8Array): Promise<AppendResult> => {
+      sent.push(entry)
+      const inv = await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry, spaceToAgent })
+      const out = (await conn.execute(inv))[0]!.out as { ok?: AppendResult; error?: unknown }
+      expect(out.error).toBeUndefined()
+      return out.ok!
+    }
+    const origin = `ucanlog/logs/${space.did()}`
+
+    // 1. A log no witness knows yet: sequenced, durable, not published.
+    const first = await append(text('entry 0'))
+    expect(first).toMatchObject({ index: 0, published: false, checkpoint: '', inclusionProof: [] })
+    expect(await head(space.did())).toBeUndefined()
+
+    // The operators pull the service's log list (add-only) while their witnesses run.
+    const listed = await (await fetch(`${svc.url}/logs.txt`)).text()
+    const logVkey = /^vkey (\S+)$/m.exec(listed)![1]!
+    expect(listed).toBe(`logs/v0\n\nvkey ${logVkey}\n`)
+    expect(logVkey.startsWith(`${origin}+`)).toBe(true)
+    for (const w of witnesses) {
+      expect(await witnessCli('pull-logs', '--db', w.db, '--source', `${svc.url}/logs.txt`)).toMatchObject({ stdout: '', stderr: '' })
+      const logs = (await witnessCli('list-logs', '--db', w.db)).stdout
+      expect(JSON.parse(logs)).toMatchObject({ origin, keys: [logVkey] })
+    }
+    // The engine's retry publishes it.
+    const h1 = await publishedSize(space.did(), 1)
+    expect((await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()).vkey).toBe(logVkey)
+    expect(verifiedWitnesses(policy, h1.checkpoint).size).toBeGreaterThanOrEqual(2)
+
+    // 2. w3 down: every append is published with the cosignatures of w1 and w2.
+    await down(witnesses[2]!)
+    const batch = await Promise.all(Array.from({ length: 10 }, (_, i) => append(text(`entry ${i + 1}`))))
+    for (const [i, r] of batch.entries()) {
+      expect(r.published).toBe(true)
+      checkAppendResult(r, text(`entry ${i + 1}`))
+      expect(verifiedWitnesses(policy, r.checkpoint)).toEqual(new Set(['w1', 'w2']))
+    }
+    expect(new Set(batch.map((r) => r.index))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => i + 1)))
+    const h2 = await head(space.did())
+    expect(h2).toMatchObject({ treeSize: 11, integratedSize: 11 })
+
+    // 3. w2 down too: appends are sequenced and answer published: false; nothing is published.
+    const w2Url = witnesses[1]!.url
+    await down(witnesses[1]!)
+    const stalled = await Promise.all(Array.from({ length: 5 }, (_, i) => append(text(`entry ${i + 11}`))))
+    for (const r of stalled) expect(r).toMatchObject({ published: false, checkpoint: '', inclusionProof: [] })
+    expect(stalled.map((r) => r.index).sort((a, b) => a - b)).toEqual([11, 12, 13, 14, 15])
+    expect(await head(space.did())).toMatchObject({ treeSize: 11, integratedSize: 16 })
+
+    // 4. w2 comes back on its port, with its key and state: the next retry publishes size 16.
+    await start(witnesses[1]!, w2Url.replace('http://', ''))
+    expect(witnesses[1]!.url).toBe(w2Url)
+    const h4 = await publishedSize(space.did(), 16)
+    expect(h4.treeSize).toBe(16)
+    expect(verifiedWitnesses(policy, h4.checkpoint)).toEqual(new Set(['w1', 'w2']))
+
+    // No entry lost: the log holds exactly what was appended, in index order.
+    const reader = await generateKey()
+    const [rr] = await conn.execute(readInvocation({ issuer: reader, service: svc.did as API.DID, space: space.did(), offset: 0, limit: 100 }))
+    const entries = (rr!.out as { ok: { entries: string[]; total: number } }).ok
+    expect(entries.total).toBe(16)
+    const byIndex = new Map<number, Uint8Array>([[0, sent[0]!], ...batch.map((r, i) => [r.index, sent[1 + i]!] as const), ...stalled.map((r, i) => [r.index, sent[11 + i]!] as const)])
+    expect(entries.entries).toEqual(Array.from({ length: 16 }, (_, i) => encodeBase64(byIndex.get(i)!)))
+
+    // Each witness's state: w1 and w2 cosigned size 16; w3 stopped at what it saw before going down.
+    const size = async (w: W) => (JSON.parse((await witnessCli('list-logs', '--db', w.db)).stdout) as { size: number }).size
+    expect(await size(witnesses[0]!)).toBe(16)
+    expect(await size(witnesses[1]!)).toBe(16)
+    expect(await size(witnesses[2]!)).toBeLessThanOrEqual(1)
+  })
+})
