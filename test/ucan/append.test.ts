@@ -361,6 +361,18 @@ describe('tlog/append refused: the delegation', () => {
     await expectRefused(await appendInvocation({ delegation: d }), 'NotValidBefore')
   })
 
+  test('(4) Agent→Service not valid yet → NotValidBefore', async () => {
+    const d = await delegate({
+      issuer: P.agent,
+      audience: P.service,
+      capabilities: caps(P.space.did(), 'space/blob/add', 'space/index/add', 'upload/add'),
+      proofs: [spaceToAgent],
+      notBefore: now() + 600,
+      expiration: now() + 3600,
+    })
+    await expectRefused(await appendInvocation({ delegation: d }), 'NotValidBefore')
+  })
+
   const required = ['space/blob/add', 'space/index/add', 'upload/add']
   for (const missing of required) {
     test(`(4) Space→Agent without ${missing} → Unauthorized naming it`, async () => {
