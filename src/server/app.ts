@@ -36,6 +36,8 @@ export interface AppOptions {
   /** Mounted at `/witness` when given (the bundled witness). */
   witness?: Hono
   maxBodyBytes?: number
+  /** The revocation log's read routes (src/server/revocations.ts), mounted at `/revocations`. */
+  revocations?: Hono
   onError?: (err: unknown) => void
 }
 
@@ -75,6 +77,7 @@ export function createApp(o: AppOptions): Hono {
     app.get('/metrics', async (c) => c.text(await m.metrics(), 200, { 'content-type': m.contentType }))
   }
   if (o.witness) app.route('/witness', o.witness)
+  if (o.revocations) app.route('/revocations', o.revocations)
 
   const published = async (space: string) => {
     if (!SPACE_DID.test(space)) return undefined

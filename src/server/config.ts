@@ -6,6 +6,8 @@ import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE } from '../log/log.js'
 import { DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
+import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
+import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
 export interface ServiceConfig {
@@ -33,6 +35,20 @@ export interface ServiceConfig {
   maxBodyBytes: number
   /** Maximum invocation lifetime accepted (exp − now), seconds. */
   maxInvocationLifetime: number
+  /** Maximum invocations in one RPC request (more → 413). */
+  maxInvocationsPerRequest: number
+  /** Sustained invocations per second per agent (verified issuer); 0 = unlimited. Over → 429. */
+  agentRate: number
+  /** Burst of invocations per agent. */
+  agentBurst: number
+  /** Sustained invocations per second per space (`with`); 0 = unlimited. Over → 429. */
+  spaceRate: number
+  /** Burst of invocations per space. */
+  spaceBurst: number
+  /** DID of the trusted `ucan/attest` issuer for did:mailto chains ('' = none). */
+  attesterDid: string
+  /** The did:key that attester signs with, pinned ('' = none). */
+  attesterKey: string
   /** pino log level. */
   logLevel: string
   /** Storacha upload service URL that each checkpoint's CAR is stored through, or `off` (keep CARs locally only). */
@@ -58,6 +74,13 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   witnessName: 'ucanlog.local/witness',
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   maxInvocationLifetime: 3600,
+  maxInvocationsPerRequest: DEFAULT_MAX_INVOCATIONS_PER_REQUEST,
+  agentRate: DEFAULT_AGENT_RATE,
+  agentBurst: DEFAULT_AGENT_BURST,
+  spaceRate: DEFAULT_SPACE_RATE,
+  spaceBurst: DEFAULT_SPACE_BURST,
+  attesterDid: '',
+  attesterKey: '',
   logLevel: 'info',
   storachaUrl: 'off',
   storachaDid: DEFAULT_STORACHA_DID,
@@ -90,6 +113,13 @@ export const KNOBS: Knob[] = [
   { key: 'witnessName', flag: '--witness-name', env: 'UCANLOG_WITNESS_NAME', unit: 'key name', description: 'cosignature key name of the bundled witness' },
   { key: 'maxBodyBytes', flag: '--max-body', env: 'UCANLOG_MAX_BODY_BYTES', unit: 'bytes', description: 'maximum RPC request body', integer: { min: 1024, max: 1 << 30 } },
   { key: 'maxInvocationLifetime', flag: '--max-invocation-lifetime', env: 'UCANLOG_MAX_INVOCATION_LIFETIME', unit: 's', description: 'latest accepted invocation expiry, from now', integer: { min: 1, max: 86_400 * 30 } },
+  { key: 'maxInvocationsPerRequest', flag: '--max-invocations', env: 'UCANLOG_MAX_INVOCATIONS', unit: 'invocations', description: 'maximum invocations in one RPC request (more → 413)', integer: { min: 1, max: 10_000 } },
+  { key: 'agentRate', flag: '--agent-rate', env: 'UCANLOG_AGENT_RATE', unit: 'invocations/s', description: 'sustained rate per agent (verified issuer); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'agentBurst', flag: '--agent-burst', env: 'UCANLOG_AGENT_BURST', unit: 'invocations', description: 'burst per agent', integer: { min: 1, max: 10_000_000 } },
+  { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space (the invocation\'s with); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },
+  { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },
+  { key: 'attesterKey', flag: '--attester-key', env: 'UCANLOG_ATTESTER_KEY', unit: 'did:key', description: 'the did:key that attester signs with, pinned (never fetched)' },
   { key: 'logLevel', flag: '--log-level', env: 'UCANLOG_LOG_LEVEL', unit: 'level', description: 'pino log level (fatal, error, warn, info, debug)' },
   { key: 'storachaUrl', flag: '--storacha-url', env: 'UCANLOG_STORACHA_URL', unit: 'URL', description: `store every checkpoint's CAR in the log's Storacha space through this upload service (production: ${DEFAULT_STORACHA_URL}); off keeps CARs in the data directory only` },
   { key: 'storachaDid', flag: '--storacha-did', env: 'UCANLOG_STORACHA_DID', unit: 'DID', description: 'DID of the Storacha upload service' },

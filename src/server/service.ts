@@ -16,6 +16,9 @@ import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
 import { ed25519Signer } from '../tlog/index.js'
 import { createUcanService, type LogService } from '../ucan/index.js'
+import { UcanStore } from '../ucan/store.js'
+import { createAdmission } from './rate-limit.js'
+import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
@@ -113,8 +116,43 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       const l = await logs.get(space)
       return l ? l.read(offset, limit) : undefined
     },
+    async create(space) {
+      const l = await logs.getOrCreate(space)
+      return { logId: l.id, origin: l.origin, vkey: ed25519Signer(l.origin, seed).vkey, treeSize: l.treeSize }
+    },
   }
-  const rpc = createUcanService({ signer, log: logService, maxInvocationLifetime: c.maxInvocationLifetime, logger: log })
+  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
+  const attester = trustedAttester(c)
+  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'))
+  const revocationLog = await RevocationLog.open({
+    dataDir,
+    originPrefix: c.originPrefix,
+    signer: (origin) => ed25519Signer(origin, seed),
+    witnesses: (origin) => {
+      bw.store.addLog(origin)
+      bw.store.addKey(origin, ed25519Signer(origin, seed).vkey)
+      return new WitnessClient({
+        policy,
+        timeoutMs: c.witnessTimeoutMs,
+        greedy: c.witnessGreedy,
+        onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
+      })
+    },
+    store: ucanStore.revocations,
+    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
+  })
+  const rpc = createUcanService({
+    signer,
+    log: logService,
+    maxInvocationLifetime: c.maxInvocationLifetime,
+    logger: log,
+    revocations: revocationLog,
+    revocationRecorder: revocationLog,
+    replay: ucanStore.replay,
+    attester,
+    maxInvocationsPerRequest: c.maxInvocationsPerRequest,
+    admit: createAdmission({ agent: { rate: c.agentRate, burst: c.agentBurst }, space: { rate: c.spaceRate, burst: c.spaceBurst } }),
+  })
 
   const info = () => ({
     did: signer.did(),
@@ -137,6 +175,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploadStatus: uploader ? (space: string) => uploader!.status(space) ?? null : undefined,
     witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
     maxBodyBytes: c.maxBodyBytes,
+    revocations: revocationRoutes(revocationLog, ed25519Signer(revocationLog.origin, seed).vkey),
     onError: (err) => log.error({ err }, 'request failed'),
   })
   handler = (req) => app.fetch(req)
@@ -157,6 +196,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploader,
     async close() {
       await logs.close()
+      await revocationLog.close()
+      ucanStore.close()
       await uploader?.close()
       uploadQueue?.close()
       await new Promise<void>((ok) => server.close(() => ok()))
@@ -179,6 +220,22 @@ function parseUrl(s: string, knob: string): string {
     if (u.protocol === 'http:' || u.protocol === 'https:') return u.toString()
   } catch {}
   throw new ConfigError(`${knob} must be an http(s) URL or off, got ${JSON.stringify(s)}`)
+}
+
+/**
+ * The trusted `ucan/attest` issuer from `--attester-did` and `--attester-key`: both or neither;
+ * the key must be an Ed25519 did:key.
+ * @throws ConfigError
+ */
+function trustedAttester(c: ServiceConfig): { did: `did:${string}:${string}`; key: `did:key:${string}` } | undefined {
+  if (c.attesterDid === '' && c.attesterKey === '') return undefined
+  if (!/^did:[a-z0-9]+:\S+$/.test(c.attesterDid)) {
+    throw new ConfigError(`--attester-did / UCANLOG_ATTESTER_DID must be a DID when --attester-key is set, got ${JSON.stringify(c.attesterDid)}`)
+  }
+  if (!/^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{40,50}$/.test(c.attesterKey)) {
+    throw new ConfigError(`--attester-key / UCANLOG_ATTESTER_KEY must be the attester's Ed25519 did:key, got ${JSON.stringify(c.attesterKey)}`)
+  }
+  return { did: c.attesterDid as `did:${string}:${string}`, key: c.attesterKey as `did:key:${string}` }
 }
 
 /** The package version, shown at /info. */
