@@ -35,6 +35,8 @@ export interface AppOptions {
   uploadStatus?: (space: string) => object | null
   /** Mounted at `/witness` when given (the bundled witness). */
   witness?: Hono
+  /** Logs besides the spaces' (e.g. the revocation log) that witnesses must know, listed at `/logs.txt`. */
+  otherLogs?: () => { origin: string; vkey: string }[]
   maxBodyBytes?: number
   /** The revocation log's read routes (src/server/revocations.ts), mounted at `/revocations`. */
   revocations?: Hono
@@ -69,7 +71,8 @@ export function createApp(o: AppOptions): Hono {
   // origin lines.
   app.get('/logs.txt', async (c) => {
     const ids = (await o.logs.list()).sort()
-    const list = formatLogList(ids.map((id) => ({ origin: o.logs.origin(id), vkey: o.logVkey(o.logs.origin(id)) })))
+    const spaces = ids.map((id) => ({ origin: o.logs.origin(id), vkey: o.logVkey(o.logs.origin(id)) }))
+    const list = formatLogList([...(o.otherLogs?.() ?? []), ...spaces])
     return c.text(list, 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' })
   })
   if (o.metrics) {

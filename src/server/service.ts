@@ -176,6 +176,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
     maxBodyBytes: c.maxBodyBytes,
     revocations: revocationRoutes(revocationLog, ed25519Signer(revocationLog.origin, seed).vkey),
+    otherLogs: () => [{ origin: revocationLog.origin, vkey: ed25519Signer(revocationLog.origin, seed).vkey }],
     onError: (err) => log.error({ err }, 'request failed'),
   })
   handler = (req) => app.fetch(req)

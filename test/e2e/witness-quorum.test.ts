@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type AppendResult, checkAppendResult } from '../../src/log/log.js'
 import { encodeBase64, parsePolicy, verifiedWitnesses } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey, readInvocation } from '../../src/ucan/index.js'
+import { parseLogList } from '../../witness/index.js'
 import { serveWitness, stop } from '../witness/process.js'
 import { REPO, startTestService } from './helpers.js'
 
@@ -71,6 +72,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** `ucanlog witness list-logs` of a witness, parsed. */
+async function logsOf(w: W): Promise<{ origin: string; size: number; keys: string[] }[]> {
+  const out = (await witnessCli('list-logs', '--db', w.db)).stdout
+  return out.trim().split('\n').map((l) => JSON.parse(l) as { origin: string; size: number; keys: string[] })
+}
+
 async function head(space: string): Promise<{ treeSize: number; integratedSize: number; checkpoint: string } | undefined> {
   const res = await fetch(`${svc.url}/logs/${space}/head`)
   return res.ok ? ((await res.json()) as { treeSize: number; integratedSize: number; checkpoint: string }) : undefined
@@ -108,18 +115,21 @@ describe('2-of-3 witness policy, three standalone witnesses on loopback', () => 
     expect(await head(space.did())).toBeUndefined()
 
     // The operators pull the service's log list (add-only) while their witnesses run.
-    const listed = await (await fetch(`${svc.url}/logs.txt`)).text()
-    const logVkey = /^vkey (\S+)$/m.exec(listed)![1]!
-    expect(listed).toBe(`logs/v0\n\nvkey ${logVkey}\n`)
+    // The list has the service's revocation log and this space's log.
+    const listed = parseLogList(await (await fetch(`${svc.url}/logs.txt`)).text())
+    expect(listed).toMatchObject({ logs: [{ origin: 'ucanlog/revocations' }, { origin }], skipped: [] })
+    const logVkey = listed.logs[1]!.vkey
     expect(logVkey.startsWith(`${origin}+`)).toBe(true)
     for (const w of witnesses) {
       expect(await witnessCli('pull-logs', '--db', w.db, '--source', `${svc.url}/logs.txt`)).toMatchObject({ stdout: '', stderr: '' })
-      const logs = (await witnessCli('list-logs', '--db', w.db)).stdout
-      expect(JSON.parse(logs)).toMatchObject({ origin, keys: [logVkey] })
+      expect(await logsOf(w)).toEqual([
+        expect.objectContaining({ origin, keys: [logVkey] }), // ordered by origin; the engine may already have published
+        expect.objectContaining({ origin: 'ucanlog/revocations', size: 0, keys: [listed.logs[0]!.vkey] }),
+      ])
     }
     // The engine's retry publishes it.
     const h1 = await publishedSize(space.did(), 1)
-    expect((await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()).vkey).toBe(logVkey)
+    expect(((await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { vkey: string }).vkey).toBe(logVkey)
     expect(verifiedWitnesses(policy, h1.checkpoint).size).toBeGreaterThanOrEqual(2)
 
     // 2. w3 down: every append is published with the cosignatures of w1 and w2.
@@ -158,7 +168,7 @@ describe('2-of-3 witness policy, three standalone witnesses on loopback', () => 
     expect(entries.entries).toEqual(Array.from({ length: 16 }, (_, i) => encodeBase64(byIndex.get(i)!)))
 
     // Each witness's state: w1 and w2 cosigned size 16; w3 stopped at what it saw before going down.
-    const size = async (w: W) => (JSON.parse((await witnessCli('list-logs', '--db', w.db)).stdout) as { size: number }).size
+    const size = async (w: W) => (await logsOf(w)).find((l) => l.origin === origin)!.size
     expect(await size(witnesses[0]!)).toBe(16)
     expect(await size(witnesses[1]!)).toBe(16)
     expect(await size(witnesses[2]!)).toBeLessThanOrEqual(1)

@@ -20,8 +20,13 @@ afterAll(async () => {
 
 describe('service witnessing surface', () => {
   it('lists every log at /logs.txt (logs/v0, origin = key name), and counts the bundled witness on /metrics', async () => {
+    // Before any space log: only the service's revocation log (witnessed like every log).
     const empty = await fetch(`${svc.url}/logs.txt`)
-    expect([empty.status, empty.headers.get('content-type'), await empty.text()]).toEqual([200, 'text/plain; charset=utf-8', 'logs/v0\n'])
+    expect([empty.status, empty.headers.get('content-type')]).toEqual([200, 'text/plain; charset=utf-8'])
+    const revocations = parseLogList(await empty.text())
+    expect(revocations.logs).toHaveLength(1)
+    expect(revocations.logs[0]!.origin).toBe('ucanlog/revocations')
+    expect(revocations.logs[0]!.vkey).toBe(((await (await fetch(`${svc.url}/revocations/head`)).json()) as { vkey: string }).vkey)
 
     const conn = connect(`${svc.url}/rpc`, svc.did as API.DID)
     const agent = await generateKey()
@@ -35,7 +40,7 @@ describe('service witnessing surface', () => {
     const list = parseLogList(await (await fetch(`${svc.url}/logs.txt`)).text())
     expect(list.skipped).toEqual([])
     const heads = await Promise.all(spaces.map(async (s) => (await (await fetch(`${svc.url}/logs/${s.did()}/head`)).json()) as { origin: string; vkey: string }))
-    expect(list.logs).toEqual(heads.map((h) => ({ origin: h.origin, vkey: h.vkey })).sort((a, b) => (a.origin < b.origin ? -1 : 1)))
+    expect(list.logs).toEqual([revocations.logs[0], ...heads.map((h) => ({ origin: h.origin, vkey: h.vkey })).sort((a, b) => (a.origin < b.origin ? -1 : 1))])
 
     const metrics = await (await fetch(`${svc.url}/metrics`)).text()
     expect(metrics).toContain(`${REQUESTS_METRIC}{status="200"} 2\n`)
