@@ -20,8 +20,8 @@
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { CarBlockIterator } from '@ipld/car'
-import { parseLink } from '@ucanto/core'
-import { Message } from '@ucanto/core'
+import { Message, delegate, parseLink } from '@ucanto/core'
+import type { API } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
 import { createContext, cleanupContext } from '@storacha/upload-api/test/context'
 import { base58btc } from 'multiformats/bases/base58'
@@ -75,6 +75,13 @@ export interface LocalStoracha {
 export async function startLocalStoracha(options: { port?: number } = {}): Promise<LocalStoracha> {
   const errors: unknown[] = []
   const context = await createContext({ http, requirePaymentPlan: false, assert: { fail: (e: unknown) => errors.push(e) } })
+  // upload-api 2.8.4's test context delegates `assert/*` to its indexing and claims clients with
+  // ucanto's default lifetime (30 s), so space/index/add fails with "has expired" half a minute
+  // after start. Re-delegate without expiry.
+  for (const svc of [context.indexingService, context.claimsService] as unknown as { invocationConfig: { issuer: API.Signer; audience: API.Signer; with: `did:${string}:${string}`; proofs: API.Delegation[] } }[]) {
+    const cfg = svc.invocationConfig
+    cfg.proofs = [await delegate({ issuer: cfg.audience, audience: cfg.issuer, capabilities: [{ can: 'assert/*', with: cfg.with }], expiration: Infinity })]
+  }
   const provisioned = new Set<string>()
 
   const blobBytes = async (digestBytes: Uint8Array): Promise<Uint8Array | undefined> => {

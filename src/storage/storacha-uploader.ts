@@ -8,7 +8,9 @@
  * has received (UploadQueue.setDelegation). `filecoin/offer` is not invoked (pieceHasher: null): the
  * delegation carries only the three capabilities above.
  *
- * Jobs come from a durable UploadQueue, in tree-size order per log. A failed attempt is retried
+ * Jobs come from a durable UploadQueue, oldest checkpoints first, a few of a log at once (each
+ * upload is self-contained; the space's newest root needs every earlier CAR, which the queue
+ * guarantees eventually). A failed attempt is retried
  * with exponential backoff (retryMinMs doubling to retryMaxMs); a new delegation for the log makes
  * its jobs due at once. Failures get a stable name, shown in the log's status and logged once per
  * attempt:
@@ -40,6 +42,8 @@ export const DEFAULT_RECEIPTS_ENDPOINT = 'https://up.storacha.network/receipt/'
 export const DEFAULT_UPLOAD_RETRY_MIN_MS = 1000
 /** Default longest delay between upload attempts, ms (5 min). */
 export const DEFAULT_UPLOAD_RETRY_MAX_MS = 300_000
+/** Default uploads of one log in flight at once (each its own checkpoint CAR). */
+export const DEFAULT_UPLOAD_CONCURRENCY = 4
 /** Default p-retry retries inside one upload-client call (receipt polling, PUT). */
 export const DEFAULT_CLIENT_RETRIES = 3
 
@@ -63,6 +67,8 @@ export interface StorachaUploaderOptions {
   retryMinMs?: number
   /** Longest retry delay, ms (default DEFAULT_UPLOAD_RETRY_MAX_MS). */
   retryMaxMs?: number
+  /** Uploads of one log in flight at once (default DEFAULT_UPLOAD_CONCURRENCY). */
+  concurrency?: number
   /** upload-client retries per call (default DEFAULT_CLIENT_RETRIES). */
   clientRetries?: number
   /** Clock, Unix ms (default Date.now). */
@@ -181,7 +187,7 @@ export class StorachaUploader {
   private async work(): Promise<void> {
     for (;;) {
       if (this.closed) return
-      const jobs = this.o.queue.due(this.now())
+      const jobs = this.o.queue.due(this.now(), this.o.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY)
       if (jobs.length === 0) return
       await Promise.all(jobs.map((j) => this.attempt(j)))
     }
@@ -242,6 +248,9 @@ class Failure extends Error {
   }
 }
 
+/** The capabilities invoked on the space with the customer's delegation as proof. */
+const DELEGATED = new Set(['space/blob/add', 'space/index/add', 'upload/add'])
+
 /** Maps an upload-client error (whose `cause` is the receipt's `out.error`) to a named UploadError. */
 export function classify(err: unknown, at: number): UploadError {
   if (err instanceof Failure) return { name: err.name, message: err.message, at }
@@ -252,10 +261,12 @@ export function classify(err: unknown, at: number): UploadError {
   if (cause?.name === 'InsufficientStorage' || /has no storage provider/.test(text)) {
     return { name: 'SpaceNotProvisioned', message: `the space has no storage provider (provision it: storacha space provision): ${short}`, at }
   }
-  if (/has expired/.test(text)) return { name: 'DelegationExpired', message: short, at }
-  if (cause?.name === 'Unauthorized' || /is not authorized/.test(text)) {
-    const can = /Claim \{"can":"([^"]+)"\}/.exec(text)?.[1]
-    return { name: 'DelegationMissingCapability', message: `the delegation does not grant ${can ?? 'a required capability'} on the space: ${short}`, at }
+  // Unauthorized for a capability the service invokes with the customer's delegation: the
+  // delegation is at fault. (Storacha's own internal invocations can fail too: those are UploadFailed.)
+  const claimed = /Claim \{"can":"([^"]+)"\}/.exec(text)?.[1]
+  if ((cause?.name === 'Unauthorized' || /is not authorized/.test(text)) && claimed !== undefined && DELEGATED.has(claimed)) {
+    if (/has expired/.test(text)) return { name: 'DelegationExpired', message: short, at }
+    return { name: 'DelegationMissingCapability', message: `the delegation does not grant ${claimed} on the space: ${short}`, at }
   }
   if (
     e?.name === 'TypeError' ||

@@ -141,18 +141,18 @@ export class UploadQueue {
   }
 
   /**
-   * Pending jobs whose next attempt is due at `now` (Unix ms), oldest checkpoint first within a
-   * space, at most one per space (uploads of a log go in order).
+   * Pending jobs whose next attempt is due at `now` (Unix ms): of each space, among its `perSpace`
+   * oldest pending checkpoints, those that are due.
    */
-  due(now: number): UploadJob[] {
+  due(now: number, perSpace = 1): UploadJob[] {
     const rows = this.db
       .prepare(
-        `SELECT j.* FROM jobs j
-         JOIN (SELECT space, MIN(tree_size) AS t FROM jobs WHERE done_at IS NULL GROUP BY space) f
-           ON j.space = f.space AND j.tree_size = f.t
-         WHERE j.next_at <= ? ORDER BY j.next_at`,
+        `SELECT * FROM (
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY space ORDER BY tree_size) AS rn
+           FROM jobs WHERE done_at IS NULL
+         ) WHERE rn <= ? AND next_at <= ? ORDER BY next_at, tree_size`,
       )
-      .all(now) as JobRow[]
+      .all(perSpace, now) as JobRow[]
     return rows.map(toJob)
   }
 

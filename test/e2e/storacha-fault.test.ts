@@ -1,0 +1,121 @@
+/**
+ * Never lose data: Storacha goes down in the middle of a load of appends; appends keep working from
+ * local storage; the service (`ucanlog serve`, a real process) is killed with SIGKILL mid-load and
+ * restarted; Storacha comes back; every checkpoint's CAR lands in the space, and the space alone
+ * audits.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type * as API from '@ucanto/interface'
+import { afterAll, describe, expect, it } from 'vitest'
+import { auditLog } from '../../src/cli/audit.js'
+import { startLocalStoracha, type LocalStoracha } from '../../src/storage/local-storacha.js'
+import { parsePolicy } from '../../src/tlog/index.js'
+import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
+import { REPO } from './helpers.js'
+import { head, localCars, waitForHead } from './storacha-helpers.js'
+
+const children: ChildProcess[] = []
+let storacha: LocalStoracha | undefined
+let dataDir: string | undefined
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL')
+  await storacha?.close()
+  if (dataDir) await rm(dataDir, { recursive: true, force: true })
+})
+
+async function serve(data: string, s: LocalStoracha): Promise<{ url: string; did: string; child: ChildProcess }> {
+  const args = ['serve', '--data', data, '--port', '0', '--log-level', 'fatal', '--witness-policy', join(REPO, 'witness_policy.txt'), '--batch-max-age', '100']
+  args.push('--storacha-url', s.url, '--storacha-did', s.did, '--storacha-receipts', s.receiptsEndpoint, '--upload-retry-max', '200')
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
+  children.push(child)
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /serving on (http:\/\/\S+)/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)))
+  })
+  return { url, did: (await (await fetch(`${url}/did`)).text()).trim(), child }
+}
+
+describe('Storacha down during a load of appends, service killed and restarted', () => {
+  it('appends keep working; once Storacha is back every checkpoint CAR is in the space and the space audits', { timeout: 240_000 }, async () => {
+    storacha = await startLocalStoracha()
+    dataDir = await mkdtemp(join(tmpdir(), 'ucanlog-storacha-fault-'))
+    const space = await generateKey()
+    const agent = await generateKey()
+    await storacha.provision(space.did())
+    const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+    const acked = new Map<number, string>()
+    let sent = 0
+
+    // Workers append until `stop`; an append cut off by the kill is simply not acknowledged.
+    const load = (url: string, did: string, until: () => boolean) => {
+      const conn = connect(`${url}/rpc`, did as API.DID)
+      const agentToService = delegateAgentToService({ agent, service: did as API.DID, proofs: [spaceToAgent] })
+      const worker = async () => {
+        while (!until()) {
+          const entry = `fault entry ${sent++}`
+          const inv = await appendInvocation({ agent, service: did as API.DID, space: space.did(), entry: new TextEncoder().encode(entry), agentToService: await agentToService })
+          try {
+            const out = (await conn.execute(inv))[0]!.out as { ok?: { index: number; published: boolean } }
+            if (out.ok?.published) acked.set(out.ok.index, entry)
+          } catch {
+            return // the service went away
+          }
+        }
+      }
+      return Promise.all(Array.from({ length: 8 }, worker))
+    }
+
+    let s = await serve(dataDir, storacha)
+    const first = load(s.url, s.did, () => acked.size >= 150)
+    // Storacha goes down mid-load.
+    while (acked.size < 50) await new Promise((r) => setTimeout(r, 10))
+    await storacha.stop()
+    while (acked.size < 100) await new Promise((r) => setTimeout(r, 10))
+    const failing = await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'failing')
+    expect(failing.upload!.error!.name).toBe('StorachaUnavailable')
+    expect(failing.upload!.lagEntries).toBeGreaterThan(0)
+    // Killed mid-load, with uploads pending.
+    s.child.kill('SIGKILL')
+    await first
+    const beforeRestart = acked.size
+    expect(beforeRestart).toBeGreaterThanOrEqual(100)
+
+    s = await serve(dataDir, storacha)
+    await load(s.url, s.did, () => acked.size >= beforeRestart + 50)
+    const down = await head(s.url, space.did())
+    expect(down.upload!.state).not.toBe('uploaded')
+
+    // Storacha is back: everything lands.
+    await storacha.start()
+    const done = await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'uploaded' && h.upload.uploadedTreeSize === h.treeSize)
+    expect(done.upload!.lagEntries).toBe(0)
+    for (const index of acked.keys()) expect(index).toBeLessThan(done.treeSize)
+
+    const cars = await localCars(dataDir, space.did())
+    const uploads = new Set((await storacha.uploads(space.did())).map((u) => u.root))
+    const stored = await storacha.blocks(space.did())
+    for (const car of cars) {
+      expect(uploads.has(car.root), `upload of the CAR of tree size ${car.treeSize}`).toBe(true)
+      for (const [cid, bytes] of car.blocks) expect(new Uint8Array(stored.get(cid) ?? []), cid).toEqual(new Uint8Array(bytes))
+    }
+    expect(cars.at(-1)!.treeSize).toBe(done.treeSize)
+
+    // The space alone: the newest root audits, every acknowledged entry at its index.
+    const gw = async (path: string) => {
+      const res = await fetch(`${storacha!.gateway}/ipfs/${done.upload!.latestRoot}/${path}`)
+      return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
+    }
+    const info = (await (await fetch(`${s.url}/info`)).json()) as { witnessPolicy: string }
+    const report = await auditLog({ fetchFile: gw, origin: done.origin, logVkey: done.vkey, policy: parsePolicy(info.witnessPolicy) })
+    expect(report.size).toBe(done.treeSize)
+    s.child.kill('SIGKILL')
+  })
+})
