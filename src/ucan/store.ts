@@ -1,8 +1,11 @@
 /**
  * The UCAN layer's durable state in one SQLite file (better-sqlite3; default `<data>/ucan.db`):
- * revocations (`ucan/revoke`) and the replay guard's seen invocations. WAL journal with
- * `synchronous = FULL`, so a write is durable (survives kill -9 and power loss) once the call
- * that made it returns. One process owns the file.
+ * revocations (`ucan/revoke`) and the replay guard's seen invocations, each through its own
+ * connection, WAL journal. Revocations use `synchronous = FULL`: durable (survives kill -9 and
+ * power loss) once the call that made them returns. Seen invocations use `synchronous = NORMAL`:
+ * durable across a process crash (kill -9) as soon as written, but the last ones may be lost on
+ * power loss — the price of not blocking the event loop on two fsyncs per append. One process
+ * owns the file.
  *
  * Revocations here are the index the authorizer queries on every append; the revocation
  * transparency log (src/server/revocations.ts) is the public, signed copy. Each row remembers its
@@ -35,15 +38,17 @@ interface RevocationRow {
 /** The SQLite file holding revocations and seen invocations. */
 export class UcanStore {
   readonly #db: Database.Database
+  readonly #replayDb: Database.Database
   /** Revocations: the authorizer's {@link RevocationRecorder}. */
   readonly revocations: SqliteRevocations
   /** Seen invocations: a durable {@link ReplayGuard}. */
   readonly replay: SqliteReplayGuard
 
-  private constructor(db: Database.Database, options: UcanStoreOptions) {
+  private constructor(db: Database.Database, replayDb: Database.Database, options: UcanStoreOptions) {
     this.#db = db
+    this.#replayDb = replayDb
     this.revocations = new SqliteRevocations(db, options.now ?? systemNow)
-    this.replay = new SqliteReplayGuard(db, options)
+    this.replay = new SqliteReplayGuard(replayDb, options)
   }
 
   /**
@@ -51,9 +56,25 @@ export class UcanStore {
    * @throws if the file cannot be opened or is not this store's schema.
    */
   static open(file: string, options: UcanStoreOptions = {}): UcanStore {
-    const db = new Database(file)
+    const db = connect(file, 'FULL')
+    // A second connection to the same file (for `:memory:`, a second database, equally private).
+    const replayDb = connect(file, 'NORMAL')
+    return new UcanStore(db, replayDb, options)
+  }
+
+  /** Closes the file; later calls throw. */
+  close(): void {
+    this.#db.close()
+    this.#replayDb.close()
+  }
+}
+
+/** Opens `file` in WAL mode with the given `synchronous` level and creates the tables. */
+function connect(file: string, synchronous: 'FULL' | 'NORMAL'): Database.Database {
+  const db = new Database(file)
+  try {
     db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = FULL')
+    db.pragma(`synchronous = ${synchronous}`)
     db.exec(`
       CREATE TABLE IF NOT EXISTS revocations (
         ucan TEXT NOT NULL, scope TEXT NOT NULL, revoker TEXT NOT NULL, invocation TEXT NOT NULL,
@@ -64,13 +85,11 @@ export class UcanStore {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
     `)
-    return new UcanStore(db, options)
+  } catch (err) {
+    db.close()
+    throw err
   }
-
-  /** Closes the file; later calls throw. */
-  close(): void {
-    this.#db.close()
-  }
+  return db
 }
 
 /**
