@@ -89,7 +89,12 @@ export async function startLocalStoracha(options: { port?: number } = {}): Promi
     for (const node of context.storageProviders as unknown as { server: http.Server }[]) {
       const addr = node.server.address() as AddressInfo | null
       if (!addr) continue
-      const res = await fetch(`http://127.0.0.1:${addr.port}/${key}/${key}.blob`).catch(() => undefined)
+      // The storage nodes destroy every socket after answering, so a kept-alive connection can
+      // be found closed ("other side closed"): retry on a network error.
+      let res: Response | undefined
+      for (let attempt = 0; attempt < 3 && res === undefined; attempt++) {
+        res = await fetch(`http://127.0.0.1:${addr.port}/${key}/${key}.blob`).catch(() => undefined)
+      }
       if (res?.ok) return new Uint8Array(await res.arrayBuffer())
     }
     return undefined

@@ -1,0 +1,155 @@
+/**
+ * StorachaUploader and UploadQueue against a local Storacha (upload-api's real service on
+ * loopback): named per-log failures (no delegation, a delegation missing a capability, an expired
+ * delegation), orphan blobs from a half-done upload tolerated on retry, and a queue that survives
+ * being closed and reopened.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CarPacker, type PackResult } from '../../src/storage/car-packer.js'
+import { startLocalStoracha, type LocalStoracha } from '../../src/storage/local-storacha.js'
+import { StorachaUploader, classify } from '../../src/storage/storacha-uploader.js'
+import { UploadQueue, type UploadStatus } from '../../src/storage/upload-queue.js'
+import { type Key, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
+
+let storacha: LocalStoracha
+let dir: string
+let service: Key
+beforeAll(async () => {
+  storacha = await startLocalStoracha()
+  dir = await mkdtemp(join(tmpdir(), 'ucanlog-uploader-'))
+  service = await generateKey()
+})
+afterAll(async () => {
+  await storacha?.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+let n = 0
+/** A space with one packed checkpoint CAR. */
+async function spaceWithCar(provision = true): Promise<{ space: Key; agent: Key; pack: PackResult }> {
+  const space = await generateKey()
+  const agent = await generateKey()
+  if (provision) await storacha.provision(space.did())
+  const packer = await CarPacker.open(join(dir, `cars-${n++}`))
+  const pack = await packer.pack(3, new Map([['checkpoint', new TextEncoder().encode(`cp ${n}\n`)], ['tile/entries/000.p/3', new Uint8Array([0, 1, 65, 0, 1, 66, 0, 1, 67])]]))
+  await packer.close()
+  return { space, agent, pack }
+}
+
+async function delegation(space: Key, agent: Key, capabilities?: string[]) {
+  const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+  return delegateAgentToService({ agent, service, proofs: [spaceToAgent], ...(capabilities ? { capabilities: capabilities as never } : {}) })
+}
+
+function uploader(queue: UploadQueue, now?: () => number) {
+  return new StorachaUploader({
+    queue,
+    signer: service,
+    target: { url: storacha.url, did: storacha.did, receiptsEndpoint: storacha.receiptsEndpoint },
+    retryMinMs: 20,
+    retryMaxMs: 100,
+    clientRetries: 0,
+    ...(now ? { now } : {}),
+  })
+}
+
+async function until(u: StorachaUploader, space: string, done: (s: UploadStatus) => boolean): Promise<UploadStatus> {
+  for (;;) {
+    const s = u.status(space)
+    if (s && done(s)) return s
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('StorachaUploader', () => {
+  it('NoDelegation, then DelegationMissingCapability (orphan blobs left), then a full delegation uploads', async () => {
+    const queue = new UploadQueue(join(dir, 'q1.sqlite'))
+    const u = uploader(queue)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      u.start()
+      u.enqueue(space.did(), pack)
+      const none = await until(u, space.did(), (s) => s.state === 'failing')
+      expect(none.error!.name).toBe('NoDelegation')
+      expect(none).toMatchObject({ uploadedTreeSize: 0, latestTreeSize: 3, lagEntries: 3, pendingCheckpoints: 1 })
+
+      await u.rememberDelegation(space.did(), await delegation(space, agent, ['space/blob/add', 'space/index/add']))
+      const missing = await until(u, space.did(), (s) => s.error?.name === 'DelegationMissingCapability')
+      expect(missing.error!.message).toMatch(/does not grant upload\/add/)
+      // blob/add and index/add went through before upload/add failed: orphan blobs, no upload.
+      expect((await storacha.blobs(space.did())).length).toBe(2)
+      expect(await storacha.uploads(space.did())).toEqual([])
+
+      await u.rememberDelegation(space.did(), await delegation(space, agent))
+      const ok = await until(u, space.did(), (s) => s.state === 'uploaded')
+      expect(ok).toMatchObject({ uploadedTreeSize: 3, lagEntries: 0, pendingCheckpoints: 0, latestRoot: pack.root.toString() })
+      expect((await storacha.uploads(space.did())).map((x) => x.root)).toEqual([pack.root.toString()])
+      // The retry reused the orphans: still one CAR blob and one index blob.
+      expect((await storacha.blobs(space.did())).length).toBe(2)
+    } finally {
+      await u.close()
+      queue.close()
+    }
+  })
+
+  it('an expired delegation is DelegationExpired, without calling Storacha', async () => {
+    const queue = new UploadQueue(join(dir, 'q2.sqlite'))
+    const twoYears = 2 * 365 * 86_400_000
+    const u = uploader(queue, () => Date.now() + twoYears)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      await u.rememberDelegation(space.did(), await delegation(space, agent))
+      u.start()
+      u.enqueue(space.did(), pack)
+      const s = await until(u, space.did(), (x) => x.state === 'failing')
+      expect(s.error!.name).toBe('DelegationExpired')
+      expect(s.error!.message).toMatch(/expired at \d{4}-/)
+      expect(await storacha.blobs(space.did())).toEqual([])
+    } finally {
+      await u.close()
+      queue.close()
+    }
+  })
+
+  it('the queue is durable: a pending job, its failure and the delegation survive a reopen, and the upload then lands', async () => {
+    const file = join(dir, 'q3.sqlite')
+    const { space, agent, pack } = await spaceWithCar(false)
+    let queue = new UploadQueue(file)
+    let u = uploader(queue)
+    await u.rememberDelegation(space.did(), await delegation(space, agent))
+    u.start()
+    u.enqueue(space.did(), pack)
+    u.enqueue(space.did(), pack) // idempotent
+    const failing = await until(u, space.did(), (s) => s.state === 'failing')
+    expect(failing.error!.name).toBe('SpaceNotProvisioned')
+    await u.close()
+    queue.close()
+
+    await storacha.provision(space.did())
+    queue = new UploadQueue(file)
+    expect(queue.status(space.did())).toMatchObject({ state: 'failing', pendingCheckpoints: 1, latestTreeSize: 3 })
+    expect((await queue.delegation(space.did()))!.issuer.did()).toBe(agent.did())
+    u = uploader(queue)
+    try {
+      u.start()
+      expect(await until(u, space.did(), (s) => s.state === 'uploaded')).toMatchObject({ uploadedTreeSize: 3, pendingCheckpoints: 0 })
+    } finally {
+      await u.close()
+      queue.close()
+    }
+  })
+
+  it('classifies upload-client errors by the receipt error in their cause', () => {
+    const at = 1
+    const err = (message: string, cause?: object) => Object.assign(new Error(message), cause ? { cause } : {})
+    expect(classify(err('failed space/blob/add invocation', { name: 'InsufficientStorage', message: 'did:key:z6Mk… has no storage provider' }), at).name).toBe('SpaceNotProvisioned')
+    expect(classify(err('failed upload/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"upload/add"} is not authorized' }), at).name).toBe('DelegationMissingCapability')
+    expect(classify(err('failed space/blob/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"space/blob/add"} is not authorized\n - Proof bafy… has expired on 2026-01-01' }), at).name).toBe('DelegationExpired')
+    // Storacha's own internal delegation failing is not the customer's delegation.
+    expect(classify(err('failed space/index/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"assert/index"} is not authorized - has expired' }), at).name).toBe('UploadFailed')
+    expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' } }), at).name).toBe('StorachaUnavailable')
+  })
+})
