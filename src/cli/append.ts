@@ -51,7 +51,7 @@ export function appendCommand(): Command {
         while (next < entries.length) {
           const i = next++
           const inv = await appendInvocation({ agent, service: serviceDID, space, entry: entries[i]!, agentToService })
-          const [receipt] = await conn.execute(inv)
+          const [receipt] = await executeRetrying429(() => conn.execute(inv))
           const out = receipt!.out as { ok?: AppendResult; error?: { name: string; message: string } }
           if (out.error) throw new Error(`append refused: ${out.error.name}: ${out.error.message}`)
           const r = out.ok!
@@ -110,4 +110,21 @@ export async function fetchServiceDID(url: string): Promise<`did:${string}:${str
   const did = (await res.text()).trim()
   if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) throw new Error(`${url}/did is not a did:key: ${did.slice(0, 80)}`)
   return did as `did:${string}:${string}`
+}
+
+/**
+ * Runs `send`, waiting and resending while the service answers HTTP 429 (rate limited: nothing ran,
+ * so resending the same invocation is safe; the service's replay guard makes it safe anyway).
+ * Waits 1 s, doubling to 8 s, for at most 5 minutes in all; other errors are thrown as they come.
+ */
+async function executeRetrying429<T>(send: () => T | PromiseLike<T>): Promise<Awaited<T>> {
+  let delay = 1000
+  for (let waited = 0; ; waited += delay, delay = Math.min(delay * 2, 8000)) {
+    try {
+      return await send()
+    } catch (err) {
+      if ((err as { status?: number }).status !== 429 || waited >= 300_000) throw err
+      await new Promise((r) => setTimeout(r, delay))
+    }
+  }
 }

@@ -3,7 +3,10 @@
  * over HTTP (Hono on node, bundled witness, local backend, SQLite UCAN state), including a restart
  * on the same data directory.
  */
-import { rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { appendCommand } from '../../src/cli/append.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
 import { ed25519Verifier, entryBundlePath, leafHash, openNote, parseCheckpoint, parseEntryBundle } from '../../src/tlog/index.js'
@@ -12,6 +15,8 @@ import {
   createInvocation,
   delegateAgentToService,
   delegateSpaceToAgent,
+  formatDelegation,
+  formatKey,
   generateKey,
   parseRevocationRecord,
   revokeInvocation,
@@ -161,6 +166,32 @@ describe('admission limits over HTTP', () => {
     expect(head.treeSize).toBe(2)
     const s2o = await delegateSpaceToAgent({ space, agent: other })
     expect((await call(svc, await inv(other, s2o))).ok).toBeDefined()
+  })
+
+  it('`ucanlog append` waits out 429s (nothing ran) and appends every entry once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ucanlog-cli-429-'))
+    try {
+      const [space, agent] = [await generateKey(), await generateKey()]
+      await writeFile(join(dir, 'agent.key'), formatKey(agent))
+      await writeFile(join(dir, 'proof.ucan'), await formatDelegation(await delegateSpaceToAgent({ space, agent })))
+      const written: string[] = []
+      const write = process.stdout.write
+      process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write
+      try {
+        await appendCommand().parseAsync(
+          ['--agent-key', join(dir, 'agent.key'), '--proof', join(dir, 'proof.ucan'), '--url', svc.url, '--concurrency', '4', '--json', 'a', 'b', 'c', 'd'],
+          { from: 'user' },
+        )
+      } finally {
+        process.stdout.write = write
+      }
+      const indexes = written.join('').trim().split('\n').map((l) => (JSON.parse(l) as { index: number }).index)
+      expect(indexes.sort()).toEqual([0, 1, 2, 3])
+      const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number }
+      expect(head.treeSize).toBe(4)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('more invocations in one request than --max-invocations → 413, nothing runs', async () => {
