@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { fsyncDir, hasCode, mkdirDurable, tempPathFor, writeTemp } from './durable.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
-import { type Block, type EncodedDirectory, type EncodedFile, encodeDirectory, encodeFile } from './unixfs.js'
+import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile } from './unixfs.js'
 
 /** Multicodec code of a CAR (0x0202): the codec of a PackResult's carCid. */
 export const CAR_CODE = 0x0202
@@ -147,7 +147,9 @@ const SCHEMA = `
  *
  * Each CAR (CARv1, single root) holds exactly the blocks of the files the checkpoint added or
  * changed (UnixFS, see encodeFile) and the new UnixFS directory node of every directory on their
- * paths up to the root (see encodeDirectory); its root is that new root directory, which lays out
+ * paths up to the root (see encodeDirectory; for a HAMT-sharded directory of more than
+ * SHARD_THRESHOLD entries, only the shard nodes on the changed names' paths, so a checkpoint's
+ * overhead stays bounded however large the log grows); its root is that new root directory, which lays out
  * the whole log per c2sp.org/tlog-tiles (`checkpoint`, `tile/<L>/<N>[.p/<W>]`,
  * `tile/entries/<N>[.p/<W>]`). Unchanged files and directories are linked by CID only, their blocks
  * living in earlier CARs: the union of all CARs is the whole log, and the newest root names it.
@@ -180,6 +182,8 @@ export class CarPacker {
   private readonly faultHook: CarPackerOptions['faultHook']
   private last: PackResult | undefined
   private tail: Promise<void> = Promise.resolve()
+  /** HAMT shard nodes of recent packs (memo only: every pack stays correct without it). */
+  private readonly shards: ShardCache = new Map()
 
   private constructor(dir: string, db: Database.Database, options: CarPackerOptions) {
     this.dir = dir
@@ -331,11 +335,14 @@ export class CarPacker {
     // New directory nodes, deepest first, each from its current entries plus its changes.
     const selectDir = db.prepare('SELECT name, is_dir, cid, tsize FROM entries WHERE dir = ?')
     const dirs = new Map<string, EncodedDirectory>()
+    // Sharded directories that were already sharded: only their nodes on changed names' paths are new.
+    const wasSharded = new Set<string>()
     for (const dir of [...tree.keys()].sort((a, b) => depth(b) - depth(a))) {
       const entries = new Map<string, { name: string; cid: CID; tsize: number; isDir: boolean }>()
       for (const row of selectDir.all(dir) as EntryRow[]) {
         entries.set(row.name, { name: row.name, cid: CID.decode(row.cid), tsize: row.tsize, isDir: row.is_dir === 1 })
       }
+      if (entries.size > SHARD_THRESHOLD) wasSharded.add(dir)
       for (const [name, change] of tree.get(dir)!) {
         const path = child(dir, name)
         const isDir = change.kind === 'dir'
@@ -345,7 +352,7 @@ export class CarPacker {
         const node = change.kind === 'dir' ? dirs.get(path)! : change.file!
         entries.set(name, { name, cid: node.cid, tsize: node.tsize, isDir })
       }
-      dirs.set(dir, await encodeDirectory(entries.values()))
+      dirs.set(dir, await encodeDirectory(entries.values(), new Set(tree.get(dir)!.keys()), this.shards))
     }
     const root = dirs.get('')!.cid
 
@@ -356,7 +363,9 @@ export class CarPacker {
       if (!blocks.has(key)) blocks.set(key, b)
     }
     const emit = (dir: string): void => {
-      add(dirs.get(dir)!.block)
+      // A sharded directory contributes only its new shard nodes; unchanged ones are in earlier CARs.
+      const d = dirs.get(dir)!
+      for (const b of d.blocks) if (!wasSharded.has(dir) || d.dirty!.has(b.cid.toString())) add(b)
       const changes = tree.get(dir)!
       for (const name of [...changes.keys()].sort(byUtf8)) {
         const change = changes.get(name)!

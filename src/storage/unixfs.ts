@@ -1,10 +1,12 @@
 // UnixFS (https://specs.ipfs.tech/unixfs/) over dag-pb (https://ipld.io/specs/codecs/dag-pb/spec/):
 // how the log's files and directories become content-addressed blocks, and how to read them back.
 // Encoding goes through ipfs-unixfs and @ipld/dag-pb; hashes are sha2-256 via multiformats. The
-// CIDs equal those of Storacha's uploader for files and for directories of up to 1000 entries
-// (it HAMT-shards larger directories; this module never shards).
+// CIDs equal those of Storacha's uploader (@storacha/upload-client over @ipld/unixfs) for files
+// and directories: both HAMT-shard a directory of more than SHARD_THRESHOLD entries (fanout 256,
+// murmur3-x64-64, the UnixFS spec's "hamt-sharded-directory", laid out as @perma/map does).
 
 import * as dagPB from '@ipld/dag-pb'
+import { murmur364 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -28,6 +30,16 @@ export const CHUNK_SIZE = 1_048_576
  * CHUNK_SIZE × 1024 bytes gets further levels of file nodes.
  */
 export const MAX_FILE_LINKS = 1024
+/**
+ * A directory of more than this many entries is encoded as a HAMT (UnixFS
+ * `hamt-sharded-directory`), like Storacha's uploader does; at most this many it is one plain
+ * `directory` node (about 45 bytes per link for tlog-tiles names, so ≤ ~45 KB).
+ */
+export const SHARD_THRESHOLD = 1000
+/** Fanout (buckets per node) of HAMT-sharded directories: 256, one hash byte per level. */
+export const HAMT_FANOUT = 256
+/** Multihash code of murmur3-x64-64, the UnixFS HAMT hash (UnixFS `hashType`). */
+export const MURMUR3_X64_64_CODE = 0x22
 /** Default bound, in bytes, on the size of a file readFile will assemble. */
 export const DEFAULT_MAX_READ_SIZE = 256 * 1_048_576
 
@@ -58,12 +70,22 @@ export interface DirectoryEntry {
   tsize: number
 }
 
-/** A UnixFS directory node. */
+/** A UnixFS directory: one `directory` node, or the nodes of a HAMT-sharded directory. */
 export interface EncodedDirectory {
+  /** The root node. */
   block: Block
   cid: CID
-  /** The block's length plus the Tsize of every link, in bytes: the Tsize of a link to it. */
+  /** Every node, root first (just `block` for a plain directory). */
+  blocks: Block[]
+  /** Cumulative size in bytes of the directory's DAG (root block plus every link's Tsize): the Tsize of a link to it. */
   tsize: number
+  /** True when HAMT-sharded. */
+  sharded: boolean
+  /**
+   * For a sharded directory encoded with `changed` names: CIDs of the shard nodes whose subtree
+   * holds a changed name. Every other node is identical in the directory without those changes.
+   */
+  dirty?: Set<string>
 }
 
 /** A block's bytes do not hash to its CID, or it is not a well-formed block of a kind this module reads. */
@@ -145,15 +167,17 @@ async function fileNode(children: Subtree[]): Promise<Subtree> {
 }
 
 /**
- * Encodes a UnixFS `directory` node (dag-pb, no mode or mtime) linking each entry under its name.
- * Links are sorted by the UTF-8 bytes of their names by dag-pb's prepare(), so the encoding —
- * and the CID — depends only on the set of entries. Throws InvalidPathError for an empty name,
- * one containing `/` or NUL, or a duplicate name.
- *
- * The node is not sharded (no HAMT): callers keep the fan-out such that the block stays well under
- * 1 MiB (about 45 bytes per link with 3–5 byte names).
+ * Encodes a UnixFS directory linking each entry under its name (dag-pb, no mode or mtime): up to
+ * SHARD_THRESHOLD entries one `directory` node, whose links dag-pb's prepare() sorts by the UTF-8
+ * bytes of their names; more entries a HAMT (`hamt-sharded-directory` nodes, fanout HAMT_FANOUT,
+ * hashType murmur3-x64-64, link names = 2 upper-case hex digits of the bucket, followed by the
+ * entry name for an entry, alone for a sub-shard), built with @perma/map as @ipld/unixfs does. Either
+ * way the encoding — and the CID — depends only on the set of entries. `changed` (names added or
+ * replaced since an earlier version) fills `dirty` for a sharded result; `cache` memoizes shard
+ * nodes across calls (see ShardCache). Throws InvalidPathError
+ * for an empty name, one containing `/` or NUL, or a duplicate name.
  */
-export async function encodeDirectory(entries: Iterable<DirectoryEntry>): Promise<EncodedDirectory> {
+export async function encodeDirectory(entries: Iterable<DirectoryEntry>, changed?: ReadonlySet<string>, cache?: ShardCache): Promise<EncodedDirectory> {
   const names = new Set<string>()
   const links: { Name: string; Tsize: number; Hash: CID }[] = []
   let tsize = 0
@@ -165,9 +189,187 @@ export async function encodeDirectory(entries: Iterable<DirectoryEntry>): Promis
     links.push({ Name: e.name, Tsize: e.tsize, Hash: e.cid })
     tsize += e.tsize
   }
+  if (links.length > SHARD_THRESHOLD) return encodeSharded(links, changed, cache)
   const node = dagPB.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links })
   const block = await createBlock(DAG_PB_CODE, dagPB.encode(node))
-  return { block, cid: block.cid, tsize: tsize + block.bytes.length }
+  return { block, cid: block.cid, blocks: [block], tsize: tsize + block.bytes.length, sharded: false }
+}
+
+type Link = { Name: string; Tsize: number; Hash: CID }
+
+/**
+ * Memo of encoded HAMT shard nodes, keyed by their links, to pass to encodeDirectory across calls
+ * (a sharded directory changes in a few nodes per version). Holds at most SHARD_CACHE_MAX nodes.
+ */
+export type ShardCache = Map<string, Block>
+/** Most nodes a ShardCache keeps (it is cleared when full). */
+export const SHARD_CACHE_MAX = 8192
+
+/** murmur3-x64-64 (the first 8 bytes of murmur3-x64-128), synchronous in @multiformats/murmur3. */
+function hash64(bytes: Uint8Array): Uint8Array {
+  return murmur364.encode(bytes) as Uint8Array
+}
+
+// The pure-JS murmur3 costs ~25 µs a call, and a log's directories reuse the same few thousand
+// names (`000`…`999`, `000.p`…, `x001`…): memoize frame 0 per name, bounded.
+const FRAME0_CACHE_MAX = 20_000
+const frame0Cache = new Map<string, Uint8Array>()
+function frame0Of(name: string, key: Uint8Array): Uint8Array {
+  let h = frame0Cache.get(name)
+  if (h === undefined) {
+    if (frame0Cache.size >= FRAME0_CACHE_MAX) frame0Cache.clear()
+    frame0Cache.set(name, (h = hash64(key)))
+  }
+  return h
+}
+
+/**
+ * The bucket (0..255) of `key` (UTF-8 name bytes) at `depth` of a UnixFS HAMT: byte `depth` of
+ * the "infinite" murmur3-x64-64 hash — frame 0 is the 8-byte hash of the key, frame n ≥ 1 the hash
+ * of the key followed by the byte n (@perma/map's InfiniteUint8Array path).
+ */
+function bucketAt(key: Uint8Array, depth: number, frame0: Uint8Array = hash64(key)): number {
+  const frame = Math.floor(depth / 8)
+  const bytes = frame === 0 ? frame0 : hash64(concat([key, new Uint8Array([frame & 0xff])]))
+  return bytes[depth % 8]!
+}
+
+/**
+ * Encodes a canonical HAMT: at each node, names are grouped by their bucket at that depth; a
+ * bucket with one name links the entry (`<XX><name>`), a bucket with more a sub-shard (`<XX>`).
+ * `changed` (optional) marks the nodes whose subtree holds a changed name: `dirty` in the result.
+ */
+async function encodeSharded(links: Link[], changed?: ReadonlySet<string>, cache?: ShardCache): Promise<EncodedDirectory & { dirty: Set<string> }> {
+  const blocks: Block[] = []
+  const dirty = new Set<string>()
+  const utf8 = new TextEncoder()
+  const keyed = links.map((l) => {
+    const key = utf8.encode(l.Name)
+    return { link: l, key, frame0: frame0Of(l.Name, key) }
+  })
+  const encodeNode = async (items: typeof keyed, depth: number): Promise<{ block: Block; tsize: number; dirty: boolean }> => {
+    if (depth > 64) throw new RangeError('HAMT too deep')
+    const buckets = new Map<number, typeof keyed>()
+    for (const it of items) {
+      const b = bucketAt(it.key, depth, it.frame0)
+      const list = buckets.get(b)
+      if (list) list.push(it)
+      else buckets.set(b, [it])
+    }
+    const bitfield = new Uint8Array(HAMT_FANOUT / 8)
+    const out: Link[] = []
+    let isDirty = false
+    for (const b of [...buckets.keys()].sort((x, y) => x - y)) {
+      const list = buckets.get(b)!
+      const prefix = b.toString(16).toUpperCase().padStart(2, '0')
+      bitfield[bitfield.length - 1 - (b >> 3)]! |= 1 << (b & 7)
+      if (list.length === 1) {
+        const l = list[0]!.link
+        out.push({ Name: prefix + l.Name, Tsize: l.Tsize, Hash: l.Hash })
+        if (changed?.has(l.Name)) isDirty = true
+      } else {
+        const child = await encodeNode(list, depth + 1)
+        out.push({ Name: prefix, Tsize: child.tsize, Hash: child.block.cid })
+        if (child.dirty) isDirty = true
+      }
+    }
+    // The node is a function of its links (the bitfield follows from their names).
+    const signature = cache ? out.map((l) => `${l.Name}\0${l.Hash}\0${l.Tsize}`).join('\n') : ''
+    let block = cache?.get(signature)
+    if (block === undefined) {
+      let first = 0
+      while (first < bitfield.length && bitfield[first] === 0) first++
+      const data = new UnixFS({ type: 'hamt-sharded-directory', data: bitfield.subarray(first), fanout: BigInt(HAMT_FANOUT), hashType: BigInt(MURMUR3_X64_64_CODE) })
+      block = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: data.marshal(), Links: out })))
+      if (cache) {
+        if (cache.size >= SHARD_CACHE_MAX) cache.clear()
+        cache.set(signature, block)
+      }
+    }
+    blocks.push(block)
+    if (isDirty) dirty.add(block.cid.toString())
+    return { block, tsize: out.reduce((n, l) => n + l.Tsize, block.bytes.length), dirty: isDirty }
+  }
+  const root = await encodeNode(keyed, 0)
+  blocks.reverse() // children were pushed before their parents: root first
+  return { block: root.block, cid: root.block.cid, blocks, tsize: root.tsize, sharded: true, dirty }
+}
+
+/**
+ * Finds `name` in a HAMT-sharded directory node: the link to the entry, or undefined. Each level
+ * consumes one byte of the name's hash (see bucketAt); sub-shards are fetched with `get`.
+ */
+async function findInShard(get: BlockGetter, node: Decoded, name: string): Promise<dagPB.PBLink | undefined> {
+  const key = new TextEncoder().encode(name)
+  const frame0 = frame0Of(name, key)
+  for (let depth = 0; ; depth++) {
+    checkShard(node)
+    const prefix = bucketAt(key, depth, frame0).toString(16).toUpperCase().padStart(2, '0')
+    const link = node.pb!.Links.find((l) => (l.Name ?? '').startsWith(prefix))
+    if (link === undefined) return undefined
+    if (link.Name === prefix) {
+      if (depth >= 64) throw new InvalidBlockError(node.cid, 'HAMT too deep')
+      node = await load(get, CID.decode(link.Hash.bytes))
+      continue
+    }
+    return link.Name === prefix + name ? link : undefined
+  }
+}
+
+function checkShard(node: Decoded): void {
+  const u = node.unixfs
+  if (u?.type !== 'hamt-sharded-directory') throw new InvalidBlockError(node.cid, 'not a HAMT shard node')
+  // ipfs-unixfs 13's unmarshal drops hashType: read field 5 of the UnixFS Data message directly.
+  const hashType = protobufVarintField(node.pb!.Data!, 5)
+  if (u.fanout !== BigInt(HAMT_FANOUT) || hashType !== BigInt(MURMUR3_X64_64_CODE)) {
+    throw new InvalidBlockError(node.cid, `unsupported HAMT (fanout ${u.fanout}, hashType ${hashType})`)
+  }
+}
+
+/** The last value of varint field `field` in a protobuf message, or undefined. Throws RangeError on malformed input. */
+function protobufVarintField(msg: Uint8Array, field: number): bigint | undefined {
+  let off = 0
+  const varint = (): bigint => {
+    let v = 0n
+    for (let shift = 0n; ; shift += 7n) {
+      if (off >= msg.length || shift > 63n) throw new RangeError('malformed protobuf varint')
+      const b = msg[off++]!
+      v |= BigInt(b & 0x7f) << shift
+      if ((b & 0x80) === 0) return v
+    }
+  }
+  let found: bigint | undefined
+  while (off < msg.length) {
+    const tag = varint()
+    const wire = Number(tag & 7n)
+    if (wire === 0) {
+      const v = varint()
+      if (Number(tag >> 3n) === field) found = v
+    } else if (wire === 2) {
+      const len = Number(varint())
+      off += len
+    }
+    else if (wire === 1) off += 8
+    else if (wire === 5) off += 4
+    else throw new RangeError('malformed protobuf wire type')
+  }
+  if (off > msg.length) throw new RangeError('truncated protobuf')
+  return found
+}
+
+/** Every (name, link) of a directory node, plain or HAMT-sharded (sub-shards fetched with `get`). */
+async function* directoryLinks(get: BlockGetter, node: Decoded): AsyncGenerator<{ name: string; link: dagPB.PBLink }> {
+  if (node.unixfs?.type === 'directory') {
+    for (const link of node.pb!.Links) yield { name: link.Name ?? '', link }
+    return
+  }
+  checkShard(node)
+  for (const link of node.pb!.Links) {
+    const n = link.Name ?? ''
+    if (n.length < 2 || !/^[0-9A-F]{2}/.test(n)) throw new InvalidBlockError(node.cid, `bad HAMT link name ${JSON.stringify(n.slice(0, 40))}`)
+    if (n.length === 2) yield* directoryLinks(get, await load(get, CID.decode(link.Hash.bytes)))
+    else yield { name: n.slice(2), link }
+  }
 }
 
 /** Where readFile gets blocks: the bytes of `cid`, or undefined if not available. */
@@ -196,20 +398,20 @@ const MAX_FILE_DEPTH = 8
  *
  * Resolves `undefined` when the DAG has no file there: a name is missing, or a path segment or the
  * target is not of the right kind (a file where a directory is needed, or a directory at the end).
+ * Directories may be plain or HAMT-sharded (fanout 256, murmur3-x64-64).
  * Throws MissingBlockError when `get` lacks a needed block, InvalidBlockError for a block that fails
- * verification or is malformed (including HAMT-sharded directories, which this log never writes,
- * and file nodes whose blocksizes disagree with their children), RangeError for a file larger than
+ * verification or is malformed (including a HAMT of another fanout or hash, and file nodes whose
+ * blocksizes disagree with their children), RangeError for a file larger than
  * `maxSize`, and InvalidPathError for a refused path.
  */
 export async function readFile(get: BlockGetter, root: CID, path: string, options: ReadFileOptions = {}): Promise<Uint8Array | undefined> {
   const maxSize = options.maxSize ?? DEFAULT_MAX_READ_SIZE
   let node = await load(get, root)
   for (const segment of checkRelativePath(path).split('/')) {
-    if (node.unixfs?.type !== 'directory') {
-      if (node.unixfs?.type === 'hamt-sharded-directory') throw new InvalidBlockError(node.cid, 'HAMT-sharded directories are not supported')
-      return undefined
-    }
-    const link = node.pb!.Links.find((l) => l.Name === segment)
+    let link: dagPB.PBLink | undefined
+    if (node.unixfs?.type === 'directory') link = node.pb!.Links.find((l) => l.Name === segment)
+    else if (node.unixfs?.type === 'hamt-sharded-directory') link = await findInShard(get, node, segment)
+    else return undefined
     if (link === undefined) return undefined
     node = await load(get, CID.decode(link.Hash.bytes))
   }
@@ -306,28 +508,30 @@ export interface WalkedEntry {
 /**
  * Walks the UnixFS directory DAG under `root` depth first, yielding every entry of every
  * directory (parents before children), fetching and verifying each node with `get`. Files are not
- * read (only their root block, to tell files from directories). Throws MissingBlockError,
- * InvalidBlockError (including for HAMT-sharded directories, which this module never writes, and
- * a root that is not a directory), and InvalidPathError for an entry name that is not a valid path
+ * read (only their root block, to tell files from directories). Directories may be plain or
+ * HAMT-sharded; a HAMT's internal shard nodes are not entries. Throws MissingBlockError,
+ * InvalidBlockError (including for a root that is not a directory), and InvalidPathError for an entry name that is not a valid path
  * segment (empty, `.`/`..`, containing `/` or NUL).
  */
 export async function* walkDirectory(get: BlockGetter, root: CID): AsyncGenerator<WalkedEntry> {
   const top = await load(get, root)
-  if (top.unixfs?.type !== 'directory') throw new InvalidBlockError(root, 'not a UnixFS directory')
+  if (!isDirectory(top)) throw new InvalidBlockError(root, 'not a UnixFS directory')
   const stack: { dir: string; node: Decoded }[] = [{ dir: '', node: top }]
   while (stack.length > 0) {
     const { dir, node } = stack.pop()!
-    for (const link of node.pb!.Links) {
-      const name = link.Name ?? ''
+    for await (const { name, link } of directoryLinks(get, node)) {
       if (name.includes('/')) throw new InvalidPathError(name, 'not a directory entry name')
       const path = dir === '' ? name : `${dir}/${name}`
       checkRelativePath(path)
       const cid = CID.decode(link.Hash.bytes)
       const child = await load(get, cid)
-      if (child.unixfs?.type === 'hamt-sharded-directory') throw new InvalidBlockError(cid, 'HAMT-sharded directories are not supported')
-      const isDir = child.unixfs?.type === 'directory'
+      const isDir = isDirectory(child)
       yield { dir, name, isDir, cid, tsize: link.Tsize ?? 0 }
       if (isDir) stack.push({ dir: path, node: child })
     }
   }
+}
+
+function isDirectory(node: Decoded): boolean {
+  return node.unixfs?.type === 'directory' || node.unixfs?.type === 'hamt-sharded-directory'
 }

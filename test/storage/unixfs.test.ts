@@ -142,6 +142,22 @@ describe('encodeDirectory', () => {
     await expect(encodeDirectory([{ name: 'a', cid: f.cid, tsize: -1 }])).rejects.toBeInstanceOf(RangeError)
   })
 
+  it("HAMT-shards a directory of more than 1000 entries exactly as Storacha's uploader does, and reads through it", async () => {
+    const names = Array.from({ length: 1500 }, (_, i) => (i % 2 ? `${String(i >> 1).padStart(3, '0')}.p` : String(i >> 1).padStart(3, '0')))
+    const contents = names.map((n) => new TextEncoder().encode(`file ${n}`))
+    const ref = await StorachaUnixFS.encodeDirectory(names.map((name, i) => Object.assign(new Blob([contents[i]!]), { name })))
+    const files = await Promise.all(contents.map((c) => encodeFile(c)))
+    const d = await encodeDirectory(names.map((name, i) => ({ name, cid: files[i]!.cid, tsize: files[i]!.tsize })))
+    expect(d.sharded).toBe(true)
+    expect(d.cid.toString()).toBe(ref.cid.toString())
+    expect(d.blocks.map((b) => b.cid.toString()).sort()).toEqual(ref.blocks.filter((b) => b.cid.code === 0x70).map((b) => b.cid.toString()).sort())
+    const blocks = blockMap([...d.blocks, ...files.flatMap((f) => f.blocks)])
+    for (const i of [0, 1, 777, 1499]) expectBytes(await readFile(getter(blocks), d.cid, `${names[i]}`), contents[i]!)
+    expect(await readFile(getter(blocks), d.cid, 'nope')).toBeUndefined()
+    // 1000 entries stay one plain node.
+    expect((await encodeDirectory(names.slice(0, 1000).map((name, i) => ({ name, cid: files[i]!.cid, tsize: files[i]!.tsize })))).sharded).toBe(false)
+  })
+
   it("gives the same root CID as Storacha's uploader for a small tlog-tiles tree", async () => {
     const files: [string, string][] = [
       ['checkpoint', 'example.com/log\n3\n'],
@@ -229,7 +245,7 @@ describe('readFile', () => {
     }
   })
 
-  it('refuses hostile paths, non-sha2-256 CIDs, inconsistent file nodes, HAMT directories and oversize files', async () => {
+  it('refuses hostile paths, non-sha2-256 CIDs, inconsistent file nodes, HAMTs of another fanout and oversize files', async () => {
     const { root, blocks, big } = await fixture()
     const get = getter(blocks)
     await expect(readFile(get, root, '../x')).rejects.toBeInstanceOf(InvalidPathError)
@@ -248,7 +264,7 @@ describe('readFile', () => {
     const bad = blockMap([dir.block, liar, leaf])
     await expect(readFile(getter(bad), dir.cid, 'f')).rejects.toBeInstanceOf(InvalidBlockError)
 
-    const hamt = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }).marshal(), Links: [] })))
+    const hamt = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'hamt-sharded-directory', fanout: 16n, hashType: 0x22n }).marshal(), Links: [] })))
     await expect(readFile(getter(blockMap([hamt])), hamt.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
 
     const notUnixfs = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new Uint8Array([0xff, 0xff]) })))
