@@ -44,6 +44,7 @@ export interface RunningService {
 
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
+  const attester = trustedAttester(c) // validated before anything is opened or listening
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
   const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
@@ -122,7 +123,6 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     },
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const attester = trustedAttester(c)
   const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'))
   const revocationLog = await RevocationLog.open({
     dataDir,
@@ -160,6 +160,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnessPolicy: effective,
     witnesses: policy.witnesses.map((w) => ({ name: w.name, vkey: w.vkey, url: w.url ?? null })),
     bundledWitness: { name: c.witnessName, vkey: bw.witness.vkey, url: `${url}/witness` },
+    revocations: { origin: revocationLog.origin, vkey: ed25519Signer(revocationLog.origin, seed).vkey, url: `${url}/revocations` },
+    attester: attester ?? null,
     version: VERSION,
     storacha: uploader
       ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: Object.fromEntries(uploadQueue!.spaces().map((s) => [s, uploader!.status(s)])) }

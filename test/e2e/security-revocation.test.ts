@@ -9,8 +9,11 @@ import { join } from 'node:path'
 import { appendCommand } from '../../src/cli/append.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
+import { delegate } from '@ucanto/core'
+import { Absentee } from '@ucanto/principal'
 import { cosignatureVerifier, ed25519Verifier, entryBundlePath, leafHash, openNote, parseCheckpoint, parseEntryBundle } from '../../src/tlog/index.js'
 import {
+  UCANAttest,
   appendInvocation,
   connect,
   createInvocation,
@@ -210,5 +213,48 @@ describe('admission limits over HTTP', () => {
     expect(res.status).toBe(413)
     expect(await res.text()).toBe('too many invocations in one request (at most 3)\n')
     expect((await fetch(`${svc.url}/logs/${space.did()}/head`)).status).toBe(404)
+  })
+})
+
+describe('did:mailto trust is configuration: --attester-did and --attester-key', () => {
+  it('refuses half a configuration or a key that is not an Ed25519 did:key, at start', async () => {
+    await expect(startTestService({ attesterDid: 'did:web:up.storacha.network' })).rejects.toThrow(/--attester-did|--attester-key/)
+    await expect(startTestService({ attesterDid: 'did:web:a.test', attesterKey: 'did:web:b.test' })).rejects.toThrow(/--attester-key/)
+  })
+
+  it('with the attester configured, an email-login chain (Space → did:mailto account → Agent, attested) appends over HTTP; /info shows the trust', async () => {
+    const attesterKey = await generateKey()
+    const svc = await startTestService({ attesterDid: 'did:web:attester.test', attesterKey: attesterKey.did() })
+    try {
+      const info = (await (await fetch(`${svc.url}/info`)).json()) as { attester: unknown; revocations: { origin: string } }
+      expect(info.attester).toEqual({ did: 'did:web:attester.test', key: attesterKey.did() })
+      expect(info.revocations.origin).toBe('ucanlog/revocations')
+      const [space, agent] = [await generateKey(), await generateKey()]
+      const account = Absentee.from({ id: 'did:mailto:example.com:alice' })
+      const all = [{ can: '*', with: 'ucan:*' }] as unknown as API.Capabilities
+      const spaceToAccount = await delegate({ issuer: space, audience: account, capabilities: all, expiration: Math.floor(Date.now() / 1000) + 3600 })
+      const accountToAgent = await delegate({ issuer: account, audience: agent, capabilities: all, proofs: [spaceToAccount], expiration: Math.floor(Date.now() / 1000) + 3600 })
+      const attestation = await UCANAttest.delegate({
+        issuer: attesterKey.withDID('did:web:attester.test'),
+        audience: agent,
+        with: 'did:web:attester.test',
+        nb: { proof: accountToAgent.cid },
+        expiration: Math.floor(Date.now() / 1000) + 3600,
+      })
+      const agentToService = await delegateAgentToService({ agent, service: svc.did as API.DID, proofs: [accountToAgent, attestation], space: space.did() })
+      const inv = await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry: text('from an email login'), agentToService })
+      expect((await call(svc, await inv.delegate())).ok).toMatchObject({ index: 0, published: true })
+      // The same chain on a service that does not trust the attester is refused.
+      const untrusting = await startTestService()
+      try {
+        const inv2 = await appendInvocation({ agent, service: untrusting.did as API.DID, space: space.did(), entry: text('x'), agentToService: await delegateAgentToService({ agent, service: untrusting.did as API.DID, proofs: [accountToAgent, attestation], space: space.did() }) })
+        expect((await call(untrusting, await inv2.delegate())).error?.name).toBe('Unauthorized')
+        expect((await fetch(`${untrusting.url}/logs/${space.did()}/head`)).status).toBe(404)
+      } finally {
+        await untrusting.stop()
+      }
+    } finally {
+      await svc.stop()
+    }
   })
 })
