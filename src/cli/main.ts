@@ -8,6 +8,7 @@ import { auditCommand } from './audit.js'
 import { delegateCommand } from './delegate.js'
 import { keyCommand } from './key.js'
 import { restoreCommand } from './restore.js'
+import { revokeCommand } from './revoke.js'
 import { serveCommand } from './serve.js'
 import { witnessCommand } from './witness.js'
 
@@ -21,6 +22,7 @@ export function program(): Command {
   p.addCommand(keyCommand())
   p.addCommand(delegateCommand())
   p.addCommand(appendCommand())
+  p.addCommand(revokeCommand())
   p.addCommand(auditCommand())
   p.addCommand(restoreCommand())
   p.addCommand(witnessCommand())

@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { appendCommand } from '../../src/cli/append.js'
+import { program } from '../../src/cli/main.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
 import { delegate } from '@ucanto/core'
@@ -255,6 +256,41 @@ describe('did:mailto trust is configuration: --attester-did and --attester-key',
       }
     } finally {
       await svc.stop()
+    }
+  })
+})
+
+describe('key rotation with the CLI, as the README tells a user', () => {
+  it('ucanlog delegate (new agent) → ucanlog revoke (old delegation) → old agent refused, new agent appends to the same log', async () => {
+    const svc = await startTestService()
+    const dir = await mkdtemp(join(tmpdir(), 'ucanlog-rotate-'))
+    const run = async (...args: string[]) => {
+      const written: string[] = []
+      const write = process.stdout.write
+      process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write
+      try {
+        await program().exitOverride().parseAsync(args, { from: 'user' })
+      } finally {
+        process.stdout.write = write
+      }
+      return written.join('')
+    }
+    try {
+      const [space, oldAgent, newAgent] = [await generateKey(), await generateKey(), await generateKey()]
+      for (const [name, key] of [['space', space], ['old', oldAgent], ['new', newAgent]] as const) await writeFile(join(dir, `${name}.key`), formatKey(key))
+      const f = (name: string) => join(dir, name)
+      await run('delegate', '--space-key', f('space.key'), '--agent', oldAgent.did(), '--out', f('old.ucan'))
+      expect(await run('append', '--agent-key', f('old.key'), '--proof', f('old.ucan'), '--url', svc.url, 'by the old agent')).toMatch(/^appended 1 entry/)
+      // Rotation: delegate to the new agent, revoke the old delegation with the space key.
+      await run('delegate', '--space-key', f('space.key'), '--agent', newAgent.did(), '--out', f('new.ucan'))
+      expect(await run('revoke', '--key', f('space.key'), '--delegation', f('old.ucan'), '--url', svc.url)).toMatch(new RegExp(`^revoked bafy\\S+ on the authority of ${space.did()}\nrevocation log entry 0 `))
+      await expect(run('append', '--agent-key', f('old.key'), '--proof', f('old.ucan'), '--url', svc.url, 'old again')).rejects.toThrow(/append refused: Revoked/)
+      expect(await run('append', '--agent-key', f('new.key'), '--proof', f('new.ucan'), '--url', svc.url, 'by the new agent')).toMatch(/index 1\n/)
+      const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number; origin: string }
+      expect(head).toMatchObject({ treeSize: 2, origin: `ucanlog/logs/${space.did()}` })
+    } finally {
+      await svc.stop()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })
