@@ -1,5 +1,5 @@
 /**
- * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `audit`, `witness …`. Every command has
+ * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `witness …`. Every command has
  * `--help`; errors say what to do next and never print a stack trace.
  */
 import { Command, Option } from 'commander'
