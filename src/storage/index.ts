@@ -1,4 +1,4 @@
-// src/storage: where the log's bytes go — a local file store, UnixFS encoding, CAR packing.
+// src/storage: where the log's bytes go — a local file store, UnixFS encoding, CAR packing, uploads to Storacha.
 // Knows no Merkle math (never imports src/tlog).
 
 export { checkRelativePath, FileStore, InvalidPathError, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from './file-store.js'
@@ -36,3 +36,28 @@ export {
   StaleTreeSizeError,
   TREE_SIZE_DIGITS,
 } from './car-packer.js'
+export { type WalkedEntry, walkDirectory, HAMT_FANOUT, MURMUR3_X64_64_CODE, SHARD_THRESHOLD, type ShardCache, SHARD_CACHE_MAX } from './unixfs.js'
+export {
+  UPLOAD_QUEUE_FILE,
+  UploadQueue,
+  type UploadError,
+  type UploadJob,
+  type UploadStatus,
+  expiryOf,
+} from './upload-queue.js'
+export {
+  DEFAULT_CLIENT_RETRIES,
+  DEFAULT_RECEIPTS_ENDPOINT,
+  DEFAULT_STORACHA_DID,
+  DEFAULT_STORACHA_URL,
+  DEFAULT_UPLOAD_CONCURRENCY,
+  DEFAULT_UPLOAD_RETRY_MAX_MS,
+  DEFAULT_UPLOAD_RETRY_MIN_MS,
+  StorachaUploader,
+  type StorachaTarget,
+  type StorachaUploaderOptions,
+  type UploadedEvent,
+  classify,
+} from './storacha-uploader.js'
+export { UploadingBackend, type UploadingArchive } from './uploading-backend.js'
+// local-storacha.ts is not exported here: it imports devDependencies (tests and the demo only).

@@ -20,6 +20,7 @@ export interface UploadingArchive {
   close(): Promise<void>
 }
 
+/** LocalBackend whose archives also queue every pack for upload; see the module comment. */
 export class UploadingBackend {
   /**
    * @param local where the log's files and CARs live.
@@ -32,14 +33,20 @@ export class UploadingBackend {
     private readonly queue: UploadQueue,
   ) {}
 
+  /** True when a log with this id exists locally. Never creates anything. */
   exists(id: string): Promise<boolean> {
     return this.local.exists(id)
   }
 
+  /** Ids of every local log. */
   list(): Promise<string[]> {
     return this.local.list()
   }
 
+  /**
+   * Opens (creating when `create`) the log's local storage; queues any pack newer than the newest
+   * queued one, and returns an archive whose packs are queued as they are made.
+   */
   async open(id: string, create: boolean): Promise<{ files: FileStore; archive: UploadingArchive } | undefined> {
     const s = await this.local.open(id, create)
     if (!s) return undefined
