@@ -103,7 +103,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const logService: LogService = {
     async append(space, entry, meta) {
       try {
-        // The newest valid Agent→Service delegation of the log is kept (durably) for its uploads.
+        // The Agent→Service delegation of the log's most recent append is kept (durably) for its uploads.
         await uploader?.rememberDelegation(space, meta.delegation)
         const r = await (await logs.getOrCreate(space)).append(entry)
         appends.inc({ result: r.published ? 'published' : 'unpublished' })

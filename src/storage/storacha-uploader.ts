@@ -4,8 +4,8 @@
  * (`uploadCAR`): `space/blob/add` → HTTP PUT of the bytes → `ucan/conclude` of the `http/put`
  * receipt → polling `<receipts endpoint><task>` for `blob/accept`; then the sharded DAG index blob
  * the same way and `space/index/add`; then `upload/add(root, [shard])`. The issuer is the service
- * signer, the resource the space DID, the proof the newest valid Agent→Service delegation the log
- * has received (UploadQueue.setDelegation). `filecoin/offer` is not invoked (pieceHasher: null): the
+ * signer, the resource the space DID, the proof the Agent→Service delegation of the log's most
+ * recent append (UploadQueue.setDelegation). `filecoin/offer` is not invoked (pieceHasher: null): the
  * delegation carries only the three capabilities above.
  *
  * Jobs come from a durable UploadQueue, oldest checkpoints first, a few of a log at once (each
@@ -131,8 +131,8 @@ export class StorachaUploader {
   }
 
   /**
-   * Records the Agent→Service delegation of an append to `space`; a newer one replaces the kept one
-   * and makes the log's pending uploads due at once.
+   * Records the Agent→Service delegation of an append to `space`; a different one than the kept
+   * one replaces it and makes the log's pending uploads due at once.
    */
   async rememberDelegation(space: string, delegation: API.Delegation): Promise<void> {
     if (await this.o.queue.setDelegation(space, delegation)) {

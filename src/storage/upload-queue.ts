@@ -1,6 +1,6 @@
 /**
- * The durable upload queue: which checkpoint CARs still have to reach their space, and the newest
- * Agent→Service delegation of each log to upload them with. One SQLite database
+ * The durable upload queue: which checkpoint CARs still have to reach their space, and the most
+ * recently received Agent→Service delegation of each log to upload them with. One SQLite database
  * (`<data>/uploads.sqlite`, WAL, synchronous=FULL) for every log of a service.
  *
  * Guarantees:
@@ -91,7 +91,7 @@ const SCHEMA = `
     PRIMARY KEY (space, tree_size)
   ) WITHOUT ROWID;
   CREATE INDEX jobs_due ON jobs (next_at) WHERE done_at IS NULL;
-  -- The newest valid Agent→Service delegation per log (ucanto archive bytes).
+  -- The most recently received Agent→Service delegation per log (ucanto archive bytes).
   CREATE TABLE delegations (
     space      TEXT PRIMARY KEY,
     cid        TEXT    NOT NULL,
@@ -182,23 +182,19 @@ export class UploadQueue {
   }
 
   /**
-   * Keeps `delegation` as the log's delegation for uploads when it is not the one already kept and
-   * it expires no earlier than it (a delegation without expiry counts as never expiring). Returns
-   * true when it was stored.
+   * Keeps `delegation` as the log's delegation for uploads: the most recently received one wins
+   * (each arrives with an append that was just authorized with it, so it was valid and unrevoked
+   * then). Returns true when it replaced the kept one.
    */
   async setDelegation(space: string, delegation: API.Delegation): Promise<boolean> {
     const cid = delegation.cid.toString()
     if (this.delegationCids.get(space) === cid) return false
-    const expiration = expiryOf(delegation)
-    const current = this.db.prepare('SELECT cid, expiration FROM delegations WHERE space = ?').get(space) as { cid: string; expiration: number } | undefined
-    if (current?.cid === cid || (current !== undefined && current.expiration > expiration)) {
-      this.delegationCids.set(space, cid)
-      return false
-    }
+    const current = this.db.prepare('SELECT cid FROM delegations WHERE space = ?').get(space) as { cid: string } | undefined
+    this.delegationCids.set(space, cid)
+    if (current?.cid === cid) return false
     const archive = await Delegation.archive(delegation)
     if (archive.error) throw archive.error
-    this.db.prepare('INSERT OR REPLACE INTO delegations (space, cid, expiration, archive) VALUES (?, ?, ?, ?)').run(space, cid, expiration, archive.ok)
-    this.delegationCids.set(space, cid)
+    this.db.prepare('INSERT OR REPLACE INTO delegations (space, cid, expiration, archive) VALUES (?, ?, ?, ?)').run(space, cid, expiryOf(delegation), archive.ok)
     return true
   }
 

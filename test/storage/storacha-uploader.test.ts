@@ -142,6 +142,27 @@ describe('StorachaUploader', () => {
     }
   })
 
+  it("keeps the delegation of the log's most recent append, durably", async () => {
+    const file = join(dir, 'q4.sqlite')
+    const space = await generateKey()
+    const agent = await generateKey()
+    const first = await delegation(space, agent)
+    const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+    const second = await delegateAgentToService({ agent, service, proofs: [spaceToAgent], expiration: Math.floor(Date.now() / 1000) + 600 })
+    let queue = new UploadQueue(file)
+    expect(await queue.setDelegation(space.did(), first)).toBe(true)
+    expect(await queue.setDelegation(space.did(), first)).toBe(false)
+    expect(await queue.setDelegation(space.did(), second)).toBe(true) // newer wins, even with an earlier expiry
+    queue.close()
+    queue = new UploadQueue(file)
+    try {
+      expect((await queue.delegation(space.did()))!.cid.toString()).toBe(second.cid.toString())
+      expect(await queue.delegation((await generateKey()).did())).toBeUndefined()
+    } finally {
+      queue.close()
+    }
+  })
+
   it('classifies upload-client errors by the receipt error in their cause', () => {
     const at = 1
     const err = (message: string, cause?: object) => Object.assign(new Error(message), cause ? { cause } : {})
