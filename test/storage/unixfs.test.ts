@@ -13,6 +13,7 @@ import {
   createBlock,
   DAG_PB_CODE,
   encodeDirectory,
+  walkDirectory,
   encodeFile,
   InvalidBlockError,
   InvalidPathError,
@@ -154,6 +155,12 @@ describe('encodeDirectory', () => {
     const blocks = blockMap([...d.blocks, ...files.flatMap((f) => f.blocks)])
     for (const i of [0, 1, 777, 1499]) expectBytes(await readFile(getter(blocks), d.cid, `${names[i]}`), contents[i]!)
     expect(await readFile(getter(blocks), d.cid, 'nope')).toBeUndefined()
+    // walkDirectory lists the entries, not the shard nodes.
+    const walked = []
+    for await (const e of walkDirectory(getter(blocks), d.cid)) walked.push(e)
+    expect(walked.map((e) => e.name).sort()).toEqual([...names].sort())
+    expect(walked.every((e) => e.dir === '' && !e.isDir)).toBe(true)
+    expect(walked.find((e) => e.name === names[777])!.cid.toString()).toBe(files[777]!.cid.toString())
     // 1000 entries stay one plain node.
     expect((await encodeDirectory(names.slice(0, 1000).map((name, i) => ({ name, cid: files[i]!.cid, tsize: files[i]!.tsize })))).sharded).toBe(false)
   })
