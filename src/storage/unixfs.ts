@@ -274,7 +274,7 @@ async function encodeSharded(links: Link[], changed?: ReadonlySet<string>, cache
       }
     }
     // The node is a function of its links (the bitfield follows from their names).
-    const signature = cache ? out.map((l) => `${l.Name}\0${l.Hash}\0${l.Tsize}`).join('\n') : ''
+    const signature = cache ? out.map((l) => `${l.Name}\0${Buffer.from(l.Hash.bytes).toString('latin1')}\0${l.Tsize}`).join('\n') : ''
     let block = cache?.get(signature)
     if (block === undefined) {
       let first = 0
