@@ -269,7 +269,7 @@ describe('key rotation with the CLI, as the README tells a user', () => {
       const write = process.stdout.write
       process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write
       try {
-        await program().exitOverride().parseAsync(args, { from: 'user' })
+        await (await program()).exitOverride().parseAsync(args, { from: 'user' })
       } finally {
         process.stdout.write = write
       }

@@ -112,7 +112,7 @@ describe('ucanlog witness operator commands', () => {
   const other = ed25519Signer('sum.golang.org', new Uint8Array(32).fill(3))
 
   it('has help on every witness command (in process; the binary once)', async () => {
-    const w = program().commands.find((c) => c.name() === 'witness')!
+    const w = (await program()).commands.find((c) => c.name() === 'witness')!
     expect(w.commands.map((c) => c.name())).toEqual(['serve', 'vkey', 'add-log', 'add-key', 'del-key', 'list-logs', 'pull-logs'])
     for (const c of w.commands) {
       const help = c.helpInformation()
