@@ -82,21 +82,22 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
     uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log })
   }
+  /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
+  const witnessesFor = (origin: string) => {
+    bw.store.addLog(origin)
+    bw.store.addKey(origin, ed25519Signer(origin, seed).vkey)
+    return new WitnessClient({
+      policy,
+      timeoutMs: c.witnessTimeoutMs,
+      greedy: c.witnessGreedy,
+      onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
+    })
+  }
   const logs = new LogManager({
     backend: uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local,
     originPrefix: c.originPrefix,
     signer: (origin) => ed25519Signer(origin, seed),
-    witnesses: (origin) => {
-      // The bundled witness learns every log of this service (an operator does this for external ones).
-      bw.store.addLog(origin)
-      bw.store.addKey(origin, ed25519Signer(origin, seed).vkey)
-      return new WitnessClient({
-        policy,
-        timeoutMs: c.witnessTimeoutMs,
-        greedy: c.witnessGreedy,
-        onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
-      })
-    },
+    witnesses: witnessesFor,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
   })
 
@@ -128,16 +129,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     dataDir,
     originPrefix: c.originPrefix,
     signer: (origin) => ed25519Signer(origin, seed),
-    witnesses: (origin) => {
-      bw.store.addLog(origin)
-      bw.store.addKey(origin, ed25519Signer(origin, seed).vkey)
-      return new WitnessClient({
-        policy,
-        timeoutMs: c.witnessTimeoutMs,
-        greedy: c.witnessGreedy,
-        onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
-      })
-    },
+    witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
   })

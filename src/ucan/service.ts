@@ -239,17 +239,11 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     return { error: new InternalError() }
   }
 
+  const authOptions = { service: signer, principal, now, maxInvocationLifetime, revocations, grants, attester }
+
   const append: TlogService['tlog']['append'] = async (invocation) => {
     try {
-      const authorized = await authorizeAppend(invocation, {
-        service: signer,
-        principal,
-        now,
-        maxInvocationLifetime,
-        revocations,
-        grants,
-        attester,
-      })
+      const authorized = await authorizeAppend(invocation, authOptions)
       if (authorized.error) return authorized
       const { space, entry, delegation } = authorized.ok
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
@@ -300,15 +294,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
 
   const create: TlogService['tlog']['create'] = async (invocation) => {
     try {
-      const authorized = await authorizeCreate(invocation, {
-        service: signer,
-        principal,
-        now,
-        maxInvocationLifetime,
-        revocations,
-        grants,
-        attester,
-      })
+      const authorized = await authorizeCreate(invocation, authOptions)
       if (authorized.error) return authorized
       const r = await log.create(authorized.ok.space)
       return { ok: { logId: r.logId, origin: r.origin, vkey: r.vkey, treeSize: r.treeSize } }
