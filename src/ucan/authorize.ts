@@ -95,16 +95,40 @@ export async function checkInvocation(
   if (maxLifetime !== undefined && exp - now > maxLifetime) {
     return { error: new InvalidExpiry(`invocation expiry is more than ${maxLifetime} s ahead`) }
   }
-  let verifier: API.Verifier
   try {
-    verifier = options.principal.parse(invocation.issuer.did())
+    options.principal.parse(invocation.issuer.did())
   } catch {
     return { error: new InvalidSignature(`cannot verify signatures of ${truncate(invocation.issuer.did())}`) }
   }
-  if (!(await UCAN.verifySignature(invocation.data, verifier))) {
+  if (!(await verifyInvocationSignature(invocation, options.principal))) {
     return { error: new InvalidSignature('invocation signature does not verify') }
   }
   return { ok: {} }
+}
+
+/**
+ * Outcomes of signature checks per decoded UCAN object. The same decoded object is checked twice
+ * per request (once to charge the rate limit to a verified issuer, once to authorize); an object's
+ * bytes never change, so its outcome under a given principal parser is fixed. Keyed weakly by the
+ * object itself — never by CID, which a client could put on different bytes.
+ */
+const signatureOutcomes = new WeakMap<object, { principal: API.PrincipalParser; ok: boolean }>()
+
+/**
+ * Whether the invocation's own signature verifies (UCAN payload signed by its issuer's key),
+ * remembered per decoded invocation object. Never throws: an unparseable issuer is `false`.
+ */
+export async function verifyInvocationSignature(invocation: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
+  const known = signatureOutcomes.get(invocation.data)
+  if (known && known.principal === principal) return known.ok
+  let ok: boolean
+  try {
+    ok = await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
+  } catch {
+    ok = false
+  }
+  signatureOutcomes.set(invocation.data, { principal, ok })
+  return ok
 }
 
 /** Options of {@link authorizeAppend}. */

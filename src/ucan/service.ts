@@ -24,6 +24,7 @@ import {
   classify,
   createGrantCache,
   systemNow,
+  verifyInvocationSignature,
 } from './authorize.js'
 import { DEFAULT_READ_LIMIT, SpaceDID, TlogReadCaveats, UCANRevoke } from './capabilities.js'
 import { checkContentAddressed } from './delegation.js'
@@ -433,7 +434,8 @@ function withSafeRequest(
         if (limits.admit !== undefined) {
           const verified: { issuer: API.DID; resource: string; can: string }[] = []
           for (const inv of invocations) {
-            if (await signatureVerifies(inv, limits.principal)) {
+            // The rate-limit key must not be spoofable: only a verified issuer is charged.
+            if (await verifyInvocationSignature(inv, limits.principal)) {
               const cap = inv.capabilities[0] as API.Capability | undefined
               verified.push({ issuer: inv.issuer.did(), resource: String(cap?.with ?? ''), can: String(cap?.can ?? '') })
             }
@@ -467,14 +469,6 @@ function withSafeRequest(
   return safe
 }
 
-/** Whether the invocation's own signature verifies (the rate-limit key must not be spoofable). */
-async function signatureVerifies(invocation: API.Invocation, principal: API.PrincipalParser): Promise<boolean> {
-  try {
-    return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
-  } catch {
-    return false
-  }
-}
 
 /** Copies exactly the wire fields, so nothing else the log returns leaks into a receipt. */
 function toWire(r: AppendResult): AppendResult {
