@@ -2,6 +2,7 @@
  * End-to-end helpers: a real service (Hono on @hono/node-server, the bundled witness over HTTP,
  * the local file backend) on 127.0.0.1 with a fresh data directory.
  */
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,4 +57,22 @@ export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
       throw new Error('not supported')
     },
   } as unknown as API.Signer
+}
+
+/**
+ * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
+ * URL. The caller kills it (tests use SIGKILL to crash it).
+ */
+export async function spawnServe(args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<{ url: string; did: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'serve', ...args], { stdio: ['ignore', 'pipe', stderr] })
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /serving on (http:\/\/\S+)/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    child.once('exit', (code) => reject(new Error(`ucanlog serve exited with ${code}`)))
+  })
+  return { url, did: (await (await fetch(`${url}/did`)).text()).trim(), child }
 }

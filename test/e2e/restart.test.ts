@@ -4,7 +4,7 @@
  * entry must be at its acknowledged index, and every checkpoint any client was shown must be
  * consistent with the final one (the log never forks or rolls back).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { auditLog } from '../../src/cli/audit.js'
 import type { AppendResult } from '../../src/log/log.js'
 import { checkTree, decodeBase64, entryBundlePath, parseEntryBundle, parsePolicy, proveTree, tileHashReader, tilePath } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { REPO } from './helpers.js'
+import { REPO, spawnServe } from './helpers.js'
 
 const children: ChildProcess[] = []
 afterAll(() => {
@@ -22,21 +22,9 @@ afterAll(() => {
 })
 
 async function serve(dataDir: string): Promise<{ url: string; did: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'serve', '--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  children.push(child)
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /serving on (http:\/\/\S+)/.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)))
-  })
-  const did = (await (await fetch(`${url}/did`)).text()).trim()
-  return { url, did, child }
+  const r = await spawnServe(['--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt')])
+  children.push(r.child)
+  return r
 }
 
 describe('kill -9 mid-load, restart, append more', () => {

@@ -4,7 +4,7 @@
  * restarted; Storacha comes back; every checkpoint's CAR lands in the space, and the space alone
  * audits.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import { auditLog } from '../../src/cli/audit.js'
 import { startLocalStoracha, type LocalStoracha } from '../../src/storage/local-storacha.js'
 import { parsePolicy } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { REPO } from './helpers.js'
+import { REPO, spawnServe } from './helpers.js'
 import { head, localCars, waitForHead } from './storacha-helpers.js'
 
 const children: ChildProcess[] = []
@@ -27,20 +27,11 @@ afterAll(async () => {
 })
 
 async function serve(data: string, s: LocalStoracha): Promise<{ url: string; did: string; child: ChildProcess }> {
-  const args = ['serve', '--data', data, '--port', '0', '--log-level', 'fatal', '--witness-policy', join(REPO, 'witness_policy.txt'), '--batch-max-age', '100']
+  const args = ['--data', data, '--port', '0', '--log-level', 'fatal', '--witness-policy', join(REPO, 'witness_policy.txt'), '--batch-max-age', '100']
   args.push('--storacha-url', s.url, '--storacha-did', s.did, '--storacha-receipts', s.receiptsEndpoint, '--upload-retry-max', '200')
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
-  children.push(child)
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /serving on (http:\/\/\S+)/.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)))
-  })
-  return { url, did: (await (await fetch(`${url}/did`)).text()).trim(), child }
+  const r = await spawnServe(args, 'ignore')
+  children.push(r.child)
+  return r
 }
 
 describe('Storacha down during a load of appends, service killed and restarted', () => {
