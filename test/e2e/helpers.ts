@@ -21,6 +21,9 @@ export async function startTestService(config: Partial<ServiceConfig> = {}): Pro
     witnessPolicyFile: join(REPO, 'witness_policy.txt'),
     logLevel: 'silent',
     batchMaxAgeMs: 20,
+    // These tests assert what gets published, not how fast: a loaded 2-core CI machine must not
+    // turn a slow loopback witness answer into published: false.
+    witnessTimeoutMs: 10_000,
     ...config,
   })
   return {
