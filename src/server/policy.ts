@@ -20,9 +20,14 @@ export class PolicyConfigError extends Error {
  * @throws PolicyConfigError (the message names the file line for grammar errors).
  */
 export function loadPolicy(text: string, bundled: { vkey: string; url: string } | undefined, file = 'witness policy'): { effective: string; policy: Policy } {
-  const uses = /@bundled-(vkey|url)\b/.test(text)
+  // Placeholders count only outside comment lines, so the file can explain them in its comments.
+  const lines = text.split('\n')
+  const isComment = (l: string) => l.trimStart().startsWith('#')
+  const uses = lines.some((l) => !isComment(l) && /@bundled-(vkey|url)\b/.test(l))
   if (uses && !bundled) throw new PolicyConfigError(`${file} refers to the bundled witness (@bundled-vkey), which is disabled`)
-  const effective = bundled ? text.replaceAll('@bundled-vkey', bundled.vkey).replaceAll('@bundled-url', bundled.url) : text
+  const effective = bundled
+    ? lines.map((l) => (isComment(l) ? l : l.replaceAll('@bundled-vkey', bundled.vkey).replaceAll('@bundled-url', bundled.url))).join('\n')
+    : text
   try {
     return { effective, policy: parsePolicy(effective) }
   } catch (err) {
