@@ -25,7 +25,7 @@ import type { Checkpoint } from '../src/tlog/checkpoint.js'
 import { ed25519Cosigner } from '../src/tlog/cosignature.js'
 import type { Cosigner } from '../src/tlog/cosignature.js'
 import { decodeHash } from '../src/tlog/encoding.js'
-import { EMPTY_ROOT } from '../src/tlog/hash.js'
+import { EMPTY_ROOT, equalBytes } from '../src/tlog/hash.js'
 import {
   ed25519Verifier,
   formatSignatureLine,
@@ -138,7 +138,7 @@ export class Witness {
       // Trust on first use. Spec main (and Sunlight, transparency-dev) reject a proof here;
       // litewitness ignores it. Rejecting keeps a log from believing a bogus proof was checked.
       if (proof.length > 0) return text(422, 'bad consistency proof: old size 0 takes no proof')
-      if (checkpoint.size === 0 && !equal(checkpoint.rootHash, EMPTY_ROOT)) return text(422, 'bad consistency proof: empty tree with a non-empty root')
+      if (checkpoint.size === 0 && !equalBytes(checkpoint.rootHash, EMPTY_ROOT)) return text(422, 'bad consistency proof: empty tree with a non-empty root')
     } else {
       try {
         checkTree(proof, checkpoint.size, checkpoint.rootHash, oldSize, log.rootHash) // same size: roots must match
@@ -206,6 +206,3 @@ function conflict(size: number): WitnessResponse {
   return { status: 409, contentType: TLOG_SIZE_CONTENT_TYPE, body: `${size}\n` }
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}

@@ -39,6 +39,7 @@ import {
   tilePath,
   treeHash,
   verifiedWitnesses,
+  equalBytes,
 } from '../tlog/index.js'
 
 /** An audit check that failed: the message says which and why. */
@@ -124,7 +125,7 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     if (t.length !== w * 32) throw new AuditError(`${tPath} is ${t.length} bytes, want ${w * 32}`)
     for (let j = 0; j < w; j++) {
       const lh = leafHash(entries[j]!)
-      if (!equal(lh, t.subarray(j * 32, j * 32 + 32))) throw new AuditError(`entry ${n * TILE_WIDTH + j} does not hash to its leaf in ${tPath}`)
+      if (!equalBytes(lh, t.subarray(j * 32, j * 32 + 32))) throw new AuditError(`entry ${n * TILE_WIDTH + j} does not hash to its leaf in ${tPath}`)
       await store.append(lh)
       leaves.push(lh)
     }
@@ -132,12 +133,12 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     a.onProgress?.(n + 1, bundles)
   }
   const root = await treeHash(cp.size, store)
-  if (!equal(root, cp.rootHash)) throw new AuditError(`the tree recomputed from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`)
+  if (!equalBytes(root, cp.rootHash)) throw new AuditError(`the tree recomputed from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`)
   for (const t of newTiles(0, cp.size)) {
     if (t.level === 0) continue
     const served = await a.fetchFile(tilePath(t))
     if (!served) throw new AuditError(`tile ${tilePath(t)} is missing`)
-    if (!equal(served, await readTileData(t, store))) throw new AuditError(`tile ${tilePath(t)} differs from the tree recomputed from the entries`)
+    if (!equalBytes(served, await readTileData(t, store))) throw new AuditError(`tile ${tilePath(t)} differs from the tree recomputed from the entries`)
     tilesChecked++
   }
 
@@ -184,9 +185,6 @@ function sampleIndexes(size: number, max: number): number[] {
   return [...out]
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
 
 interface AuditState {
   url: string

@@ -45,6 +45,7 @@ import {
   readTileData,
   tileHashReader,
   tilePath,
+  equalBytes,
 } from '../tlog/index.js'
 import { tileWidth } from '../log/tile-hashes.js'
 import { auditLog } from './audit.js'
@@ -176,7 +177,7 @@ export async function restoreLog(i: RestoreInput): Promise<RestoreReport> {
       if (parsed.kind === 'tile') {
         const t = parsed.tile
         if (t.width > tileWidth(t.level, t.index, size)) throw new RestoreError(`${path} lies beyond the checkpoint's tree size ${size}`)
-        if (!equal(bytes, await readTileData(t, reader))) throw new RestoreError(`${path} differs from the verified tree`)
+        if (!equalBytes(bytes, await readTileData(t, reader))) throw new RestoreError(`${path} differs from the verified tree`)
       } else {
         if (parsed.width > tileWidth(0, parsed.index, size)) throw new RestoreError(`${path} lies beyond the checkpoint's tree size ${size}`)
         const leaves = await readTileData({ level: 0, index: parsed.index, width: parsed.width }, reader)
@@ -188,7 +189,7 @@ export async function restoreLog(i: RestoreInput): Promise<RestoreReport> {
         }
         if (bundle.length !== parsed.width) throw new RestoreError(`${path} has ${bundle.length} entries, want ${parsed.width}`)
         bundle.forEach((entry, j) => {
-          if (!equal(leafHash(entry), leaves.subarray(j * 32, j * 32 + 32))) throw new RestoreError(`entry ${j} of ${path} does not hash to its leaf`)
+          if (!equalBytes(leafHash(entry), leaves.subarray(j * 32, j * 32 + 32))) throw new RestoreError(`entry ${j} of ${path} does not hash to its leaf`)
         })
       }
     }
@@ -318,6 +319,3 @@ export function restoreCommand(): Command {
     })
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, k) => x === b[k])
-}

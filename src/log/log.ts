@@ -38,6 +38,7 @@ import {
   storedHashes,
   tilePath,
   treeHash,
+  equalBytes,
 } from '../tlog/index.js'
 import type { LogArchive, LogFiles } from './storage.js'
 import { TileHashes, tileWidth } from './tile-hashes.js'
@@ -189,7 +190,7 @@ export class Log {
       root = decodeBase64(state.root)
       reader.size = size
       const recomputed = await treeHash(size, reader)
-      if (!equal(recomputed, root)) throw new CorruptLogError(`log ${opts.id}: stored root does not match tiles at size ${size}`)
+      if (!equalBytes(recomputed, root)) throw new CorruptLogError(`log ${opts.id}: stored root does not match tiles at size ${size}`)
     } else {
       root = await treeHash(0, reader)
     }
@@ -200,7 +201,7 @@ export class Log {
       const cp = parseCheckpoint(parseNote(note).text)
       if (cp.size > size) throw new CorruptLogError(`log ${opts.id}: checkpoint size ${cp.size} > tree size ${size}`)
       reader.size = size
-      if (!equal(await treeHash(cp.size, reader), cp.rootHash)) throw new CorruptLogError(`log ${opts.id}: checkpoint root does not match tiles`)
+      if (!equalBytes(await treeHash(cp.size, reader), cp.rootHash)) throw new CorruptLogError(`log ${opts.id}: checkpoint root does not match tiles`)
       published = { size: cp.size, rootHash: cp.rootHash, note }
     }
     let edge: Uint8Array[] = []
@@ -481,9 +482,6 @@ async function removeUncommitted(files: LogFiles, size: number): Promise<void> {
 /** Width of the hash tile (level, index) that a tree of `size` entries has; re-exported for routes. */
 export { tileWidth }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
 
 /** Checks an append result's inclusion proof against its own checkpoint (used by clients and tests). */
 export function checkAppendResult(r: AppendResult, entry: Uint8Array): void {

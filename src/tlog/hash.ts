@@ -287,3 +287,14 @@ export class MemoryHashStore implements HashReader {
     })
   }
 }
+
+/**
+ * Whether two byte strings (hashes, tiles) are equal: same length and same bytes. Compares every
+ * byte whatever the first difference, so the time taken does not depend on where they differ.
+ */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  let d = 0
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!
+  return d === 0
+}

@@ -16,6 +16,7 @@ export {
   storedHashes,
   treeHash,
   MemoryHashStore,
+  equalBytes,
 } from './hash.js'
 export * from './tile.js'
 export * from './bundle.js'

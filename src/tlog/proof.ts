@@ -5,7 +5,7 @@
  * `add-checkpoint` proof lines carry them. As in x/mod, the bigger tree comes first in every
  * signature: (newSize, oldSize) and (size, index).
  */
-import { HASH_SIZE, type Hash, type HashReader, maxPow2, nodeHash, subTreeHash, subTreeIndex } from './hash.js'
+import { HASH_SIZE, type Hash, equalBytes, type HashReader, maxPow2, nodeHash, subTreeHash, subTreeIndex } from './hash.js'
 
 /** A proof that does not prove the claimed relation between a leaf or old tree and a root hash. */
 export class InvalidProofError extends Error {
@@ -20,12 +20,6 @@ function checkHashArg(what: string, h: Hash): void {
   if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) throw new RangeError(`${what} must be a ${HASH_SIZE}-byte hash`)
 }
 
-function equal(a: Hash, b: Hash): boolean {
-  if (a.length !== b.length) return false
-  let d = 0
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!
-  return d === 0
-}
 
 async function read(r: HashReader, indexes: number[]): Promise<Hash[]> {
   if (indexes.length === 0) return []
@@ -122,7 +116,7 @@ export function checkRecord(proof: readonly Hash[], size: number, root: Hash, in
   checkHashArg('root', root)
   checkHashArg('leaf', leaf)
   checkProofHashes(proof)
-  if (!equal(runRecordProof(proof, proof.length, 0, size, index, leaf), root)) {
+  if (!equalBytes(runRecordProof(proof, proof.length, 0, size, index, leaf), root)) {
     throw new InvalidProofError('inclusion proof does not match the root hash')
   }
 }
@@ -229,7 +223,7 @@ export function checkTree(proof: readonly Hash[], newSize: number, newRoot: Hash
   checkHashArg('oldRoot', oldRoot)
   checkProofHashes(proof)
   const got = runTreeProof(proof, proof.length, 0, newSize, oldSize, oldRoot)
-  if (!equal(got.new, newRoot) || !equal(got.old, oldRoot)) throw new InvalidProofError('consistency proof does not match the root hashes')
+  if (!equalBytes(got.new, newRoot) || !equalBytes(got.old, oldRoot)) throw new InvalidProofError('consistency proof does not match the root hashes')
 }
 
 /** A tree of at most 2^53 leaves has depth ≤ 53, so no valid proof is longer than 2·53 hashes. */

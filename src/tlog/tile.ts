@@ -12,6 +12,7 @@ import {
   HASH_SIZE,
   type Hash,
   type HashReader,
+  equalBytes,
   nodeHash,
   splitStoredHashIndex,
   storedHashIndex,
@@ -257,12 +258,6 @@ function key(t: Tile): string {
   return `${t.level}/${t.index}/${t.width}`
 }
 
-function equal(a: Hash, b: Hash): boolean {
-  if (a.length !== b.length) return false
-  let d = 0
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!
-  return d === 0
-}
 
 /**
  * A {@link HashReader} over the tree of `size` entries with root hash `root`, served from tiles read
@@ -339,7 +334,7 @@ export function tileHashReader(size: number, root: Hash, r: TileReader): HashRea
       // The right-edge tiles must reproduce the root…
       let h = hashFromTile(tiles[edgeTile.at(-1)!]!, data[edgeTile.at(-1)!]!, edge.at(-1)!)
       for (let i = edge.length - 2; i >= 0; i--) h = nodeHash(hashFromTile(tiles[edgeTile[i]!]!, data[edgeTile[i]!]!, edge[i]!), h)
-      if (!equal(h, rootHash)) throw new InvalidProofError(`tiles for tree size ${size} do not match the root hash`)
+      if (!equalBytes(h, rootHash)) throw new InvalidProofError(`tiles for tree size ${size} do not match the root hash`)
 
       // …and every other tile must match the hash its (earlier, already authenticated) parent holds.
       for (let i = edgeTiles; i < tiles.length; i++) {
@@ -348,7 +343,7 @@ export function tileHashReader(size: number, root: Hash, r: TileReader): HashRea
         const j = order.get(key(p))
         if (j === undefined || j >= i) throw new Error(`tlog: bad math in tileHashReader: lost parent of ${tilePath(t)}`)
         const want = hashFromTile(p, data[j]!, storedHashIndex(p.level * TILE_HEIGHT, t.index))
-        if (!equal(tileHash(data[i]!), want)) throw new InvalidProofError(`${tilePath(t)} does not match its parent tile`)
+        if (!equalBytes(tileHash(data[i]!), want)) throw new InvalidProofError(`${tilePath(t)} does not match its parent tile`)
       }
 
       return indexes.map((x, i) => hashFromTile(tiles[indexTile[i]!]!, data[indexTile[i]!]!, x))
