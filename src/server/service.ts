@@ -82,10 +82,17 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
     uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log })
   }
+  /** Every log's checkpoint signer: the service key under the log's origin as key name (one per origin, reused). */
+  const signers = new Map<string, ReturnType<typeof ed25519Signer>>()
+  const logSigner = (origin: string) => {
+    let signer = signers.get(origin)
+    if (!signer) signers.set(origin, (signer = ed25519Signer(origin, seed)))
+    return signer
+  }
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
     bw.store.addLog(origin)
-    bw.store.addKey(origin, ed25519Signer(origin, seed).vkey)
+    bw.store.addKey(origin, logSigner(origin).vkey)
     return new WitnessClient({
       policy,
       timeoutMs: c.witnessTimeoutMs,
@@ -96,7 +103,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const logs = new LogManager({
     backend: uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local,
     originPrefix: c.originPrefix,
-    signer: (origin) => ed25519Signer(origin, seed),
+    signer: logSigner,
     witnesses: witnessesFor,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
   })
@@ -120,7 +127,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     },
     async create(space) {
       const l = await logs.getOrCreate(space)
-      return { logId: l.id, origin: l.origin, vkey: ed25519Signer(l.origin, seed).vkey, treeSize: l.treeSize }
+      return { logId: l.id, origin: l.origin, vkey: logSigner(l.origin).vkey, treeSize: l.treeSize }
     },
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
@@ -128,7 +135,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const revocationLog = await RevocationLog.open({
     dataDir,
     originPrefix: c.originPrefix,
-    signer: (origin) => ed25519Signer(origin, seed),
+    signer: logSigner,
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
@@ -152,7 +159,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnessPolicy: effective,
     witnesses: policy.witnesses.map((w) => ({ name: w.name, vkey: w.vkey, url: w.url ?? null })),
     bundledWitness: { name: c.witnessName, vkey: bw.witness.vkey, url: `${url}/witness` },
-    revocations: { origin: revocationLog.origin, vkey: ed25519Signer(revocationLog.origin, seed).vkey, url: `${url}/revocations` },
+    revocations: { origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey, url: `${url}/revocations` },
     attester: attester ?? null,
     version: VERSION,
     storacha: uploader
@@ -164,13 +171,13 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     rpc,
     info,
     did: signer.did(),
-    logVkey: (origin) => ed25519Signer(origin, seed).vkey,
+    logVkey: (origin) => logSigner(origin).vkey,
     metrics,
     uploadStatus: uploader ? (space: string) => uploader!.status(space) ?? null : undefined,
     witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
     maxBodyBytes: c.maxBodyBytes,
-    revocations: revocationRoutes(revocationLog, ed25519Signer(revocationLog.origin, seed).vkey),
-    otherLogs: () => [{ origin: revocationLog.origin, vkey: ed25519Signer(revocationLog.origin, seed).vkey }],
+    revocations: revocationRoutes(revocationLog, logSigner(revocationLog.origin).vkey),
+    otherLogs: () => [{ origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey }],
     onError: (err) => log.error({ err }, 'request failed'),
   })
   handler = (req) => app.fetch(req)
