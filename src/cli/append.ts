@@ -11,6 +11,7 @@ import { type AppendResult, checkAppendResult } from '../log/log.js'
 import { appendInvocation, connect, delegateAgentToService, parseDelegation } from '../ucan/index.js'
 import { readKey } from './key.js'
 
+/** `ucanlog append`: the command definition (options, help, action). */
 export function appendCommand(): Command {
   return new Command('append')
     .description('Append entries to a space\'s log as an agent. Entries come from the arguments, --file, or stdin (one per line).')

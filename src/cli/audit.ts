@@ -47,6 +47,7 @@ export class AuditError extends Error {
   override name = 'AuditError'
 }
 
+/** What {@link auditLog} checks a log against: its files, expected origin, pinned log key, witness policy and the checkpoint seen last time. */
 export interface AuditInput {
   /** Fetches a file of the log by its tlog-tiles path (`checkpoint`, `tile/0/000`, …); undefined = 404. */
   fetchFile(path: string): Promise<Uint8Array | undefined>
@@ -64,6 +65,7 @@ export interface AuditInput {
   onProgress?: (done: number, total: number) => void
 }
 
+/** What {@link auditLog} verified: tree size (entries), root hash (32 bytes), the checkpoint note, the verified cosignatures (timestamps in Unix seconds) and counts of what was checked. */
 export interface AuditReport {
   origin: string
   size: number
@@ -197,6 +199,7 @@ interface AuditState {
   checkpoint: string
 }
 
+/** `ucanlog audit`: fetches a log's public files over HTTP, runs {@link auditLog} and keeps the pinned state in `--state`. */
 export function auditCommand(): Command {
   return new Command('audit')
     .description(

@@ -8,6 +8,7 @@ import { Command } from 'commander'
 import { delegateSpaceToAgent, formatDelegation } from '../ucan/index.js'
 import { readKey } from './key.js'
 
+/** `ucanlog delegate`: prints the Space → Agent delegation in the `storacha delegation create --base64` format. */
 export function delegateCommand(): Command {
   return new Command('delegate')
     .description('Delegate space/blob/add, space/index/add and upload/add on a space to an agent (Space → Agent).')

@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { loadOrCreateSecret } from '../server/keys.js'
 import { createFastSigner, formatKey, generateKey, parseKey } from '../ucan/index.js'
 
+/** `ucanlog key create|did`: Ed25519 key files (ucanto format, mode 0600). */
 export function keyCommand(): Command {
   const key = new Command('key').description('Manage Ed25519 keys for spaces and agents (ucanto ed25519 format).')
   key

@@ -263,6 +263,7 @@ export function gatewayBlocks(gateway: string, fetchImpl: typeof fetch = fetch):
   }
 }
 
+/** `ucanlog restore`: the command definition; see the module comment for what is verified before anything is written. */
 export function restoreCommand(): Command {
   return new Command('restore')
     .description(

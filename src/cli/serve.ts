@@ -3,6 +3,7 @@ import { Command, Option } from 'commander'
 import { KNOBS, DEFAULT_CONFIG, resolveConfig } from '../server/config.js'
 import { startService } from '../server/service.js'
 
+/** `ucanlog serve`: one option per knob of src/server/config.ts (flag, env var, default), then {@link startService}. */
 export function serveCommand(): Command {
   const cmd = new Command('serve').description(
     'Run the log service: UCAN RPC on POST /rpc, tlog-tiles reads under /logs/<space>/, the bundled witness under /witness. ' +

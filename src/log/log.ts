@@ -82,6 +82,7 @@ export interface Cosigner {
   cosign(checkpoint: string, size: number, prove: ProveConsistency): Promise<CosignResult>
 }
 
+/** Options of {@link Log.open}; batching and retry knobs default to the exported `DEFAULT_…` constants (entries, ms). */
 export interface LogOptions {
   /** The log id: the space DID. */
   id: string

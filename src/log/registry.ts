@@ -10,6 +10,7 @@ import type { LogBackend } from './storage.js'
 /** Default origin prefix: origins are `<prefix>/logs/<spaceDID>`. */
 export const DEFAULT_ORIGIN_PREFIX = 'ucanlog'
 
+/** Options of {@link LogManager}: where logs live, how each is signed and witnessed, and the engine's knobs. */
 export interface LogManagerOptions {
   backend: LogBackend
   /** Origin prefix (default {@link DEFAULT_ORIGIN_PREFIX}); no whitespace, `+` or trailing `/`. */

@@ -21,6 +21,7 @@ export interface RpcHandler {
     | { status?: number; headers: Record<string, string>; body: Uint8Array }
 }
 
+/** What {@link createApp} serves: the logs, the RPC handler, /info and /did, metrics and the bundled witness. */
 export interface AppOptions {
   logs: LogManager
   rpc: RpcHandler
@@ -48,6 +49,11 @@ const SPACE_DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
 
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 
+/**
+ * The service's Hono app: `POST /rpc` and `POST /` (ucanto CAR transport, body capped at
+ * `maxBodyBytes` → 413) and the public read routes of c2sp.org/tlog-tiles under `/logs/{space}/`.
+ * Unknown logs and files not covered by the published checkpoint are 404; malformed tile paths 400.
+ */
 export function createApp(o: AppOptions): Hono {
   const app = new Hono()
   const limit = bodyLimit({

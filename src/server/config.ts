@@ -10,6 +10,7 @@ import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
+/** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
 export interface ServiceConfig {
   /** TCP port (0 picks a free one). */
   port: number
@@ -61,6 +62,7 @@ export interface ServiceConfig {
   uploadRetryMaxMs: number
 }
 
+/** The embedded default: what `npm start` runs with no flags or env vars. */
 export const DEFAULT_CONFIG: ServiceConfig = {
   port: 8787,
   host: '127.0.0.1',
@@ -100,6 +102,7 @@ export interface Knob {
   boolean?: true
 }
 
+/** The knob table: the CLI options, the env vars and the README's configuration table come from it. */
 export const KNOBS: Knob[] = [
   { key: 'port', flag: '--port', env: 'UCANLOG_PORT', unit: 'TCP port', description: 'port to listen on (0 = any free port)', integer: { min: 0, max: 65535 } },
   { key: 'host', flag: '--host', env: 'UCANLOG_HOST', unit: 'address', description: 'address to listen on' },

@@ -42,6 +42,12 @@ export interface RunningService {
   close(): Promise<void>
 }
 
+/**
+ * Starts the service: creates keys (0600) and state on first start, opens the bundled witness,
+ * reads the witness policy, listens on `host:port` and serves the app.
+ * @throws PolicyConfigError for a bad policy file, InsecureKeyFileError for a key file others can read,
+ *   ConfigError-style messages for unusable settings, and the listener's error (e.g. EADDRINUSE).
+ */
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening

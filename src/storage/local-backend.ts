@@ -23,6 +23,7 @@ export function checkLogId(id: string): string {
   return id
 }
 
+/** The embedded default `LogBackend` (see the module comment); log ids must be did:key DIDs. */
 export class LocalBackend {
   readonly logsDir: string
   readonly carsDir: string
