@@ -4,6 +4,7 @@
  * status once, and never send a stack trace.
  */
 import { Hono, type Context } from 'hono'
+import { getConnInfo } from '@hono/node-server/conninfo'
 import { bodyLimit } from 'hono/body-limit'
 import type { Registry } from 'prom-client'
 import type { LogManager } from '../log/registry.js'
@@ -16,7 +17,8 @@ export const DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 /** A ucanto server's HTTP entry point (`ServerView.request`). */
 export interface RpcHandler {
-  request(req: { headers: Record<string, string>; body: Uint8Array }):
+  /** `client` is the peer's IP address (the TCP socket's), when the request came over a socket. */
+  request(req: { headers: Record<string, string>; body: Uint8Array; client?: string }):
     | PromiseLike<{ status?: number; headers: Record<string, string>; body: Uint8Array }>
     | { status?: number; headers: Record<string, string>; body: Uint8Array }
 }
@@ -63,7 +65,7 @@ export function createApp(o: AppOptions): Hono {
   const rpc = async (c: Context) => {
     const body = new Uint8Array(await c.req.arrayBuffer())
     const headers = Object.fromEntries(c.req.raw.headers)
-    const res = await o.rpc.request({ headers, body })
+    const res = await o.rpc.request({ headers, body, client: clientAddress(c) })
     return new Response(new Uint8Array(res.body), { status: res.status ?? 200, headers: res.headers })
   }
   app.post('/rpc', limit, rpc)
@@ -155,4 +157,16 @@ export function createApp(o: AppOptions): Hono {
     return c.text('internal error\n', 500)
   })
   return app
+}
+
+/**
+ * The peer's IP address from the TCP socket (never from a header a client could forge), or
+ * undefined when the app runs without a socket (`app.request()` in tests).
+ */
+export function clientAddress(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address
+  } catch {
+    return undefined
+  }
 }

@@ -64,8 +64,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), dbFile: join(dataDir, 'witness.db') })
 
   // Listen first (port 0 picks one) so the bundled witness URL is known before the policy is read.
-  let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
-  const server = serve({ fetch: (req) => handler(req), port: c.port, hostname: c.host })
+  let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
+  // env carries the node:http request, whose socket gives the client address.
+  const server = serve({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host })
   await new Promise<void>((ok, fail) => {
     server.once('listening', ok)
     server.once('error', fail)
@@ -186,7 +187,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     otherLogs: () => [{ origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey }],
     onError: (err) => log.error({ err }, 'request failed'),
   })
-  handler = (req) => app.fetch(req)
+  handler = (req, env) => app.fetch(req, env as never)
   if (uploader) {
     uploader.start()
     // Open every log so CARs packed but never queued (a crash in between) get queued, and

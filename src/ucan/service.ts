@@ -66,11 +66,12 @@ export interface LogService {
    * @param entry 1..65535 bytes.
    * @param meta.invocation the invocation's CID (canonical; see delegation.ts).
    * @param meta.delegation the verified Agent→Service delegation to write to the space with.
+   * @param meta.client the client's IP address, when known (to charge log creation to it).
    */
   append(
     space: SpaceKey,
     entry: Uint8Array,
-    meta: { invocation: string; delegation: API.Delegation },
+    meta: { invocation: string; delegation: API.Delegation; client?: string },
   ): Promise<AppendResult>
   /**
    * Reads up to `limit` entries from index `offset` (0-based). Resolves to `undefined` if the space
@@ -82,8 +83,9 @@ export interface LogService {
   /**
    * Creates the space's log if it has none (idempotent) and describes it. Called only for an
    * authorized `tlog/create`. A rejection is reported as `InternalError`.
+   * @param meta.client the client's IP address, when known (to charge log creation to it).
    */
-  create(space: SpaceKey): Promise<CreateResult>
+  create(space: SpaceKey, meta?: { client?: string }): Promise<CreateResult>
 }
 
 /** The ok result of `tlog/create`. */
@@ -186,7 +188,21 @@ export interface UcanServiceOptions {
    * invocations whose signature verified (so an issuer cannot be spoofed). Return a number of
    * seconds to refuse the whole request with HTTP 429 and that `Retry-After`. Default: admit all.
    */
-  admit?: (invocations: readonly { issuer: API.DID; resource: string; can: string }[]) => number | undefined
+  admit?: (invocations: readonly { issuer: API.DID; resource: string; can: string }[], request: RequestContext) => number | undefined
+}
+
+/** What the transport knows of the request an invocation came in (see {@link requestOf}). */
+export interface RequestContext {
+  /** The client's IP address (from the TCP socket), when known. */
+  client?: string
+}
+
+/** Each decoded invocation object → the request it came in, for handlers (ucanto passes them only the invocation). */
+const requests = new WeakMap<object, RequestContext>()
+
+/** The request `invocation` came in; `{}` for an invocation not decoded by this service's `request`. */
+export function requestOf(invocation: API.Invocation): RequestContext {
+  return requests.get(invocation) ?? {}
 }
 
 /** Most invocations per request, by default. */
@@ -252,7 +268,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError.
       const outcome = await replay.once(id, invocation.expiration, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
         try {
-          const result = await log.append(space, entry, { invocation: id, delegation })
+          const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
           return { ok: toWire(result) }
         } catch (cause) {
           return { error: internal(cause, invocation, 'tlog/append: log append failed').error.toJSON() as FailureJSON }
@@ -297,7 +313,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     try {
       const authorized = await authorizeCreate(invocation, authOptions)
       if (authorized.error) return authorized
-      const r = await log.create(authorized.ok.space)
+      const r = await log.create(authorized.ok.space, requestOf(invocation))
       return { ok: { logId: r.logId, origin: r.origin, vkey: r.vkey, treeSize: r.treeSize } }
     } catch (cause) {
       return internal(cause, invocation, 'tlog/create failed')
@@ -413,7 +429,8 @@ function withSafeRequest(
     body: new TextEncoder().encode(`${message}\n`),
   })
   Object.defineProperty(safe, 'request', {
-    value: async (req: API.HTTPRequest) => {
+    value: async (req: API.HTTPRequest & { client?: string }) => {
+      const context: RequestContext = req.client === undefined ? {} : { client: req.client }
       try {
         const selection = CAR.inbound.accept(req as never)
         if (selection.error) {
@@ -431,6 +448,7 @@ function withSafeRequest(
         if (invocations.length > limits.maxInvocations) {
           return text(413, `too many invocations in one request (at most ${limits.maxInvocations})`)
         }
+        for (const inv of invocations) requests.set(inv, context)
         if (limits.admit !== undefined) {
           const verified: { issuer: API.DID; resource: string; can: string }[] = []
           for (const inv of invocations) {
@@ -440,7 +458,7 @@ function withSafeRequest(
               verified.push({ issuer: inv.issuer.did(), resource: String(cap?.with ?? ''), can: String(cap?.can ?? '') })
             }
           }
-          const retryAfter = limits.admit(verified)
+          const retryAfter = limits.admit(verified, context)
           if (retryAfter !== undefined) {
             return text(429, 'rate limited; retry later', { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) })
           }
