@@ -137,6 +137,15 @@ export class InternalError extends TlogFailure {
   }
 }
 
+/**
+ * The space already has its share of unexpired invocations in the replay guard (`--replay-per-space`):
+ * its appends are refused until some of them pass their `exp`. Only that space is refused; shorter
+ * invocation lifetimes use less of the share. Nothing was appended.
+ */
+export class TooManyPendingInvocations extends TlogFailure {
+  override readonly name = 'TooManyPendingInvocations' as const
+}
+
 /** Any failure a `tlog/append` can return. */
 export type AppendFailure =
   | InvalidAudience
@@ -151,6 +160,7 @@ export type AppendFailure =
   | InvalidData
   | EntryTooLarge
   | InvalidCapability
+  | TooManyPendingInvocations
   | InternalError
 
 /** Any failure a `tlog/read` can return. */
@@ -185,5 +195,5 @@ export type RevokeFailure =
   | UCANNotFound
   | InternalError
 
-/** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's. */
-export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge>
+/** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
+export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>

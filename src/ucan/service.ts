@@ -37,12 +37,13 @@ import {
   type ReadFailure,
   type RevokeFailure,
   Revoked,
+  TooManyPendingInvocations,
   UCANNotFound,
   UnknownLog,
   truncate,
 } from './errors.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
-import { type ReplayGuard, createMemoryReplayGuard } from './replay.js'
+import { type ReplayGuard, ReplayGuardFull, createMemoryReplayGuard } from './replay.js'
 import {
   type RevocationChecker,
   type RevocationRecorder,
@@ -250,14 +251,19 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
       const id = invocation.cid.toString()
       // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError.
-      const outcome = await replay.once(id, invocation.expiration, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
+      // The replay guard's capacity is per space: a space at its share is refused, no one else.
+      const outcome = await replay.once({ owner: space, id, expiresAt: invocation.expiration }, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
         try {
           const result = await log.append(space, entry, { invocation: id, delegation })
           return { ok: toWire(result) }
         } catch (cause) {
           return { error: internal(cause, invocation, 'tlog/append: log append failed').error.toJSON() as FailureJSON }
         }
+      }).catch((err: unknown) => {
+        if (!(err instanceof ReplayGuardFull)) throw err
+        return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
       })
+      if ('full' in outcome) return { error: outcome.full }
       if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
       return { error: new InternalError((outcome as { error: FailureJSON }).error.message) }
     } catch (cause) {
