@@ -99,6 +99,10 @@ describe('SqliteReplayGuard', () => {
     expect(s.replay.count('')).toBe(1)
     expect(await s.replay.once({ owner: 'A', id: 'old', expiresAt: 2000 }, async () => 2)).toEqual({ ok: 1 })
     s.close()
+    // Rebuilt as a rowid table: a ~1 KB outcome no longer takes an overflow page of its own.
+    const after = new Database(file, { readonly: true })
+    expect(after.prepare(`SELECT sql FROM sqlite_master WHERE name = 'seen'`).pluck().get()).not.toMatch(/WITHOUT ROWID/i)
+    after.close()
   })
 
   test('outcomes are committed under synchronous = FULL, one transaction per batch, before any caller sees them', async () => {
