@@ -178,6 +178,11 @@ export class SqliteRevocations implements RevocationRecorder {
     return created
   }
 
+  /** The revocation log index of a recorded (ucan, scope), or undefined if not recorded or not yet appended. */
+  logIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>): number | undefined {
+    return this.#get.get(record.ucan, record.scope)?.log_index ?? undefined
+  }
+
   /** Notes that `record` is entry `index` of the revocation log. */
   setLogIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>, index: number): void {
     this.#setIndex.run(index, record.ucan, record.scope)
