@@ -18,12 +18,20 @@ import Database from 'better-sqlite3'
 import type { API } from '@ucanto/core'
 import { systemNow } from './authorize.js'
 import { DEFAULT_REPLAY_PER_SPACE, type ReplayGuard, ReplayGuardFull, type ReplayKey, checkReplayShare } from './replay.js'
-import type { RevocationQuery, RevocationRecord, RevocationRecorder } from './revocation.js'
+import {
+  DEFAULT_REVOCATIONS_PER_SCOPE,
+  type RevocationQuery,
+  type RevocationRecord,
+  type RevocationRecorder,
+  RevocationScopeFull,
+} from './revocation.js'
 
 /** Options of {@link UcanStore.open}. */
 export interface UcanStoreOptions {
   /** Clock, Unix seconds; default the system clock. */
   now?: () => number
+  /** Most revocation records per principal (scope); default {@link DEFAULT_REVOCATIONS_PER_SCOPE}. */
+  maxRevocationsPerScope?: number
   /** Most unexpired invocations the replay guard remembers per owner (space); default {@link DEFAULT_REPLAY_PER_SPACE}. */
   maxReplayPerOwner?: number
   /**
@@ -55,7 +63,7 @@ export class UcanStore {
   private constructor(db: Database.Database, replayDb: Database.Database, options: UcanStoreOptions) {
     this.#db = db
     this.#replayDb = replayDb
-    this.revocations = new SqliteRevocations(db, options.now ?? systemNow)
+    this.revocations = new SqliteRevocations(db, options.now ?? systemNow, options.maxRevocationsPerScope)
     this.replay = new SqliteReplayGuard(replayDb, options)
   }
 
@@ -91,6 +99,15 @@ function connect(file: string, synchronous: 'FULL' | 'NORMAL'): Database.Databas
           time INTEGER NOT NULL, log_index INTEGER, PRIMARY KEY (ucan, scope)
         ) WITHOUT ROWID;
       `)
+      // Records per scope, kept by a trigger (revocations are never deleted), for the per-scope cap.
+      const scoped = (db.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'revocation_scopes'`).pluck().get() as number) > 0
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS revocation_scopes (scope TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TRIGGER IF NOT EXISTS revocation_scope_added AFTER INSERT ON revocations BEGIN
+          INSERT INTO revocation_scopes (scope, n) VALUES (new.scope, 1) ON CONFLICT (scope) DO UPDATE SET n = n + 1;
+        END;
+      `)
+      if (!scoped) db.exec('INSERT INTO revocation_scopes (scope, n) SELECT scope, count(*) FROM revocations GROUP BY scope')
       // Files from before per-owner shares: `seen` had no owner (its ids count under the owner ''
       // until they expire) and was WITHOUT ROWID, which puts every ~1 KB outcome on an overflow
       // page of its own (4.7 KB per id measured, against about 1.2 KB in a rowid table).
@@ -141,9 +158,18 @@ export class SqliteRevocations implements RevocationRecorder {
   readonly #setIndex: Database.Statement<[number, string, string]>
   readonly #unlogged: Database.Statement<[], RevocationRow>
   readonly #count: Database.Statement<[], { n: number }>
+  readonly #scopeCount: Database.Statement<[string], number>
+  readonly #add: (record: RevocationRecord) => boolean
   readonly #now: () => number
+  readonly #max: number
 
-  constructor(db: Database.Database, now: () => number) {
+  /**
+   * @param maxPerScope most records per scope (positive integer); default {@link DEFAULT_REVOCATIONS_PER_SCOPE}.
+   * @throws RangeError for a bad `maxPerScope`.
+   */
+  constructor(db: Database.Database, now: () => number, maxPerScope = DEFAULT_REVOCATIONS_PER_SCOPE) {
+    if (!Number.isSafeInteger(maxPerScope) || maxPerScope < 1) throw new RangeError('maxRevocationsPerScope must be a positive integer')
+    this.#max = maxPerScope
     this.#scopes = db.prepare('SELECT scope FROM revocations WHERE ucan = ?')
     this.#get = db.prepare('SELECT * FROM revocations WHERE ucan = ? AND scope = ?')
     this.#insert = db.prepare(
@@ -152,6 +178,13 @@ export class SqliteRevocations implements RevocationRecorder {
     this.#setIndex = db.prepare('UPDATE revocations SET log_index = ? WHERE ucan = ? AND scope = ?')
     this.#unlogged = db.prepare('SELECT * FROM revocations WHERE log_index IS NULL ORDER BY time, ucan, scope')
     this.#count = db.prepare('SELECT count(*) AS n FROM revocations')
+    this.#scopeCount = db.prepare('SELECT n FROM revocation_scopes WHERE scope = ?').pluck() as Database.Statement<[string], number>
+    // Check and insert in one transaction: the cap holds whatever else writes the file.
+    this.#add = db.transaction((r: RevocationRecord): boolean => {
+      if (this.#get.get(r.ucan, r.scope) !== undefined) return false
+      if ((this.#scopeCount.get(r.scope) ?? 0) >= this.#max) throw new RevocationScopeFull(r.scope, this.#max)
+      return this.#insert.run(r.ucan, r.scope, r.revoker, r.invocation, r.time, null).changes === 1
+    })
     this.#now = now
   }
 
@@ -163,7 +196,7 @@ export class SqliteRevocations implements RevocationRecorder {
   }
 
   async record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {
-    const created = this.#insert.run(record.ucan, record.scope, record.revoker, record.invocation, record.time, null).changes === 1
+    const created = this.#add(record)
     const row = this.#get.get(record.ucan, record.scope) as RevocationRow
     return { record: toRecord(row), created, index: row.log_index ?? undefined }
   }
