@@ -7,6 +7,8 @@ import { DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
+import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
+import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
@@ -46,6 +48,10 @@ export interface ServiceConfig {
   spaceRate: number
   /** Burst of invocations per space. */
   spaceBurst: number
+  /** Most unexpired invocations the replay guard remembers per space; at it, that space's appends → TooManyPendingInvocations. */
+  replayPerSpace: number
+  /** Most revocation records per principal (`ucan/revoke`'s with); past it, that principal's new revocations → TooManyRevocations. */
+  revocationsPerScope: number
   /** DID of the trusted `ucan/attest` issuer for did:mailto chains ('' = none). */
   attesterDid: string
   /** The did:key that attester signs with, pinned ('' = none). */
@@ -81,6 +87,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   agentBurst: DEFAULT_AGENT_BURST,
   spaceRate: DEFAULT_SPACE_RATE,
   spaceBurst: DEFAULT_SPACE_BURST,
+  replayPerSpace: DEFAULT_REPLAY_PER_SPACE,
+  revocationsPerScope: DEFAULT_REVOCATIONS_PER_SCOPE,
   attesterDid: '',
   attesterKey: '',
   logLevel: 'info',
@@ -121,6 +129,8 @@ export const KNOBS: Knob[] = [
   { key: 'agentBurst', flag: '--agent-burst', env: 'UCANLOG_AGENT_BURST', unit: 'invocations', description: 'burst per agent', integer: { min: 1, max: 10_000_000 } },
   { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space (the invocation\'s with); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },
+  { key: 'replayPerSpace', flag: '--replay-per-space', env: 'UCANLOG_REPLAY_PER_SPACE', unit: 'invocations', description: "unexpired appends remembered per space by the replay guard (default: space rate × max invocation lifetime + burst); at it, that space's appends → TooManyPendingInvocations until some expire", integer: { min: 1, max: 1_000_000_000 } },
+  { key: 'revocationsPerScope', flag: '--revocations-per-scope', env: 'UCANLOG_REVOCATIONS_PER_SCOPE', unit: 'records', description: "revocation log records per principal (ucan/revoke's with); past it, that principal's new revocations → TooManyRevocations", integer: { min: 1, max: 1_000_000_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },
   { key: 'attesterKey', flag: '--attester-key', env: 'UCANLOG_ATTESTER_KEY', unit: 'did:key', description: 'the did:key that attester signs with, pinned (never fetched)' },
   { key: 'logLevel', flag: '--log-level', env: 'UCANLOG_LOG_LEVEL', unit: 'level', description: 'pino log level (fatal, error, warn, info, debug)' },

@@ -10,16 +10,19 @@
  *   `/revocations/entries?since=N&limit=M` (JSON records N.. of the published tree).
  * - Versioned by tree size; incremental: a client that has seen size N fetches entries from N.
  * - SQLite (`<data>/ucan.db`, src/ucan/store.ts) is the index the authorizer queries. A revocation
- *   takes effect when its row is durable, then it is appended to the log and the row gets its
- *   index. At start the two are brought in step: published log entries missing from SQLite are
- *   restored, and rows without an index (a crash in between) are appended.
+ *   takes effect when its row is durable (written first, without a log index: pending), then it is
+ *   appended to the log and the row gets its index. Each entry carries its unique key (ucan,
+ *   scope), so the log itself says what was appended: before a pending row is appended — at start,
+ *   and on every retry in this process — the entries integrated since the last look (published or
+ *   not) are read back and their rows given their index. Only a row still pending after that is
+ *   appended, so a failure or crash between the append and the index write never duplicates it.
  */
 import { join } from 'node:path'
 import { Hono } from 'hono'
 import { Log, type Cosigner, type LogOptions } from '../log/log.js'
 import { tileWidth } from '../log/tile-hashes.js'
 import { FileStore } from '../storage/file-store.js'
-import { TILE_WIDTH, encodeBase64, entryBundlePath, parseTilePath, tilePath, type NoteSigner } from '../tlog/index.js'
+import { TILE_WIDTH, encodeBase64, entryBundlePath, parseEntryBundle, parseTilePath, tilePath, type NoteSigner } from '../tlog/index.js'
 import {
   type RevocationQuery,
   type RevocationRecord,
@@ -51,6 +54,9 @@ export interface RevocationLogOptions {
 /** The revocation log plus the SQLite index: the service's {@link RevocationRecorder}. */
 export class RevocationLog implements RevocationRecorder {
   readonly #pending = new Map<string, Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }>>()
+  /** Entries [0, #reconciled) of the integrated tree have been matched with their SQLite rows. */
+  #reconciled = 0
+  #reconciling: Promise<void> | undefined
 
   private constructor(
     readonly log: Log,
@@ -63,7 +69,8 @@ export class RevocationLog implements RevocationRecorder {
   }
 
   /**
-   * Opens the log (creating it empty) and reconciles it with the SQLite index.
+   * Opens the log (creating it empty) and reconciles it with the SQLite index: every integrated
+   * entry (published or not) gets its row and index, then rows still pending are appended.
    * @throws CorruptLogError as `Log.open`; InvalidRevocationRecord if an entry is not a record.
    */
   static async open(o: RevocationLogOptions): Promise<RevocationLog> {
@@ -71,14 +78,7 @@ export class RevocationLog implements RevocationRecorder {
     const files = await FileStore.create(join(o.dataDir, 'revocations'))
     const log = await Log.open({ id: 'revocations', origin, signer: o.signer(origin), witnesses: o.witnesses(origin), files, ...o.log })
     const r = new RevocationLog(log, o.store)
-    // Published entries → SQLite (a lost or older index is rebuilt from the log).
-    for (let offset = 0; ; offset += MAX_REVOCATION_PAGE) {
-      const page = await log.read(offset, MAX_REVOCATION_PAGE)
-      page.entries.forEach((e, k) => o.store.restore(parseRevocationRecord(e), offset + k))
-      if (offset + MAX_REVOCATION_PAGE >= page.total) break
-    }
-    // SQLite rows never appended (a crash between effect and log) → the log. A crash after the
-    // append but before the index was stored may repeat an entry; the set is the same.
+    await r.#reconcile()
     for (const record of o.store.unlogged()) await r.#append(record)
     return r
   }
@@ -89,7 +89,9 @@ export class RevocationLog implements RevocationRecorder {
 
   /**
    * Makes `record` effective (durable SQLite row), then appends it to the log unless it is there
-   * already; resolves once the entry is durable in the log. Idempotent per (ucan, scope).
+   * already; resolves once the entry is durable in the log. Idempotent per (ucan, scope), also
+   * after a failure between the append and the index write.
+   * @throws TooManyRevocations (rejects) as {@link SqliteRevocations.record}; nothing recorded.
    */
   record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {
     const key = `${record.ucan} ${record.scope}`
@@ -98,7 +100,10 @@ export class RevocationLog implements RevocationRecorder {
     const p = (async () => {
       const r = await this.store.record(record)
       if (r.index !== undefined) return r
-      return { ...r, index: await this.#append(r.record) }
+      // A pending row: an earlier attempt may have appended it and failed before the index write.
+      await this.#reconcile()
+      const index = this.store.logIndex(r.record)
+      return { ...r, index: index ?? (await this.#append(r.record)) }
     })()
     this.#pending.set(key, p)
     const done = () => this.#pending.delete(key)
@@ -106,10 +111,34 @@ export class RevocationLog implements RevocationRecorder {
     return p
   }
 
+  /** Appends a pending record and stores its index. */
   async #append(record: RevocationRecord): Promise<number> {
     const { index } = await this.log.append(formatRevocationRecord(record))
     this.store.setLogIndex(record, index)
     return index
+  }
+
+  /**
+   * Reads the entries integrated since the last call (published or not) and gives each its row
+   * and index in SQLite (adding a row the index lost). One reconciliation at a time; each entry is
+   * read once per process.
+   */
+  #reconcile(): Promise<void> {
+    const run = async (): Promise<void> => {
+      const size = this.log.treeSize
+      for (let i = this.#reconciled; i < size; ) {
+        const n = Math.floor(i / TILE_WIDTH)
+        const width = Math.min(TILE_WIDTH, size - n * TILE_WIDTH)
+        const bytes = await this.log.readFile(entryBundlePath(n, width))
+        if (bytes === undefined) throw new Error(`revocation log: entry bundle ${entryBundlePath(n, width)} missing`)
+        const entries = parseEntryBundle(bytes)
+        for (let j = i - n * TILE_WIDTH; j < width; j++, i++) this.store.restore(parseRevocationRecord(entries[j]!), i)
+        this.#reconciled = i
+      }
+    }
+    const p = (this.#reconciling ?? Promise.resolve()).then(run)
+    this.#reconciling = p.catch(() => {})
+    return p
   }
 
   /** Flushes and closes the log. */

@@ -138,7 +138,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     },
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'))
+  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope })
   const revocationLog = await RevocationLog.open({
     dataDir,
     originPrefix: c.originPrefix,

@@ -161,7 +161,10 @@ export function readInvocation(args: {
  * Builds a `ucan/revoke` invocation (storacha's capability) from `issuer` to `service`: `with`
  * `scope` (default the issuer's DID), `nb.ucan` the revoked delegation's CID, its blocks attached
  * (as `@storacha/client`'s `revokeDelegation` does). It takes effect for a chain only if `scope`
- * is in that chain at or above the revoked UCAN.
+ * is in that chain at or above the revoked UCAN; when `scope` is above it (neither its issuer nor
+ * its audience), `nb.proof` is set to the path of attached proofs from the UCAN up to one that
+ * `scope` issued or received ({@link revocationPath}), which the service requires (it refuses an
+ * unrelated revocation with `UnrelatedRevocation`).
  * @param proofs delegations of `ucan/revoke` from `scope` to `issuer`, when they differ.
  */
 export function revokeInvocation(args: {
@@ -172,15 +175,45 @@ export function revokeInvocation(args: {
   proofs?: API.Delegation[]
   lifetime?: number
 }): API.IssuedInvocationView<API.InferInvokedCapability<typeof UCANRevoke>> {
+  const scope = args.scope ?? args.issuer.did()
+  const path = revocationPath(args.ucan, scope) ?? []
   return UCANRevoke.invoke({
     issuer: args.issuer,
     audience: principal(args.service),
-    with: args.scope ?? args.issuer.did(),
-    nb: { ucan: args.ucan.cid },
-    proofs: [args.ucan, ...(args.proofs ?? [])],
+    with: scope,
+    nb: { ucan: args.ucan.cid, ...(path.length > 0 && { proof: path.map((d) => d.cid) }) },
+    proofs: [args.ucan, ...(args.proofs ?? [])], // the path's blocks come with the UCAN's own proofs
     expiration: systemNow() + (args.lifetime ?? DEFAULT_INVOCATION_LIFETIME),
     nonce: randomBytes(12).toString('base64'),
   })
+}
+
+/**
+ * The shortest path of attached proofs from `ucan` up to a UCAN that `scope` issued or received
+ * (breadth first, each UCAN visited once): `[]` when `scope` is the issuer or audience of `ucan`
+ * itself, `undefined` when no attached proof leads to it.
+ */
+export function revocationPath(ucan: API.Delegation, scope: API.DID): API.Delegation[] | undefined {
+  const involves = (d: API.Delegation) => d.issuer.did() === scope || d.audience.did() === scope
+  if (involves(ucan)) return []
+  const seen = new Set<string>([ucan.cid.toString()])
+  let frontier: API.Delegation[][] = [[ucan]]
+  while (frontier.length > 0) {
+    const next: API.Delegation[][] = []
+    for (const path of frontier) {
+      for (const proof of path[path.length - 1]!.proofs) {
+        if (!('issuer' in proof)) continue // a proof linked but not attached
+        const id = proof.cid.toString()
+        if (seen.has(id)) continue
+        seen.add(id)
+        const longer = [...path, proof]
+        if (involves(proof)) return longer.slice(1)
+        next.push(longer)
+      }
+    }
+    frontier = next
+  }
+  return undefined
 }
 
 /**

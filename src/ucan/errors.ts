@@ -137,6 +137,15 @@ export class InternalError extends TlogFailure {
   }
 }
 
+/**
+ * The space already has its share of unexpired invocations in the replay guard (`--replay-per-space`):
+ * its appends are refused until some of them pass their `exp`. Only that space is refused; shorter
+ * invocation lifetimes use less of the share. Nothing was appended.
+ */
+export class TooManyPendingInvocations extends TlogFailure {
+  override readonly name = 'TooManyPendingInvocations' as const
+}
+
 /** Any failure a `tlog/append` can return. */
 export type AppendFailure =
   | InvalidAudience
@@ -151,6 +160,7 @@ export type AppendFailure =
   | InvalidData
   | EntryTooLarge
   | InvalidCapability
+  | TooManyPendingInvocations
   | InternalError
 
 /** Any failure a `tlog/read` can return. */
@@ -172,6 +182,25 @@ export class UCANNotFound extends TlogFailure {
   override readonly name = 'UCANNotFound' as const
 }
 
+/**
+ * A `ucan/revoke` whose principal (`with`) is neither the issuer nor the audience of the revoked
+ * UCAN (`nb.ucan`) nor of a UCAN on the proof path `nb.proof` names (each a proof of the one
+ * before it, the first a proof of `nb.ucan`): such a revocation would have no effect on any chain,
+ * so it is not recorded. An upstream principal names its path in `nb.proof` (storacha's
+ * `ucan/revoke` caveat).
+ */
+export class UnrelatedRevocation extends TlogFailure {
+  override readonly name = 'UnrelatedRevocation' as const
+}
+
+/**
+ * The principal (`with`) already has its cap of revocation records (`--revocations-per-scope`);
+ * nothing was recorded. Revoking a UCAN it already revoked is still answered.
+ */
+export class TooManyRevocations extends TlogFailure {
+  override readonly name = 'TooManyRevocations' as const
+}
+
 /** Any failure a `ucan/revoke` can return. */
 export type RevokeFailure =
   | InvalidAudience
@@ -183,7 +212,9 @@ export type RevokeFailure =
   | Unauthorized
   | Revoked
   | UCANNotFound
+  | UnrelatedRevocation
+  | TooManyRevocations
   | InternalError
 
-/** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's. */
-export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge>
+/** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
+export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>

@@ -8,66 +8,108 @@
  * guard only has to remember an invocation until its `exp`.
  */
 
+/** What {@link ReplayGuard.once} remembers an invocation by. */
+export interface ReplayKey {
+  /** Whose share the id takes: the space (log) the invocation writes to, its `with`. */
+  owner: string
+  /** The invocation's CID. */
+  id: string
+  /** Unix seconds, inclusive: until when the id is remembered (the invocation's `exp`). */
+  expiresAt: number
+}
+
 /**
  * Runs each invocation's side effect at most once. Owned by the service; a durable store can
  * implement it to survive restarts.
+ *
+ * Capacity is per owner (space): each owner may have at most a fixed number of unexpired ids
+ * remembered. One owner at its share is refused; every other owner is unaffected. Since every id
+ * expires at its invocation's `exp` (at most the service's lifetime bound ahead), the total across
+ * owners is at most (admitted appends per second) × (lifetime bound).
  */
 export interface ReplayGuard {
   /**
-   * Runs `task` unless a task for `id` was started and `expiresAt` (Unix seconds, inclusive) has
-   * not passed; resolves to the first task's outcome for every call with that `id`, concurrent or
-   * later. The outcome is kept whatever it is (a task that failed may have had effects).
-   * Safe to call concurrently.
-   * @throws {ReplayGuardFull} (rejects) if no more ids can be remembered; nothing is run.
+   * Runs `task` unless a task for `key.id` was started and `key.expiresAt` (Unix seconds,
+   * inclusive) has not passed; resolves to the first task's outcome for every call with that id,
+   * concurrent or later. The outcome is kept whatever it is (a task that failed may have had
+   * effects). A remembered id is answered even when its owner's share is full. Safe to call
+   * concurrently.
+   * @throws {ReplayGuardFull} (rejects) if `key.owner` already has its share of unexpired ids;
+   *   nothing is run.
    */
-  once<T>(id: string, expiresAt: number, task: () => Promise<T>): Promise<T>
+  once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T>
 }
 
-/** The guard cannot remember another id without forgetting one that has not expired. */
+/** An owner (space) already has its share of unexpired invocations remembered; nothing was run. */
 export class ReplayGuardFull extends Error {
   override name = 'ReplayGuardFull'
+  /**
+   * @param owner the owner at its share.
+   * @param limit its share, in ids.
+   */
+  constructor(
+    readonly owner: string,
+    readonly limit: number,
+  ) {
+    super(`${owner} has ${limit} unexpired invocations remembered, its share of the replay guard`)
+  }
 }
 
-/** How many ids {@link createMemoryReplayGuard} remembers at most, by default. */
-export const DEFAULT_MAX_REPLAY_ENTRIES = 250_000
+/**
+ * Default share of one space: ids remembered at once, unexpired. Sized so that an honest space at
+ * its rate limit (src/server/rate-limit.ts: 200 invocations/s sustained, 2,000 burst) whose every
+ * invocation has the longest accepted lifetime (3,600 s) fits: 200 × 3,600 + 2,000.
+ */
+export const DEFAULT_REPLAY_PER_SPACE = 200 * 3600 + 2000
+
+/** Checks a per-owner share. @throws RangeError unless a positive safe integer. */
+export function checkReplayShare(max: number): number {
+  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('the replay share per owner must be a positive integer')
+  return max
+}
 
 /** Options of {@link createMemoryReplayGuard}. */
 export interface MemoryReplayGuardOptions {
   /** Clock, Unix seconds. Default: the system clock. */
   now?: () => number
-  /** Most ids remembered at once; past it `once` rejects. Default {@link DEFAULT_MAX_REPLAY_ENTRIES}. */
-  maxEntries?: number
+  /** Most unexpired ids remembered per owner; past it `once` rejects. Default {@link DEFAULT_REPLAY_PER_SPACE}. */
+  maxPerOwner?: number
 }
 
 /**
- * An in-process {@link ReplayGuard}: a map id → (expiry, outcome promise), swept of expired ids
- * at most once a second and whenever full. Lost on restart.
+ * An in-process {@link ReplayGuard}: a map id → (owner, expiry, outcome promise) plus a count per
+ * owner, swept of expired ids at most once a second. Lost on restart.
  */
 export function createMemoryReplayGuard(options: MemoryReplayGuardOptions = {}): ReplayGuard {
   const now = options.now ?? (() => Math.floor(Date.now() / 1000))
-  const max = options.maxEntries ?? DEFAULT_MAX_REPLAY_ENTRIES
-  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('maxEntries must be a positive integer')
-  const entries = new Map<string, { expiresAt: number; outcome: Promise<unknown> }>()
+  const max = checkReplayShare(options.maxPerOwner ?? DEFAULT_REPLAY_PER_SPACE)
+  const entries = new Map<string, { owner: string; expiresAt: number; outcome: Promise<unknown> }>()
+  const counts = new Map<string, number>()
   let nextSweep = -Infinity
 
+  const forget = (id: string, owner: string): void => {
+    entries.delete(id)
+    const n = (counts.get(owner) ?? 1) - 1
+    if (n > 0) counts.set(owner, n)
+    else counts.delete(owner)
+  }
   const sweep = (t: number): void => {
-    for (const [id, entry] of entries) if (entry.expiresAt < t) entries.delete(id)
+    for (const [id, entry] of entries) if (entry.expiresAt < t) forget(id, entry.owner)
     nextSweep = t + 1
   }
 
   return {
-    once<T>(id: string, expiresAt: number, task: () => Promise<T>): Promise<T> {
+    once<T>({ owner, id, expiresAt }: ReplayKey, task: () => Promise<T>): Promise<T> {
       const t = now()
       if (t >= nextSweep) sweep(t)
       const entry = entries.get(id)
       if (entry !== undefined && entry.expiresAt >= t) return entry.outcome as Promise<T>
-      if (entries.size >= max) {
-        sweep(t)
-        if (entries.size >= max) return Promise.reject(new ReplayGuardFull('replay guard is full'))
-      }
+      if (entry !== undefined) forget(id, entry.owner)
+      if ((counts.get(owner) ?? 0) >= max) return Promise.reject(new ReplayGuardFull(owner, max))
       // Registered before the task's first await, so a concurrent duplicate sees it.
       const outcome = (async () => task())()
-      entries.set(id, { expiresAt, outcome })
+      entries.set(id, { owner, expiresAt, outcome })
+      counts.set(owner, (counts.get(owner) ?? 0) + 1)
       return outcome
     },
   }

@@ -151,6 +151,27 @@ export function parseRevocationRecord(bytes: Uint8Array): RevocationRecord {
 }
 
 /**
+ * Default cap of revocation records per principal (scope): 1,000 records of ~300 bytes of entry
+ * (~1.25 KB with the index row and log tiles) each, ~1.25 MB per principal.
+ */
+export const DEFAULT_REVOCATIONS_PER_SCOPE = 1000
+
+/** The scope already has its cap of revocation records; nothing was recorded. */
+export class RevocationScopeFull extends Error {
+  override name = 'RevocationScopeFull'
+  /**
+   * @param scope the principal at its cap.
+   * @param limit its cap, in records.
+   */
+  constructor(
+    readonly scope: string,
+    readonly limit: number,
+  ) {
+    super(`${scope} has ${limit} revocation records, its cap`)
+  }
+}
+
+/**
  * Where the `ucan/revoke` handler records revocations. Owned by the service; the SQLite store
  * (store.ts) implements it.
  */
@@ -160,6 +181,8 @@ export interface RevocationRecorder extends RevocationChecker {
    * before this resolves (durably, for a durable store). Idempotent per (ucan, scope): recording
    * it again returns the first record and `created: false`. `index` is its position in the
    * revocation log once known.
+   * @throws {RevocationScopeFull} (rejects) if `record.scope` has its cap of records and this
+   *   (ucan, scope) is not one of them; nothing is recorded.
    */
   record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }>
 }

@@ -37,15 +37,19 @@ import {
   type ReadFailure,
   type RevokeFailure,
   Revoked,
+  TooManyPendingInvocations,
+  TooManyRevocations,
   UCANNotFound,
+  UnrelatedRevocation,
   UnknownLog,
   truncate,
 } from './errors.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
-import { type ReplayGuard, createMemoryReplayGuard } from './replay.js'
+import { type ReplayGuard, ReplayGuardFull, createMemoryReplayGuard } from './replay.js'
 import {
   type RevocationChecker,
   type RevocationRecorder,
+  RevocationScopeFull,
   noRevocations,
   toRevocationQuery,
 } from './revocation.js'
@@ -266,14 +270,19 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
       const id = invocation.cid.toString()
       // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError.
-      const outcome = await replay.once(id, invocation.expiration, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
+      // The replay guard's capacity is per space: a space at its share is refused, no one else.
+      const outcome = await replay.once({ owner: space, id, expiresAt: invocation.expiration }, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
         try {
           const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
           return { ok: toWire(result) }
         } catch (cause) {
           return { error: internal(cause, invocation, 'tlog/append: log append failed').error.toJSON() as FailureJSON }
         }
+      }).catch((err: unknown) => {
+        if (!(err instanceof ReplayGuardFull)) throw err
+        return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
       })
+      if ('full' in outcome) return { error: outcome.full }
       if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
       return { error: new InternalError((outcome as { error: FailureJSON }).error.message) }
     } catch (cause) {
@@ -354,20 +363,30 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       if (storeFailed) return { error: new InternalError('revocation store unavailable') }
       if (authorized.error) return { error: classify(authorized.error, 'ucan/revoke') }
       // The revoked UCAN (and any nb.proof) must be attached, as storacha's handler requires.
+      const path: API.Delegation[] = []
       for (const [role, link] of [['nb.ucan', nb.ok.ucan] as const, ...(nb.ok.proof ?? []).map((l, i) => [`nb.proof[${i}]`, l] as const)]) {
         const ucan = Delegation.view({ root: link as API.UCANLink, blocks: invocation.blocks }, null)
         if (ucan === null || !(await checkContentAddressed(ucan, { proofs: false }))) {
           return { error: new UCANNotFound(`${role} ${truncate(link)} is not attached; a revocation must include it`) }
         }
+        path.push(ucan)
       }
+      const unrelated = checkRevocationPath(scope.ok, path)
+      if (unrelated !== undefined) return { error: unrelated }
       if (options.revocationRecorder === undefined) return internal(new Error('no revocation recorder'), invocation, 'ucan/revoke')
-      const recorded = await options.revocationRecorder.record({
-        ucan: nb.ok.ucan.toString(),
-        scope: scope.ok,
-        revoker: invocation.issuer.did(),
-        invocation: invocation.cid.toString(),
-        time: now(),
-      })
+      const recorded = await options.revocationRecorder
+        .record({
+          ucan: nb.ok.ucan.toString(),
+          scope: scope.ok,
+          revoker: invocation.issuer.did(),
+          invocation: invocation.cid.toString(),
+          time: now(),
+        })
+        .catch((err: unknown) => {
+          if (err instanceof RevocationScopeFull) return new TooManyRevocations(`${truncate(err.scope)} has ${err.limit} revocation records, its cap; nothing recorded`)
+          throw err
+        })
+      if (recorded instanceof TooManyRevocations) return { error: recorded }
       return {
         ok: {
           time: recorded.record.time * 1000,
@@ -397,6 +416,26 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     },
   })
   return withSafeRequest(server, logger, { maxInvocations, principal, admit: options.admit })
+}
+
+/**
+ * Whether a revocation by `scope` of `path[0]` (`nb.ucan`) can have any effect: `path` is
+ * `nb.ucan` followed by the UCANs `nb.proof` names, each of which must be a proof (`prf` link) of
+ * the one before it, and `scope` must be the issuer or audience of one of them — exactly the
+ * principals whose revocation the authorizer honours for chains through `nb.ucan`
+ * (revocation.ts `toRevocationQuery`). Returns the refusal, or undefined when it is related.
+ */
+function checkRevocationPath(scope: API.DID, path: readonly API.Delegation[]): UnrelatedRevocation | undefined {
+  for (let i = 1; i < path.length; i++) {
+    const cid = path[i]!.cid.toString()
+    if (!path[i - 1]!.data.proofs.some((link) => link.toString() === cid)) {
+      return new UnrelatedRevocation(`nb.proof[${i - 1}] ${truncate(cid)} is not a proof of ${i === 1 ? 'nb.ucan' : `nb.proof[${i - 2}]`}`)
+    }
+  }
+  if (path.some((ucan) => ucan.issuer.did() === scope || ucan.audience.did() === scope)) return undefined
+  return new UnrelatedRevocation(
+    `${truncate(scope)} is not the issuer or audience of nb.ucan or of a UCAN on its proof path (nb.proof); its revocation would have no effect`,
+  )
 }
 
 /** Caveats of `ucan/revoke` (storacha's schema), read before authorization to name a malformed `nb`. */

@@ -48,6 +48,7 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
   let space: Key, oldAgent: Key, newAgent: Key
   let oldS2A: API.Delegation, oldA2S: API.Delegation, newA2S: API.Delegation
   let firstAppend: API.Invocation
+  let extraRevoked: API.Delegation
   let firstOut: Out
   let createdVkey: string
 
@@ -116,11 +117,23 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect((await fetch(`${svc.url}/revocations/tile/../../x`)).status).toBe(404)
   })
 
-  it('an outsider’s revocation of the new agent’s delegation is logged but has no effect', async () => {
+  it('an outsider’s revocation of the new agent’s delegation is refused (UnrelatedRevocation): nothing logged, no effect', async () => {
     const mallory = await generateKey()
     const out = await call(svc, await revokeInvocation({ issuer: mallory, service: svc.did as API.DID, ucan: newA2S }).delegate())
-    expect(out.ok).toMatchObject({ scope: mallory.did(), index: 1 })
+    expect(out.error?.name).toBe('UnrelatedRevocation')
+    expect(((await (await fetch(`${svc.url}/revocations/head`)).json()) as { treeSize: number }).treeSize).toBe(1)
     expect((await call(svc, await append(newAgent, newA2S, 'still fine'))).ok).toMatchObject({ index: 2 })
+  })
+
+  it('the space revokes a delegation two links below it, naming the path in nb.proof: logged at index 1', async () => {
+    const [third, fourth] = [await generateKey(), await generateKey()]
+    const s2t = await delegateSpaceToAgent({ space, agent: third })
+    const t2f = await delegateAgentToService({ agent: third, service: fourth.did() as API.DID, proofs: [s2t] })
+    extraRevoked = await delegateAgentToService({ agent: fourth, service: svc.did as API.DID, proofs: [t2f] })
+    // revokeInvocation finds the path (Fourth→Service ← Third→Fourth ← Space→Third) and sets nb.proof.
+    const inv = await revokeInvocation({ issuer: space, service: svc.did as API.DID, ucan: extraRevoked }).delegate()
+    expect((inv.capabilities[0] as { nb: { proof?: unknown[] } }).nb.proof?.map(String)).toEqual([t2f.cid.toString(), s2t.cid.toString()])
+    expect((await call(svc, inv)).ok).toMatchObject({ scope: space.did(), index: 1 })
   })
 
   it('after a restart on the same data: the revocation holds, the log of revocations is intact, a replay appends nothing', async () => {
@@ -136,9 +149,31 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect(await call(svc, firstAppend)).toEqual(firstOut)
     const entries = (await (await fetch(`${svc.url}/revocations/entries?since=0`)).json()) as RevocationEntries
     expect(entries.treeSize).toBe(2)
-    expect(entries.entries.map((e) => e.ucan)).toEqual([oldS2A.cid.toString(), newA2S.cid.toString()])
+    expect(entries.entries.map((e) => e.ucan)).toEqual([oldS2A.cid.toString(), extraRevoked.cid.toString()])
     const out = await call(svc, await append(newAgent, newA2S, 'after restart'))
     expect(out.ok).toMatchObject({ index: 3, treeSize: 4 })
+  })
+})
+
+describe('revocation records per scope over HTTP (--revocations-per-scope)', () => {
+  it('a principal at its cap gets TooManyRevocations; another principal still revokes', async () => {
+    const svc = await startTestService({ revocationsPerScope: 1 })
+    try {
+      const service = svc.did as API.DID
+      const [space, agent, other] = [await generateKey(), await generateKey(), await generateKey()]
+      const s2a = await delegateSpaceToAgent({ space, agent })
+      const exp = Math.floor(Date.now() / 1000) + 3600
+      const own = [await delegateAgentToService({ agent, service, proofs: [s2a], expiration: exp }), await delegateAgentToService({ agent, service, proofs: [s2a], expiration: exp + 1 })]
+      expect((await call(svc, await revokeInvocation({ issuer: agent, service, ucan: own[0]! }).delegate())).ok).toMatchObject({ index: 0 })
+      const refused = await call(svc, await revokeInvocation({ issuer: agent, service, ucan: own[1]! }).delegate())
+      expect(refused.error?.name).toBe('TooManyRevocations')
+      expect(((await (await fetch(`${svc.url}/revocations/head`)).json()) as { treeSize: number }).treeSize).toBe(1)
+      const s2o = await delegateSpaceToAgent({ space, agent: other })
+      const o2s = await delegateAgentToService({ agent: other, service, proofs: [s2o] })
+      expect((await call(svc, await revokeInvocation({ issuer: other, service, ucan: o2s }).delegate())).ok).toMatchObject({ index: 1 })
+    } finally {
+      await svc.stop()
+    }
   })
 })
 

@@ -1,7 +1,11 @@
-/** The in-memory replay guard, and the service's behaviour when it is full. */
+/** The replay guards (memory and SQLite, one conformance suite), and the service's behaviour when a space's share is full. */
 import { describe, expect, test } from 'vitest'
 import {
+  DEFAULT_MAX_INVOCATION_LIFETIME,
+  DEFAULT_REPLAY_PER_SPACE,
+  type ReplayGuard,
   ReplayGuardFull,
+  UcanStore,
   createMemoryReplayGuard,
   createUcanService,
   delegateSpaceToAgent,
@@ -10,23 +14,98 @@ import {
   createGrantCache,
 } from '../../src/ucan/index.js'
 import type { API } from '@ucanto/core'
+import { DEFAULT_CONFIG } from '../../src/server/config.js'
+import { DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from '../../src/server/rate-limit.js'
 import { RecordingLog, now, principals, send } from './helpers.js'
 
-describe('createMemoryReplayGuard', () => {
+/**
+ * One conformance suite, run against both guards: the in-memory one and the SQLite one
+ * (store.ts). The same ids, owners, clocks and shares must give the same answers.
+ */
+const guards: [string, (o: { now: () => number; maxPerOwner?: number }) => { guard: ReplayGuard; close(): void }][] = [
+  ['memory', (o) => ({ guard: createMemoryReplayGuard(o), close() {} })],
+  [
+    'sqlite',
+    (o) => {
+      const store = UcanStore.open(':memory:', { now: o.now, maxReplayPerOwner: o.maxPerOwner })
+      return { guard: store.replay, close: () => store.close() }
+    },
+  ],
+]
+
+describe.each(guards)('ReplayGuard conformance: %s', (_name, open) => {
   test('runs a task once per id until its expiry, inclusive; then runs it again', async () => {
     let t = 1000
-    const guard = createMemoryReplayGuard({ now: () => t })
+    const { guard, close } = open({ now: () => t })
     let runs = 0
     const task = async () => ++runs
-    expect(await guard.once('a', 1010, task)).toBe(1)
-    expect(await guard.once('a', 1010, task)).toBe(1)
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1010 }, task)).toBe(1)
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1010 }, task)).toBe(1)
     t = 1010
-    expect(await guard.once('a', 1010, task)).toBe(1)
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1010 }, task)).toBe(1)
     t = 1011
-    expect(await guard.once('a', 1020, task)).toBe(2)
-    expect(await guard.once('b', 1020, task)).toBe(3)
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1020 }, task)).toBe(2)
+    expect(await guard.once({ owner: 'A', id: 'b', expiresAt: 1020 }, task)).toBe(3)
+    close()
   })
 
+  test('concurrent calls share one run', async () => {
+    const { guard, close } = open({ now: () => 0 })
+    let runs = 0
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const task = async () => {
+      runs++
+      await gate
+      return { ok: runs }
+    }
+    const calls = [1, 2, 3].map(() => guard.once({ owner: 'A', id: 'x', expiresAt: 10 }, task))
+    release()
+    expect(await Promise.all(calls)).toEqual([{ ok: 1 }, { ok: 1 }, { ok: 1 }])
+    expect(runs).toBe(1)
+    close()
+  })
+
+  test('a full share refuses only its owner (ReplayGuardFull, nothing run); a seen id is still answered; expiry frees the share', async () => {
+    let t = 1000
+    const { guard, close } = open({ now: () => t, maxPerOwner: 2 })
+    await guard.once({ owner: 'A', id: 'a1', expiresAt: 1005 }, async () => 'a1')
+    await guard.once({ owner: 'A', id: 'a2', expiresAt: 1100 }, async () => 'a2')
+    let ran = false
+    const full = guard.once({ owner: 'A', id: 'a3', expiresAt: 1100 }, async () => (ran = true))
+    await expect(full).rejects.toBeInstanceOf(ReplayGuardFull)
+    await expect(full).rejects.toMatchObject({ name: 'ReplayGuardFull', owner: 'A', limit: 2 })
+    expect(ran).toBe(false)
+    // Another owner is not affected, up to its own share.
+    expect(await guard.once({ owner: 'B', id: 'b1', expiresAt: 1100 }, async () => 'b1')).toBe('b1')
+    expect(await guard.once({ owner: 'B', id: 'b2', expiresAt: 1100 }, async () => 'b2')).toBe('b2')
+    await expect(guard.once({ owner: 'B', id: 'b3', expiresAt: 1100 }, async () => 'b3')).rejects.toBeInstanceOf(ReplayGuardFull)
+    // A replay of a remembered id takes no room and gets its first outcome.
+    expect(await guard.once({ owner: 'A', id: 'a2', expiresAt: 1100 }, async () => 'again')).toBe('a2')
+    t = 1006 // a1 expired: one place free for A
+    expect(await guard.once({ owner: 'A', id: 'a3', expiresAt: 1100 }, async () => 'a3')).toBe('a3')
+    await expect(guard.once({ owner: 'A', id: 'a4', expiresAt: 1100 }, async () => 'a4')).rejects.toBeInstanceOf(ReplayGuardFull)
+    close()
+  })
+
+  test('an expired id run again takes one place, not two', async () => {
+    let t = 1000
+    const { guard, close } = open({ now: () => t, maxPerOwner: 2 })
+    await guard.once({ owner: 'A', id: 'a', expiresAt: 1001 }, async () => 1)
+    t = 1002
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1100 }, async () => 2)).toBe(2)
+    expect(await guard.once({ owner: 'A', id: 'b', expiresAt: 1100 }, async () => 3)).toBe(3)
+    await expect(guard.once({ owner: 'A', id: 'c', expiresAt: 1100 }, async () => 4)).rejects.toBeInstanceOf(ReplayGuardFull)
+    close()
+  })
+
+  test('rejects a bad share at construction', () => {
+    expect(() => open({ now: () => 0, maxPerOwner: 0 })).toThrow(RangeError)
+    expect(() => open({ now: () => 0, maxPerOwner: 1.5 })).toThrow(RangeError)
+  })
+})
+
+describe('createMemoryReplayGuard', () => {
   test('concurrent calls share the first outcome, including a rejection', async () => {
     const guard = createMemoryReplayGuard({ now: () => 0 })
     let runs = 0
@@ -37,11 +116,12 @@ describe('createMemoryReplayGuard', () => {
       await gate
       throw new Error('boom')
     }
-    const calls = [guard.once('x', 10, task), guard.once('x', 10, task), guard.once('x', 10, task)]
+    const key = { owner: 'A', id: 'x', expiresAt: 10 }
+    const calls = [guard.once(key, task), guard.once(key, task), guard.once(key, task)]
     release()
     for (const c of calls) await expect(c).rejects.toThrow('boom')
     expect(runs).toBe(1)
-    await expect(guard.once('x', 10, async () => 'again')).rejects.toThrow('boom')
+    await expect(guard.once(key, async () => 'again')).rejects.toThrow('boom')
   })
 
   test('a task that throws synchronously is recorded as a rejection', async () => {
@@ -49,23 +129,12 @@ describe('createMemoryReplayGuard', () => {
     const task = (() => {
       throw new Error('sync')
     }) as unknown as () => Promise<never>
-    await expect(guard.once('s', 10, task)).rejects.toThrow('sync')
+    await expect(guard.once({ owner: 'A', id: 's', expiresAt: 10 }, task)).rejects.toThrow('sync')
   })
 
-  test('when full, expired ids are swept; if none expired, once rejects and runs nothing', async () => {
-    let t = 0
-    const guard = createMemoryReplayGuard({ now: () => t, maxEntries: 2 })
-    await guard.once('a', 5, async () => 1)
-    await guard.once('b', 100, async () => 2)
-    let ran = false
-    await expect(guard.once('c', 100, async () => (ran = true))).rejects.toBeInstanceOf(ReplayGuardFull)
-    expect(ran).toBe(false)
-    t = 6
-    expect(await guard.once('c', 100, async () => 3)).toBe(3)
-  })
-
-  test('rejects a bad bound at construction', () => {
-    expect(() => createMemoryReplayGuard({ maxEntries: 0 })).toThrow(RangeError)
+  test('the default share fits an honest space at its rate limit for the longest invocation lifetime', () => {
+    expect(DEFAULT_REPLAY_PER_SPACE).toBeGreaterThanOrEqual(DEFAULT_SPACE_RATE * DEFAULT_MAX_INVOCATION_LIFETIME + DEFAULT_SPACE_BURST)
+    expect(DEFAULT_CONFIG.replayPerSpace).toBe(DEFAULT_REPLAY_PER_SPACE)
   })
 })
 
@@ -90,7 +159,7 @@ describe('createGrantCache', () => {
   })
 })
 
-describe('service construction and a full guard', () => {
+describe('service construction and a full share', () => {
   test('bad options are refused at construction', async () => {
     const P = await principals()
     const log = new RecordingLog()
@@ -99,19 +168,24 @@ describe('service construction and a full guard', () => {
     expect(() => createUcanService({ signer: P.service, log, maxReadBytes: -1 })).toThrow(RangeError)
   })
 
-  test('a full replay guard fails closed with InternalError and does not append', async () => {
+  test('a space at its share is refused with TooManyPendingInvocations and does not append; another space appends', async () => {
     const P = await principals()
     const log = new RecordingLog()
     const server = createUcanService({
       signer: P.service,
       log,
-      replay: createMemoryReplayGuard({ maxEntries: 1 }),
+      replay: createMemoryReplayGuard({ maxPerOwner: 1 }),
       revocations: createMemoryRevocations(),
     })
     const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 600 })
-    const make = () => appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), spaceToAgent })
+    const bToAgent = await delegateSpaceToAgent({ space: P.spaceB, agent: P.agent, expiration: now() + 600 })
+    const make = (space = P.space, proof = spaceToAgent) =>
+      appendInvocation({ agent: P.agent, service: P.service, space: space.did(), entry: new Uint8Array([1]), spaceToAgent: proof })
     expect((await send(server, await (await make()).delegate())).ok).toBeDefined()
-    expect((await send(server, await (await make()).delegate())).error?.name).toBe('InternalError')
+    const refused = await send(server, await (await make()).delegate())
+    expect(refused.error).toEqual({ name: 'TooManyPendingInvocations', message: expect.stringContaining(P.space.did()) })
     expect(log.calls).toBe(1)
+    expect((await send(server, await (await make(P.spaceB, bToAgent)).delegate())).ok).toBeDefined()
+    expect(log.calls).toBe(2)
   })
 })

@@ -18,6 +18,7 @@ import {
   delegateSpaceToAgent,
   revokeInvocation,
   type UcanServiceOptions,
+  type UcanStoreOptions,
 } from '../../src/ucan/index.js'
 import { type Principals, RecordingLog, now, pinnedKey, principals, send, encodeRequest, sendRaw, outOf } from './helpers.js'
 
@@ -31,9 +32,9 @@ beforeAll(async () => {
   agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 86400 })
 })
 
-function setup(options: Partial<UcanServiceOptions> = {}) {
+function setup(options: Partial<UcanServiceOptions> = {}, storeOptions: UcanStoreOptions = {}) {
   const log = new RecordingLog()
-  const store = UcanStore.open(':memory:')
+  const store = UcanStore.open(':memory:', storeOptions)
   const server = createUcanService({
     signer: P.service,
     log,
@@ -90,13 +91,59 @@ describe('ucan/revoke', () => {
     }
   })
 
-  test('an outsider’s revocation is recorded but changes nothing', async () => {
+  test('an outsider’s revocation is refused (UnrelatedRevocation): nothing recorded, nothing changes', async () => {
     const { log, server, store } = setup()
     const out = await send(server, await revoke(P.mallory, spaceToAgent))
-    expect(out.ok).toMatchObject({ scope: P.mallory.did() })
-    expect(store.revocations.count()).toBe(1)
+    expect(out.error).toEqual({ name: 'UnrelatedRevocation', message: expect.stringContaining(P.mallory.did()) })
+    expect(store.revocations.count()).toBe(0)
     expect((await send(server, await append())).ok).toBeDefined()
     expect(log.appends).toHaveLength(1)
+  })
+
+  test('an upstream principal names the proof path in nb.proof; without it, or with a path that does not link, → UnrelatedRevocation', async () => {
+    const s2alice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 3600 })
+    const alice2agent = await delegateAgentToService({ agent: P.alice, service: P.agent, proofs: [s2alice], expiration: now() + 3600 })
+    const a2s = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [alice2agent], expiration: now() + 3600 })
+    const { log, server, store } = setup()
+    const raw = (proof: API.Delegation[] | undefined) =>
+      UCANRevoke.invoke({
+        issuer: P.space,
+        audience: P.service,
+        with: P.space.did(),
+        nb: { ucan: a2s.cid, ...(proof && { proof: proof.map((d) => d.cid) }) },
+        proofs: [a2s, ...(proof ?? [])],
+        expiration: now() + 60,
+      }).delegate()
+    // The space is two links above Agent→Service: unproven without the path.
+    expect((await send(server, await raw(undefined))).error?.name).toBe('UnrelatedRevocation')
+    // A path whose first step is not a proof of the revoked UCAN.
+    expect((await send(server, await raw([s2alice]))).error?.name).toBe('UnrelatedRevocation')
+    // A linked path that never reaches the space: Mallory's own chain is not this one.
+    const own = await delegateSpaceToAgent({ space: P.mallory, agent: P.agent, expiration: now() + 3600 })
+    expect((await send(server, await raw([own]))).error?.name).toBe('UnrelatedRevocation')
+    expect(store.revocations.count()).toBe(0)
+    expect((await send(server, await append(P.agent, a2s))).ok).toBeDefined()
+    // The real path: Agent→Service ← Alice→Agent ← Space→Alice.
+    expect((await send(server, await raw([alice2agent, s2alice]))).ok).toMatchObject({ scope: P.space.did() })
+    expect((await send(server, await append(P.agent, a2s))).error?.name).toBe('Revoked')
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('records per scope are capped: past it → TooManyRevocations for that scope only; a recorded one is still answered', async () => {
+    const { server, store } = setup({}, { maxRevocationsPerScope: 2 })
+    const mine = await Promise.all(
+      [1, 2, 3].map((k) => delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 3600 + k })),
+    )
+    const first = await send(server, await revoke(P.agent, mine[0]!))
+    expect(first.ok).toBeDefined()
+    expect((await send(server, await revoke(P.agent, mine[1]!))).ok).toBeDefined()
+    const third = await send(server, await revoke(P.agent, mine[2]!))
+    expect(third.error).toEqual({ name: 'TooManyRevocations', message: expect.stringContaining(P.agent.did()) })
+    expect(store.revocations.count()).toBe(2)
+    expect((await send(server, await revoke(P.agent, mine[0]!))).ok).toEqual(first.ok)
+    // Another scope (the space, upstream of the same delegation) is not affected.
+    expect((await send(server, await revoke(P.space, mine[2]!))).ok).toMatchObject({ scope: P.space.did() })
+    expect(store.revocations.count()).toBe(3)
   })
 
   test('a revocation of one chain does not touch another chain to the same space', async () => {

@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import {
   InvalidRevocationRecord,
@@ -39,21 +40,22 @@ describe('SqliteReplayGuard', () => {
     let runs = 0
     const task = async () => ({ ok: { index: ++runs } })
     const a = UcanStore.open(file, { now: () => t })
-    expect(await a.replay.once('inv1', 1100, task)).toEqual({ ok: { index: 1 } })
-    expect(await a.replay.once('inv1', 1100, task)).toEqual({ ok: { index: 1 } })
+    const key = { owner: 'did:key:z6MkSpace', id: 'inv1', expiresAt: 1100 }
+    expect(await a.replay.once(key, task)).toEqual({ ok: { index: 1 } })
+    expect(await a.replay.once(key, task)).toEqual({ ok: { index: 1 } })
     a.close()
     const b = UcanStore.open(file, { now: () => t })
-    expect(await b.replay.once('inv1', 1100, task)).toEqual({ ok: { index: 1 } })
+    expect(await b.replay.once(key, task)).toEqual({ ok: { index: 1 } })
     expect(runs).toBe(1)
     t = 1101 // past exp: forgotten (the authorizer refuses it as Expired anyway)
-    expect(await b.replay.once('inv1', 1100, task)).toEqual({ ok: { index: 2 } })
+    expect(await b.replay.once(key, task)).toEqual({ ok: { index: 2 } })
     b.close()
   })
 
   test('concurrent copies share one run', async () => {
     const s = UcanStore.open(':memory:')
     let runs = 0
-    const outs = await Promise.all(Array.from({ length: 5 }, () => s.replay.once('x', Number.MAX_SAFE_INTEGER, async () => ++runs)))
+    const outs = await Promise.all(Array.from({ length: 5 }, () => s.replay.once({ owner: 'o', id: 'x', expiresAt: Number.MAX_SAFE_INTEGER }, async () => ++runs)))
     expect(outs).toEqual([1, 1, 1, 1, 1])
     expect(runs).toBe(1)
   })
@@ -61,26 +63,81 @@ describe('SqliteReplayGuard', () => {
   test('a run interrupted by a crash is never run again: the retry gets UNKNOWN_OUTCOME', async () => {
     const file = join(dir, 'ucan.db')
     const a = UcanStore.open(file, { now: () => 1000 })
-    void a.replay.once('inv', 2000, () => new Promise(() => {})) // never settles: the process "dies"
+    const key = { owner: 'o', id: 'inv', expiresAt: 2000 }
+    void a.replay.once(key, () => new Promise(() => {})) // never settles: the process "dies"
     a.close()
     const b = UcanStore.open(file, { now: () => 1000 })
     let ran = false
-    expect(await b.replay.once('inv', 2000, async () => (ran = true))).toEqual(UNKNOWN_OUTCOME)
+    expect(await b.replay.once(key, async () => (ran = true))).toEqual(UNKNOWN_OUTCOME)
     expect(ran).toBe(false)
     b.close()
   })
 
-  test('a task that rejects is forgotten; bounded: full → ReplayGuardFull unless expired ids can be swept', async () => {
-    let t = 1000
-    const s = UcanStore.open(':memory:', { now: () => t, maxReplayEntries: 2 })
-    await expect(s.replay.once('r', 1100, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
-    expect(s.replay.size).toBe(0)
-    await s.replay.once('a', 1001, async () => 1)
-    await s.replay.once('b', 1100, async () => 2)
-    await expect(s.replay.once('c', 1100, async () => 3)).rejects.toBeInstanceOf(ReplayGuardFull)
-    t = 1002 // 'a' expired
-    expect(await s.replay.once('c', 1100, async () => 3)).toBe(3)
-    expect(s.replay.size).toBe(2)
+  test('a task that rejects is forgotten and frees its place; counts per owner survive a restart', async () => {
+    const file = join(dir, 'ucan.db')
+    const a = UcanStore.open(file, { now: () => 1000, maxReplayPerOwner: 2 })
+    await expect(a.replay.once({ owner: 'A', id: 'r', expiresAt: 1100 }, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+    expect(a.replay.count('A')).toBe(0)
+    await a.replay.once({ owner: 'A', id: 'a', expiresAt: 1100 }, async () => 1)
+    await a.replay.once({ owner: 'A', id: 'b', expiresAt: 1100 }, async () => 2)
+    await a.replay.once({ owner: 'B', id: 'c', expiresAt: 1100 }, async () => 3)
+    expect([a.replay.count('A'), a.replay.count('B'), a.replay.count('C')]).toEqual([2, 1, 0])
+    a.close()
+    const b = UcanStore.open(file, { now: () => 1000, maxReplayPerOwner: 2 })
+    expect([b.replay.count('A'), b.replay.count('B')]).toEqual([2, 1])
+    await expect(b.replay.once({ owner: 'A', id: 'd', expiresAt: 1100 }, async () => 4)).rejects.toBeInstanceOf(ReplayGuardFull)
+    b.close()
+  })
+
+  test('a file from before per-owner shares opens: its ids keep their outcomes and count under the owner ""', async () => {
+    const file = join(dir, 'ucan.db')
+    const old = new Database(file)
+    old.exec(`CREATE TABLE seen (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, outcome TEXT) WITHOUT ROWID;
+      INSERT INTO seen VALUES ('old', 2000, '{"ok":1}')`)
+    old.close()
+    const s = UcanStore.open(file, { now: () => 1000 })
+    expect(s.replay.count('')).toBe(1)
+    expect(await s.replay.once({ owner: 'A', id: 'old', expiresAt: 2000 }, async () => 2)).toEqual({ ok: 1 })
+    s.close()
+    // Rebuilt as a rowid table: a ~1 KB outcome no longer takes an overflow page of its own.
+    const after = new Database(file, { readonly: true })
+    expect(after.prepare(`SELECT sql FROM sqlite_master WHERE name = 'seen'`).pluck().get()).not.toMatch(/WITHOUT ROWID/i)
+    after.close()
+  })
+
+  test('outcomes are committed under synchronous = FULL, one transaction per batch, before any caller sees them', async () => {
+    const file = join(dir, 'ucan.db')
+    const commits: { ids: readonly string[]; synchronous: number }[] = []
+    const s = UcanStore.open(file, { now: () => 1000, onReplayCommit: (c) => commits.push({ ids: [...c.ids], synchronous: c.synchronous }) })
+    // Another connection sees only what was committed.
+    const reader = new Database(file, { readonly: true })
+    const committed = (id: string) => (reader.prepare('SELECT outcome FROM seen WHERE id = ?').get(id) as { outcome: string | null } | undefined)?.outcome
+    const answers = await Promise.all(
+      ['a', 'b', 'c'].map((id) =>
+        s.replay.once({ owner: 'o', id, expiresAt: 2000 }, async () => ({ ok: id })).then((v) => ({ v, stored: committed(id) })),
+      ),
+    )
+    expect(answers).toEqual(['a', 'b', 'c'].map((id) => ({ v: { ok: id }, stored: JSON.stringify({ ok: id }) })))
+    expect(commits).toEqual([{ ids: ['a', 'b', 'c'], synchronous: 2 }]) // 2 = FULL
+    reader.close()
+    s.close()
+  })
+
+  test('an outcome whose commit fails is not returned; the retry gets UNKNOWN_OUTCOME and runs nothing', async () => {
+    let fail = true
+    const s = UcanStore.open(':memory:', {
+      now: () => 1000,
+      onReplayCommit: () => {
+        if (fail) throw new Error('disk full')
+      },
+    })
+    const key = { owner: 'o', id: 'x', expiresAt: 2000 }
+    await expect(s.replay.once(key, async () => ({ ok: 1 }))).rejects.toThrow('disk full')
+    fail = false
+    let ran = false
+    expect(await s.replay.once(key, async () => (ran = true))).toEqual(UNKNOWN_OUTCOME)
+    expect(ran).toBe(false)
+    s.close()
   })
 })
 
