@@ -137,6 +137,15 @@ export class InternalError extends TlogFailure {
   }
 }
 
+/**
+ * `with` names a DID the service itself controls (its own identity, or another key it holds such
+ * as the bundled witness's): it is never a space. Checked before any signature or chain work,
+ * because the service's own authority would otherwise stand in for a grant on it.
+ */
+export class ReservedSpace extends TlogFailure {
+  override readonly name = 'ReservedSpace' as const
+}
+
 /** Any failure a `tlog/append` can return. */
 export type AppendFailure =
   | InvalidAudience
@@ -151,6 +160,7 @@ export type AppendFailure =
   | InvalidData
   | EntryTooLarge
   | InvalidCapability
+  | ReservedSpace
   | InternalError
 
 /** Any failure a `tlog/read` can return. */
@@ -161,6 +171,7 @@ export type ReadFailure =
   | Expired
   | NotValidBefore
   | InvalidCapability
+  | ReservedSpace
   | UnknownLog
   | InternalError
 

@@ -23,6 +23,7 @@ import {
   checkInvocation,
   classify,
   createGrantCache,
+  isReservedSpace,
   systemNow,
   verifyInvocationSignature,
 } from './authorize.js'
@@ -35,6 +36,7 @@ import {
   InternalError,
   InvalidCapability,
   type ReadFailure,
+  ReservedSpace,
   type RevokeFailure,
   Revoked,
   UCANNotFound,
@@ -179,6 +181,11 @@ export interface UcanServiceOptions {
   /** The trusted `ucan/attest` issuer for `did:mailto` chains (authorize.ts). Default: none. */
   attester?: TrustedAttester
   /**
+   * Other DIDs the service controls (e.g. the bundled witness's did:key), refused as a space with
+   * `ReservedSpace` by `tlog/append`, `tlog/create` and `tlog/read`, as the service DID always is.
+   */
+  reservedSpaces?: Iterable<string>
+  /**
    * Most invocations one request may carry; more → HTTP 413 and nothing runs. Default
    * {@link DEFAULT_MAX_INVOCATIONS_PER_REQUEST}.
    */
@@ -256,7 +263,8 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     return { error: new InternalError() }
   }
 
-  const authOptions = { service: signer, principal, now, maxInvocationLifetime, revocations, grants, attester }
+  const reservedSpaces: ReadonlySet<string> = new Set(options.reservedSpaces ?? [])
+  const authOptions = { service: signer, principal, now, maxInvocationLifetime, revocations, grants, attester, reservedSpaces }
 
   const append: TlogService['tlog']['append'] = async (invocation) => {
     try {
@@ -289,6 +297,9 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const capability = invocation.capabilities[0] as API.Capability
       const space = SpaceDID.read(capability.with)
       if (space.error) return { error: new InvalidCapability(`with must be a did:key space, got ${truncate(capability.with)}`) }
+      if (isReservedSpace(space.ok, signer, reservedSpaces)) {
+        return { error: new ReservedSpace('this DID belongs to the service itself and is not a space') }
+      }
       const nb = TlogReadCaveats.read((capability as { nb?: unknown }).nb ?? {})
       if (nb.error) return { error: new InvalidCapability('nb must be { offset?: integer ≥ 0, limit?: integer 1..1000 }') }
       const checked = await checkInvocation(invocation, { audience: signer.did(), principal, now: now() })
