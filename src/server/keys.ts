@@ -64,7 +64,8 @@ export function seedOf(signer: ed25519.EdSigner): Uint8Array {
  * @throws Error for a vkey that does not hold a 32-byte key after its type byte.
  */
 export function didKeyOfVkey(vkey: string): `did:key:${string}` {
-  const key = Buffer.from(vkey.split('+')[2] ?? '', 'base64')
+  // name+hash+key: the name and hash hold no '+', the base64 key may.
+  const key = Buffer.from(vkey.split('+').slice(2).join('+'), 'base64')
   if (key.length !== 33) throw new Error('not an Ed25519 signed-note verifier key')
   return ed25519.Verifier.decode(new Uint8Array([0xed, 0x01, ...key.subarray(1)])).did()
 }

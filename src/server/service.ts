@@ -159,7 +159,13 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     // The service DID is always refused as a space; the bundled witness's key is the service's too.
     reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
-    admit: createAdmission({ agent: { rate: c.agentRate, burst: c.agentBurst }, space: { rate: c.spaceRate, burst: c.spaceBurst } }),
+    admission: createAdmission({
+      client: { rate: c.clientRate, burst: c.clientBurst },
+      agent: { rate: c.agentRate, burst: c.agentBurst },
+      space: { rate: c.spaceRate, burst: c.spaceBurst },
+      concurrency: c.clientConcurrency,
+      memory: c.chargeMemory,
+    }),
   })
 
   const info = () => ({

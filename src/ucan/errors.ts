@@ -146,6 +146,16 @@ export class ReservedSpace extends TlogFailure {
   override readonly name = 'ReservedSpace' as const
 }
 
+/**
+ * The invocation's verified issuer, or the space a verified chain authorized it on, is over its
+ * rate limit: nothing ran, and the same invocation may be sent again later (it was not recorded
+ * as answered). When every invocation of a request is refused this way the whole answer is HTTP
+ * 429 with `Retry-After` instead of receipts.
+ */
+export class RateLimited extends TlogFailure {
+  override readonly name = 'RateLimited' as const
+}
+
 /** Any failure a `tlog/append` can return. */
 export type AppendFailure =
   | InvalidAudience
@@ -161,6 +171,7 @@ export type AppendFailure =
   | EntryTooLarge
   | InvalidCapability
   | ReservedSpace
+  | RateLimited
   | InternalError
 
 /** Any failure a `tlog/read` can return. */
@@ -172,6 +183,7 @@ export type ReadFailure =
   | NotValidBefore
   | InvalidCapability
   | ReservedSpace
+  | RateLimited
   | UnknownLog
   | InternalError
 
@@ -194,6 +206,7 @@ export type RevokeFailure =
   | Unauthorized
   | Revoked
   | UCANNotFound
+  | RateLimited
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's. */
