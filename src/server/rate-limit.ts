@@ -9,6 +9,7 @@
  * space pays only for a write a verified chain authorized. A refusal answers the seconds to wait
  * (HTTP 429 `Retry-After`, RFC 9110 §10.2.3, in whole seconds, or a `RateLimited` receipt).
  */
+import { isIPv4, isIPv6 } from 'node:net'
 import type { Admission, Charge, RequestContext } from '../ucan/service.js'
 import { DEFAULT_CLIENT_CONCURRENCY, KeyedSemaphore } from './semaphore.js'
 
@@ -137,9 +138,26 @@ export class ChargeMemory {
   }
 }
 
+/**
+ * The bucket key of a client address: an IPv4 address as is (also when IPv4-mapped, `::ffff:a.b.c.d`),
+ * an IPv6 address by its /64 prefix (one subscriber usually holds a whole /64), anything else
+ * (including no address) as given or `''`.
+ */
+export function clientKey(address: string | undefined): string {
+  if (address === undefined) return ''
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!
+  if (!isIPv6(address)) return address
+  const [head = '', tail] = address.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`
+}
+
 /** The limits of {@link createAdmission}. */
 export interface AdmissionOptions {
-  /** Per client address (the TCP peer); requests with no address share the key `''`. */
+  /** Per client address (the TCP peer, IPv6 by /64: {@link clientKey}); requests with no address share one bucket. */
   client: TokenBucketOptions
   /** Per verified issuer. */
   agent: TokenBucketOptions
@@ -164,7 +182,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
   const spaces = new TokenBuckets(o.space)
   const charged = new ChargeMemory(o.memory ?? DEFAULT_CHARGE_MEMORY, o.now)
   const slots = new KeyedSemaphore(o.concurrency ?? DEFAULT_CLIENT_CONCURRENCY)
-  const address = (r: RequestContext) => r.client ?? ''
+  const address = (r: RequestContext) => clientKey(r.client)
   return {
     request(n, r) {
       const wait = clients.wait(address(r), n)

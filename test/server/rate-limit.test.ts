@@ -1,6 +1,6 @@
 /** Token buckets, the charge memory and the admission (src/server/rate-limit.ts), on an injected clock. */
 import { describe, expect, test } from 'vitest'
-import { ChargeMemory, TokenBuckets, createAdmission } from '../../src/server/rate-limit.js'
+import { ChargeMemory, TokenBuckets, clientKey, createAdmission } from '../../src/server/rate-limit.js'
 
 describe('TokenBuckets', () => {
   test('a full bucket of `burst` tokens, refilled at `rate` per second, capped at burst', () => {
@@ -140,5 +140,17 @@ describe('ChargeMemory', () => {
     expect(m.has('c') && m.has('d')).toBe(true)
     expect(m.size).toBe(2)
     expect(() => new ChargeMemory(0)).toThrow(RangeError)
+  })
+})
+
+describe('clientKey', () => {
+  test('IPv4 as is (also IPv4-mapped), IPv6 by /64, none shared', () => {
+    expect(clientKey('127.0.0.2')).toBe('127.0.0.2')
+    expect(clientKey('::ffff:127.0.0.2')).toBe('127.0.0.2')
+    expect(clientKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:0db8:0001:0002:ffff:1:2:3')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(clientKey('::1')).toBe('0:0:0:0::/64')
+    expect(clientKey(undefined)).toBe('')
   })
 })
