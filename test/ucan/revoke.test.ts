@@ -59,6 +59,13 @@ describe('ucan/revoke', () => {
     expect(UCANAttest.can).toBe('ucan/attest')
   })
 
+  test("the service's own authority does not stand in for a grant: a stranger's ucan/revoke with the service DID → Unauthorized, nothing recorded", async () => {
+    const { server, store } = setup()
+    const out = await send(server, await revoke(P.mallory, agentToService, { scope: P.service.did() }))
+    expect(out.error?.name).toBe('Unauthorized')
+    expect(await store.revocations.findRevoked(new Map([[agentToService.cid.toString(), new Set([P.service.did(), P.agent.did()])]]))).toBeUndefined()
+  })
+
   test('the agent revokes its Agent→Service delegation: ok { time, ucan, scope }, then appends → Revoked', async () => {
     const { log, server, store } = setup()
     expect((await send(server, await append())).ok).toBeDefined()
