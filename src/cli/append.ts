@@ -52,7 +52,10 @@ export function appendCommand(): Command {
         while (next < entries.length) {
           const i = next++
           const inv = await appendInvocation({ agent, service: serviceDID, space, entry: entries[i]!, agentToService })
-          const [receipt] = await executeRetrying429(() => conn.execute(inv))
+          const [receipt] = await executeRetrying429(
+            () => conn.execute(inv),
+            ([r]) => (r?.out as { error?: { name?: string } } | undefined)?.error?.name === 'RateLimited',
+          )
           const out = receipt!.out as { ok?: AppendResult; error?: { name: string; message: string } }
           if (out.error) throw new Error(`append refused: ${out.error.name}: ${out.error.message}`)
           const r = out.ok!
@@ -114,18 +117,20 @@ export async function fetchServiceDID(url: string): Promise<`did:${string}:${str
 }
 
 /**
- * Runs `send`, waiting and resending while the service answers HTTP 429 (rate limited: nothing ran,
- * so resending the same invocation is safe; the service's replay guard makes it safe anyway).
- * Waits 1 s, doubling to 8 s, for at most 5 minutes in all; other errors are thrown as they come.
+ * Runs `send`, waiting and resending while the service answers HTTP 429 or `limited` holds for the
+ * answer (a `RateLimited` receipt): rate limited, nothing ran, so resending the same invocation is
+ * safe (the service's replay guard makes it safe anyway). Waits 1 s, doubling to 8 s, for at most
+ * 5 minutes in all, then returns the last answer; other errors are thrown as they come.
  */
-async function executeRetrying429<T>(send: () => T | PromiseLike<T>): Promise<Awaited<T>> {
+async function executeRetrying429<T>(send: () => T | PromiseLike<T>, limited: (answer: Awaited<T>) => boolean = () => false): Promise<Awaited<T>> {
   let delay = 1000
   for (let waited = 0; ; waited += delay, delay = Math.min(delay * 2, 8000)) {
     try {
-      return await send()
+      const answer = await send()
+      if (!limited(answer) || waited >= 300_000) return answer
     } catch (err) {
       if ((err as { status?: number }).status !== 429 || waited >= 300_000) throw err
-      await new Promise((r) => setTimeout(r, delay))
     }
+    await new Promise((r) => setTimeout(r, delay))
   }
 }

@@ -9,7 +9,8 @@ import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
-import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
+import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
+import { DEFAULT_CLIENT_CONCURRENCY } from './semaphore.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
 /** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
@@ -40,18 +41,26 @@ export interface ServiceConfig {
   maxInvocationLifetime: number
   /** Maximum invocations in one RPC request (more → 413). */
   maxInvocationsPerRequest: number
-  /** Sustained invocations per second per agent (verified issuer); 0 = unlimited. Over → 429. */
+  /** Sustained invocations per second per agent (verified issuer, each signed invocation charged once); 0 = unlimited. Over → 429 / RateLimited. */
   agentRate: number
   /** Burst of invocations per agent. */
   agentBurst: number
-  /** Sustained invocations per second per space (`with`); 0 = unlimited. Over → 429. */
+  /** Sustained authorized writes per second per space (`with`); 0 = unlimited. Over → 429 / RateLimited. */
   spaceRate: number
-  /** Burst of invocations per space. */
+  /** Burst of authorized writes per space. */
   spaceBurst: number
   /** Most unexpired invocations the replay guard remembers per space; at it, that space's appends → TooManyPendingInvocations. */
   replayPerSpace: number
   /** Most revocation records per principal (`ucan/revoke`'s with); past it, that principal's new revocations → TooManyRevocations. */
   revocationsPerScope: number
+  /** Sustained invocations per second per client address (every invocation, before any work); 0 = unlimited. Over → 429. */
+  clientRate: number
+  /** Burst of invocations per client address. */
+  clientBurst: number
+  /** Most authorizations in progress at once per client address (others wait). */
+  clientConcurrency: number
+  /** Most signed invocations remembered as charged to their issuer (replays of them cost only the sender's address). */
+  chargeMemory: number
   /** DID of the trusted `ucan/attest` issuer for did:mailto chains ('' = none). */
   attesterDid: string
   /** The did:key that attester signs with, pinned ('' = none). */
@@ -89,6 +98,10 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   spaceBurst: DEFAULT_SPACE_BURST,
   replayPerSpace: DEFAULT_REPLAY_PER_SPACE,
   revocationsPerScope: DEFAULT_REVOCATIONS_PER_SCOPE,
+  clientRate: DEFAULT_CLIENT_RATE,
+  clientBurst: DEFAULT_CLIENT_BURST,
+  clientConcurrency: DEFAULT_CLIENT_CONCURRENCY,
+  chargeMemory: DEFAULT_CHARGE_MEMORY,
   attesterDid: '',
   attesterKey: '',
   logLevel: 'info',
@@ -125,12 +138,16 @@ export const KNOBS: Knob[] = [
   { key: 'maxBodyBytes', flag: '--max-body', env: 'UCANLOG_MAX_BODY_BYTES', unit: 'bytes', description: 'maximum RPC request body', integer: { min: 1024, max: 1 << 30 } },
   { key: 'maxInvocationLifetime', flag: '--max-invocation-lifetime', env: 'UCANLOG_MAX_INVOCATION_LIFETIME', unit: 's', description: 'latest accepted invocation expiry, from now', integer: { min: 1, max: 86_400 * 30 } },
   { key: 'maxInvocationsPerRequest', flag: '--max-invocations', env: 'UCANLOG_MAX_INVOCATIONS', unit: 'invocations', description: 'maximum invocations in one RPC request (more → 413)', integer: { min: 1, max: 10_000 } },
-  { key: 'agentRate', flag: '--agent-rate', env: 'UCANLOG_AGENT_RATE', unit: 'invocations/s', description: 'sustained rate per agent (verified issuer); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'agentRate', flag: '--agent-rate', env: 'UCANLOG_AGENT_RATE', unit: 'invocations/s', description: 'sustained rate per agent (verified issuer; each signed invocation charged once, replays free); over → 429 + Retry-After or RateLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'agentBurst', flag: '--agent-burst', env: 'UCANLOG_AGENT_BURST', unit: 'invocations', description: 'burst per agent', integer: { min: 1, max: 10_000_000 } },
-  { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space (the invocation\'s with); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space of writes a verified chain authorized; over → 429 + Retry-After or RateLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },
   { key: 'replayPerSpace', flag: '--replay-per-space', env: 'UCANLOG_REPLAY_PER_SPACE', unit: 'invocations', description: "unexpired appends remembered per space by the replay guard (default: space rate × max invocation lifetime + burst); at it, that space's appends → TooManyPendingInvocations until some expire", integer: { min: 1, max: 1_000_000_000 } },
   { key: 'revocationsPerScope', flag: '--revocations-per-scope', env: 'UCANLOG_REVOCATIONS_PER_SCOPE', unit: 'records', description: "revocation log records per principal (ucan/revoke's with); past it, that principal's new revocations → TooManyRevocations", integer: { min: 1, max: 1_000_000_000 } },
+  { key: 'clientRate', flag: '--client-rate', env: 'UCANLOG_CLIENT_RATE', unit: 'invocations/s', description: 'sustained rate per client address, every invocation charged before any work (forged and replayed too); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'clientBurst', flag: '--client-burst', env: 'UCANLOG_CLIENT_BURST', unit: 'invocations', description: 'burst per client address', integer: { min: 1, max: 10_000_000 } },
+  { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'authorizations', description: 'authorizations (signature and chain checks) in progress at once per client address; others wait', integer: { min: 1, max: 10_000 } },
+  { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer, so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },
   { key: 'attesterKey', flag: '--attester-key', env: 'UCANLOG_ATTESTER_KEY', unit: 'did:key', description: 'the did:key that attester signs with, pinned (never fetched)' },
   { key: 'logLevel', flag: '--log-level', env: 'UCANLOG_LOG_LEVEL', unit: 'level', description: 'pino log level (fatal, error, warn, info, debug)' },

@@ -56,3 +56,16 @@ export function seedOf(signer: ed25519.EdSigner): Uint8Array {
   const b = signer.encode()
   return b.slice(2, 34)
 }
+
+/**
+ * The did:key of the Ed25519 public key inside a signed-note verifier key (`name+hash+base64(type ‖
+ * 32-byte key)`, c2sp.org/signed-note; types 0x01 and 0x04), e.g. the bundled witness's, so the
+ * service can refuse it as a space.
+ * @throws Error for a vkey that does not hold a 32-byte key after its type byte.
+ */
+export function didKeyOfVkey(vkey: string): `did:key:${string}` {
+  // name+hash+key: the name and hash hold no '+', the base64 key may.
+  const key = Buffer.from(vkey.split('+').slice(2).join('+'), 'base64')
+  if (key.length !== 33) throw new Error('not an Ed25519 signed-note verifier key')
+  return ed25519.Verifier.decode(new Uint8Array([0xed, 0x01, ...key.subarray(1)])).did()
+}

@@ -1,10 +1,24 @@
 /**
- * Per-key token buckets for the RPC route's admission control: one bucket per agent (the
- * verified invocation issuer) and one per space (the invocation's `with`). A request is admitted
- * only if every bucket it touches has a token for each of its invocations; otherwise nothing is
- * taken and the caller answers HTTP 429 with `Retry-After` (RFC 9110 §10.2.3, whole seconds).
+ * Admission control of the RPC route (src/ucan/service.ts `Admission`): per-key token buckets for
+ * client addresses, agents (verified invocation issuers) and spaces, a memory of the signed
+ * invocations already charged, and a per-address bound on concurrent authorizations.
+ *
+ * Who pays: every invocation costs its client address before any work (forged, replayed and
+ * unauthorized traffic is paid by its sender); a verified issuer pays once per signed invocation,
+ * whatever its outcome (a replay of an invocation already charged costs its issuer nothing); a
+ * space pays only for a write a verified chain authorized. A refusal answers the seconds to wait
+ * (HTTP 429 `Retry-After`, RFC 9110 §10.2.3, in whole seconds, or a `RateLimited` receipt).
  */
+import { isIPv4, isIPv6 } from 'node:net'
+import type { Admission, Charge, RequestContext } from '../ucan/service.js'
+import { DEFAULT_CLIENT_CONCURRENCY, KeyedSemaphore } from './semaphore.js'
 
+/** Default sustained rate per client address, invocations per second. */
+export const DEFAULT_CLIENT_RATE = 200
+/** Default burst per client address, invocations. */
+export const DEFAULT_CLIENT_BURST = 2000
+/** Default most signed invocations remembered as charged (replays of them are free to their issuer). */
+export const DEFAULT_CHARGE_MEMORY = 100_000
 /** Default sustained rate per agent, invocations per second. */
 export const DEFAULT_AGENT_RATE = 100
 /** Default burst per agent, invocations. */
@@ -79,33 +93,122 @@ export class TokenBuckets {
   }
 }
 
-/** The per-agent and per-space limits of {@link createAdmission}. */
-export interface AdmissionOptions {
-  agent: TokenBucketOptions
-  space: TokenBucketOptions
+/**
+ * The signed invocations already charged to their issuer, each until its `exp` (Unix seconds,
+ * inclusive). At most `max`; when full, expired ones are swept (at most once a second) and then
+ * the oldest forgotten, so a replay of a forgotten invocation is charged to its issuer again,
+ * once. Filling it costs the filler's own address a token per entry.
+ */
+export class ChargeMemory {
+  readonly #seen = new Map<string, number>()
+  readonly #max: number
+  readonly #now: () => number
+  #nextSweep = -Infinity
+
+  /** @param max integer ≥ 1. @param now clock in milliseconds. @throws RangeError for a bad max. */
+  constructor(max: number, now: () => number = Date.now) {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('max must be a positive integer')
+    this.#max = max
+    this.#now = now
+  }
+
+  /** Whether `id` was charged and its `exp` has not passed. */
+  has(id: string): boolean {
+    const exp = this.#seen.get(id)
+    return exp !== undefined && exp >= this.#now() / 1000
+  }
+
+  /** Remembers `id` as charged until `expiresAt` (Unix seconds; Infinity = until forgotten). */
+  add(id: string, expiresAt: number): void {
+    this.#seen.delete(id)
+    if (this.#seen.size >= this.#max) {
+      const t = this.#now() / 1000
+      if (t >= this.#nextSweep) {
+        for (const [k, exp] of this.#seen) if (exp < t) this.#seen.delete(k)
+        this.#nextSweep = t + 1
+      }
+      while (this.#seen.size >= this.#max) this.#seen.delete(this.#seen.keys().next().value as string)
+    }
+    this.#seen.set(id, expiresAt)
+  }
+
+  /** Invocations remembered. */
+  get size(): number {
+    return this.#seen.size
+  }
 }
 
 /**
- * An `admit` hook for `createUcanService`: counts each verified invocation against its issuer's
- * bucket and its resource's (space's) bucket; answers the seconds to wait (the largest over the
- * buckets involved) when any lacks tokens, taking nothing, or undefined after taking them.
+ * The bucket key of a client address: an IPv4 address as is (also when IPv4-mapped, `::ffff:a.b.c.d`),
+ * an IPv6 address by its /64 prefix (one subscriber usually holds a whole /64), anything else
+ * (including no address) as given or `''`.
  */
-export function createAdmission(o: AdmissionOptions): (invocations: readonly { issuer: string; resource: string }[]) => number | undefined {
+export function clientKey(address: string | undefined): string {
+  if (address === undefined) return ''
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!
+  if (!isIPv6(address)) return address
+  const [head = '', tail] = address.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`
+}
+
+/** The limits of {@link createAdmission}. */
+export interface AdmissionOptions {
+  /** Per client address (the TCP peer, IPv6 by /64: {@link clientKey}); requests with no address share one bucket. */
+  client: TokenBucketOptions
+  /** Per verified issuer. */
+  agent: TokenBucketOptions
+  /** Per space, for authorized writes only. */
+  space: TokenBucketOptions
+  /** Most authorizations in progress per client address; default {@link DEFAULT_CLIENT_CONCURRENCY}. */
+  concurrency?: number
+  /** Most signed invocations remembered as charged; default {@link DEFAULT_CHARGE_MEMORY}. */
+  memory?: number
+  /** Clock of the charge memory, milliseconds; default `Date.now`. */
+  now?: () => number
+}
+
+/**
+ * The service's {@link Admission}: client-address, agent and space token buckets, a
+ * {@link ChargeMemory} and a {@link KeyedSemaphore} per address. Refusals take nothing.
+ * @throws RangeError for bad rates, bursts, concurrency or memory.
+ */
+export function createAdmission(o: AdmissionOptions): Admission {
+  const clients = new TokenBuckets(o.client)
   const agents = new TokenBuckets(o.agent)
   const spaces = new TokenBuckets(o.space)
-  return (invocations) => {
-    const perAgent = new Map<string, number>()
-    const perSpace = new Map<string, number>()
-    for (const { issuer, resource } of invocations) {
-      perAgent.set(issuer, (perAgent.get(issuer) ?? 0) + 1)
-      perSpace.set(resource, (perSpace.get(resource) ?? 0) + 1)
-    }
-    let wait = 0
-    for (const [k, n] of perAgent) wait = Math.max(wait, agents.wait(k, n))
-    for (const [k, n] of perSpace) wait = Math.max(wait, spaces.wait(k, n))
-    if (wait > 0) return wait
-    for (const [k, n] of perAgent) agents.take(k, n)
-    for (const [k, n] of perSpace) spaces.take(k, n)
-    return undefined
+  const charged = new ChargeMemory(o.memory ?? DEFAULT_CHARGE_MEMORY, o.now)
+  const slots = new KeyedSemaphore(o.concurrency ?? DEFAULT_CLIENT_CONCURRENCY)
+  const address = (r: RequestContext) => clientKey(r.client)
+  return {
+    request(n, r) {
+      const wait = clients.wait(address(r), n)
+      if (wait > 0) return wait
+      clients.take(address(r), n)
+      return undefined
+    },
+    authorize: (r, task) => slots.run(address(r), task),
+    check(c) {
+      if (charged.has(c.id)) return undefined
+      const wait = agents.wait(c.issuer, 1)
+      return wait > 0 ? wait : undefined
+    },
+    charge(c: Charge) {
+      if (charged.has(c.id)) return undefined
+      const wait = Math.max(agents.wait(c.issuer, 1), c.space === undefined ? 0 : spaces.wait(c.space, 1))
+      if (wait > 0) return wait
+      agents.take(c.issuer, 1)
+      if (c.space !== undefined) spaces.take(c.space, 1)
+      charged.add(c.id, c.expiresAt)
+      return undefined
+    },
+    debit(c) {
+      if (charged.has(c.id)) return
+      agents.take(c.issuer, 1)
+      charged.add(c.id, c.expiresAt)
+    },
   }
 }

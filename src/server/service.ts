@@ -22,7 +22,7 @@ import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
-import { loadServiceKey } from './keys.js'
+import { didKeyOfVkey, loadServiceKey } from './keys.js'
 import { loadPolicy } from './policy.js'
 
 /** A running service. */
@@ -156,8 +156,16 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     revocationRecorder: revocationLog,
     replay: ucanStore.replay,
     attester,
+    // The service DID is always refused as a space; the bundled witness's key is the service's too.
+    reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
-    admit: createAdmission({ agent: { rate: c.agentRate, burst: c.agentBurst }, space: { rate: c.spaceRate, burst: c.spaceBurst } }),
+    admission: createAdmission({
+      client: { rate: c.clientRate, burst: c.clientBurst },
+      agent: { rate: c.agentRate, burst: c.agentBurst },
+      space: { rate: c.spaceRate, burst: c.spaceBurst },
+      concurrency: c.clientConcurrency,
+      memory: c.chargeMemory,
+    }),
   })
 
   const info = () => ({

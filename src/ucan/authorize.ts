@@ -36,6 +36,7 @@ import {
   InvalidExpiry,
   InvalidSignature,
   NotValidBefore,
+  ReservedSpace,
   Revoked,
   Unauthorized,
   truncate,
@@ -157,6 +158,19 @@ export interface AuthorizeAppendOptions {
    * (`Unauthorized`). Pinned in configuration, never fetched.
    */
   attester?: TrustedAttester
+  /**
+   * DIDs the service controls besides its own (e.g. the bundled witness's did:key): refused as a
+   * space (`ReservedSpace`) like `service.did()`, which always is. Default: none.
+   */
+  reservedSpaces?: ReadonlySet<string>
+}
+
+/**
+ * Whether `space` is a DID the service itself controls: `service`'s own DID (the grant probe it
+ * signs would be self-issued there, so any delegation would "grant" it) or one of `reserved`.
+ */
+export function isReservedSpace(space: string, service: API.Principal, reserved: ReadonlySet<string> | undefined): boolean {
+  return space === service.did() || (reserved?.has(space) ?? false)
 }
 
 /**
@@ -221,6 +235,7 @@ export interface AuthorizedAppend {
 /**
  * Decides whether `invocation` may append. Checks, each with its own failure:
  * - exactly one capability, `tlog/append`, `with` a did:key, `nb` of strings → `InvalidCapability`;
+ * - `with` is not a DID the service controls ({@link isReservedSpace}) → `ReservedSpace`;
  * - (1) {@link checkInvocation} with `maxLifetime` = `maxInvocationLifetime`;
  * - `nb.data` canonical base64 → `InvalidData`, non-empty → `InvalidData`, ≤ 65535 bytes → `EntryTooLarge`;
  * - `nb.delegation` parses and is content addressed → `InvalidDelegation`;
@@ -303,6 +318,11 @@ async function authorizeWrite<T>(
   const principal = options.principal ?? Verifier
   const now = (options.now ?? systemNow)()
   const maxLifetime = options.maxInvocationLifetime ?? DEFAULT_MAX_INVOCATION_LIFETIME
+
+  // The service's own keys are not spaces: refused before any signature or chain work.
+  if (isReservedSpace(space, service, options.reservedSpaces)) {
+    return { error: new ReservedSpace('this DID belongs to the service itself and is not a space') }
+  }
 
   // (1) The invocation.
   const checked = await checkInvocation(invocation, { audience: service.did(), principal, now, maxLifetime })

@@ -146,6 +146,25 @@ export class TooManyPendingInvocations extends TlogFailure {
   override readonly name = 'TooManyPendingInvocations' as const
 }
 
+/**
+ * `with` names a DID the service itself controls (its own identity, or another key it holds such
+ * as the bundled witness's): it is never a space. Checked before any signature or chain work,
+ * because the service's own authority would otherwise stand in for a grant on it.
+ */
+export class ReservedSpace extends TlogFailure {
+  override readonly name = 'ReservedSpace' as const
+}
+
+/**
+ * The invocation's verified issuer, or the space a verified chain authorized it on, is over its
+ * rate limit: nothing ran, and the same invocation may be sent again later (it was not recorded
+ * as answered). When every invocation of a request is refused this way the whole answer is HTTP
+ * 429 with `Retry-After` instead of receipts.
+ */
+export class RateLimited extends TlogFailure {
+  override readonly name = 'RateLimited' as const
+}
+
 /** Any failure a `tlog/append` can return. */
 export type AppendFailure =
   | InvalidAudience
@@ -161,6 +180,8 @@ export type AppendFailure =
   | EntryTooLarge
   | InvalidCapability
   | TooManyPendingInvocations
+  | ReservedSpace
+  | RateLimited
   | InternalError
 
 /** Any failure a `tlog/read` can return. */
@@ -171,6 +192,8 @@ export type ReadFailure =
   | Expired
   | NotValidBefore
   | InvalidCapability
+  | ReservedSpace
+  | RateLimited
   | UnknownLog
   | InternalError
 
@@ -214,6 +237,7 @@ export type RevokeFailure =
   | UCANNotFound
   | UnrelatedRevocation
   | TooManyRevocations
+  | RateLimited
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */

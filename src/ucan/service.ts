@@ -23,6 +23,7 @@ import {
   checkInvocation,
   classify,
   createGrantCache,
+  isReservedSpace,
   systemNow,
   verifyInvocationSignature,
 } from './authorize.js'
@@ -34,7 +35,9 @@ import {
   type FailureJSON,
   InternalError,
   InvalidCapability,
+  RateLimited,
   type ReadFailure,
+  ReservedSpace,
   type RevokeFailure,
   Revoked,
   TooManyPendingInvocations,
@@ -183,17 +186,77 @@ export interface UcanServiceOptions {
   /** The trusted `ucan/attest` issuer for `did:mailto` chains (authorize.ts). Default: none. */
   attester?: TrustedAttester
   /**
+   * Other DIDs the service controls (e.g. the bundled witness's did:key), refused as a space with
+   * `ReservedSpace` by `tlog/append`, `tlog/create` and `tlog/read`, as the service DID always is.
+   */
+  reservedSpaces?: Iterable<string>
+  /**
    * Most invocations one request may carry; more → HTTP 413 and nothing runs. Default
    * {@link DEFAULT_MAX_INVOCATIONS_PER_REQUEST}.
    */
   maxInvocationsPerRequest?: number
-  /**
-   * Admission control (rate limits), asked once per request before anything runs, with the
-   * invocations whose signature verified (so an issuer cannot be spoofed). Return a number of
-   * seconds to refuse the whole request with HTTP 429 and that `Retry-After`. Default: admit all.
-   */
-  admit?: (invocations: readonly { issuer: API.DID; resource: string; can: string }[], request: RequestContext) => number | undefined
+  /** Rate limits and per-client concurrency (see {@link Admission}). Default: admit everything. */
+  admission?: Admission
 }
+
+/**
+ * Admission control: who pays for each invocation. Every invocation first costs its client
+ * address ({@link Admission.request}, before any signature or chain work), so forged, replayed and
+ * unauthorized traffic is paid by whoever sends it. Its verified issuer pays once per signed
+ * invocation (a replay of one already charged is free to the issuer), and a space pays only for a
+ * write a verified chain authorized. Authorizations run through {@link Admission.authorize}, which
+ * bounds how many one address has in progress. A method answering seconds refuses: the invocation
+ * gets `RateLimited` and nothing runs; a request whose every invocation was refused is HTTP 429.
+ */
+export interface Admission {
+  /**
+   * Charges `invocations` to the request's client address; called before decoding (1) and after
+   * (the rest). Seconds until they could be admitted (nothing taken), or undefined (taken).
+   */
+  request(invocations: number, request: RequestContext): number | undefined
+  /** Runs `task` (an authorization) once the request's client address has a free slot. */
+  authorize<T>(request: RequestContext, task: () => Promise<T>): Promise<T>
+  /**
+   * Before authorizing an invocation whose signature verified: seconds its issuer must wait
+   * before it can be charged (it was not charged yet and its issuer is out of tokens), or
+   * undefined. Takes nothing.
+   */
+  check(charge: Charge): number | undefined
+  /**
+   * After authorization succeeded: charges the issuer and, when given, the space, all or nothing.
+   * Free (undefined) for an invocation already charged. Seconds to wait when refused (nothing
+   * taken, not remembered as charged).
+   */
+  charge(charge: Charge): number | undefined
+  /** After authorization failed for an invocation whose signature verified: charges its issuer regardless, once. */
+  debit(charge: Charge): void
+}
+
+/** One signed invocation as {@link Admission} charges it. */
+export interface Charge {
+  /** Identifies the signed invocation whatever its encoding: its issuer and signature. */
+  id: string
+  /** Its `exp`, Unix seconds (Infinity when none): how long its charge is remembered at most. */
+  expiresAt: number
+  /** The verified issuer. */
+  issuer: API.DID
+  /** The space, only for a write (tlog/append, tlog/create) that a verified chain authorized. */
+  space?: string
+  /** The request's client address, when known. */
+  client?: string
+}
+
+/** Admits everything, charges nothing. */
+const ADMIT_ALL: Admission = {
+  request: () => undefined,
+  authorize: (_request, task) => task(),
+  check: () => undefined,
+  charge: () => undefined,
+  debit: () => {},
+}
+
+/** Rate-limited invocations → seconds to wait, for the HTTP answer (429 when all of a request's were). */
+const rateLimited = new WeakMap<object, number>()
 
 /** What the transport knows of the request an invocation came in (see {@link requestOf}). */
 export interface RequestContext {
@@ -254,17 +317,52 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     throw new RangeError('maxInvocationsPerRequest must be a positive integer')
   }
   const trust = attesterTrust(signer, attester)
+  const admission = options.admission ?? ADMIT_ALL
+
+  /**
+   * Runs `authorize` for `invocation` under admission: in its address's concurrency slot; refused
+   * before any chain work when its verified issuer is out of tokens; a failure debits the issuer;
+   * a success charges the issuer and `spaceOf(ok)` (authorized writes only) or is refused.
+   */
+  const admitted = <T, F extends API.Failure>(
+    invocation: API.Invocation,
+    spaceOf: (ok: T) => string | undefined,
+    authorize: () => Promise<API.Result<T, F>>,
+  ): Promise<API.Result<T, F | RateLimited>> => {
+    const request = requestOf(invocation)
+    return admission.authorize(request, async () => {
+      const limit = (seconds: number): { error: RateLimited } => {
+        rateLimited.set(invocation, seconds)
+        return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
+      }
+      const verified = await verifyInvocationSignature(invocation, principal)
+      const charge: Charge | undefined = verified
+        ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: invocation.issuer.did(), ...request }
+        : undefined
+      const early = charge && admission.check(charge)
+      if (early !== undefined) return limit(early)
+      const result = await authorize()
+      if (result.error) {
+        if (charge) admission.debit(charge)
+        return result
+      }
+      const space = spaceOf(result.ok as T)
+      const wait = admission.charge({ ...charge!, ...(space !== undefined && { space }) })
+      return wait === undefined ? result : limit(wait)
+    })
+  }
 
   const internal = (cause: unknown, invocation: API.Invocation, what: string): { error: InternalError } => {
     logger.error({ err: cause, invocation: invocation.cid.toString(), can: invocation.capabilities[0]?.can }, what)
     return { error: new InternalError() }
   }
 
-  const authOptions = { service: signer, principal, now, maxInvocationLifetime, revocations, grants, attester }
+  const reservedSpaces: ReadonlySet<string> = new Set(options.reservedSpaces ?? [])
+  const authOptions = { service: signer, principal, now, maxInvocationLifetime, revocations, grants, attester, reservedSpaces }
 
   const append: TlogService['tlog']['append'] = async (invocation) => {
     try {
-      const authorized = await authorizeAppend(invocation, authOptions)
+      const authorized = await admitted(invocation, (ok) => ok.space, () => authorizeAppend(invocation, authOptions))
       if (authorized.error) return authorized
       const { space, entry, delegation } = authorized.ok
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
@@ -298,9 +396,12 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const capability = invocation.capabilities[0] as API.Capability
       const space = SpaceDID.read(capability.with)
       if (space.error) return { error: new InvalidCapability(`with must be a did:key space, got ${truncate(capability.with)}`) }
+      if (isReservedSpace(space.ok, signer, reservedSpaces)) {
+        return { error: new ReservedSpace('this DID belongs to the service itself and is not a space') }
+      }
       const nb = TlogReadCaveats.read((capability as { nb?: unknown }).nb ?? {})
       if (nb.error) return { error: new InvalidCapability('nb must be { offset?: integer ≥ 0, limit?: integer 1..1000 }') }
-      const checked = await checkInvocation(invocation, { audience: signer.did(), principal, now: now() })
+      const checked = await admitted(invocation, () => undefined, () => checkInvocation(invocation, { audience: signer.did(), principal, now: now() }))
       if (checked.error) return checked
       const page = await log.read(space.ok, nb.ok.offset ?? 0, nb.ok.limit ?? DEFAULT_READ_LIMIT)
       if (page === undefined) return { error: new UnknownLog('no log for this space') }
@@ -320,7 +421,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
 
   const create: TlogService['tlog']['create'] = async (invocation) => {
     try {
-      const authorized = await authorizeCreate(invocation, authOptions)
+      const authorized = await admitted(invocation, (ok) => ok.space, () => authorizeCreate(invocation, authOptions))
       if (authorized.error) return authorized
       const r = await log.create(authorized.ok.space, requestOf(invocation))
       return { ok: { logId: r.logId, origin: r.origin, vkey: r.vkey, treeSize: r.treeSize } }
@@ -339,12 +440,12 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       if (scope.error) return { error: new InvalidCapability(`with must be a DID, got ${truncate(capability.with)}`) }
       const nb = RevokeCaveats.read((capability as { nb?: unknown }).nb ?? {})
       if (nb.error) return { error: new InvalidCapability('nb must be { ucan: link, proof?: link[] }') }
-      const checked = await checkInvocation(invocation, { audience: signer.did(), principal, now: now(), maxLifetime: maxInvocationLifetime })
+      const checked = await admitted(invocation, () => undefined, () => checkInvocation(invocation, { audience: signer.did(), principal, now: now(), maxLifetime: maxInvocationLifetime }))
       if (checked.error) return checked
       // The invoker must hold ucan/revoke for `with`: it is `with` itself, or holds a delegation
       // from it (ucanto's access, with our revocation store and attester trust).
       let storeFailed = false
-      const authorized = await access(invocation as API.Invocation<API.InferInvokedCapability<typeof UCANRevoke>>, {
+      const authorized = await admission.authorize(requestOf(invocation), async () => access(invocation as API.Invocation<API.InferInvokedCapability<typeof UCANRevoke>>, {
         capability: UCANRevoke,
         authority: signer,
         principal,
@@ -359,7 +460,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
           }
           return revoked === undefined ? { ok: {} } : { error: new Revoked(`UCAN ${truncate(revoked)} has been revoked`) as unknown as API.Revoked }
         },
-      })
+      }))
       if (storeFailed) return { error: new InternalError('revocation store unavailable') }
       if (authorized.error) return { error: classify(authorized.error, 'ucan/revoke') }
       // The revoked UCAN (and any nb.proof) must be attached, as storacha's handler requires.
@@ -415,7 +516,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       logger.error({ err: error }, 'ucanto handler execution error')
     },
   })
-  return withSafeRequest(server, logger, { maxInvocations, principal, admit: options.admit })
+  return withSafeRequest(server, logger, { maxInvocations, admission })
 }
 
 /**
@@ -449,7 +550,8 @@ const RevokeCaveats = Schema.struct({
  * `handle` does (415/406 from the codec, 400 for a body that does not decode, then every
  * invocation runs and the receipts are encoded), plus:
  * - more than `maxInvocations` invocations → 413 and nothing runs;
- * - `admit` (rate limits) refusing → 429 with `Retry-After` and nothing runs;
+ * - `admission.request` (the client address's rate limit) refusing → 429 with `Retry-After`, and
+ *   nothing runs; so does a request whose every invocation was refused `RateLimited`;
  * - an invocation without exactly one capability gets `InvalidCapability` (not ucanto's
  *   `InvocationCapabilityError`, whose JSON carries every capability's `nb`);
  * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
@@ -459,7 +561,7 @@ const RevokeCaveats = Schema.struct({
 function withSafeRequest(
   server: API.ServerView<TlogService>,
   logger: UcanLogger,
-  limits: { maxInvocations: number; principal: API.PrincipalParser; admit: UcanServiceOptions['admit'] },
+  limits: { maxInvocations: number; admission: Admission },
 ): API.ServerView<TlogService> {
   const safe = Object.create(server) as API.ServerView<TlogService>
   const text = (status: number, message: string, headers: Record<string, string> = {}) => ({
@@ -470,7 +572,12 @@ function withSafeRequest(
   Object.defineProperty(safe, 'request', {
     value: async (req: API.HTTPRequest & { client?: string }) => {
       const context: RequestContext = req.client === undefined ? {} : { client: req.client }
+      const tooMany = (retryAfter: number) =>
+        text(429, 'rate limited; retry later', { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) })
       try {
+        // Every request costs its client address before any work (the rest once its size is known).
+        const first = limits.admission.request(1, context)
+        if (first !== undefined) return tooMany(first)
         const selection = CAR.inbound.accept(req as never)
         if (selection.error) {
           const { status, headers = {}, message } = selection.error
@@ -487,21 +594,11 @@ function withSafeRequest(
         if (invocations.length > limits.maxInvocations) {
           return text(413, `too many invocations in one request (at most ${limits.maxInvocations})`)
         }
-        for (const inv of invocations) requests.set(inv, context)
-        if (limits.admit !== undefined) {
-          const verified: { issuer: API.DID; resource: string; can: string }[] = []
-          for (const inv of invocations) {
-            // The rate-limit key must not be spoofable: only a verified issuer is charged.
-            if (await verifyInvocationSignature(inv, limits.principal)) {
-              const cap = inv.capabilities[0] as API.Capability | undefined
-              verified.push({ issuer: inv.issuer.did(), resource: String(cap?.with ?? ''), can: String(cap?.can ?? '') })
-            }
-          }
-          const retryAfter = limits.admit(verified, context)
-          if (retryAfter !== undefined) {
-            return text(429, 'rate limited; retry later', { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) })
-          }
+        if (invocations.length > 1) {
+          const rest = limits.admission.request(invocations.length - 1, context)
+          if (rest !== undefined) return tooMany(rest)
         }
+        for (const inv of invocations) requests.set(inv, context)
         // ucanto's execute, except that an invocation without exactly one capability gets our
         // InvalidCapability (ucanto's InvocationCapabilityError would echo every capability's nb).
         const receipts = await Promise.all(
@@ -515,6 +612,9 @@ function withSafeRequest(
                 }),
           ),
         )
+        // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as above.
+        const waits = invocations.map((inv) => rateLimited.get(inv))
+        if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])))
         const result = await Message.build({ receipts: receipts as never })
         return await encoder.encode(result as never)
       } catch (cause) {
@@ -526,6 +626,11 @@ function withSafeRequest(
   return safe
 }
 
+
+/** {@link Charge.id} of a signed invocation: its issuer and signature (unique per signed payload). */
+function chargeId(invocation: API.Invocation): string {
+  return `${invocation.issuer.did()} ${Buffer.from(invocation.signature).toString('base64')}`
+}
 
 /** Copies exactly the wire fields, so nothing else the log returns leaks into a receipt. */
 function toWire(r: AppendResult): AppendResult {

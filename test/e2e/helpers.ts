@@ -3,6 +3,7 @@
  * the local file backend) on 127.0.0.1 with a fresh data directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import http from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -78,4 +79,38 @@ export async function spawnServe(args: string[], stderr: 'inherit' | 'ignore' = 
     child.once('exit', (code) => reject(new Error(`ucanlog serve exited with ${code}`)))
   })
   return { url, did: (await (await fetch(`${url}/did`)).text()).trim(), child }
+}
+
+/**
+ * POSTs a CAR request to the service's /rpc route from a chosen loopback source address (Linux
+ * routes all of 127/8 to lo), so tests can act as distinct clients. Plain node:http, no pooling.
+ */
+export function postFrom(
+  url: string,
+  req: { headers: Record<string, string>; body: Uint8Array },
+  localAddress: string,
+): Promise<{ status: number; headers: Record<string, string>; body: Uint8Array }> {
+  const target = new URL(`${url}/rpc`)
+  return new Promise((resolve, reject) => {
+    const r = http.request(
+      { host: target.hostname, port: target.port, path: target.pathname, method: 'POST', localAddress, agent: false, headers: { ...req.headers, 'content-length': String(req.body.length) } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const headers: Record<string, string> = {}
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers[k] = v
+          resolve({ status: res.statusCode ?? 0, headers, body: new Uint8Array(Buffer.concat(chunks)) })
+        })
+        res.on('error', reject)
+      },
+    )
+    r.on('error', reject)
+    r.end(req.body)
+  })
+}
+
+/** A {@link RequestTarget} whose requests come from `localAddress` (see {@link postFrom}). */
+export function httpTargetFrom(url: string, localAddress: string): RequestTarget {
+  return { request: (req) => postFrom(url, req, localAddress) }
 }

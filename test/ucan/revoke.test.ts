@@ -17,9 +17,11 @@ import {
   delegateAgentToService,
   delegateSpaceToAgent,
   revokeInvocation,
+  type Admission,
   type UcanServiceOptions,
   type UcanStoreOptions,
 } from '../../src/ucan/index.js'
+import { impostor } from '../e2e/helpers.js'
 import { type Principals, RecordingLog, now, pinnedKey, principals, send, encodeRequest, sendRaw, outOf } from './helpers.js'
 
 let P: Principals
@@ -56,6 +58,13 @@ describe('ucan/revoke', () => {
   test('is storacha’s capability: same can, with, nb schema', () => {
     expect(UCANRevoke.can).toBe('ucan/revoke')
     expect(UCANAttest.can).toBe('ucan/attest')
+  })
+
+  test("the service's own authority does not stand in for a grant: a stranger's ucan/revoke with the service DID → Unauthorized, nothing recorded", async () => {
+    const { server, store } = setup()
+    const out = await send(server, await revoke(P.mallory, agentToService, { scope: P.service.did() }))
+    expect(out.error?.name).toBe('Unauthorized')
+    expect(await store.revocations.findRevoked(new Map([[agentToService.cid.toString(), new Set([P.service.did(), P.agent.did()])]]))).toBeUndefined()
   })
 
   test('the agent revokes its Agent→Service delegation: ok { time, ucan, scope }, then appends → Revoked', async () => {
@@ -335,22 +344,42 @@ describe('admission: invocations per request and rate limits', () => {
     expect(new TextDecoder().decode(res.body)).toMatch(/too many invocations/)
   })
 
-  test('admit sees only signature-verified invocations; a refusal → 429 + Retry-After, nothing runs', async () => {
-    const seen: { issuer: string; resource: string; can: string }[][] = []
-    let refuse = false
-    const { server, log } = setup({
-      admit: (invs) => {
-        seen.push([...invs])
-        return refuse ? 2.2 : undefined
-      },
-    })
+  test('admission: the address is asked first; only signature-verified invocations are charged to an issuer; a refusal → 429 + Retry-After, nothing runs', async () => {
+    const calls: string[] = []
+    let refuse: 'request' | 'charge' | undefined
+    const admission: Admission = {
+      request: (n) => (calls.push(`request ${n}`), refuse === 'request' ? 2.2 : undefined),
+      authorize: (_r, task) => task(),
+      check: (c) => (calls.push(`check ${c.issuer}`), undefined),
+      charge: (c) => (calls.push(`charge ${c.issuer} ${c.space ?? '-'}`), refuse === 'charge' ? 1.5 : undefined),
+      debit: (c) => void calls.push(`debit ${c.issuer}`),
+    }
+    const { server, log } = setup({ admission })
     const receipts = await sendRaw(server, await encodeRequest([await append()]))
     expect(outOf(receipts[0]!).ok).toBeDefined()
-    expect(seen[0]).toEqual([{ issuer: P.agent.did(), resource: P.space.did(), can: 'tlog/append' }])
-    refuse = true
-    const res = await server.request(await encodeRequest([await append()]))
-    expect(res.status).toBe(429)
-    expect(res.headers['retry-after']).toBe('3')
+    expect(calls).toEqual(['request 1', `check ${P.agent.did()}`, `charge ${P.agent.did()} ${P.space.did()}`])
+
+    // A forged signature costs only the address: no issuer is charged (it could be anyone's DID).
+    calls.length = 0
+    const forged = await append(impostor(P.agent, P.mallory) as typeof P.agent)
+    expect((await send(server, forged)).error?.name).toBe('InvalidSignature')
+    expect(calls).toEqual(['request 1'])
+
+    // Refused at the address, or at the charge after authorization: 429, nothing ran.
+    for (const at of ['request', 'charge'] as const) {
+      refuse = at
+      const res = await server.request(await encodeRequest([await append()]))
+      expect(res.status).toBe(429)
+      expect(res.headers['retry-after']).toBe(at === 'request' ? '3' : '2')
+    }
     expect(log.appends).toHaveLength(1)
+
+    // With two invocations and only one refused, the other runs and the refused one says RateLimited.
+    refuse = undefined
+    let first = true
+    admission.charge = () => (first ? ((first = false), undefined) : 1)
+    const both = await sendRaw(server, await encodeRequest([await append(), await append()]))
+    expect(both.map((r) => outOf(r).error?.name ?? 'ok').sort()).toEqual(['RateLimited', 'ok'])
+    expect(log.appends).toHaveLength(2)
   })
 })
