@@ -127,6 +127,31 @@ export class UnknownLog extends TlogFailure {
 }
 
 /**
+ * A UCAN (the invocation, or one in `nb.delegation`'s chain) lists the same proof twice in its
+ * `prf`: nothing honest does, and each copy doubles what a per-path walk of the chain costs.
+ */
+export class DuplicateProof extends TlogFailure {
+  override readonly name = 'DuplicateProof' as const
+}
+
+/** The proof links of a UCAN form a cycle (blocks stored under CIDs that are not theirs). */
+export class ProofCycle extends TlogFailure {
+  override readonly name = 'ProofCycle' as const
+}
+
+/**
+ * The proof graph of the invocation or of `nb.delegation` is over a bound of proof-graph.ts
+ * (distinct UCANs, proof links, root-to-UCAN paths or depth) or of the delegation's validator
+ * work; the message names which. Refused before any signature of the graph is checked.
+ */
+export class ProofGraphTooLarge extends TlogFailure {
+  override readonly name = 'ProofGraphTooLarge' as const
+}
+
+/** Any failure of the proof graph check (proof-graph.ts). */
+export type ProofGraphFailure = DuplicateProof | ProofCycle | ProofGraphTooLarge
+
+/**
  * Something failed inside the service (a store, the log). Carries no detail; the cause is logged
  * server-side. Also returned when the revocation store cannot answer (authorization fails closed).
  */
@@ -145,6 +170,7 @@ export type AppendFailure =
   | NotValidBefore
   | InvalidExpiry
   | InvalidDelegation
+  | ProofGraphFailure
   | DelegationIssuerMismatch
   | Unauthorized
   | Revoked
@@ -162,6 +188,7 @@ export type ReadFailure =
   | NotValidBefore
   | InvalidCapability
   | UnknownLog
+  | ProofGraphFailure
   | InternalError
 
 /**
@@ -183,6 +210,7 @@ export type RevokeFailure =
   | Unauthorized
   | Revoked
   | UCANNotFound
+  | ProofGraphFailure
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's. */

@@ -34,6 +34,7 @@ import {
   type FailureJSON,
   InternalError,
   InvalidCapability,
+  type ProofGraphFailure,
   type ReadFailure,
   type RevokeFailure,
   Revoked,
@@ -42,6 +43,7 @@ import {
   truncate,
 } from './errors.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
+import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
 import { type ReplayGuard, createMemoryReplayGuard } from './replay.js'
 import {
   type RevocationChecker,
@@ -395,10 +397,14 @@ const RevokeCaveats = Schema.struct({
  * invocation runs and the receipts are encoded), plus:
  * - more than `maxInvocations` invocations → 413 and nothing runs;
  * - `admit` (rate limits) refusing → 429 with `Retry-After` and nothing runs;
+ * - an invocation whose own proof graph fails proof-graph.ts's check (duplicate proof links, a
+ *   cycle, over {@link DEFAULT_PROOF_GRAPH_BUDGET}) gets `DuplicateProof`/`ProofCycle`/
+ *   `ProofGraphTooLarge` before any signature is checked, in a receipt whose `ran` is the
+ *   invocation's link (ucanto would otherwise export the graph once per path into the receipt);
  * - an invocation without exactly one capability gets `InvalidCapability` (not ucanto's
  *   `InvocationCapabilityError`, whose JSON carries every capability's `nb`);
  * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
- *   a proof DAG whose block labels form a cycle overflows the stack in `exportSubDAG`) → 400.
+ *   a proof block that does not decode as a UCAN) → 400.
  * Status bodies are short plain text, never a stack trace.
  */
 function withSafeRequest(
@@ -431,6 +437,14 @@ function withSafeRequest(
         if (invocations.length > limits.maxInvocations) {
           return text(413, `too many invocations in one request (at most ${limits.maxInvocations})`)
         }
+        // Before any signature or receipt work: a proof graph that a per-path walk (ucanto's export
+        // of `ran`, its validator) would take exponential time over is refused by name, and its
+        // receipt names the invocation by link only, so the graph is never exported.
+        const refused = new Map<API.Invocation, ProofGraphFailure>()
+        for (const inv of invocations) {
+          const graph = checkProofGraph(inv)
+          if (graph.error) refused.set(inv, graph.error)
+        }
         if (limits.admit !== undefined) {
           const verified: { issuer: API.DID; resource: string; can: string }[] = []
           for (const inv of invocations) {
@@ -449,7 +463,9 @@ function withSafeRequest(
         // InvalidCapability (ucanto's InvocationCapabilityError would echo every capability's nb).
         const receipts = await Promise.all(
           invocations.map((inv) =>
-            inv.capabilities.length === 1
+            refused.has(inv)
+              ? Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link() as never, result: { error: refused.get(inv) as ProofGraphFailure } })
+              : inv.capabilities.length === 1
               ? Server.run(inv as never, server as never)
               : Receipt.issue({
                   issuer: server.id as API.Signer,
