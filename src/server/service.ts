@@ -51,6 +51,9 @@ export interface RunningService {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
+    throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
+  }
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
   const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
@@ -127,9 +130,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
         throw err
       }
     },
-    async read(space, offset, limit) {
+    async read(space, offset, limit, maxBytes) {
       const l = await logs.get(space)
-      return l ? l.read(offset, limit) : undefined
+      return l ? l.read(offset, limit, maxBytes) : undefined
     },
     async create(space) {
       const l = await logs.getOrCreate(space)
@@ -156,6 +159,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     replay: ucanStore.replay,
     attester,
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
+    maxResponseBytes: c.maxResponseBytes,
+    maxResponseBytesInFlight: c.maxResponseBytesInFlight,
     admit: createAdmission({ agent: { rate: c.agentRate, burst: c.agentBurst }, space: { rate: c.spaceRate, burst: c.spaceBurst } }),
   })
 

@@ -121,6 +121,14 @@ export class InvalidCapability extends TlogFailure {
   override readonly name = 'InvalidCapability' as const
 }
 
+/**
+ * `tlog/read` found its request's response budget (`maxResponseBytes`, shared by every invocation
+ * of one RPC request) too spent to return even one entry: read the rest in another request.
+ */
+export class ResponseTooLarge extends TlogFailure {
+  override readonly name = 'ResponseTooLarge' as const
+}
+
 /** `tlog/read` of a space that has no log. */
 export class UnknownLog extends TlogFailure {
   override readonly name = 'UnknownLog' as const
@@ -188,6 +196,7 @@ export type ReadFailure =
   | NotValidBefore
   | InvalidCapability
   | UnknownLog
+  | ResponseTooLarge
   | ProofGraphFailure
   | InternalError
 

@@ -96,7 +96,8 @@ describe('service construction and a full guard', () => {
     const log = new RecordingLog()
     expect(() => createUcanService({ signer: P.service, log, maxInvocationLifetime: 0 })).toThrow(RangeError)
     expect(() => createUcanService({ signer: P.service, log, maxInvocationLifetime: 1.5 })).toThrow(RangeError)
-    expect(() => createUcanService({ signer: P.service, log, maxReadBytes: -1 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxResponseBytes: -1 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxResponseBytes: 2000, maxResponseBytesInFlight: 1000 })).toThrow(RangeError)
   })
 
   test('a full replay guard fails closed with InternalError and does not append', async () => {
