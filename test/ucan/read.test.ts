@@ -30,8 +30,8 @@ const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill)
 
 /** Receipts' outs in the order of `invocations` (a decoded message orders receipts by CID). */
 function inOrder(invocations: API.Delegation[], receipts: API.Receipt[]) {
-  const byRan = new Map(receipts.map((r) => [r.ran.link().toString(), r]))
-  return invocations.map((inv) => outOf(byRan.get(inv.cid.toString()) as API.Receipt))
+  const byRan = new Map<string, API.Receipt>(receipts.map((r) => [String(r.ran.link()), r]))
+  return invocations.map((inv) => outOf(byRan.get(String(inv.cid)) as API.Receipt))
 }
 
 describe('tlog/read', () => {
