@@ -247,14 +247,27 @@ export class Log {
     })
   }
 
-  /** Reads published entries [offset, offset+limit) (fewer at the end); total = published size. */
-  async read(offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number }> {
+  /**
+   * Reads published entries [offset, offset+limit) (fewer at the end); total = published size.
+   * Stops before the entry that would take the entries' total length past `maxBytes` (default
+   * unbounded), reading no further bundle: a read holds at most `maxBytes` of entries plus the one
+   * bundle file it is reading (≤ 256 entries).
+   * @param offset integer ≥ 0. @param limit entries, integer ≥ 0. @param maxBytes bytes, integer ≥ 0.
+   */
+  async read(offset: number, limit: number, maxBytes = Infinity): Promise<{ entries: Uint8Array[]; total: number }> {
     const total = this.published?.size ?? 0
+    const end = Math.min(total, offset + limit)
     const entries: Uint8Array[] = []
-    for (let i = offset; i < Math.min(total, offset + limit); ) {
+    let bytes = 0
+    for (let i = offset; i < end; ) {
       const n = Math.floor(i / TILE_WIDTH)
       const bundle = await this.readBundle(n, total)
-      for (let j = i - n * TILE_WIDTH; j < bundle.length && i < Math.min(total, offset + limit); j++, i++) entries.push(bundle[j]!)
+      for (let j = i - n * TILE_WIDTH; j < bundle.length && i < end; j++, i++) {
+        const entry = bundle[j]!
+        if (bytes + entry.length > maxBytes) return { entries, total }
+        entries.push(entry)
+        bytes += entry.length
+      }
     }
     return { entries, total }
   }

@@ -11,6 +11,7 @@ import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_CLIENT_CONCURRENCY } from './semaphore.js'
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
 /** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
@@ -42,6 +43,10 @@ export interface ServiceConfig {
   /** Maximum invocations in one RPC request (more → 413). */
   maxInvocationsPerRequest: number
   /** Sustained invocations per second per agent (verified issuer, each signed invocation charged once); 0 = unlimited. Over → 429 / RateLimited. */
+  /** Bytes of entry text (base64) all `tlog/read`s of one RPC request may return together. */
+  maxResponseBytes: number
+  /** Bytes of read responses all requests in flight may hold together (≥ maxResponseBytes; over → 503). */
+  maxResponseBytesInFlight: number
   agentRate: number
   /** Burst of invocations per agent. */
   agentBurst: number
@@ -92,6 +97,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   maxInvocationLifetime: 3600,
   maxInvocationsPerRequest: DEFAULT_MAX_INVOCATIONS_PER_REQUEST,
+  maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
+  maxResponseBytesInFlight: DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT,
   agentRate: DEFAULT_AGENT_RATE,
   agentBurst: DEFAULT_AGENT_BURST,
   spaceRate: DEFAULT_SPACE_RATE,
@@ -139,6 +146,8 @@ export const KNOBS: Knob[] = [
   { key: 'maxInvocationLifetime', flag: '--max-invocation-lifetime', env: 'UCANLOG_MAX_INVOCATION_LIFETIME', unit: 's', description: 'latest accepted invocation expiry, from now', integer: { min: 1, max: 86_400 * 30 } },
   { key: 'maxInvocationsPerRequest', flag: '--max-invocations', env: 'UCANLOG_MAX_INVOCATIONS', unit: 'invocations', description: 'maximum invocations in one RPC request (more → 413)', integer: { min: 1, max: 10_000 } },
   { key: 'agentRate', flag: '--agent-rate', env: 'UCANLOG_AGENT_RATE', unit: 'invocations/s', description: 'sustained rate per agent (verified issuer; each signed invocation charged once, replays free); over → 429 + Retry-After or RateLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'maxResponseBytes', flag: '--max-response-bytes', env: 'UCANLOG_MAX_RESPONSE_BYTES', unit: 'bytes', description: 'entry bytes (base64) all tlog/reads of one RPC request may return together; reads past it return fewer entries or ResponseTooLarge', integer: { min: 131_072, max: 1 << 30 } },
+  { key: 'maxResponseBytesInFlight', flag: '--max-response-bytes-in-flight', env: 'UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT', unit: 'bytes', description: 'read-response bytes all requests in flight may hold (each reading request reserves --max-response-bytes); over → 503', integer: { min: 131_072, max: 1 << 40 } },
   { key: 'agentBurst', flag: '--agent-burst', env: 'UCANLOG_AGENT_BURST', unit: 'invocations', description: 'burst per agent', integer: { min: 1, max: 10_000_000 } },
   { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space of writes a verified chain authorized; over → 429 + Retry-After or RateLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },

@@ -51,6 +51,9 @@ export interface RunningService {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
+    throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
+  }
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
   const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
@@ -128,9 +131,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
         throw err
       }
     },
-    async read(space, offset, limit) {
+    async read(space, offset, limit, maxBytes) {
       const l = await logs.get(space)
-      return l ? l.read(offset, limit) : undefined
+      return l ? l.read(offset, limit, maxBytes) : undefined
     },
     async create(space) {
       const l = await logs.getOrCreate(space)
@@ -166,6 +169,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       concurrency: c.clientConcurrency,
       memory: c.chargeMemory,
     }),
+    maxResponseBytes: c.maxResponseBytes,
+    maxResponseBytesInFlight: c.maxResponseBytesInFlight,
   })
 
   const info = () => ({

@@ -19,7 +19,8 @@ import * as Link from 'multiformats/link'
 import { CAR, Delegation, UCAN, isDelegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
-import { InvalidDelegation, truncate } from './errors.js'
+import { InvalidDelegation, type ProofGraphFailure, ProofGraphTooLarge, truncate } from './errors.js'
+import { type ProofGraphBudget, checkProofGraph } from './proof-graph.js'
 
 /** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
 export const MAX_DELEGATION_LENGTH = 65_536
@@ -30,9 +31,26 @@ export const MAX_CHAIN_UCANS = 32
 /** Deepest proof nesting accepted: Space→Agent→Service is depth 2. */
 export const MAX_CHAIN_DEPTH = 8
 
+/** Most proof links, over all UCANs of one delegation (each UCAN's `prf` list counted once). */
+export const MAX_CHAIN_LINKS = 128
+
+/**
+ * Most root-to-UCAN paths in one delegation: how many UCANs a walk following every proof link
+ * (ucanto's export, its validator) visits. An honest chain is a tree: as many paths as UCANs.
+ */
+export const MAX_CHAIN_PATHS = 256
+
+/** The proof-graph budget of `nb.delegation` (proof-graph.ts). */
+export const DELEGATION_GRAPH_BUDGET: Readonly<ProofGraphBudget> = Object.freeze({
+  blocks: MAX_CHAIN_UCANS,
+  links: MAX_CHAIN_LINKS,
+  paths: MAX_CHAIN_PATHS,
+  depth: MAX_CHAIN_DEPTH,
+})
+
 /**
  * Most validator work a chain may cost, counted as Σ over paths of capabilities examined:
- * `work(u) = |capabilities(u)| × (1 + Σ work(p) for p in proofs(u))`. An honest
+ * `work(u) = max(1, |capabilities(u)|) × (1 + Σ work(p) for p in proofs(u))`. An honest
  * Space→Alice→Agent→Service chain with three capabilities each costs 39.
  */
 export const MAX_CHAIN_WORK = 4096
@@ -49,10 +67,11 @@ const SHA256_CODE = 0x12
  * are materialised. Does not verify signatures, time bounds or content addressing — see
  * {@link checkContentAddressed} and the authorizer for that.
  * @returns `InvalidDelegation` if the string is empty or longer than {@link MAX_DELEGATION_LENGTH},
- *   is not base64 of either form, is not a CAR holding a UCAN, or exceeds {@link MAX_CHAIN_UCANS},
- *   {@link MAX_CHAIN_DEPTH} or {@link MAX_CHAIN_WORK}.
+ *   is not base64 of either form, or is not a CAR holding a UCAN; `DuplicateProof`, `ProofCycle`
+ *   or `ProofGraphTooLarge` if its proof graph fails {@link DELEGATION_GRAPH_BUDGET} or costs more
+ *   than {@link MAX_CHAIN_WORK}.
  */
-export async function parseDelegation(s: string): Promise<API.Result<API.Delegation, InvalidDelegation>> {
+export async function parseDelegation(s: string): Promise<API.Result<API.Delegation, InvalidDelegation | ProofGraphFailure>> {
   if (typeof s !== 'string' || s.length === 0) return invalid('empty delegation')
   if (s.length > MAX_DELEGATION_LENGTH) return invalid(`delegation longer than ${MAX_DELEGATION_LENGTH} characters`)
 
@@ -183,30 +202,31 @@ async function decodeArchive(bytes: Uint8Array): Promise<API.Result<API.Delegati
   return { ok: delegation }
 }
 
-/** Rejects chains past the UCAN count, depth, or validator work bounds. */
-function checkBounds(delegation: API.Delegation): API.Result<API.Delegation, InvalidDelegation> {
+/**
+ * Rejects chains past the graph bounds ({@link DELEGATION_GRAPH_BUDGET}: duplicate proof links,
+ * cycles, UCANs, links, paths, depth), then past the validator work bound.
+ */
+function checkBounds(delegation: API.Delegation): API.Result<API.Delegation, InvalidDelegation | ProofGraphFailure> {
+  const graph = checkProofGraph(delegation, DELEGATION_GRAPH_BUDGET)
+  if (graph.error) return graph
+  // The graph is small now (a DAG of ≤ MAX_CHAIN_UCANS, ≤ MAX_CHAIN_PATHS paths), so this memoized
+  // walk is cheap. A UCAN with no capabilities still costs the validator a visit: it weighs 1.
   const work = new Map<string, number>()
-  const active = new Set<string>()
-  const measure = (d: API.Delegation, depth: number): number => {
-    if (depth > MAX_CHAIN_DEPTH) throw new InvalidDelegation(`proof chain deeper than ${MAX_CHAIN_DEPTH}`)
+  const measure = (d: API.Delegation): number => {
     const id = d.cid.toString()
     const known = work.get(id)
     if (known !== undefined) return known
-    if (active.has(id)) throw new InvalidDelegation('proof chain has a cycle')
-    active.add(id)
     let below = 1
-    for (const proof of d.proofs) if (isDelegation(proof)) below += measure(proof, depth + 1)
-    active.delete(id)
-    const w = d.capabilities.length * below
+    for (const proof of d.proofs) if (isDelegation(proof)) below += measure(proof)
+    const w = Math.max(1, d.capabilities.length) * below
     work.set(id, w)
-    if (work.size > MAX_CHAIN_UCANS) throw new InvalidDelegation(`more than ${MAX_CHAIN_UCANS} UCANs in the delegation`)
-    if (w > MAX_CHAIN_WORK) throw new InvalidDelegation('delegation chain too complex')
+    if (w > MAX_CHAIN_WORK) throw new ProofGraphTooLarge('delegation chain too complex')
     return w
   }
   try {
-    measure(delegation, 0)
+    measure(delegation)
   } catch (cause) {
-    if (cause instanceof InvalidDelegation) return { error: cause }
+    if (cause instanceof ProofGraphTooLarge) return { error: cause }
     return invalid(`not a UCAN delegation: ${(cause as Error).message}`)
   }
   return { ok: delegation }

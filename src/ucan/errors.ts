@@ -121,10 +121,43 @@ export class InvalidCapability extends TlogFailure {
   override readonly name = 'InvalidCapability' as const
 }
 
+/**
+ * `tlog/read` found its request's response budget (`maxResponseBytes`, shared by every invocation
+ * of one RPC request) too spent to return even one entry: read the rest in another request.
+ */
+export class ResponseTooLarge extends TlogFailure {
+  override readonly name = 'ResponseTooLarge' as const
+}
+
 /** `tlog/read` of a space that has no log. */
 export class UnknownLog extends TlogFailure {
   override readonly name = 'UnknownLog' as const
 }
+
+/**
+ * A UCAN (the invocation, or one in `nb.delegation`'s chain) lists the same proof twice in its
+ * `prf`: nothing honest does, and each copy doubles what a per-path walk of the chain costs.
+ */
+export class DuplicateProof extends TlogFailure {
+  override readonly name = 'DuplicateProof' as const
+}
+
+/** The proof links of a UCAN form a cycle (blocks stored under CIDs that are not theirs). */
+export class ProofCycle extends TlogFailure {
+  override readonly name = 'ProofCycle' as const
+}
+
+/**
+ * The proof graph of the invocation or of `nb.delegation` is over a bound of proof-graph.ts
+ * (distinct UCANs, proof links, root-to-UCAN paths or depth) or of the delegation's validator
+ * work; the message names which. Refused before any signature of the graph is checked.
+ */
+export class ProofGraphTooLarge extends TlogFailure {
+  override readonly name = 'ProofGraphTooLarge' as const
+}
+
+/** Any failure of the proof graph check (proof-graph.ts). */
+export type ProofGraphFailure = DuplicateProof | ProofCycle | ProofGraphTooLarge
 
 /**
  * Something failed inside the service (a store, the log). Carries no detail; the cause is logged
@@ -173,6 +206,7 @@ export type AppendFailure =
   | NotValidBefore
   | InvalidExpiry
   | InvalidDelegation
+  | ProofGraphFailure
   | DelegationIssuerMismatch
   | Unauthorized
   | Revoked
@@ -195,6 +229,8 @@ export type ReadFailure =
   | ReservedSpace
   | RateLimited
   | UnknownLog
+  | ResponseTooLarge
+  | ProofGraphFailure
   | InternalError
 
 /**
@@ -238,6 +274,7 @@ export type RevokeFailure =
   | UnrelatedRevocation
   | TooManyRevocations
   | RateLimited
+  | ProofGraphFailure
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */

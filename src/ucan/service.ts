@@ -36,8 +36,10 @@ import {
   InternalError,
   InvalidCapability,
   RateLimited,
+  type ProofGraphFailure,
   type ReadFailure,
   ReservedSpace,
+  ResponseTooLarge,
   type RevokeFailure,
   Revoked,
   TooManyPendingInvocations,
@@ -48,6 +50,14 @@ import {
   truncate,
 } from './errors.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
+import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
+import {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT,
+  type RequestBudget,
+  type ResponsePool,
+  createResponsePool,
+} from './response-budget.js'
 import { type ReplayGuard, ReplayGuardFull, createMemoryReplayGuard } from './replay.js'
 import {
   type RevocationChecker,
@@ -81,12 +91,14 @@ export interface LogService {
     meta: { invocation: string; delegation: API.Delegation; client?: string },
   ): Promise<AppendResult>
   /**
-   * Reads up to `limit` entries from index `offset` (0-based). Resolves to `undefined` if the space
-   * has no log (nothing is created). `total` is the number of entries in the log; `entries` is
-   * empty when `offset ≥ total`.
-   * @param offset integer ≥ 0. @param limit integer 1..1000.
+   * Reads up to `limit` entries from index `offset` (0-based), stopping before the entry that would
+   * take their total length past `maxBytes` (so it holds no more than that, plus one entry bundle
+   * while reading). Resolves to `undefined` if the space has no log (nothing is created). `total`
+   * is the number of entries in the log; `entries` is empty when `offset ≥ total` or when the
+   * first entry alone is longer than `maxBytes`.
+   * @param offset integer ≥ 0. @param limit integer 1..1000. @param maxBytes bytes of entries, integer ≥ 0.
    */
-  read(space: SpaceKey, offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number } | undefined>
+  read(space: SpaceKey, offset: number, limit: number, maxBytes: number): Promise<{ entries: Uint8Array[]; total: number } | undefined>
   /**
    * Creates the space's log if it has none (idempotent) and describes it. Called only for an
    * authorized `tlog/create`. A rejection is reported as `InternalError`.
@@ -152,9 +164,6 @@ export interface UcanLogger {
   error(details: Record<string, unknown>, message: string): void
 }
 
-/** Largest `tlog/read` page, in bytes of base64 text, by default; at least one entry is always returned. */
-export const DEFAULT_MAX_READ_BYTES = 4 * 1024 * 1024
-
 /** Options of {@link createUcanService}. */
 export interface UcanServiceOptions {
   /**
@@ -176,8 +185,19 @@ export interface UcanServiceOptions {
   principal?: API.PrincipalParser
   /** Default: discard. */
   logger?: UcanLogger
-  /** `tlog/read` page bound in bytes of base64; default {@link DEFAULT_MAX_READ_BYTES}. */
-  maxReadBytes?: number
+  /**
+   * Bytes of entry text (base64) that all `tlog/read`s of one request may return together; default
+   * {@link DEFAULT_MAX_RESPONSE_BYTES}. A read gets the longest prefix of its page that fits in what
+   * is left, or `ResponseTooLarge` if not even its first entry fits (the first read of a request
+   * always gets one entry when this is ≥ 87,384, the base64 length of the largest entry).
+   */
+  maxResponseBytes?: number
+  /**
+   * Bytes of read responses all requests in flight may hold together; a request with a `tlog/read`
+   * reserves `maxResponseBytes` of it until its response is encoded, and one that cannot is refused
+   * whole with HTTP 503 (`ReadCapacityExhausted`). Default {@link DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT}.
+   */
+  maxResponseBytesInFlight?: number
   /**
    * Where `ucan/revoke` records revocations (and appends them to the revocation log). Default:
    * none, and `ucan/revoke` answers `InternalError`. Usually the same object as `revocations`.
@@ -275,6 +295,12 @@ export function requestOf(invocation: API.Invocation): RequestContext {
 /** Most invocations per request, by default. */
 export const DEFAULT_MAX_INVOCATIONS_PER_REQUEST = 64
 
+/** What ucanto calls a handler with besides the invocation (its context): here, the request's response budget. */
+export interface RequestContext {
+  /** Absent when a handler is called outside a request (a fresh, unpooled budget is used). */
+  responses?: RequestBudget
+}
+
 /** A raw ucanto method of this service. */
 type RawMethod<O extends {}, X extends API.Failure> = (invocation: API.Invocation) => Promise<API.Result<O, X>>
 
@@ -300,8 +326,10 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   if (!Number.isSafeInteger(maxInvocationLifetime) || maxInvocationLifetime < 1) {
     throw new RangeError('maxInvocationLifetime must be a positive integer (seconds)')
   }
-  const maxReadBytes = options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES
-  if (!Number.isSafeInteger(maxReadBytes) || maxReadBytes < 1) throw new RangeError('maxReadBytes must be a positive integer')
+  const responses = createResponsePool(
+    options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    options.maxResponseBytesInFlight ?? Math.max(DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT, options.maxResponseBytes ?? 0),
+  )
   if (options.log === undefined) throw new TypeError('log is required')
   const signer = fastIfEd25519(options.signer)
   const now = options.now ?? systemNow
@@ -388,7 +416,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     }
   }
 
-  const read: TlogService['tlog']['read'] = async (invocation) => {
+  const read: TlogService['tlog']['read'] = async (invocation, context?: RequestContext) => {
     try {
       if (invocation.capabilities.length !== 1) {
         return { error: new InvalidCapability('invocation must carry exactly one capability') }
@@ -401,19 +429,32 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       }
       const nb = TlogReadCaveats.read((capability as { nb?: unknown }).nb ?? {})
       if (nb.error) return { error: new InvalidCapability('nb must be { offset?: integer ≥ 0, limit?: integer 1..1000 }') }
-      const checked = await admitted(invocation, () => undefined, () => checkInvocation(invocation, { audience: signer.did(), principal, now: now() }))
+      // A bounded exp, as for appends: one signed read cannot be replayed forever.
+      const checked = await admitted(invocation, () => undefined, () =>
+        checkInvocation(invocation, { audience: signer.did(), principal, now: now(), maxLifetime: maxInvocationLifetime }),
+      )
       if (checked.error) return checked
-      const page = await log.read(space.ok, nb.ok.offset ?? 0, nb.ok.limit ?? DEFAULT_READ_LIMIT)
-      if (page === undefined) return { error: new UnknownLog('no log for this space') }
-      const entries: string[] = []
-      let bytes = 0
-      for (const entry of page.entries) {
-        const text = encodeBase64(entry)
-        if (entries.length > 0 && bytes + text.length > maxReadBytes) break
-        entries.push(text)
-        bytes += text.length
-      }
-      return { ok: { entries, total: page.total } }
+      const budget = context?.responses ?? responses.unpooled()
+      // Reads of one request take turns, so each sees what the ones before it spent.
+      return await budget.serialize(async () => {
+        const remaining = budget.remaining()
+        // The engine counts raw bytes: base64 is 4/3 of them (plus ≤ 2 padding characters each).
+        const page = await log.read(space.ok, nb.ok.offset ?? 0, nb.ok.limit ?? DEFAULT_READ_LIMIT, Math.floor((remaining * 3) / 4))
+        if (page === undefined) return { error: new UnknownLog('no log for this space') }
+        const entries: string[] = []
+        let bytes = 0
+        for (const entry of page.entries) {
+          const text = encodeBase64(entry)
+          if (bytes + text.length > remaining) break
+          entries.push(text)
+          bytes += text.length
+        }
+        if (entries.length === 0 && (nb.ok.offset ?? 0) < page.total) {
+          return { error: new ResponseTooLarge('this request\'s response budget is spent; read these entries in another request') }
+        }
+        budget.charge(bytes)
+        return { ok: { entries, total: page.total } }
+      })
     } catch (cause) {
       return internal(cause, invocation, 'tlog/read failed')
     }
@@ -516,7 +557,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       logger.error({ err: error }, 'ucanto handler execution error')
     },
   })
-  return withSafeRequest(server, logger, { maxInvocations, admission })
+  return withSafeRequest(server, logger, { maxInvocations, admission, responses })
 }
 
 /**
@@ -552,16 +593,22 @@ const RevokeCaveats = Schema.struct({
  * - more than `maxInvocations` invocations → 413 and nothing runs;
  * - `admission.request` (the client address's rate limit) refusing → 429 with `Retry-After`, and
  *   nothing runs; so does a request whose every invocation was refused `RateLimited`;
+ * - a request with a `tlog/read` when the response pool cannot reserve its budget → 503
+ *   `ReadCapacityExhausted` with `Retry-After: 1`, and nothing runs;
+ * - an invocation whose own proof graph fails proof-graph.ts's check (duplicate proof links, a
+ *   cycle, over {@link DEFAULT_PROOF_GRAPH_BUDGET}) gets `DuplicateProof`/`ProofCycle`/
+ *   `ProofGraphTooLarge` before any signature is checked, in a receipt whose `ran` is the
+ *   invocation's link (ucanto would otherwise export the graph once per path into the receipt);
  * - an invocation without exactly one capability gets `InvalidCapability` (not ucanto's
  *   `InvocationCapabilityError`, whose JSON carries every capability's `nb`);
  * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
- *   a proof DAG whose block labels form a cycle overflows the stack in `exportSubDAG`) → 400.
+ *   a proof block that does not decode as a UCAN) → 400.
  * Status bodies are short plain text, never a stack trace.
  */
 function withSafeRequest(
   server: API.ServerView<TlogService>,
   logger: UcanLogger,
-  limits: { maxInvocations: number; admission: Admission },
+  limits: { maxInvocations: number; admission: Admission; responses: ResponsePool },
 ): API.ServerView<TlogService> {
   const safe = Object.create(server) as API.ServerView<TlogService>
   const text = (status: number, message: string, headers: Record<string, string> = {}) => ({
@@ -599,24 +646,47 @@ function withSafeRequest(
           if (rest !== undefined) return tooMany(rest)
         }
         for (const inv of invocations) requests.set(inv, context)
-        // ucanto's execute, except that an invocation without exactly one capability gets our
-        // InvalidCapability (ucanto's InvocationCapabilityError would echo every capability's nb).
-        const receipts = await Promise.all(
-          invocations.map((inv) =>
-            inv.capabilities.length === 1
-              ? Server.run(inv as never, server as never)
-              : Receipt.issue({
-                  issuer: server.id as API.Signer,
-                  ran: inv,
-                  result: { error: new InvalidCapability('invocation must carry exactly one capability') },
-                }),
-          ),
-        )
-        // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as above.
-        const waits = invocations.map((inv) => rateLimited.get(inv))
-        if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])))
-        const result = await Message.build({ receipts: receipts as never })
-        return await encoder.encode(result as never)
+        // Before any signature or receipt work: a proof graph that a per-path walk (ucanto's export
+        // of `ran`, its validator) would take exponential time over is refused by name, and its
+        // receipt names the invocation by link only, so the graph is never exported.
+        const refused = new Map<API.Invocation, ProofGraphFailure>()
+        for (const inv of invocations) {
+          const graph = checkProofGraph(inv)
+          if (graph.error) refused.set(inv, graph.error)
+        }
+        // A request that reads reserves its response budget from the service-wide pool until its
+        // response is encoded; when the pool is spent, that request is refused and nothing runs.
+        const reads = invocations.some((inv) => inv.capabilities[0]?.can === 'tlog/read')
+        const responses = reads ? limits.responses.reserve() : undefined
+        if (reads && responses === undefined) {
+          return text(503, 'ReadCapacityExhausted: too many read responses in flight; retry later', { 'retry-after': '1' })
+        }
+        try {
+          // Handlers get ucanto's context plus this request's response budget.
+          const runner = Object.create(server, { context: { value: { ...(server as unknown as { context: object }).context, responses } } })
+          // ucanto's execute, except that an invocation without exactly one capability gets our
+          // InvalidCapability (ucanto's InvocationCapabilityError would echo every capability's nb).
+          const receipts = await Promise.all(
+            invocations.map((inv) =>
+              refused.has(inv)
+                ? Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link() as never, result: { error: refused.get(inv) as ProofGraphFailure } })
+                : inv.capabilities.length === 1
+                  ? Server.run(inv as never, runner as never)
+                  : Receipt.issue({
+                      issuer: server.id as API.Signer,
+                      ran: inv,
+                      result: { error: new InvalidCapability('invocation must carry exactly one capability') },
+                    }),
+            ),
+          )
+          // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as above.
+          const waits = invocations.map((inv) => rateLimited.get(inv))
+          if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])))
+          const result = await Message.build({ receipts: receipts as never })
+          return await encoder.encode(result as never)
+        } finally {
+          responses?.release()
+        }
       } catch (cause) {
         logger.error({ err: cause }, 'ucanto request failed')
         return text(400, 'Bad request: the agent message could not be processed')

@@ -62,6 +62,14 @@ describe('Log', () => {
     const { entries, total } = await log.read(250, 20)
     expect(total).toBe(700)
     expect(entries.map((e) => new TextDecoder().decode(e))).toEqual(Array.from({ length: 20 }, (_, k) => `entry ${250 + k}`))
+    // A byte budget stops the read before the entry that would pass it.
+    const sized = (i: number) => `entry ${i}`.length
+    let budget = 0
+    for (let i = 250; i < 255; i++) budget += sized(i)
+    const bounded = await log.read(250, 100, budget)
+    expect(bounded.entries.map((e) => new TextDecoder().decode(e))).toEqual(Array.from({ length: 5 }, (_, k) => `entry ${250 + k}`))
+    expect((await log.read(250, 100, budget + sized(255) - 1)).entries).toHaveLength(5)
+    expect((await log.read(250, 100, 0)).entries).toEqual([])
     expect(files.files.has('tile/entries/000')).toBe(true)
     expect(files.files.has('tile/entries/002.p/188')).toBe(true)
     expect(files.files.has('tile/1/000.p/2')).toBe(true)

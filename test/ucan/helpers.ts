@@ -95,10 +95,21 @@ export class RecordingLog implements LogService {
     return { logId: space, origin: `ucanlog/logs/${space}`, vkey: `ucanlog/logs/${space}+00000000+AQ==`, treeSize: this.logs.get(space)!.length }
   }
 
-  async read(space: SpaceKey, offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number } | undefined> {
+  /** The `maxBytes` of every read call, in order. */
+  readBudgets: number[] = []
+
+  async read(space: SpaceKey, offset: number, limit: number, maxBytes: number): Promise<{ entries: Uint8Array[]; total: number } | undefined> {
+    this.readBudgets.push(maxBytes)
     const log = this.logs.get(space)
     if (log === undefined) return undefined
-    return { entries: log.slice(offset, offset + limit), total: log.length }
+    const entries: Uint8Array[] = []
+    let bytes = 0
+    for (const e of log.slice(offset, offset + limit)) {
+      if (bytes + e.length > maxBytes) break
+      entries.push(e)
+      bytes += e.length
+    }
+    return { entries, total: log.length }
   }
 }
 

@@ -12,14 +12,14 @@ import {
   readInvocation,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
-import { type Principals, RecordingLog, now, principals, send } from './helpers.js'
+import { type Principals, RecordingLog, encodeRequest, now, outOf, principals, send, sendRaw } from './helpers.js'
 
 let P: Principals
 beforeAll(async () => {
   P = await principals()
 })
 
-function seeded(entries: Uint8Array[], options: { maxReadBytes?: number } = {}) {
+function seeded(entries: Uint8Array[], options: { maxResponseBytes?: number } = {}) {
   const log = new RecordingLog()
   log.logs.set(P.space.did(), entries)
   const server = createUcanService({ signer: P.service, log, ...options })
@@ -27,6 +27,12 @@ function seeded(entries: Uint8Array[], options: { maxReadBytes?: number } = {}) 
 }
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill)
+
+/** Receipts' outs in the order of `invocations` (a decoded message orders receipts by CID). */
+function inOrder(invocations: API.Delegation[], receipts: API.Receipt[]) {
+  const byRan = new Map<string, API.Receipt>(receipts.map((r) => [String(r.ran.link()), r]))
+  return invocations.map((inv) => outOf(byRan.get(String(inv.cid)) as API.Receipt))
+}
 
 describe('tlog/read', () => {
   test('anyone may read; entries are standard base64; default page from 0', async () => {
@@ -43,11 +49,64 @@ describe('tlog/read', () => {
     expect(out.ok).toEqual({ entries: entries.slice(8).map(encodeBase64), total: 10 })
   })
 
-  test('a page stops at maxReadBytes but always carries one entry', async () => {
+  test('a page stops at maxResponseBytes, and the engine is asked for no more than that', async () => {
     const entries = [bytes(300, 1), bytes(300, 2), bytes(300, 3)]
-    const { server } = seeded(entries, { maxReadBytes: 500 })
+    const { server, log } = seeded(entries, { maxResponseBytes: 500 })
     const out = await send(server, await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did() }).delegate())
     expect(out.ok).toEqual({ entries: [encodeBase64(entries[0] as Uint8Array)], total: 3 })
+    expect(log.readBudgets).toEqual([375]) // 3/4 of 500 base64 characters, in raw bytes
+  })
+
+  test('reads of one request share its budget: later ones get fewer entries, then ResponseTooLarge', async () => {
+    const entries = [bytes(300, 1), bytes(300, 2), bytes(300, 3)] // 400 base64 characters each
+    const { server } = seeded(entries, { maxResponseBytes: 1000 })
+    const reads = await Promise.all(
+      [0, 0, 2].map((offset, i) => invoke({ issuer: P.agent, audience: P.service, capability: { can: 'tlog/read', with: P.space.did(), nb: { offset, limit: 2 } }, expiration: now() + 60, nonce: String(i) }).delegate()),
+    )
+    const outs = inOrder(reads, await sendRaw(server, await encodeRequest(reads as API.Invocation[])))
+    expect(outs[0]?.ok).toEqual({ entries: entries.slice(0, 2).map(encodeBase64), total: 3 })
+    expect(outs[1]?.error?.name).toBe('ResponseTooLarge') // 200 characters left: not one entry
+    expect(outs[2]?.error?.name).toBe('ResponseTooLarge')
+    // A new request has a new budget.
+    expect((await send(server, reads[2] as API.Invocation)).ok).toEqual({ entries: [encodeBase64(entries[2] as Uint8Array)], total: 3 })
+  })
+
+  test('a read past the end is an empty page even with the budget spent', async () => {
+    const { server } = seeded([bytes(300, 1)], { maxResponseBytes: 500 })
+    const reads = await Promise.all([0, 1].map((offset) => readInvocation({ issuer: P.agent, service: P.service, space: P.space.did(), offset }).delegate()))
+    const outs = inOrder(reads, await sendRaw(server, await encodeRequest(reads as API.Invocation[])))
+    expect(outs.map((o) => o.ok)).toEqual([{ entries: [encodeBase64(bytes(300, 1))], total: 1 }, { entries: [], total: 1 }])
+  })
+
+  test('a read without exp, or with exp past the lifetime bound → InvalidExpiry', async () => {
+    const { server } = seeded([bytes(1, 1)])
+    const noExp = await invoke({ issuer: P.agent, audience: P.service, capability: { can: 'tlog/read', with: P.space.did(), nb: {} }, expiration: Infinity }).delegate()
+    expect((await send(server, noExp)).error?.name).toBe('InvalidExpiry')
+    const far = await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did(), lifetime: 7200 }).delegate()
+    expect((await send(server, far)).error?.name).toBe('InvalidExpiry')
+  })
+
+  test('requests that read reserve their budget from the in-flight pool; past it → 503 ReadCapacityExhausted', async () => {
+    const log = new RecordingLog()
+    log.logs.set(P.space.did(), [bytes(1, 1)])
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => (release = r))
+    const slow = Object.assign(Object.create(log), {
+      async read(...args: Parameters<RecordingLog['read']>) {
+        await gate
+        return log.read(...args)
+      },
+    }) as RecordingLog
+    const server = createUcanService({ signer: P.service, log: slow, maxResponseBytes: 1000, maxResponseBytesInFlight: 1000 })
+    const first = server.request(await encodeRequest([(await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did() }).delegate()) as API.Invocation]))
+    await new Promise((r) => setTimeout(r, 50))
+    const second = await server.request(await encodeRequest([(await readInvocation({ issuer: P.mallory, service: P.service, space: P.space.did() }).delegate()) as API.Invocation]))
+    expect(second.status).toBe(503)
+    expect(new TextDecoder().decode(second.body)).toMatch(/^ReadCapacityExhausted/)
+    release()
+    expect((await first).status ?? 200).toBe(200)
+    // Released: the next reading request is served.
+    expect((await send(server, await readInvocation({ issuer: P.mallory, service: P.service, space: P.space.did() }).delegate())).ok).toBeDefined()
   })
 
   test('unknown log → UnknownLog', async () => {

@@ -165,7 +165,8 @@ describe('service construction and a full share', () => {
     const log = new RecordingLog()
     expect(() => createUcanService({ signer: P.service, log, maxInvocationLifetime: 0 })).toThrow(RangeError)
     expect(() => createUcanService({ signer: P.service, log, maxInvocationLifetime: 1.5 })).toThrow(RangeError)
-    expect(() => createUcanService({ signer: P.service, log, maxReadBytes: -1 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxResponseBytes: -1 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxResponseBytes: 2000, maxResponseBytesInFlight: 1000 })).toThrow(RangeError)
   })
 
   test('a space at its share is refused with TooManyPendingInvocations and does not append; another space appends', async () => {
