@@ -2,7 +2,7 @@
  * End-to-end helpers: a real service (Hono on @hono/node-server, the bundled witness over HTTP,
  * the local file backend) on 127.0.0.1 with a fresh data directory.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -63,11 +63,25 @@ export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
 }
 
 /**
- * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
- * URL. The caller kills it (tests use SIGKILL to crash it).
+ * Runs the built CLI (`bin/ucanlog.js args…`) as a child process; with `nofile`, under that
+ * descriptor limit (soft and hard, `ulimit -n` in sh, which Node cannot raise).
  */
-export async function spawnServe(args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<{ url: string; did: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'serve', ...args], { stdio: ['ignore', 'pipe', stderr] })
+export function spawnCli(args: string[], opts: { stdio: StdioOptions; nofile?: number }): ChildProcess {
+  const argv = [join(REPO, 'bin', 'ucanlog.js'), ...args]
+  if (opts.nofile === undefined) return spawn(process.execPath, argv, { stdio: opts.stdio })
+  return spawn('sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: opts.stdio })
+}
+
+/**
+ * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
+ * URL. The caller kills it (tests use SIGKILL to crash it). `opts.nofile`: see {@link spawnCli}.
+ */
+export async function spawnServe(
+  args: string[],
+  stderr: 'inherit' | 'ignore' = 'inherit',
+  opts: { nofile?: number } = {},
+): Promise<{ url: string; did: string; child: ChildProcess }> {
+  const child = spawnCli(['serve', ...args], { stdio: ['ignore', 'pipe', stderr], ...opts })
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (d: Buffer) => {
