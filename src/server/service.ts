@@ -4,7 +4,6 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
@@ -24,6 +23,9 @@ import { createApp } from './app.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
 import { loadServiceKey } from './keys.js'
 import { loadPolicy } from './policy.js'
+import { connectionLimits } from './connection-limits.js'
+import { defaultFdReserve, readFdLimit } from './fd-budget.js'
+import { closeListener, listen } from './listener.js'
 
 /** A running service. */
 export interface RunningService {
@@ -51,6 +53,8 @@ export interface RunningService {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  // Connection caps within the descriptor budget (ConfigError before anything is opened).
+  const { budget, ...limits } = connectionLimits(c, readFdLimit(), defaultFdReserve())
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
   const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
@@ -65,11 +69,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
 
   // Listen first (port 0 picks one) so the bundled witness URL is known before the policy is read.
   let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
-  const server = serve({ fetch: (req) => handler(req), port: c.port, hostname: c.host })
-  await new Promise<void>((ok, fail) => {
-    server.once('listening', ok)
-    server.once('error', fail)
-  })
+  const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
+  const server = await listen({ fetch: (req) => handler(req), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }) })
+  log.info({ fdLimit: budget?.limit ?? 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
   const port = (server.address() as AddressInfo).port
   const urlHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host.includes(':') ? `[${c.host}]` : c.host
   const url = `http://${urlHost}:${port}`
@@ -208,7 +210,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ucanStore.close()
       await uploader?.close()
       uploadQueue?.close()
-      await new Promise<void>((ok) => server.close(() => ok()))
+      await closeListener(server)
       bw.close()
     },
   }
