@@ -71,7 +71,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   const server = await listen({ fetch: (req) => handler(req), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }) })
-  log.info({ fdLimit: budget?.limit ?? 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
+  log.info({ fdLimit: budget ? (Number.isFinite(budget.limit) ? budget.limit : 'unlimited') : 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
   const port = (server.address() as AddressInfo).port
   const urlHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host.includes(':') ? `[${c.host}]` : c.host
   const url = `http://${urlHost}:${port}`

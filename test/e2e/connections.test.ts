@@ -152,6 +152,35 @@ describe('connection caps and the descriptor budget', () => {
   }, 20_000)
 })
 
+describe('connection caps', () => {
+  it('closes at once a client\'s connection over its cap, and any connection over the total; other addresses are served', async () => {
+    const svc = await startTestService({ maxConnections: 6, maxConnectionsPerClient: 3 })
+    try {
+      const port = Number(new URL(svc.url).port)
+      const settle = () => new Promise((r) => setTimeout(r, 300))
+      const first = await Promise.all(Array.from({ length: 5 }, () => halfSent(port, 'headers')))
+      await settle()
+      expect(first.filter((c) => c.closed()).length).toBe(2) // the two over 3
+      // Another address is unaffected by 127.0.0.2's cap…
+      const other = await Promise.all(Array.from({ length: 3 }, () => halfSent(port, 'headers', '127.0.0.3')))
+      await settle()
+      expect(other.map((c) => c.closed())).toEqual([false, false, false])
+      // …but the total (6) is now reached: any further connection is closed on arrival.
+      const over = await halfSent(port, 'headers', '127.0.0.4')
+      await settle()
+      expect(over.closed()).toBe(true)
+      for (const c of [...first, ...other]) c.socket.destroy()
+      await settle()
+      const metrics = await (await fetch(`${svc.url}/metrics`)).text()
+      expect(metrics).toMatch(/ucanlog_connections_refused_total\{cap="per_client"\} 2/)
+      expect(metrics).toMatch(/ucanlog_connections_refused_total\{cap="total"\} 1/)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await svc.stop()
+    }
+  })
+})
+
 describe('slow requests', () => {
   it('closes a slow-headers, a slow-body and an idle connection within the configured timeouts', async () => {
     const svc = await startTestService({ headersTimeoutMs: 500, requestTimeoutMs: 1000, idleTimeoutMs: 1000, keepAliveTimeoutMs: 500, witnessTimeoutMs: 200 })
