@@ -19,7 +19,7 @@ export interface ServiceConfig {
   host: string
   /** Concurrent client connections in total; 0 = from the descriptor budget (src/server/fd-budget.ts). Over → closed on arrival. */
   maxConnections: number
-  /** Concurrent connections per client address (IPv6: per /64); 0 = a quarter of maxConnections, at most 256. Over → that client's new connection is closed. */
+  /** Concurrent connections per client address (IPv6: per /64); 0 = a quarter of maxConnections. Over → that client's new connection is closed. */
   maxConnectionsPerClient: number
   /** Longest wait for a request's headers, ms (then 408 and close). */
   headersTimeoutMs: number
@@ -126,7 +126,7 @@ export const KNOBS: Knob[] = [
   { key: 'port', flag: '--port', env: 'UCANLOG_PORT', unit: 'TCP port', description: 'port to listen on (0 = any free port)', integer: { min: 0, max: 65535 } },
   { key: 'host', flag: '--host', env: 'UCANLOG_HOST', unit: 'address', description: 'address to listen on' },
   { key: 'maxConnections', flag: '--max-connections', env: 'UCANLOG_MAX_CONNECTIONS', unit: 'connections', description: 'concurrent client connections in total, over → closed on arrival; 0 = what the open-file limit leaves after the descriptor reserve (at most 4096); more than that is refused at start', integer: { min: 0, max: 1_000_000 } },
-  { key: 'maxConnectionsPerClient', flag: '--max-connections-per-client', env: 'UCANLOG_MAX_CONNECTIONS_PER_CLIENT', unit: 'connections', description: 'concurrent connections per client address (IPv6: per /64), over → that client\'s new connection is closed; 0 = a quarter of --max-connections (at most 256)', integer: { min: 0, max: 1_000_000 } },
+  { key: 'maxConnectionsPerClient', flag: '--max-connections-per-client', env: 'UCANLOG_MAX_CONNECTIONS_PER_CLIENT', unit: 'connections', description: 'concurrent connections per client address (IPv6: per /64), over → that client\'s new connection is closed; 0 = a quarter of --max-connections', integer: { min: 0, max: 1_000_000 } },
   { key: 'headersTimeoutMs', flag: '--headers-timeout', env: 'UCANLOG_HEADERS_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a request\'s headers (then 408 and close)', integer: { min: 100, max: 600_000 } },
   { key: 'requestTimeoutMs', flag: '--request-timeout', env: 'UCANLOG_REQUEST_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a whole request, headers and body (then 408 and close); at least --headers-timeout', integer: { min: 100, max: 3_600_000 } },
   { key: 'keepAliveTimeoutMs', flag: '--keep-alive-timeout', env: 'UCANLOG_KEEP_ALIVE_TIMEOUT_MS', unit: 'ms', description: 'idle keep-alive connections are closed after this', integer: { min: 1, max: 600_000 } },

@@ -4,7 +4,7 @@
  */
 import { ConfigError, type ServiceConfig } from './config.js'
 import { type FdBudget, type FdLimit, type FdReserve, fdBudget } from './fd-budget.js'
-import { DEFAULT_MAX_CONNECTIONS_CEILING, DEFAULT_MAX_CONNECTIONS_PER_CLIENT_CEILING, type ListenerLimits } from './listener.js'
+import { DEFAULT_MAX_CONNECTIONS_CEILING, type ListenerLimits } from './listener.js'
 
 /** Fewest connections worth serving: a budget leaving less than this is a start-up error. */
 const MIN_CONNECTIONS = 8
@@ -13,8 +13,8 @@ const MIN_CONNECTIONS = 8
  * The listener's limits for `c`:
  * - `maxConnections` 0 → the descriptor budget's connections, at most {@link DEFAULT_MAX_CONNECTIONS_CEILING}
  *   (the ceiling alone when the limit is unknown);
- * - `maxConnectionsPerClient` 0 → a quarter of `maxConnections` (at least 1), at most
- *   {@link DEFAULT_MAX_CONNECTIONS_PER_CLIENT_CEILING}.
+ * - `maxConnectionsPerClient` 0 → a quarter of `maxConnections` (at least 1): one address can
+ *   take no more than a quarter of the slots.
  * @param limit the open-file limit, or undefined when it cannot be read (then nothing is checked).
  * @param reserve descriptors the service keeps for itself.
  * @throws ConfigError naming the knobs when `maxConnections` plus the reserve exceeds the limit, when the
@@ -47,7 +47,7 @@ export function connectionLimits(c: ServiceConfig, limit: FdLimit | undefined, r
       `--max-connections-per-client / UCANLOG_MAX_CONNECTIONS_PER_CLIENT is ${maxConnectionsPerClient}, more than the ${maxConnections} connections in total (--max-connections / UCANLOG_MAX_CONNECTIONS)`,
     )
   }
-  if (maxConnectionsPerClient === 0) maxConnectionsPerClient = Math.min(DEFAULT_MAX_CONNECTIONS_PER_CLIENT_CEILING, Math.max(1, Math.floor(maxConnections / 4)))
+  if (maxConnectionsPerClient === 0) maxConnectionsPerClient = Math.max(1, Math.floor(maxConnections / 4))
   if (c.headersTimeoutMs > c.requestTimeoutMs) {
     throw new ConfigError(`--headers-timeout / UCANLOG_HEADERS_TIMEOUT_MS (${c.headersTimeoutMs} ms) must not exceed --request-timeout / UCANLOG_REQUEST_TIMEOUT_MS (${c.requestTimeoutMs} ms)`)
   }

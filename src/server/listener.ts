@@ -17,8 +17,6 @@ export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000
 /** The most connections derived from the descriptor budget when `maxConnections` is not set. */
 export const DEFAULT_MAX_CONNECTIONS_CEILING = 4096
-/** The most connections per client derived when `maxConnectionsPerClient` is not set (else a quarter of the total). */
-export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT_CEILING = 256
 
 /** The bounds of the listener, all resolved (no zeros meaning "derive"). */
 export interface ListenerLimits {

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { startService, type RunningService } from '../../src/server/service.js'
-import type { ServiceConfig } from '../../src/server/config.js'
+import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
+import { connectionLimits } from '../../src/server/connection-limits.js'
+import { defaultFdReserve, readFdLimit } from '../../src/server/fd-budget.js'
 import type { RequestTarget } from '../ucan/helpers.js'
 
 export const REPO = join(import.meta.dirname, '..', '..')
@@ -24,6 +26,9 @@ export async function startTestService(config: Partial<ServiceConfig> = {}): Pro
     // These tests assert what gets published, not how fast: a loaded 2-core CI machine must not
     // turn a slow loopback witness answer into published: false.
     witnessTimeoutMs: 10_000,
+    // The test process is one client address (127.0.0.1) sending up to ~250 requests at once: let
+    // it use every connection the budget allows, not a quarter.
+    maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve()).maxConnections,
     ...config,
   })
   return {

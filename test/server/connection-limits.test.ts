@@ -34,9 +34,9 @@ describe('connectionLimits', () => {
   const reserve = defaultFdReserve()
   const reserved = fdBudget(0, reserve).reserved
 
-  it('derives the caps from the budget when not set: all that is left (at most 4096), a quarter per client (at most 256)', () => {
+  it('derives the caps from the budget when not set: all that is left (at most 4096), a quarter per client', () => {
     expect(connectionLimits(cfg(), limit(reserved + 100), reserve)).toMatchObject({ maxConnections: 100, maxConnectionsPerClient: 25 })
-    expect(connectionLimits(cfg(), limit(1_000_000), reserve)).toMatchObject({ maxConnections: 4096, maxConnectionsPerClient: 256 })
+    expect(connectionLimits(cfg(), limit(1_000_000), reserve)).toMatchObject({ maxConnections: 4096, maxConnectionsPerClient: 1024 })
     expect(connectionLimits(cfg(), undefined, reserve)).toMatchObject({ maxConnections: 4096, budget: undefined })
     expect(connectionLimits(cfg({ maxConnections: 50, maxConnectionsPerClient: 50 }), limit(reserved + 100), reserve)).toMatchObject({ maxConnections: 50, maxConnectionsPerClient: 50 })
   })
