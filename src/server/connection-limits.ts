@@ -35,8 +35,8 @@ export function connectionLimits(c: ServiceConfig, limit: FdLimit | undefined, r
     }
     if (maxConnections === 0 && budget.connections < MIN_CONNECTIONS) {
       throw new ConfigError(
-        `${what} leaves ${budget.connections} connections (fewer than ${MIN_CONNECTIONS}): raise the limit (ulimit -n ${budget.reserved + 64} or more) ` +
-          `or set --max-connections / UCANLOG_MAX_CONNECTIONS`,
+        `${what} leaves ${budget.connections} connections (fewer than ${MIN_CONNECTIONS}): raise the limit (ulimit -n ${budget.reserved + 64} or more)` +
+          (budget.connections > 0 ? ` or set --max-connections / UCANLOG_MAX_CONNECTIONS to at most ${budget.connections} to serve that few` : ''),
       )
     }
   }

@@ -59,7 +59,7 @@ export const FDS_PER_LOG = 2
 export const DEFAULT_RESERVED_LOGS = 65
 
 /**
- * The default reserve, 219 descriptors: the measured start-up set plus bounded headroom for
+ * The default reserve, 221 descriptors with the default 65 logs: the measured start-up set plus bounded headroom for
  * `logs` open logs (default {@link DEFAULT_RESERVED_LOGS}), files and outbound connections.
  * @param logs open logs to reserve for (count of logs, ≥ 0); each costs {@link FDS_PER_LOG}.
  */
