@@ -6,6 +6,7 @@ import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE } from '../log/log.js'
 import { DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
@@ -20,6 +21,18 @@ export interface ServiceConfig {
   port: number
   /** Listen address. */
   host: string
+  /** Concurrent client connections in total; 0 = from the descriptor budget (src/server/fd-budget.ts). Over → closed on arrival. */
+  maxConnections: number
+  /** Concurrent connections per client address (IPv6: per /64); 0 = a quarter of maxConnections. Over → that client's new connection is closed. */
+  maxConnectionsPerClient: number
+  /** Longest wait for a request's headers, ms (then 408 and close). */
+  headersTimeoutMs: number
+  /** Longest wait for a whole request, headers and body, ms (then 408 and close). */
+  requestTimeoutMs: number
+  /** Idle keep-alive connections are closed after this, ms. */
+  keepAliveTimeoutMs: number
+  /** A connection with no bytes moving either way for this long is closed, ms. */
+  idleTimeoutMs: number
   /** Data directory: keys, logs, CARs, witness state. */
   dataDir: string
   /** Witness policy file (c2sp.org/tlog-policy). */
@@ -86,6 +99,12 @@ export interface ServiceConfig {
 export const DEFAULT_CONFIG: ServiceConfig = {
   port: 8787,
   host: '127.0.0.1',
+  maxConnections: 0,
+  maxConnectionsPerClient: 0,
+  headersTimeoutMs: DEFAULT_HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  keepAliveTimeoutMs: DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   dataDir: './data',
   witnessPolicyFile: './witness_policy.txt',
   originPrefix: DEFAULT_ORIGIN_PREFIX,
@@ -134,6 +153,12 @@ export interface Knob {
 export const KNOBS: Knob[] = [
   { key: 'port', flag: '--port', env: 'UCANLOG_PORT', unit: 'TCP port', description: 'port to listen on (0 = any free port)', integer: { min: 0, max: 65535 } },
   { key: 'host', flag: '--host', env: 'UCANLOG_HOST', unit: 'address', description: 'address to listen on' },
+  { key: 'maxConnections', flag: '--max-connections', env: 'UCANLOG_MAX_CONNECTIONS', unit: 'connections', description: 'concurrent client connections in total, over → closed on arrival; 0 = what the open-file limit leaves after the descriptor reserve (at most 4096); more than that is refused at start', integer: { min: 0, max: 1_000_000 } },
+  { key: 'maxConnectionsPerClient', flag: '--max-connections-per-client', env: 'UCANLOG_MAX_CONNECTIONS_PER_CLIENT', unit: 'connections', description: 'concurrent connections per client address (IPv6: per /64), over → that client\'s new connection is closed; 0 = a quarter of --max-connections', integer: { min: 0, max: 1_000_000 } },
+  { key: 'headersTimeoutMs', flag: '--headers-timeout', env: 'UCANLOG_HEADERS_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a request\'s headers (then 408 and close)', integer: { min: 100, max: 600_000 } },
+  { key: 'requestTimeoutMs', flag: '--request-timeout', env: 'UCANLOG_REQUEST_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a whole request, headers and body (then 408 and close); at least --headers-timeout', integer: { min: 100, max: 3_600_000 } },
+  { key: 'keepAliveTimeoutMs', flag: '--keep-alive-timeout', env: 'UCANLOG_KEEP_ALIVE_TIMEOUT_MS', unit: 'ms', description: 'idle keep-alive connections are closed after this', integer: { min: 1, max: 600_000 } },
+  { key: 'idleTimeoutMs', flag: '--idle-timeout', env: 'UCANLOG_IDLE_TIMEOUT_MS', unit: 'ms', description: 'a connection with no bytes moving either way for this long is closed; more than --batch-max-age + --witness-timeout', integer: { min: 1000, max: 3_600_000 } },
   { key: 'dataDir', flag: '--data', env: 'UCANLOG_DATA', unit: 'directory', description: 'keys, logs, CARs and witness state' },
   { key: 'witnessPolicyFile', flag: '--witness-policy', env: 'UCANLOG_WITNESS_POLICY', unit: 'file', description: 'witness policy (c2sp.org/tlog-policy)' },
   { key: 'originPrefix', flag: '--origin-prefix', env: 'UCANLOG_ORIGIN_PREFIX', unit: 'string', description: 'checkpoint origins are <prefix>/logs/<spaceDID>' },

@@ -4,7 +4,6 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
@@ -24,6 +23,9 @@ import { createApp } from './app.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
 import { didKeyOfVkey, loadServiceKey } from './keys.js'
 import { loadPolicy } from './policy.js'
+import { connectionLimits } from './connection-limits.js'
+import { defaultFdReserve, readFdLimit } from './fd-budget.js'
+import { closeListener, listen } from './listener.js'
 
 /** A running service. */
 export interface RunningService {
@@ -54,6 +56,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
     throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
   }
+  // Connection caps within the descriptor budget (ConfigError before anything is opened).
+  const { budget, ...limits } = connectionLimits(c, readFdLimit(), defaultFdReserve())
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
   const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
@@ -68,12 +72,10 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
 
   // Listen first (port 0 picks one) so the bundled witness URL is known before the policy is read.
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
+  const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
-  const server = serve({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host })
-  await new Promise<void>((ok, fail) => {
-    server.once('listening', ok)
-    server.once('error', fail)
-  })
+  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }) })
+  log.info({ fdLimit: budget ? (Number.isFinite(budget.limit) ? budget.limit : 'unlimited') : 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
   const port = (server.address() as AddressInfo).port
   const urlHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host.includes(':') ? `[${c.host}]` : c.host
   const url = `http://${urlHost}:${port}`
@@ -222,7 +224,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ucanStore.close()
       await uploader?.close()
       uploadQueue?.close()
-      await new Promise<void>((ok) => server.close(() => ok()))
+      await closeListener(server)
       bw.close()
     },
   }

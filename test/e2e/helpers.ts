@@ -2,14 +2,16 @@
  * End-to-end helpers: a real service (Hono on @hono/node-server, the bundled witness over HTTP,
  * the local file backend) on 127.0.0.1 with a fresh data directory.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process'
 import http from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { startService, type RunningService } from '../../src/server/service.js'
-import type { ServiceConfig } from '../../src/server/config.js'
+import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
+import { connectionLimits } from '../../src/server/connection-limits.js'
+import { defaultFdReserve, readFdLimit } from '../../src/server/fd-budget.js'
 import type { RequestTarget } from '../ucan/helpers.js'
 
 export const REPO = join(import.meta.dirname, '..', '..')
@@ -25,6 +27,9 @@ export async function startTestService(config: Partial<ServiceConfig> = {}): Pro
     // These tests assert what gets published, not how fast: a loaded 2-core CI machine must not
     // turn a slow loopback witness answer into published: false.
     witnessTimeoutMs: 10_000,
+    // The test process is one client address (127.0.0.1) sending up to ~250 requests at once: let
+    // it use every connection the budget allows, not a quarter.
+    maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve()).maxConnections,
     ...config,
   })
   return {
@@ -64,11 +69,25 @@ export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
 }
 
 /**
- * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
- * URL. The caller kills it (tests use SIGKILL to crash it).
+ * Runs the built CLI (`bin/ucanlog.js args…`) as a child process; with `nofile`, under that
+ * descriptor limit (soft and hard, `ulimit -n` in sh, which Node cannot raise).
  */
-export async function spawnServe(args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<{ url: string; did: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'serve', ...args], { stdio: ['ignore', 'pipe', stderr] })
+export function spawnCli(args: string[], opts: { stdio: StdioOptions; nofile?: number }): ChildProcess {
+  const argv = [join(REPO, 'bin', 'ucanlog.js'), ...args]
+  if (opts.nofile === undefined) return spawn(process.execPath, argv, { stdio: opts.stdio })
+  return spawn('sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: opts.stdio })
+}
+
+/**
+ * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
+ * URL. The caller kills it (tests use SIGKILL to crash it). `opts.nofile`: see {@link spawnCli}.
+ */
+export async function spawnServe(
+  args: string[],
+  stderr: 'inherit' | 'ignore' = 'inherit',
+  opts: { nofile?: number } = {},
+): Promise<{ url: string; did: string; child: ChildProcess }> {
+  const child = spawnCli(['serve', ...args], { stdio: ['ignore', 'pipe', stderr], ...opts })
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (d: Buffer) => {
