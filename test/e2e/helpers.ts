@@ -64,10 +64,21 @@ export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
 
 /**
  * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
- * URL. The caller kills it (tests use SIGKILL to crash it).
+ * URL. The caller kills it (tests use SIGKILL to crash it). `opts.env` adds environment variables;
+ * `opts.maxFds` caps its file descriptors (`ulimit -n`).
  */
-export async function spawnServe(args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<{ url: string; did: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'serve', ...args], { stdio: ['ignore', 'pipe', stderr] })
+export async function spawnServe(
+  args: string[],
+  stderr: 'inherit' | 'ignore' | 'pipe' = 'inherit',
+  opts: { env?: Record<string, string>; maxFds?: number } = {},
+): Promise<{ url: string; did: string; child: ChildProcess }> {
+  const env = { ...process.env, ...opts.env }
+  const argv = [join(REPO, 'bin', 'ucanlog.js'), 'serve', ...args]
+  // `maxFds`: run under `ulimit -n` (the shell execs node, so the child is the server itself).
+  const child =
+    opts.maxFds === undefined
+      ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', stderr], env })
+      : spawn('sh', ['-c', `ulimit -n ${opts.maxFds} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', stderr], env })
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (d: Buffer) => {
