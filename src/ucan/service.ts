@@ -34,6 +34,8 @@ import {
   type FailureJSON,
   InternalError,
   InvalidCapability,
+  type LogRefusal,
+  logRefusal,
   type ReadFailure,
   type RevokeFailure,
   Revoked,
@@ -86,6 +88,15 @@ export interface LogService {
    * @param meta.client the client's IP address, when known (to charge log creation to it).
    */
   create(space: SpaceKey, meta?: { client?: string }): Promise<CreateResult>
+  /**
+   * Optional: makes the space's log ready for an append (opens it, or creates it charging
+   * `meta.client`) BEFORE the invocation is recorded as run, so that a refusal here leaves the
+   * invocation unused and the client may send it again. The append runs while the reservation is
+   * held; `release` is called after it.
+   * A rejection whose `name` is a {@link LogRefusal} (`LogUnavailable`, `TooManyOpenLogs`,
+   * `LogCreationLimited`) reaches the client by that name, from here and from every other method.
+   */
+  reserve?(space: SpaceKey, meta: { client?: string }): Promise<{ release(): void }>
 }
 
 /** The ok result of `tlog/create`. */
@@ -265,19 +276,36 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const { space, entry, delegation } = authorized.ok
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
       const id = invocation.cid.toString()
-      // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError.
-      const outcome = await replay.once(id, invocation.expiration, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
-        try {
-          const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
-          return { ok: toWire(result) }
-        } catch (cause) {
-          return { error: internal(cause, invocation, 'tlog/append: log append failed').error.toJSON() as FailureJSON }
-        }
-      })
+      // A refusal to open or create the log comes before the replay guard: the invocation stays unused.
+      let reserved: { release(): void } | undefined
+      try {
+        reserved = await log.reserve?.(space, requestOf(invocation))
+      } catch (cause) {
+        const refusal = logRefusal(cause)
+        if (refusal) return { error: refusal }
+        throw cause
+      }
+      // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError
+      // or, for a log refusal, by its name.
+      let outcome: { ok: AppendResult } | { error: FailureJSON }
+      try {
+        outcome = await replay.once(id, invocation.expiration, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
+          try {
+            const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
+            return { ok: toWire(result) }
+          } catch (cause) {
+            const refusal = logRefusal(cause)
+            return { error: (refusal ?? internal(cause, invocation, 'tlog/append: log append failed').error).toJSON() as FailureJSON }
+          }
+        })
+      } finally {
+        reserved?.release()
+      }
       if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
-      return { error: new InternalError((outcome as { error: FailureJSON }).error.message) }
+      const failure = (outcome as { error: FailureJSON }).error
+      return { error: logRefusal(failure) ?? new InternalError(failure.message) }
     } catch (cause) {
-      return internal(cause, invocation, 'tlog/append failed')
+      return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/append failed').error }
     }
   }
 
@@ -305,7 +333,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       }
       return { ok: { entries, total: page.total } }
     } catch (cause) {
-      return internal(cause, invocation, 'tlog/read failed')
+      return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/read failed').error }
     }
   }
 
@@ -316,7 +344,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const r = await log.create(authorized.ok.space, requestOf(invocation))
       return { ok: { logId: r.logId, origin: r.origin, vkey: r.vkey, treeSize: r.treeSize } }
     } catch (cause) {
-      return internal(cause, invocation, 'tlog/create failed')
+      return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/create failed').error }
     }
   }
 

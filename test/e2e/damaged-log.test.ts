@@ -80,8 +80,8 @@ describe('damaged logs show and do not take the service down', () => {
       const tileGetB = await fetch(`${svc.url}/logs/${b.space.did()}/tile/0/000.p/3`)
       const observed = {
         healthStatus: health.status,
-        healthNamesA: health.body.includes(a.space.did()) && health.body.includes(cpA),
-        healthNamesB: health.body.includes(b.space.did()) && health.body.includes('tile/0/000.p/3'),
+        healthNamesA: health.body.includes(a.space.did()) && health.body.includes('"path":"checkpoint"'),
+        healthNamesB: health.body.includes(b.space.did()) && health.body.includes('"path":"tile/0/000.p/3"'),
         checkpointA: `${getA.status} ${(await getA.text()).trim()}`,
         tileB: tileGetB.status,
         appendA: await append(svc.url, svc.did, a, 'more'),

@@ -22,7 +22,7 @@ afterAll(() => {
 })
 
 const MAX_FDS = 128
-const LOGS = 120
+const LOGS = 64
 const text = (s: string) => new TextEncoder().encode(s)
 
 async function serve(dataDir: string): Promise<{ url: string; did: string; child: ChildProcess }> {
