@@ -148,8 +148,6 @@ export class Log {
   private retryTimer: NodeJS.Timeout | undefined
   private retryDelay: number
   private chain: Promise<void> = Promise.resolve()
-  /** Operations queued on `chain` and not yet finished (batches, publications, archiving). */
-  private inFlight = 0
   private closed = false
 
   private constructor(o: LogOptions, size: number, root: Hash, edge: Uint8Array[], published: Published | undefined) {
@@ -198,11 +196,13 @@ export class Log {
   }
 
   /**
-   * True when closing the log would lose or delay nothing: no entry waiting, no batch, publication
-   * or archiving running or scheduled (a publication waiting for a witness retry keeps it busy).
+   * True when closing the log would lose or delay nothing: no entry waiting for a batch and no
+   * publication retry scheduled (a checkpoint waiting for witnesses keeps the log busy). Work
+   * already running (the tail of a batch whose appends have been answered, archiving) does not
+   * count: {@link close} waits for it.
    */
   get idle(): boolean {
-    return !this.closed && this.queue.length === 0 && this.inFlight === 0 && this.timer === undefined && this.retryTimer === undefined
+    return !this.closed && this.queue.length === 0 && this.timer === undefined && this.retryTimer === undefined
   }
 
   /** Resolves once the operations queued so far (e.g. the publication or archiving started at open) have finished. */
@@ -271,11 +271,7 @@ export class Log {
   }
 
   private enqueue(op: () => Promise<void>): void {
-    this.inFlight++
-    this.chain = this.chain
-      .then(op)
-      .catch((err) => this.o.logger?.error({ err, log: this.id }, 'log operation failed'))
-      .finally(() => void this.inFlight--)
+    this.chain = this.chain.then(op).catch((err) => this.o.logger?.error({ err, log: this.id }, 'log operation failed'))
   }
 
   /** Integrates and publishes queued entries, one batch at a time. */
