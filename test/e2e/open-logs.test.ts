@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { REPO, spawnServe } from './helpers.js'
+import { REPO, spawnServe, startTestService } from './helpers.js'
 
 const children: ChildProcess[] = []
 afterAll(() => {
@@ -136,6 +136,39 @@ describe('open logs are bounded (server under ulimit -n)', () => {
       await stop(child)
     } finally {
       await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('log creation is limited per client address (over HTTP)', () => {
+  it('a client over its creation rate gets LogCreationLimited, the refused append is not consumed, and existing logs still append', async () => {
+    const svc = await startTestService({ logCreateRate: 1, logCreateBurst: 2 })
+    try {
+      const conn = connect(`${svc.url}/rpc`, svc.did as API.DID)
+      const parties = await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          const s = await generateKey()
+          const a = await generateKey()
+          return { s, a, d: await delegateSpaceToAgent({ space: s, agent: a }) }
+        }),
+      )
+      const invs = await Promise.all(
+        parties.map(({ s, a, d }) => appendInvocation({ agent: a, service: svc.did as API.DID, space: s.did(), entry: text('x'), spaceToAgent: d })),
+      )
+      const outcome = async (inv: (typeof invs)[number]) => {
+        const out = (await conn.execute(inv))[0]!.out as { ok?: unknown; error?: { name: string } }
+        return out.ok ? 'ok' : out.error!.name
+      }
+      // The burst (2) creates two logs; the third creation from this address is refused, by name.
+      expect([await outcome(invs[0]!), await outcome(invs[1]!), await outcome(invs[2]!)]).toEqual(['ok', 'ok', 'LogCreationLimited'])
+      // Appending to a log that exists is not a creation: still served.
+      const again = await appendInvocation({ agent: parties[0]!.a, service: svc.did as API.DID, space: parties[0]!.s.did(), entry: text('y'), spaceToAgent: parties[0]!.d })
+      expect(await outcome(again)).toBe('ok')
+      // After the bucket refills (1 log/s), the SAME refused invocation succeeds: it was not consumed.
+      await new Promise((r) => setTimeout(r, 1100))
+      expect(await outcome(invs[2]!)).toBe('ok')
+    } finally {
+      await svc.stop()
     }
   })
 })
