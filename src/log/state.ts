@@ -18,6 +18,7 @@ import {
   parseNote,
   treeHash,
   equalBytes,
+  UnverifiedNoteError,
 } from '../tlog/index.js'
 import type { LogFiles } from './storage.js'
 import { MissingTileError, TileHashes } from './tile-hashes.js'
@@ -79,7 +80,8 @@ export async function readStoredTree(files: LogFiles): Promise<StoredTree | unde
 
 /**
  * Reads the published checkpoint; undefined when none was published yet. With `verifier` (the
- * log's key) its signature is checked too.
+ * log's key) its signature is checked too, when it has one by that key (a checkpoint restored from
+ * another instance is signed by that instance's key).
  * @throws CorruptLogError when it does not parse as a signed checkpoint note of `origin`, or its
  *   signature does not verify.
  */
@@ -88,7 +90,15 @@ export async function readStoredCheckpoint(files: LogFiles, o: { origin: string;
   if (!bytes) return undefined
   try {
     const note = Buffer.from(bytes).toString('utf8')
-    const text = o.verifier ? openNote(note, [o.verifier]).text : parseNote(note).text
+    let text: string
+    try {
+      text = o.verifier ? openNote(note, [o.verifier]).text : parseNote(note).text
+    } catch (err) {
+      // A log taken over from another instance (`ucanlog restore`) keeps the previous key's
+      // checkpoint until its next one: no signature by this key is not damage; a bad one is.
+      if (!(err instanceof UnverifiedNoteError)) throw err
+      text = parseNote(note).text
+    }
     const cp = parseCheckpoint(text)
     if (cp.origin !== o.origin) throw new Error(`origin is ${JSON.stringify(cp.origin.slice(0, 100))}`)
     return { size: cp.size, rootHash: cp.rootHash, note }
