@@ -17,6 +17,7 @@
 import {
   type Hash,
   type NoteSigner,
+  type NoteVerifier,
   MAX_ENTRY_SIZE,
   TILE_WIDTH,
   checkRecord,
@@ -27,9 +28,6 @@ import {
   formatEntryBundle,
   leafHash,
   newTiles,
-  parseCheckpoint,
-  parseEntryBundle,
-  parseNote,
   proveRecord,
   proveTree,
   readTileData,
@@ -38,8 +36,8 @@ import {
   storedHashes,
   tilePath,
   treeHash,
-  equalBytes,
 } from '../tlog/index.js'
+import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, readEntries } from './state.js'
 import type { LogArchive, LogFiles } from './storage.js'
 import { TileHashes, tileWidth } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
@@ -53,8 +51,6 @@ export const DEFAULT_MAX_PENDING = 4096
 /** Default delay (ms) before retrying publication after the witness quorum was not met; doubles to 30 s. */
 export const DEFAULT_PUBLISH_RETRY_MS = 1000
 
-const STATE_PATH = '.state/tree'
-const CHECKPOINT_PATH = 'checkpoint'
 
 /** An entry outside 1..65535 bytes (c2sp.org/tlog-tiles entry bundles use a uint16 length prefix). */
 export class EntryTooLargeError extends Error {
@@ -72,10 +68,8 @@ export class PushbackError extends Error {
 export class LogClosedError extends Error {
   override name = 'LogClosed'
 }
-/** Stored state does not match the tiles (the recomputed root differs): refuse to serve or append. */
-export class CorruptLogError extends Error {
-  override name = 'CorruptLog'
-}
+/** Stored state is unusable (see state.ts): refuse to serve or append. */
+export { CorruptLogError }
 
 /** Asks witnesses to cosign; a {@link import('./witness-client.js').WitnessClient} in production. */
 export interface Cosigner {
@@ -90,6 +84,8 @@ export interface LogOptions {
   origin: string
   /** Signs checkpoints; its key name must equal `origin`. */
   signer: NoteSigner
+  /** The signer's public key: when given, the stored checkpoint's signature is checked at open. */
+  verifier?: NoteVerifier
   files: LogFiles
   archive?: LogArchive
   witnesses: Cosigner
@@ -140,7 +136,7 @@ interface Pending {
 export class Log {
   readonly id: string
   readonly origin: string
-  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger'>> & Pick<LogOptions, 'archive' | 'logger'>
+  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger' | 'verifier'>> & Pick<LogOptions, 'archive' | 'logger'>
   private readonly hashes: TileHashes
   private size: number
   private root: Hash
@@ -181,38 +177,7 @@ export class Log {
    * @throws CorruptLogError when the stored root does not match the tiles or the checkpoint.
    */
   static async open(opts: LogOptions): Promise<Log> {
-    const stateBytes = await opts.files.read(STATE_PATH)
-    let size = 0
-    let root: Hash
-    const reader = new TileHashes(opts.files, 0)
-    if (stateBytes) {
-      const state = JSON.parse(Buffer.from(stateBytes).toString('utf8')) as { size: number; root: string }
-      size = state.size
-      root = decodeBase64(state.root)
-      reader.size = size
-      const recomputed = await treeHash(size, reader)
-      if (!equalBytes(recomputed, root)) throw new CorruptLogError(`log ${opts.id}: stored root does not match tiles at size ${size}`)
-    } else {
-      root = await treeHash(0, reader)
-    }
-    let published: Published | undefined
-    const cpBytes = await opts.files.read(CHECKPOINT_PATH)
-    if (cpBytes) {
-      const note = Buffer.from(cpBytes).toString('utf8')
-      const cp = parseCheckpoint(parseNote(note).text)
-      if (cp.size > size) throw new CorruptLogError(`log ${opts.id}: checkpoint size ${cp.size} > tree size ${size}`)
-      reader.size = size
-      if (!equalBytes(await treeHash(cp.size, reader), cp.rootHash)) throw new CorruptLogError(`log ${opts.id}: checkpoint root does not match tiles`)
-      published = { size: cp.size, rootHash: cp.rootHash, note }
-    }
-    let edge: Uint8Array[] = []
-    const w = size % TILE_WIDTH
-    if (w > 0) {
-      const b = await opts.files.read(entryBundlePath(Math.floor(size / TILE_WIDTH), w))
-      if (!b) throw new CorruptLogError(`log ${opts.id}: partial entry bundle missing at size ${size}`)
-      edge = parseEntryBundle(b)
-      if (edge.length !== w) throw new CorruptLogError(`log ${opts.id}: partial entry bundle has ${edge.length} entries, want ${w}`)
-    }
+    const { size, root, published, edge } = await checkStoredState(opts.files, { origin: opts.origin, verifier: opts.verifier })
     await removeUncommitted(opts.files, size)
     const log = new Log(opts, size, root, edge, published)
     if ((published?.size ?? 0) < size) log.enqueue(() => log.publishOrRetry())
@@ -228,6 +193,21 @@ export class Log {
   /** The published checkpoint, if any. */
   get checkpoint(): Published | undefined {
     return this.published
+  }
+
+  /**
+   * True when closing the log would lose or delay nothing: no entry waiting for a batch and no
+   * publication retry scheduled (a checkpoint waiting for witnesses keeps the log busy). Work
+   * already running (the tail of a batch whose appends have been answered, archiving) does not
+   * count: {@link close} waits for it.
+   */
+  get idle(): boolean {
+    return !this.closed && this.queue.length === 0 && this.timer === undefined && this.retryTimer === undefined
+  }
+
+  /** Resolves once the operations queued so far (e.g. the publication or archiving started at open) have finished. */
+  settled(): Promise<void> {
+    return this.chain
   }
 
   /**
@@ -256,20 +236,7 @@ export class Log {
    */
   async read(offset: number, limit: number, maxBytes = Infinity): Promise<{ entries: Uint8Array[]; total: number }> {
     const total = this.published?.size ?? 0
-    const end = Math.min(total, offset + limit)
-    const entries: Uint8Array[] = []
-    let bytes = 0
-    for (let i = offset; i < end; ) {
-      const n = Math.floor(i / TILE_WIDTH)
-      const bundle = await this.readBundle(n, total)
-      for (let j = i - n * TILE_WIDTH; j < bundle.length && i < end; j++, i++) {
-        const entry = bundle[j]!
-        if (bytes + entry.length > maxBytes) return { entries, total }
-        entries.push(entry)
-        bytes += entry.length
-      }
-    }
-    return { entries, total }
+    return { entries: await readEntries(this.o.files, total, offset, limit, maxBytes), total }
   }
 
   /** Reads one of the log's files by its c2sp.org/tlog-tiles path (callers check it is published). */
@@ -296,7 +263,8 @@ export class Log {
     await this.chain
     clearTimeout(this.timer)
     clearTimeout(this.retryTimer)
-    this.o.archive?.close?.()
+    this.timer = this.retryTimer = undefined
+    await this.o.archive?.close?.()
   }
 
   private flushSoon(delayMs: number): void {
@@ -407,9 +375,13 @@ export class Log {
 
   private scheduleRetry(): void {
     if (this.closed) return
+    clearTimeout(this.retryTimer)
     const delay = this.retryDelay
     this.retryDelay = Math.min(this.retryDelay * 2, 30_000)
-    this.retryTimer = setTimeout(() => this.enqueue(() => this.publishOrRetry()), delay)
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      this.enqueue(() => this.publishOrRetry())
+    }, delay)
     this.retryTimer.unref()
   }
 
@@ -428,7 +400,7 @@ export class Log {
         const w = Math.min(TILE_WIDTH, p.size - n * TILE_WIDTH)
         const path = entryBundlePath(n, w)
         const bytes = await this.o.files.read(path)
-        if (!bytes) throw new CorruptLogError(`entry bundle ${path} missing`)
+        if (!bytes) throw new CorruptLogError(`entry bundle ${path} missing`, path)
         files.set(path, bytes)
       }
       files.set(CHECKPOINT_PATH, Buffer.from(p.note, 'utf8'))
@@ -436,13 +408,6 @@ export class Log {
     } catch (err) {
       this.o.logger?.error({ err, log: this.id }, 'archiving checkpoint failed; will retry at the next checkpoint')
     }
-  }
-
-  private async readBundle(n: number, size: number): Promise<Uint8Array[]> {
-    const w = Math.min(TILE_WIDTH, size - n * TILE_WIDTH)
-    const bytes = await this.o.files.read(entryBundlePath(n, w))
-    if (!bytes) throw new CorruptLogError(`entry bundle ${entryBundlePath(n, w)} missing`)
-    return parseEntryBundle(bytes)
   }
 
   /** The append result of entry `index` against the published checkpoint. */

@@ -1,14 +1,94 @@
 /**
- * The set of logs a service runs: one {@link Log} per space DID, opened on first use and kept open.
- * Reads never create a log; only an authorized append does (DESIGN.md: unknown logs are 404 and
- * create nothing).
+ * The set of logs a service runs: one {@link Log} per space DID. Reads never create a log; only an
+ * authorized append or create does (DESIGN.md: unknown logs are 404 and create nothing).
+ *
+ * Bounded (issue 8): every open log holds {@link FDS_PER_OPEN_LOG} file descriptors, so at most
+ * `maxOpenLogs` are open. Writers take a lease ({@link LogManager.acquire}); when another log is
+ * needed at the cap, the least recently used IDLE log (no lease, nothing queued, running or
+ * scheduled) is closed first, and its id cannot be reopened until that close has finished. When
+ * every open log is busy, the request that needs another one is refused with
+ * {@link TooManyOpenLogsError}; the open logs' users are never touched. Public reads of the published
+ * state ({@link LogManager.published}) do not open logs at all: they read the files directly.
+ *
+ * Creating a log is limited separately: `admitCreate` (per client address) and `maxLogs` (in total)
+ * refuse with {@link LogCreationLimitedError}.
+ *
+ * A log whose stored state is damaged (state.ts: {@link CorruptLogError}) is remembered with the
+ * file and problem ({@link LogManager.damaged}, shown at /healthz) and refused with
+ * {@link LogUnavailableError} until the service restarts; a failed open releases everything it
+ * opened.
  */
-import type { NoteSigner } from '../tlog/index.js'
-import { type Cosigner, Log, type LogOptions } from './log.js'
-import type { LogBackend } from './storage.js'
+import type { NoteSigner, NoteVerifier } from '../tlog/index.js'
+import { type Cosigner, Log, LogClosedError, type LogOptions } from './log.js'
+import { CorruptLogError, type StoredCheckpoint, checkStoredState, readEntries, readStoredCheckpoint, readStoredTree } from './state.js'
+import type { LogBackend, LogFiles } from './storage.js'
 
 /** Default origin prefix: origins are `<prefix>/logs/<spaceDID>`. */
 export const DEFAULT_ORIGIN_PREFIX = 'ucanlog'
+/** Default most logs open at once (each holds {@link FDS_PER_OPEN_LOG} descriptors). */
+export const DEFAULT_MAX_OPEN_LOGS = 256
+/** File descriptors one open log holds: its CAR index (SQLite database + WAL, exclusive locking). */
+export const FDS_PER_OPEN_LOG = 2
+/** Default most logs the service holds in total (0 = unlimited); bounds disk spent on empty logs. */
+export const DEFAULT_MAX_LOGS = 1_000_000
+/** Seconds a client is told to wait after {@link TooManyOpenLogsError}. */
+export const OPEN_LOGS_RETRY_AFTER = 1
+
+/** Every open log is busy and the cap is reached; nothing was opened. Retry after `retryAfter` seconds. */
+export class TooManyOpenLogsError extends Error {
+  override name = 'TooManyOpenLogs'
+  readonly retryAfter = OPEN_LOGS_RETRY_AFTER
+}
+
+/** This client may not create a log now (its creation rate, or the service's total); nothing was created. */
+export class LogCreationLimitedError extends Error {
+  override name = 'LogCreationLimited'
+  /** @param retryAfter seconds until the client may create one again; undefined when the total is reached. */
+  constructor(
+    message: string,
+    readonly retryAfter?: number,
+  ) {
+    super(message)
+  }
+}
+
+/** The log's stored state is damaged ({@link LogDamage}); it is not served until repaired and the service restarted. */
+export class LogUnavailableError extends Error {
+  override name = 'LogUnavailable'
+  constructor(readonly damage: LogDamage) {
+    super(`the log's stored state is damaged (${damage.path}); see /healthz`)
+  }
+}
+
+/** A damaged log, as shown at /healthz. */
+export interface LogDamage {
+  /** The log id (space DID). */
+  log: string
+  /** The damaged file, relative to the log's directory (e.g. `checkpoint`). */
+  path: string
+  /** What is wrong with it. */
+  problem: string
+}
+
+/** A writer's hold on an open log: the log is not closed before {@link LogLease.release}. */
+export interface LogLease {
+  readonly log: Log
+  /** Lets the log be closed when idle. Idempotent. */
+  release(): void
+}
+
+/** A log's published state, read without opening the log (see {@link LogManager.published}). */
+export interface PublishedView {
+  id: string
+  origin: string
+  checkpoint: StoredCheckpoint
+  /** Integrated tree size (entries), ≥ the checkpoint's. */
+  integratedSize(): Promise<number>
+  /** Reads a file by its tlog-tiles path (callers check the published checkpoint covers it). */
+  readFile(path: string): Promise<Uint8Array | undefined>
+  /** Published entries [offset, offset+limit) (fewer at the end), at most `maxBytes` of them (see state.ts readEntries). @throws LogUnavailableError */
+  read(offset: number, limit: number, maxBytes?: number): Promise<Uint8Array[]>
+}
 
 /** Options of {@link LogManager}: where logs live, how each is signed and witnessed, and the engine's knobs. */
 export interface LogManagerOptions {
@@ -17,22 +97,50 @@ export interface LogManagerOptions {
   originPrefix?: string
   /** The checkpoint signer for an origin (key name = origin). */
   signer(origin: string): NoteSigner
+  /** Its public key: when given, stored checkpoints' signatures are checked at open and when read. */
+  verifier?(origin: string): NoteVerifier
   /** The witness client for an origin (one per log: witnesses keep state per origin). */
   witnesses(origin: string): Cosigner
   /** Batching and retry knobs passed to every log. */
   log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'maxPending' | 'publishRetryMs' | 'logger'>
+  /** Most logs open at once, ≥ 1; default {@link DEFAULT_MAX_OPEN_LOGS}. */
+  maxOpenLogs?: number
+  /** Most logs in total (0 = unlimited); default {@link DEFAULT_MAX_LOGS}. */
+  maxLogs?: number
+  /**
+   * Asked before a log is created for `client` (an IP address, when known): undefined admits (and
+   * charges) it, a number refuses it with that many seconds to wait. Default: admit all.
+   */
+  admitCreate?(client: string | undefined): number | undefined
+  /** Test hook: runs before an evicted log is closed (a stall here holds the close). */
+  beforeClose?(id: string): void | Promise<void>
 }
 
-/** Opens and caches one {@link Log} per log id; concurrent opens of the same id share one Log. */
+type Slot =
+  | { id: string; state: 'opening' | 'open'; leases: number; ready: Promise<Log>; log?: Log }
+  | { id: string; state: 'closing'; leases: number; ready: Promise<Log>; log?: Log; done: Promise<void> }
+
+/** Opens, bounds and closes the logs; see the module comment. */
 export class LogManager {
   readonly originPrefix: string
-  private readonly logs = new Map<string, Promise<Log>>()
+  /** Open, opening and closing logs, least recently used first. */
+  private readonly slots = new Map<string, Slot>()
+  private readonly damage = new Map<string, LogDamage>()
+  private readonly maxOpen: number
+  private readonly maxLogs: number
+  /** Logs existing, once counted (for `maxLogs`). */
+  private total: Promise<number> | undefined
+  private closing = false
 
   constructor(private readonly o: LogManagerOptions) {
     this.originPrefix = o.originPrefix ?? DEFAULT_ORIGIN_PREFIX
     if (!/^[^\s+]+$/u.test(this.originPrefix) || this.originPrefix.endsWith('/')) {
       throw new RangeError(`invalid origin prefix ${JSON.stringify(this.originPrefix)}: no whitespace, "+" or trailing "/"`)
     }
+    this.maxOpen = o.maxOpenLogs ?? DEFAULT_MAX_OPEN_LOGS
+    if (!Number.isSafeInteger(this.maxOpen) || this.maxOpen < 1) throw new RangeError('maxOpenLogs must be an integer ≥ 1')
+    this.maxLogs = o.maxLogs ?? DEFAULT_MAX_LOGS
+    if (!Number.isSafeInteger(this.maxLogs) || this.maxLogs < 0) throw new RangeError('maxLogs must be an integer ≥ 0')
   }
 
   /** The c2sp.org/tlog-checkpoint origin of a log: `<prefix>/logs/<id>`. */
@@ -40,17 +148,138 @@ export class LogManager {
     return `${this.originPrefix}/logs/${id}`
   }
 
-  /** The open log with this id, or undefined when no such log exists (nothing is created). */
-  async get(id: string): Promise<Log | undefined> {
-    const open = this.logs.get(id)
-    if (open) return open
-    if (!(await this.o.backend.exists(id))) return undefined
-    return this.open(id, false)
+  /** Logs open now (including those opening or closing); at most `maxOpenLogs` hold descriptors. */
+  get openCount(): number {
+    return this.slots.size
   }
 
-  /** The log with this id, created empty when it does not exist yet. */
-  async getOrCreate(id: string): Promise<Log> {
-    return this.logs.get(id) ?? this.open(id, true)
+  /** The damaged logs found so far (at open, by {@link checkAll}, or when read). */
+  damaged(): LogDamage[] {
+    return [...this.damage.values()]
+  }
+
+  /**
+   * A lease on the open log with this id, opening it (and creating it, with `create`) if needed;
+   * undefined when it does not exist and `create` is not set.
+   * @throws LogUnavailableError (damaged), LogClosedError (after close), TooManyOpenLogsError (every open log busy at the cap, or
+   *   out of descriptors), LogCreationLimitedError (creation refused for `client`).
+   */
+  async acquire(id: string, o: { create?: boolean; client?: string } = {}): Promise<LogLease | undefined> {
+    for (;;) {
+      if (this.closing) throw new LogClosedError('the service is stopping')
+      this.refuseDamaged(id)
+      const slot = this.slots.get(id)
+      if (slot?.state === 'closing') {
+        await slot.done // never open a log twice: wait until its close has finished
+        continue
+      }
+      if (slot) return this.lease(slot)
+      const exists = await this.o.backend.exists(id)
+      if (!exists && !o.create) return undefined
+      if (this.slots.has(id)) continue // opened meanwhile: join it
+      this.refuseDamaged(id)
+      if (!exists) await this.admitCreation(o.client)
+      if (this.slots.has(id)) continue
+      const victim = this.makeRoom()
+      const created = !exists
+      const fresh: Slot = { id, state: 'opening', leases: 0, ready: this.openLog(id, created, victim) }
+      this.slots.set(id, fresh)
+      fresh.ready.then(
+        (log) => {
+          fresh.log = log
+          if (fresh.state === 'opening') fresh.state = 'open'
+        },
+        () => {
+          if (this.slots.get(id) === fresh) this.slots.delete(id)
+          if (created) this.total = undefined // recount: the log may or may not exist now
+        },
+      )
+      return this.lease(fresh)
+    }
+  }
+
+  /**
+   * The open log with this id, or undefined when no such log exists (nothing is created). Not
+   * leased: it may be closed once idle when another log needs its place (tools and tests).
+   * @throws as {@link acquire}
+   */
+  async get(id: string): Promise<Log | undefined> {
+    const lease = await this.acquire(id)
+    lease?.release()
+    return lease?.log
+  }
+
+  /** The log with this id, created empty when it does not exist yet. Not leased (see {@link get}). @throws as {@link acquire} */
+  async getOrCreate(id: string, client?: string): Promise<Log> {
+    const lease = (await this.acquire(id, { create: true, client }))!
+    lease.release()
+    return lease.log
+  }
+
+  /**
+   * The published checkpoint of a log and read access to what it covers, WITHOUT opening the log
+   * (no lease, no open-log slot, no descriptor held): an open log answers from memory, another
+   * from its files (checkpoint parsed and signature-checked). Undefined when the log does not
+   * exist or has published nothing.
+   * @throws LogUnavailableError when the log is damaged (found now or before).
+   */
+  async published(id: string): Promise<PublishedView | undefined> {
+    this.refuseDamaged(id)
+    const origin = this.origin(id)
+    const open = this.slots.get(id)?.log
+    let files: LogFiles
+    let checkpoint: StoredCheckpoint | undefined
+    if (open || !this.o.backend.files) {
+      const log = open ?? (await this.get(id))
+      if (!log) return undefined
+      checkpoint = log.checkpoint
+      files = { read: (p) => log.readFile(p), write: () => Promise.reject(new Error('read only')), remove: () => Promise.reject(new Error('read only')) }
+    } else {
+      const f = await this.o.backend.files(id)
+      if (!f) return undefined
+      files = f
+      checkpoint = await this.checked(id, () => readStoredCheckpoint(f, { origin, verifier: this.o.verifier?.(origin) }))
+    }
+    if (!checkpoint) return undefined
+    const cp = checkpoint
+    return {
+      id,
+      origin,
+      checkpoint: cp,
+      integratedSize: async () => open?.treeSize ?? (await this.checked(id, () => readStoredTree(files)))?.size ?? cp.size,
+      readFile: (path) => files.read(path),
+      read: (offset, limit, maxBytes) => this.checked(id, () => readEntries(files, cp.size, offset, limit, maxBytes)),
+    }
+  }
+
+  /**
+   * Checks every log that is not open, one at a time, reading only its state files and the right
+   * edge of its tiles (state.ts checkStoredState), and records the damaged ones. Meant to run in
+   * the background at start. Resolves with the number of logs checked; I/O errors other than
+   * damage are logged and skipped.
+   */
+  async checkAll(): Promise<number> {
+    const files = this.o.backend.files?.bind(this.o.backend)
+    if (!files) return 0
+    let n = 0
+    for (const id of await this.o.backend.list()) {
+      if (this.closing) break
+      if (this.slots.has(id) || this.damage.has(id)) continue
+      const origin = this.origin(id)
+      try {
+        const f = await files(id)
+        if (f) await this.checked(id, () => checkStoredState(f, { origin, verifier: this.o.verifier?.(origin) }))
+      } catch (err) {
+        if (!(err instanceof LogUnavailableError)) this.o.log?.logger?.warn({ err, log: id }, 'could not check log state')
+      }
+      n++
+    }
+    return n
+  }
+
+  /** True when a log with this id exists (open or not). Creates nothing. */
+  exists(id: string): Promise<boolean> {
+    return this.o.backend.exists(id)
   }
 
   /** Ids of every existing log. */
@@ -60,22 +289,125 @@ export class LogManager {
 
   /** Flushes and closes every open log. */
   async close(): Promise<void> {
-    const logs = await Promise.allSettled(this.logs.values())
-    await Promise.all(logs.map((l) => (l.status === 'fulfilled' ? l.value.close() : undefined)))
-    this.logs.clear()
+    this.closing = true
+    const slots = [...this.slots.values()]
+    await Promise.allSettled(slots.map(async (s) => (s.state === 'closing' ? s.done : (await s.ready).close())))
+    this.slots.clear()
   }
 
-  private open(id: string, create: boolean): Promise<Log> {
-    const existing = this.logs.get(id)
-    if (existing) return existing
-    const p = (async () => {
-      const storage = await this.o.backend.open(id, create)
-      if (!storage) throw new Error(`log ${id} does not exist`)
-      const origin = this.origin(id)
-      return Log.open({ id, origin, signer: this.o.signer(origin), witnesses: this.o.witnesses(origin), ...storage, ...this.o.log })
-    })()
-    this.logs.set(id, p)
-    p.catch(() => this.logs.delete(id))
-    return p
+  private refuseDamaged(id: string): void {
+    const d = this.damage.get(id)
+    if (d) throw new LogUnavailableError(d)
   }
+
+  /** Runs `f`, recording a CorruptLogError as damage of log `id` (thrown as LogUnavailableError). */
+  private async checked<T>(id: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f()
+    } catch (err) {
+      if (err instanceof CorruptLogError) throw new LogUnavailableError(this.recordDamage(id, err))
+      throw err
+    }
+  }
+
+  private recordDamage(id: string, err: CorruptLogError): LogDamage {
+    const existing = this.damage.get(id)
+    if (existing) return existing
+    const damage: LogDamage = { log: id, path: err.path, problem: err.message }
+    this.damage.set(id, damage)
+    const file = this.o.backend.location?.(id, err.path) ?? err.path
+    this.o.log?.logger?.error({ log: id, file, problem: err.message }, 'log damaged: not served until restored (see /healthz)')
+    return damage
+  }
+
+  private async lease(slot: Slot): Promise<LogLease> {
+    slot.leases++
+    // Most recently used last.
+    this.slots.delete(slot.id)
+    this.slots.set(slot.id, slot)
+    let log: Log
+    try {
+      log = await slot.ready
+    } catch (err) {
+      slot.leases--
+      throw err
+    }
+    let held = true
+    return {
+      log,
+      release: () => {
+        if (held) slot.leases--
+        held = false
+      },
+    }
+  }
+
+  /**
+   * Frees a place for one more log: undefined when under the cap, else the least recently used idle
+   * log, now closing (the caller opens only once it has closed).
+   * @throws TooManyOpenLogsError when every open log is busy.
+   */
+  private makeRoom(): Extract<Slot, { state: 'closing' }> | undefined {
+    let active = 0
+    for (const s of this.slots.values()) if (s.state !== 'closing') active++
+    if (active < this.maxOpen) return undefined
+    for (const s of this.slots.values()) {
+      if (s.state === 'open' && s.leases === 0 && s.log?.idle) return this.evict(s)
+    }
+    throw new TooManyOpenLogsError(`${this.maxOpen} logs are open and busy; retry later`)
+  }
+
+  private evict(s: Slot): Extract<Slot, { state: 'closing' }> {
+    const closing = s as Extract<Slot, { state: 'closing' }>
+    closing.state = 'closing'
+    closing.done = (async () => {
+      try {
+        await this.o.beforeClose?.(s.id)
+        await s.log!.close()
+      } catch (err) {
+        this.o.log?.logger?.error({ err, log: s.id }, 'closing an idle log failed')
+      } finally {
+        if (this.slots.get(s.id) === s) this.slots.delete(s.id)
+      }
+    })()
+    return closing
+  }
+
+  /** Refuses a creation over the total or the client's rate (charging the client when admitted). */
+  private async admitCreation(client: string | undefined): Promise<void> {
+    if (this.maxLogs > 0) {
+      this.total ??= this.o.backend.list().then((ids) => ids.length)
+      if ((await this.total) >= this.maxLogs) throw new LogCreationLimitedError(`the service holds its maximum of ${this.maxLogs} logs`)
+    }
+    const wait = this.o.admitCreate?.(client)
+    if (wait !== undefined) throw new LogCreationLimitedError('too many logs created from this address; retry later', Math.max(1, Math.ceil(wait)))
+    if (this.total) this.total = this.total.then((n) => n + 1)
+  }
+
+  /** Opens a log once `victim` (if any) has closed; a failure closes whatever was opened. */
+  private async openLog(id: string, create: boolean, victim: Extract<Slot, { state: 'closing' }> | undefined): Promise<Log> {
+    if (victim) await victim.done
+    let storage: Awaited<ReturnType<LogBackend['open']>>
+    try {
+      storage = await this.o.backend.open(id, create)
+    } catch (err) {
+      throw outOfDescriptors(err) ? new TooManyOpenLogsError('out of file descriptors; retry later') : err
+    }
+    if (!storage) throw new Error(`log ${id} does not exist`)
+    const origin = this.origin(id)
+    try {
+      return await Log.open({ id, origin, signer: this.o.signer(origin), verifier: this.o.verifier?.(origin), witnesses: this.o.witnesses(origin), ...storage, ...this.o.log })
+    } catch (err) {
+      // Release the CAR index (exclusive): left open, every later open failed with "database is locked".
+      await Promise.resolve(storage.archive.close?.()).catch(() => {})
+      if (err instanceof CorruptLogError) throw new LogUnavailableError(this.recordDamage(id, err))
+      throw outOfDescriptors(err) ? new TooManyOpenLogsError('out of file descriptors; retry later') : err
+    }
+  }
+}
+
+function outOfDescriptors(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code
+  // SQLite reports a descriptor shortage as SQLITE_CANTOPEN.
+  return code === 'EMFILE' || code === 'ENFILE' || code === 'SQLITE_CANTOPEN'
 }

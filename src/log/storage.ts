@@ -33,7 +33,7 @@ export interface LogArchive {
    * Rejects for `treeSize ≤ lastTreeSize`.
    */
   pack(treeSize: number, files: ReadonlyMap<string, Uint8Array>): Promise<unknown>
-  close?(): void
+  close?(): void | Promise<void>
 }
 
 /** Where the logs live: one {@link LogFiles} and one {@link LogArchive} per log id (space DID). */
@@ -44,4 +44,12 @@ export interface LogBackend {
   open(logId: string, create: boolean): Promise<{ files: LogFiles; archive: LogArchive } | undefined>
   /** Ids of every existing log. */
   list(): Promise<string[]>
+  /**
+   * Read access to an existing log's files without opening its archive (no descriptor is held
+   * between reads); undefined when no such log exists. Never creates anything. Optional: without
+   * it, reads of a log that is not open open it.
+   */
+  files?(logId: string): Promise<LogFiles | undefined>
+  /** Where a log's file is, for operators' messages (e.g. an absolute path). Optional. */
+  location?(logId: string, path: string): string
 }

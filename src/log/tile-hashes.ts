@@ -11,6 +11,13 @@ import type { LogFiles } from './storage.js'
 /** The log's tile files are missing or the wrong size for the committed tree: storage is corrupt. */
 export class MissingTileError extends Error {
   override name = 'MissingTileError'
+  /** @param path the tile file missing or of the wrong size, when one was read. */
+  constructor(
+    message: string,
+    readonly path?: string,
+  ) {
+    super(message)
+  }
 }
 
 /**
@@ -79,7 +86,7 @@ export class TileHashes implements HashReader {
     const cached = this.cache.get(key)
     if (cached && cached.length >= t.width * 32) return cached.subarray(0, t.width * 32)
     const data = await this.files.read(tilePath(t))
-    if (!data || data.length !== t.width * 32) throw new MissingTileError(`tile ${tilePath(t)} missing or truncated`)
+    if (!data || data.length !== t.width * 32) throw new MissingTileError(`tile ${tilePath(t)} missing or truncated`, tilePath(t))
     this.remember(t, data)
     return data
   }

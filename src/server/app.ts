@@ -73,7 +73,12 @@ export function createApp(o: AppOptions): Hono {
 
   app.get('/did', (c) => c.text(o.did + '\n'))
   app.get('/info', (c) => c.json(o.info()))
-  app.get('/healthz', (c) => c.text('ok\n'))
+  // `ok` while every log can be served; 503 with the damaged logs (file and problem) otherwise.
+  app.get('/healthz', (c) => {
+    const damaged = o.logs.damaged()
+    if (damaged.length === 0) return c.text('ok\n')
+    return c.json({ status: 'degraded', logs: damaged.map((d) => ({ ...d, status: 'damaged' })) }, 503, { 'cache-control': 'no-cache' })
+  })
   // Every log of this service in the witness network's log-list format (logs/v0), for witness
   // operators: `ucanlog witness pull-logs --source <url>/logs.txt`. Key name = origin, so no
   // origin lines.
@@ -90,17 +95,13 @@ export function createApp(o: AppOptions): Hono {
   if (o.witness) app.route('/witness', o.witness)
   if (o.revocations) app.route('/revocations', o.revocations)
 
-  const published = async (space: string) => {
-    if (!SPACE_DID.test(space)) return undefined
-    const log = await o.logs.get(space)
-    const cp = log?.checkpoint
-    return log && cp ? { log, cp } : undefined
-  }
+  // Reads never open a log (LogManager.published): anonymous traffic costs no open-log slot.
+  const published = async (space: string) => (SPACE_DID.test(space) ? o.logs.published(space) : undefined)
 
   app.get('/logs/:space/checkpoint', async (c) => {
     const p = await published(c.req.param('space'))
     if (!p) return c.text('unknown log\n', 404)
-    return c.text(p.cp.note, 200, { 'cache-control': 'public, max-age=2', 'content-type': 'text/plain; charset=utf-8' })
+    return c.text(p.checkpoint.note, 200, { 'cache-control': 'public, max-age=2', 'content-type': 'text/plain; charset=utf-8' })
   })
 
   app.get('/logs/:space/head', async (c) => {
@@ -108,14 +109,14 @@ export function createApp(o: AppOptions): Hono {
     if (!p) return c.json({ error: 'unknown log' }, 404)
     return c.json(
       {
-        logId: p.log.id,
-        origin: p.log.origin,
-        vkey: o.logVkey(p.log.origin),
-        treeSize: p.cp.size,
-        rootHash: encodeBase64(p.cp.rootHash),
-        checkpoint: p.cp.note,
-        integratedSize: p.log.treeSize,
-        ...(o.uploadStatus ? { upload: o.uploadStatus(p.log.id) } : {}),
+        logId: p.id,
+        origin: p.origin,
+        vkey: o.logVkey(p.origin),
+        treeSize: p.checkpoint.size,
+        rootHash: encodeBase64(p.checkpoint.rootHash),
+        checkpoint: p.checkpoint.note,
+        integratedSize: await p.integratedSize(),
+        ...(o.uploadStatus ? { upload: o.uploadStatus(p.id) } : {}),
       },
       200,
       { 'cache-control': 'no-cache' },
@@ -133,7 +134,7 @@ export function createApp(o: AppOptions): Hono {
     }
     const p = await published(space)
     if (!p) return c.text('unknown log\n', 404)
-    const size = p.cp.size
+    const size = p.checkpoint.size
     // Serve only what a published checkpoint covers: a file past it may belong to a batch that was
     // never committed, and these responses are cached forever.
     let path: string
@@ -146,13 +147,16 @@ export function createApp(o: AppOptions): Hono {
       if (parsed.width > have) return c.text('entry bundle not found\n', 404)
       path = entryBundlePath(parsed.index, parsed.width)
     }
-    const bytes = await p.log.readFile(path)
+    const bytes = await p.readFile(path)
     if (!bytes) return c.text('not found\n', 404)
     return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'cache-control': IMMUTABLE })
   })
 
   app.notFound((c) => c.text('not found\n', 404))
   app.onError((err, c) => {
+    // Named refusals of the log manager (registry.ts): the damage was logged when found.
+    if (err.name === 'LogUnavailable') return c.text(`log unavailable: ${err.message}\n`, 503)
+    if (err.name === 'TooManyOpenLogs') return c.text('too many open logs; retry later\n', 503, { 'retry-after': '1' })
     o.onError?.(err)
     return c.text('internal error\n', 500)
   })

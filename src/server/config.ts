@@ -3,7 +3,7 @@
  * variable (flags win); both are validated once here, at start.
  */
 import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE } from '../log/log.js'
-import { DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
+import { DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
@@ -13,6 +13,7 @@ import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_CLIENT_CONCURRENCY } from './semaphore.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
+import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE } from './log-creation.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
 /** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
@@ -93,6 +94,14 @@ export interface ServiceConfig {
   storachaReceipts: string
   /** Longest wait between attempts of a failing upload, ms (backoff doubles from 1 s up to it). */
   uploadRetryMaxMs: number
+  /** Most logs open at once (each holds FDS_PER_OPEN_LOG descriptors); idle ones are closed first, then → TooManyOpenLogs. */
+  maxOpenLogs: number
+  /** Sustained log creations per second per client address; 0 = unlimited. Over → LogCreationLimited. */
+  logCreateRate: number
+  /** Burst of log creations per client address. */
+  logCreateBurst: number
+  /** Most logs in total (0 = unlimited). Over → LogCreationLimited for any new log. */
+  maxLogs: number
 }
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
@@ -135,6 +144,10 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   storachaDid: DEFAULT_STORACHA_DID,
   storachaReceipts: 'auto',
   uploadRetryMaxMs: DEFAULT_UPLOAD_RETRY_MAX_MS,
+  maxOpenLogs: DEFAULT_MAX_OPEN_LOGS,
+  logCreateRate: DEFAULT_LOG_CREATE_RATE,
+  logCreateBurst: DEFAULT_LOG_CREATE_BURST,
+  maxLogs: DEFAULT_MAX_LOGS,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -188,6 +201,10 @@ export const KNOBS: Knob[] = [
   { key: 'storachaUrl', flag: '--storacha-url', env: 'UCANLOG_STORACHA_URL', unit: 'URL', description: `store every checkpoint's CAR in the log's Storacha space through this upload service (production: ${DEFAULT_STORACHA_URL}); off keeps CARs in the data directory only` },
   { key: 'storachaDid', flag: '--storacha-did', env: 'UCANLOG_STORACHA_DID', unit: 'DID', description: 'DID of the Storacha upload service' },
   { key: 'storachaReceipts', flag: '--storacha-receipts', env: 'UCANLOG_STORACHA_RECEIPTS', unit: 'URL', description: `Storacha receipts endpoint; auto = <storacha-url>/receipt/ (production: ${DEFAULT_RECEIPTS_ENDPOINT})` },
+  { key: 'maxOpenLogs', flag: '--max-open-logs', env: 'UCANLOG_MAX_OPEN_LOGS', unit: 'logs', description: 'most logs open at once (2 file descriptors each); the least recently used idle log is closed first; all busy → TooManyOpenLogs', integer: { min: 1, max: 1_000_000 } },
+  { key: 'logCreateRate', flag: '--log-create-rate', env: 'UCANLOG_LOG_CREATE_RATE', unit: 'logs/s', description: 'sustained log creations per client address; over → LogCreationLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'logCreateBurst', flag: '--log-create-burst', env: 'UCANLOG_LOG_CREATE_BURST', unit: 'logs', description: 'burst of log creations per client address', integer: { min: 1, max: 10_000_000 } },
+  { key: 'maxLogs', flag: '--max-logs', env: 'UCANLOG_MAX_LOGS', unit: 'logs', description: 'most logs the service holds; a new log beyond it → LogCreationLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000_000 } },
   { key: 'uploadRetryMaxMs', flag: '--upload-retry-max', env: 'UCANLOG_UPLOAD_RETRY_MAX_MS', unit: 'ms', description: 'longest wait between attempts of a failing upload (backoff doubles from 1 s)', integer: { min: 1, max: 86_400_000 } },
 ]
 

@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { DEFAULT_MAX_OPEN_LOGS, FDS_PER_OPEN_LOG } from '../log/registry.js'
 
 /** The process's open-file limit (RLIMIT_NOFILE soft limit) and where it was read. */
 export interface FdLimit {
@@ -53,10 +54,10 @@ export interface FdReserve {
   outbound: number
 }
 
-/** Descriptors each open log holds (its SQLite CAR index and WAL file). */
-export const FDS_PER_LOG = 2
-/** Open logs reserved for by default (the lead wires this to the open-log cap): 64 logs + the revocation log. */
-export const DEFAULT_RESERVED_LOGS = 65
+/** Descriptors each open log holds (its SQLite CAR index and WAL file); owned by the log registry. */
+export const FDS_PER_LOG = FDS_PER_OPEN_LOG
+/** Open logs reserved for by default: the default open-log cap (`--max-open-logs`) + the revocation log. */
+export const DEFAULT_RESERVED_LOGS = DEFAULT_MAX_OPEN_LOGS + 1
 
 /**
  * The default reserve, 221 descriptors with the default 65 logs: the measured start-up set plus bounded headroom for

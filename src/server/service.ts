@@ -13,10 +13,11 @@ import { LocalBackend } from '../storage/local-backend.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
-import { ed25519Signer } from '../tlog/index.js'
+import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
 import { createUcanService, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
 import { createAdmission } from './rate-limit.js'
+import { createLogCreationLimit } from './log-creation.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
@@ -57,7 +58,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
   }
   // Connection caps within the descriptor budget (ConfigError before anything is opened).
-  const { budget, ...limits } = connectionLimits(c, readFdLimit(), defaultFdReserve())
+  const { budget, ...limits } = connectionLimits(c, readFdLimit(), defaultFdReserve(c.maxOpenLogs + 1)) // + the revocation log
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
   const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
@@ -116,8 +117,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     backend: uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local,
     originPrefix: c.originPrefix,
     signer: logSigner,
+    verifier: (origin) => ed25519Verifier(logSigner(origin).vkey),
     witnesses: witnessesFor,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
+    maxOpenLogs: c.maxOpenLogs,
+    maxLogs: c.maxLogs,
+    admitCreate: createLogCreationLimit({ rate: c.logCreateRate, burst: c.logCreateBurst }),
   })
 
   const logService: LogService = {
@@ -125,22 +130,32 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       try {
         // The Agent→Service delegation of the log's most recent append is kept (durably) for its uploads.
         await uploader?.rememberDelegation(space, meta.delegation)
-        const r = await (await logs.getOrCreate(space)).append(entry)
-        appends.inc({ result: r.published ? 'published' : 'unpublished' })
-        return r
+        const lease = (await logs.acquire(space, { create: true, client: meta.client }))!
+        try {
+          const r = await lease.log.append(entry)
+          appends.inc({ result: r.published ? 'published' : 'unpublished' })
+          return r
+        } finally {
+          lease.release()
+        }
       } catch (err) {
         appends.inc({ result: 'error' })
         throw err
       }
     },
     async read(space, offset, limit, maxBytes) {
-      const l = await logs.get(space)
-      return l ? l.read(offset, limit, maxBytes) : undefined
+      // Read-only: never opens the log (registry.ts LogManager.published).
+      const p = await logs.published(space)
+      if (p) return { entries: await p.read(offset, limit, maxBytes), total: p.checkpoint.size }
+      return (await logs.exists(space)) ? { entries: [], total: 0 } : undefined
     },
-    async create(space) {
-      const l = await logs.getOrCreate(space)
+    async create(space, meta) {
+      const lease = (await logs.acquire(space, { create: true, client: meta?.client }))!
+      lease.release()
+      const l = lease.log
       return { logId: l.id, origin: l.origin, vkey: logSigner(l.origin).vkey, treeSize: l.treeSize }
     },
+    reserve: async (space, meta) => (await logs.acquire(space, { create: true, client: meta.client }))!,
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
   const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope })
@@ -203,11 +218,24 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     onError: (err) => log.error({ err }, 'request failed'),
   })
   handler = (req, env) => app.fetch(req, env as never)
+  // Damaged logs show at /healthz without waiting for a request: every log's state, in the background.
+  const checking = logs.checkAll().then(
+    (n) => log.info({ checked: n, damaged: logs.damaged().length }, 'checked the stored state of every log'),
+    (err) => log.error({ err }, 'checking the logs failed'),
+  )
+  let catchUp: Promise<void> = Promise.resolve()
   if (uploader) {
     uploader.start()
-    // Open every log so CARs packed but never queued (a crash in between) get queued, and
-    // checkpoints published but never packed get packed.
-    void logs.list().then((ids) => Promise.all(ids.map((id) => logs.get(id)))).catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
+    // Open every log, one at a time, so CARs packed but never queued (a crash in between) get
+    // queued, and checkpoints published but never packed get packed.
+    catchUp = (async () => {
+      for (const id of await logs.list()) {
+        const lease = await logs.acquire(id).catch((err) => log.warn({ err, log: id }, 'upload catch-up: cannot open log'))
+        if (!lease) continue
+        await lease.log.settled()
+        lease.release()
+      }
+    })().catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
   }
   log.info({ url, did: signer.did(), data: dataDir, witness: bw.witness.vkey }, 'ucanlog listening')
 
@@ -220,6 +248,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploader,
     async close() {
       await logs.close()
+      await checking
+      await catchUp
       await revocationLog.close()
       ucanStore.close()
       await uploader?.close()

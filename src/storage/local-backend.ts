@@ -53,6 +53,17 @@ export class LocalBackend {
     return { files, archive }
   }
 
+  /** The files of an existing log, for reading (opens no descriptor until a read); undefined when it does not exist. */
+  async files(id: string): Promise<FileStore | undefined> {
+    if (!(await this.exists(id))) return undefined
+    return FileStore.create(join(this.logsDir, id))
+  }
+
+  /** The absolute path of a log's file (`<data>/logs/<id>/<path>`), for operators' messages. */
+  location(id: string, path: string): string {
+    return join(this.logsDir, id, path)
+  }
+
   async list(): Promise<string[]> {
     try {
       return (await readdir(this.logsDir)).filter((n) => LOG_ID.test(n)).sort()

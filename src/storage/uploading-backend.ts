@@ -43,6 +43,16 @@ export class UploadingBackend {
     return this.local.list()
   }
 
+  /** The files of an existing local log, for reading; undefined when it does not exist. */
+  files(id: string): Promise<FileStore | undefined> {
+    return this.local.files(id)
+  }
+
+  /** The absolute path of a local log's file, for operators' messages. */
+  location(id: string, path: string): string {
+    return this.local.location(id, path)
+  }
+
   /**
    * Opens (creating when `create`) the log's local storage; queues any pack newer than the newest
    * queued one, and returns an archive whose packs are queued as they are made.
@@ -51,8 +61,13 @@ export class UploadingBackend {
     const s = await this.local.open(id, create)
     if (!s) return undefined
     const packer: CarPacker = s.archive
-    const queued = this.queue.latestTreeSize(id)
-    for (const p of packer.list()) if (p.treeSize > queued) this.uploader.enqueue(id, p)
+    try {
+      const queued = this.queue.latestTreeSize(id)
+      for (const p of packer.list()) if (p.treeSize > queued) this.uploader.enqueue(id, p)
+    } catch (err) {
+      await packer.close() // a failed open holds nothing (the index is exclusive)
+      throw err
+    }
     const uploader = this.uploader
     const archive: UploadingArchive = {
       get lastTreeSize() {

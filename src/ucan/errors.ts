@@ -200,6 +200,7 @@ export class RateLimited extends TlogFailure {
 
 /** Any failure a `tlog/append` can return. */
 export type AppendFailure =
+  | LogRefusal
   | InvalidAudience
   | InvalidSignature
   | Expired
@@ -220,6 +221,7 @@ export type AppendFailure =
 
 /** Any failure a `tlog/read` can return. */
 export type ReadFailure =
+  | LogRefusal
   | InvalidAudience
   | InvalidExpiry
   | InvalidSignature
@@ -279,3 +281,40 @@ export type RevokeFailure =
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
 export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>
+
+// Refusals by the log service (src/ucan/service.ts LogService): it rejects with an Error whose
+// `name` is one of these, and the client gets that name, never InternalError.
+
+/** The space's log cannot be served: its stored state is damaged (the operator must restore it; see /healthz). */
+export class LogUnavailable extends TlogFailure {
+  override readonly name = 'LogUnavailable' as const
+}
+
+/** The service has as many logs open as it may and all are busy; nothing was done. Retry in a second or so. */
+export class TooManyOpenLogs extends TlogFailure {
+  override readonly name = 'TooManyOpenLogs' as const
+}
+
+/** This client may not create another log now (its address's creation rate, or the service's total); nothing was created. */
+export class LogCreationLimited extends TlogFailure {
+  override readonly name = 'LogCreationLimited' as const
+}
+
+/** A refusal by the log service, passed to the client by name. */
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited
+
+const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
+  LogUnavailable,
+  TooManyOpenLogs,
+  LogCreationLimited,
+}
+
+/**
+ * The named failure for a log service rejection (or a stored `{ name, message }`) whose `name` is a
+ * {@link LogRefusal}'s; undefined for anything else (which stays InternalError).
+ */
+export function logRefusal(cause: unknown): LogRefusal | undefined {
+  const name = (cause as { name?: unknown } | null)?.name
+  const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
+  return make ? new make(truncate(String((cause as { message?: unknown }).message ?? name))) : undefined
+}

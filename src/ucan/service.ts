@@ -37,6 +37,8 @@ import {
   InvalidCapability,
   RateLimited,
   type ProofGraphFailure,
+  type LogRefusal,
+  logRefusal,
   type ReadFailure,
   ReservedSpace,
   ResponseTooLarge,
@@ -105,6 +107,15 @@ export interface LogService {
    * @param meta.client the client's IP address, when known (to charge log creation to it).
    */
   create(space: SpaceKey, meta?: { client?: string }): Promise<CreateResult>
+  /**
+   * Optional: makes the space's log ready for an append (opens it, or creates it charging
+   * `meta.client`) BEFORE the invocation is recorded as run, so that a refusal here leaves the
+   * invocation unused and the client may send it again. The append runs while the reservation is
+   * held; `release` is called after it.
+   * A rejection whose `name` is a {@link LogRefusal} (`LogUnavailable`, `TooManyOpenLogs`,
+   * `LogCreationLimited`) reaches the client by that name, from here and from every other method.
+   */
+  reserve?(space: SpaceKey, meta: { client?: string }): Promise<{ release(): void }>
 }
 
 /** The ok result of `tlog/create`. */
@@ -395,24 +406,43 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const { space, entry, delegation } = authorized.ok
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
       const id = invocation.cid.toString()
-      // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError.
-      // The replay guard's capacity is per space: a space at its share is refused, no one else.
-      const outcome = await replay.once({ owner: space, id, expiresAt: invocation.expiration }, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
-        try {
-          const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
-          return { ok: toWire(result) }
-        } catch (cause) {
-          return { error: internal(cause, invocation, 'tlog/append: log append failed').error.toJSON() as FailureJSON }
-        }
-      }).catch((err: unknown) => {
-        if (!(err instanceof ReplayGuardFull)) throw err
-        return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
-      })
+      // A refusal to open or create the log comes before the replay guard: the invocation stays unused.
+      let reserved: { release(): void } | undefined
+      try {
+        reserved = await log.reserve?.(space, requestOf(invocation))
+      } catch (cause) {
+        const refusal = logRefusal(cause)
+        if (refusal) return { error: refusal }
+        throw cause
+      }
+      // Outcomes are plain JSON (a durable guard stores them); failures come back as InternalError
+      // or, for a log refusal, by its name. The replay guard's capacity is per space: a space at its
+      // share is refused, no one else.
+      let outcome: { ok: AppendResult } | { error: FailureJSON } | { full: TooManyPendingInvocations }
+      try {
+        outcome = await replay
+          .once({ owner: space, id, expiresAt: invocation.expiration }, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
+            try {
+              const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
+              return { ok: toWire(result) }
+            } catch (cause) {
+              const refusal = logRefusal(cause)
+              return { error: (refusal ?? internal(cause, invocation, 'tlog/append: log append failed').error).toJSON() as FailureJSON }
+            }
+          })
+          .catch((err: unknown) => {
+            if (!(err instanceof ReplayGuardFull)) throw err
+            return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
+          })
+      } finally {
+        reserved?.release()
+      }
       if ('full' in outcome) return { error: outcome.full }
       if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
-      return { error: new InternalError((outcome as { error: FailureJSON }).error.message) }
+      const failure = (outcome as { error: FailureJSON }).error
+      return { error: logRefusal(failure) ?? new InternalError(failure.message) }
     } catch (cause) {
-      return internal(cause, invocation, 'tlog/append failed')
+      return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/append failed').error }
     }
   }
 
@@ -456,7 +486,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
         return { ok: { entries, total: page.total } }
       })
     } catch (cause) {
-      return internal(cause, invocation, 'tlog/read failed')
+      return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/read failed').error }
     }
   }
 
@@ -467,7 +497,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const r = await log.create(authorized.ok.space, requestOf(invocation))
       return { ok: { logId: r.logId, origin: r.origin, vkey: r.vkey, treeSize: r.treeSize } }
     } catch (cause) {
-      return internal(cause, invocation, 'tlog/create failed')
+      return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/create failed').error }
     }
   }
 

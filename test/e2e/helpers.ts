@@ -29,7 +29,7 @@ export async function startTestService(config: Partial<ServiceConfig> = {}): Pro
     witnessTimeoutMs: 10_000,
     // The test process is one client address (127.0.0.1) sending up to ~250 requests at once: let
     // it use every connection the budget allows, not a quarter.
-    maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve()).maxConnections,
+    maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve((config.maxOpenLogs ?? DEFAULT_CONFIG.maxOpenLogs) + 1)).maxConnections,
     ...config,
   })
   return {
@@ -70,22 +70,25 @@ export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
 
 /**
  * Runs the built CLI (`bin/ucanlog.js args…`) as a child process; with `nofile`, under that
- * descriptor limit (soft and hard, `ulimit -n` in sh, which Node cannot raise).
+ * descriptor limit (soft and hard, `ulimit -n` in sh, which Node cannot raise); `env` adds
+ * environment variables.
  */
-export function spawnCli(args: string[], opts: { stdio: StdioOptions; nofile?: number }): ChildProcess {
+export function spawnCli(args: string[], opts: { stdio: StdioOptions; nofile?: number; env?: Record<string, string> }): ChildProcess {
   const argv = [join(REPO, 'bin', 'ucanlog.js'), ...args]
-  if (opts.nofile === undefined) return spawn(process.execPath, argv, { stdio: opts.stdio })
-  return spawn('sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: opts.stdio })
+  const env = { ...process.env, ...opts.env }
+  if (opts.nofile === undefined) return spawn(process.execPath, argv, { stdio: opts.stdio, env })
+  // The shell execs node, so the child is the server itself.
+  return spawn('sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: opts.stdio, env })
 }
 
 /**
  * Runs the built CLI's `ucanlog serve` with `args` as a real process and resolves once it prints its
- * URL. The caller kills it (tests use SIGKILL to crash it). `opts.nofile`: see {@link spawnCli}.
+ * URL. The caller kills it (tests use SIGKILL to crash it). `opts`: see {@link spawnCli}.
  */
 export async function spawnServe(
   args: string[],
-  stderr: 'inherit' | 'ignore' = 'inherit',
-  opts: { nofile?: number } = {},
+  stderr: 'inherit' | 'ignore' | 'pipe' = 'inherit',
+  opts: { nofile?: number; env?: Record<string, string> } = {},
 ): Promise<{ url: string; did: string; child: ChildProcess }> {
   const child = spawnCli(['serve', ...args], { stdio: ['ignore', 'pipe', stderr], ...opts })
   const url = await new Promise<string>((resolve, reject) => {

@@ -1,0 +1,154 @@
+/**
+ * LogManager's bound on open logs (issue 8, hole 3) on the real local backend, whose CAR index is
+ * exclusive (a second open of the same log fails with "database is locked"): idle logs are closed
+ * least recently used first, a log being closed is never reopened before its close has finished
+ * (a hook stalls the close to hold the race open), busy logs are never closed, and a request for
+ * another log when all are busy is refused with TooManyOpenLogs while the open logs keep working.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { Cosigner } from '../../src/log/log.js'
+import { LogCreationLimitedError, LogManager, TooManyOpenLogsError } from '../../src/log/registry.js'
+import { LocalBackend } from '../../src/storage/local-backend.js'
+import { ed25519Signer, ed25519Verifier } from '../../src/tlog/index.js'
+import { generateKey } from '../../src/ucan/index.js'
+
+const SEED = new Uint8Array(32).fill(9)
+const witnesses: Cosigner = { cosign: async (note) => ({ note, cosigned: new Set<string>(), satisfied: true }) }
+const dirs: string[] = []
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true })
+})
+
+/** A LocalBackend that counts opens per log and fails the test if a log is opened while open. */
+class CountingBackend extends LocalBackend {
+  readonly open_ = new Set<string>()
+  readonly opens: string[] = []
+  doubleOpen = false
+  override async open(id: string, create: boolean) {
+    if (this.open_.has(id)) this.doubleOpen = true
+    const s = await super.open(id, create)
+    if (!s) return s
+    this.open_.add(id)
+    this.opens.push(id)
+    const close = s.archive.close.bind(s.archive)
+    s.archive.close = async () => {
+      this.open_.delete(id)
+      await close()
+    }
+    return s
+  }
+}
+
+async function manager(maxOpenLogs: number, extra: Partial<ConstructorParameters<typeof LogManager>[0]> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'ucanlog-registry-'))
+  dirs.push(dir)
+  const backend = new CountingBackend(dir)
+  const logs = new LogManager({
+    backend,
+    signer: (origin) => ed25519Signer(origin, SEED),
+    verifier: (origin) => ed25519Verifier(ed25519Signer(origin, SEED).vkey),
+    witnesses: () => witnesses,
+    log: { batchMaxAgeMs: 1 },
+    maxOpenLogs,
+    ...extra,
+  })
+  return { logs, backend }
+}
+
+const ids = async (n: number) => Promise.all(Array.from({ length: n }, async () => (await generateKey()).did()))
+const entry = (s: string) => new TextEncoder().encode(s)
+
+describe('LogManager: open logs are bounded', () => {
+  it('closes the least recently used idle log to open another; never more than maxOpenLogs open', async () => {
+    const { logs, backend } = await manager(2)
+    const [a, b, c] = await ids(3)
+    for (const id of [a!, b!, c!, a!, b!, c!]) {
+      const lease = (await logs.acquire(id, { create: true }))!
+      await lease.log.append(entry(id))
+      lease.release()
+      expect(backend.open_.size).toBeLessThanOrEqual(2)
+    }
+    expect(backend.doubleOpen).toBe(false)
+    expect(backend.opens).toEqual([a, b, c, a, b, c])
+    // Everything appended survived the closes.
+    for (const id of [a!, b!, c!]) expect((await logs.published(id))!.checkpoint.size).toBe(2)
+    await logs.close()
+  })
+
+  it('a log being closed (close stalled) and reopened concurrently is never open twice', async () => {
+    let stall: (() => void) | undefined
+    const stalled = new Promise<void>((ok) => (stall = ok))
+    let closing: string | undefined
+    const { logs, backend } = await manager(2, {
+      beforeClose: async (id) => {
+        closing ??= id
+        if (id === closing) await stalled // only the first log closed (a) is held
+      },
+    })
+    const [a, b, c] = await ids(3)
+    for (const id of [a!, c!]) {
+      const l = (await logs.acquire(id, { create: true }))!
+      await l.log.append(entry(id))
+      l.release()
+    }
+    // b evicts a (least recently used); a's close is stalled by the hook.
+    const pb = logs.acquire(b!, { create: true })
+    await new Promise((r) => setTimeout(r, 20))
+    expect(closing).toBe(a)
+    // a is wanted again while it is still closing: it must wait for the close, not open a second copy.
+    const pa = logs.acquire(a!)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(backend.opens).toEqual([a, c]) // neither b nor the second a has opened yet
+    expect(backend.open_.has(a!)).toBe(true) // a is still open (closing)
+    stall!()
+    const [lb, la] = [(await pb)!, (await pa)!] // a, once closed, evicts c (idle) and reopens
+    expect(backend.doubleOpen).toBe(false)
+    expect(backend.opens.slice(0, 2)).toEqual([a, c])
+    expect(backend.opens.slice(2).sort()).toEqual([a, b].sort()) // in either order, a only after its close
+    expect([...backend.open_].sort()).toEqual([a, b].sort())
+    await la.log.append(entry('a1'))
+    await lb.log.append(entry('b0'))
+    la.release()
+    lb.release()
+    expect((await logs.published(a!))!.checkpoint.size).toBe(2)
+    await logs.close()
+  })
+
+  it('when every open log is busy, another log is refused with TooManyOpenLogs and the busy ones keep working', async () => {
+    const { logs, backend } = await manager(2)
+    const [a, b, c] = await ids(3)
+    const la = (await logs.acquire(a!, { create: true }))!
+    const lb = (await logs.acquire(b!, { create: true }))!
+    await expect(logs.acquire(c!, { create: true })).rejects.toBeInstanceOf(TooManyOpenLogsError)
+    expect(await logs.exists(c!)).toBe(false) // nothing was created
+    // The leaseholders are unaffected.
+    expect((await la.log.append(entry('a'))).index).toBe(0)
+    expect((await lb.log.append(entry('b'))).index).toBe(0)
+    lb.release()
+    const lc = (await logs.acquire(c!, { create: true }))! // b is idle now: it makes room
+    expect((await lc.log.append(entry('c'))).index).toBe(0)
+    expect(backend.open_.has(b!)).toBe(false)
+    la.release()
+    lc.release()
+    await logs.close()
+  })
+
+  it('creation is refused with LogCreationLimited when admitCreate refuses or maxLogs is reached; existing logs still open', async () => {
+    let allow = true
+    const { logs } = await manager(4, { admitCreate: () => (allow ? undefined : 3), maxLogs: 2 })
+    const [a, b, c] = await ids(3)
+    ;(await logs.acquire(a!, { create: true }))!.release()
+    allow = false
+    const refused = await logs.acquire(b!, { create: true }).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(LogCreationLimitedError)
+    expect((refused as LogCreationLimitedError).retryAfter).toBe(3)
+    expect(await logs.acquire(a!, { create: true })).toBeDefined() // an existing log is not a creation
+    allow = true
+    ;(await logs.acquire(b!, { create: true }))!.release()
+    await expect(logs.acquire(c!, { create: true })).rejects.toBeInstanceOf(LogCreationLimitedError) // 2 logs: the total
+    await logs.close()
+  })
+})
