@@ -91,8 +91,12 @@ describe('connection caps and the descriptor budget', () => {
   it('one address holding 400 half-sent requests (headers and bodies never finished) does not keep another address out', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ucanlog-conn-'))
     try {
-      // Default knobs only: the connection caps come from the descriptor budget of this low limit.
-      const { url, did, child } = await spawnServe(['--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt')], 'inherit', { nofile: NOFILE })
+      // Default connection knobs: the caps come from the descriptor budget of this low limit, once
+      // 16 open logs (not the default 256, whose reserve alone exceeds 256 descriptors) are set aside.
+      const { url, did, child } = await spawnServe(['--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt')], 'inherit', {
+        nofile: NOFILE,
+        env: { UCANLOG_MAX_OPEN_LOGS: '16' },
+      })
       children.push(child)
       const port = Number(new URL(url).port)
       // A client already connected (a pooled keep-alive connection) before the attack starts.
