@@ -48,6 +48,12 @@ export const DEFAULT_BATCH_MAX_SIZE = 256
 export const DEFAULT_BATCH_MAX_AGE_MS = 250
 /** Default entries accepted but not yet integrated before appends are refused with {@link PushbackError}. */
 export const DEFAULT_MAX_PENDING = 4096
+/**
+ * Default most entries one log may hold (integrated + pending): 10,000,000, so one space's disk is
+ * at most about 10 M × (entry ≤ 64 KiB + 2-byte bundle prefix + ~32 bytes of tile hashes), plus
+ * the same entries again in its CARs. Raise it for logs that are meant to be larger.
+ */
+export const DEFAULT_MAX_ENTRIES = 10_000_000
 /** Default delay (ms) before retrying publication after the witness quorum was not met; doubles to 30 s. */
 export const DEFAULT_PUBLISH_RETRY_MS = 1000
 
@@ -63,6 +69,10 @@ export class EmptyEntryError extends Error {
 /** Too many entries waiting to be integrated; retry later. */
 export class PushbackError extends Error {
   override name = 'Pushback'
+}
+/** The log holds its maximum number of entries ({@link LogOptions.maxEntries}); nothing was appended. */
+export class LogFullError extends Error {
+  override name = 'LogFull'
 }
 /** The log was closed. */
 export class LogClosedError extends Error {
@@ -92,6 +102,8 @@ export interface LogOptions {
   batchMaxSize?: number
   batchMaxAgeMs?: number
   maxPending?: number
+  /** Most entries the log may hold, integrated and pending (entries, ≥ 1); default {@link DEFAULT_MAX_ENTRIES}. */
+  maxEntries?: number
   publishRetryMs?: number
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 }
@@ -144,6 +156,8 @@ export class Log {
   private edge: Uint8Array[]
   private published: Published | undefined
   private queue: Pending[] = []
+  /** Entries of the batch being integrated (out of the queue, not yet in `size`). */
+  private integrating = 0
   private timer: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private retryDelay: number
@@ -155,11 +169,13 @@ export class Log {
       batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
       batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
       maxPending: DEFAULT_MAX_PENDING,
+      maxEntries: DEFAULT_MAX_ENTRIES,
       publishRetryMs: DEFAULT_PUBLISH_RETRY_MS,
       ...o,
     }
     if (!(this.o.batchMaxSize >= 1)) throw new RangeError('batchMaxSize must be ≥ 1')
     if (!(this.o.batchMaxAgeMs >= 0)) throw new RangeError('batchMaxAgeMs must be ≥ 0')
+    if (!(this.o.maxEntries >= 1)) throw new RangeError('maxEntries must be ≥ 1')
     if (o.signer.name !== o.origin) throw new RangeError('the log key name must equal the origin')
     this.id = o.id
     this.origin = o.origin
@@ -213,13 +229,16 @@ export class Log {
   /**
    * Appends one entry (1..65535 bytes). Resolves once it is durable and the batch's checkpoint has
    * been published, or with `published: false` when the witness quorum was not met.
-   * @throws EntryTooLargeError, EmptyEntryError, PushbackError, LogClosedError
+   * @throws EntryTooLargeError, EmptyEntryError, PushbackError, LogFullError, LogClosedError
    */
   append(entry: Uint8Array): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new LogClosedError('log is closed'))
     if (entry.length === 0) return Promise.reject(new EmptyEntryError('entry is empty'))
     if (entry.length > MAX_ENTRY_SIZE) return Promise.reject(new EntryTooLargeError(`entry is ${entry.length} bytes, the maximum is ${MAX_ENTRY_SIZE}`))
     if (this.queue.length >= this.o.maxPending) return Promise.reject(new PushbackError(`${this.queue.length} entries pending; retry later`))
+    if (this.size + this.integrating + this.queue.length >= this.o.maxEntries) {
+      return Promise.reject(new LogFullError(`the log holds its maximum of ${this.o.maxEntries} entries`))
+    }
     return new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({ entry: new Uint8Array(entry), resolve, reject })
       if (this.queue.length >= this.o.batchMaxSize) this.flushSoon(0)
@@ -285,11 +304,14 @@ export class Log {
     while (this.queue.length) {
       const batch = this.queue.splice(0, this.o.batchMaxSize)
       const start = this.size
+      this.integrating = batch.length
       try {
         await this.integrate(batch.map((p) => p.entry))
       } catch (err) {
         for (const p of batch) p.reject(err)
         throw err
+      } finally {
+        this.integrating = 0
       }
       // The batch is durable; if publication fails it is retried and the appends answer unpublished.
       await this.publishOrRetry()

@@ -2,7 +2,7 @@
  * Every knob of `ucanlog serve`, with its unit and default. Each is a CLI flag and an environment
  * variable (flags win); both are validated once here, at start.
  */
-import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE } from '../log/log.js'
+import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE, DEFAULT_MAX_ENTRIES } from '../log/log.js'
 import { DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
@@ -44,6 +44,8 @@ export interface ServiceConfig {
   batchMaxSize: number
   /** Maximum age of a batch, ms. */
   batchMaxAgeMs: number
+  /** Most entries one space's log may hold (its disk bound); past it, that space's appends → LogFull. */
+  maxLogEntries: number
   /** Per-witness request timeout, ms. */
   witnessTimeoutMs: number
   /** Wait for every witness (until the timeout) instead of stopping once the quorum is met. */
@@ -119,6 +121,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   originPrefix: DEFAULT_ORIGIN_PREFIX,
   batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
   batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
+  maxLogEntries: DEFAULT_MAX_ENTRIES,
   witnessTimeoutMs: DEFAULT_WITNESS_TIMEOUT_MS,
   witnessGreedy: false,
   witnessName: 'ucanlog.local/witness',
@@ -177,6 +180,7 @@ export const KNOBS: Knob[] = [
   { key: 'originPrefix', flag: '--origin-prefix', env: 'UCANLOG_ORIGIN_PREFIX', unit: 'string', description: 'checkpoint origins are <prefix>/logs/<spaceDID>' },
   { key: 'batchMaxSize', flag: '--batch-max-size', env: 'UCANLOG_BATCH_MAX_SIZE', unit: 'entries', description: 'maximum entries per batch', integer: { min: 1, max: 65536 } },
   { key: 'batchMaxAgeMs', flag: '--batch-max-age', env: 'UCANLOG_BATCH_MAX_AGE_MS', unit: 'ms', description: 'maximum wait before a batch is integrated', integer: { min: 0, max: 60_000 } },
+  { key: 'maxLogEntries', flag: '--max-log-entries', env: 'UCANLOG_MAX_LOG_ENTRIES', unit: 'entries', description: "most entries one space's log may hold, its disk bound (entries ≤ 64 KiB each); past it, that space's appends → LogFull", integer: { min: 1, max: 2 ** 48 } },
   { key: 'witnessTimeoutMs', flag: '--witness-timeout', env: 'UCANLOG_WITNESS_TIMEOUT_MS', unit: 'ms', description: 'per-witness request timeout', integer: { min: 1, max: 600_000 } },
   { key: 'witnessGreedy', flag: '--witness-greedy', env: 'UCANLOG_WITNESS_GREEDY', unit: 'boolean', description: 'ask every witness and wait for all (until the timeout) instead of stopping at quorum', boolean: true },
   { key: 'witnessName', flag: '--witness-name', env: 'UCANLOG_WITNESS_NAME', unit: 'key name', description: 'cosignature key name of the bundled witness' },

@@ -119,7 +119,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     signer: logSigner,
     verifier: (origin) => ed25519Verifier(logSigner(origin).vkey),
     witnesses: witnessesFor,
-    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
+    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
     admitCreate: createLogCreationLimit({ rate: c.logCreateRate, burst: c.logCreateBurst }),

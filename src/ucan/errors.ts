@@ -300,13 +300,25 @@ export class LogCreationLimited extends TlogFailure {
   override readonly name = 'LogCreationLimited' as const
 }
 
+/** The space's log holds its maximum number of entries (`--max-log-entries`); nothing was appended. Only this space is refused. */
+export class LogFull extends TlogFailure {
+  override readonly name = 'LogFull' as const
+}
+
+/** Too many of this log's entries are waiting to be integrated; nothing was appended. Retry in a second or so. */
+export class Pushback extends TlogFailure {
+  override readonly name = 'Pushback' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
   TooManyOpenLogs,
   LogCreationLimited,
+  LogFull,
+  Pushback,
 }
 
 /**
