@@ -2,7 +2,9 @@
  * Bounds on what `tlog/read` responses may hold: one byte budget per RPC request, shared by all
  * its invocations (so 64 reads in one small request cannot ask for 64 full pages), and one
  * service-wide pool of response bytes in flight (so many such requests at once cannot hold an
- * unbounded amount of memory). Bytes are counted as the base64 text of the entries returned.
+ * unbounded amount of memory), of which one client address may hold at most a quarter (so one
+ * address reading hard cannot refuse everyone else's reads). Bytes are counted as the base64 text
+ * of the entries returned.
  */
 
 /** Bytes of entry text (standard base64) all reads of one request may return together, by default. */
@@ -29,10 +31,12 @@ export interface RequestBudget {
 /** The service-wide pool that request budgets are reserved from. */
 export interface ResponsePool {
   /**
-   * Reserves a budget of `perRequest` bytes for one request, or `undefined` when the pool has
-   * less than that free (the caller refuses that request: `ReadCapacityExhausted`, HTTP 503).
+   * Reserves a budget of `perRequest` bytes for one request from `client` (its IP address, when
+   * known), or `undefined` when the pool has less than that free or `client` already holds its
+   * share, a quarter of the pool's budgets (at least one); the caller refuses that request:
+   * `ReadCapacityExhausted`, HTTP 503.
    */
-  reserve(): RequestBudget | undefined
+  reserve(client?: string): RequestBudget | undefined
   /** A budget not taken from the pool (direct calls outside a request). */
   unpooled(): RequestBudget
   /** Bytes currently reserved. */
@@ -51,6 +55,9 @@ export function createResponsePool(perRequest: number, inFlight: number): Respon
     throw new RangeError('maxResponseBytesInFlight must be an integer ≥ maxResponseBytes')
   }
   let reserved = 0
+  // Budgets held per client address: at most a quarter of the pool each.
+  const perClient = Math.max(1, Math.floor(inFlight / perRequest / 4))
+  const held = new Map<string, number>()
   const budget = (onRelease: () => void): RequestBudget => {
     let left = perRequest
     let tail: Promise<unknown> = Promise.resolve()
@@ -73,11 +80,18 @@ export function createResponsePool(perRequest: number, inFlight: number): Respon
     }
   }
   return {
-    reserve() {
+    reserve(client) {
       if (reserved + perRequest > inFlight) return undefined
+      const mine = client === undefined ? 0 : (held.get(client) ?? 0)
+      if (client !== undefined && mine >= perClient) return undefined
       reserved += perRequest
+      if (client !== undefined) held.set(client, mine + 1)
       return budget(() => {
         reserved -= perRequest
+        if (client === undefined) return
+        const n = (held.get(client) ?? 1) - 1
+        if (n === 0) held.delete(client)
+        else held.set(client, n)
       })
     },
     unpooled: () => budget(() => {}),

@@ -687,7 +687,7 @@ function withSafeRequest(
         // A request that reads reserves its response budget from the service-wide pool until its
         // response is encoded; when the pool is spent, that request is refused and nothing runs.
         const reads = invocations.some((inv) => inv.capabilities[0]?.can === 'tlog/read')
-        const responses = reads ? limits.responses.reserve() : undefined
+        const responses = reads ? limits.responses.reserve(context.client) : undefined
         if (reads && responses === undefined) {
           return text(503, 'ReadCapacityExhausted: too many read responses in flight; retry later', { 'retry-after': '1' })
         }

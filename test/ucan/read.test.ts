@@ -109,6 +109,35 @@ describe('tlog/read', () => {
     expect((await send(server, await readInvocation({ issuer: P.mallory, service: P.service, space: P.space.did() }).delegate())).ok).toBeDefined()
   })
 
+  test('one client address holds at most a quarter of the in-flight pool; another address still reads', async () => {
+    const log = new RecordingLog()
+    log.logs.set(P.space.did(), [bytes(1, 1)])
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => (release = r))
+    const slow = Object.assign(Object.create(log), {
+      async read(...args: Parameters<RecordingLog['read']>) {
+        await gate
+        return log.read(...args)
+      },
+    }) as RecordingLog
+    // A pool of 8 budgets: each address may hold 2 at once.
+    const server = createUcanService({ signer: P.service, log: slow, maxResponseBytes: 1000, maxResponseBytesInFlight: 8000 })
+    const read = async (issuer: API.Signer, client: string) =>
+      server.request({ ...(await encodeRequest([(await readInvocation({ issuer, service: P.service, space: P.space.did() }).delegate()) as API.Invocation])), client } as never)
+    const held = [read(P.mallory, '192.0.2.7'), read(P.mallory, '192.0.2.7')]
+    await new Promise((r) => setTimeout(r, 50))
+    const third = await read(P.mallory, '192.0.2.7')
+    expect(third.status).toBe(503)
+    expect(new TextDecoder().decode(third.body)).toMatch(/^ReadCapacityExhausted/)
+    // Another address is served while the first holds its share.
+    const other = read(P.agent, '198.51.100.1')
+    release()
+    expect((await other).status ?? 200).toBe(200)
+    for (const r of await Promise.all(held)) expect(r.status ?? 200).toBe(200)
+    // Released: the first address reads again.
+    expect((await read(P.mallory, '192.0.2.7')).status ?? 200).toBe(200)
+  })
+
   test('unknown log → UnknownLog', async () => {
     const { server } = seeded([])
     const out = await send(server, await readInvocation({ issuer: P.agent, service: P.service, space: P.spaceB.did() }).delegate())
