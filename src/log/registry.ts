@@ -111,7 +111,7 @@ export interface LogManagerOptions {
    * Asked before a log is created for `client` (an IP address, when known): undefined admits (and
    * charges) it, a number refuses it with that many seconds to wait. Default: admit all.
    */
-  admitCreate?(client: string | undefined): number | undefined
+  admitCreate?(client: string | undefined, o?: { dryRun?: boolean }): number | undefined
   /** Test hook: runs before an evicted log is closed (a stall here holds the close). */
   beforeClose?(id: string): void | Promise<void>
 }
@@ -373,14 +373,31 @@ export class LogManager {
     return closing
   }
 
-  /** Refuses a creation over the total or the client's rate (charging the client when admitted). */
-  private async admitCreation(client: string | undefined): Promise<void> {
+  /**
+   * Whether creating log `id` for `client` now would be refused, without charging anything: the
+   * refusal when the log does not exist and the total or the client's creation rate is spent, else
+   * undefined. Cheap (a stat and a bucket), so callers ask it before expensive authorization work.
+   */
+  async creationRefusal(id: string, client: string | undefined): Promise<LogCreationLimitedError | undefined> {
+    if (this.slots.has(id) || (await this.o.backend.exists(id))) return undefined
+    try {
+      await this.admitCreation(client, true)
+      return undefined
+    } catch (err) {
+      if (err instanceof LogCreationLimitedError) return err
+      throw err
+    }
+  }
+
+  /** Refuses a creation over the total or the client's rate (charging the client when admitted, unless `dryRun`). */
+  private async admitCreation(client: string | undefined, dryRun = false): Promise<void> {
     if (this.maxLogs > 0) {
       this.total ??= this.o.backend.list().then((ids) => ids.length)
       if ((await this.total) >= this.maxLogs) throw new LogCreationLimitedError(`the service holds its maximum of ${this.maxLogs} logs`)
     }
-    const wait = this.o.admitCreate?.(client)
+    const wait = this.o.admitCreate?.(client, { dryRun })
     if (wait !== undefined) throw new LogCreationLimitedError('too many logs created from this address; retry later', Math.max(1, Math.ceil(wait)))
+    if (dryRun) return
     if (this.total) this.total = this.total.then((n) => n + 1)
   }
 

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
-import { DEFAULT_CLIENT_CONCURRENCY } from './semaphore.js'
+import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
 import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE } from './log-creation.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
@@ -80,6 +80,8 @@ export interface ServiceConfig {
   clientBurst: number
   /** Most authorizations in progress at once per client address (others wait). */
   clientConcurrency: number
+  /** Most authorizations in progress at once in the whole service (freed slots go round-robin across client addresses). */
+  authorizeConcurrency: number
   /** Most signed invocations remembered as charged to their issuer (replays of them cost only the sender's address). */
   chargeMemory: number
   /** DID of the trusted `ucan/attest` issuer for did:mailto chains ('' = none). */
@@ -139,6 +141,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   clientRate: DEFAULT_CLIENT_RATE,
   clientBurst: DEFAULT_CLIENT_BURST,
   clientConcurrency: DEFAULT_CLIENT_CONCURRENCY,
+  authorizeConcurrency: DEFAULT_AUTHORIZE_CONCURRENCY,
   chargeMemory: DEFAULT_CHARGE_MEMORY,
   attesterDid: '',
   attesterKey: '',
@@ -198,6 +201,7 @@ export const KNOBS: Knob[] = [
   { key: 'clientRate', flag: '--client-rate', env: 'UCANLOG_CLIENT_RATE', unit: 'invocations/s', description: 'sustained rate per client address, every invocation charged before any work (forged and replayed too); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'clientBurst', flag: '--client-burst', env: 'UCANLOG_CLIENT_BURST', unit: 'invocations', description: 'burst per client address', integer: { min: 1, max: 10_000_000 } },
   { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'authorizations', description: 'authorizations (signature and chain checks) in progress at once per client address; others wait', integer: { min: 1, max: 10_000 } },
+  { key: 'authorizeConcurrency', flag: '--authorize-concurrency', env: 'UCANLOG_AUTHORIZE_CONCURRENCY', unit: 'authorizations', description: 'authorizations in progress at once in the whole service; waiting ones get their turn round-robin across client addresses, so a flooding address cannot delay another by more than one turn', integer: { min: 1, max: 10_000 } },
   { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer, so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },
   { key: 'attesterKey', flag: '--attester-key', env: 'UCANLOG_ATTESTER_KEY', unit: 'did:key', description: 'the did:key that attester signs with, pinned (never fetched)' },

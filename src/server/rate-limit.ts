@@ -11,7 +11,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net'
 import type { Admission, Charge, RequestContext } from '../ucan/service.js'
-import { DEFAULT_CLIENT_CONCURRENCY, KeyedSemaphore } from './semaphore.js'
+import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_CLIENT_QUEUE, FairScheduler } from './fair-scheduler.js'
 
 /** Default sustained rate per client address, invocations per second. */
 export const DEFAULT_CLIENT_RATE = 200
@@ -165,6 +165,10 @@ export interface AdmissionOptions {
   space: TokenBucketOptions
   /** Most authorizations in progress per client address; default {@link DEFAULT_CLIENT_CONCURRENCY}. */
   concurrency?: number
+  /** Most authorizations in progress in the whole service; default {@link DEFAULT_AUTHORIZE_CONCURRENCY}. */
+  globalConcurrency?: number
+  /** Most authorizations one client address may have waiting; default {@link DEFAULT_CLIENT_QUEUE}. */
+  queue?: number
   /** Most signed invocations remembered as charged; default {@link DEFAULT_CHARGE_MEMORY}. */
   memory?: number
   /** Clock of the charge memory, milliseconds; default `Date.now`. */
@@ -173,7 +177,7 @@ export interface AdmissionOptions {
 
 /**
  * The service's {@link Admission}: client-address, agent and space token buckets, a
- * {@link ChargeMemory} and a {@link KeyedSemaphore} per address. Refusals take nothing.
+ * {@link ChargeMemory} and a {@link FairScheduler} of authorizations across addresses. Refusals take nothing.
  * @throws RangeError for bad rates, bursts, concurrency or memory.
  */
 export function createAdmission(o: AdmissionOptions): Admission {
@@ -181,7 +185,11 @@ export function createAdmission(o: AdmissionOptions): Admission {
   const agents = new TokenBuckets(o.agent)
   const spaces = new TokenBuckets(o.space)
   const charged = new ChargeMemory(o.memory ?? DEFAULT_CHARGE_MEMORY, o.now)
-  const slots = new KeyedSemaphore(o.concurrency ?? DEFAULT_CLIENT_CONCURRENCY)
+  const slots = new FairScheduler({
+    max: o.globalConcurrency ?? DEFAULT_AUTHORIZE_CONCURRENCY,
+    perKey: o.concurrency ?? DEFAULT_CLIENT_CONCURRENCY,
+    maxQueued: o.queue ?? DEFAULT_CLIENT_QUEUE,
+  })
   const address = (r: RequestContext) => clientKey(r.client)
   return {
     request(n, r) {

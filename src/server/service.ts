@@ -156,6 +156,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       return { logId: l.id, origin: l.origin, vkey: logSigner(l.origin).vkey, treeSize: l.treeSize }
     },
     reserve: async (space, meta) => (await logs.acquire(space, { create: true, client: meta.client }))!,
+    creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
   const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope })
@@ -184,6 +185,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       agent: { rate: c.agentRate, burst: c.agentBurst },
       space: { rate: c.spaceRate, burst: c.spaceBurst },
       concurrency: c.clientConcurrency,
+      globalConcurrency: c.authorizeConcurrency,
       memory: c.chargeMemory,
     }),
     maxResponseBytes: c.maxResponseBytes,

@@ -38,6 +38,11 @@ export interface ReplayGuard {
    *   nothing is run.
    */
   once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T>
+  /**
+   * The outcome remembered for `id` (settled, or the promise of one in flight) while its
+   * `expiresAt` has not passed; undefined otherwise. Starts nothing, charges no share.
+   */
+  seen?<T>(id: string): Promise<T> | undefined
 }
 
 /** An owner (space) already has its share of unexpired invocations remembered; nothing was run. */
@@ -111,6 +116,10 @@ export function createMemoryReplayGuard(options: MemoryReplayGuardOptions = {}):
       entries.set(id, { owner, expiresAt, outcome })
       counts.set(owner, (counts.get(owner) ?? 0) + 1)
       return outcome
+    },
+    seen<T>(id: string): Promise<T> | undefined {
+      const entry = entries.get(id)
+      return entry !== undefined && entry.expiresAt >= now() ? (entry.outcome as Promise<T>) : undefined
     },
   }
 }

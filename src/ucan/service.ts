@@ -116,6 +116,13 @@ export interface LogService {
    * `LogCreationLimited`) reaches the client by that name, from here and from every other method.
    */
   reserve?(space: SpaceKey, meta: { client?: string }): Promise<{ release(): void }>
+  /**
+   * Optional, cheap, asked BEFORE any signature or chain work for `tlog/append` and `tlog/create`:
+   * resolves to the {@link LogRefusal} that creating the space's log for `meta.client` would get
+   * now (its creation rate or the total spent), or undefined (the log exists, or may be created).
+   * Charges nothing. `space` is the invocation's unverified `with`: a refusal only spares work.
+   */
+  creationRefusal?(space: SpaceKey, meta: { client?: string }): Promise<Error | undefined>
 }
 
 /** The ok result of `tlog/create`. */
@@ -369,11 +376,11 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     authorize: () => Promise<API.Result<T, F>>,
   ): Promise<API.Result<T, F | RateLimited>> => {
     const request = requestOf(invocation)
+    const limit = (seconds: number): { error: RateLimited } => {
+      rateLimited.set(invocation, seconds)
+      return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
+    }
     return admission.authorize(request, async () => {
-      const limit = (seconds: number): { error: RateLimited } => {
-        rateLimited.set(invocation, seconds)
-        return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
-      }
       const verified = await verifyInvocationSignature(invocation, principal)
       const charge: Charge | undefined = verified
         ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: invocation.issuer.did(), ...request }
@@ -388,6 +395,10 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const space = spaceOf(result.ok as T)
       const wait = admission.charge({ ...charge!, ...(space !== undefined && { space }) })
       return wait === undefined ? result : limit(wait)
+    }).catch((err: unknown) => {
+      // The client's queue of authorizations is full: nothing ran, like any rate limit.
+      if ((err as Error | undefined)?.name === 'SchedulerFull') return limit(1)
+      throw err
     })
   }
 
@@ -399,8 +410,36 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   const reservedSpaces: ReadonlySet<string> = new Set(options.reservedSpaces ?? [])
   const authOptions = { service: signer, principal, now, maxInvocationLifetime, revocations, grants, attester, reservedSpaces }
 
+  /**
+   * Cheap answers before any signature or chain work: a replay of an append already answered gets
+   * its first outcome (its bytes hash to the CID the replay guard remembers, so they are exactly
+   * the bytes authorized then: nothing to check again, and a replay flood costs no chain checks);
+   * a write that would create a log its client may not create now is refused.
+   */
+  const early = async (invocation: API.Invocation): Promise<API.Result<AppendResult, AppendFailure> | undefined> => {
+    const capability = invocation.capabilities[0] as API.Capability | undefined
+    if (invocation.capabilities.length !== 1 || capability === undefined) return undefined
+    if (capability.can === 'tlog/append' && replay.seen !== undefined && now() <= invocation.expiration) {
+      const known = replay.seen<{ ok: AppendResult } | { error: FailureJSON }>(invocation.cid.toString())
+      if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) return answer(await known)
+    }
+    const space = SpaceDID.read(capability.with)
+    if (space.error || log.creationRefusal === undefined) return undefined
+    const refusal = logRefusal(await log.creationRefusal(space.ok, requestOf(invocation)))
+    return refusal ? { error: refusal } : undefined
+  }
+
+  /** The wire answer of a replay-guard outcome. */
+  const answer = (outcome: { ok: AppendResult } | { error: FailureJSON }): API.Result<AppendResult, AppendFailure> => {
+    if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
+    const failure = (outcome as { error: FailureJSON }).error
+    return { error: logRefusal(failure) ?? new InternalError(failure.message) }
+  }
+
   const append: TlogService['tlog']['append'] = async (invocation) => {
     try {
+      const known = await early(invocation)
+      if (known !== undefined) return known
       const authorized = await admitted(invocation, (ok) => ok.space, () => authorizeAppend(invocation, authOptions))
       if (authorized.error) return authorized
       const { space, entry, delegation } = authorized.ok
@@ -438,9 +477,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
         reserved?.release()
       }
       if ('full' in outcome) return { error: outcome.full }
-      if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
-      const failure = (outcome as { error: FailureJSON }).error
-      return { error: logRefusal(failure) ?? new InternalError(failure.message) }
+      return answer(outcome)
     } catch (cause) {
       return { error: logRefusal(cause) ?? internal(cause, invocation, 'tlog/append failed').error }
     }
@@ -492,6 +529,8 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
 
   const create: TlogService['tlog']['create'] = async (invocation) => {
     try {
+      const refused = await early(invocation)
+      if (refused?.error) return { error: refused.error as CreateFailure }
       const authorized = await admitted(invocation, (ok) => ok.space, () => authorizeCreate(invocation, authOptions))
       if (authorized.error) return authorized
       const r = await log.create(authorized.ok.space, requestOf(invocation))

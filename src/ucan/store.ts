@@ -320,6 +320,14 @@ export class SqliteReplayGuard implements ReplayGuard {
     return outcome
   }
 
+  seen<T>(id: string): Promise<T> | undefined {
+    const flying = this.#inFlight.get(id)
+    if (flying !== undefined) return flying as Promise<T>
+    const row = this.#get.get(id)
+    if (row === undefined || row.expires_at < this.#now()) return undefined
+    return Promise.resolve((row.outcome === null ? UNKNOWN_OUTCOME : JSON.parse(row.outcome)) as T)
+  }
+
   /** Ids of `owner` remembered (unexpired or not yet swept). */
   count(owner: string): number {
     return this.#count.get(owner) ?? 0
