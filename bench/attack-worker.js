@@ -304,6 +304,7 @@ async function slow() {
     open++
     s.on('connect', () => s.write(`POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.ipld.car\r\nContent-Length: 100000\r\n`))
     s.on('error', () => {})
+    s.resume() // read (and drop) the server's 408, so its close is seen
     s.on('close', () => {
       open--
       count('closed by server')

@@ -2,11 +2,13 @@
 // attacked for BENCH_ATTACK_SECONDS (default 60) by one process per role of bench/attack-worker.js
 // (proof-graph bombs, replayed and forged floods, read amplification, log creation with fresh
 // keys, slow connections, revocation spam), each from its own loopback address, while an honest
-// agent appends at BENCH_LEGIT_RATE per second (default 20) from 127.0.0.1.
+// agent appends at BENCH_LEGIT_RATE per second (default 20) from 127.0.0.1. Attackers run at the
+// lowest CPU priority (nice 19): this machine also runs them, where in production they are remote.
 // Prints the honest agent's success count and latency (p50/p99/max), whether every acknowledged
 // entry is in the log at its index, the server's resident memory (start/max/end, sampled every
 // 500 ms), and what each attacker got back. Nothing here asserts; record the figures.
 import { fork, spawn } from 'node:child_process'
+import os from 'node:os'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +23,16 @@ async function rssKiB(pid) {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8')
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
+  } catch {
+    return NaN
+  }
+}
+
+/** CPU seconds (user + system) the process has used, from /proc/<pid>/stat. */
+async function cpuSeconds(pid) {
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100 // clock ticks (USER_HZ = 100 on Linux)
   } catch {
     return NaN
   }
@@ -51,9 +63,14 @@ export async function run(report) {
   const workers = []
   try {
     const rss = [await rssKiB(server.child.pid)]
+    const cpu0 = await cpuSeconds(server.child.pid)
+    const t0 = performance.now()
     const sampler = setInterval(async () => rss.push(await rssKiB(server.child.pid)), 500)
     const start = (role, address) => {
       const w = fork(join(root, 'bench', 'attack-worker.js'), [role, server.url, server.did, address, String(LEGIT_RATE)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      // Attackers run at the lowest CPU priority: in production they are on other machines, so their
+      // own signing and encoding must not take CPU from the server or the honest client here.
+      if (role !== 'legit') os.setPriority(w.pid, 19)
       const done = new Promise((resolve) => {
         w.on('message', (m) => m.type === 'result' && resolve(m))
         w.once('exit', (code) => resolve({ role, failed: `exited ${code}` }))
@@ -73,6 +90,8 @@ export async function run(report) {
     }, 1000)
     await new Promise((r) => setTimeout(r, SECONDS * 1000))
     clearInterval(probe)
+    const busy = (await cpuSeconds(server.child.pid)) - cpu0
+    const wall = (performance.now() - t0) / 1000
     for (const { w } of workers) w.connected && w.send({ type: 'stop' })
     for (const { done } of workers) results.push(await done)
     clearInterval(sampler)
@@ -88,6 +107,7 @@ export async function run(report) {
     const sorted = healthz.map((h) => h.ms).sort((a, b) => a - b)
     report('GET /healthz during the attack: p99', sorted[Math.floor(sorted.length * 0.99)] ?? NaN, `ms (${healthz.filter((h) => h.status !== 200).length} of ${healthz.length} not 200)`)
     const valid = rss.filter(Number.isFinite)
+    report('server CPU during the attack (one core = 100%)', (100 * busy) / wall, '%')
     report('server RSS at start', valid[0] / 1024, 'MiB')
     report('server RSS max', Math.max(...valid) / 1024, 'MiB')
     report('server RSS at end', valid.at(-1) / 1024, 'MiB')

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
-import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST } from '../ucan/service.js'
+import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
@@ -84,6 +84,8 @@ export interface ServiceConfig {
   authorizeConcurrency: number
   /** Most signed invocations remembered as charged to their issuer (replays of them cost only the sender's address). */
   chargeMemory: number
+  /** How long a rate-limited request is held before its 429 is sent, ms (at most its Retry-After; 0 = at once). */
+  refusalDelayMs: number
   /** DID of the trusted `ucan/attest` issuer for did:mailto chains ('' = none). */
   attesterDid: string
   /** The did:key that attester signs with, pinned ('' = none). */
@@ -143,6 +145,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   clientConcurrency: DEFAULT_CLIENT_CONCURRENCY,
   authorizeConcurrency: DEFAULT_AUTHORIZE_CONCURRENCY,
   chargeMemory: DEFAULT_CHARGE_MEMORY,
+  refusalDelayMs: DEFAULT_REFUSAL_DELAY_MS,
   attesterDid: '',
   attesterKey: '',
   logLevel: 'info',
@@ -203,6 +206,7 @@ export const KNOBS: Knob[] = [
   { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'authorizations', description: 'authorizations (signature and chain checks) in progress at once per client address; others wait', integer: { min: 1, max: 10_000 } },
   { key: 'authorizeConcurrency', flag: '--authorize-concurrency', env: 'UCANLOG_AUTHORIZE_CONCURRENCY', unit: 'authorizations', description: 'authorizations in progress at once in the whole service; waiting ones get their turn round-robin across client addresses, so a flooding address cannot delay another by more than one turn', integer: { min: 1, max: 10_000 } },
   { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer, so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
+  { key: 'refusalDelayMs', flag: '--refusal-delay', env: 'UCANLOG_REFUSAL_DELAY_MS', unit: 'ms', description: 'how long a rate-limited request is held before its 429 is sent (at most its Retry-After), so a client resending at once is slowed to one refusal per connection per delay; 0 = at once', integer: { min: 0, max: 60_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },
   { key: 'attesterKey', flag: '--attester-key', env: 'UCANLOG_ATTESTER_KEY', unit: 'did:key', description: 'the did:key that attester signs with, pinned (never fetched)' },
   { key: 'logLevel', flag: '--log-level', env: 'UCANLOG_LOG_LEVEL', unit: 'level', description: 'pino log level (fatal, error, warn, info, debug)' },

@@ -1,20 +1,23 @@
 /**
- * Fair scheduling of authorizations (signature and chain checks, the CPU-heavy part of a request)
- * across client addresses. At most `max` run at once in the whole service and at most `perKey` for
- * one address; the rest wait, and a freed slot goes to the next address in round-robin order, not
- * to whoever queued the most. So a flooding address gets its turn like everyone else, and an
- * honest address's next authorization waits for at most one task of each other busy address.
- * An address may keep at most `maxQueued` waiting; more are refused at once ({@link SchedulerFull}).
+ * Fair scheduling of the CPU work of RPC requests (decoding, signature and chain checks, receipts)
+ * across client addresses. At most `max` requests are being worked on at once in the whole
+ * service and at most `perKey` for one address; the rest wait, and a freed slot goes to the next
+ * address in round-robin order, not to whoever queued the most. So under overload every address
+ * gets an equal share of turns: a flooding address gets its turn like everyone else, and an
+ * honest address's next request waits for at most one turn of each other busy address. A request
+ * gives its slot back while it only waits (for its batch to be integrated and witnessed), so slow
+ * I/O never holds CPU turns. An address may keep at most `maxQueued` requests waiting; more are
+ * refused at once ({@link SchedulerFull}).
  */
 
-/** Default most authorizations in progress at once per client address. */
-export const DEFAULT_CLIENT_CONCURRENCY = 2
-/** Default most authorizations in progress at once in the whole service (CPU-bound work: a few per core). */
-export const DEFAULT_AUTHORIZE_CONCURRENCY = 4
-/** Default most authorizations one client address may have waiting. */
+/** Default most requests being worked on at once per client address. */
+export const DEFAULT_CLIENT_CONCURRENCY = 4
+/** Default most requests being worked on at once in the whole service (CPU-bound work on one thread: a few). */
+export const DEFAULT_AUTHORIZE_CONCURRENCY = 8
+/** Default most requests one client address may have waiting for a turn. */
 export const DEFAULT_CLIENT_QUEUE = 256
 
-/** The address already has its most authorizations waiting; nothing was run. Retry later (HTTP 429 / `RateLimited`). */
+/** The address already has its most requests waiting; nothing was run. Retry later (HTTP 429). */
 export class SchedulerFull extends Error {
   override name = 'SchedulerFull'
 }
@@ -55,20 +58,39 @@ export class FairScheduler {
    * @throws SchedulerFull (rejects) when `key` already has `maxQueued` tasks waiting; `task` never runs.
    */
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const release = await this.acquire(key)
+    try {
+      return await task()
+    } finally {
+      release()
+    }
+  }
+
+  /**
+   * Waits for `key`'s turn and a free slot, and holds it until the returned function is called
+   * (once; later calls do nothing). With `o.always`, the wait is never refused (for work that must
+   * finish, such as answering an append that already ran).
+   * @throws SchedulerFull (rejects) when `key` already has `maxQueued` waiting and `o.always` is not set.
+   */
+  async acquire(key: string, o: { always?: boolean } = {}): Promise<() => void> {
     let k = this.#keys.get(key)
     if (k === undefined) this.#keys.set(key, (k = { active: 0, waiting: [] }))
     if (this.#active < this.o.max && k.active < this.o.perKey && k.waiting.length === 0) {
       this.#start(k)
     } else {
-      if (k.waiting.length >= this.o.maxQueued) throw new SchedulerFull(`more than ${this.o.maxQueued} authorizations waiting for this client`)
+      if (!o.always && k.waiting.length >= this.o.maxQueued) {
+        if (k.active === 0 && k.waiting.length === 0) this.#keys.delete(key)
+        throw new SchedulerFull(`more than ${this.o.maxQueued} requests waiting for this client`)
+      }
       await new Promise<void>((go) => {
         k!.waiting.push(go)
         if (k!.waiting.length === 1) this.#ready.push(key)
       })
     }
-    try {
-      return await task()
-    } finally {
+    let released = false
+    return () => {
+      if (released) return
+      released = true
       this.#active--
       k.active--
       if (k.active === 0 && k.waiting.length === 0) this.#keys.delete(key)

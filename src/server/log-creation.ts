@@ -8,7 +8,7 @@ import { TokenBuckets, clientKey } from './rate-limit.js'
 /** Default sustained log creations per client address, logs per second. */
 export const DEFAULT_LOG_CREATE_RATE = 1
 /** Default burst of log creations per client address, logs. */
-export const DEFAULT_LOG_CREATE_BURST = 200
+export const DEFAULT_LOG_CREATE_BURST = 20
 
 /**
  * A LogManager `admitCreate` hook: charges one creation to `client` (keyed by {@link clientKey};

@@ -14,9 +14,9 @@ import type { Admission, Charge, RequestContext } from '../ucan/service.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_CLIENT_QUEUE, FairScheduler } from './fair-scheduler.js'
 
 /** Default sustained rate per client address, invocations per second. */
-export const DEFAULT_CLIENT_RATE = 200
+export const DEFAULT_CLIENT_RATE = 100
 /** Default burst per client address, invocations. */
-export const DEFAULT_CLIENT_BURST = 2000
+export const DEFAULT_CLIENT_BURST = 1000
 /** Default most signed invocations remembered as charged (replays of them are free to their issuer). */
 export const DEFAULT_CHARGE_MEMORY = 100_000
 /** Default sustained rate per agent, invocations per second. */
@@ -198,7 +198,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
       clients.take(address(r), n)
       return undefined
     },
-    authorize: (r, task) => slots.run(address(r), task),
+    turn: (r, o) => slots.acquire(address(r), o),
     check(c) {
       if (charged.has(c.id)) return undefined
       const wait = agents.wait(c.issuer, 1)

@@ -180,6 +180,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     // The service DID is always refused as a space; the bundled witness's key is the service's too.
     reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
+    refusalDelayMs: c.refusalDelayMs,
     admission: createAdmission({
       client: { rate: c.clientRate, burst: c.clientBurst },
       agent: { rate: c.agentRate, burst: c.agentBurst },

@@ -233,6 +233,13 @@ export interface UcanServiceOptions {
    * {@link DEFAULT_MAX_INVOCATIONS_PER_REQUEST}.
    */
   maxInvocationsPerRequest?: number
+  /**
+   * How long a request refused by a rate limit (HTTP 429) is held before the answer is sent, in
+   * ms (at most its `Retry-After`): a client that ignores `Retry-After` and resends at once is
+   * slowed to one refusal per connection per delay instead of costing a refusal per round trip.
+   * Default {@link DEFAULT_REFUSAL_DELAY_MS}; 0 answers at once.
+   */
+  refusalDelayMs?: number
   /** Rate limits and per-client concurrency (see {@link Admission}). Default: admit everything. */
   admission?: Admission
 }
@@ -252,8 +259,13 @@ export interface Admission {
    * (the rest). Seconds until they could be admitted (nothing taken), or undefined (taken).
    */
   request(invocations: number, request: RequestContext): number | undefined
-  /** Runs `task` (an authorization) once the request's client address has a free slot. */
-  authorize<T>(request: RequestContext, task: () => Promise<T>): Promise<T>
+  /**
+   * Waits for the request's turn to be worked on (its client address's round-robin turn and a free
+   * slot) and resolves to the function that gives the turn back. With `o.always` the wait is never
+   * refused (the work must finish: answering what already ran).
+   * @throws SchedulerFull (rejects) when the address has too many requests waiting (→ HTTP 429).
+   */
+  turn(request: RequestContext, o?: { always?: boolean }): Promise<() => void>
   /**
    * Before authorizing an invocation whose signature verified: seconds its issuer must wait
    * before it can be charged (it was not charged yet and its issuer is out of tokens), or
@@ -287,7 +299,7 @@ export interface Charge {
 /** Admits everything, charges nothing. */
 const ADMIT_ALL: Admission = {
   request: () => undefined,
-  authorize: (_request, task) => task(),
+  turn: async () => () => {},
   check: () => undefined,
   charge: () => undefined,
   debit: () => {},
@@ -300,6 +312,66 @@ const rateLimited = new WeakMap<object, number>()
 export interface RequestContext {
   /** The client's IP address (from the TCP socket), when known. */
   client?: string
+  /** The invocation's turn on the CPU: its handler gives it back (`idle`) while it only waits, then takes it again (`busy`). */
+  turn?: Turn
+}
+
+/**
+ * A request's hold on its turn (see the Admission's `turn`), shared by its invocations: held while
+ * any of them is working, given back while all only wait.
+ */
+export interface Turn {
+  /** Takes (or shares) the turn; resolves once held. @throws SchedulerFull only for the request's first take. */
+  busy(): Promise<void>
+  /** Gives back one hold; the turn itself when none is left. */
+  idle(): void
+}
+
+/** A {@link Turn} over `acquire` (the first call may be refused; later ones must not be). */
+function createTurn(acquire: (always: boolean) => Promise<() => void>): Turn {
+  let holders = 0
+  let release: (() => void) | undefined
+  let pending: Promise<void> | undefined
+  let first = true
+  return {
+    busy() {
+      holders++
+      if (release !== undefined) return Promise.resolve()
+      pending ??= acquire(!first).then(
+        (r) => {
+          pending = undefined
+          if (holders === 0) r()
+          else release = r
+        },
+        (err: unknown) => {
+          pending = undefined
+          holders = 0
+          throw err
+        },
+      )
+      first = false
+      return pending
+    },
+    idle() {
+      holders--
+      if (holders === 0 && release !== undefined) {
+        const r = release
+        release = undefined
+        r()
+      }
+    },
+  }
+}
+
+/** Runs `wait` (pure waiting: a batch being integrated and witnessed) with the request's turn given back. */
+async function waiting<T>(invocation: API.Invocation, wait: () => Promise<T>): Promise<T> {
+  const turn = requestOf(invocation).turn
+  turn?.idle()
+  try {
+    return await wait()
+  } finally {
+    await turn?.busy()
+  }
 }
 
 /** Each decoded invocation object → the request it came in, for handlers (ucanto passes them only the invocation). */
@@ -309,6 +381,9 @@ const requests = new WeakMap<object, RequestContext>()
 export function requestOf(invocation: API.Invocation): RequestContext {
   return requests.get(invocation) ?? {}
 }
+
+/** How long a rate-limited request is held before its 429 is sent, by default (ms). */
+export const DEFAULT_REFUSAL_DELAY_MS = 1000
 
 /** Most invocations per request, by default. */
 export const DEFAULT_MAX_INVOCATIONS_PER_REQUEST = 64
@@ -366,7 +441,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   const admission = options.admission ?? ADMIT_ALL
 
   /**
-   * Runs `authorize` for `invocation` under admission: in its address's concurrency slot; refused
+   * Runs `authorize` for `invocation` under admission (within its request's turn): refused
    * before any chain work when its verified issuer is out of tokens; a failure debits the issuer;
    * a success charges the issuer and `spaceOf(ok)` (authorized writes only) or is refused.
    */
@@ -380,7 +455,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       rateLimited.set(invocation, seconds)
       return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
     }
-    return admission.authorize(request, async () => {
+    return (async () => {
       const verified = await verifyInvocationSignature(invocation, principal)
       const charge: Charge | undefined = verified
         ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: invocation.issuer.did(), ...request }
@@ -395,11 +470,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const space = spaceOf(result.ok as T)
       const wait = admission.charge({ ...charge!, ...(space !== undefined && { space }) })
       return wait === undefined ? result : limit(wait)
-    }).catch((err: unknown) => {
-      // The client's queue of authorizations is full: nothing ran, like any rate limit.
-      if ((err as Error | undefined)?.name === 'SchedulerFull') return limit(1)
-      throw err
-    })
+    })()
   }
 
   const internal = (cause: unknown, invocation: API.Invocation, what: string): { error: InternalError } => {
@@ -421,7 +492,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     if (invocation.capabilities.length !== 1 || capability === undefined) return undefined
     if (capability.can === 'tlog/append' && replay.seen !== undefined && now() <= invocation.expiration) {
       const known = replay.seen<{ ok: AppendResult } | { error: FailureJSON }>(invocation.cid.toString())
-      if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) return answer(await known)
+      if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) return answer(await waiting(invocation, () => known))
     }
     const space = SpaceDID.read(capability.with)
     if (space.error || log.creationRefusal === undefined) return undefined
@@ -459,7 +530,9 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       // share is refused, no one else.
       let outcome: { ok: AppendResult } | { error: FailureJSON } | { full: TooManyPendingInvocations }
       try {
-        outcome = await replay
+        // Waiting for the outcome (the batch, or the same invocation run by another request) is done
+        // with the request's turn given back: holding it could starve the very run it waits for.
+        outcome = await waiting(invocation, () => replay
           .once({ owner: space, id, expiresAt: invocation.expiration }, async (): Promise<{ ok: AppendResult } | { error: FailureJSON }> => {
             try {
               const result = await log.append(space, entry, { invocation: id, delegation, ...requestOf(invocation) })
@@ -472,7 +545,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
           .catch((err: unknown) => {
             if (!(err instanceof ReplayGuardFull)) throw err
             return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
-          })
+          }))
       } finally {
         reserved?.release()
       }
@@ -555,7 +628,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       // The invoker must hold ucan/revoke for `with`: it is `with` itself, or holds a delegation
       // from it (ucanto's access, with our revocation store and attester trust).
       let storeFailed = false
-      const authorized = await admission.authorize(requestOf(invocation), async () => access(invocation as API.Invocation<API.InferInvokedCapability<typeof UCANRevoke>>, {
+      const authorized = await access(invocation as API.Invocation<API.InferInvokedCapability<typeof UCANRevoke>>, {
         capability: UCANRevoke,
         authority: signer,
         principal,
@@ -570,7 +643,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
           }
           return revoked === undefined ? { ok: {} } : { error: new Revoked(`UCAN ${truncate(revoked)} has been revoked`) as unknown as API.Revoked }
         },
-      }))
+      })
       if (storeFailed) return { error: new InternalError('revocation store unavailable') }
       if (authorized.error) return { error: classify(authorized.error, 'ucan/revoke') }
       // The revoked UCAN (and any nb.proof) must be attached, as storacha's handler requires.
@@ -585,7 +658,8 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const unrelated = checkRevocationPath(scope.ok, path)
       if (unrelated !== undefined) return { error: unrelated }
       if (options.revocationRecorder === undefined) return internal(new Error('no revocation recorder'), invocation, 'ucan/revoke')
-      const recorded = await options.revocationRecorder
+      const recorder = options.revocationRecorder
+      const recorded = await waiting(invocation, () => recorder
         .record({
           ucan: nb.ok.ucan.toString(),
           scope: scope.ok,
@@ -596,7 +670,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
         .catch((err: unknown) => {
           if (err instanceof RevocationScopeFull) return new TooManyRevocations(`${truncate(err.scope)} has ${err.limit} revocation records, its cap; nothing recorded`)
           throw err
-        })
+        }))
       if (recorded instanceof TooManyRevocations) return { error: recorded }
       return {
         ok: {
@@ -626,7 +700,9 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       logger.error({ err: error }, 'ucanto handler execution error')
     },
   })
-  return withSafeRequest(server, logger, { maxInvocations, admission, responses })
+  const refusalDelayMs = options.refusalDelayMs ?? DEFAULT_REFUSAL_DELAY_MS
+  if (!Number.isSafeInteger(refusalDelayMs) || refusalDelayMs < 0) throw new RangeError('refusalDelayMs must be an integer ≥ 0')
+  return withSafeRequest(server, logger, { maxInvocations, admission, responses, refusalDelayMs })
 }
 
 /**
@@ -677,7 +753,7 @@ const RevokeCaveats = Schema.struct({
 function withSafeRequest(
   server: API.ServerView<TlogService>,
   logger: UcanLogger,
-  limits: { maxInvocations: number; admission: Admission; responses: ResponsePool },
+  limits: { maxInvocations: number; admission: Admission; responses: ResponsePool; refusalDelayMs: number },
 ): API.ServerView<TlogService> {
   const safe = Object.create(server) as API.ServerView<TlogService>
   const text = (status: number, message: string, headers: Record<string, string> = {}) => ({
@@ -688,12 +764,27 @@ function withSafeRequest(
   Object.defineProperty(safe, 'request', {
     value: async (req: API.HTTPRequest & { client?: string }) => {
       const context: RequestContext = req.client === undefined ? {} : { client: req.client }
-      const tooMany = (retryAfter: number) =>
-        text(429, 'rate limited; retry later', { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) })
+      // A refusal is held a while (the tarpit), so a client resending at once costs little.
+      const tooMany = async (retryAfter: number) => {
+        const seconds = Math.max(1, Math.ceil(retryAfter))
+        if (limits.refusalDelayMs > 0) await new Promise((r) => setTimeout(r, Math.min(limits.refusalDelayMs, seconds * 1000)))
+        return text(429, 'rate limited; retry later', { 'retry-after': String(seconds) })
+      }
+      // The request's own hold on its turn, given back when it ends (whatever the outcome).
+      let held: Turn | undefined
       try {
         // Every request costs its client address before any work (the rest once its size is known).
         const first = limits.admission.request(1, context)
         if (first !== undefined) return tooMany(first)
+        // Then it waits for its address's turn on the CPU (round-robin across addresses).
+        const turn = createTurn((always) => limits.admission.turn(context, { always }))
+        try {
+          await turn.busy()
+        } catch (err) {
+          if ((err as Error | undefined)?.name === 'SchedulerFull') return tooMany(1)
+          throw err
+        }
+        held = turn
         const selection = CAR.inbound.accept(req as never)
         if (selection.error) {
           const { status, headers = {}, message } = selection.error
@@ -735,19 +826,41 @@ function withSafeRequest(
           const runner = Object.create(server, { context: { value: { ...(server as unknown as { context: object }).context, responses } } })
           // ucanto's execute, except that an invocation without exactly one capability gets our
           // InvalidCapability (ucanto's InvocationCapabilityError would echo every capability's nb).
-          const receipts = await Promise.all(
-            invocations.map((inv) =>
-              refused.has(inv)
-                ? Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link() as never, result: { error: refused.get(inv) as ProofGraphFailure } })
-                : inv.capabilities.length === 1
-                  ? Server.run(inv as never, runner as never)
-                  : Receipt.issue({
-                      issuer: server.id as API.Signer,
-                      ran: inv,
-                      result: { error: new InvalidCapability('invocation must carry exactly one capability') },
-                    }),
-            ),
+          // Each invocation that runs takes a turn of its own (round-robin across client addresses,
+          // so a request of 64 invocations takes 64 turns, interleaved with other addresses'), which
+          // its handler gives back while it only waits. The request gives its own turn back meanwhile.
+          const run = async (inv: API.Invocation): Promise<unknown> => {
+            const own = createTurn((always) => limits.admission.turn(context, { always }))
+            requests.set(inv, { ...context, turn: own })
+            try {
+              await own.busy()
+            } catch (err) {
+              if ((err as Error | undefined)?.name !== 'SchedulerFull') throw err
+              rateLimited.set(inv, 1)
+              return Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new RateLimited('too many requests waiting from this address; retry later') } })
+            }
+            try {
+              return await Server.run(inv as never, runner as never)
+            } finally {
+              own.idle()
+            }
+          }
+          const running: Promise<unknown>[] = invocations.map((inv) =>
+            refused.has(inv)
+              ? Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link() as never, result: { error: refused.get(inv) as ProofGraphFailure } })
+              : inv.capabilities.length === 1
+                ? run(inv)
+                : Receipt.issue({
+                    issuer: server.id as API.Signer,
+                    ran: inv,
+                    result: { error: new InvalidCapability('invocation must carry exactly one capability') },
+                  }),
           )
+          held = undefined
+          turn.idle()
+          const receipts = await Promise.all(running)
+          await turn.busy()
+          held = turn
           // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as above.
           const waits = invocations.map((inv) => rateLimited.get(inv))
           if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])))
@@ -759,6 +872,8 @@ function withSafeRequest(
       } catch (cause) {
         logger.error({ err: cause }, 'ucanto request failed')
         return text(400, 'Bad request: the agent message could not be processed')
+      } finally {
+        held?.idle()
       }
     },
   })

@@ -97,18 +97,19 @@ describe('createAdmission', () => {
     expect(admission.charge(charge('later', 'm', 's'))).toBeUndefined() // charged now
   })
 
-  test('authorizations run at most `concurrency` at once per client address', async () => {
+  test('requests are worked on at most `concurrency` at once per client address; another address is not behind them', async () => {
     const admission = createAdmission({ client: { rate: 0, burst: 0 }, agent: { rate: 0, burst: 0 }, space: { rate: 0, burst: 0 }, concurrency: 2 })
     const running = new Map<string, number>()
     const most = new Map<string, number>()
     const gates: (() => void)[] = []
-    const task = (client: string) =>
-      admission.authorize({ client }, async () => {
-        running.set(client, (running.get(client) ?? 0) + 1)
-        most.set(client, Math.max(most.get(client) ?? 0, running.get(client)!))
-        await new Promise<void>((go) => gates.push(go))
-        running.set(client, running.get(client)! - 1)
-      })
+    const task = async (client: string) => {
+      const release = await admission.turn({ client })
+      running.set(client, (running.get(client) ?? 0) + 1)
+      most.set(client, Math.max(most.get(client) ?? 0, running.get(client)!))
+      await new Promise<void>((go) => gates.push(go))
+      running.set(client, running.get(client)! - 1)
+      release()
+    }
     const all = [...Array.from({ length: 6 }, () => task('a')), task('b')]
     await new Promise((r) => setImmediate(r))
     expect(running.get('a')).toBe(2) // four wait

@@ -8,7 +8,9 @@ import { beforeAll, describe, expect, test } from 'vitest'
 import type { API } from '@ucanto/core'
 import { appendInvocation, createInvocation, createPrincipalParser, createUcanService, delegateAgentToService, delegateSpaceToAgent, LogCreationLimited } from '../../src/ucan/index.js'
 import { createMemoryRevocations } from '../../src/ucan/revocation.js'
-import { type Principals, RecordingLog, principals, send } from './helpers.js'
+import { createAdmission } from '../../src/server/rate-limit.js'
+import { type Principals, RecordingLog, encodeRequest, outOf, principals, send } from './helpers.js'
+import * as CAR from '@ucanto/transport/car'
 
 let P: Principals
 beforeAll(async () => {
@@ -82,5 +84,41 @@ describe('answers before authorization', () => {
     expect((await send(server, create)).error?.name).toBe('LogCreationLimited')
     expect(verifies()).toBe(0)
     expect(asked.map((a) => a.space)).toEqual([P.space.did(), P.space.did()])
+  })
+
+  test('a replay waiting for the same invocation run by another request gives its turn back (no deadlock at one turn per address)', async () => {
+    const log = new RecordingLog()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => (release = r))
+    let appending: () => void = () => {}
+    const started = new Promise<void>((r) => (appending = r))
+    const slow = Object.assign(Object.create(log), {
+      async append(...args: Parameters<RecordingLog['append']>) {
+        appending()
+        await gate
+        return log.append(...args)
+      },
+    }) as RecordingLog
+    // One request worked on at a time per address, and in the whole service.
+    const off = { rate: 0, burst: 0 }
+    const admission = createAdmission({ client: off, agent: off, space: off, concurrency: 1, globalConcurrency: 1 })
+    const server = createUcanService({ signer: P.service, log: slow, admission })
+    const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
+    const inv = await (await appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), spaceToAgent })).delegate()
+    const body = await encodeRequest([inv])
+    const post = async () => {
+      const res = await server.request({ ...body, client: '192.0.2.1' } as never)
+      const message = await CAR.outbound.decode(res as never)
+      return outOf([...(message as unknown as { receipts: Map<string, unknown> }).receipts.values()][0] as never)
+    }
+    const first = post()
+    await started // the first request's append is waiting for its batch (its turn given back)
+    const replay = post() // takes the only turn, finds the first run in flight
+    await new Promise((r) => setTimeout(r, 50))
+    release()
+    const timeout = new Promise((_, fail) => setTimeout(() => fail(new Error('deadlock: no answer within 5 s')), 5000))
+    const [a, b] = (await Promise.race([Promise.all([first, replay]), timeout])) as [unknown, unknown]
+    expect(a).toEqual(b)
+    expect(log.calls).toBe(1)
   })
 })

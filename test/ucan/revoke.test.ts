@@ -349,7 +349,7 @@ describe('admission: invocations per request and rate limits', () => {
     let refuse: 'request' | 'charge' | undefined
     const admission: Admission = {
       request: (n) => (calls.push(`request ${n}`), refuse === 'request' ? 2.2 : undefined),
-      authorize: (_r, task) => task(),
+      turn: async () => () => {},
       check: (c) => (calls.push(`check ${c.issuer}`), undefined),
       charge: (c) => (calls.push(`charge ${c.issuer} ${c.space ?? '-'}`), refuse === 'charge' ? 1.5 : undefined),
       debit: (c) => void calls.push(`debit ${c.issuer}`),
