@@ -80,7 +80,7 @@ export interface ServiceConfig {
   clientBurst: number
   /** Most authorizations in progress at once per client address (others wait). */
   clientConcurrency: number
-  /** Most authorizations in progress at once in the whole service (freed slots go round-robin across client addresses). */
+  /** Most requests and invocations worked on at once in the whole service (freed turns go round-robin across client addresses). */
   authorizeConcurrency: number
   /** Most signed invocations remembered as charged to their issuer (replays of them cost only the sender's address). */
   chargeMemory: number
@@ -203,8 +203,8 @@ export const KNOBS: Knob[] = [
   { key: 'revocationsPerScope', flag: '--revocations-per-scope', env: 'UCANLOG_REVOCATIONS_PER_SCOPE', unit: 'records', description: "revocation log records per principal (ucan/revoke's with); past it, that principal's new revocations → TooManyRevocations", integer: { min: 1, max: 1_000_000_000 } },
   { key: 'clientRate', flag: '--client-rate', env: 'UCANLOG_CLIENT_RATE', unit: 'invocations/s', description: 'sustained rate per client address, every invocation charged before any work (forged and replayed too); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'clientBurst', flag: '--client-burst', env: 'UCANLOG_CLIENT_BURST', unit: 'invocations', description: 'burst per client address', integer: { min: 1, max: 10_000_000 } },
-  { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'authorizations', description: 'authorizations (signature and chain checks) in progress at once per client address; others wait', integer: { min: 1, max: 10_000 } },
-  { key: 'authorizeConcurrency', flag: '--authorize-concurrency', env: 'UCANLOG_AUTHORIZE_CONCURRENCY', unit: 'authorizations', description: 'authorizations in progress at once in the whole service; waiting ones get their turn round-robin across client addresses, so a flooding address cannot delay another by more than one turn', integer: { min: 1, max: 10_000 } },
+  { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'requests', description: 'requests and invocations being worked on at once per client address (turns, handed out round-robin across addresses); others wait', integer: { min: 1, max: 10_000 } },
+  { key: 'authorizeConcurrency', flag: '--authorize-concurrency', env: 'UCANLOG_AUTHORIZE_CONCURRENCY', unit: 'requests', description: 'requests and invocations being worked on at once in the whole service; freed turns go round-robin across client addresses, so a flooding address delays another by at most one turn', integer: { min: 1, max: 10_000 } },
   { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer, so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
   { key: 'refusalDelayMs', flag: '--refusal-delay', env: 'UCANLOG_REFUSAL_DELAY_MS', unit: 'ms', description: 'how long a rate-limited request is held before its 429 is sent (at most its Retry-After), so a client resending at once is slowed to one refusal per connection per delay; 0 = at once', integer: { min: 0, max: 60_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },

@@ -12,7 +12,7 @@ import { startService, type RunningService } from '../../src/server/service.js'
 import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
 import { connectionLimits } from '../../src/server/connection-limits.js'
 import { defaultFdReserve, readFdLimit } from '../../src/server/fd-budget.js'
-import type { RequestTarget } from '../ucan/helpers.js'
+import { type Out, type RequestTarget, encodeRequest, outOf, sendRaw } from '../ucan/helpers.js'
 
 export const REPO = join(import.meta.dirname, '..', '..')
 
@@ -135,4 +135,10 @@ export function postFrom(
 /** A {@link RequestTarget} whose requests come from `localAddress` (see {@link postFrom}). */
 export function httpTargetFrom(url: string, localAddress: string): RequestTarget {
   return { request: (req) => postFrom(url, req, localAddress) }
+}
+
+/** Sends one invocation to the service at `url` over HTTP and returns its receipt's outcome. */
+export async function call(url: string, inv: API.Invocation): Promise<Out> {
+  const [receipt] = await sendRaw(httpTarget(url), await encodeRequest([inv]))
+  return outOf(receipt!)
 }

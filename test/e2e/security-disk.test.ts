@@ -7,15 +7,9 @@ import { rm } from 'node:fs/promises'
 import type * as API from '@ucanto/interface'
 import { describe, expect, it } from 'vitest'
 import { appendInvocation, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { encodeRequest, outOf, sendRaw, type Out } from '../ucan/helpers.js'
-import { httpTarget, startTestService } from './helpers.js'
+import { call, startTestService } from './helpers.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
-
-async function call(url: string, inv: API.Invocation): Promise<Out> {
-  const [receipt] = await sendRaw(httpTarget(url), await encodeRequest([inv]))
-  return outOf(receipt!)
-}
 
 describe('disk per space (--max-log-entries)', () => {
   it('a space at its entry cap gets LogFull, pending entries included; another space appends; the cap survives a restart', async () => {

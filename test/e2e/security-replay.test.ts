@@ -10,15 +10,10 @@ import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { appendInvocation, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { encodeRequest, outOf, sendRaw, type Out } from '../ucan/helpers.js'
-import { REPO, httpTarget, spawnServe, startTestService } from './helpers.js'
+import type { Out } from '../ucan/helpers.js'
+import { REPO, call, spawnServe, startTestService } from './helpers.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
-
-async function call(url: string, inv: API.Invocation): Promise<Out> {
-  const [receipt] = await sendRaw(httpTarget(url), await encodeRequest([inv]))
-  return outOf(receipt!)
-}
 
 describe('replay guard capacity is per space (--replay-per-space)', () => {
   it('space X at its share gets TooManyPendingInvocations; space Y appends; X appends again once its invocations expire', async () => {
