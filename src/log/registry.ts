@@ -27,6 +27,10 @@ import type { LogBackend, LogFiles } from './storage.js'
 export const DEFAULT_ORIGIN_PREFIX = 'ucanlog'
 /** Default most logs open at once (each holds {@link FDS_PER_OPEN_LOG} descriptors). */
 export const DEFAULT_MAX_OPEN_LOGS = 256
+/** Default sustained log creations per client address, logs per second (every new log costs disk and, while open, descriptors; keys are free). */
+export const DEFAULT_LOG_CREATE_RATE = 1
+/** Default burst of log creations per client address, logs. */
+export const DEFAULT_LOG_CREATE_BURST = 20
 /** File descriptors one open log holds: its CAR index (SQLite database + WAL, exclusive locking). */
 export const FDS_PER_OPEN_LOG = 2
 /** Default most logs the service holds in total (0 = unlimited); bounds disk spent on empty logs. */

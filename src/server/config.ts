@@ -3,17 +3,16 @@
  * variable (flags win); both are validated once here, at start.
  */
 import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE, DEFAULT_MAX_ENTRIES } from '../log/log.js'
-import { DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
+import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE, DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
-import { DEFAULT_REVOCATIONS_PER_SCOPE } from '../ucan/revocation.js'
+import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
-import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE } from './log-creation.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
 /** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
@@ -74,6 +73,10 @@ export interface ServiceConfig {
   replayPerSpace: number
   /** Most revocation records per principal (`ucan/revoke`'s with); past it, that principal's new revocations → TooManyRevocations. */
   revocationsPerScope: number
+  /** Sustained revocations recorded per second per client address; 0 = unlimited. Over → RateLimited / 429. */
+  revokeRate: number
+  /** Burst of revocations recorded per client address. */
+  revokeBurst: number
   /** Sustained invocations per second per client address (every invocation, before any work); 0 = unlimited. Over → 429. */
   clientRate: number
   /** Burst of invocations per client address. */
@@ -140,6 +143,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   spaceBurst: DEFAULT_SPACE_BURST,
   replayPerSpace: DEFAULT_REPLAY_PER_SPACE,
   revocationsPerScope: DEFAULT_REVOCATIONS_PER_SCOPE,
+  revokeRate: DEFAULT_REVOKE_RATE,
+  revokeBurst: DEFAULT_REVOKE_BURST,
   clientRate: DEFAULT_CLIENT_RATE,
   clientBurst: DEFAULT_CLIENT_BURST,
   clientConcurrency: DEFAULT_CLIENT_CONCURRENCY,
@@ -201,6 +206,8 @@ export const KNOBS: Knob[] = [
   { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },
   { key: 'replayPerSpace', flag: '--replay-per-space', env: 'UCANLOG_REPLAY_PER_SPACE', unit: 'invocations', description: "unexpired appends remembered per space by the replay guard (default: space rate × max invocation lifetime + burst); at it, that space's appends → TooManyPendingInvocations until some expire", integer: { min: 1, max: 1_000_000_000 } },
   { key: 'revocationsPerScope', flag: '--revocations-per-scope', env: 'UCANLOG_REVOCATIONS_PER_SCOPE', unit: 'records', description: "revocation log records per principal (ucan/revoke's with); past it, that principal's new revocations → TooManyRevocations", integer: { min: 1, max: 1_000_000_000 } },
+  { key: 'revokeRate', flag: '--revoke-rate', env: 'UCANLOG_REVOKE_RATE', unit: 'revocations/s', description: 'sustained revocations recorded per client address (each is a permanent entry of the revocation log); over → RateLimited / 429; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
+  { key: 'revokeBurst', flag: '--revoke-burst', env: 'UCANLOG_REVOKE_BURST', unit: 'revocations', description: 'burst of revocations recorded per client address', integer: { min: 1, max: 10_000_000 } },
   { key: 'clientRate', flag: '--client-rate', env: 'UCANLOG_CLIENT_RATE', unit: 'invocations/s', description: 'sustained rate per client address, every invocation charged before any work (forged and replayed too); over → 429 + Retry-After; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'clientBurst', flag: '--client-burst', env: 'UCANLOG_CLIENT_BURST', unit: 'invocations', description: 'burst per client address', integer: { min: 1, max: 10_000_000 } },
   { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'requests', description: 'requests and invocations being worked on at once per client address (turns, handed out round-robin across addresses); others wait', integer: { min: 1, max: 10_000 } },

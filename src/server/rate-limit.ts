@@ -220,3 +220,22 @@ export function createAdmission(o: AdmissionOptions): Admission {
     },
   }
 }
+
+/**
+ * A per-client-address limit on one kind of rare, costly operation (creating a log, recording a
+ * revocation): a token bucket per {@link clientKey} (unknown clients share one). The returned
+ * function charges one operation to `client` and answers undefined, or answers the seconds to wait
+ * when its bucket is empty (nothing taken); with `dryRun` it only answers (nothing taken either way).
+ * @param o.rate operations per second (0 = unlimited), @param o.burst operations (≥ 1 when rate > 0).
+ * @throws RangeError for a bad rate or burst.
+ */
+export function createClientLimit(o: TokenBucketOptions): (client: string | undefined, o?: { dryRun?: boolean }) => number | undefined {
+  const buckets = new TokenBuckets(o)
+  return (client, opts) => {
+    const key = clientKey(client)
+    const wait = buckets.wait(key, 1)
+    if (wait > 0) return wait
+    if (!opts?.dryRun) buckets.take(key, 1)
+    return undefined
+  }
+}

@@ -16,8 +16,7 @@ import { UploadingBackend } from '../storage/uploading-backend.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
 import { createUcanService, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
-import { createAdmission } from './rate-limit.js'
-import { createLogCreationLimit } from './log-creation.js'
+import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
@@ -122,7 +121,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
-    admitCreate: createLogCreationLimit({ rate: c.logCreateRate, burst: c.logCreateBurst }),
+    admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst }),
   })
 
   const logService: LogService = {
@@ -181,6 +180,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     refusalDelayMs: c.refusalDelayMs,
+    admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst }),
     admission: createAdmission({
       client: { rate: c.clientRate, burst: c.clientBurst },
       agent: { rate: c.agentRate, burst: c.agentBurst },

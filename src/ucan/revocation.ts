@@ -155,6 +155,10 @@ export function parseRevocationRecord(bytes: Uint8Array): RevocationRecord {
  * (~1.25 KB with the index row and log tiles) each, ~1.25 MB per principal.
  */
 export const DEFAULT_REVOCATIONS_PER_SCOPE = 1000
+/** Default sustained revocations recorded per client address, per second (each is a permanent log entry; keys are free). */
+export const DEFAULT_REVOKE_RATE = 1
+/** Default burst of revocations recorded per client address. */
+export const DEFAULT_REVOKE_BURST = 20
 
 /** The scope already has its cap of revocation records; nothing was recorded. */
 export class RevocationScopeFull extends Error {

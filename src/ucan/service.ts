@@ -240,6 +240,13 @@ export interface UcanServiceOptions {
    * Default {@link DEFAULT_REFUSAL_DELAY_MS}; 0 answers at once.
    */
   refusalDelayMs?: number
+  /**
+   * Asked once per `ucan/revoke` that would be recorded (authorized and related), with the
+   * request's client address: charge it and answer undefined, or answer the seconds to wait
+   * (→ `RateLimited`, nothing recorded). Every record is a permanent entry of the public revocation
+   * log and keys are free, so this is what bounds how fast one client can grow it. Default: admit all.
+   */
+  admitRevocation?: (client: string | undefined) => number | undefined
   /** Rate limits and per-client concurrency (see {@link Admission}). Default: admit everything. */
   admission?: Admission
 }
@@ -658,6 +665,11 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       const unrelated = checkRevocationPath(scope.ok, path)
       if (unrelated !== undefined) return { error: unrelated }
       if (options.revocationRecorder === undefined) return internal(new Error('no revocation recorder'), invocation, 'ucan/revoke')
+      const wait = options.admitRevocation?.(requestOf(invocation).client)
+      if (wait !== undefined) {
+        rateLimited.set(invocation, wait)
+        return { error: new RateLimited(`too many revocations from this address; retry in ${Math.max(1, Math.ceil(wait))} s`) }
+      }
       const recorder = options.revocationRecorder
       const recorded = await waiting(invocation, () => recorder
         .record({

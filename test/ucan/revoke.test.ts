@@ -22,6 +22,7 @@ import {
   type UcanStoreOptions,
 } from '../../src/ucan/index.js'
 import { impostor } from '../e2e/helpers.js'
+import { createClientLimit } from '../../src/server/rate-limit.js'
 import { type Principals, RecordingLog, now, pinnedKey, principals, send, encodeRequest, sendRaw, outOf } from './helpers.js'
 
 let P: Principals
@@ -152,6 +153,26 @@ describe('ucan/revoke', () => {
     expect((await send(server, await revoke(P.agent, mine[0]!))).ok).toEqual(first.ok)
     // Another scope (the space, upstream of the same delegation) is not affected.
     expect((await send(server, await revoke(P.space, mine[2]!))).ok).toMatchObject({ scope: P.space.did() })
+    expect(store.revocations.count()).toBe(3)
+  })
+
+  test('revocations recorded per client address are rate limited (RateLimited, nothing recorded); another address still revokes', async () => {
+    const { server, store } = setup({ admitRevocation: createClientLimit({ rate: 0.001, burst: 2 }), refusalDelayMs: 0 })
+    const mine = await Promise.all(
+      [1, 2, 3, 4].map((k) => delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 3600 + k })),
+    )
+    const from = async (client: string, d: API.Delegation) => {
+      const [receipt] = await sendRaw({ request: (req) => server.request({ ...req, client } as never) }, await encodeRequest([await revoke(P.agent, d)]))
+      return outOf(receipt!)
+    }
+    expect((await from('192.0.2.1', mine[0]!)).ok).toBeDefined()
+    expect((await from('192.0.2.1', mine[1]!)).ok).toBeDefined()
+    // The only invocation of the request was refused by a rate limit: nothing ran, HTTP 429.
+    const third = await server.request({ ...(await encodeRequest([await revoke(P.agent, mine[2]!)])), client: '192.0.2.1' } as never)
+    expect(third.status).toBe(429)
+    expect(third.headers['retry-after']).toMatch(/^\d+$/)
+    expect(store.revocations.count()).toBe(2)
+    expect((await from('198.51.100.7', mine[3]!)).ok).toBeDefined()
     expect(store.revocations.count()).toBe(3)
   })
 
