@@ -39,8 +39,11 @@ let requests = 0
 const count = (k) => (statuses[k] = (statuses[k] ?? 0) + 1)
 const now = () => Math.floor(Date.now() / 1000)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const agentOptions = { keepAlive: true, maxSockets: 16, localAddress }
+// The honest agent never waits for a pooled socket (its latency is the server's); attackers use 16.
+const agentOptions = { keepAlive: true, maxSockets: role === 'legit' ? Infinity : 16, localAddress }
 const agent = new http.Agent(agentOptions)
+/** Longest wait for one answer, ms (5× the 2 s latency goal); a request past it counts as `timeout`. */
+const REQUEST_TIMEOUT_MS = 10_000
 
 /** POST a CAR body to /rpc from this role's address; resolves { status, body } (body bytes). */
 function post(req, path = '/rpc') {
@@ -55,18 +58,30 @@ function post(req, path = '/rpc') {
       },
     )
     r.on('error', (e) => resolve({ status: e.code ?? 'error' }))
+    // A frozen server (the code before issue 8, under a proof bomb) must not hang the bench: a wall
+    // clock, since a socket's own timeout starts only once connected (a full backlog never connects).
+    const timer = setTimeout(() => {
+      resolve({ status: 'timeout' })
+      r.destroy()
+    }, REQUEST_TIMEOUT_MS)
+    r.on('close', () => clearTimeout(timer))
     r.end(Buffer.from(req.body))
   })
 }
 
 function get(path) {
   return new Promise((resolve) => {
-    http
+    const r = http
       .get({ host: target.hostname, port: target.port, path, agent }, (res) => {
         res.resume()
         res.on('end', () => resolve(res.statusCode))
       })
       .on('error', (e) => resolve(e.code ?? 'error'))
+    const timer = setTimeout(() => {
+      resolve('timeout')
+      r.destroy()
+    }, REQUEST_TIMEOUT_MS)
+    r.on('close', () => clearTimeout(timer))
   })
 }
 
@@ -160,15 +175,20 @@ async function legit() {
     const inv = readInvocation({ issuer: w.agentKey, service: serviceDID, space: w.space.did(), offset, limit: 1000 })
     const res = await post(await encode([inv]))
     const [out] = await outcomes(res)
-    if (!out?.ok) throw new Error(`read back failed: ${res.status} ${JSON.stringify(out?.error)}`)
+    if (!out?.ok) return { acked: acked.length, lost: NaN, readBack: `failed: ${res.status} ${out?.error?.name ?? ''}`, ...quantiles(latencies) }
     out.ok.entries.forEach((e, i) => seen.set(offset + i, Buffer.from(e, 'base64').toString()))
     if (out.ok.entries.length === 0) break
     offset += out.ok.entries.length
   }
   for (const [index, entry] of byIndex) if (seen.get(index) !== entry) lost++
-  latencies.sort((a, b) => a - b)
-  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN
-  return { acked: acked.length, lost, p50: q(0.5), p99: q(0.99), max: latencies.at(-1) ?? NaN, space: w.space.did() }
+  return { acked: acked.length, lost, ...quantiles(latencies) }
+}
+
+/** p50, p99 and max of `ms` (NaN when empty). */
+function quantiles(ms) {
+  const sorted = [...ms].sort((a, b) => a - b)
+  const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
+  return { p50: q(0.5), p99: q(0.99), max: sorted.at(-1) ?? NaN }
 }
 
 async function replay() {
@@ -233,6 +253,7 @@ async function bomb() {
       requests++
       const res = await post(await rawMessage(inv.cid, blocks))
       count(`proofs:${res.status}`)
+      for (const out of await outcomes(res)) count(out.ok ? 'proofs:ok' : `proofs:${out.error?.name}`)
     } else {
       // nb.delegation: Agent→Service whose zero-capability proofs list the next one 20 times.
       let prev = await ucanBlock({ issuer: key, audience: key, capabilities: [], expiration: exp })
@@ -265,7 +286,7 @@ async function bomb() {
 
 async function reads() {
   const w = await writer()
-  for (let i = 0; i < 64; i++) {
+  for (let i = 0; i < 64 && !stopping; i++) {
     const inv = await appendInvocation({ agent: w.agentKey, service: serviceDID, space: w.space.did(), entry: randomBytes(60_000), agentToService: w.agentToService })
     await send([inv])
   }

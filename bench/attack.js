@@ -18,6 +18,9 @@ const SECONDS = Number(process.env.BENCH_ATTACK_SECONDS ?? 60)
 const LEGIT_RATE = Number(process.env.BENCH_LEGIT_RATE ?? 20)
 const ROLES = (process.env.BENCH_ATTACK_ROLES ?? 'replay,forged,bomb,reads,creator,slow,revoke').split(',').filter(Boolean)
 const root = fileURLToPath(new URL('..', import.meta.url))
+// The server under attack: this checkout's build, or another checkout's (BENCH_SERVER_ROOT, e.g. a
+// worktree of an older commit, built) to compare before and after side by side.
+const serverRoot = process.env.BENCH_SERVER_ROOT ?? root
 
 async function rssKiB(pid) {
   try {
@@ -39,8 +42,8 @@ async function cpuSeconds(pid) {
 }
 
 async function startServer(dataDir) {
-  const child = spawn(process.execPath, [join(root, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'error'], {
-    cwd: root,
+  const child = spawn(process.execPath, [join(serverRoot, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'error'], {
+    cwd: serverRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const url = await new Promise((resolve, reject) => {
@@ -93,17 +96,24 @@ export async function run(report) {
     const busy = (await cpuSeconds(server.child.pid)) - cpu0
     const wall = (performance.now() - t0) / 1000
     for (const { w } of workers) w.connected && w.send({ type: 'stop' })
-    for (const { done } of workers) results.push(await done)
+    // A worker stuck on a frozen server (requests time out after 10 s each) gets 90 s, then is killed.
+    const deadline = new Promise((resolve) => setTimeout(resolve, 90_000).unref())
+    for (const { role, w, done } of workers) {
+      const result = await Promise.race([done, deadline.then(() => ({ role, failed: 'no result within 90 s of the stop' }))])
+      if (result.failed) w.kill('SIGKILL')
+      results.push(result)
+    }
     clearInterval(sampler)
     rss.push(await rssKiB(server.child.pid))
 
     const l = results.find((r) => r.role === 'legit')
+    if (l.failed) report('honest agent: no result', NaN, l.failed)
     report(`honest agent: appends acknowledged in ${SECONDS} s at ${LEGIT_RATE}/s offered`, l.acked ?? NaN, 'appends')
     report('honest agent: outcomes', 0, JSON.stringify(l.statuses))
     report('honest agent: latency p50', l.p50, 'ms')
     report('honest agent: latency p99', l.p99, 'ms')
     report('honest agent: latency max', l.max, 'ms')
-    report('honest agent: acknowledged entries missing or different at their index', l.lost ?? NaN, 'entries')
+    report('honest agent: acknowledged entries missing or different at their index', l.lost ?? NaN, l.readBack ? `entries (read back ${l.readBack})` : 'entries')
     const sorted = healthz.map((h) => h.ms).sort((a, b) => a - b)
     report('GET /healthz during the attack: p99', sorted[Math.floor(sorted.length * 0.99)] ?? NaN, `ms (${healthz.filter((h) => h.status !== 200).length} of ${healthz.length} not 200)`)
     const valid = rss.filter(Number.isFinite)
@@ -126,5 +136,6 @@ export async function run(report) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(`server: ${serverRoot === root ? 'this checkout' : serverRoot}`)
   await run((name, value, unit) => console.log(`${name.padEnd(80)} ${Number.isFinite(value) ? value.toFixed(value < 100 ? 1 : 0).padStart(10) : String(value).padStart(10)} ${unit}`))
 }

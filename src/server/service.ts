@@ -95,10 +95,15 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log })
   }
   /** Every log's checkpoint signer: the service key under the log's origin as key name (one per origin, reused). */
+  // Bounded (most recently used kept): one per log ever used would grow with every fresh-key space.
   const signers = new Map<string, ReturnType<typeof ed25519Signer>>()
+  const maxSigners = 4 * (c.maxOpenLogs + 1)
   const logSigner = (origin: string) => {
     let signer = signers.get(origin)
-    if (!signer) signers.set(origin, (signer = ed25519Signer(origin, seed)))
+    if (signer) signers.delete(origin)
+    else signer = ed25519Signer(origin, seed)
+    signers.set(origin, signer)
+    if (signers.size > maxSigners) signers.delete(signers.keys().next().value as string)
     return signer
   }
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */

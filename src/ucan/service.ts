@@ -396,7 +396,7 @@ export const DEFAULT_REFUSAL_DELAY_MS = 1000
 export const DEFAULT_MAX_INVOCATIONS_PER_REQUEST = 64
 
 /** What ucanto calls a handler with besides the invocation (its context): here, the request's response budget. */
-export interface RequestContext {
+export interface HandlerContext {
   /** Absent when a handler is called outside a request (a fresh, unpooled budget is used). */
   responses?: RequestBudget
 }
@@ -563,7 +563,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     }
   }
 
-  const read: TlogService['tlog']['read'] = async (invocation, context?: RequestContext) => {
+  const read: TlogService['tlog']['read'] = async (invocation, context?: HandlerContext) => {
     try {
       if (invocation.capabilities.length !== 1) {
         return { error: new InvalidCapability('invocation must carry exactly one capability') }
