@@ -86,7 +86,8 @@ describe('tlog/read', () => {
     expect((await send(server, far)).error?.name).toBe('InvalidExpiry')
   })
 
-  test('requests that read reserve their budget from the in-flight pool; past it → 503 ReadCapacityExhausted', async () => {
+  /** A one-entry log whose reads wait until `release()`: requests stay in flight, holding their budgets. */
+  const gatedReads = (): { slow: RecordingLog; release: () => void } => {
     const log = new RecordingLog()
     log.logs.set(P.space.did(), [bytes(1, 1)])
     let release: () => void = () => {}
@@ -97,6 +98,11 @@ describe('tlog/read', () => {
         return log.read(...args)
       },
     }) as RecordingLog
+    return { slow, release }
+  }
+
+  test('requests that read reserve their budget from the in-flight pool; past it → 503 ReadCapacityExhausted', async () => {
+    const { slow, release } = gatedReads()
     const server = createUcanService({ signer: P.service, log: slow, maxResponseBytes: 1000, maxResponseBytesInFlight: 1000 })
     const first = server.request(await encodeRequest([(await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did() }).delegate()) as API.Invocation]))
     await new Promise((r) => setTimeout(r, 50))
@@ -110,16 +116,7 @@ describe('tlog/read', () => {
   })
 
   test('one client address holds at most a quarter of the in-flight pool; another address still reads', async () => {
-    const log = new RecordingLog()
-    log.logs.set(P.space.did(), [bytes(1, 1)])
-    let release: () => void = () => {}
-    const gate = new Promise<void>((r) => (release = r))
-    const slow = Object.assign(Object.create(log), {
-      async read(...args: Parameters<RecordingLog['read']>) {
-        await gate
-        return log.read(...args)
-      },
-    }) as RecordingLog
+    const { slow, release } = gatedReads()
     // A pool of 8 budgets: each address may hold 2 at once.
     const server = createUcanService({ signer: P.service, log: slow, maxResponseBytes: 1000, maxResponseBytesInFlight: 8000 })
     const read = async (issuer: API.Signer, client: string) =>
