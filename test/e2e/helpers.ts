@@ -27,6 +27,8 @@ export async function startTestService(config: Partial<ServiceConfig> = {}): Pro
     // These tests assert what gets published, not how fast: a loaded 2-core CI machine must not
     // turn a slow loopback witness answer into published: false.
     witnessTimeoutMs: 10_000,
+    // 429s answered at once: these tests count refusals; the tarpit has its own test (test/ucan/early.test.ts).
+    refusalDelayMs: 0,
     // The test process is one client address (127.0.0.1) sending up to ~250 requests at once: let
     // it use every connection the budget allows, not a quarter.
     maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve((config.maxOpenLogs ?? DEFAULT_CONFIG.maxOpenLogs) + 1)).maxConnections,

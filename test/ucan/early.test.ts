@@ -4,7 +4,7 @@
  * create a log its client may not create now is refused by name. Both are counted in signature
  * verifications, which must stay at zero for these requests.
  */
-import { beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test, vi } from 'vitest'
 import type { API } from '@ucanto/core'
 import { appendInvocation, createInvocation, createPrincipalParser, createUcanService, delegateAgentToService, delegateSpaceToAgent, LogCreationLimited } from '../../src/ucan/index.js'
 import { createMemoryRevocations } from '../../src/ucan/revocation.js'
@@ -120,5 +120,27 @@ describe('answers before authorization', () => {
     const [a, b] = (await Promise.race([Promise.all([first, replay]), timeout])) as [unknown, unknown]
     expect(a).toEqual(b)
     expect(log.calls).toBe(1)
+  })
+
+  test('a request refused by a rate limit is held --refusal-delay before its 429 (the tarpit), at most its Retry-After', async () => {
+    const off = { rate: 0, burst: 0 }
+    const admission = createAdmission({ client: { rate: 0.001, burst: 1 }, agent: off, space: off })
+    const server = createUcanService({ signer: P.service, log: new RecordingLog(), admission, refusalDelayMs: 700 })
+    const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
+    const body = await encodeRequest([await (await appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), spaceToAgent })).delegate()])
+    await server.request({ ...body, client: '192.0.2.9' } as never) // takes the only token
+    vi.useFakeTimers()
+    try {
+      let answered: { status?: number; headers: Record<string, string> } | undefined
+      const refused = Promise.resolve(server.request({ ...body, client: '192.0.2.9' } as never)).then((r) => (answered = r as never))
+      await vi.advanceTimersByTimeAsync(699)
+      expect(answered, 'answered before the refusal delay').toBeUndefined()
+      await vi.advanceTimersByTimeAsync(1)
+      await refused
+      expect(answered?.status).toBe(429)
+      expect(Number(answered?.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
