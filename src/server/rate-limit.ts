@@ -1,7 +1,8 @@
 /**
  * Admission control of the RPC route (src/ucan/service.ts `Admission`): per-key token buckets for
  * client addresses, agents (verified invocation issuers) and spaces, a memory of the signed
- * invocations already charged, and a per-address bound on concurrent authorizations.
+ * invocations already charged, and the fair scheduler that hands out turns on the CPU
+ * round-robin across client addresses (fair-scheduler.ts).
  *
  * Who pays: every invocation costs its client address before any work (forged, replayed and
  * unauthorized traffic is paid by its sender); a verified issuer pays once per signed invocation,
@@ -163,11 +164,11 @@ export interface AdmissionOptions {
   agent: TokenBucketOptions
   /** Per space, for authorized writes only. */
   space: TokenBucketOptions
-  /** Most authorizations in progress per client address; default {@link DEFAULT_CLIENT_CONCURRENCY}. */
+  /** Most turns (requests and invocations worked on) held at once per client address; default {@link DEFAULT_CLIENT_CONCURRENCY}. */
   concurrency?: number
-  /** Most authorizations in progress in the whole service; default {@link DEFAULT_AUTHORIZE_CONCURRENCY}. */
+  /** Most turns held at once in the whole service; default {@link DEFAULT_AUTHORIZE_CONCURRENCY}. */
   globalConcurrency?: number
-  /** Most authorizations one client address may have waiting; default {@link DEFAULT_CLIENT_QUEUE}. */
+  /** Most turns one client address may have waiting; default {@link DEFAULT_CLIENT_QUEUE}. */
   queue?: number
   /** Most signed invocations remembered as charged; default {@link DEFAULT_CHARGE_MEMORY}. */
   memory?: number
@@ -181,7 +182,7 @@ export interface AdmissionOptions {
  * @throws RangeError for bad rates, bursts, concurrency or memory.
  */
 export function createAdmission(o: AdmissionOptions): Admission {
-  const clients = new TokenBuckets(o.client)
+  const clients = createClientLimit(o.client)
   const agents = new TokenBuckets(o.agent)
   const spaces = new TokenBuckets(o.space)
   const charged = new ChargeMemory(o.memory ?? DEFAULT_CHARGE_MEMORY, o.now)
@@ -192,12 +193,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
   })
   const address = (r: RequestContext) => clientKey(r.client)
   return {
-    request(n, r) {
-      const wait = clients.wait(address(r), n)
-      if (wait > 0) return wait
-      clients.take(address(r), n)
-      return undefined
-    },
+    request: (n, r) => clients(r.client, { n }),
     turn: (r, o) => slots.acquire(address(r), o),
     check(c) {
       if (charged.has(c.id)) return undefined
@@ -222,20 +218,22 @@ export function createAdmission(o: AdmissionOptions): Admission {
 }
 
 /**
- * A per-client-address limit on one kind of rare, costly operation (creating a log, recording a
- * revocation): a token bucket per {@link clientKey} (unknown clients share one). The returned
- * function charges one operation to `client` and answers undefined, or answers the seconds to wait
- * when its bucket is empty (nothing taken); with `dryRun` it only answers (nothing taken either way).
+ * A per-client-address limit: a token bucket per {@link clientKey} (unknown clients share one), for
+ * every invocation (the admission's client bucket) or for one kind of rare, costly operation
+ * (creating a log, recording a revocation). The returned function charges `n` (default 1) to
+ * `client`, all or nothing, and answers undefined, or answers the seconds until they could be
+ * taken (nothing taken); with `dryRun` it only answers (nothing taken either way).
  * @param o.rate operations per second (0 = unlimited), @param o.burst operations (≥ 1 when rate > 0).
  * @throws RangeError for a bad rate or burst.
  */
-export function createClientLimit(o: TokenBucketOptions): (client: string | undefined, o?: { dryRun?: boolean }) => number | undefined {
+export function createClientLimit(o: TokenBucketOptions): (client: string | undefined, opts?: { n?: number; dryRun?: boolean }) => number | undefined {
   const buckets = new TokenBuckets(o)
   return (client, opts) => {
     const key = clientKey(client)
-    const wait = buckets.wait(key, 1)
+    const n = opts?.n ?? 1
+    const wait = buckets.wait(key, n)
     if (wait > 0) return wait
-    if (!opts?.dryRun) buckets.take(key, 1)
+    if (!opts?.dryRun) buckets.take(key, n)
     return undefined
   }
 }

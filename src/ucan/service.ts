@@ -256,8 +256,8 @@ export interface UcanServiceOptions {
  * address ({@link Admission.request}, before any signature or chain work), so forged, replayed and
  * unauthorized traffic is paid by whoever sends it. Its verified issuer pays once per signed
  * invocation (a replay of one already charged is free to the issuer), and a space pays only for a
- * write a verified chain authorized. Authorizations run through {@link Admission.authorize}, which
- * bounds how many one address has in progress. A method answering seconds refuses: the invocation
+ * write a verified chain authorized. Work on the CPU is handed out in turns ({@link Admission.turn}),
+ * round-robin across client addresses. A method answering seconds refuses: the invocation
  * gets `RateLimited` and nothing runs; a request whose every invocation was refused is HTTP 429.
  */
 export interface Admission {
@@ -299,8 +299,6 @@ export interface Charge {
   issuer: API.DID
   /** The space, only for a write (tlog/append, tlog/create) that a verified chain authorized. */
   space?: string
-  /** The request's client address, when known. */
-  client?: string
 }
 
 /** Admits everything, charges nothing. */
@@ -324,8 +322,9 @@ export interface RequestContext {
 }
 
 /**
- * A request's hold on its turn (see the Admission's `turn`), shared by its invocations: held while
- * any of them is working, given back while all only wait.
+ * A hold on one turn (see the Admission's `turn`): a request's own (decoding, encoding) or one
+ * invocation's (its handler). Counted: taken by `busy`, given back by the matching `idle`, so the
+ * turn is held while any holder works and given back while all only wait.
  */
 export interface Turn {
   /** Takes (or shares) the turn; resolves once held. @throws SchedulerFull only for the request's first take. */
@@ -457,7 +456,6 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     spaceOf: (ok: T) => string | undefined,
     authorize: () => Promise<API.Result<T, F>>,
   ): Promise<API.Result<T, F | RateLimited>> => {
-    const request = requestOf(invocation)
     const limit = (seconds: number): { error: RateLimited } => {
       rateLimited.set(invocation, seconds)
       return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
@@ -465,7 +463,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     return (async () => {
       const verified = await verifyInvocationSignature(invocation, principal)
       const charge: Charge | undefined = verified
-        ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: invocation.issuer.did(), ...request }
+        ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: invocation.issuer.did() }
         : undefined
       const early = charge && admission.check(charge)
       if (early !== undefined) return limit(early)
@@ -817,7 +815,6 @@ function withSafeRequest(
           const rest = limits.admission.request(invocations.length - 1, context)
           if (rest !== undefined) return tooMany(rest)
         }
-        for (const inv of invocations) requests.set(inv, context)
         // Before any signature or receipt work: a proof graph that a per-path walk (ucanto's export
         // of `ran`, its validator) would take exponential time over is refused by name, and its
         // receipt names the invocation by link only, so the graph is never exported.
