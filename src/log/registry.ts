@@ -231,13 +231,13 @@ export class LogManager {
     this.refuseDamaged(id)
     const origin = this.origin(id)
     const open = this.slots.get(id)?.log
-    let files: LogFiles
+    let files: Pick<LogFiles, 'read'>
     let checkpoint: StoredCheckpoint | undefined
     if (open || !this.o.backend.files) {
       const log = open ?? (await this.get(id))
       if (!log) return undefined
       checkpoint = log.checkpoint
-      files = { read: (p) => log.readFile(p), write: () => Promise.reject(new Error('read only')), remove: () => Promise.reject(new Error('read only')) }
+      files = { read: (p) => log.readFile(p) }
     } else {
       const f = await this.o.backend.files(id)
       if (!f) return undefined

@@ -62,7 +62,7 @@ export interface StoredTree {
  * Reads `.state/tree`; undefined when absent (an empty log).
  * @throws CorruptLogError when it is not `{ "size": safe integer ≥ 0, "root": base64 of 32 bytes }`.
  */
-export async function readStoredTree(files: LogFiles): Promise<StoredTree | undefined> {
+export async function readStoredTree(files: Pick<LogFiles, 'read'>): Promise<StoredTree | undefined> {
   const bytes = await files.read(STATE_PATH)
   if (!bytes) return undefined
   try {
@@ -85,7 +85,7 @@ export async function readStoredTree(files: LogFiles): Promise<StoredTree | unde
  * @throws CorruptLogError when it does not parse as a signed checkpoint note of `origin`, or its
  *   signature does not verify.
  */
-export async function readStoredCheckpoint(files: LogFiles, o: { origin: string; verifier?: NoteVerifier }): Promise<StoredCheckpoint | undefined> {
+export async function readStoredCheckpoint(files: Pick<LogFiles, 'read'>, o: { origin: string; verifier?: NoteVerifier }): Promise<StoredCheckpoint | undefined> {
   const bytes = await files.read(CHECKPOINT_PATH)
   if (!bytes) return undefined
   try {
@@ -169,7 +169,7 @@ export async function checkStoredState(files: LogFiles, o: { origin: string; ver
  * @param offset integer ≥ 0. @param limit entries, integer ≥ 0. @param maxBytes bytes, integer ≥ 0.
  * @throws CorruptLogError when an entry bundle the range needs is missing or malformed.
  */
-export async function readEntries(files: LogFiles, size: number, offset: number, limit: number, maxBytes = Infinity): Promise<Uint8Array[]> {
+export async function readEntries(files: Pick<LogFiles, 'read'>, size: number, offset: number, limit: number, maxBytes = Infinity): Promise<Uint8Array[]> {
   let taken = 0
   const entries: Uint8Array[] = []
   const end = Math.min(size, offset + limit)

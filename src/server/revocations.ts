@@ -20,9 +20,10 @@
 import { join } from 'node:path'
 import { Hono } from 'hono'
 import { Log, type Cosigner, type LogOptions } from '../log/log.js'
+import { readEntries } from '../log/state.js'
 import { tileWidth } from '../log/tile-hashes.js'
 import { FileStore } from '../storage/file-store.js'
-import { TILE_WIDTH, encodeBase64, entryBundlePath, parseEntryBundle, parseTilePath, tilePath, type NoteSigner } from '../tlog/index.js'
+import { TILE_WIDTH, encodeBase64, entryBundlePath, parseTilePath, tilePath, type NoteSigner } from '../tlog/index.js'
 import {
   type RevocationQuery,
   type RevocationRecord,
@@ -126,14 +127,13 @@ export class RevocationLog implements RevocationRecorder {
   #reconcile(): Promise<void> {
     const run = async (): Promise<void> => {
       const size = this.log.treeSize
-      for (let i = this.#reconciled; i < size; ) {
-        const n = Math.floor(i / TILE_WIDTH)
-        const width = Math.min(TILE_WIDTH, size - n * TILE_WIDTH)
-        const bytes = await this.log.readFile(entryBundlePath(n, width))
-        if (bytes === undefined) throw new Error(`revocation log: entry bundle ${entryBundlePath(n, width)} missing`)
-        const entries = parseEntryBundle(bytes)
-        for (let j = i - n * TILE_WIDTH; j < width; j++, i++) this.store.restore(parseRevocationRecord(entries[j]!), i)
-        this.#reconciled = i
+      const files = { read: (path: string) => this.log.readFile(path) }
+      // One entry bundle at a time (state.ts readEntries, over the integrated tree, published or not).
+      while (this.#reconciled < size) {
+        const offset = this.#reconciled
+        const entries = await readEntries(files, size, offset, TILE_WIDTH - (offset % TILE_WIDTH))
+        entries.forEach((e, k) => this.store.restore(parseRevocationRecord(e), offset + k))
+        this.#reconciled = offset + entries.length
       }
     }
     const p = (this.#reconciling ?? Promise.resolve()).then(run)

@@ -241,6 +241,11 @@ function toRecord(row: RevocationRow): RevocationRecord {
   return { ucan: row.ucan, scope: row.scope as API.DID, revoker: row.revoker as API.DID, invocation: row.invocation, time: row.time }
 }
 
+/** The outcome a `seen` row remembers: its JSON, or {@link UNKNOWN_OUTCOME} while it has none (its run died). */
+function outcomeOf<T>(row: { outcome: string | null }): T {
+  return (row.outcome === null ? UNKNOWN_OUTCOME : JSON.parse(row.outcome)) as T
+}
+
 /** Most expired ids one sweep deletes, so a sweep after a long stop does not block the event loop. */
 const MAX_SWEEP = 10_000
 
@@ -296,9 +301,7 @@ export class SqliteReplayGuard implements ReplayGuard {
       const t = this.#now()
       if (t >= this.#nextSweep) this.#doSweep(t)
       const row = this.#get.get(id)
-      if (row !== undefined && row.expires_at >= t) {
-        return Promise.resolve((row.outcome === null ? UNKNOWN_OUTCOME : JSON.parse(row.outcome)) as T)
-      }
+      if (row !== undefined && row.expires_at >= t) return Promise.resolve(outcomeOf<T>(row))
       if (row !== undefined) this.#forget.run(id) // expired, not yet swept
       if (this.count(owner) >= this.#max) return Promise.reject(new ReplayGuardFull(owner, this.#max))
       this.#insert.run(id, owner, Number.isFinite(expiresAt) ? expiresAt : Number.MAX_SAFE_INTEGER)
@@ -325,7 +328,7 @@ export class SqliteReplayGuard implements ReplayGuard {
     if (flying !== undefined) return flying as Promise<T>
     const row = this.#get.get(id)
     if (row === undefined || row.expires_at < this.#now()) return undefined
-    return Promise.resolve((row.outcome === null ? UNKNOWN_OUTCOME : JSON.parse(row.outcome)) as T)
+    return Promise.resolve(outcomeOf<T>(row))
   }
 
   /** Ids of `owner` remembered (unexpired or not yet swept). */
