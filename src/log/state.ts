@@ -145,19 +145,8 @@ export async function checkStoredState(files: LogFiles, o: { origin: string; ver
       throw new CorruptLogError(`${CHECKPOINT_PATH}: root hash does not match the tiles at size ${published.size}`, CHECKPOINT_PATH)
     }
   }
-  let edge: Uint8Array[] = []
   const w = size % TILE_WIDTH
-  if (w > 0) {
-    const path = entryBundlePath(Math.floor(size / TILE_WIDTH), w)
-    const b = await files.read(path)
-    if (!b) throw new CorruptLogError(`partial entry bundle ${path} missing at size ${size}`, path)
-    try {
-      edge = parseEntryBundle(b)
-    } catch (err) {
-      throw new CorruptLogError(`entry bundle ${path} is malformed: ${(err as Error).message}`, path)
-    }
-    if (edge.length !== w) throw new CorruptLogError(`partial entry bundle ${path} has ${edge.length} entries, want ${w}`, path)
-  }
+  const edge = w > 0 ? await readBundle(files, Math.floor(size / TILE_WIDTH), w) : []
   return { size, root, published, edge }
 }
 
@@ -175,16 +164,7 @@ export async function readEntries(files: Pick<LogFiles, 'read'>, size: number, o
   const end = Math.min(size, offset + limit)
   for (let i = offset; i < end; ) {
     const n = Math.floor(i / TILE_WIDTH)
-    const w = Math.min(TILE_WIDTH, size - n * TILE_WIDTH)
-    const path = entryBundlePath(n, w)
-    const bytes = await files.read(path)
-    if (!bytes) throw new CorruptLogError(`entry bundle ${path} missing`, path)
-    let bundle: Uint8Array[]
-    try {
-      bundle = parseEntryBundle(bytes)
-    } catch (err) {
-      throw new CorruptLogError(`entry bundle ${path} is malformed: ${(err as Error).message}`, path)
-    }
+    const bundle = await readBundle(files, n, Math.min(TILE_WIDTH, size - n * TILE_WIDTH))
     for (let j = i - n * TILE_WIDTH; j < bundle.length && i < end; j++, i++) {
       const entry = bundle[j]!
       if (taken + entry.length > maxBytes) return entries
@@ -193,4 +173,24 @@ export async function readEntries(files: Pick<LogFiles, 'read'>, size: number, o
     }
   }
   return entries
+}
+
+/**
+ * Entry bundle `n` of width `w` (c2sp.org/tlog-tiles `tile/entries/<N>[.p/<W>]`), parsed.
+ * @param n bundle index ≥ 0. @param w entries, 1..256.
+ * @throws CorruptLogError naming the bundle when it is missing, malformed, or does not hold exactly
+ *   `w` entries (a short bundle must not pass for a readable one: readers index into it).
+ */
+async function readBundle(files: Pick<LogFiles, 'read'>, n: number, w: number): Promise<Uint8Array[]> {
+  const path = entryBundlePath(n, w)
+  const bytes = await files.read(path)
+  if (!bytes) throw new CorruptLogError(`entry bundle ${path} missing`, path)
+  let bundle: Uint8Array[]
+  try {
+    bundle = parseEntryBundle(bytes)
+  } catch (err) {
+    throw new CorruptLogError(`entry bundle ${path} is malformed: ${(err as Error).message}`, path)
+  }
+  if (bundle.length !== w) throw new CorruptLogError(`entry bundle ${path} has ${bundle.length} entries, want ${w}`, path)
+  return bundle
 }

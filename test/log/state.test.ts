@@ -1,0 +1,26 @@
+/** Reading a log's stored entries without opening it (src/log/state.ts readEntries). */
+import { describe, expect, it } from 'vitest'
+import { CorruptLogError, readEntries } from '../../src/log/state.js'
+import { entryBundlePath, formatEntryBundle } from '../../src/tlog/index.js'
+
+const entry = (i: number) => new Uint8Array([i + 1])
+
+/** Read access to a map of files. */
+const filesOf = (files: Map<string, Uint8Array>) => ({ read: async (path: string) => files.get(path) })
+
+describe('readEntries', () => {
+  it('reads a range across the partial bundle, bounded by maxBytes', async () => {
+    const files = filesOf(new Map([[entryBundlePath(0, 5), formatEntryBundle([0, 1, 2, 3, 4].map(entry))]]))
+    expect(await readEntries(files, 5, 1, 3)).toEqual([1, 2, 3].map(entry))
+    expect(await readEntries(files, 5, 0, 10, 2)).toEqual([0, 1].map(entry))
+  })
+
+  it('an entry bundle with fewer entries than the tree says is damage (CorruptLogError naming it), not a hang', async () => {
+    const path = entryBundlePath(0, 5)
+    const files = filesOf(new Map([[path, formatEntryBundle([0, 1].map(entry))]]))
+    const read = readEntries(files, 5, 0, 5)
+    const timeout = new Promise((_, fail) => setTimeout(() => fail(new Error('readEntries did not return within 2 s')), 2000))
+    await expect(Promise.race([read, timeout])).rejects.toBeInstanceOf(CorruptLogError)
+    await expect(read).rejects.toMatchObject({ path })
+  })
+})
