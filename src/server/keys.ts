@@ -5,6 +5,7 @@
 import { mkdir, open, readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { ed25519 } from '@ucanto/principal'
+import { parseVerifierKey } from '../tlog/index.js'
 
 /** A key file that is group- or world-accessible, or unreadable. */
 export class InsecureKeyFileError extends Error {
@@ -59,13 +60,17 @@ export function seedOf(signer: ed25519.EdSigner): Uint8Array {
 
 /**
  * The did:key of the Ed25519 public key inside a signed-note verifier key (`name+hash+base64(type ‖
- * 32-byte key)`, c2sp.org/signed-note; types 0x01 and 0x04), e.g. the bundled witness's, so the
- * service can refuse it as a space.
- * @throws Error for a vkey that does not hold a 32-byte key after its type byte.
+ * 32-byte key)`, c2sp.org/signed-note; types 0x01 and 0x04, parsed by tlog's `parseVerifierKey`),
+ * e.g. the bundled witness's, so the service can refuse it as a space.
+ * @throws Error for a vkey that does not parse or does not hold an Ed25519 key.
  */
 export function didKeyOfVkey(vkey: string): `did:key:${string}` {
-  // name+hash+key: the name and hash hold no '+', the base64 key may.
-  const key = Buffer.from(vkey.split('+').slice(2).join('+'), 'base64')
-  if (key.length !== 33) throw new Error('not an Ed25519 signed-note verifier key')
-  return ed25519.Verifier.decode(new Uint8Array([0xed, 0x01, ...key.subarray(1)])).did()
+  let key: ReturnType<typeof parseVerifierKey>
+  try {
+    key = parseVerifierKey(vkey)
+  } catch (err) {
+    throw new Error(`not an Ed25519 signed-note verifier key: ${(err as Error).message}`)
+  }
+  if (key.type !== 0x01 && key.type !== 0x04) throw new Error(`not an Ed25519 signed-note verifier key (type 0x${key.type.toString(16)})`)
+  return ed25519.Verifier.decode(new Uint8Array([0xed, 0x01, ...key.publicKey])).did()
 }
