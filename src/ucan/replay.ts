@@ -42,7 +42,7 @@ export interface ReplayGuard {
    * The outcome remembered for `id` (settled, or the promise of one in flight) while its
    * `expiresAt` has not passed; undefined otherwise. Starts nothing, charges no share.
    */
-  seen?<T>(id: string): Promise<T> | undefined
+  seen<T>(id: string): Promise<T> | undefined
 }
 
 /** An owner (space) already has its share of unexpired invocations remembered; nothing was run. */

@@ -495,7 +495,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   const early = async (invocation: API.Invocation): Promise<API.Result<AppendResult, AppendFailure> | undefined> => {
     const capability = invocation.capabilities[0] as API.Capability | undefined
     if (invocation.capabilities.length !== 1 || capability === undefined) return undefined
-    if (capability.can === 'tlog/append' && replay.seen !== undefined && now() <= invocation.expiration) {
+    if (capability.can === 'tlog/append' && now() <= invocation.expiration) {
       const known = replay.seen<{ ok: AppendResult } | { error: FailureJSON }>(invocation.cid.toString())
       if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) return answer(await waiting(invocation, () => known))
     }
