@@ -54,18 +54,16 @@ export interface FdReserve {
   outbound: number
 }
 
-/** Descriptors each open log holds (its SQLite CAR index and WAL file); owned by the log registry. */
-export const FDS_PER_LOG = FDS_PER_OPEN_LOG
 /** Open logs reserved for by default: the default open-log cap (`--max-open-logs`) + the revocation log. */
 export const DEFAULT_RESERVED_LOGS = DEFAULT_MAX_OPEN_LOGS + 1
 
 /**
  * The default reserve, 221 descriptors with the default 65 logs: the measured start-up set plus bounded headroom for
  * `logs` open logs (default {@link DEFAULT_RESERVED_LOGS}), files and outbound connections.
- * @param logs open logs to reserve for (count of logs, ≥ 0); each costs {@link FDS_PER_LOG}.
+ * @param logs open logs to reserve for (count of logs, ≥ 0); each costs {@link FDS_PER_OPEN_LOG}.
  */
 export function defaultFdReserve(logs: number = DEFAULT_RESERVED_LOGS): FdReserve {
-  return { process: 32, ucanDb: 5, witnessDb: 3, uploadQueue: 3, logs: logs * FDS_PER_LOG, files: 32, outbound: 16 }
+  return { process: 32, ucanDb: 5, witnessDb: 3, uploadQueue: 3, logs: logs * FDS_PER_OPEN_LOG, files: 32, outbound: 16 }
 }
 
 /** What the open-file limit leaves for client connections. */

@@ -5,7 +5,8 @@
  */
 import { serve } from '@hono/node-server'
 import type { Server } from 'node:http'
-import { isIPv6, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { clientKey } from './rate-limit.js'
 
 /** Longest wait for a request's complete headers, ms (node:http `headersTimeout`; 408 then close). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
@@ -36,22 +37,6 @@ export interface ListenerLimits {
 
 /** Why a connection was closed on arrival: the total cap or its client's cap. */
 export type RefusalReason = 'total' | 'per_client'
-
-/**
- * The client a connection is counted against: its IPv4 address (IPv4-mapped IPv6 included), or the
- * /64 prefix of an IPv6 address (one host usually holds a whole /64).
- */
-export function clientKey(address: string | undefined): string {
-  if (!address) return 'unknown'
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  if (mapped) return mapped[1]!
-  if (!isIPv6(address)) return address
-  const [head, tail = ''] = address.split('::') as [string, string?]
-  const h = head === '' ? [] : head.split(':')
-  const t = tail === '' ? [] : tail.split(':')
-  const groups = address.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h
-  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`
-}
 
 /**
  * Listens on `hostname:port` and serves `fetch` with the connection caps and timeouts of `limits`.

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
 import { connectionLimits } from '../../src/server/connection-limits.js'
-import { DEFAULT_RESERVED_LOGS, FDS_PER_LOG, defaultFdReserve, fdBudget, readFdLimit } from '../../src/server/fd-budget.js'
-import { clientKey } from '../../src/server/listener.js'
+import { DEFAULT_RESERVED_LOGS, defaultFdReserve, fdBudget, readFdLimit } from '../../src/server/fd-budget.js'
+import { FDS_PER_OPEN_LOG } from '../../src/log/registry.js'
 
 const cfg = (over: Partial<ServiceConfig> = {}): ServiceConfig => ({ ...DEFAULT_CONFIG, ...over })
 const limit = (soft: number) => ({ soft, source: 'test' })
@@ -12,7 +12,7 @@ const limit = (soft: number) => ({ soft, source: 'test' })
 describe('fdBudget', () => {
   it('leaves the limit minus the reserve for connections, never below 0', () => {
     const reserve = defaultFdReserve()
-    expect(reserve.logs).toBe(DEFAULT_RESERVED_LOGS * FDS_PER_LOG)
+    expect(reserve.logs).toBe(DEFAULT_RESERVED_LOGS * FDS_PER_OPEN_LOG)
     const reserved = Object.values(reserve).reduce((a, b) => a + b, 0)
     expect(fdBudget(1024, reserve)).toEqual({ limit: 1024, reserved, connections: 1024 - reserved })
     expect(fdBudget(10, reserve).connections).toBe(0)
@@ -65,15 +65,3 @@ describe('connectionLimits', () => {
   })
 })
 
-describe('clientKey', () => {
-  it('is the IPv4 address (mapped or not) or the IPv6 /64', () => {
-    expect(clientKey('127.0.0.2')).toBe('127.0.0.2')
-    expect(clientKey('::ffff:10.1.2.3')).toBe('10.1.2.3')
-    expect(clientKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
-    expect(clientKey('2001:0db8:1:2::9')).toBe('2001:db8:1:2::/64')
-    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
-    expect(clientKey('::1')).toBe('0:0:0:0::/64')
-    expect(clientKey('2001:db8:1:3::1')).not.toBe(clientKey('2001:db8:1:2::1'))
-    expect(clientKey(undefined)).toBe('unknown')
-  })
-})

@@ -153,5 +153,10 @@ describe('clientKey', () => {
     expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
     expect(clientKey('::1')).toBe('0:0:0:0::/64')
     expect(clientKey(undefined)).toBe('')
+    // The connection caps count by the same key (src/server/listener.ts).
+    expect(clientKey('::ffff:10.1.2.3')).toBe('10.1.2.3')
+    expect(clientKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:0db8:1:2::9')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:db8:1:3::1')).not.toBe(clientKey('2001:db8:1:2::1'))
   })
 })
