@@ -16,7 +16,14 @@ export default defineConfig({
       'test/e2e/security-*.test.ts',
       'test/e2e/witness-service.test.ts',
     ],
-    exclude: ['test/witness/cli.test.ts', 'test/e2e/security-rate-limit.test.ts', 'test/e2e/security-disk.test.ts'],
+    exclude: [
+      'test/witness/cli.test.ts', // spawns the built CLI
+      'test/e2e/security-proof-graph.test.ts', // spawns the built CLI (test/ucan/proof-graph.test.ts is in-process)
+      'test/e2e/security-replay-crash.test.ts', // spawns the built CLI
+      'test/e2e/security-rate-limit.test.ts', // rate limits: not in the mutated core
+      'test/e2e/security-disk.test.ts', // disk budget: not in the mutated core
+    ],
+    isolate: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
