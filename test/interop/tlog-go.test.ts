@@ -10,7 +10,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { formatEntryBundle } from '../../src/tlog/bundle.js'
 import { decodeHash, encodeBase64 } from '../../src/tlog/encoding.js'
 import { type Hash, leafHash, treeHash } from '../../src/tlog/hash.js'
