@@ -51,6 +51,10 @@ describe('Storacha down during a load of appends, service killed and restarted',
     let answered = 0
     let sentAtKill = Infinity
     let cutInFlight = 0
+    // The first load pauses at 150 acknowledged appends (so the log stays small) and resumes just
+    // before the kill, so that the kill lands on requests in flight.
+    let resumeLoad!: () => void
+    const resumed = new Promise<void>((r) => (resumeLoad = r))
 
     // Workers append until `stop`; an append cut off by the kill is simply not acknowledged.
     const load = (url: string, did: string, until: () => boolean) => {
@@ -58,6 +62,7 @@ describe('Storacha down during a load of appends, service killed and restarted',
       const agentToService = delegateAgentToService({ agent, service: did as API.DID, proofs: [spaceToAgent] })
       const worker = async () => {
         while (!until()) {
+          if (acked.size >= 150) await resumed
           const entry = `fault entry ${made++}`
           const inv = await appendInvocation({ agent, service: did as API.DID, space: space.did(), entry: new TextEncoder().encode(entry), agentToService: await agentToService })
           const seq = sent++
@@ -85,6 +90,7 @@ describe('Storacha down during a load of appends, service killed and restarted',
     expect(failing.upload!.lagEntries).toBeGreaterThan(0)
     // Killed mid-load, with uploads pending and appends on the wire: wait until at least one request
     // is out and unanswered, then kill in the same tick.
+    resumeLoad()
     while (sent - answered < 1) await new Promise((r) => setImmediate(r))
     sentAtKill = sent
     s.child.kill('SIGKILL')
