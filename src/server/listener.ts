@@ -4,7 +4,7 @@
  * the service needs. A connection over a cap is closed as soon as it is accepted.
  */
 import { serve } from '@hono/node-server'
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { clientKey } from './rate-limit.js'
 
@@ -39,7 +39,22 @@ export interface ListenerLimits {
 export type RefusalReason = 'total' | 'per_client'
 
 /**
- * Listens on `hostname:port` and serves `fetch` with the connection caps and timeouts of `limits`.
+ * The answer to a request whose body had not fully arrived when the answer was made (e.g. a 413
+ * refused on its Content-Length): marked `Connection: close` (RFC 9112 §9.6), since the server
+ * will not read that body and closes the connection after the answer. Without it a client reuses
+ * the keep-alive connection and its next request fails with "other side closed".
+ * `incoming`: the node:http request (@hono/node-server passes it as `env.incoming`).
+ */
+export function closeIfBodyUnread(res: Response, incoming: IncomingMessage | undefined): Response {
+  if (incoming === undefined || incoming.complete) return res
+  const headers = new Headers(res.headers)
+  headers.set('connection', 'close')
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
+}
+
+/**
+ * Listens on `hostname:port` and serves `fetch` with the connection caps and timeouts of `limits`;
+ * an answer made before its request's body arrived closes the connection ({@link closeIfBodyUnread}).
  * Resolves once listening.
  * @param onRefused called for each connection closed on arrival (for metrics and logs).
  * @throws the listener's error (e.g. EADDRINUSE).
@@ -53,7 +68,7 @@ export async function listen(opts: {
 }): Promise<Server> {
   const { limits: l } = opts
   const server = serve({
-    fetch: opts.fetch,
+    fetch: async (req, env) => closeIfBodyUnread(await opts.fetch(req, env), (env as { incoming?: IncomingMessage } | undefined)?.incoming),
     port: opts.port,
     hostname: opts.hostname,
     serverOptions: {

@@ -44,13 +44,23 @@ export interface RunningService {
   close(): Promise<void>
 }
 
+/** What a caller (a test) may inject into {@link startService} besides the configuration. */
+export interface ServiceHooks {
+  /**
+   * Clock of every rate limit (the client, agent and space token buckets, the charge memory, the
+   * log-creation and revocation limits), milliseconds since the Unix epoch; default `Date.now`.
+   * Invocation expiry and timeouts keep the system clock.
+   */
+  limitsClock?: () => number
+}
+
 /**
  * Starts the service: creates keys (0600) and state on first start, opens the bundled witness,
- * reads the witness policy, listens on `host:port` and serves the app.
+ * reads the witness policy, listens on `host:port` and serves the app. `hooks`: see {@link ServiceHooks}.
  * @throws PolicyConfigError for a bad policy file, InsecureKeyFileError for a key file others can read,
  *   ConfigError-style messages for unusable settings, and the listener's error (e.g. EADDRINUSE).
  */
-export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
+export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
@@ -126,7 +136,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
-    admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst }),
+    admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
   })
 
   const logService: LogService = {
@@ -185,14 +195,15 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     refusalDelayMs: c.refusalDelayMs,
-    admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst }),
+    admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst, now: hooks.limitsClock }),
     admission: createAdmission({
-      client: { rate: c.clientRate, burst: c.clientBurst },
-      agent: { rate: c.agentRate, burst: c.agentBurst },
-      space: { rate: c.spaceRate, burst: c.spaceBurst },
+      client: { rate: c.clientRate, burst: c.clientBurst, now: hooks.limitsClock },
+      agent: { rate: c.agentRate, burst: c.agentBurst, now: hooks.limitsClock },
+      space: { rate: c.spaceRate, burst: c.spaceBurst, now: hooks.limitsClock },
       concurrency: c.clientConcurrency,
       globalConcurrency: c.authorizeConcurrency,
       memory: c.chargeMemory,
+      now: hooks.limitsClock,
     }),
     maxResponseBytes: c.maxResponseBytes,
     maxResponseBytesInFlight: c.maxResponseBytesInFlight,
