@@ -49,9 +49,21 @@ export interface ServiceHooks {
   /**
    * Clock of every rate limit (the client, agent and space token buckets, the charge memory, the
    * log-creation and revocation limits), milliseconds since the Unix epoch; default `Date.now`.
-   * Invocation expiry and timeouts keep the system clock.
+   * Invocation expiry and timeouts keep the system clock (see {@link ServiceHooks.ucanClock}).
    */
   limitsClock?: () => number
+  /**
+   * Clock of the service's own time checks of invocations, Unix seconds; default the system clock.
+   * It drives: an invocation's `exp` (Expired) and `nbf` (NotValidBefore), the bound on its
+   * lifetime (`exp − now` ≤ `maxInvocationLifetime`, InvalidExpiry), whether a replay is still
+   * answered from the replay guard and when the guard forgets an invocation (its share per space
+   * freed), and the time the revocation store gives new revocation records. It does NOT drive
+   * ucanto's validator, which checks the delegation chain's own `exp`/`nbf` against the system
+   * clock (it has no clock option), nor the cache of delegations ucanto verified (it expires them
+   * on the system clock too, as ucanto would), nor rate limits ({@link ServiceHooks.limitsClock}),
+   * nor any timeout. Tests move it past an invocation's `exp` instead of waiting real seconds.
+   */
+  ucanClock?: () => number
 }
 
 /**
@@ -173,7 +185,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope })
+  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
     dataDir,
     originPrefix: c.originPrefix,
@@ -186,6 +198,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     signer,
     log: logService,
     maxInvocationLifetime: c.maxInvocationLifetime,
+    now: hooks.ucanClock,
     logger: log,
     revocations: revocationLog,
     revocationRecorder: revocationLog,

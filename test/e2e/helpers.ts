@@ -27,6 +27,16 @@ export function manualClock(start = Date.now()): { now: () => number; advance(ms
 }
 
 /**
+ * A {@link ServiceHooks.ucanClock} read from `clock` (a {@link manualClock}): Unix seconds, so the
+ * service's own invocation time checks (expiry, not-before, lifetime bound, replay-guard expiry)
+ * move only when the test advances `clock`. ucanto's validator keeps the system clock for the
+ * delegation chain (see {@link ServiceHooks.ucanClock}).
+ */
+export function ucanSeconds(clock: { now(): number }): () => number {
+  return () => Math.floor(clock.now() / 1000)
+}
+
+/**
  * A real service on 127.0.0.1 (port 0) with a fresh data directory (removed by `stop` unless the
  * config names one), test-friendly defaults overridden by `config`; `hooks` (e.g. a
  * {@link manualClock} for the rate limits) go to {@link startService}.
