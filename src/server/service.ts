@@ -25,7 +25,7 @@ import { didKeyOfVkey, loadServiceKey } from './keys.js'
 import { loadPolicy } from './policy.js'
 import { connectionLimits } from './connection-limits.js'
 import { defaultFdReserve, readFdLimit } from './fd-budget.js'
-import { closeListener, listen } from './listener.js'
+import { type ConnectionEvent, closeListener, listen } from './listener.js'
 
 /** A running service. */
 export interface RunningService {
@@ -64,6 +64,12 @@ export interface ServiceHooks {
    * nor any timeout. Tests move it past an invocation's `exp` instead of waiting real seconds.
    */
   ucanClock?: () => number
+  /**
+   * Called synchronously with what the listener does with each TCP connection (accepted, refused
+   * on arrival by which cap, closed), in order: lets a test wait for the listener's verdicts
+   * without sending requests of its own, which would count against the caps under test.
+   */
+  onConnection?: (event: ConnectionEvent) => void
 }
 
 /**
@@ -96,7 +102,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
-  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }) })
+  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }), onConnection: hooks.onConnection })
   log.info({ fdLimit: budget ? (Number.isFinite(budget.limit) ? budget.limit : 'unlimited') : 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
   const port = (server.address() as AddressInfo).port
   const urlHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host.includes(':') ? `[${c.host}]` : c.host
