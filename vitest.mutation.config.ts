@@ -18,6 +18,7 @@ export default defineConfig({
     ],
     exclude: [
       'test/witness/cli.test.ts', // spawns the built CLI
+      'test/auditor/cli-process.test.ts', // spawns the built CLI (test/auditor/cli.test.ts is in-process)
       'test/e2e/security-proof-graph.test.ts', // spawns the built CLI (test/ucan/proof-graph.test.ts is in-process)
       'test/e2e/security-replay-crash.test.ts', // spawns the built CLI
       'test/e2e/security-rate-limit.test.ts', // rate limits: not in the mutated core

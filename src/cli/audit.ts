@@ -288,6 +288,16 @@ export function auditCommand(): Command {
       'Verify a space\'s log from its public files: log signature, witness cosignatures per policy, every entry against the tiles, ' +
         'the tree root, inclusion proofs, and consistency with the checkpoint seen last time.',
     )
+    .addHelpText(
+      'after',
+      '\nExit status:\n' +
+        '  0  the log passed every check; --state now pins this checkpoint, the log key and the policy\n' +
+        `  ${AUDIT_FAILED_EXIT_CODE}  the log failed a check (nothing is pinned); the error's name says which:\n` +
+        '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
+        '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
+        '     LogRolledBack, LogForked\n' +
+        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+    )
     .requiredOption('--space <did>', 'the space DID whose log to audit')
     .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
     .option('--state <dir>', 'where the last seen checkpoint and pinned keys are kept', process.env.UCANLOG_AUDIT_STATE ?? join(homedir(), '.ucanlog', 'audit'))
@@ -298,10 +308,12 @@ export function auditCommand(): Command {
     .action(async (o: { space: string; url: string; state: string; witnessPolicy?: string; logVkey?: string; sample: string; json?: boolean }) => {
       if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new Error('--space must be a did:key')
       const base = new URL(`/logs/${o.space}/`, o.url)
-      const get = async (path: string) => {
-        const res = await fetch(new URL(path, base)).catch((err: Error) => {
+      const reach = (url: URL) =>
+        fetch(url).catch((err: Error) => {
           throw new Error(`cannot reach ${o.url} (${err.message}); is the service running? (--url)`)
         })
+      const get = async (path: string) => {
+        const res = await reach(new URL(path, base))
         if (res.status === 404) return undefined
         if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`)
         return new Uint8Array(await res.arrayBuffer())
@@ -309,7 +321,7 @@ export function auditCommand(): Command {
       const stateFile = join(o.state, `${o.space}.json`)
       const prev = await readFile(stateFile, 'utf8').then((s) => JSON.parse(s) as AuditState, () => undefined)
       const notes: string[] = []
-      const head = await fetch(new URL(`/logs/${o.space}/head`, o.url)).then((r) => (r.ok ? (r.json() as Promise<{ origin: string; vkey: string }>) : undefined))
+      const head = await reach(new URL(`/logs/${o.space}/head`, o.url)).then((r) => (r.ok ? (r.json() as Promise<{ origin: string; vkey: string }>) : undefined))
       if (!head) throw new Error(`the service has no published log for ${o.space}`)
       let logVkey = o.logVkey ?? prev?.logVkey
       if (!logVkey) {
@@ -320,7 +332,7 @@ export function auditCommand(): Command {
       }
       let policyText = o.witnessPolicy ? await readFile(o.witnessPolicy, 'utf8') : prev?.policy
       if (!policyText) {
-        const info = (await (await fetch(new URL('/info', o.url))).json()) as { witnessPolicy: string }
+        const info = (await (await reach(new URL('/info', o.url))).json()) as { witnessPolicy: string }
         policyText = info.witnessPolicy
         notes.push('first audit of this log: using the witness policy the service shows at /info; it is pinned from now on')
       }

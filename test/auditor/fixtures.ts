@@ -106,6 +106,8 @@ export interface LogServer {
   serve(files: LogFilesMap): void
   /** What /logs/{SPACE}/head shows as the log's vkey. */
   headVkey: string
+  /** What /info shows as the witness policy. */
+  policyText: string
   /** Paths requested under /logs/{SPACE}/, in order. */
   requests: string[]
   /** fetchFile for auditLog: GET over HTTP, undefined on 404. */
@@ -124,6 +126,7 @@ export async function startLogServer(files: LogFilesMap, policyText = POLICY_TEX
     url: '',
     serve: (f) => (current = f),
     headVkey: LOG_SIGNER.vkey,
+    policyText,
     requests,
     fetchFile: async (path) => {
       const res = await fetch(`${s.url}/logs/${SPACE}/${path}`)
@@ -138,7 +141,7 @@ export async function startLogServer(files: LogFilesMap, policyText = POLICY_TEX
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url!, 'http://x').pathname
     const prefix = `/logs/${SPACE}/`
-    if (path === '/info') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ witnessPolicy: policyText }))
+    if (path === '/info') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ witnessPolicy: s.policyText }))
     if (path === `${prefix}head`) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ origin: ORIGIN, vkey: s.headVkey }))
     const body = path.startsWith(prefix) ? current.get(path.slice(prefix.length)) : undefined
     if (path.startsWith(prefix)) requests.push(path.slice(prefix.length))
