@@ -24,7 +24,7 @@ export default {
     'src/log/witness-client.ts',
     // the auditor and client-side verification
     'src/cli/audit.ts',
-    'src/log/log.ts:488-490', // checkAppendResult: what `ucanlog append` checks of each receipt
+    'src/log/log.ts:490-514', // InvalidReceiptError, checkAppendResult: what `ucanlog append` checks of each receipt
   ],
   incremental: true,
   incrementalFile: 'reports/mutation/stryker-incremental.json',
