@@ -261,8 +261,12 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
   return { origin: cp.origin, size: cp.size, rootHash: cp.rootHash, note, cosignatures, entriesChecked: cp.size, tilesChecked, inclusionProofsChecked: sample.length, consistentWith }
 }
 
-/** Every index when size ≤ max; else the first, the last and an even spread. */
-function sampleIndexes(size: number, max: number): number[] {
+/**
+ * The entry indexes whose inclusion proofs {@link auditLog} checks: every index 0..size−1 when
+ * size ≤ max; else max distinct indexes, the first (0) and the last (size − 1) included, the rest
+ * spread evenly (floor(k·size/max)). `size` in entries, `max` ≥ 0.
+ */
+export function sampleIndexes(size: number, max: number): number[] {
   if (size <= max) return Array.from({ length: size }, (_, i) => i)
   const out = new Set<number>([0, size - 1])
   for (let k = 0; out.size < max; k++) out.add(Math.floor((k * size) / max))

@@ -5,8 +5,8 @@
  * rolls back, re-signs or flips bytes of a copy. Each test names the check it guards.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { type AuditInput, AuditError, auditLog } from '../../src/cli/audit.js'
-import { formatCheckpoint, formatSignatureLine, parseCheckpoint, parseNote, parsePolicy } from '../../src/tlog/index.js'
+import { type AuditInput, AuditError, auditLog, sampleIndexes } from '../../src/cli/audit.js'
+import { decodeBase64, formatCheckpoint, formatSignatureLine, parseCheckpoint, parseNote, parsePolicy } from '../../src/tlog/index.js'
 import {
   COSIGN_TIME,
   LOG_SIGNER,
@@ -243,3 +243,111 @@ function signNoteBoth(text: string): string {
   const split = one.lastIndexOf('\n\n') + 2
   return one.slice(0, split) + logSignatureLine(signedCheckpoint(text, [], OTHER_SIGNER)) + one.slice(split)
 }
+
+describe('auditLog: a server that changes its answers between requests', () => {
+  /**
+   * fetchFile that serves the log honestly except the `n`th request (0-based), answered by `lie`.
+   * The honest audit's request count is measured first, so `n = -1` is the audit's last request.
+   */
+  async function lyingAt(n: number, lie: (path: string, honest: Uint8Array | undefined) => Uint8Array | undefined, extra: Partial<AuditInput> = {}) {
+    let count = 0
+    await audit({ ...extra, fetchFile: async (p) => (count++, server.fetchFile(p)) })
+    const at = n < 0 ? count + n : n
+    let i = 0
+    return audit({ ...extra, fetchFile: async (p) => (i++ === at ? lie(p, await server.fetchFile(p)) : server.fetchFile(p)) })
+  }
+  const flipped = (_: string, b: Uint8Array | undefined) => {
+    const c = new Uint8Array(b!)
+    c[0]! ^= 1
+    return c
+  }
+
+  it('a tile that changes after it was checked, read again for an inclusion proof: InclusionProofInvalid', async () => {
+    await expectRefused(lyingAt(-1, flipped), 'InclusionProofInvalid', /inclusion proof of entry 9 does not verify/)
+  })
+
+  it('a tile gone when read again for an inclusion proof: MissingFile, not InclusionProofInvalid', async () => {
+    await expectRefused(lyingAt(-1, () => undefined), 'MissingFile', /tile tile\/0\/000\.p\/10 is missing/)
+  })
+
+  it('a tile gone when read for the consistency proof: MissingFile, not LogForked', async () => {
+    server.serve(small12)
+    await expectRefused(lyingAt(-1, () => undefined, { previous: seen(small10) }), 'MissingFile', /tile tile\/0\/000\.p\/12 is missing/)
+  })
+})
+
+describe('auditLog: details of the checks', () => {
+  const text = () => parseNote(checkpointOf(small10)).text
+  const logSig = () => logSignatureLine(checkpointOf(small10))
+
+  it('a log-signed note that is not a checkpoint: MalformedFile', async () => {
+    server.serve(withCheckpoint(small10, signedCheckpoint('not a checkpoint\n', [])))
+    await expectRefused(audit(), 'MalformedFile', /^checkpoint: /)
+  })
+
+  it('an entry bundle cut inside an entry: MalformedFile naming the bundle', async () => {
+    server.serve(new Map(small10).set('tile/entries/000.p/10', small10.get('tile/entries/000.p/10')!.subarray(0, 9 * 9 + 4)))
+    await expectRefused(audit(), 'MalformedFile', /^tile\/entries\/000\.p\/10: /)
+  })
+
+  it('without `now`, the system clock bounds cosignature timestamps (an hour ahead is refused)', async () => {
+    const later = Math.floor(Date.now() / 1000) + 3600
+    server.serve(withCheckpoint(small10, `${text()}\n${logSig()}${cosignLines(text(), [W1])}${cosignLines(text(), [W2], later)}`))
+    await expectRefused(audit({ now: undefined }), 'CosignatureInvalid', /dated in the future/)
+  })
+
+  it('a line with a witness\'s key ID under another key name is not that witness\'s (ignored, not refused)', async () => {
+    const stranger = { name: 'stranger.example', keyId: W2.keyId, signature: new Uint8Array(72).fill(1) }
+    server.serve(withCheckpoint(small10, `${checkpointOf(small10)}${formatSignatureLine(stranger)}`))
+    expect((await audit()).cosignatures.map((c) => c.name)).toEqual(['w1', 'w2'])
+  })
+
+  it('a cosignature line repeated is reported once', async () => {
+    server.serve(withCheckpoint(small10, `${checkpointOf(small10)}${cosignLines(text(), [W1])}`))
+    expect((await audit()).cosignatures.map((c) => c.name)).toEqual(['w1', 'w2'])
+  })
+
+  it('reports progress per entry bundle', async () => {
+    server.serve(big300)
+    const progress: [number, number][] = []
+    await audit({ inclusionSample: 2, onProgress: (d, t) => progress.push([d, t]) })
+    expect(progress).toEqual([
+      [1, 2],
+      [2, 2],
+    ])
+  })
+
+  it('a previous checkpoint of size 0 (the empty tree) is consistent with anything', async () => {
+    const empty = decodeBase64('47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=') // SHA-256 of the empty string
+    expect((await audit({ previous: { size: 0, rootHash: empty } })).consistentWith).toBe(0)
+  })
+
+  it('every error is an AuditError with exit code 2 and its own name', async () => {
+    const e = new AuditError('x')
+    expect([e.name, e.exitCode]).toEqual(['AuditError', 2])
+  })
+})
+
+describe('sampleIndexes (which inclusion proofs are checked)', () => {
+  it('every index when the log is no larger than the sample', () => {
+    expect(sampleIndexes(10, 10)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    expect(sampleIndexes(3, 1000)).toEqual([0, 1, 2])
+    expect(sampleIndexes(0, 5)).toEqual([])
+  })
+
+  it('else `max` distinct indexes: the first, the last, and an even spread (no gap over 2·size/max)', () => {
+    for (const [size, max] of [
+      [300, 5],
+      [1001, 1000],
+      [10_000, 7],
+    ] as const) {
+      const s = sampleIndexes(size, max)
+      expect(new Set(s).size).toBe(max)
+      expect(s).toContain(0)
+      expect(s).toContain(size - 1)
+      const sorted = [...s].sort((x, y) => x - y)
+      expect(sorted.at(-1)).toBe(size - 1)
+      for (let k = 1; k < sorted.length; k++) expect(sorted[k]! - sorted[k - 1]!).toBeLessThanOrEqual((2 * size) / max)
+    }
+  })
+})

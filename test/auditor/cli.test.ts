@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { auditCommand } from '../../src/cli/audit.js'
+import { AuditError, auditCommand } from '../../src/cli/audit.js'
 import { encodeBase64, parseCheckpoint, parseNote } from '../../src/tlog/index.js'
 import {
   OTHER_SIGNER,
@@ -71,8 +71,11 @@ describe('ucanlog audit (in-process)', () => {
   it('the first audit trusts /head and /info, says so, and pins key, policy and checkpoint; the next checks consistency', async () => {
     const first = await run()
     expect(first.error).toBeUndefined()
-    expect(first.stderr).toContain(`note: first audit of this log: trusting the log key the service shows (${server.headVkey})`)
-    expect(first.stderr).toContain('note: first audit of this log: using the witness policy the service shows at /info')
+    expect(first.stderr).toBe(
+      `note: first audit of this log: trusting the log key the service shows (${server.headVkey}); it is pinned from now on\n` +
+        'note: first audit of this log: using the witness policy the service shows at /info; it is pinned from now on\n',
+    )
+    expect(first.stdout).toContain(`  log signature    verified (${server.headVkey})\n`)
     expect(first.stdout).toContain('audit OK: ucanlog.test/logs/')
     expect(first.stdout).toContain('  tree size        10\n')
     expect(first.stdout).toContain(`  root hash        ${rootOf(small10)}\n`)
@@ -93,6 +96,7 @@ describe('ucanlog audit (in-process)', () => {
 
     const json = await run('--json')
     expect(JSON.parse(json.stdout)).toMatchObject({ size: 12, rootHash: rootOf(small12), consistentWith: 12, notes: [] })
+    expect(json.stdout).toMatch(/\n}\n$/)
   })
 
   it('a fork served after the first audit: LogForked, and the pinned checkpoint stays', async () => {
@@ -151,5 +155,43 @@ describe('ucanlog audit (in-process)', () => {
     expect((await run('--space', 'did:web:example.com')).error?.message).toBe('--space must be a did:key')
     const other = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doL'
     expect((await run('--space', other)).error?.message).toBe(`the service has no published log for ${other}`)
+  })
+
+  it('a file answered 404 is missing (MissingFile); any other failure status is an error naming it', async () => {
+    server.status.set('tile/0/000.p/10', 404)
+    expect((await run()).error?.name).toBe('MissingFile')
+    server.status.set('tile/0/000.p/10', 500)
+    const r = await run()
+    expect(r.error?.message).toBe('GET tile/0/000.p/10 answered 500')
+    expect(r.error).not.toBeInstanceOf(AuditError)
+  })
+
+  it('a service that cannot be reached says so', async () => {
+    const url = server.url
+    await server.close()
+    const r = await run('--url', url)
+    expect(r.error?.message).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:\d+ \(fetch failed\); is the service running\? \(--url\)$/)
+    server = await startLogServer(small10) // for afterEach
+  })
+
+  it('--space must be exactly a did:key', async () => {
+    for (const bad of [`x${SPACE}`, `${SPACE}!`, 'did:key:z0OIl']) expect((await run('--space', bad)).error?.message).toBe('--space must be a did:key')
+  })
+
+  it('is the `audit` command, and its help documents the exit status', () => {
+    const cmd = auditCommand()
+    expect(cmd.name()).toBe('audit')
+    let help = ''
+    cmd.configureOutput({ writeOut: (s) => (help += s) })
+    cmd.outputHelp()
+    expect(help).toContain(
+      '\nExit status:\n' +
+        '  0  the log passed every check; --state now pins this checkpoint, the log key and the policy\n' +
+        "  2  the log failed a check (nothing is pinned); the error's name says which:\n" +
+        '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
+        '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
+        '     LogRolledBack, LogForked\n' +
+        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+    )
   })
 })

@@ -108,6 +108,8 @@ export interface LogServer {
   headVkey: string
   /** What /info shows as the witness policy. */
   policyText: string
+  /** Paths under /logs/{SPACE}/ answered with this HTTP status instead of their file. */
+  status: Map<string, number>
   /** Paths requested under /logs/{SPACE}/, in order. */
   requests: string[]
   /** fetchFile for auditLog: GET over HTTP, undefined on 404. */
@@ -127,6 +129,7 @@ export async function startLogServer(files: LogFilesMap, policyText = POLICY_TEX
     serve: (f) => (current = f),
     headVkey: LOG_SIGNER.vkey,
     policyText,
+    status: new Map(),
     requests,
     fetchFile: async (path) => {
       const res = await fetch(`${s.url}/logs/${SPACE}/${path}`)
@@ -145,6 +148,8 @@ export async function startLogServer(files: LogFilesMap, policyText = POLICY_TEX
     if (path === `${prefix}head`) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ origin: ORIGIN, vkey: s.headVkey }))
     const body = path.startsWith(prefix) ? current.get(path.slice(prefix.length)) : undefined
     if (path.startsWith(prefix)) requests.push(path.slice(prefix.length))
+    const status = s.status.get(path.slice(prefix.length))
+    if (status) return void res.writeHead(status).end(`status ${status}`)
     if (!body) return void res.writeHead(404).end('not found')
     res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from(body))
   })
