@@ -5,7 +5,7 @@
  * and nothing new is pinned. The built CLI's exit status and output: cli-process.test.ts.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { AuditError, auditCommand } from '../../src/cli/audit.js'
@@ -193,5 +193,16 @@ describe('ucanlog audit (in-process)', () => {
         '     LogRolledBack, LogForked\n' +
         '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
     )
+  })
+
+  it('defaults: --url from UCANLOG_URL else the local service, --state from UCANLOG_AUDIT_STATE else ~/.ucanlog/audit', () => {
+    const defaults = () => Object.fromEntries(auditCommand().options.map((o) => [o.long, o.defaultValue as unknown]))
+    vi.stubEnv('UCANLOG_URL', undefined)
+    vi.stubEnv('UCANLOG_AUDIT_STATE', undefined)
+    expect(defaults()).toMatchObject({ '--url': 'http://127.0.0.1:8787', '--state': join(homedir(), '.ucanlog', 'audit'), '--sample': '1000' })
+    vi.stubEnv('UCANLOG_URL', 'http://example.test:1')
+    vi.stubEnv('UCANLOG_AUDIT_STATE', '/somewhere')
+    expect(defaults()).toMatchObject({ '--url': 'http://example.test:1', '--state': '/somewhere' })
+    vi.unstubAllEnvs()
   })
 })
