@@ -2,10 +2,11 @@
 // The `ucanlog` command. The TypeScript sources are compiled to dist/ by `npm ci` (the prepare script).
 import { main } from '../dist/src/cli/main.js'
 
-// An error prints as `ucanlog: <name>: <message>` (the name only when it says more than "Error"), and
-// exits with the error's `exitCode` when it has one (`ucanlog audit`: 2 when the log fails a check), else 1.
+// An error prints as `ucanlog: <message>` and exits 1. An error that carries its own exit status
+// (`exitCode`, e.g. the audit's failed checks: 2) exits with it and prints `ucanlog: <name>: <message>`,
+// the name saying which check failed.
 main(process.argv).catch((err) => {
-  const name = typeof err?.name === 'string' && err.name !== 'Error' ? `${err.name}: ` : ''
-  process.stderr.write(`ucanlog: ${name}${err?.message ?? err}\n`)
-  process.exitCode = Number.isInteger(err?.exitCode) && err.exitCode > 0 ? err.exitCode : 1
+  const own = Number.isInteger(err?.exitCode) && err.exitCode > 0
+  process.stderr.write(`ucanlog: ${own && err.name ? `${err.name}: ` : ''}${err?.message ?? err}\n`)
+  process.exitCode = own ? err.exitCode : 1
 })
