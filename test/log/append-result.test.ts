@@ -106,7 +106,11 @@ describe('checkAppendResult', () => {
 
   it('the origin must be the checkpoint\'s, and an unpublished receipt has nothing to check', async () => {
     const r = await good()
-    expect(refused({ ...r, origin: 'ucanlog.test/logs/other' })).toBeInstanceOf(InvalidReceiptError)
+    expect(refused({ ...r, origin: 'ucanlog.test/logs/other' })).toMatchObject({ name: 'InvalidReceipt', message: `the receipt says origin ucanlog.test/logs/other, its checkpoint ${ORIGIN}` })
+    const root = (refused({ ...r, rootHash: encodeBase64(new Uint8Array(32)) }) as Error).message
+    expect(root).toBe(`the receipt says root ${encodeBase64(new Uint8Array(32))}, its checkpoint ${r.rootHash}`)
+    expect(refused({ ...r, checkpoint: 'not a note' })).toMatchObject({ name: 'InvalidReceipt', message: expect.stringMatching(/^the receipt's checkpoint does not parse: /) })
+    expect(refused({ ...r, published: false })).toMatchObject({ message: 'the entry is not published yet: there is no checkpoint to check against' })
     expect(refused({ ...r, published: false, checkpoint: '', inclusionProof: [] })).toBeInstanceOf(InvalidReceiptError)
     expect(refused({ ...r, published: false })).toBeInstanceOf(InvalidReceiptError) // says unpublished: not reported as verified
   })

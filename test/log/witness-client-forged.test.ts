@@ -148,7 +148,8 @@ describe('WitnessClient never counts a forged cosignature', () => {
       expect([...r.cosigned]).toEqual([])
       expect(r.note).toBe(cp) // no forged line reaches the published note
       expect(errors).toHaveLength(1)
-      expect(errors[0]).toMatch(kind === 'garbage' || kind === 'empty' ? /malformed|signature|newline/i : /no valid cosignature from evil/)
+      const want = { garbage: /^signature line does not start with "— "/, empty: /^cosignature response does not end in a newline$/ } as Partial<Record<Forgery, RegExp>>
+      expect(errors[0]).toMatch(want[kind] ?? /^no valid cosignature from evil$/)
     })
   }
 
