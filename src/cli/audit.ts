@@ -263,8 +263,8 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
 
 /**
  * The entry indexes whose inclusion proofs {@link auditLog} checks: every index 0..size−1 when
- * size ≤ max; else max distinct indexes, the first (0) and the last (size − 1) included, the rest
- * spread evenly (floor(k·size/max)). `size` in entries, `max` ≥ 0.
+ * size ≤ max; else the first (0) and the last (size − 1) and an even spread (floor(k·size/max)),
+ * max(max, 2) distinct indexes in all. `size` in entries, `max` ≥ 0.
  */
 export function sampleIndexes(size: number, max: number): number[] {
   if (size <= max) return Array.from({ length: size }, (_, i) => i)
