@@ -85,6 +85,7 @@ describe('ucanlog audit (in-process)', () => {
     expect(first.stdout).toContain('  inclusion proofs 10 verified\n')
     expect(first.stdout).toContain(`  consistency      first audit; checkpoint saved in ${stateFile()}\n`)
     expect(await pinned()).toMatchObject({ size: 10, rootHash: rootOf(small10), logVkey: server.headVkey, policy: POLICY_TEXT, checkpoint: checkpointOf(small10) })
+    expect(await readFile(stateFile(), 'utf8')).toMatch(/^{\n {2}"url": .*\n}\n$/s) // a text file: pretty JSON ending in a newline
 
     server.serve(small12)
     const second = await run('--sample', '3')
