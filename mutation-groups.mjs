@@ -18,14 +18,15 @@ export const GROUPS = {
   },
   client: {
     // the auditor, the log's witness client, and what `ucanlog append` checks of each receipt
-    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/log/log.ts:488-490'],
-    tests: ['test/auditor/**/*.test.ts', 'test/log/**/*.test.ts'],
+    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/log/log.ts:490-514'],
+    tests: ['test/auditor/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
 }
 
 /** Test files that never run mutated code in-process (they spawn the built CLI) or test no core check. */
 export const EXCLUDED_TESTS = [
   'test/witness/cli.test.ts', // spawns the built CLI
+  'test/auditor/cli-process.test.ts', // spawns the built CLI (test/auditor/cli.test.ts is in-process)
   'test/e2e/security-proof-graph.test.ts', // spawns the built CLI (test/ucan/proof-graph.test.ts is in-process)
   'test/e2e/security-replay-crash.test.ts', // spawns the built CLI
   'test/e2e/security-rate-limit.test.ts', // rate limits: not in the mutated core

@@ -42,9 +42,75 @@ import {
   equalBytes,
 } from '../tlog/index.js'
 
-/** An audit check that failed: the message says which and why. */
+/** Exit status of `ucanlog audit` when the log fails a check (1 = any other error: usage, network, state). */
+export const AUDIT_FAILED_EXIT_CODE = 2
+
+/**
+ * An audit check that failed: the message says which and why. Each check throws its own subclass,
+ * whose `name` the CLI prints; `ucanlog audit` exits with {@link AUDIT_FAILED_EXIT_CODE} for all of them.
+ */
 export class AuditError extends Error {
   override name = 'AuditError'
+  /** The exit status of `ucanlog audit` when this check fails. */
+  readonly exitCode = AUDIT_FAILED_EXIT_CODE
+}
+
+/** A file the checkpoint covers is not served: the checkpoint, an entry bundle or a tile (c2sp.org/tlog-tiles). */
+export class MissingFileError extends AuditError {
+  override name = 'MissingFile'
+}
+/** A served file does not parse: a checkpoint text, an entry bundle, or a tile of the wrong length. */
+export class MalformedFileError extends AuditError {
+  override name = 'MalformedFile'
+}
+/** The checkpoint's signature by the pinned log key (c2sp.org/signed-note, Ed25519) is absent or does not verify. */
+export class LogSignatureError extends AuditError {
+  override name = 'LogSignatureInvalid'
+}
+/** The checkpoint's origin line is not the expected origin (c2sp.org/tlog-checkpoint). */
+export class OriginMismatchError extends AuditError {
+  override name = 'OriginMismatch'
+}
+/** The service's /head shows another log key than the one pinned at the first audit. */
+export class LogKeyChangedError extends AuditError {
+  override name = 'LogKeyChanged'
+}
+/**
+ * A signature line with a policy witness's key name and key ID does not verify over this checkpoint
+ * (forged bytes, or a cosignature of another checkpoint), or is dated more than 10 minutes ahead of
+ * the auditor's clock (c2sp.org/tlog-cosignature). As Go's note.Open, a known key's bad signature
+ * rejects the note rather than being skipped.
+ */
+export class CosignatureInvalidError extends AuditError {
+  override name = 'CosignatureInvalid'
+}
+/** The verified cosignatures do not meet the witness policy's quorum (c2sp.org/tlog-policy). */
+export class WitnessPolicyError extends AuditError {
+  override name = 'WitnessPolicyNotMet'
+}
+/** An entry does not hash (RFC 6962 leaf hash) to its leaf in the level-0 tile: the bundle or the tile was altered. */
+export class LeafHashMismatchError extends AuditError {
+  override name = 'LeafHashMismatch'
+}
+/** The tree recomputed from the entries has another root than the signed checkpoint's. */
+export class RootMismatchError extends AuditError {
+  override name = 'RootMismatch'
+}
+/** A served higher-level tile differs from the one recomputed from the entries. */
+export class TileMismatchError extends AuditError {
+  override name = 'TileMismatch'
+}
+/** An inclusion proof (RFC 6962 §2.1.1) built from the served tiles does not verify against the signed root. */
+export class InclusionProofError extends AuditError {
+  override name = 'InclusionProofInvalid'
+}
+/** The checkpoint is smaller than the one this auditor saw last time: the log rolled back. */
+export class RollbackError extends AuditError {
+  override name = 'LogRolledBack'
+}
+/** The checkpoint is not consistent (RFC 6962 §2.1.2) with the one this auditor saw last time: the log forked. */
+export class ForkError extends AuditError {
+  override name = 'LogForked'
 }
 
 /** What {@link auditLog} checks a log against: its files, expected origin, pinned log key, witness policy and the checkpoint seen last time. */
@@ -81,33 +147,43 @@ export interface AuditReport {
 
 /**
  * Runs every check over the log's files.
- * @throws AuditError naming the first check that failed.
+ * @throws AuditError (a subclass per check: MissingFile, MalformedFile, LogSignatureInvalid, OriginMismatch,
+ *   CosignatureInvalid, WitnessPolicyNotMet, LeafHashMismatch, RootMismatch, TileMismatch,
+ *   InclusionProofInvalid, LogRolledBack, LogForked) naming the first check that failed.
  */
 export async function auditLog(a: AuditInput): Promise<AuditReport> {
   const cpBytes = await a.fetchFile('checkpoint')
-  if (!cpBytes) throw new AuditError('the log has no published checkpoint')
+  if (!cpBytes) throw new MissingFileError('the log has no published checkpoint')
   const note = Buffer.from(cpBytes).toString('utf8')
   let text: string
   try {
     text = openNote(note, [ed25519Verifier(a.logVkey)]).text
   } catch (err) {
-    throw new AuditError(`checkpoint log signature does not verify with ${a.logVkey}: ${(err as Error).message}`)
+    throw new LogSignatureError(`checkpoint log signature does not verify with ${a.logVkey}: ${(err as Error).message}`)
   }
-  const cp = parseCheckpoint(text)
-  if (cp.origin !== a.origin) throw new AuditError(`checkpoint origin ${cp.origin} is not ${a.origin}`)
+  let cp: ReturnType<typeof parseCheckpoint>
+  try {
+    cp = parseCheckpoint(text)
+  } catch (err) {
+    throw new MalformedFileError(`checkpoint: ${(err as Error).message}`)
+  }
+  if (cp.origin !== a.origin) throw new OriginMismatchError(`checkpoint origin ${cp.origin} is not ${a.origin}`)
 
-  const cosigned = verifiedWitnesses(a.policy, note)
-  if (!a.policy.satisfied(cosigned)) {
-    throw new AuditError(`witness policy not satisfied: cosigned by [${[...cosigned].join(', ')}], quorum ${a.policy.quorum}`)
-  }
+  // Every line by a policy witness's key must verify over this checkpoint; then the quorum must be met.
   const now = a.now ?? Math.floor(Date.now() / 1000)
+  const textBytes = new TextEncoder().encode(text)
   const cosignatures: AuditReport['cosignatures'] = []
   for (const sig of parseNote(note).signatures) {
-    const w = a.policy.witnesses.find((x) => x.verifier.name === sig.name && x.verifier.keyId === sig.keyId && cosigned.has(x.name))
+    const w = a.policy.witnesses.find((x) => x.verifier.name === sig.name && x.verifier.keyId === sig.keyId)
     if (!w) continue
+    if (!w.verifier.verify(textBytes, sig.signature)) throw new CosignatureInvalidError(`cosignature by ${w.name} (${sig.name}) does not verify over this checkpoint`)
     const timestamp = w.verifier.timestamp(sig.signature)
-    if (timestamp > now + 600) throw new AuditError(`cosignature by ${w.name} is dated in the future (${timestamp})`)
-    cosignatures.push({ name: w.name, keyName: sig.name, timestamp })
+    if (timestamp > now + 600) throw new CosignatureInvalidError(`cosignature by ${w.name} is dated in the future (${timestamp})`)
+    if (!cosignatures.some((c) => c.name === w.name)) cosignatures.push({ name: w.name, keyName: sig.name, timestamp })
+  }
+  const cosigned = verifiedWitnesses(a.policy, note)
+  if (!a.policy.satisfied(cosigned)) {
+    throw new WitnessPolicyError(`witness policy not satisfied: cosigned by [${[...cosigned].join(', ')}], quorum ${a.policy.quorum}`)
   }
 
   // Re-hash every entry bundle against the level-0 tiles, collecting the leaves.
@@ -120,14 +196,19 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     const bPath = entryBundlePath(n, w)
     const tPath = tilePath({ level: 0, index: n, width: w })
     const [b, t] = await Promise.all([a.fetchFile(bPath), a.fetchFile(tPath)])
-    if (!b) throw new AuditError(`entry bundle ${bPath} is missing`)
-    if (!t) throw new AuditError(`tile ${tPath} is missing`)
-    const entries = parseEntryBundle(b)
-    if (entries.length !== w) throw new AuditError(`${bPath} has ${entries.length} entries, want ${w}`)
-    if (t.length !== w * 32) throw new AuditError(`${tPath} is ${t.length} bytes, want ${w * 32}`)
+    if (!b) throw new MissingFileError(`entry bundle ${bPath} is missing`)
+    if (!t) throw new MissingFileError(`tile ${tPath} is missing`)
+    let entries: Uint8Array[]
+    try {
+      entries = parseEntryBundle(b)
+    } catch (err) {
+      throw new MalformedFileError(`${bPath}: ${(err as Error).message}`)
+    }
+    if (entries.length !== w) throw new MalformedFileError(`${bPath} has ${entries.length} entries, want ${w}`)
+    if (t.length !== w * 32) throw new MalformedFileError(`${tPath} is ${t.length} bytes, want ${w * 32}`)
     for (let j = 0; j < w; j++) {
       const lh = leafHash(entries[j]!)
-      if (!equalBytes(lh, t.subarray(j * 32, j * 32 + 32))) throw new AuditError(`entry ${n * TILE_WIDTH + j} does not hash to its leaf in ${tPath}`)
+      if (!equalBytes(lh, t.subarray(j * 32, j * 32 + 32))) throw new LeafHashMismatchError(`entry ${n * TILE_WIDTH + j} does not hash to its leaf in ${tPath}`)
       await store.append(lh)
       leaves.push(lh)
     }
@@ -135,12 +216,12 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     a.onProgress?.(n + 1, bundles)
   }
   const root = await treeHash(cp.size, store)
-  if (!equalBytes(root, cp.rootHash)) throw new AuditError(`the tree recomputed from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`)
+  if (!equalBytes(root, cp.rootHash)) throw new RootMismatchError(`the tree recomputed from the entries has root ${encodeBase64(root)}, the checkpoint says ${encodeBase64(cp.rootHash)}`)
   for (const t of newTiles(0, cp.size)) {
     if (t.level === 0) continue
     const served = await a.fetchFile(tilePath(t))
-    if (!served) throw new AuditError(`tile ${tilePath(t)} is missing`)
-    if (!equalBytes(served, await readTileData(t, store))) throw new AuditError(`tile ${tilePath(t)} differs from the tree recomputed from the entries`)
+    if (!served) throw new MissingFileError(`tile ${tilePath(t)} is missing`)
+    if (!equalBytes(served, await readTileData(t, store))) throw new TileMismatchError(`tile ${tilePath(t)} differs from the tree recomputed from the entries`)
     tilesChecked++
   }
 
@@ -150,37 +231,42 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
       Promise.all(
         tiles.map(async (t) => {
           const d = await a.fetchFile(tilePath(t))
-          if (!d) throw new AuditError(`tile ${tilePath(t)} is missing`)
+          if (!d) throw new MissingFileError(`tile ${tilePath(t)} is missing`)
           return d
         }),
       ),
   })
   const sample = sampleIndexes(cp.size, a.inclusionSample ?? 1000)
   for (const i of sample) {
-    const proof = await proveRecord(cp.size, i, reader)
     try {
-      checkRecord(proof, cp.size, cp.rootHash, i, leaves[i]!)
-    } catch {
-      throw new AuditError(`inclusion proof of entry ${i} does not verify`)
+      checkRecord(await proveRecord(cp.size, i, reader), cp.size, cp.rootHash, i, leaves[i]!)
+    } catch (err) {
+      if (err instanceof AuditError) throw err
+      throw new InclusionProofError(`inclusion proof of entry ${i} does not verify: ${(err as Error).message}`)
     }
   }
 
   let consistentWith: number | undefined
   if (a.previous) {
     const p = a.previous
-    if (p.size > cp.size) throw new AuditError(`the log rolled back: last seen size ${p.size}, now ${cp.size}`)
+    if (p.size > cp.size) throw new RollbackError(`the log rolled back: last seen size ${p.size}, now ${cp.size}`)
     try {
       if (p.size > 0) checkTree(await proveTree(cp.size, p.size, reader), cp.size, cp.rootHash, p.size, p.rootHash)
-    } catch {
-      throw new AuditError(`the log forked: size ${cp.size} is not consistent with the size ${p.size} seen last time`)
+    } catch (err) {
+      if (err instanceof AuditError) throw err
+      throw new ForkError(`the log forked: size ${cp.size} is not consistent with the size ${p.size} seen last time`)
     }
     consistentWith = p.size
   }
   return { origin: cp.origin, size: cp.size, rootHash: cp.rootHash, note, cosignatures, entriesChecked: cp.size, tilesChecked, inclusionProofsChecked: sample.length, consistentWith }
 }
 
-/** Every index when size ≤ max; else the first, the last and an even spread. */
-function sampleIndexes(size: number, max: number): number[] {
+/**
+ * The entry indexes whose inclusion proofs {@link auditLog} checks: every index 0..size−1 when
+ * size ≤ max; else the first (0) and the last (size − 1) and an even spread (floor(k·size/max)),
+ * max(max, 2) distinct indexes in all. `size` in entries, `max` ≥ 0.
+ */
+export function sampleIndexes(size: number, max: number): number[] {
   if (size <= max) return Array.from({ length: size }, (_, i) => i)
   const out = new Set<number>([0, size - 1])
   for (let k = 0; out.size < max; k++) out.add(Math.floor((k * size) / max))
@@ -206,6 +292,16 @@ export function auditCommand(): Command {
       'Verify a space\'s log from its public files: log signature, witness cosignatures per policy, every entry against the tiles, ' +
         'the tree root, inclusion proofs, and consistency with the checkpoint seen last time.',
     )
+    .addHelpText(
+      'after',
+      '\nExit status:\n' +
+        '  0  the log passed every check; --state now pins this checkpoint, the log key and the policy\n' +
+        `  ${AUDIT_FAILED_EXIT_CODE}  the log failed a check (nothing is pinned); the error's name says which:\n` +
+        '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
+        '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
+        '     LogRolledBack, LogForked\n' +
+        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+    )
     .requiredOption('--space <did>', 'the space DID whose log to audit')
     .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
     .option('--state <dir>', 'where the last seen checkpoint and pinned keys are kept', process.env.UCANLOG_AUDIT_STATE ?? join(homedir(), '.ucanlog', 'audit'))
@@ -216,10 +312,12 @@ export function auditCommand(): Command {
     .action(async (o: { space: string; url: string; state: string; witnessPolicy?: string; logVkey?: string; sample: string; json?: boolean }) => {
       if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new Error('--space must be a did:key')
       const base = new URL(`/logs/${o.space}/`, o.url)
-      const get = async (path: string) => {
-        const res = await fetch(new URL(path, base)).catch((err: Error) => {
+      const reach = (url: URL) =>
+        fetch(url).catch((err: Error) => {
           throw new Error(`cannot reach ${o.url} (${err.message}); is the service running? (--url)`)
         })
+      const get = async (path: string) => {
+        const res = await reach(new URL(path, base))
         if (res.status === 404) return undefined
         if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`)
         return new Uint8Array(await res.arrayBuffer())
@@ -227,18 +325,18 @@ export function auditCommand(): Command {
       const stateFile = join(o.state, `${o.space}.json`)
       const prev = await readFile(stateFile, 'utf8').then((s) => JSON.parse(s) as AuditState, () => undefined)
       const notes: string[] = []
-      const head = await fetch(new URL(`/logs/${o.space}/head`, o.url)).then((r) => (r.ok ? (r.json() as Promise<{ origin: string; vkey: string }>) : undefined))
+      const head = await reach(new URL(`/logs/${o.space}/head`, o.url)).then((r) => (r.ok ? (r.json() as Promise<{ origin: string; vkey: string }>) : undefined))
       if (!head) throw new Error(`the service has no published log for ${o.space}`)
       let logVkey = o.logVkey ?? prev?.logVkey
       if (!logVkey) {
         logVkey = head.vkey
         notes.push(`first audit of this log: trusting the log key the service shows (${logVkey}); it is pinned from now on`)
       } else if (!o.logVkey && head.vkey !== logVkey) {
-        throw new AuditError(`the service now shows log key ${head.vkey}, but ${logVkey} was pinned`)
+        throw new LogKeyChangedError(`the service now shows log key ${head.vkey}, but ${logVkey} was pinned`)
       }
       let policyText = o.witnessPolicy ? await readFile(o.witnessPolicy, 'utf8') : prev?.policy
       if (!policyText) {
-        const info = (await (await fetch(new URL('/info', o.url))).json()) as { witnessPolicy: string }
+        const info = (await (await reach(new URL('/info', o.url))).json()) as { witnessPolicy: string }
         policyText = info.witnessPolicy
         notes.push('first audit of this log: using the witness policy the service shows at /info; it is pinned from now on')
       }

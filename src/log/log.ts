@@ -28,6 +28,8 @@ import {
   formatEntryBundle,
   leafHash,
   newTiles,
+  parseCheckpoint,
+  parseNote,
   proveRecord,
   proveTree,
   readTileData,
@@ -484,7 +486,29 @@ async function removeUncommitted(files: LogFiles, size: number): Promise<void> {
 export { tileWidth }
 
 
-/** Checks an append result's inclusion proof against its own checkpoint (used by clients and tests). */
+/** A published append result whose fields are not those of its own checkpoint (or that is not published). */
+export class InvalidReceiptError extends Error {
+  override name = 'InvalidReceipt'
+}
+
+/**
+ * Checks a published append result (what `ucanlog append` checks of each receipt): its origin, tree
+ * size and root hash are those of its checkpoint note (c2sp.org/tlog-checkpoint), and its inclusion
+ * proof (RFC 6962 §2.1.1) puts `entry`'s leaf hash at `index` in that tree. The checkpoint's log
+ * signature and cosignatures are not checked here (the caller may not know the keys; `ucanlog audit` does).
+ * @throws InvalidReceiptError if unpublished, if the checkpoint does not parse, or if a field differs from it.
+ * @throws InvalidProofError if the proof does not verify; RangeError if the index is outside the tree.
+ */
 export function checkAppendResult(r: AppendResult, entry: Uint8Array): void {
-  checkRecord(r.inclusionProof.map(decodeBase64), r.treeSize, decodeBase64(r.rootHash), r.index, leafHash(entry))
+  if (!r.published) throw new InvalidReceiptError('the entry is not published yet: there is no checkpoint to check against')
+  let cp: ReturnType<typeof parseCheckpoint>
+  try {
+    cp = parseCheckpoint(parseNote(r.checkpoint).text)
+  } catch (err) {
+    throw new InvalidReceiptError(`the receipt's checkpoint does not parse: ${(err as Error).message}`)
+  }
+  if (cp.origin !== r.origin) throw new InvalidReceiptError(`the receipt says origin ${r.origin}, its checkpoint ${cp.origin}`)
+  if (cp.size !== r.treeSize) throw new InvalidReceiptError(`the receipt says tree size ${r.treeSize}, its checkpoint ${cp.size}`)
+  if (encodeBase64(cp.rootHash) !== r.rootHash) throw new InvalidReceiptError(`the receipt says root ${r.rootHash}, its checkpoint ${encodeBase64(cp.rootHash)}`)
+  checkRecord(r.inclusionProof.map(decodeBase64), cp.size, cp.rootHash, r.index, leafHash(entry))
 }
