@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { ed25519Cosigner } from '../../src/tlog/cosignature.js'
-import { ed25519Signer, formatSignatureLine, MalformedNoteError, signNote } from '../../src/tlog/note.js'
-import { parsePolicy, PolicyError, verifiedWitnesses } from '../../src/tlog/policy.js'
+import { ed25519Signer, formatSignatureLine, formatVerifierKey, MalformedNoteError, signNote } from '../../src/tlog/note.js'
+import { MAX_POLICY_ENTRIES, MAX_POLICY_SIZE, parsePolicy, PolicyError, verifiedWitnesses } from '../../src/tlog/policy.js'
 import { CP5, LOG, note, WITNESS } from '../vectors/litewitness.js'
 
 const seed = (s: string) => createHash('sha256').update(s).digest()
@@ -148,5 +148,51 @@ describe('verifiedWitnesses', () => {
 
   it('throws for a malformed note', () => {
     expect(() => verifiedWitnesses(parsePolicy('quorum none\n'), CP5.text)).toThrow(MalformedNoteError)
+  })
+})
+
+describe('parsePolicy bounds (mutation testing, issue 9)', () => {
+  const rejects = (text: string, message: string) => {
+    let err: unknown
+    try {
+      parsePolicy(text)
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as Error).message).toBe(message)
+  }
+  // Well-formed vkeys without deriving Ed25519 keys (parsePolicy checks form and key ID only).
+  const vkey = (name: string, type: number) => formatVerifierKey(name, type, seed(name))
+
+  it('accepts a policy of exactly MAX_POLICY_SIZE characters and refuses one more', () => {
+    const head = 'quorum none\n#'
+    const exact = head + 'x'.repeat(MAX_POLICY_SIZE - head.length - 1) + '\n'
+    expect(exact).toHaveLength(MAX_POLICY_SIZE)
+    expect(parsePolicy(exact).quorum).toBe('none')
+    rejects(exact + '\n', `policy is larger than ${MAX_POLICY_SIZE} characters`)
+  })
+
+  const n = MAX_POLICY_ENTRIES
+  it(`accepts ${MAX_POLICY_ENTRIES} logs and refuses one more`, () => {
+    const logs = Array.from({ length: n + 1 }, (_, i) => `log ${vkey(`log${i}`, 0x01)}\n`)
+    expect(parsePolicy(logs.slice(0, n).join('') + 'quorum none\n').logs).toHaveLength(n)
+    rejects(logs.join('') + 'quorum none\n', `line ${n + 1}: more than ${n} logs`)
+  })
+
+  it(`accepts ${MAX_POLICY_ENTRIES} witnesses and refuses one more`, () => {
+    const witnesses = Array.from({ length: n + 1 }, (_, i) => `witness w${i} ${vkey(`w${i}`, 0x04)}\n`)
+    expect(parsePolicy(witnesses.slice(0, n).join('') + 'quorum none\n').witnesses).toHaveLength(n)
+    rejects(witnesses.join('') + 'quorum none\n', `line ${n + 1}: more than ${n} witnesses`)
+  })
+
+  it(`accepts ${MAX_POLICY_ENTRIES} groups and refuses one more`, () => {
+    // A chain of groups, each the only member of the next: g0 = any(w), g(i) = any(g(i−1)).
+    const groups = Array.from({ length: n + 1 }, (_, i) => `group g${i} any ${i === 0 ? 'w' : `g${i - 1}`}\n`)
+    const withGroups = (k: number) => `witness w ${W.X1!.vkey}\n` + groups.slice(0, k).join('') + `quorum g${k - 1}\n`
+    const p = parsePolicy(withGroups(n))
+    expect(p.satisfied(new Set(['w']))).toBe(true)
+    expect(p.satisfied(new Set())).toBe(false)
+    rejects(withGroups(n + 1), `line ${n + 2}: more than ${n} groups`)
   })
 })
