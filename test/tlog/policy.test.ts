@@ -196,3 +196,69 @@ describe('parsePolicy bounds (mutation testing, issue 9)', () => {
     rejects(withGroups(n + 1), `line ${n + 2}: more than ${n} groups`)
   })
 })
+
+describe('parsePolicy rules by message (mutation testing, issue 9)', () => {
+  const K = W.X1!.vkey
+  const messageOf = (text: string): string => {
+    try {
+      parsePolicy(text)
+    } catch (e) {
+      expect(e).toBeInstanceOf(PolicyError)
+      return (e as Error).message
+    }
+    throw new Error('parsed')
+  }
+
+  it('names the field-count rule of each keyword', () => {
+    expect(messageOf('log\nquorum none\n')).toBe('line 1: want "log <vkey> [<url>]"')
+    expect(messageOf(`log ${logKey} https://a/ extra\nquorum none\n`)).toBe('line 1: want "log <vkey> [<url>]"')
+    expect(messageOf('witness w\nquorum none\n')).toBe('line 1: want "witness <name> <vkey> [<url>]"')
+    expect(messageOf(`witness w ${K} https://w/ extra\nquorum none\n`)).toBe('line 1: want "witness <name> <vkey> [<url>]"')
+    expect(messageOf(`witness w ${K}\ngroup g any\nquorum g\n`)).toBe('line 2: want "group <name> all|any|<k> <member>..."')
+    expect(messageOf('quorum\n')).toBe('line 1: want "quorum <name>|none"')
+    expect(messageOf(`witness w ${K}\nquorum w w\n`)).toBe('line 2: want "quorum <name>|none"')
+    expect(messageOf(`witness w ${K}\ngroup g any w none\nquorum g\n`)).toBe('line 2: "none" cannot be a group member')
+    expect(messageOf('group none any\nquorum none\n')).toBe('line 1: want "group <name> all|any|<k> <member>..."')
+    expect(messageOf(`witness w ${K}\ngroup none any w\nquorum none\n`)).toBe('line 2: the name "none" is predefined')
+  })
+
+  it('names the key type it wants and the one it got', () => {
+    expect(messageOf(`log ${K}\nquorum none\n`)).toBe('line 1: log vkey must have signature type 0x01, got 0x04')
+    expect(messageOf(`witness w ${logKey}\nquorum none\n`)).toBe('line 1: witness vkey must have signature type 0x04, got 0x01')
+  })
+
+  it('a policy must be a string', () => {
+    expect(() => parsePolicy(new String('quorum none\n') as string)).toThrow(new PolicyError('policy is not a string'))
+  })
+
+  it('refuses every C0 control character but tab, and DEL; accepts printable ASCII and non-ASCII', () => {
+    for (let c = 0; c < 0x20; c++) {
+      if (c === 0x09 || c === 0x0a) continue
+      expect(messageOf(`# ${String.fromCharCode(c)}\nquorum none\n`), `U+${c.toString(16)}`).toMatch(/^line 1: invalid character/)
+    }
+    expect(messageOf('# \u007f\nquorum none\n')).toMatch(/^line 1: invalid character/)
+    expect(parsePolicy('#\t ~\u0080\u00ff\uffff\nquorum\tnone\n').quorum).toBe('none')
+  })
+
+  it('group thresholds are 1..999999 in canonical decimal', () => {
+    expect(messageOf(`witness w ${K}\ngroup g 999999 w\nquorum g\n`)).toBe('line 2: group threshold 999999 is larger than its 1 members')
+    expect(messageOf(`witness w ${K}\ngroup g 1000000 w\nquorum g\n`)).toBe('line 2: invalid group threshold "1000000"')
+    expect(parsePolicy(`witness w ${K}\ngroup g 1 w\nquorum g\n`).satisfied(set('w'))).toBe(true)
+  })
+
+  it('a log or witness without a URL has no url property', () => {
+    const p = parsePolicy(`log ${logKey}\nwitness w ${K}\nquorum w\n`)
+    expect(Object.keys(p.logs[0]!)).toEqual(['vkey'])
+    expect('url' in p.witnesses[0]!).toBe(false)
+  })
+})
+
+describe('verifiedWitnesses matches both the key name and the key ID (mutation testing, issue 9)', () => {
+  it('a valid cosignature under another name or another key ID does not count', () => {
+    const p = parsePolicy(`witness w ${W.X1!.vkey}\nquorum w\n`)
+    const sig = W.X1!.cosign(CP5.text, 1700000000)
+    expect(verifiedWitnesses(p, note(CP5) + formatSignatureLine(sig))).toEqual(set('w'))
+    expect(verifiedWitnesses(p, note(CP5) + formatSignatureLine({ ...sig, name: 'x2.example' }))).toEqual(set())
+    expect(verifiedWitnesses(p, note(CP5) + formatSignatureLine({ ...sig, keyId: sig.keyId ^ 1 }))).toEqual(set())
+  })
+})
