@@ -431,3 +431,27 @@ describe('bounds and named errors (mutation testing, issue 9)', () => {
     }
   })
 })
+
+describe('openNote and signer keys, by rule (mutation testing, issue 9)', () => {
+  it('reports each distinct unknown signature once, in note order', () => {
+    const other = signNote(PETER.text, [ed25519Signer('Other', new Uint8Array(32).fill(1))]).slice(PETER.text.length + 1)
+    const n = openNote(PETER.text + '\n' + ENOCH.sigLine + PETER.sigLine + other + ENOCH.sigLine + other, [ed25519Verifier(PETER.vkey)])
+    expect(n.unverified.map((s) => s.name)).toEqual(['EnochRoot', 'Other'])
+    expect(n.verified.map((s) => s.name)).toEqual(['PeterNeumann'])
+  })
+
+  it('a signer key must wrap a type 0x01 32-byte seed whose public key has the stated ID', () => {
+    const seed = new Uint8Array(32).fill(4)
+    const s = ed25519Signer('n', seed)
+    const [, , name, hex] = s.skey.split('+')
+    const wrap = (bytes: number[]) => `PRIVATE+KEY+${name}+${hex}+${Buffer.from(bytes).toString('base64')}`
+    expect(parseSignerKey(wrap([0x01, ...seed])).vkey).toBe(s.vkey)
+    expect(() => parseSignerKey(wrap([0x04, ...seed]))).toThrow(new MalformedKeyError('signer key is not a 32-byte Ed25519 seed'))
+    expect(() => parseSignerKey(wrap([0x01, ...seed, 0]))).toThrow(new MalformedKeyError('signer key is not a 32-byte Ed25519 seed'))
+    expect(() => parseSignerKey(wrap([0x01, ...seed.subarray(1)]))).toThrow(new MalformedKeyError('signer key is not a 32-byte Ed25519 seed'))
+    const otherId = ((s.keyId ^ 1) >>> 0).toString(16).padStart(8, '0')
+    expect(() => parseSignerKey(s.skey.replace(`+${hex}+`, `+${otherId}+`))).toThrow(new MalformedKeyError('signer key ID does not match its key'))
+    expect(() => parseSignerKey(s.skey.replace(`+${hex}+`, `+${hex.toUpperCase()}+`))).toThrow(new MalformedKeyError('malformed signer key'))
+    expect(() => parseSignerKey(s.skey.slice(0, -1) + '!')).toThrow(new MalformedKeyError('signer key is not canonical base64'))
+  })
+})
