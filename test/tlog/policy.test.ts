@@ -227,6 +227,11 @@ describe('parsePolicy rules by message (mutation testing, issue 9)', () => {
     expect(messageOf(`witness w ${logKey}\nquorum none\n`)).toBe('line 1: witness vkey must have signature type 0x04, got 0x01')
   })
 
+  it('a comment is any line whose first field starts with "#"', () => {
+    expect(parsePolicy('#comment\n  #x y\nquorum none\n').quorum).toBe('none')
+    expect(messageOf('x#\nquorum none\n')).toBe('line 1: unknown keyword "x#"')
+  })
+
   it('a policy must be a string', () => {
     expect(() => parsePolicy(new String('quorum none\n') as string)).toThrow(new PolicyError('policy is not a string'))
   })
@@ -243,6 +248,7 @@ describe('parsePolicy rules by message (mutation testing, issue 9)', () => {
   it('group thresholds are 1..999999 in canonical decimal', () => {
     expect(messageOf(`witness w ${K}\ngroup g 999999 w\nquorum g\n`)).toBe('line 2: group threshold 999999 is larger than its 1 members')
     expect(messageOf(`witness w ${K}\ngroup g 1000000 w\nquorum g\n`)).toBe('line 2: invalid group threshold "1000000"')
+    expect(messageOf(`witness w ${K}\ngroup g 1x w\nquorum g\n`)).toBe('line 2: invalid group threshold "1x"')
     expect(parsePolicy(`witness w ${K}\ngroup g 1 w\nquorum g\n`).satisfied(set('w'))).toBe(true)
   })
 

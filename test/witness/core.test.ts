@@ -45,8 +45,16 @@ describe('add-checkpoint refusals, each with its own body', () => {
       await refused(good.replace('old 1', `old ${old}`), 400, 'invalid input: bad "old" line')
     }
     await refused(good.replace('old 1', 'Old 1'), 400, 'invalid input: bad "old" line')
+    await refused(good.replace('old 1', 'xold 1'), 400, 'invalid input: bad "old" line')
+    // A blank line at the very start is a blank line (an empty "old" line), not a missing one.
+    await refused(`\n\n${note(CP3)}`, 400, 'invalid input: bad "old" line')
     await refused(request(1, Array(64).fill(H), note(CP3)), 400, 'invalid input: more than 63 proof lines')
     await refused(good.replace(PROOF_1_3[0]!, PROOF_1_3[0]!.slice(0, -1)), 400, 'invalid input: bad proof hash')
+  })
+
+  it('decodes UTF-8 exactly: a BOM is kept, so it is part of the "old" line or of the origin', async () => {
+    await refused('\ufeff' + good, 400, 'invalid input: bad "old" line')
+    await refused(request(0, [], '\ufeff' + note(CP3)), 404, 'unknown log')
   })
 
   it('the largest "old" is 2^53−1 (16 digits): it parses, then is larger than the checkpoint (400)', async () => {
