@@ -455,3 +455,23 @@ describe('openNote and signer keys, by rule (mutation testing, issue 9)', () => 
     expect(() => parseSignerKey(s.skey.slice(0, -1) + '!')).toThrow(new MalformedKeyError('signer key is not canonical base64'))
   })
 })
+
+describe('types and exact texts (mutation testing, issue 9)', () => {
+  it('only primitive strings are key names, note texts and notes', () => {
+    expect(isValidKeyName(new String('a') as string)).toBe(false)
+    expect(() => signNote(new String('t\n') as string, [parseSignerKey(PETER.skey)])).toThrow(new MalformedNoteError('note text must end in a newline'))
+    expect(() => ed25519Signer('n', Array(32).fill(0) as unknown as Uint8Array)).toThrow(new MalformedKeyError('Ed25519 seed must be 32 bytes'))
+  })
+
+  it('a high surrogate must be followed by a low one (U+DC00..U+DFFF), not by U+E000', () => {
+    expect(() => parseNote('\ud800\ue000\n\n— n AAAAAAA=\n')).toThrow(new MalformedNoteError('note is not valid UTF-8'))
+  })
+
+  it('errors print key types as two hex digits and say why a note is unverified', () => {
+    expect(() => ed25519Verifier('example.com/witness+10a1c019+BGSEitir7W6FmBs7OHWyUrh2frtLAvcDrKOx5xu9ao5Q')).toThrow(
+      new MalformedKeyError('verifier key type is 0x04, want 0x01 (Ed25519)'),
+    )
+    expect(() => openNote(peterNote, [])).toThrow(new UnverifiedNoteError({ text: '', unverified: [] }).message)
+    expect(new UnverifiedNoteError({ text: '', unverified: [] }).message).toBe('note has no verifiable signatures')
+  })
+})
