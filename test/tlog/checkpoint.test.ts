@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { formatCheckpoint, MalformedCheckpointError, parseCheckpoint } from '../../src/tlog/checkpoint.js'
+import { formatCheckpoint, MalformedCheckpointError, MAX_CHECKPOINT_SIZE, parseCheckpoint } from '../../src/tlog/checkpoint.js'
 import type { Checkpoint } from '../../src/tlog/checkpoint.js'
 import { ed25519Verifier, openNote } from '../../src/tlog/note.js'
 import { CP1, CP3, CP3_BITFLIP_SIG, CP5, LOG, note } from '../vectors/litewitness.js'
@@ -132,5 +132,70 @@ describe('checkpoint properties', () => {
       }),
       { numRuns: 5000 },
     )
+  })
+})
+
+describe('each malformation has its own MalformedCheckpointError message (mutation testing, issue 9)', () => {
+  // Several checks overlap (a text without its final newline also has a bad root line), so only the
+  // message shows that the check meant for a malformation is the one that caught it.
+  const cases: [string, unknown, RegExp][] = [
+    ['not a string (a String object)', new String(`o\n5\n${ROOT}\n`), /^checkpoint is not a string$/],
+    ['no final newline', `o\n5\n${ROOT}`, /^checkpoint must end in a newline$/],
+    ['two lines', `o\n5\n`, /^checkpoint must have at least three lines$/],
+    ['one line', `o\n`, /^checkpoint must have at least three lines$/],
+    ['empty origin', `\n5\n${ROOT}\n`, /^checkpoint origin is empty$/],
+    ['leading zero in size', `o\n05\n${ROOT}\n`, /^checkpoint size is not a canonical decimal ≤ 2\^53−1$/],
+    ['size 2^53', `o\n${2 ** 53}\n${ROOT}\n`, /^checkpoint size is not a canonical decimal ≤ 2\^53−1$/],
+    ['31-byte root', `o\n5\nKgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n`, /^checkpoint root hash is not canonical base64 of 32 bytes$/],
+    ['empty extension line', `o\n5\n${ROOT}\n\n`, /^checkpoint extension lines must be non-empty$/],
+    ['tab in origin', `o\t\n5\n${ROOT}\n`, /^checkpoint contains a control character or invalid UTF-8$/],
+    ['lone surrogate', `o\ud800\n5\n${ROOT}\n`, /^checkpoint contains a control character or invalid UTF-8$/],
+    ['over 1 MB', `o\n5\n${ROOT}\n${'x'.repeat(1_000_001)}\n`, /^checkpoint is larger than 1000000 bytes$/],
+  ]
+  for (const [what, text, message] of cases) {
+    it(`parse: ${what}`, () => {
+      let err: unknown
+      try {
+        parseCheckpoint(text as string)
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(MalformedCheckpointError)
+      expect((err as Error).name).toBe('MalformedCheckpointError')
+      expect((err as Error).message).toMatch(message)
+    })
+  }
+
+  const ok: Checkpoint = { origin: 'o', size: 1, rootHash: new Uint8Array(32), extension: '' }
+  const formatCases: [string, unknown, RegExp][] = [
+    // Values of the wrong type that would otherwise slip through the string operations.
+    ['origin not a string (an array)', { ...ok, origin: ['o'] }, /^checkpoint origin must be a non-empty single line$/],
+    ['empty origin', { ...ok, origin: '' }, /^checkpoint origin must be a non-empty single line$/],
+    ['negative size', { ...ok, size: -1 }, /^checkpoint size must be a safe integer ≥ 0$/],
+    ['31-byte root', { ...ok, rootHash: new Uint8Array(31) }, /^checkpoint root hash must be 32 bytes$/],
+    ['root not a Uint8Array', { ...ok, rootHash: Array(32).fill(0) }, /^checkpoint root hash must be 32 bytes$/],
+    ['extension not a string (an array)', { ...ok, extension: ['ext\n'] }, /^checkpoint extension must be non-empty lines each ending in a newline$/],
+    ['extension without its newline', { ...ok, extension: 'ext' }, /^checkpoint extension must be non-empty lines each ending in a newline$/],
+    ['CR in the origin', { ...ok, origin: 'a\rb' }, /^checkpoint contains a control character or invalid UTF-8$/],
+  ]
+  for (const [what, c, message] of formatCases) {
+    it(`format: ${what}`, () => {
+      expect(() => formatCheckpoint(c as Checkpoint)).toThrow(MalformedCheckpointError)
+      expect(() => formatCheckpoint(c as Checkpoint)).toThrow(message)
+    })
+  }
+
+  it('the size bound is on UTF-8 bytes: exactly 1,000,000 bytes parse, one more does not', () => {
+    const head = `o\n5\n${ROOT}\n`
+    const exact = head + 'x'.repeat(MAX_CHECKPOINT_SIZE - head.length - 1) + '\n'
+    expect(Buffer.byteLength(exact)).toBe(MAX_CHECKPOINT_SIZE)
+    expect(parseCheckpoint(exact).extension).toHaveLength(MAX_CHECKPOINT_SIZE - head.length)
+    expect(() => parseCheckpoint(head + 'x'.repeat(MAX_CHECKPOINT_SIZE - head.length) + '\n')).toThrow(/larger than/)
+    // 2-byte characters: far fewer than 10^6 UTF-16 code units, yet 10^6 (+ 1) bytes.
+    const wide = head + '\u00e9'.repeat((MAX_CHECKPOINT_SIZE - head.length - 1) / 2)
+    expect(Buffer.byteLength(wide + '\n')).toBe(MAX_CHECKPOINT_SIZE)
+    expect(parseCheckpoint(wide + '\n').size).toBe(5)
+    expect((wide + 'x\n').length).toBeLessThan(MAX_CHECKPOINT_SIZE)
+    expect(() => parseCheckpoint(wide + 'x\n')).toThrow(/larger than/)
   })
 })

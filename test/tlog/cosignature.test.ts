@@ -99,3 +99,45 @@ describe('cosignature/v1', () => {
     expect(() => ed25519Cosigner(WITNESS.name, seed.subarray(1))).toThrow(MalformedKeyError)
   })
 })
+
+describe('cosignature/v1 edges (mutation testing, issue 9)', () => {
+  const c = ed25519Cosigner(WITNESS.name, seed)
+  const v = cosignatureVerifier(c.vkey)
+  const enc = (s: string) => new TextEncoder().encode(s)
+
+  it('timestamp() accepts exactly 72 bytes and T ≤ 2^53−1, with RangeErrors naming the rule', () => {
+    const { signature } = c.cosign(CP5.text, Number.MAX_SAFE_INTEGER)
+    expect(v.timestamp(signature)).toBe(Number.MAX_SAFE_INTEGER)
+    expect(v.verify(enc(CP5.text), signature)).toBe(true)
+    const over = signature.slice()
+    new DataView(over.buffer).setBigUint64(0, BigInt(Number.MAX_SAFE_INTEGER) + 1n)
+    expect(() => v.timestamp(over)).toThrow(new RangeError('cosignature timestamp is out of range'))
+    // The length check guards timestamp() itself: 71 or 73 bytes still hold an 8-byte prefix.
+    for (const n of [8, 71, 73]) {
+      const sig = new Uint8Array(n)
+      sig.set(signature.subarray(0, Math.min(n, 72)))
+      expect(() => v.timestamp(sig), `${n} bytes`).toThrow(new RangeError('cosignature must be 72 bytes'))
+    }
+  })
+
+  it('signs and verifies the message bytes exactly: no BOM stripping, no U+FFFD substitution', () => {
+    // A BOM at the start of the origin is part of the signed text (ignoreBOM: true).
+    const bom = CP5.text.replace(LOG.origin, '\ufeff' + LOG.origin)
+    expect(v.verify(enc(bom), c.cosign(bom, T).signature)).toBe(true)
+    // Bytes that are not UTF-8 never verify, even when their lenient decoding (U+FFFD) is the
+    // signed text (fatal: true).
+    const replaced = CP5.text.replace(LOG.origin, LOG.origin + '\ufffd')
+    const { signature } = c.cosign(replaced, T)
+    expect(v.verify(enc(replaced), signature)).toBe(true)
+    const bytes = enc(replaced)
+    const at = bytes.indexOf(0xef)
+    const invalid = Uint8Array.from([...bytes.subarray(0, at), 0xff, ...bytes.subarray(at + 3)])
+    expect(new TextDecoder().decode(invalid)).toBe(replaced)
+    expect(v.verify(invalid, signature)).toBe(false)
+  })
+
+  it('names the rule it enforces in each error', () => {
+    expect(() => cosignatureMessage(CP5.text, -1)).toThrow(new RangeError('timestamp must be an integer number of Unix seconds, 0 ≤ T ≤ 2^53−1'))
+    expect(() => cosignatureVerifier(LOG.vkey)).toThrow('cosigner key type is 0x01, want 0x04 (cosignature/v1)')
+  })
+})

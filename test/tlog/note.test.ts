@@ -10,6 +10,7 @@ import {
   keyId,
   MalformedKeyError,
   MalformedNoteError,
+  MAX_NOTE_SIZE,
   openNote,
   parseNote,
   parseSignerKey,
@@ -294,5 +295,183 @@ describe('signing and opening notes', () => {
       }
     }
     expect(opened).toBeGreaterThan(bytes.length * 100)
+  })
+})
+
+describe('bounds and named errors (mutation testing, issue 9)', () => {
+  const peter = () => ed25519Verifier(PETER.vkey)
+  const errorOf = (f: () => unknown): Error => {
+    try {
+      f()
+    } catch (e) {
+      return e as Error
+    }
+    throw new Error('did not throw')
+  }
+
+  it('error classes carry their names', () => {
+    expect(errorOf(() => parseVerifierKey('x')).name).toBe('MalformedKeyError')
+    expect(errorOf(() => parseNote('x')).name).toBe('MalformedNoteError')
+    expect(errorOf(() => openNote(peterNote, [])).name).toBe('UnverifiedNoteError')
+    expect(errorOf(() => openNote('X' + peterNote.slice(1), [peter()])).name).toBe('InvalidSignatureError')
+    expect(errorOf(() => openNote(peterNote, [peter(), peter()])).name).toBe('AmbiguousVerifierError')
+    expect(errorOf(() => openNote(peterNote, [peter(), peter()])).message).toBe('ambiguous key PeterNeumann+c74f20a3')
+  })
+
+  it('vkeys and skeys: at most 4096 characters (an ML-DSA-44 vkey fits), and only strings', () => {
+    const mldsa = new Uint8Array(1312).fill(7)
+    const vkeyOfLength = (len: number) => {
+      const base = formatVerifierKey('n', 0x06, mldsa)
+      return formatVerifierKey('n'.repeat(1 + len - base.length), 0x06, mldsa)
+    }
+    const exact = vkeyOfLength(4096)
+    expect(exact).toHaveLength(4096)
+    expect(parseVerifierKey(exact).publicKey).toHaveLength(1312)
+    expect(() => parseVerifierKey(vkeyOfLength(4097))).toThrow(new MalformedKeyError('malformed verifier key'))
+    expect(() => parseVerifierKey(new String(PETER.vkey) as string)).toThrow(new MalformedKeyError('malformed verifier key'))
+
+    const seed = new Uint8Array(32).fill(3)
+    const skeyOfLength = (len: number) => {
+      const base = ed25519Signer('n', seed).skey
+      return ed25519Signer('n'.repeat(1 + len - base.length), seed).skey
+    }
+    expect(skeyOfLength(4096)).toHaveLength(4096)
+    expect(parseSignerKey(skeyOfLength(4096)).skey).toBe(skeyOfLength(4096))
+    expect(() => parseSignerKey(skeyOfLength(4097))).toThrow(new MalformedKeyError('malformed signer key'))
+    expect(() => parseSignerKey(new String(PETER.skey) as string)).toThrow(new MalformedKeyError('malformed signer key'))
+  })
+
+  it('vkey key lengths per type: 32 bytes for 0x01 and 0x04, 1312 for 0x06; an empty key is refused by name', () => {
+    expect(parseVerifierKey(formatVerifierKey('m', 0x06, new Uint8Array(1312))).type).toBe(0x06)
+    expect(() => parseVerifierKey(formatVerifierKey('m', 0x06, new Uint8Array(1311)))).toThrow('verifier key public key must be 1312 bytes')
+    expect(() => parseVerifierKey(formatVerifierKey('m', 0x04, new Uint8Array(33)))).toThrow('verifier key public key must be 32 bytes')
+    expect(() => parseVerifierKey('m+00000000+')).toThrow(new MalformedKeyError('verifier key has an empty key'))
+    expect(() => parseVerifierKey(PETER.vkey.replace('PeterNeumann', 'Peter Neumann'))).toThrow('verifier key has an invalid key name')
+    expect(() => parseVerifierKey(PETER.vkey.replace('c74f20a3', 'c74f20a4'))).toThrow('verifier key key ID does not match its key')
+    expect(() => parseVerifierKey(PETER.vkey.replace('c74f20a3', 'C74F20A3'))).toThrow('verifier key key ID must be 8 lowercase hex digits')
+    expect(() => parseVerifierKey(PETER.vkey + '=')).toThrow('verifier key is not canonical base64')
+    expect(() => parseVerifierKey('PeterNeumann')).toThrow('malformed key: too few "+" separators')
+  })
+
+  it('formats the signature type as a byte 0..255 and key IDs as 8 hex digits, leading zeros kept', () => {
+    const pk = new Uint8Array(32)
+    for (const t of [-1, 256, 1.5]) expect(() => formatVerifierKey('n', t, pk)).toThrow(new MalformedKeyError('invalid signature type'))
+    expect(formatVerifierKey('n', 0xff, pk)).toMatch(/^n\+[0-9a-f]{8}\+/)
+    expect(formatVerifierKey('n', 0, pk)).toMatch(/^n\+[0-9a-f]{8}\+AA/)
+    expect(() => formatVerifierKey('a b', 1, pk)).toThrow(new MalformedKeyError('invalid key name'))
+    // The first key name whose ID is below 0x10000000 (its hex starts with "0").
+    const seed = new Uint8Array(32).fill(5)
+    let s = ed25519Signer('k0', seed)
+    for (let i = 1; s.keyId >= 0x10000000; i++) s = ed25519Signer(`k${i}`, seed)
+    expect(s.vkey.split('+')[1]).toMatch(/^0[0-9a-f]{7}$/)
+    expect(parseVerifierKey(s.vkey).keyId).toBe(s.keyId)
+    expect(parseSignerKey(s.skey).vkey).toBe(s.vkey)
+    const text = 'small key id\n'
+    const n = signNote(text, [s])
+    expect(openNote(n, [ed25519Verifier(s.vkey)]).text).toBe(text)
+    expect(() => openNote(n, [ed25519Verifier(s.vkey), ed25519Verifier(s.vkey)])).toThrow(`ambiguous key ${s.vkey.split('+').slice(0, 2).join('+')}`)
+  })
+
+  it('signature lines: key IDs are uint32s, signatures at least 1 byte (5 decoded bytes with the key ID)', () => {
+    const one = { name: 'n', keyId: 0, signature: Uint8Array.of(9) }
+    expect(parseNote('t\n\n' + formatSignatureLine(one)).signatures).toEqual([one])
+    const max = { ...one, keyId: 0xffffffff }
+    expect(parseNote('t\n\n' + formatSignatureLine(max)).signatures).toEqual([max])
+    for (const keyId of [-1, 1.5, 2 ** 32]) expect(() => formatSignatureLine({ ...one, keyId })).toThrow(new MalformedNoteError('key ID must be a uint32'))
+    expect(() => formatSignatureLine({ ...one, signature: new Uint8Array(0) })).toThrow(new MalformedNoteError('empty signature'))
+    expect(() => formatSignatureLine({ ...one, name: '' })).toThrow(new MalformedNoteError('invalid signature key name'))
+    expect(() => parseNote('t\n\n— n AAAAAA==\n')).toThrow(new MalformedNoteError('signature is shorter than 5 bytes'))
+    expect(() => parseNote('t\n\n— n\n')).toThrow(new MalformedNoteError('signature line has no signature'))
+    expect(() => parseNote('t\n\n-- n AAAAAAA=\n')).toThrow(new MalformedNoteError('signature line does not start with "— "'))
+    expect(() => parseNote('t\n\n— a+b AAAAAAA=\n')).toThrow(new MalformedNoteError('signature line has an invalid key name'))
+    expect(() => parseNote('t\n\n— n AAAAAAB=\n')).toThrow(new MalformedNoteError('signature is not canonical base64'))
+    expect(() => parseNote('t\n')).toThrow(new MalformedNoteError('note has no blank line before its signatures'))
+    expect(() => parseNote('t\n\n')).toThrow(new MalformedNoteError('note signature block must be non-empty lines ending in a newline'))
+    expect(() => parseNote(5 as unknown as string)).toThrow(new MalformedNoteError('note is not a string'))
+  })
+
+  it('signs with 1..100 signers only', () => {
+    const s = parseSignerKey(PETER.skey)
+    const hundred = signNote('t\n', Array(100).fill(s))
+    expect(parseNote(hundred).signatures).toHaveLength(100)
+    expect(() => signNote('t\n', Array(101).fill(s))).toThrow(new MalformedNoteError('a note needs 1..100 signatures'))
+    expect(() => signNote('t', [s])).toThrow(new MalformedNoteError('note text must end in a newline'))
+  })
+
+  it('the size bound is 1 MiB of UTF-8: exactly 2^20 bytes open, one more byte does not', () => {
+    const s = parseSignerKey(PETER.skey)
+    const tail = signNote('x\n', [s]).slice(2) // "\n— PeterNeumann …\n"
+    const tailBytes = Buffer.byteLength(tail)
+    const textOf = (bytes: number) => 'x'.repeat(bytes - tailBytes - 1) + '\n'
+    const exact = signNote(textOf(MAX_NOTE_SIZE), [s])
+    expect(Buffer.byteLength(exact)).toBe(MAX_NOTE_SIZE)
+    expect(openNote(exact, [peter()]).text).toBe(textOf(MAX_NOTE_SIZE))
+    const over = signNote(textOf(MAX_NOTE_SIZE + 1), [s])
+    expect(() => parseNote(over)).toThrow(new MalformedNoteError(`note is larger than ${MAX_NOTE_SIZE} bytes`))
+    // 2-byte characters: fewer than 2^20 UTF-16 code units, 2^20 + 1 bytes.
+    const wideText = '\u00e9'.repeat(Math.floor((MAX_NOTE_SIZE - tailBytes - 1) / 2)) + '\n'
+    const wide = wideText.slice(0, -1) + 'x'.repeat((MAX_NOTE_SIZE - tailBytes - 1) % 2 + 1) + '\n' + tail
+    expect(Buffer.byteLength(wide)).toBe(MAX_NOTE_SIZE + 1)
+    expect(wide.length).toBeLessThan(MAX_NOTE_SIZE)
+    expect(() => parseNote(wide)).toThrow(/larger than/)
+    expect(() => signNote('\u00e9'.repeat(MAX_NOTE_SIZE / 2) + '\n', [s])).toThrow(new MalformedNoteError(`note text is larger than ${MAX_NOTE_SIZE} bytes`))
+  })
+
+  it('UTF-16 surrogates: pairs (U+10000..U+10FFFF) are text, lone or reversed ones are not UTF-8', () => {
+    const s = parseSignerKey(PETER.skey)
+    for (const t of ['\ud800\udc00\n', '\udbff\udfff\n', '😀 and 😀\n', '\ud7ff\ue000\uffff\n', 'a\u0020\u007f\n']) {
+      expect(openNote(signNote(t, [s]), [peter()]).text, JSON.stringify(t)).toBe(t)
+    }
+    for (const t of ['\ud800\n', '\udc00\n', '\udfff\udbff\n', '\ud800\ud800\udc00\n', 'x\ud800']) {
+      expect(() => parseNote(t + '\n— n AAAAAAA=\n'), JSON.stringify(t)).toThrow(new MalformedNoteError('note is not valid UTF-8'))
+    }
+    expect(() => signNote('\udbff\n', [s])).toThrow(new MalformedNoteError('note text is not valid UTF-8'))
+    for (const c of [0x00, 0x09, 0x0d, 0x1f]) {
+      expect(() => signNote(`a${String.fromCharCode(c)}\n`, [s])).toThrow(new MalformedNoteError('note text contains a control character'))
+    }
+  })
+})
+
+describe('openNote and signer keys, by rule (mutation testing, issue 9)', () => {
+  it('reports each distinct unknown signature once, in note order', () => {
+    const other = signNote(PETER.text, [ed25519Signer('Other', new Uint8Array(32).fill(1))]).slice(PETER.text.length + 1)
+    const n = openNote(PETER.text + '\n' + ENOCH.sigLine + PETER.sigLine + other + ENOCH.sigLine + other, [ed25519Verifier(PETER.vkey)])
+    expect(n.unverified.map((s) => s.name)).toEqual(['EnochRoot', 'Other'])
+    expect(n.verified.map((s) => s.name)).toEqual(['PeterNeumann'])
+  })
+
+  it('a signer key must wrap a type 0x01 32-byte seed whose public key has the stated ID', () => {
+    const seed = new Uint8Array(32).fill(4)
+    const s = ed25519Signer('n', seed)
+    const [, , name, hex] = s.skey.split('+')
+    const wrap = (bytes: number[]) => `PRIVATE+KEY+${name}+${hex}+${Buffer.from(bytes).toString('base64')}`
+    expect(parseSignerKey(wrap([0x01, ...seed])).vkey).toBe(s.vkey)
+    expect(() => parseSignerKey(wrap([0x04, ...seed]))).toThrow(new MalformedKeyError('signer key is not a 32-byte Ed25519 seed'))
+    expect(() => parseSignerKey(wrap([0x01, ...seed, 0]))).toThrow(new MalformedKeyError('signer key is not a 32-byte Ed25519 seed'))
+    expect(() => parseSignerKey(wrap([0x01, ...seed.subarray(1)]))).toThrow(new MalformedKeyError('signer key is not a 32-byte Ed25519 seed'))
+    const otherId = ((s.keyId ^ 1) >>> 0).toString(16).padStart(8, '0')
+    expect(() => parseSignerKey(s.skey.replace(`+${hex}+`, `+${otherId}+`))).toThrow(new MalformedKeyError('signer key ID does not match its key'))
+    expect(() => parseSignerKey(s.skey.replace(`+${hex}+`, `+${hex.toUpperCase()}+`))).toThrow(new MalformedKeyError('malformed signer key'))
+    expect(() => parseSignerKey(s.skey.slice(0, -1) + '!')).toThrow(new MalformedKeyError('signer key is not canonical base64'))
+  })
+})
+
+describe('types and exact texts (mutation testing, issue 9)', () => {
+  it('only primitive strings are key names, note texts and notes', () => {
+    expect(isValidKeyName(new String('a') as string)).toBe(false)
+    expect(() => signNote(new String('t\n') as string, [parseSignerKey(PETER.skey)])).toThrow(new MalformedNoteError('note text must end in a newline'))
+    expect(() => ed25519Signer('n', Array(32).fill(0) as unknown as Uint8Array)).toThrow(new MalformedKeyError('Ed25519 seed must be 32 bytes'))
+  })
+
+  it('a high surrogate must be followed by a low one (U+DC00..U+DFFF), not by U+E000', () => {
+    expect(() => parseNote('\ud800\ue000\n\n— n AAAAAAA=\n')).toThrow(new MalformedNoteError('note is not valid UTF-8'))
+  })
+
+  it('errors print key types as two hex digits and say why a note is unverified', () => {
+    expect(() => ed25519Verifier('example.com/witness+10a1c019+BGSEitir7W6FmBs7OHWyUrh2frtLAvcDrKOx5xu9ao5Q')).toThrow(
+      new MalformedKeyError('verifier key type is 0x04, want 0x01 (Ed25519)'),
+    )
+    expect(() => openNote(peterNote, [])).toThrow(new UnverifiedNoteError({ text: '', unverified: [] }).message)
+    expect(new UnverifiedNoteError({ text: '', unverified: [] }).message).toBe('note has no verifiable signatures')
   })
 })

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { ed25519Cosigner } from '../../src/tlog/cosignature.js'
-import { ed25519Signer, formatSignatureLine, MalformedNoteError, signNote } from '../../src/tlog/note.js'
-import { parsePolicy, PolicyError, verifiedWitnesses } from '../../src/tlog/policy.js'
+import { ed25519Signer, formatSignatureLine, formatVerifierKey, MalformedNoteError, signNote } from '../../src/tlog/note.js'
+import { MAX_POLICY_ENTRIES, MAX_POLICY_SIZE, parsePolicy, PolicyError, verifiedWitnesses } from '../../src/tlog/policy.js'
 import { CP5, LOG, note, WITNESS } from '../vectors/litewitness.js'
 
 const seed = (s: string) => createHash('sha256').update(s).digest()
@@ -148,5 +148,123 @@ describe('verifiedWitnesses', () => {
 
   it('throws for a malformed note', () => {
     expect(() => verifiedWitnesses(parsePolicy('quorum none\n'), CP5.text)).toThrow(MalformedNoteError)
+  })
+})
+
+describe('parsePolicy bounds (mutation testing, issue 9)', () => {
+  const rejects = (text: string, message: string) => {
+    let err: unknown
+    try {
+      parsePolicy(text)
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as Error).message).toBe(message)
+  }
+  // Well-formed vkeys without deriving Ed25519 keys (parsePolicy checks form and key ID only).
+  const vkey = (name: string, type: number) => formatVerifierKey(name, type, seed(name))
+
+  it('accepts a policy of exactly MAX_POLICY_SIZE characters and refuses one more', () => {
+    const head = 'quorum none\n#'
+    const exact = head + 'x'.repeat(MAX_POLICY_SIZE - head.length - 1) + '\n'
+    expect(exact).toHaveLength(MAX_POLICY_SIZE)
+    expect(parsePolicy(exact).quorum).toBe('none')
+    rejects(exact + '\n', `policy is larger than ${MAX_POLICY_SIZE} characters`)
+  })
+
+  const n = MAX_POLICY_ENTRIES
+  it(`accepts ${MAX_POLICY_ENTRIES} logs and refuses one more`, () => {
+    const logs = Array.from({ length: n + 1 }, (_, i) => `log ${vkey(`log${i}`, 0x01)}\n`)
+    expect(parsePolicy(logs.slice(0, n).join('') + 'quorum none\n').logs).toHaveLength(n)
+    rejects(logs.join('') + 'quorum none\n', `line ${n + 1}: more than ${n} logs`)
+  })
+
+  it(`accepts ${MAX_POLICY_ENTRIES} witnesses and refuses one more`, () => {
+    const witnesses = Array.from({ length: n + 1 }, (_, i) => `witness w${i} ${vkey(`w${i}`, 0x04)}\n`)
+    expect(parsePolicy(witnesses.slice(0, n).join('') + 'quorum none\n').witnesses).toHaveLength(n)
+    rejects(witnesses.join('') + 'quorum none\n', `line ${n + 1}: more than ${n} witnesses`)
+  })
+
+  it(`accepts ${MAX_POLICY_ENTRIES} groups and refuses one more`, () => {
+    // A chain of groups, each the only member of the next: g0 = any(w), g(i) = any(g(i−1)).
+    const groups = Array.from({ length: n + 1 }, (_, i) => `group g${i} any ${i === 0 ? 'w' : `g${i - 1}`}\n`)
+    const withGroups = (k: number) => `witness w ${W.X1!.vkey}\n` + groups.slice(0, k).join('') + `quorum g${k - 1}\n`
+    const p = parsePolicy(withGroups(n))
+    expect(p.satisfied(new Set(['w']))).toBe(true)
+    expect(p.satisfied(new Set())).toBe(false)
+    rejects(withGroups(n + 1), `line ${n + 2}: more than ${n} groups`)
+  })
+})
+
+describe('parsePolicy rules by message (mutation testing, issue 9)', () => {
+  const K = W.X1!.vkey
+  const messageOf = (text: string): string => {
+    try {
+      parsePolicy(text)
+    } catch (e) {
+      expect(e).toBeInstanceOf(PolicyError)
+      return (e as Error).message
+    }
+    throw new Error('parsed')
+  }
+
+  it('names the field-count rule of each keyword', () => {
+    expect(messageOf('log\nquorum none\n')).toBe('line 1: want "log <vkey> [<url>]"')
+    expect(messageOf(`log ${logKey} https://a/ extra\nquorum none\n`)).toBe('line 1: want "log <vkey> [<url>]"')
+    expect(messageOf('witness w\nquorum none\n')).toBe('line 1: want "witness <name> <vkey> [<url>]"')
+    expect(messageOf(`witness w ${K} https://w/ extra\nquorum none\n`)).toBe('line 1: want "witness <name> <vkey> [<url>]"')
+    expect(messageOf(`witness w ${K}\ngroup g any\nquorum g\n`)).toBe('line 2: want "group <name> all|any|<k> <member>..."')
+    expect(messageOf('quorum\n')).toBe('line 1: want "quorum <name>|none"')
+    expect(messageOf(`witness w ${K}\nquorum w w\n`)).toBe('line 2: want "quorum <name>|none"')
+    expect(messageOf(`witness w ${K}\ngroup g any w none\nquorum g\n`)).toBe('line 2: "none" cannot be a group member')
+    expect(messageOf('group none any\nquorum none\n')).toBe('line 1: want "group <name> all|any|<k> <member>..."')
+    expect(messageOf(`witness w ${K}\ngroup none any w\nquorum none\n`)).toBe('line 2: the name "none" is predefined')
+  })
+
+  it('names the key type it wants and the one it got', () => {
+    expect(messageOf(`log ${K}\nquorum none\n`)).toBe('line 1: log vkey must have signature type 0x01, got 0x04')
+    expect(messageOf(`witness w ${logKey}\nquorum none\n`)).toBe('line 1: witness vkey must have signature type 0x04, got 0x01')
+  })
+
+  it('a comment is any line whose first field starts with "#"', () => {
+    expect(parsePolicy('#comment\n  #x y\nquorum none\n').quorum).toBe('none')
+    expect(messageOf('x#\nquorum none\n')).toBe('line 1: unknown keyword "x#"')
+  })
+
+  it('a policy must be a string', () => {
+    expect(() => parsePolicy(new String('quorum none\n') as string)).toThrow(new PolicyError('policy is not a string'))
+  })
+
+  it('refuses every C0 control character but tab, and DEL; accepts printable ASCII and non-ASCII', () => {
+    for (let c = 0; c < 0x20; c++) {
+      if (c === 0x09 || c === 0x0a) continue
+      expect(messageOf(`# ${String.fromCharCode(c)}\nquorum none\n`), `U+${c.toString(16)}`).toMatch(/^line 1: invalid character/)
+    }
+    expect(messageOf('# \u007f\nquorum none\n')).toMatch(/^line 1: invalid character/)
+    expect(parsePolicy('#\t ~\u0080\u00ff\uffff\nquorum\tnone\n').quorum).toBe('none')
+  })
+
+  it('group thresholds are 1..999999 in canonical decimal', () => {
+    expect(messageOf(`witness w ${K}\ngroup g 999999 w\nquorum g\n`)).toBe('line 2: group threshold 999999 is larger than its 1 members')
+    expect(messageOf(`witness w ${K}\ngroup g 1000000 w\nquorum g\n`)).toBe('line 2: invalid group threshold "1000000"')
+    expect(messageOf(`witness w ${K}\ngroup g 1x w\nquorum g\n`)).toBe('line 2: invalid group threshold "1x"')
+    expect(parsePolicy(`witness w ${K}\ngroup g 1 w\nquorum g\n`).satisfied(set('w'))).toBe(true)
+  })
+
+  it('a log or witness without a URL has no url property', () => {
+    const p = parsePolicy(`log ${logKey}\nwitness w ${K}\nquorum w\n`)
+    expect(Object.keys(p.logs[0]!)).toEqual(['vkey'])
+    expect('url' in p.witnesses[0]!).toBe(false)
+  })
+})
+
+describe('verifiedWitnesses matches both the key name and the key ID (mutation testing, issue 9)', () => {
+  it('a valid cosignature under another name or another key ID does not count', () => {
+    const p = parsePolicy(`witness w ${W.X1!.vkey}\nquorum w\n`)
+    const sig = W.X1!.cosign(CP5.text, 1700000000)
+    expect(verifiedWitnesses(p, note(CP5) + formatSignatureLine(sig))).toEqual(set('w'))
+    expect(verifiedWitnesses(p, note(CP5) + formatSignatureLine({ ...sig, name: 'x2.example' }))).toEqual(set())
+    expect(verifiedWitnesses(p, note(CP5) + formatSignatureLine({ ...sig, keyId: sig.keyId ^ 1 }))).toEqual(set())
   })
 })

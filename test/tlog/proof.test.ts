@@ -7,6 +7,114 @@ import { b64, checkingReader, entry, flip, hex, storeOf } from './fixtures.js'
 
 const MAX = 300
 
+// The fast argument and shape checks come first: Stryker stops at the first failing test, so a
+// mutant they kill never waits for the exhaustive checks below.
+describe('argument validation', () => {
+  const store = storeOf(8)
+  const h = leafHash(entry(0))
+
+  it('prove functions reject impossible sizes and indexes with RangeError', async () => {
+    await expect(proveRecord(0, 0, store)).rejects.toThrow(RangeError)
+    await expect(proveRecord(4, 4, store)).rejects.toThrow(RangeError)
+    await expect(proveRecord(4, -1, store)).rejects.toThrow(RangeError)
+    await expect(proveRecord(4.5, 1, store)).rejects.toThrow(RangeError)
+    await expect(proveTree(4, 0, store)).rejects.toThrow(RangeError) // the empty tree has no proof
+    await expect(proveTree(4, 5, store)).rejects.toThrow(RangeError) // bigger tree first
+    await expect(proveTree(2 ** 53, 1, store)).rejects.toThrow(RangeError)
+    expect(await proveTree(4, 4, store)).toEqual([])
+    expect(await proveRecord(1, 0, store)).toEqual([])
+  })
+
+  it('check functions reject impossible arguments with RangeError and bad proof shapes with InvalidProofError', () => {
+    expect(() => checkRecord([], 0, h, 0, h)).toThrow(RangeError)
+    expect(() => checkRecord([], 1, h, 1, h)).toThrow(RangeError)
+    expect(() => checkRecord([], 1, h.subarray(1), 0, h)).toThrow(RangeError)
+    expect(() => checkRecord([], 1, h, 0, new Uint8Array(33))).toThrow(RangeError)
+    expect(() => checkTree([], 3, h, 4, h)).toThrow(RangeError)
+    expect(() => checkTree([], 3, h, 0, h)).toThrow(RangeError)
+    expect(() => checkTree([], NaN, h, 1, h)).toThrow(RangeError)
+    checkRecord([], 1, h, 0, h)
+    checkTree([], 7, h, 7, h)
+    expect(() => checkTree([], 7, h, 7, flip(h))).toThrow(InvalidProofError)
+    expect(() => checkTree([h], 7, h, 7, h)).toThrow(InvalidProofError)
+    expect(() => checkRecord([new Uint8Array(31)], 2, h, 0, h)).toThrow(InvalidProofError)
+    expect(() => checkRecord(Array(200).fill(h) as Hash[], 2, h, 0, h)).toThrow(InvalidProofError)
+    expect(() => checkTree('proof' as unknown as Hash[], 2, h, 1, h)).toThrow(InvalidProofError)
+  })
+
+  it('InvalidProofError has a stable name', () => {
+    expect(new InvalidProofError('x').name).toBe('InvalidProofError')
+    expect(new InvalidProofError('x')).toBeInstanceOf(Error)
+  })
+})
+
+describe('named errors and exact bounds (mutation testing, issue 9)', () => {
+  const store = storeOf(8)
+  const h = leafHash(entry(0))
+  const notBytes = Array(32).fill(0) as unknown as Hash // 32 elements, not a Uint8Array
+
+  it('RangeErrors name the argument and the rule', async () => {
+    await expect(proveRecord(0, 0, store)).rejects.toThrow(new RangeError('size must be a safe integer ≥ 1, got 0'))
+    await expect(proveRecord(4, -1, store)).rejects.toThrow(new RangeError('index must be a safe integer ≥ 0, got -1'))
+    await expect(proveRecord(4, 4, store)).rejects.toThrow(new RangeError('index 4 not in tree of size 4'))
+    await expect(proveTree(4, 0, store)).rejects.toThrow(new RangeError('oldSize must be a safe integer ≥ 1, got 0'))
+    await expect(proveTree(0, 1, store)).rejects.toThrow(new RangeError('newSize must be a safe integer ≥ 1, got 0'))
+    await expect(proveTree(4, 5, store)).rejects.toThrow(new RangeError('oldSize 5 > newSize 4'))
+    expect(() => checkRecord([], 4, h, 4, h)).toThrow(new RangeError('index 4 not in tree of size 4'))
+    expect(() => checkRecord([], 0, h, 0, h)).toThrow(new RangeError('size must be a safe integer ≥ 1, got 0'))
+    expect(() => checkRecord([], 4, h, -1, h)).toThrow(new RangeError('index must be a safe integer ≥ 0, got -1'))
+    expect(() => checkTree([], 4, h, 0, h)).toThrow(new RangeError('oldSize must be a safe integer ≥ 1, got 0'))
+    expect(() => checkTree([], 4, h, 5, h)).toThrow(new RangeError('oldSize 5 > newSize 4'))
+    expect(() => checkTree([], 2 ** 53, h, 1, h)).toThrow(new RangeError(`newSize must be a safe integer ≥ 1, got ${2 ** 53}`))
+  })
+
+  it('every root and leaf argument must be a 32-byte Uint8Array (RangeError, not a failed proof)', () => {
+    for (const bad of [h.subarray(1), new Uint8Array(33), notBytes]) {
+      expect(() => checkRecord([], 1, bad, 0, h)).toThrow(new RangeError('root must be a 32-byte hash'))
+      expect(() => checkRecord([], 1, h, 0, bad)).toThrow(new RangeError('leaf must be a 32-byte hash'))
+      expect(() => checkTree([], 1, bad, 1, h)).toThrow(new RangeError('newRoot must be a 32-byte hash'))
+      expect(() => checkTree([], 1, h, 1, bad)).toThrow(new RangeError('oldRoot must be a 32-byte hash'))
+    }
+  })
+
+  it('proofs: an array of at most 128 32-byte Uint8Arrays, then exactly the right length', () => {
+    expect(() => checkTree('proof' as unknown as Hash[], 2, h, 1, h)).toThrow(new InvalidProofError('proof must be an array of hashes'))
+    expect(() => checkRecord([notBytes], 2, h, 0, h)).toThrow(new InvalidProofError('proof hash must be 32 bytes'))
+    expect(() => checkRecord([new Uint8Array(33)], 2, h, 0, h)).toThrow(new InvalidProofError('proof hash must be 32 bytes'))
+    // 128 hashes pass the shape check and fail on length; 129 fail the shape check.
+    expect(() => checkRecord(Array(128).fill(h) as Hash[], 2, h, 0, h)).toThrow(new InvalidProofError('inclusion proof has too many hashes'))
+    expect(() => checkRecord(Array(129).fill(h) as Hash[], 2, h, 0, h)).toThrow(new InvalidProofError('proof has 129 hashes'))
+    expect(() => checkRecord([], 2, h, 0, h)).toThrow(new InvalidProofError('inclusion proof has too few hashes'))
+    expect(() => checkRecord([h], 2, h, 0, h)).toThrow(new InvalidProofError('inclusion proof does not match the root hash'))
+  })
+
+  it('consistency proofs: too many or too few hashes at each kind of step, or wrong roots, by name', async () => {
+    const roots = new Map<number, Hash>()
+    for (const n of [1, 2, 3, 4]) roots.set(n, await treeHash(n, store))
+    const root = (n: number) => roots.get(n)!
+    // old = new: no hashes at all.
+    expect(() => checkTree([h], 7, h, 7, h)).toThrow(new InvalidProofError('consistency proof has too many hashes'))
+    // 2 from 1: one hash (the right sibling), none given.
+    expect(() => checkTree([], 2, root(2), 1, root(1))).toThrow(new InvalidProofError('consistency proof has too few hashes'))
+    // 4 from 3: the proof ends at the old tree's last subtree D[2:3], which needs its own hash.
+    const p43 = await proveTree(4, 3, store)
+    expect(p43).toHaveLength(3)
+    checkTree(p43, 4, root(4), 3, root(3))
+    expect(() => checkTree(p43.slice(1), 4, root(4), 3, root(3))).toThrow(new InvalidProofError('consistency proof has too few hashes'))
+    expect(() => checkTree([h, ...p43], 4, root(4), 3, root(3))).toThrow(new InvalidProofError('consistency proof has too many hashes'))
+    expect(() => checkTree(p43, 4, root(4), 3, h)).toThrow(new InvalidProofError('consistency proof does not match the root hashes'))
+  })
+
+  it('hash readers that return the wrong number or kind of hashes are errors, not proofs', async () => {
+    const reader = (f: (ix: readonly number[]) => unknown) => ({ readHashes: async (ix: readonly number[]) => f(ix) as Hash[] })
+    await expect(proveRecord(8, 3, reader((ix) => ix.slice(1).map(() => h)))).rejects.toThrow('tlog: readHashes(3 indexes) returned 2 hashes')
+    await expect(proveTree(8, 3, reader(() => 'hashes'))).rejects.toThrow('tlog: readHashes(4 indexes) returned string hashes')
+    await expect(proveRecord(8, 3, reader((ix) => ix.map(() => notBytes)))).rejects.toThrow('tlog: readHashes returned a hash that is not 32 bytes')
+    await expect(proveRecord(8, 3, reader((ix) => ix.map(() => h.subarray(1))))).rejects.toThrow('tlog: readHashes returned a hash that is not 32 bytes')
+  })
+})
+
+
 describe('exhaustive: every proof of every tree size 1..300 against the naive RFC 6962 definitions', () => {
   const store = storeOf(MAX)
   const ref = new ReferenceTree(Array.from({ length: MAX }, (_, i) => refLeafHash(entry(i))))
@@ -15,19 +123,23 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
   const leaves = ref.leaves
   const join = (p: readonly Hash[]): string => p.map(hex).join(',')
 
-  // Plain checks collected into one list (expect() per proof would dominate the runtime).
-  function harness(): { failures: string[]; rejected: number; mustFail(what: string, f: () => void): void } {
+  // Plain checks (expect() per proof would dominate the runtime) that stop at the first failure, so
+  // a broken build fails in milliseconds rather than after every proof of every size.
+  function harness(): { rejected: number; fail(msg: string): never; mustFail(what: string, f: () => void): void } {
     const h = {
-      failures: [] as string[],
       rejected: 0,
+      fail(msg: string): never {
+        throw new Error(msg)
+      },
       mustFail(what: string, f: () => void): void {
         try {
           f()
-          h.failures.push(`accepted: ${what}`)
         } catch (e) {
-          if (e instanceof InvalidProofError) h.rejected++
-          else h.failures.push(`${what}: threw ${String(e)}`)
+          if (!(e instanceof InvalidProofError)) h.fail(`${what}: threw ${String(e)}`)
+          h.rejected++
+          return
         }
+        h.fail(`accepted: ${what}`)
       },
     }
     return h
@@ -48,8 +160,8 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
         const at = `size ${size} index ${index}`
         const before = calls
         const proof = await proveRecord(size, index, counting)
-        if (calls - before !== (size === 1 ? 0 : 1)) t.failures.push(`${at}: ${calls - before} readHashes calls`)
-        if (join(proof) !== join(ref.path(index, 0, size))) t.failures.push(`${at}: proof differs from PATH`)
+        if (calls - before !== (size === 1 ? 0 : 1)) t.fail(`${at}: ${calls - before} readHashes calls`)
+        if (join(proof) !== join(ref.path(index, 0, size))) t.fail(`${at}: proof differs from PATH`)
         checkRecord(proof, size, root, index, leaves[index]!)
         checked++
         // Tampering. Trees up to 64: every hash and every mutation. Larger: one (rotating) hash and
@@ -71,7 +183,6 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
         if (proof.length > 0 && (all || kind === 6)) t.mustFail(`${at} missing hash`, () => checkRecord(proof.slice(1), size, root, index, leaves[index]!))
       }
     }
-    expect(t.failures).toEqual([])
     expect(checked).toBe((MAX * (MAX + 1)) / 2)
     expect(t.rejected).toBeGreaterThan(checked)
   })
@@ -87,8 +198,8 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
         const at = `size ${size} old ${old}`
         const before = calls
         const proof = await proveTree(size, old, counting)
-        if (calls - before > 1) t.failures.push(`${at}: ${calls - before} readHashes calls`)
-        if (join(proof) !== join(ref.proof(old, size))) t.failures.push(`${at}: proof differs from PROOF`)
+        if (calls - before > 1) t.fail(`${at}: ${calls - before} readHashes calls`)
+        if (join(proof) !== join(ref.proof(old, size))) t.fail(`${at}: proof differs from PROOF`)
         checkTree(proof, size, root, old, roots[old]!)
         checked++
         const all = size <= 64
@@ -109,7 +220,6 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
         if (proof.length > 0 && (all || kind === 7)) t.mustFail(`${at} missing hash`, () => checkTree(proof.slice(0, -1), size, root, old, roots[old]!))
       }
     }
-    expect(t.failures).toEqual([])
     expect(checked).toBe((MAX * (MAX + 1)) / 2)
     expect(t.rejected).toBeGreaterThan(checked)
   })
@@ -156,44 +266,5 @@ describe('litewitness interop vectors (torchwood testdata, notes §11)', () => {
     const want = ['KgMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'wgiIFdZfYNv6WU1OllBKsWnLYIS/DBMqt8Uh/S4OukE=', 'KgQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=']
     expect((await proveRecord(5, 2, store)).map(b64)).toEqual(want)
     checkRecord(want.map(decodeHash), 5, decodeHash(root[5]), 2, leaf(2))
-  })
-})
-
-describe('argument validation', () => {
-  const store = storeOf(8)
-  const h = leafHash(entry(0))
-
-  it('prove functions reject impossible sizes and indexes with RangeError', async () => {
-    await expect(proveRecord(0, 0, store)).rejects.toThrow(RangeError)
-    await expect(proveRecord(4, 4, store)).rejects.toThrow(RangeError)
-    await expect(proveRecord(4, -1, store)).rejects.toThrow(RangeError)
-    await expect(proveRecord(4.5, 1, store)).rejects.toThrow(RangeError)
-    await expect(proveTree(4, 0, store)).rejects.toThrow(RangeError) // the empty tree has no proof
-    await expect(proveTree(4, 5, store)).rejects.toThrow(RangeError) // bigger tree first
-    await expect(proveTree(2 ** 53, 1, store)).rejects.toThrow(RangeError)
-    expect(await proveTree(4, 4, store)).toEqual([])
-    expect(await proveRecord(1, 0, store)).toEqual([])
-  })
-
-  it('check functions reject impossible arguments with RangeError and bad proof shapes with InvalidProofError', () => {
-    expect(() => checkRecord([], 0, h, 0, h)).toThrow(RangeError)
-    expect(() => checkRecord([], 1, h, 1, h)).toThrow(RangeError)
-    expect(() => checkRecord([], 1, h.subarray(1), 0, h)).toThrow(RangeError)
-    expect(() => checkRecord([], 1, h, 0, new Uint8Array(33))).toThrow(RangeError)
-    expect(() => checkTree([], 3, h, 4, h)).toThrow(RangeError)
-    expect(() => checkTree([], 3, h, 0, h)).toThrow(RangeError)
-    expect(() => checkTree([], NaN, h, 1, h)).toThrow(RangeError)
-    checkRecord([], 1, h, 0, h)
-    checkTree([], 7, h, 7, h)
-    expect(() => checkTree([], 7, h, 7, flip(h))).toThrow(InvalidProofError)
-    expect(() => checkTree([h], 7, h, 7, h)).toThrow(InvalidProofError)
-    expect(() => checkRecord([new Uint8Array(31)], 2, h, 0, h)).toThrow(InvalidProofError)
-    expect(() => checkRecord(Array(200).fill(h) as Hash[], 2, h, 0, h)).toThrow(InvalidProofError)
-    expect(() => checkTree('proof' as unknown as Hash[], 2, h, 1, h)).toThrow(InvalidProofError)
-  })
-
-  it('InvalidProofError has a stable name', () => {
-    expect(new InvalidProofError('x').name).toBe('InvalidProofError')
-    expect(new InvalidProofError('x')).toBeInstanceOf(Error)
   })
 })
