@@ -4,7 +4,7 @@
  * must be refused with the check's name and must never reach the log.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { delegate, invoke } from '@ucanto/core'
+import { Delegation, delegate, invoke } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import {
   TlogAppend,
@@ -479,6 +479,58 @@ describe('tlog/append refused: the delegation', () => {
     const revocations: RevocationChecker = { findRevoked: () => Promise.reject(new Error('db down at /secret/path')) }
     const error = await expectRefused(await appendInvocation(), 'InternalError', { revocations })
     expect(error.message).not.toContain('secret')
+  })
+})
+
+describe('the grant cache: one warm service, a chain checked once is reused only for what it was checked for', () => {
+  // Guards the grant-cache key in authorize.ts (check (4)): `${service} ${space} ${attester} ${CIDs}`.
+  // Every other test starts a fresh service, so its cache is cold; here one service (one cache)
+  // first accepts an append, then gets a request the cached grant must not cover.
+
+  test('a chain checked for space A does not append to space B (the space is in the key) → Unauthorized', async () => {
+    const { log, server } = setup()
+    const a = await send(server, await appendInvocation())
+    expect(a.error, JSON.stringify(a.error)).toBeUndefined()
+    // The same Agent→Service delegation (granting on space A only), now invoked on space B.
+    const b = await send(server, await appendInvocation({ space: P.spaceB.did() }))
+    expect(b.ok, JSON.stringify(b.ok)).toBeUndefined()
+    expect(b.error?.name, String(b.error?.message)).toBe('Unauthorized')
+    expect(log.appends.map((c) => c.space)).toEqual([P.space.did()])
+    expect(log.logs.has(P.spaceB.did())).toBe(false)
+    // And the cache still serves A.
+    expect((await send(server, await appendInvocation())).ok?.index).toBe(1)
+  })
+
+  test('another delegation on the same proofs is checked afresh (the delegation\'s CID is in the key) → Unauthorized', async () => {
+    const { log, server } = setup()
+    expect((await send(server, await appendInvocation())).ok).toBeDefined()
+    // Same Space→Agent proof, same space, same chain length; this Agent→Service lacks upload/add.
+    const partial = await delegateAgentToService({
+      agent: P.agent,
+      service: P.service,
+      proofs: [spaceToAgent],
+      capabilities: ['space/blob/add', 'space/index/add'],
+      expiration: now() + 3600,
+    })
+    const out = await send(server, await appendInvocation({ delegation: partial }))
+    expect(out.error?.name, String(out.error?.message)).toBe('Unauthorized')
+    expect(out.error?.message).toContain('upload/add')
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('the same Agent→Service without its proof blocks is checked afresh (each embedded UCAN\'s CID is in the key) → Unauthorized', async () => {
+    // The top CID commits to its proofs' CIDs, not to their blocks being sent: keyed by the top
+    // CID alone, a delegation stripped of its Space→Agent block would hit the warm entry, and the
+    // log would get a delegation that Storacha cannot follow.
+    const stripped = await formatDelegation(Delegation.create({ root: agentToService.root }))
+    const cold = setup()
+    cold.log.refuse()
+    expect((await send(cold.server, await appendInvocation({ delegation: stripped }))).error?.name).toBe('Unauthorized')
+    const { log, server } = setup()
+    expect((await send(server, await appendInvocation())).ok).toBeDefined()
+    const out = await send(server, await appendInvocation({ delegation: stripped }))
+    expect(out.error?.name, String(out.error?.message)).toBe('Unauthorized')
+    expect(log.appends).toHaveLength(1)
   })
 })
 
