@@ -4,7 +4,9 @@
  * must be refused with the check's name and must never reach the log.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { Delegation, delegate, invoke } from '@ucanto/core'
+import { CAR, CBOR, Delegation, delegate, invoke } from '@ucanto/core'
+import { CID } from 'multiformats/cid'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import type { API } from '@ucanto/core'
 import {
   TlogAppend,
@@ -480,6 +482,61 @@ describe('tlog/append refused: the delegation', () => {
     const error = await expectRefused(await appendInvocation(), 'InternalError', { revocations })
     expect(error.message).not.toContain('secret')
   })
+})
+
+/**
+ * A request carrying the signed invocation `inv` under another CID: its block bytes (or the same
+ * UCAN re-encoded non-canonically) addressed by `how`, with the message root pointing at that CID.
+ * The signature covers the decoded payload, so it still verifies; only the content-addressing check
+ * of (1) tells the two apart.
+ */
+async function readdressed(inv: API.Invocation, how: 'sha2-512' | 'raw codec' | 'non-canonical dag-cbor'): Promise<{ cid: CID; request: { headers: Record<string, string>; body: Uint8Array } }> {
+  let bytes = inv.root.bytes as Uint8Array
+  let cid: CID
+  if (how === 'sha2-512') cid = CID.createV1(CBOR.code, await sha512.digest(bytes))
+  else if (how === 'raw codec') cid = CID.createV1(0x55, await sha256.digest(bytes))
+  else {
+    // The same map with its keys in plain sort order instead of dag-cbor's length-first order:
+    // another byte string, hashed honestly, that decodes to the same UCAN.
+    const data = CBOR.decode(bytes) as Record<string, unknown>
+    const keys = Object.keys(data).sort()
+    expect(keys.length).toBeLessThan(24)
+    bytes = new Uint8Array(Buffer.concat([Uint8Array.of(0xa0 + keys.length), ...keys.flatMap((k) => [CBOR.encode(k), CBOR.encode(data[k])])]))
+    expect(Buffer.from(bytes).equals(Buffer.from(inv.root.bytes))).toBe(false)
+    cid = CID.createV1(CBOR.code, await sha256.digest(bytes))
+  }
+  expect(cid.equals(inv.cid)).toBe(false)
+  const root = CBOR.encode({ 'ucanto/message@7.0.0': { execute: [cid] } })
+  const rootBlock = { cid: CID.createV1(CBOR.code, await sha256.digest(root)), bytes: root }
+  const body = CAR.encode({ roots: [rootBlock], blocks: new Map([[cid.toString(), { cid, bytes }]]) } as never)
+  return { cid, request: { headers: { 'content-type': CAR.contentType, accept: CAR.contentType }, body } }
+}
+
+describe('(1) the invocation\'s bytes must be the canonical encoding under its CID', () => {
+  // Guards checkContentAddressed(invocation, { proofs: false }) in authorize.ts checkInvocation: the
+  // replay guard is keyed by the invocation's CID, so the same signed invocation under another CID
+  // would otherwise be a new invocation and append again.
+  for (const how of ['sha2-512', 'raw codec', 'non-canonical dag-cbor'] as const) {
+    test(`the same signed invocation re-addressed (${how}) → InvalidSignature, and it never appends twice`, async () => {
+      const inv = await appendInvocation()
+      const copy = await readdressed(inv, how)
+      // The original appends; then its copy under the other CID is refused and writes nothing.
+      const { log, server } = setup()
+      expect((await send(server, inv)).ok?.index).toBe(0)
+      const [receipt] = await sendRaw(server, copy.request)
+      expect(receipt?.ran.link().toString()).toBe(copy.cid.toString())
+      const out = outOf(receipt as API.Receipt)
+      expect(out.ok, `appended twice: ${JSON.stringify(out.ok)}`).toBeUndefined()
+      expect(out.error).toEqual({ name: 'InvalidSignature', message: 'invocation block does not match its CID' })
+      expect(log.appends.map((a) => a.invocation)).toEqual([inv.cid.toString()])
+      // On a service that has not seen the original, the copy is refused as well.
+      const fresh = setup()
+      fresh.log.refuse()
+      const [first] = await sendRaw(fresh.server, copy.request)
+      expect(outOf(first as API.Receipt).error?.name).toBe('InvalidSignature')
+      expect(fresh.log.calls).toBe(0)
+    })
+  }
 })
 
 describe('the grant cache: one warm service, a chain checked once is reused only for what it was checked for', () => {
