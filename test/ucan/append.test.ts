@@ -468,6 +468,54 @@ describe('tlog/append refused: the delegation', () => {
     await expectRefused(inv, 'Revoked', { revocations })
   })
 
+  describe('(5) revocation by a principal earlier in the chain than the revoked UCAN (Space→Alice→Agent→Service, invoked by Agent)', () => {
+    // Guards the upstream part of the revocation scope: revocation.ts scopeOf (a UCAN's scope takes
+    // the principals of every proof above it) and authorize.ts (the invocation's scope takes the
+    // delegation's). A revocation counts if issued by the revoked UCAN's issuer or audience or by
+    // any principal above it; one from below it or outside the chain does not.
+    let spaceToAlice: API.Delegation
+    let aliceToAgent: API.Delegation
+    let chain: API.Delegation
+    beforeAll(async () => {
+      spaceToAlice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 3600 })
+      aliceToAgent = await delegateAgentToService({ agent: P.alice, service: P.agent, proofs: [spaceToAlice], expiration: now() + 3600 })
+      chain = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [aliceToAgent], expiration: now() + 3600 })
+    })
+    const revokedBy = (ucan: () => { cid: API.Link }, scope: () => API.Principal) => {
+      const revocations = createMemoryRevocations()
+      revocations.add(ucan().cid.toString(), scope().did())
+      return { revocations }
+    }
+
+    test('Alice→Agent revoked by the space (one link above it) → Revoked', async () => {
+      const error = await expectRefused(await appendInvocation({ delegation: chain }), 'Revoked', revokedBy(() => aliceToAgent, () => P.space))
+      expect(error.message).toContain(aliceToAgent.cid.toString().slice(0, 20))
+    })
+
+    test('Agent→Service revoked by the space (two links above it) → Revoked', async () => {
+      await expectRefused(await appendInvocation({ delegation: chain }), 'Revoked', revokedBy(() => chain, () => P.space))
+    })
+
+    test('Agent→Service revoked by Alice (above the invocation\'s issuer) → Revoked', async () => {
+      await expectRefused(await appendInvocation({ delegation: chain }), 'Revoked', revokedBy(() => chain, () => P.alice))
+    })
+
+    for (const who of ['space', 'alice'] as const) {
+      test(`the invocation itself revoked by ${who === 'space' ? 'the space' : 'Alice'} (above its issuer) → Revoked`, async () => {
+        const inv = await appendInvocation({ delegation: chain })
+        await expectRefused(inv, 'Revoked', revokedBy(() => inv, () => P[who]))
+      })
+    }
+
+    test('from below or outside: Space→Alice by the agent, Alice→Agent by the service, Agent→Service by mallory → no effect', async () => {
+      const revocations = createMemoryRevocations()
+      revocations.add(spaceToAlice.cid.toString(), P.agent.did())
+      revocations.add(aliceToAgent.cid.toString(), P.service.did())
+      revocations.add(chain.cid.toString(), P.mallory.did())
+      await expectAppended(await appendInvocation({ delegation: chain }), { revocations })
+    })
+  })
+
   test('(5) a revocation after the grant was cached still takes effect', async () => {
     const revocations = createMemoryRevocations()
     const { log, server } = setup({ revocations })
