@@ -435,6 +435,17 @@ describe('tlog/append refused: the delegation', () => {
     await expectRefused(await appendInvocation({ delegation: d }), 'InvalidSignature')
   })
 
+  test('(4) a forged proof by the same signer as a valid one in the chain is not vouched for by the valid one → refused', async () => {
+    // Guards the signature memo of one authorization (authorize.ts memoizeVerification): it is keyed
+    // by (DID, payload, signature), so the space's valid signature on one proof says nothing about
+    // another proof claiming the space as issuer.
+    const valid = await delegateSpaceToAgent({ space: P.space, agent: P.agent, capabilities: ['space/blob/add', 'space/index/add'], expiration: now() + 3600 })
+    const forged = await delegateSpaceToAgent({ space: impostor(P.space, P.mallory) as API.Signer<API.DIDKey>, agent: P.agent, capabilities: ['upload/add'], expiration: now() + 3600 })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [valid, forged], space: P.space.did(), expiration: now() + 3600 })
+    const error = await expectRefused(await appendInvocation({ delegation: d }), 'InvalidSignature')
+    expect(error.message).toContain(forged.cid.toString().slice(0, 20))
+  })
+
   test('signature bytes tampered inside the delegation archive → InvalidDelegation (block ≠ CID)', async () => {
     const archive = Buffer.from((await agentToService.archive()).ok as Uint8Array)
     const at = archive.indexOf(Buffer.from(spaceToAgent.signature.raw))
@@ -514,6 +525,13 @@ describe('tlog/append refused: the delegation', () => {
       revocations.add(chain.cid.toString(), P.mallory.did())
       await expectAppended(await appendInvocation({ delegation: chain }), { revocations })
     })
+  })
+
+  test('(5) the invocation revoked by its audience (the service) → Revoked', async () => {
+    const revocations = createMemoryRevocations()
+    const inv = await appendInvocation()
+    revocations.add(inv.cid.toString(), P.service.did())
+    await expectRefused(inv, 'Revoked', { revocations })
   })
 
   test('(5) a revocation after the grant was cached still takes effect', async () => {
