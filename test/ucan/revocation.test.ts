@@ -9,6 +9,7 @@ import {
   InvalidRevocationRecord,
   MAX_REVOCATION_RECORD_SIZE,
   type RevocationRecord,
+  RevocationScopeFull,
   createMemoryRevocations,
   formatRevocationRecord,
   noRevocations,
@@ -121,6 +122,16 @@ describe('parseRevocationRecord: one spelling per record, every field typed', ()
 
   test('JSON that is not an object is refused by name', () => {
     for (const s of ['null', '5', '"x"', '[]']) refused(new TextEncoder().encode(s), 'record fields are missing or of the wrong type')
+  })
+
+  test('a record with the right types but another spelling → not in canonical form', () => {
+    refused(new TextEncoder().encode(new TextDecoder().decode(json({})).replace('{"type"', '{ "type"')), 'record is not in canonical form')
+  })
+
+  test('the errors carry their names', () => {
+    expect(new InvalidRevocationRecord('x').name).toBe('InvalidRevocationRecord')
+    const full = new RevocationScopeFull('did:key:z6MkScope', 1000)
+    expect([full.name, full.message, full.scope, full.limit]).toEqual(['RevocationScopeFull', 'did:key:z6MkScope has 1000 revocation records, its cap', 'did:key:z6MkScope', 1000])
   })
 
   test('round trip of the formatted bytes', () => {
