@@ -657,6 +657,64 @@ describe('the grant cache: one warm service, a chain checked once is reused only
   })
 })
 
+describe('each refusal says what failed in its message (the client reads it in the receipt)', () => {
+  // Guards the messages of authorize.ts's named failures: the name says which check, the message
+  // which value. One case per message; each request fails exactly one check.
+  test('invocation, capability, entry and delegation checks', async () => {
+    const t = now()
+    const clock = { now: () => t, maxInvocationLifetime: 600 }
+    const cases: [Promise<API.Invocation>, string, string, Partial<UcanServiceOptions>?][] = [
+      [appendInvocation({ audience: P.mallory }), 'InvalidAudience', `invocation audience is ${P.mallory.did()}, not the service`],
+      [appendInvocation({ expiration: Infinity }), 'InvalidExpiry', 'invocation has no expiry'],
+      [appendInvocation({ expiration: t - 1 }), 'Expired', `invocation expired at ${t - 1}`, clock],
+      [appendInvocation({ expiration: t + 60, notBefore: t + 1 }), 'NotValidBefore', `invocation not valid before ${t + 1}`, clock],
+      [appendInvocation({ expiration: t + 601 }), 'InvalidExpiry', 'invocation expiry is more than 600 s ahead', clock],
+      [appendInvocation({ issuer: impostor(P.agent, P.mallory) }), 'InvalidSignature', 'invocation signature does not verify'],
+      [appendInvocation({ space: P.service.did() }), 'ReservedSpace', 'this DID belongs to the service itself and is not a space'],
+      [appendInvocation({ data: '' }), 'InvalidData', 'entry is empty'],
+      [appendInvocation({ data: 'AQ' }), 'InvalidData', 'data is not canonical padded standard base64'],
+      [appendInvocation({ data: encodeBase64(new Uint8Array(65536)) }), 'EntryTooLarge', 'entry larger than 65535 bytes'],
+      [appendInvocation({ data: 'A'.repeat(4 * 21846) }), 'EntryTooLarge', 'entry larger than 65535 bytes'],
+      [appendInvocation({ issuer: P.mallory }), 'DelegationIssuerMismatch', 'delegation was not issued by the invoker'],
+      [
+        appendInvocation({ delegation: await delegateAgentToService({ agent: P.agent, service: P.mallory, proofs: [spaceToAgent], expiration: now() + 3600 }) }),
+        'InvalidAudience',
+        `delegation audience is ${P.mallory.did()}, not the service`,
+      ],
+    ]
+    for (const [inv, name, message, options] of cases) {
+      const error = await expectRefused(await inv, name, options)
+      expect(error.message).toBe(message)
+    }
+  })
+
+  test('capability shape', async () => {
+    const inv = (capability: Record<string, unknown>) =>
+      invoke({ issuer: P.agent, audience: P.service, capability: capability as never, expiration: now() + 60 }).delegate()
+    expect((await expectRefused(await inv({ can: 'tlog/append', with: 'did:web:example.com', nb: { data: 'AQ==', delegation: 'x' } }), 'InvalidCapability')).message).toBe(
+      'with must be a did:key space, got did:web:example.com',
+    )
+    expect((await expectRefused(await inv({ can: 'tlog/append', with: P.space.did(), nb: { data: 1, delegation: 'x' } }), 'InvalidCapability')).message).toBe(
+      'nb must be { data: string, delegation: string }',
+    )
+    expect((await expectRefused(await inv({ can: 'tlog/append', with: P.space.did() }), 'InvalidCapability')).message).toBe('nb must be { data: string, delegation: string }')
+  })
+
+  test('a delegation with a UCAN not under its CID, and a revoked UCAN', async () => {
+    const archive = Buffer.from((await agentToService.archive()).ok as Uint8Array)
+    const at = archive.indexOf(Buffer.from(spaceToAgent.signature.raw))
+    archive[at + 5] = (archive[at + 5] as number) ^ 0x80
+    const tampered = await expectRefused(await appendInvocation({ delegation: archive.toString('base64') }), 'InvalidDelegation')
+    expect(tampered.message).toBe('a UCAN in the delegation does not match its CID')
+    const revocations = createMemoryRevocations()
+    revocations.add(spaceToAgent.cid.toString(), P.space.did())
+    const revoked = await expectRefused(await appendInvocation(), 'Revoked', { revocations })
+    expect(revoked.message).toBe(`UCAN ${spaceToAgent.cid.toString()} has been revoked`)
+    const down: RevocationChecker = { findRevoked: () => Promise.reject(new Error('down')) }
+    expect((await expectRefused(await appendInvocation(), 'InternalError', { revocations: down })).message).toBe('revocation store unavailable')
+  })
+})
+
 describe('tlog/append replay and failures', () => {
   test('the same signed invocation twice appends once and returns the first result', async () => {
     const { log, server } = setup()
