@@ -6,9 +6,16 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import type { API } from '@ucanto/core'
 import { Verifier } from '@ucanto/principal'
+import { delegate } from '@ucanto/core'
 import {
   TlogAppend,
   attesterTrust,
+  authorizeAppend,
+  authorizeCreate,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  formatDelegation,
+  isReservedSpace,
   checkInvocation,
   classify,
   createGrantCache,
@@ -145,6 +152,21 @@ describe('classify: the most specific name found in a ucanto failure tree', () =
     expect(classify(shallow as never, 'x').name).toBe('Revoked')
   })
 
+  test('null children are skipped; a node past depth 64 is not read; an inherited cause getter is followed; a delegation without a CID', () => {
+    expect(classify(node('Unauthorized', { cause: null, causes: [null, node('Expired', { delegation: d('e') })] }) as never, 'x').message).toBe('UCAN e has expired')
+    let past: Record<string, unknown> = node('Revoked')
+    for (let i = 0; i < 100; i++) past = node('Unauthorized', { cause: past })
+    expect(classify(past as never, 'x').name).toBe('Unauthorized')
+    class Failure {
+      name = 'Unauthorized'
+      get cause() {
+        return node('Revoked', { delegation: d('r') })
+      }
+    }
+    expect(classify(new Failure() as never, 'x').message).toBe('UCAN r has been revoked')
+    expect(classify(node('Unauthorized', { cause: node('Expired', { delegation: {} }) }) as never, 'x').message).toBe('UCAN  has expired')
+  })
+
   test('at most about 10,000 nodes are read, however wide the tree', () => {
     let reads = 0
     const counted = () => {
@@ -169,7 +191,7 @@ describe('createGrantCache bounds', () => {
   const auth = (exp: number) => ({ delegation: { expiration: Infinity }, proofs: [{ delegation: { expiration: exp }, proofs: [] }] }) as unknown as API.Authorization
 
   test('maxEntries must be a positive integer', () => {
-    for (const maxEntries of [0, -1, 1.5, Number.NaN, Infinity]) expect(() => createGrantCache({ maxEntries })).toThrow(RangeError)
+    for (const maxEntries of [0, -1, 1.5, Number.NaN, Infinity]) expect(() => createGrantCache({ maxEntries })).toThrow(new RangeError('maxEntries must be a positive integer'))
     expect(() => createGrantCache({ maxEntries: 1 })).not.toThrow()
   })
 
@@ -197,5 +219,66 @@ describe('createGrantCache bounds', () => {
     expect(cache.get('past')).toBeUndefined()
     cache.set('future', [auth(now() + 3600)])
     expect(cache.get('future')).toHaveLength(1)
+  })
+})
+
+describe('authorizeAppend and authorizeCreate called directly (no service in front)', () => {
+  let spaceToAgent: API.Delegation
+  let delegation: string
+  beforeAll(async () => {
+    spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 3600 })
+    delegation = await formatDelegation(await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 3600 }))
+  })
+  const make = (capabilities: Record<string, unknown>[]) =>
+    delegate({ issuer: P.agent, audience: P.service, capabilities: capabilities as unknown as API.Capabilities, expiration: now() + 60 }) as unknown as Promise<API.Invocation>
+
+  test('the capability must be exactly one, of the handler\'s ability (the service routes by ability; a direct caller may not)', async () => {
+    const append = { can: 'tlog/append', with: P.space.did(), nb: { data: 'AQ==', delegation } }
+    const create = { can: 'tlog/create', with: P.space.did(), nb: { delegation } }
+    const two = await authorizeAppend(await make([append, append]), { service: P.service })
+    expect([two.error?.name, two.error?.message]).toEqual(['InvalidCapability', 'invocation must carry exactly one capability'])
+    const other = await authorizeAppend(await make([create]), { service: P.service })
+    expect([other.error?.name, other.error?.message]).toEqual(['InvalidCapability', 'expected tlog/append, got tlog/create'])
+    const otherCreate = await authorizeCreate(await make([append]), { service: P.service })
+    expect([otherCreate.error?.name, otherCreate.error?.message]).toEqual(['InvalidCapability', 'expected tlog/create, got tlog/append'])
+    const badNb = await authorizeCreate(await make([{ ...create, nb: { delegation: 1 } }]), { service: P.service })
+    expect([badNb.error?.name, badNb.error?.message]).toEqual(['InvalidCapability', 'nb must be { delegation: string }'])
+  })
+
+  test('without a grant cache both authorize; with one, the chain is verified once', async () => {
+    const append = await authorizeAppend(await make([{ can: 'tlog/append', with: P.space.did(), nb: { data: 'AQ==', delegation } }]), { service: P.service })
+    expect(append.error, JSON.stringify(append.error)).toBeUndefined()
+    expect(append.ok?.entry).toEqual(new Uint8Array([1]))
+    const create = await authorizeCreate(await make([{ can: 'tlog/create', with: P.space.did(), nb: { delegation } }]), { service: P.service })
+    expect(create.ok?.space).toBe(P.space.did())
+    // A counting parser: the second authorization with the same cache verifies only the invocation.
+    let verified = 0
+    const counting: API.PrincipalParser = {
+      parse(did) {
+        const inner = Verifier.parse(did)
+        return { did: () => inner.did(), toDIDKey: () => inner.toDIDKey(), withDID: (id: API.DID) => inner.withDID(id), verify: (p: Uint8Array, s: API.Signature) => (verified++, inner.verify(p, s)) } as unknown as API.Verifier
+      },
+    }
+    const grants = createGrantCache()
+    const invocation = () => make([{ can: 'tlog/append', with: P.space.did(), nb: { data: 'AQ==', delegation } }])
+    expect((await authorizeAppend(await invocation(), { service: P.service, principal: counting, grants })).ok).toBeDefined()
+    const cold = verified
+    expect(cold).toBeGreaterThanOrEqual(3) // the invocation, Agent→Service, Space→Agent
+    verified = 0
+    expect((await authorizeAppend(await invocation(), { service: P.service, principal: counting, grants })).ok).toBeDefined()
+    expect(verified).toBe(1) // only the new invocation's own signature
+  })
+
+  test('reservedSpaces: a listed DID is refused as a space, like the service\'s own', async () => {
+    const witness = await pinnedKey(40)
+    expect(isReservedSpace(witness.did(), P.service, new Set([witness.did()]))).toBe(true)
+    expect(isReservedSpace(P.service.did(), P.service, undefined)).toBe(true)
+    expect(isReservedSpace(P.space.did(), P.service, new Set([witness.did()]))).toBe(false)
+    expect(isReservedSpace(P.space.did(), P.service, undefined)).toBe(false)
+    const out = await authorizeAppend(await make([{ can: 'tlog/append', with: witness.did(), nb: { data: 'AQ==', delegation } }]), {
+      service: P.service,
+      reservedSpaces: new Set([witness.did()]),
+    })
+    expect([out.error?.name, out.error?.message]).toEqual(['ReservedSpace', 'this DID belongs to the service itself and is not a space'])
   })
 })
