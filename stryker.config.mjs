@@ -1,37 +1,23 @@
-// Mutation testing of the security core (`npm run test:mutation`; docs/testing.md).
-// Incremental: a rerun after a small change re-tests only the mutants whose code or tests changed.
+// Mutation testing of the security core: `npm run test:mutation` runs Stryker once per group of
+// mutation-groups.mjs (docs/testing.md). Incremental: a rerun after a small change re-tests only the
+// mutants whose code or tests changed.
+import { currentGroup } from './mutation-groups.mjs'
+
+const group = currentGroup()
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts' },
   coverageAnalysis: 'perTest',
-  mutate: [
-    // authorization and invocation checks, delegation parsing, revocation, replay guard
-    'src/ucan/authorize.ts',
-    'src/ucan/delegation.ts',
-    'src/ucan/proof-graph.ts',
-    'src/ucan/revocation.ts',
-    'src/ucan/replay.ts',
-    'src/ucan/service.ts',
-    // tlog proofs, notes, checkpoints, cosignatures, policy
-    'src/tlog/proof.ts',
-    'src/tlog/note.ts',
-    'src/tlog/checkpoint.ts',
-    'src/tlog/cosignature.ts',
-    'src/tlog/policy.ts',
-    // the witness core and the log's witness client
-    'witness/witness.ts',
-    'src/log/witness-client.ts',
-    // the auditor and client-side verification
-    'src/cli/audit.ts',
-    'src/log/log.ts:488-490', // checkAppendResult: what `ucanlog append` checks of each receipt
-  ],
+  mutate: group.mutate,
+  plugins: ['@stryker-mutator/vitest-runner', './scripts/stryker-ignore-messages.mjs'],
+  ignorers: ['error-messages'],
   incremental: true,
-  incrementalFile: 'reports/mutation/stryker-incremental.json',
-  reporters: ['json', 'html', 'clear-text', 'progress'],
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
-  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
-  tempDirName: '.stryker-tmp',
+  incrementalFile: `reports/mutation/${group.name}.incremental.json`,
+  reporters: ['json', 'clear-text', 'progress'],
+  jsonReporter: { fileName: `reports/mutation/${group.name}.json` },
+  tempDirName: `.stryker-tmp/${group.name}`,
   cleanTempDir: 'always',
   concurrency: 2,
   timeoutMS: 20_000,

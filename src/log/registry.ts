@@ -118,6 +118,8 @@ export interface LogManagerOptions {
   admitCreate?(client: string | undefined, o?: { dryRun?: boolean }): number | undefined
   /** Test hook: runs before an evicted log is closed (a stall here holds the close). */
   beforeClose?(id: string): void | Promise<void>
+  /** Test hook: called when an `acquire` finds log `id` closing and starts waiting for that close to finish (before opening it again). */
+  onWaitForClose?(id: string): void
 }
 
 type Slot =
@@ -174,6 +176,7 @@ export class LogManager {
       this.refuseDamaged(id)
       const slot = this.slots.get(id)
       if (slot?.state === 'closing') {
+        this.o.onWaitForClose?.(id)
         await slot.done // never open a log twice: wait until its close has finished
         continue
       }

@@ -31,6 +31,11 @@ export interface WitnessClientOptions {
   /** Wait for every witness until the timeout instead of stopping at quorum (default false). */
   greedy?: boolean
   fetch?: typeof fetch
+  /**
+   * Schedules a round's timeout: calls `fire` once `ms` milliseconds have passed unless the returned
+   * function cancels it first. Default: `setTimeout`/`clearTimeout` (tests inject one they fire by hand).
+   */
+  timer?: (ms: number, fire: () => void) => () => void
   /** Called with per-witness failures, for logs and metrics. */
   onWitnessError?: (url: string, message: string) => void
 }
@@ -122,12 +127,12 @@ export class WitnessClient {
       }
       if (quorum() && !this.opts.greedy) finish()
     })
-    const timer = setTimeout(() => {
+    const cancelTimer = (this.opts.timer ?? realTimer)(this.timeoutMs, () => {
       timedOut = true
       controller.abort()
-    }, this.timeoutMs)
+    })
     await Promise.race([Promise.allSettled(tasks), done])
-    clearTimeout(timer)
+    cancelTimer()
     controller.abort() // stop stragglers once the quorum is met
     const note = checkpoint + [...new Set(lines)].join('')
     return { note, cosigned: new Set(cosigned), satisfied: quorum() }
@@ -170,6 +175,12 @@ export class WitnessClient {
     }
     throw new PermanentWitnessError('witness kept answering 409')
   }
+}
+
+/** The default {@link WitnessClientOptions.timer}: `setTimeout`, cancelled by `clearTimeout`. */
+function realTimer(ms: number, fire: () => void): () => void {
+  const t = setTimeout(fire, ms)
+  return () => clearTimeout(t)
 }
 
 /** A witness URL as a submission prefix ending in "/", so `add-checkpoint` resolves below it. */

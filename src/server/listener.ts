@@ -4,7 +4,7 @@
  * the service needs. A connection over a cap is closed as soon as it is accepted.
  */
 import { serve } from '@hono/node-server'
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { clientKey } from './rate-limit.js'
 
@@ -39,9 +39,33 @@ export interface ListenerLimits {
 export type RefusalReason = 'total' | 'per_client'
 
 /**
- * Listens on `hostname:port` and serves `fetch` with the connection caps and timeouts of `limits`.
+ * What the listener did with one TCP connection, for observers (tests, metrics): `accepted`
+ * (within both caps; counted against them), `refused` on arrival by `reason`'s cap (closed at
+ * once), or `closed` (an accepted connection has closed; its place under the caps is free again).
+ * `client` is the connection's {@link clientKey}.
+ */
+export type ConnectionEvent = { kind: 'accepted' | 'closed'; client: string } | { kind: 'refused'; reason: RefusalReason; client: string }
+
+/**
+ * The answer to a request whose body had not fully arrived when the answer was made (e.g. a 413
+ * refused on its Content-Length): marked `Connection: close` (RFC 9112 §9.6), since the server
+ * will not read that body and closes the connection after the answer. Without it a client reuses
+ * the keep-alive connection and its next request fails with "other side closed".
+ * `incoming`: the node:http request (@hono/node-server passes it as `env.incoming`).
+ */
+export function closeIfBodyUnread(res: Response, incoming: IncomingMessage | undefined): Response {
+  if (incoming === undefined || incoming.complete) return res
+  const headers = new Headers(res.headers)
+  headers.set('connection', 'close')
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
+}
+
+/**
+ * Listens on `hostname:port` and serves `fetch` with the connection caps and timeouts of `limits`;
+ * an answer made before its request's body arrived closes the connection ({@link closeIfBodyUnread}).
  * Resolves once listening.
  * @param onRefused called for each connection closed on arrival (for metrics and logs).
+ * @param onConnection called synchronously with each {@link ConnectionEvent}, in order, for each connection.
  * @throws the listener's error (e.g. EADDRINUSE).
  */
 export async function listen(opts: {
@@ -50,10 +74,11 @@ export async function listen(opts: {
   hostname: string
   limits: ListenerLimits
   onRefused?: (reason: RefusalReason, client: string) => void
+  onConnection?: (event: ConnectionEvent) => void
 }): Promise<Server> {
   const { limits: l } = opts
   const server = serve({
-    fetch: opts.fetch,
+    fetch: async (req, env) => closeIfBodyUnread(await opts.fetch(req, env), (env as { incoming?: IncomingMessage } | undefined)?.incoming),
     port: opts.port,
     hostname: opts.hostname,
     serverOptions: {
@@ -66,7 +91,11 @@ export async function listen(opts: {
   }) as Server
   server.timeout = l.idleTimeoutMs // no handler for 'timeout': node:http destroys the socket
   server.maxConnections = l.maxConnections // net.Server closes each connection over it on accept ('drop')
-  server.on('drop', (data?: { remoteAddress?: string }) => opts.onRefused?.('total', clientKey(data?.remoteAddress)))
+  const refuse = (reason: RefusalReason, client: string) => {
+    opts.onRefused?.(reason, client)
+    opts.onConnection?.({ kind: 'refused', reason, client })
+  }
+  server.on('drop', (data?: { remoteAddress?: string }) => refuse('total', clientKey(data?.remoteAddress)))
 
   const perClient = new Map<string, number>()
   // Before node:http's own listener, so a refused socket never gets a parser.
@@ -75,14 +104,16 @@ export async function listen(opts: {
     const n = perClient.get(key) ?? 0
     if (n >= l.maxConnectionsPerClient) {
       socket.destroy()
-      opts.onRefused?.('per_client', key)
+      refuse('per_client', key)
       return
     }
     perClient.set(key, n + 1)
+    opts.onConnection?.({ kind: 'accepted', client: key })
     socket.once('close', () => {
       const left = (perClient.get(key) ?? 1) - 1
       if (left > 0) perClient.set(key, left)
       else perClient.delete(key)
+      opts.onConnection?.({ kind: 'closed', client: key })
     })
   })
 

@@ -25,7 +25,7 @@ import { didKeyOfVkey, loadServiceKey } from './keys.js'
 import { loadPolicy } from './policy.js'
 import { connectionLimits } from './connection-limits.js'
 import { defaultFdReserve, readFdLimit } from './fd-budget.js'
-import { closeListener, listen } from './listener.js'
+import { type ConnectionEvent, closeListener, listen } from './listener.js'
 
 /** A running service. */
 export interface RunningService {
@@ -44,13 +44,41 @@ export interface RunningService {
   close(): Promise<void>
 }
 
+/** What a caller (a test) may inject into {@link startService} besides the configuration. */
+export interface ServiceHooks {
+  /**
+   * Clock of every rate limit (the client, agent and space token buckets, the charge memory, the
+   * log-creation and revocation limits), milliseconds since the Unix epoch; default `Date.now`.
+   * Invocation expiry and timeouts keep the system clock (see {@link ServiceHooks.ucanClock}).
+   */
+  limitsClock?: () => number
+  /**
+   * Clock of the service's own time checks of invocations, Unix seconds; default the system clock.
+   * It drives: an invocation's `exp` (Expired) and `nbf` (NotValidBefore), the bound on its
+   * lifetime (`exp − now` ≤ `maxInvocationLifetime`, InvalidExpiry), whether a replay is still
+   * answered from the replay guard and when the guard forgets an invocation (its share per space
+   * freed), and the time the revocation store gives new revocation records. It does NOT drive
+   * ucanto's validator, which checks the delegation chain's own `exp`/`nbf` against the system
+   * clock (it has no clock option), nor the cache of delegations ucanto verified (it expires them
+   * on the system clock too, as ucanto would), nor rate limits ({@link ServiceHooks.limitsClock}),
+   * nor any timeout. Tests move it past an invocation's `exp` instead of waiting real seconds.
+   */
+  ucanClock?: () => number
+  /**
+   * Called synchronously with what the listener does with each TCP connection (accepted, refused
+   * on arrival by which cap, closed), in order: lets a test wait for the listener's verdicts
+   * without sending requests of its own, which would count against the caps under test.
+   */
+  onConnection?: (event: ConnectionEvent) => void
+}
+
 /**
  * Starts the service: creates keys (0600) and state on first start, opens the bundled witness,
- * reads the witness policy, listens on `host:port` and serves the app.
+ * reads the witness policy, listens on `host:port` and serves the app. `hooks`: see {@link ServiceHooks}.
  * @throws PolicyConfigError for a bad policy file, InsecureKeyFileError for a key file others can read,
  *   ConfigError-style messages for unusable settings, and the listener's error (e.g. EADDRINUSE).
  */
-export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger): Promise<RunningService> {
+export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
@@ -74,7 +102,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
-  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }) })
+  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }), onConnection: hooks.onConnection })
   log.info({ fdLimit: budget ? (Number.isFinite(budget.limit) ? budget.limit : 'unlimited') : 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
   const port = (server.address() as AddressInfo).port
   const urlHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host.includes(':') ? `[${c.host}]` : c.host
@@ -126,7 +154,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
-    admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst }),
+    admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
   })
 
   const logService: LogService = {
@@ -163,7 +191,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope })
+  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
     dataDir,
     originPrefix: c.originPrefix,
@@ -176,6 +204,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     signer,
     log: logService,
     maxInvocationLifetime: c.maxInvocationLifetime,
+    now: hooks.ucanClock,
     logger: log,
     revocations: revocationLog,
     revocationRecorder: revocationLog,
@@ -185,14 +214,15 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     refusalDelayMs: c.refusalDelayMs,
-    admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst }),
+    admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst, now: hooks.limitsClock }),
     admission: createAdmission({
-      client: { rate: c.clientRate, burst: c.clientBurst },
-      agent: { rate: c.agentRate, burst: c.agentBurst },
-      space: { rate: c.spaceRate, burst: c.spaceBurst },
+      client: { rate: c.clientRate, burst: c.clientBurst, now: hooks.limitsClock },
+      agent: { rate: c.agentRate, burst: c.agentBurst, now: hooks.limitsClock },
+      space: { rate: c.spaceRate, burst: c.spaceBurst, now: hooks.limitsClock },
       concurrency: c.clientConcurrency,
       globalConcurrency: c.authorizeConcurrency,
       memory: c.chargeMemory,
+      now: hooks.limitsClock,
     }),
     maxResponseBytes: c.maxResponseBytes,
     maxResponseBytesInFlight: c.maxResponseBytesInFlight,

@@ -284,7 +284,11 @@ describe('every authorization check, failing alone, refuses the append and write
     expect((await post({ 'content-type': 'application/vnd.ipld.car' }, new Uint8Array([1, 2, 3]))).status).toBe(400)
     const big = await post({ 'content-type': 'application/vnd.ipld.car' }, new Uint8Array((1 << 20) + 1))
     expect(big.status).toBe(413)
+    // Refused on its Content-Length, its body unread: the server closes that connection, and says so
+    // (listener.ts closeIfBodyUnread), so the client does not reuse it for the next request.
+    expect(big.headers.get('connection')).toBe('close')
     expect(await big.text()).not.toMatch(/at .*\.js/) // no stack trace
+    expect((await post({ 'content-type': 'text/plain' }, 'after the 413')).status).toBe(415)
     expect((await fetch(`${svc.url}/healthz`)).status).toBe(200)
   })
 })

@@ -14,6 +14,10 @@ import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import * as CAR from '@ucanto/transport/car'
 import { afterAll, describe, expect, it } from 'vitest'
+import { DEFAULT_CONFIG } from '../../src/server/config.js'
+import { connectionLimits } from '../../src/server/connection-limits.js'
+import { defaultFdReserve } from '../../src/server/fd-budget.js'
+import type { ConnectionEvent, RefusalReason } from '../../src/server/listener.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { encodeRequest, type Out } from '../ucan/helpers.js'
 import { REPO, spawnCli, spawnServe, startTestService } from './helpers.js'
@@ -57,6 +61,37 @@ function halfSent(port: number, kind: 'headers' | 'body', localAddress = ATTACKE
   })
 }
 
+/**
+ * Polls `done` (every 10 ms) until it holds; fails naming `what` after a generous `timeoutMs`. For
+ * conditions that must come true (a verdict, a close), never for "nothing happened".
+ */
+async function waitFor(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** The listener's connection events (ServiceHooks.onConnection), tallied per client address. */
+function connectionEvents(): { hook: (e: ConnectionEvent) => void; tally(client: string): { accepted: number; closed: number } & Record<RefusalReason, number>; decided(client: string): number } {
+  const events: ConnectionEvent[] = []
+  const tally = (client: string) => {
+    const t = { accepted: 0, closed: 0, total: 0, per_client: 0 }
+    for (const e of events) if (e.client === client) e.kind === 'refused' ? t[e.reason]++ : t[e.kind]++
+    return t
+  }
+  return {
+    hook: (e) => void events.push(e),
+    tally,
+    /** Connections from `client` the listener has accepted or refused so far. */
+    decided: (client) => {
+      const t = tally(client)
+      return t.accepted + t.total + t.per_client
+    },
+  }
+}
+
 /** POSTs one CAR request to /rpc on a fresh connection (no pooled keep-alive socket), with a deadline. */
 function postOnce(url: string, req: { headers: Record<string, string>; body: Uint8Array }, timeoutMs: number): Promise<{ status: number; headers: Record<string, string>; body: Uint8Array }> {
   return new Promise((resolve, reject) => {
@@ -91,12 +126,17 @@ describe('connection caps and the descriptor budget', () => {
   it('one address holding 400 half-sent requests (headers and bodies never finished) does not keep another address out', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ucanlog-conn-'))
     try {
-      // Default connection knobs: the caps come from the descriptor budget of this low limit, once
-      // 16 open logs (not the default 256, whose reserve alone exceeds 256 descriptors) are set aside.
-      const { url, did, child } = await spawnServe(['--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt')], 'inherit', {
-        nofile: NOFILE,
-        env: { UCANLOG_MAX_OPEN_LOGS: '16' },
-      })
+      // Default connection caps: they come from the descriptor budget of this low limit, once 16 open
+      // logs (not the default 256, whose reserve alone exceeds 256 descriptors) are set aside. The
+      // header and request timeouts are far beyond this test's length, so only the caps close
+      // connections while it runs (the timeouts have their own test below).
+      const { url, did, child } = await spawnServe(
+        ['--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt'), '--headers-timeout', '300000', '--request-timeout', '300000'],
+        'inherit',
+        { nofile: NOFILE, env: { UCANLOG_MAX_OPEN_LOGS: '16' } },
+      )
+      // What the server derives from that budget: the attacker's address may hold this many.
+      const perClient = connectionLimits({ ...DEFAULT_CONFIG, maxOpenLogs: 16 }, { soft: NOFILE, source: 'test' }, defaultFdReserve(16 + 1)).maxConnectionsPerClient
       children.push(child)
       const port = Number(new URL(url).port)
       // A client already connected (a pooled keep-alive connection) before the attack starts.
@@ -113,7 +153,9 @@ describe('connection caps and the descriptor budget', () => {
       expect(await pooledAppend(await generateKey(), 'before')).toHaveProperty('ok')
 
       const attack = await Promise.all(Array.from({ length: 400 }, (_, i) => halfSent(port, i % 2 ? 'body' : 'headers')))
-      await new Promise((r) => setTimeout(r, 300)) // let the server accept (or refuse) them all
+      // Wait until the server has refused all it will: the attacker keeps at most its per-client cap
+      // (a connection the server has not yet accepted still looks open, so this only counts down).
+      await waitFor(() => attack.filter((a) => !a.closed()).length <= perClient, `${ATTACKER} holds at most ${perClient} connections`, 20_000)
       const held = attack.filter((a) => !a.closed()).length
 
       // Another address appends, each to a new space (a new log: new descriptors) and to one space
@@ -126,6 +168,7 @@ describe('connection caps and the descriptor budget', () => {
       expect(failures, `appends from 127.0.0.1 while ${ATTACKER} holds ${held} of 400 connections`).toEqual([])
       // The attacker's address holds no more than its share; the rest were closed at once.
       expect(held, 'connections the attacker still holds').toBeLessThan(NOFILE / 4)
+      expect(held, 'connections the attacker still holds').toBe(perClient)
       child.kill('SIGKILL')
     } finally {
       await rm(dataDir, { recursive: true, force: true })
@@ -158,23 +201,29 @@ describe('connection caps and the descriptor budget', () => {
 
 describe('connection caps', () => {
   it('closes at once a client\'s connection over its cap, and any connection over the total; other addresses are served', async () => {
-    const svc = await startTestService({ maxConnections: 6, maxConnectionsPerClient: 3 })
+    // The listener's verdicts, seen in-process: asking /metrics would itself take a connection.
+    const seen = connectionEvents()
+    const svc = await startTestService({ maxConnections: 6, maxConnectionsPerClient: 3 }, { onConnection: seen.hook })
     try {
       const port = Number(new URL(svc.url).port)
-      const settle = () => new Promise((r) => setTimeout(r, 300))
       const first = await Promise.all(Array.from({ length: 5 }, () => halfSent(port, 'headers')))
-      await settle()
-      expect(first.filter((c) => c.closed()).length).toBe(2) // the two over 3
+      await waitFor(() => seen.decided(ATTACKER) === 5, `the listener decided on the 5 connections from ${ATTACKER}`)
+      expect(seen.tally(ATTACKER)).toMatchObject({ accepted: 3, per_client: 2, total: 0 }) // the two over 3
+      await waitFor(() => first.filter((c) => c.closed()).length >= 2, 'the two refused connections are closed at the client')
+      expect(first.filter((c) => c.closed()).length).toBe(2)
       // Another address is unaffected by 127.0.0.2's cap…
       const other = await Promise.all(Array.from({ length: 3 }, () => halfSent(port, 'headers', '127.0.0.3')))
-      await settle()
+      await waitFor(() => seen.decided('127.0.0.3') === 3, 'the listener decided on the 3 connections from 127.0.0.3')
+      expect(seen.tally('127.0.0.3')).toMatchObject({ accepted: 3, per_client: 0, total: 0 })
       expect(other.map((c) => c.closed())).toEqual([false, false, false])
       // …but the total (6) is now reached: any further connection is closed on arrival.
       const over = await halfSent(port, 'headers', '127.0.0.4')
-      await settle()
-      expect(over.closed()).toBe(true)
+      await waitFor(() => seen.decided('127.0.0.4') === 1, 'the listener decided on the connection from 127.0.0.4')
+      expect(seen.tally('127.0.0.4')).toMatchObject({ accepted: 0, per_client: 0, total: 1 })
+      await waitFor(() => over.closed(), 'the connection over the total is closed at the client')
       for (const c of [...first, ...other]) c.socket.destroy()
-      await settle()
+      // The server has seen the six it held close, so /metrics gets a place under the total.
+      await waitFor(() => seen.tally(ATTACKER).closed + seen.tally('127.0.0.3').closed === 6, 'the server saw the 6 accepted connections close')
       const metrics = await (await fetch(`${svc.url}/metrics`)).text()
       expect(metrics).toMatch(/ucanlog_connections_refused_total\{cap="per_client"\} 2/)
       expect(metrics).toMatch(/ucanlog_connections_refused_total\{cap="total"\} 1/)

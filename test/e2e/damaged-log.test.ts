@@ -68,9 +68,10 @@ describe('damaged logs show and do not take the service down', () => {
       logger,
     )
     try {
-      // The start-up check runs in the background; give it a bounded time to report both logs.
+      // The start-up check runs in the background: poll until it reports both logs (a generous 30 s
+      // bound; the assertions below say what was missing).
       let health: { status: number; body: string } = { status: 0, body: '' }
-      for (let i = 0; i < 100; i++) {
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
         const res = await fetch(`${svc.url}/healthz`)
         health = { status: res.status, body: await res.text() }
         if (health.body.includes(a.space.did()) && health.body.includes(b.space.did())) break

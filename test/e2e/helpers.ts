@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
-import { startService, type RunningService } from '../../src/server/service.js'
+import { startService, type RunningService, type ServiceHooks } from '../../src/server/service.js'
 import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
 import { connectionLimits } from '../../src/server/connection-limits.js'
 import { defaultFdReserve, readFdLimit } from '../../src/server/fd-budget.js'
@@ -16,7 +16,32 @@ import { type Out, type RequestTarget, encodeRequest, outOf, sendRaw } from '../
 
 export const REPO = join(import.meta.dirname, '..', '..')
 
-export async function startTestService(config: Partial<ServiceConfig> = {}): Promise<RunningService & { dataDir: string; stop(): Promise<void> }> {
+/**
+ * A clock the test moves by hand (milliseconds since the epoch, starting at the real time so
+ * invocation expiries stay meaningful): pass `now` as {@link ServiceHooks.limitsClock} so token
+ * buckets refill only when the test calls `advance`, never because the machine was slow.
+ */
+export function manualClock(start = Date.now()): { now: () => number; advance(ms: number): void } {
+  let t = start
+  return { now: () => t, advance: (ms) => void (t += ms) }
+}
+
+/**
+ * A {@link ServiceHooks.ucanClock} read from `clock` (a {@link manualClock}): Unix seconds, so the
+ * service's own invocation time checks (expiry, not-before, lifetime bound, replay-guard expiry)
+ * move only when the test advances `clock`. ucanto's validator keeps the system clock for the
+ * delegation chain (see {@link ServiceHooks.ucanClock}).
+ */
+export function ucanSeconds(clock: { now(): number }): () => number {
+  return () => Math.floor(clock.now() / 1000)
+}
+
+/**
+ * A real service on 127.0.0.1 (port 0) with a fresh data directory (removed by `stop` unless the
+ * config names one), test-friendly defaults overridden by `config`; `hooks` (e.g. a
+ * {@link manualClock} for the rate limits) go to {@link startService}.
+ */
+export async function startTestService(config: Partial<ServiceConfig> = {}, hooks: ServiceHooks = {}): Promise<RunningService & { dataDir: string; stop(): Promise<void> }> {
   const dataDir = config.dataDir ?? (await mkdtemp(join(tmpdir(), 'ucanlog-e2e-')))
   const svc = await startService({
     port: 0,
@@ -33,7 +58,7 @@ export async function startTestService(config: Partial<ServiceConfig> = {}): Pro
     // it use every connection the budget allows, not a quarter.
     maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve((config.maxOpenLogs ?? DEFAULT_CONFIG.maxOpenLogs) + 1)).maxConnections,
     ...config,
-  })
+  }, undefined, hooks)
   return {
     ...svc,
     dataDir,

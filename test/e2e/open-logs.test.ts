@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { REPO, spawnServe, startTestService } from './helpers.js'
+import { REPO, manualClock, spawnServe, startTestService } from './helpers.js'
 
 const children: ChildProcess[] = []
 afterAll(() => {
@@ -144,7 +144,9 @@ describe('open logs are bounded (server under ulimit -n)', () => {
 
 describe('log creation is limited per client address (over HTTP)', () => {
   it('a client over its creation rate gets LogCreationLimited, the refused append is not consumed, and existing logs still append', async () => {
-    const svc = await startTestService({ logCreateRate: 1, logCreateBurst: 2 })
+    // The creation limit runs on a clock the test moves: a refill happens when the test says, not when the machine is slow.
+    const clock = manualClock()
+    const svc = await startTestService({ logCreateRate: 1, logCreateBurst: 2 }, { limitsClock: clock.now })
     try {
       const conn = connect(`${svc.url}/rpc`, svc.did as API.DID)
       const parties = await Promise.all(
@@ -167,7 +169,10 @@ describe('log creation is limited per client address (over HTTP)', () => {
       const again = await appendInvocation({ agent: parties[0]!.a, service: svc.did as API.DID, space: parties[0]!.s.did(), entry: text('y'), spaceToAgent: parties[0]!.d })
       expect(await outcome(again)).toBe('ok')
       // After the bucket refills (1 log/s), the SAME refused invocation succeeds: it was not consumed.
-      await new Promise((r) => setTimeout(r, 1100))
+      // Still refused while the clock stands still; one second later (1 log/s) the bucket has one
+      // token and the SAME refused invocation succeeds: it was not consumed.
+      expect(await outcome(invs[2]!)).toBe('LogCreationLimited')
+      clock.advance(1000)
       expect(await outcome(invs[2]!)).toBe('ok')
     } finally {
       await svc.stop()

@@ -10,7 +10,7 @@ import type * as API from '@ucanto/interface'
 import * as CAR from '@ucanto/transport/car'
 import { appendInvocation, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
 import { encodeRequest } from '../ucan/helpers.js'
-import { startTestService } from './helpers.js'
+import { manualClock, startTestService, ucanSeconds } from './helpers.js'
 
 const BUDGET = 512 * 1024
 const ENTRY = 60_000
@@ -19,10 +19,12 @@ const ENTRIES = 8
 const RECEIPT_OVERHEAD = 2048
 
 let svc: Awaited<ReturnType<typeof startTestService>>
+/** The service's invocation clock (ms): moved by hand past a read's exp, never waited for. */
+const clock = manualClock()
 let space: Key, agent: Key, reader: Key
 
 beforeAll(async () => {
-  svc = await startTestService({ agentRate: 0, spaceRate: 0, maxResponseBytes: BUDGET, maxInvocationLifetime: 60 } as never)
+  svc = await startTestService({ agentRate: 0, spaceRate: 0, maxResponseBytes: BUDGET, maxInvocationLifetime: 60 } as never, { ucanClock: ucanSeconds(clock) })
   space = await generateKey()
   agent = await generateKey()
   reader = await generateKey()
@@ -53,13 +55,16 @@ async function post(body: Uint8Array): Promise<{ bytes: number; outcomes: string
   return { bytes: bytes.length, outcomes, entryBytes }
 }
 
-/** A read of the whole log; a fresh nonce each, so 64 of them are 64 distinct invocations. */
+/**
+ * A read of the whole log; a fresh nonce each, so 64 of them are 64 distinct invocations. Its exp
+ * is `lifetime` seconds after the service's clock (which a test may have moved ahead of real time).
+ */
 const read = async (lifetime = 30) =>
   (await invoke({
     issuer: reader,
     audience: { did: () => svc.did as API.DID },
     capability: { can: 'tlog/read', with: space.did(), nb: { limit: 1000 } },
-    expiration: Math.floor(Date.now() / 1000) + lifetime,
+    expiration: ucanSeconds(clock)() + lifetime,
     nonce: Math.random().toString(36),
   }).delegate()) as API.Invocation
 
@@ -101,10 +106,16 @@ describe('reads need a bounded expiry', () => {
   })
 
   it('replaying a read after its exp → Expired', async () => {
-    const inv = await read(1)
+    // 30 s: ucanto checks the invocation's exp on the system clock, which must not lapse meanwhile;
+    // the service's own expiry check runs on the injected clock, moved past exp below.
+    const inv = await read(30)
     const body = (await encodeRequest([inv])).body
     expect((await post(body)).outcomes).toEqual(['ok'])
-    while (Math.floor(Date.now() / 1000) <= inv.expiration) await new Promise((r) => setTimeout(r, 100))
+    // At its exp second it is still valid (nbf ≤ now ≤ exp)…
+    clock.advance(inv.expiration * 1000 - clock.now())
+    expect((await post(body)).outcomes).toEqual(['ok'])
+    // …one second later (on the service's clock) it has expired.
+    clock.advance(1000)
     expect((await post(body)).outcomes).toEqual(['Expired'])
   })
 })

@@ -7,13 +7,15 @@ import type * as API from '@ucanto/interface'
 import { describe, expect, it } from 'vitest'
 import { appendInvocation, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import type { Out } from '../ucan/helpers.js'
-import { call, startTestService } from './helpers.js'
+import { call, manualClock, startTestService, ucanSeconds } from './helpers.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
 
 describe('replay guard capacity is per space (--replay-per-space)', () => {
   it('space X at its share gets TooManyPendingInvocations; space Y appends; X appends again once its invocations expire', async () => {
-    const svc = await startTestService({ replayPerSpace: 5 })
+    // The service's invocation clock moves only when the test says (no waiting for real seconds).
+    const clock = manualClock()
+    const svc = await startTestService({ replayPerSpace: 5 }, { ucanClock: ucanSeconds(clock) })
     try {
       const service = svc.did as API.DID
       const [x, xAgent, y, yAgent] = [await generateKey(), await generateKey(), await generateKey(), await generateKey()]
@@ -22,10 +24,11 @@ describe('replay guard capacity is per space (--replay-per-space)', () => {
       const appendX = async (entry: string, lifetime: number) =>
         (await appendInvocation({ agent: xAgent, service, space: x.did(), entry: text(entry), spaceToAgent: xProof, lifetime })).delegate()
 
-      // X fills its share of 5 with short-lived invocations.
+      // X fills its share of 5 with invocations of 30 s (the service's clock, not real time, expires them below;
+      // ucanto checks the invocation's exp on the system clock, so it must not lapse in real time meanwhile).
       const filled: { inv: API.Invocation; out: Out }[] = []
       for (let i = 0; i < 5; i++) {
-        const inv = await appendX(`x${i}`, 2)
+        const inv = await appendX(`x${i}`, 30)
         const out = await call(svc.url, inv)
         expect(out.ok, JSON.stringify(out.error)).toMatchObject({ index: i })
         filled.push({ inv, out })
@@ -44,8 +47,12 @@ describe('replay guard capacity is per space (--replay-per-space)', () => {
       const yOut = await call(svc.url, await (await appendInvocation({ agent: yAgent, service, space: y.did(), entry: text('y0'), spaceToAgent: yProof })).delegate())
       expect(yOut.ok, JSON.stringify(yOut.error)).toMatchObject({ index: 0 })
 
-      // Once X's invocations are past their exp, its share is free again.
-      while (Math.floor(Date.now() / 1000) <= latestExp) await new Promise((r) => setTimeout(r, 100))
+      // Still full at the earliest exp (an invocation is valid through its exp second: the guard
+      // must not forget it early)…
+      clock.advance(Math.min(...filled.map((f) => f.inv.expiration)) * 1000 - clock.now())
+      expect((await call(svc.url, await appendX('x still full', 60))).error?.name).toBe('TooManyPendingInvocations')
+      // …and once X's invocations are past their exp (on the service's clock), its share is free again.
+      clock.advance((latestExp + 1) * 1000 - clock.now())
       const again = await call(svc.url, await appendX('x after expiry', 60))
       expect(again.ok, JSON.stringify(again.error)).toMatchObject({ index: 5 })
     } finally {

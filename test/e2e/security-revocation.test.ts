@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { appendCommand } from '../../src/cli/append.js'
 import { program } from '../../src/cli/main.js'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import type * as API from '@ucanto/interface'
 import { delegate } from '@ucanto/core'
 import { Absentee } from '@ucanto/principal'
@@ -28,7 +28,7 @@ import {
   type Key,
 } from '../../src/ucan/index.js'
 import { encodeRequest, outOf, sendRaw, type Out } from '../ucan/helpers.js'
-import { httpTarget, startTestService } from './helpers.js'
+import { httpTarget, manualClock, startTestService } from './helpers.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 const text = (s: string) => new TextEncoder().encode(s)
@@ -65,10 +65,15 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     await svc?.stop()
   })
 
+  // One story, told in steps that build on each other (the log, the revocation, the restart): they
+  // run in order inside one test below, so no test depends on another having run first.
+  const steps: [string, () => Promise<void>][] = []
+  const step = (name: string, fn: () => Promise<void>) => void steps.push([name, fn])
+
   const append = async (agent: Key, agentToService: API.Delegation, entry: string) =>
     (await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry: text(entry), agentToService })).delegate()
 
-  it('tlog/create makes the log explicitly (idempotent) and returns origin, vkey, tree size', async () => {
+  step('tlog/create makes the log explicitly (idempotent) and returns origin, vkey, tree size', async () => {
     const inv = async () => (await createInvocation({ agent: oldAgent, service: svc.did as API.DID, space: space.did(), agentToService: oldA2S })).delegate()
     const out = await call(svc, await inv())
     expect(out.ok).toEqual({ logId: space.did(), origin: `ucanlog/logs/${space.did()}`, vkey: expect.stringMatching(/^ucanlog\/logs\/did:key:.+\+[0-9a-f]{8}\+/), treeSize: 0 })
@@ -76,7 +81,7 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     createdVkey = String(out.ok?.vkey)
   })
 
-  it('the old agent appends; then the space owner revokes Space→OldAgent with ucan/revoke', async () => {
+  step('the old agent appends; then the space owner revokes Space→OldAgent with ucan/revoke', async () => {
     expect((await call(svc, await append(oldAgent, oldA2S, 'before rotation'))).ok).toMatchObject({ index: 0, published: true })
     const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { vkey: string }
     expect(head.vkey).toBe(createdVkey)
@@ -86,14 +91,14 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect(revoked.ok).toMatchObject({ ucan: oldS2A.cid.toString(), scope: space.did(), index: 0 })
   })
 
-  it('from then on the old agent is refused (Revoked) and writes nothing; the new agent appends to the same log', async () => {
+  step('from then on the old agent is refused (Revoked) and writes nothing; the new agent appends to the same log', async () => {
     expect((await call(svc, await append(oldAgent, oldA2S, 'old after rotation'))).error?.name).toBe('Revoked')
     firstAppend = await append(newAgent, newA2S, 'after rotation')
     firstOut = await call(svc, firstAppend)
     expect(firstOut.ok).toMatchObject({ index: 1, treeSize: 2, origin: `ucanlog/logs/${space.did()}`, logId: space.did() })
   })
 
-  it('the revocation log is served as tlog-tiles: signed checkpoint, entry bundle, JSON entries since N', async () => {
+  step('the revocation log is served as tlog-tiles: signed checkpoint, entry bundle, JSON entries since N', async () => {
     const head = (await (await fetch(`${svc.url}/revocations/head`)).json()) as { origin: string; vkey: string; treeSize: number }
     expect(head).toMatchObject({ origin: 'ucanlog/revocations', treeSize: 1 })
     const note = await (await fetch(`${svc.url}/revocations/checkpoint`)).text()
@@ -117,7 +122,7 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect((await fetch(`${svc.url}/revocations/tile/../../x`)).status).toBe(404)
   })
 
-  it('an outsider’s revocation of the new agent’s delegation is refused (UnrelatedRevocation): nothing logged, no effect', async () => {
+  step('an outsider’s revocation of the new agent’s delegation is refused (UnrelatedRevocation): nothing logged, no effect', async () => {
     const mallory = await generateKey()
     const out = await call(svc, await revokeInvocation({ issuer: mallory, service: svc.did as API.DID, ucan: newA2S }).delegate())
     expect(out.error?.name).toBe('UnrelatedRevocation')
@@ -125,7 +130,7 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect((await call(svc, await append(newAgent, newA2S, 'still fine'))).ok).toMatchObject({ index: 2 })
   })
 
-  it('the space revokes a delegation two links below it, naming the path in nb.proof: logged at index 1', async () => {
+  step('the space revokes a delegation two links below it, naming the path in nb.proof: logged at index 1', async () => {
     const [third, fourth] = [await generateKey(), await generateKey()]
     const s2t = await delegateSpaceToAgent({ space, agent: third })
     const t2f = await delegateAgentToService({ agent: third, service: fourth.did() as API.DID, proofs: [s2t] })
@@ -136,7 +141,7 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect((await call(svc, inv)).ok).toMatchObject({ scope: space.did(), index: 1 })
   })
 
-  it('after a restart on the same data: the revocation holds, the log of revocations is intact, a replay appends nothing', async () => {
+  step('after a restart on the same data: the revocation holds, the log of revocations is intact, a replay appends nothing', async () => {
     const dataDir = svc.dataDir
     await svc.close()
     const restarted = await startTestService({ dataDir })
@@ -152,6 +157,17 @@ describe('key rotation: the owner delegates to a new agent and revokes the old d
     expect(entries.entries.map((e) => e.ucan)).toEqual([oldS2A.cid.toString(), extraRevoked.cid.toString()])
     const out = await call(svc, await append(newAgent, newA2S, 'after restart'))
     expect(out.ok).toMatchObject({ index: 3, treeSize: 4 })
+  })
+
+  it('create → the old agent appends → revoked → refused while the new agent appends → revocation log → outsider refused → deep revocation → restart', async () => {
+    for (const [name, fn] of steps) {
+      try {
+        await fn()
+      } catch (err) {
+        if (err instanceof Error) err.message = `step "${name}": ${err.message}`
+        throw err
+      }
+    }
   })
 })
 
@@ -187,6 +203,10 @@ describe('admission limits over HTTP', () => {
   })
 
   it('per-agent rate: past the burst → 429 with Retry-After, nothing appended; other agents unaffected', async () => {
+    // Its own service, whose rate limits run on a clock that stands still: no refill however slow the machine.
+    const clock = manualClock()
+    const svc = await startTestService({ agentRate: 1, agentBurst: 2 }, { limitsClock: clock.now })
+    onTestFinished(() => svc.stop())
     const [space, agent, other] = [await generateKey(), await generateKey(), await generateKey()]
     const service = svc.did as API.DID
     const s2a = await delegateSpaceToAgent({ space, agent })
@@ -200,15 +220,17 @@ describe('admission limits over HTTP', () => {
       statuses.push(last.status)
       if (last.status === 200) await last.arrayBuffer()
     }
-    // Two tokens of burst, refilled at 1/s: the third request within a second is refused.
-    expect(statuses.slice(0, 2)).toEqual([200, 200])
-    expect(statuses[2]).toBe(429)
-    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    // Two tokens of burst, refilled at 1/s on a clock that has not moved: the third request is refused.
+    expect(statuses).toEqual([200, 200, 429])
+    expect(last!.headers.get('retry-after')).toBe('1')
     expect(await last!.text()).toBe('rate limited; retry later\n')
     const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number }
     expect(head.treeSize).toBe(2)
     const s2o = await delegateSpaceToAgent({ space, agent: other })
     expect((await call(svc, await inv(other, s2o))).ok).toBeDefined()
+    // A second later the agent has earned one append again.
+    clock.advance(1000)
+    expect((await call(svc, await inv(agent, s2a))).ok).toMatchObject({ index: 3 })
   })
 
   it('`ucanlog append` waits out 429s (nothing ran) and appends every entry once', async () => {

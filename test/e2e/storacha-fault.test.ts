@@ -12,7 +12,7 @@ import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/cli/audit.js'
 import { startLocalStoracha, type LocalStoracha } from '../../src/storage/local-storacha.js'
-import { parsePolicy } from '../../src/tlog/index.js'
+import { TILE_WIDTH, entryBundlePath, parseEntryBundle, parsePolicy } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { REPO, spawnServe } from './helpers.js'
 import { head, localCars, waitForHead } from './storacha-helpers.js'
@@ -42,8 +42,19 @@ describe('Storacha down during a load of appends, service killed and restarted',
     const agent = await generateKey()
     await storacha.provision(space.did())
     const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+    // Every acknowledged append (an `ok` receipt: sequenced and durable, published or not): index → entry.
     const acked = new Map<number, string>()
+    let made = 0
+    // Requests on the wire: `sent` counts each before it goes out, `answered` each receipt back;
+    // `cutInFlight` counts those sent before the kill (`sentAtKill`) that never got a receipt.
     let sent = 0
+    let answered = 0
+    let sentAtKill = Infinity
+    let cutInFlight = 0
+    // The first load pauses at 150 acknowledged appends (so the log stays small) and resumes just
+    // before the kill, so that the kill lands on requests in flight.
+    let resumeLoad!: () => void
+    const resumed = new Promise<void>((r) => (resumeLoad = r))
 
     // Workers append until `stop`; an append cut off by the kill is simply not acknowledged.
     const load = (url: string, did: string, until: () => boolean) => {
@@ -51,12 +62,16 @@ describe('Storacha down during a load of appends, service killed and restarted',
       const agentToService = delegateAgentToService({ agent, service: did as API.DID, proofs: [spaceToAgent] })
       const worker = async () => {
         while (!until()) {
-          const entry = `fault entry ${sent++}`
+          if (acked.size >= 150) await resumed
+          const entry = `fault entry ${made++}`
           const inv = await appendInvocation({ agent, service: did as API.DID, space: space.did(), entry: new TextEncoder().encode(entry), agentToService: await agentToService })
+          const seq = sent++
           try {
             const out = (await conn.execute(inv))[0]!.out as { ok?: { index: number; published: boolean } }
-            if (out.ok?.published) acked.set(out.ok.index, entry)
+            answered++
+            if (out.ok) acked.set(out.ok.index, entry)
           } catch {
+            if (seq < sentAtKill) cutInFlight++
             return // the service went away
           }
         }
@@ -65,7 +80,7 @@ describe('Storacha down during a load of appends, service killed and restarted',
     }
 
     let s = await serve(dataDir, storacha)
-    const first = load(s.url, s.did, () => acked.size >= 150)
+    const first = load(s.url, s.did, () => false) // until the kill cuts it off
     // Storacha goes down mid-load.
     while (acked.size < 50) await new Promise((r) => setTimeout(r, 10))
     await storacha.stop()
@@ -73,9 +88,14 @@ describe('Storacha down during a load of appends, service killed and restarted',
     const failing = await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'failing')
     expect(failing.upload!.error!.name).toBe('StorachaUnavailable')
     expect(failing.upload!.lagEntries).toBeGreaterThan(0)
-    // Killed mid-load, with uploads pending.
+    // Killed mid-load, with uploads pending and appends on the wire: wait until at least one request
+    // is out and unanswered, then kill in the same tick.
+    resumeLoad()
+    while (sent - answered < 1) await new Promise((r) => setImmediate(r))
+    sentAtKill = sent
     s.child.kill('SIGKILL')
     await first
+    expect(cutInFlight, 'requests on the wire at the kill that never got a receipt').toBeGreaterThanOrEqual(1)
     const beforeRestart = acked.size
     expect(beforeRestart).toBeGreaterThanOrEqual(100)
 
@@ -88,7 +108,6 @@ describe('Storacha down during a load of appends, service killed and restarted',
     await storacha.start()
     const done = await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'uploaded' && h.upload.uploadedTreeSize === h.treeSize)
     expect(done.upload!.lagEntries).toBe(0)
-    for (const index of acked.keys()) expect(index).toBeLessThan(done.treeSize)
 
     const cars = await localCars(dataDir, space.did())
     const uploads = new Set((await storacha.uploads(space.did())).map((u) => u.root))
@@ -107,6 +126,21 @@ describe('Storacha down during a load of appends, service killed and restarted',
     const info = (await (await fetch(`${s.url}/info`)).json()) as { witnessPolicy: string }
     const report = await auditLog({ fetchFile: gw, origin: done.origin, logVkey: done.vkey, policy: parsePolicy(info.witnessPolicy) })
     expect(report.size).toBe(done.treeSize)
+    // The audit checked every entry bundle against the cosigned root; read them from the space and
+    // find each acknowledged entry's own bytes at the index its receipt gave.
+    expect(report.entriesChecked).toBe(done.treeSize)
+    const bundles = new Map<number, Uint8Array[]>()
+    const entryAt = async (index: number): Promise<string | undefined> => {
+      const n = Math.floor(index / TILE_WIDTH)
+      if (!bundles.has(n)) {
+        const bytes = await gw(entryBundlePath(n, Math.min(TILE_WIDTH, report.size - n * TILE_WIDTH)))
+        bundles.set(n, bytes ? parseEntryBundle(bytes) : [])
+      }
+      const e = bundles.get(n)![index % TILE_WIDTH]
+      return e && new TextDecoder().decode(e)
+    }
+    expect(acked.size).toBeGreaterThanOrEqual(beforeRestart + 50)
+    for (const [index, entry] of acked) expect(await entryAt(index), `entry ${index}`).toBe(entry)
     s.child.kill('SIGKILL')
   })
 })

@@ -8,12 +8,17 @@
  *    operators pull the service's log list, the retry publishes it.
  * 2. One witness down: checkpoints are published with the other two cosignatures.
  * 3. Two down: nothing is published; appends answer their index and `published: false`.
- * 4. One comes back (same key, state and port): the checkpoint publishes, and every entry is there.
+ * 4. One comes back (same key and state, at the same URL): the checkpoint publishes, and every entry is there.
+ *
+ * w2 is reached through a loopback TCP forwarder the test holds for its whole run (the URL in the
+ * policy), so w2 can come back on a fresh port (0) without the test reusing a port another process
+ * may have taken meanwhile; while w2 is down the forwarder closes each connection it accepts.
  */
 import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type AddressInfo, type Server, type Socket, connect as tcpConnect, createServer } from 'node:net'
 import { promisify } from 'node:util'
 import type * as API from '@ucanto/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -41,6 +46,41 @@ let dir: string
 const witnesses: W[] = []
 let svc: Awaited<ReturnType<typeof startTestService>>
 
+/**
+ * A TCP forwarder on 127.0.0.1 (port 0) to 127.0.0.1:`port` (settable; 0 = nothing there): a stable
+ * address for a witness that restarts on a new port. A connection upstream that fails, or ends,
+ * closes the client's side too.
+ */
+async function forwarder(): Promise<{ url: string; set(port: number): void; close(): Promise<void> }> {
+  let target = 0
+  const open = new Set<Socket>()
+  const server: Server = createServer((client) => {
+    if (target === 0) return void client.destroy()
+    open.add(client)
+    client.on('close', () => open.delete(client))
+    const upstream = tcpConnect({ host: '127.0.0.1', port: target })
+    open.add(upstream)
+    upstream.on('close', () => open.delete(upstream))
+    client.pipe(upstream).on('error', () => client.destroy())
+    upstream.pipe(client).on('error', () => upstream.destroy())
+    client.on('error', () => upstream.destroy())
+    upstream.on('error', () => client.destroy())
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+  })
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', ok))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    set: (port) => void (target = port),
+    close: () =>
+      new Promise<void>((ok) => {
+        for (const s of open) s.destroy()
+        server.close(() => ok())
+      }),
+  }
+}
+let w2Proxy: Awaited<ReturnType<typeof forwarder>>
+
 async function start(w: W, listen: string): Promise<void> {
   const s = await serveWitness(['--name', w.name, '--key', w.key, '--db', w.db, '--listen', listen])
   Object.assign(w, { url: s.url, vkey: s.vkey, child: s.child })
@@ -58,10 +98,14 @@ beforeAll(async () => {
     await start(w, '127.0.0.1:0')
     witnesses.push(w)
   }
+  // The service reaches w2 at the forwarder's stable URL.
+  w2Proxy = await forwarder()
+  w2Proxy.set(Number(new URL(witnesses[1]!.url).port))
+  const urlOf = (i: number) => (i === 1 ? w2Proxy.url : witnesses[i]!.url)
   const policy = join(dir, 'policy.txt')
   await writeFile(
     policy,
-    witnesses.map((w, i) => `witness w${i + 1} ${w.vkey} ${w.url}\n`).join('') + 'group two-of-three 2 w1 w2 w3\nquorum two-of-three\n',
+    witnesses.map((w, i) => `witness w${i + 1} ${w.vkey} ${urlOf(i)}\n`).join('') + 'group two-of-three 2 w1 w2 w3\nquorum two-of-three\n',
   )
   svc = await startTestService({ witnessPolicyFile: policy, witnessTimeoutMs: 5000 })
 })
@@ -69,6 +113,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await svc?.stop()
   for (const w of witnesses) if (w.child) await stop(w.child)
+  await w2Proxy?.close()
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -83,11 +128,13 @@ async function head(space: string): Promise<{ treeSize: number; integratedSize: 
   return res.ok ? ((await res.json()) as { treeSize: number; integratedSize: number; checkpoint: string }) : undefined
 }
 
-/** Polls /head (every 100 ms) until the published tree has `size` entries. */
+/** Polls /head (every 100 ms) until the published tree has `size` entries; fails after a generous 30 s. */
 async function publishedSize(space: string, size: number): Promise<{ treeSize: number; checkpoint: string }> {
+  const deadline = Date.now() + 30_000
   for (;;) {
     const h = await head(space)
     if (h && h.treeSize >= size) return h
+    if (Date.now() > deadline) throw new Error(`the published tree did not reach ${size} entries within 30 s (head: ${JSON.stringify(h)})`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -145,16 +192,19 @@ describe('2-of-3 witness policy, three standalone witnesses on loopback', () => 
     expect(h2).toMatchObject({ treeSize: 11, integratedSize: 11 })
 
     // 3. w2 down too: appends are sequenced and answer published: false; nothing is published.
-    const w2Url = witnesses[1]!.url
+    const w2Vkey = witnesses[1]!.vkey
     await down(witnesses[1]!)
+    w2Proxy.set(0) // nothing listens for w2 now: the forwarder closes what it accepts
     const stalled = await Promise.all(Array.from({ length: 5 }, (_, i) => append(text(`entry ${i + 11}`))))
     for (const r of stalled) expect(r).toMatchObject({ published: false, checkpoint: '', inclusionProof: [] })
     expect(stalled.map((r) => r.index).sort((a, b) => a - b)).toEqual([11, 12, 13, 14, 15])
     expect(await head(space.did())).toMatchObject({ treeSize: 11, integratedSize: 16 })
 
-    // 4. w2 comes back on its port, with its key and state: the next retry publishes size 16.
-    await start(witnesses[1]!, w2Url.replace('http://', ''))
-    expect(witnesses[1]!.url).toBe(w2Url)
+    // 4. w2 comes back at the URL in the policy (on a fresh port behind the forwarder), with its key
+    // and state: the next retry publishes size 16.
+    await start(witnesses[1]!, '127.0.0.1:0')
+    expect(witnesses[1]!.vkey).toBe(w2Vkey)
+    w2Proxy.set(Number(new URL(witnesses[1]!.url).port))
     const h4 = await publishedSize(space.did(), 16)
     expect(h4.treeSize).toBe(16)
     expect(verifiedWitnesses(policy, h4.checkpoint)).toEqual(new Set(['w1', 'w2']))

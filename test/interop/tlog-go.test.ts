@@ -10,7 +10,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { formatEntryBundle } from '../../src/tlog/bundle.js'
 import { decodeHash, encodeBase64 } from '../../src/tlog/encoding.js'
 import { type Hash, leafHash, treeHash } from '../../src/tlog/hash.js'
@@ -132,20 +132,31 @@ describe('Go x/mod sumdb/tlog interop', () => {
   })
 
   describe('tiles and entry bundles we write, recomputed by Go', () => {
+    // Each test writes its own directory (dir, written: fresh in beforeEach), so none relies on another's files.
     let dir: string
     const steps = [1, 5, 256, 300, 513, 4097, N]
-    const written = { tiles: new Set<string>(), bundles: new Set<string>() }
+    let written: { tiles: Set<string>; bundles: Set<string> }
 
-    beforeAll(async () => {
+    beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'ucanlog-tiles-'))
+      written = { tiles: new Set<string>(), bundles: new Set<string>() }
     })
-    afterAll(async () => {
+    afterEach(async () => {
       if (dir) await rm(dir, { recursive: true, force: true })
     })
 
     async function put(path: string, data: Uint8Array): Promise<void> {
       await mkdir(dirname(join(dir, path)), { recursive: true })
       await writeFile(join(dir, path), data)
+    }
+
+    /** Publishes every step, as a log growing to N would (stale partial tiles included). */
+    async function publishAll(): Promise<void> {
+      let old = 0
+      for (const size of steps) {
+        await publish(old, size)
+        old = size
+      }
     }
 
     /** Publishes the tree growing from oldSize to newSize, as a log would. */
@@ -178,6 +189,7 @@ describe('Go x/mod sumdb/tlog interop', () => {
     })
 
     it('our tileHashReader over the same files serves the same proofs', async () => {
+      await publishAll()
       const reader: TileReader = {
         readTiles: (tiles: readonly Tile[]) =>
           Promise.all(
@@ -202,6 +214,7 @@ describe('Go x/mod sumdb/tlog interop', () => {
     })
 
     it('Go rejects a wrong root and any corrupted tile, stale partial, bundle or stray file', async () => {
+      await publishAll()
       const good = await root(N)
       expect((await verify(N, flip(good))).code).toBe(1)
       expect((await verify(N - 1, good)).code).toBe(1)

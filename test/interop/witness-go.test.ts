@@ -6,7 +6,7 @@
  * - Go verifies our cosignatures with an independent cosignature/v1 verifier (crypto/ed25519 under
  *   `note.Open`), together with the log's signature.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ed25519Signer } from '../../src/tlog/note.js'
 import { SqliteWitnessStore, Witness } from '../../witness/index.js'
 import { expectResponse, request, startWitness, type Running } from '../witness/helpers.js'
@@ -41,18 +41,26 @@ async function goCheckpoint(size: number, root: string): Promise<string> {
 }
 
 describe('our witness and Go x/mod', () => {
+  // A fresh witness per test; a test that needs it at some size puts it there first (at).
   let w: Running
   let store: SqliteWitnessStore
-  beforeAll(async () => {
+  beforeEach(async () => {
     store = new SqliteWitnessStore(':memory:')
     store.addLog(ORIGIN)
     store.addKey(ORIGIN, log.vkey)
     w = await startWitness(store, { now: () => NOW })
   })
-  afterAll(async () => {
+  afterEach(async () => {
     await w?.close()
     store?.close()
   })
+
+  /** Brings the fresh witness to tree size `size`: trust on first use (old 0, no proof) of Go's tree of that size. */
+  const at = async (size: number) => {
+    const root = (await goJSON<GoTreeProof>(['prove-tree', String(size), String(size)])).newRoot
+    await expectResponse(await w.post(request(0, [], await goCheckpoint(size, root))), 200, TEXT)
+    expect(store.getLog(ORIGIN)?.treeSize).toBe(size)
+  }
 
   it('cosigns a growing tree whose consistency proofs Go computed, and Go verifies every cosignature', async () => {
     // Sizes across tile and power-of-two boundaries; each step proves old → new.
@@ -73,6 +81,7 @@ describe('our witness and Go x/mod', () => {
   })
 
   it('refuses (422) a Go proof for another old size, and keeps its state', async () => {
+    await at(513)
     const size = 600
     const wrong = await goJSON<GoTreeProof>(['prove-tree', String(size), '300'])
     const cp = await goCheckpoint(size, wrong.newRoot)
@@ -83,6 +92,7 @@ describe('our witness and Go x/mod', () => {
   })
 
   it('Go rejects a cosignature with a changed timestamp, a changed text, or the wrong witness key', async () => {
+    await at(600)
     const p = await goJSON<GoTreeProof>(['prove-tree', '601', '600'])
     const cp = await goCheckpoint(601, p.newRoot)
     const line = await expectResponse(await w.post(request(600, p.proof, cp)), 200, TEXT)

@@ -82,11 +82,18 @@ describe('LogManager: open logs are bounded', () => {
     let stall: (() => void) | undefined
     const stalled = new Promise<void>((ok) => (stall = ok))
     let closing: string | undefined
+    let closeStarted: () => void = () => {}
+    const firstClose = new Promise<void>((ok) => (closeStarted = ok))
+    let waitedFor: (id: string) => void = () => {}
+    const waits = new Promise<string>((ok) => (waitedFor = ok))
     const { logs, backend } = await manager(2, {
       beforeClose: async (id) => {
         closing ??= id
-        if (id === closing) await stalled // only the first log closed (a) is held
+        if (id !== closing) return
+        closeStarted()
+        await stalled // only the first log closed (a) is held
       },
+      onWaitForClose: (id) => waitedFor(id),
     })
     const [a, b, c] = await ids(3)
     for (const id of [a!, c!]) {
@@ -96,11 +103,14 @@ describe('LogManager: open logs are bounded', () => {
     }
     // b evicts a (least recently used); a's close is stalled by the hook.
     const pb = logs.acquire(b!, { create: true })
-    await new Promise((r) => setTimeout(r, 20))
+    await firstClose
     expect(closing).toBe(a)
-    // a is wanted again while it is still closing: it must wait for the close, not open a second copy.
+    // a is wanted again while it is still closing: it must wait for the close, not open a second
+    // copy nor lease the closing one (the manager says when it starts waiting; a lease or an error
+    // coming first is the bug).
     const pa = logs.acquire(a!)
-    await new Promise((r) => setTimeout(r, 20))
+    const first = await Promise.race([waits.then((id) => `waits for ${id}`), pa.then(() => 'leased', (err: Error) => `failed: ${err.message}`)])
+    expect(first).toBe(`waits for ${a}`)
     expect(backend.opens).toEqual([a, c]) // neither b nor the second a has opened yet
     expect(backend.open_.has(a!)).toBe(true) // a is still open (closing)
     stall!()

@@ -5,6 +5,7 @@
  * being closed and reopened.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -172,5 +173,25 @@ describe('StorachaUploader', () => {
     // Storacha's own internal delegation failing is not the customer's delegation.
     expect(classify(err('failed space/index/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"assert/index"} is not authorized - has expired' }), at).name).toBe('UploadFailed')
     expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' } }), at).name).toBe('StorachaUnavailable')
+  })
+})
+
+describe('the local Storacha harness', () => {
+  /** Whether a TCP connection to host:port is accepted. */
+  const accepts = (host: string, port: number) =>
+    new Promise<boolean>((resolve) => {
+      const socket = connect({ host, port })
+      socket.once('connect', () => (socket.destroy(), resolve(true)))
+      socket.once('error', () => resolve(false))
+    })
+
+  it('listens on 127.0.0.1 only (an ephemeral port), not on every interface', async () => {
+    const url = new URL(storacha.url)
+    expect(url.hostname).toBe('127.0.0.1')
+    const port = Number(url.port)
+    expect(port).toBeGreaterThan(0)
+    expect(await accepts('127.0.0.1', port)).toBe(true)
+    // Linux routes all of 127/8 to lo: a socket bound to :: or 0.0.0.0 would accept on 127.0.0.2 too.
+    expect(await accepts('127.0.0.2', port)).toBe(false)
   })
 })

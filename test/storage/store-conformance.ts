@@ -1,4 +1,4 @@
-// One conformance suite for every store of log files (FileStore, the MemoryStore fake, and any
+// One conformance suite for every store of log files (FileStore, the MemoryFiles fake, and any
 // later backend): the contract of FileStore's doc comment, checked through its public surface.
 
 import { describe, expect, it } from 'vitest'

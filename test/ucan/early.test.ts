@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, test, vi } from 'vitest'
 import type { API } from '@ucanto/core'
 import { appendInvocation, createInvocation, createPrincipalParser, createUcanService, delegateAgentToService, delegateSpaceToAgent, LogCreationLimited } from '../../src/ucan/index.js'
 import { createMemoryRevocations } from '../../src/ucan/revocation.js'
+import { type ReplayGuard, createMemoryReplayGuard } from '../../src/ucan/replay.js'
 import { createAdmission } from '../../src/server/rate-limit.js'
 import { type Principals, RecordingLog, encodeRequest, outOf, principals, send } from './helpers.js'
 import * as CAR from '@ucanto/transport/car'
@@ -102,7 +103,20 @@ describe('answers before authorization', () => {
     // One request worked on at a time per address, and in the whole service.
     const off = { rate: 0, burst: 0 }
     const admission = createAdmission({ client: off, agent: off, space: off, concurrency: 1, globalConcurrency: 1 })
-    const server = createUcanService({ signer: P.service, log: slow, admission })
+    // The replay guard tells when a request found this invocation already in flight (the replay,
+    // inside its turn, about to wait for the first's outcome).
+    const guard = createMemoryReplayGuard()
+    let foundInFlight: () => void = () => {}
+    const found = new Promise<void>((r) => (foundInFlight = r))
+    const replayGuard: ReplayGuard = {
+      once: (key, task) => guard.once(key, task),
+      seen<T>(id: string) {
+        const known = guard.seen<T>(id)
+        if (known !== undefined) foundInFlight()
+        return known
+      },
+    }
+    const server = createUcanService({ signer: P.service, log: slow, admission, replay: replayGuard })
     const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
     const inv = await (await appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), spaceToAgent })).delegate()
     const body = await encodeRequest([inv])
@@ -111,13 +125,16 @@ describe('answers before authorization', () => {
       const message = await CAR.outbound.decode(res as never)
       return outOf([...(message as unknown as { receipts: Map<string, unknown> }).receipts.values()][0] as never)
     }
+    // Generous outer bound: a deadlock shows as no progress at all, never as slowness.
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error('deadlock: no progress within 10 s')), 10_000)))
     const first = post()
     await started // the first request's append is waiting for its batch (its turn given back)
     const replay = post() // takes the only turn, finds the first run in flight
-    await new Promise((r) => setTimeout(r, 50))
+    await Promise.race([found, timeout]) // the replay holds the turn now: the first can only finish if the replay gives it back
     release()
-    const timeout = new Promise((_, fail) => setTimeout(() => fail(new Error('deadlock: no answer within 5 s')), 5000))
     const [a, b] = (await Promise.race([Promise.all([first, replay]), timeout])) as [unknown, unknown]
+    clearTimeout(timer)
     expect(a).toEqual(b)
     expect(log.calls).toBe(1)
   })

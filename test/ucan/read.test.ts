@@ -87,26 +87,39 @@ describe('tlog/read', () => {
   })
 
   /** A one-entry log whose reads wait until `release()`: requests stay in flight, holding their budgets. */
-  const gatedReads = (): { slow: RecordingLog; release: () => void } => {
+  /**
+   * A log whose reads wait at a gate until `release`; `reading(n)` resolves once `n` reads are
+   * waiting there (so a test knows those requests hold their budget, without sleeping).
+   */
+  const gatedReads = (): { slow: RecordingLog; release: () => void; reading: (n: number) => Promise<void> } => {
     const log = new RecordingLog()
     log.logs.set(P.space.did(), [bytes(1, 1)])
     let release: () => void = () => {}
     const gate = new Promise<void>((r) => (release = r))
+    let waiting = 0
+    const watchers: { n: number; ok: () => void }[] = []
     const slow = Object.assign(Object.create(log), {
       async read(...args: Parameters<RecordingLog['read']>) {
+        waiting++
+        for (const w of watchers) if (waiting >= w.n) w.ok()
         await gate
         return log.read(...args)
       },
     }) as RecordingLog
-    return { slow, release }
+    const reading = (n: number) => new Promise<void>((ok) => (waiting >= n ? ok() : watchers.push({ n, ok })))
+    return { slow, release, reading }
   }
 
   test('requests that read reserve their budget from the in-flight pool; past it → 503 ReadCapacityExhausted', async () => {
-    const { slow, release } = gatedReads()
+    const { slow, release, reading } = gatedReads()
     const server = createUcanService({ signer: P.service, log: slow, maxResponseBytes: 1000, maxResponseBytesInFlight: 1000 })
     const first = server.request(await encodeRequest([(await readInvocation({ issuer: P.agent, service: P.service, space: P.space.did() }).delegate()) as API.Invocation]))
-    await new Promise((r) => setTimeout(r, 50))
-    const second = await server.request(await encodeRequest([(await readInvocation({ issuer: P.mallory, service: P.service, space: P.space.did() }).delegate()) as API.Invocation]))
+    await reading(1) // the first request is reading (its budget reserved) and held there
+    // Refused at once, or (the bug) it reaches the gated log too.
+    const second = await Promise.race([
+      server.request(await encodeRequest([(await readInvocation({ issuer: P.mallory, service: P.service, space: P.space.did() }).delegate()) as API.Invocation])),
+      reading(2).then(() => ({ status: 'a second read reached the log', body: new Uint8Array() })),
+    ])
     expect(second.status).toBe(503)
     expect(new TextDecoder().decode(second.body)).toMatch(/^ReadCapacityExhausted/)
     release()
@@ -116,14 +129,15 @@ describe('tlog/read', () => {
   })
 
   test('one client address holds at most a quarter of the in-flight pool; another address still reads', async () => {
-    const { slow, release } = gatedReads()
+    const { slow, release, reading } = gatedReads()
     // A pool of 8 budgets: each address may hold 2 at once.
     const server = createUcanService({ signer: P.service, log: slow, maxResponseBytes: 1000, maxResponseBytesInFlight: 8000 })
     const read = async (issuer: API.Signer, client: string) =>
       server.request({ ...(await encodeRequest([(await readInvocation({ issuer, service: P.service, space: P.space.did() }).delegate()) as API.Invocation])), client } as never)
     const held = [read(P.mallory, '192.0.2.7'), read(P.mallory, '192.0.2.7')]
-    await new Promise((r) => setTimeout(r, 50))
-    const third = await read(P.mallory, '192.0.2.7')
+    await reading(2) // both hold their budget, waiting at the gate
+    // Refused at once, or (the bug) it reaches the gated log too.
+    const third = await Promise.race([read(P.mallory, '192.0.2.7'), reading(3).then(() => ({ status: 'a third read from 192.0.2.7 reached the log', body: new Uint8Array() }))])
     expect(third.status).toBe(503)
     expect(new TextDecoder().decode(third.body)).toMatch(/^ReadCapacityExhausted/)
     // Another address is served while the first holds its share.

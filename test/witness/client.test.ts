@@ -199,8 +199,29 @@ describe('WitnessClient against real witnesses', () => {
     const hang = await startHanging()
     const p = policy([...ws, { name: 'hang.example', vkey: await unusedVkey('hang.example'), url: hang.url }], 'group g any w1 w2 hang\nquorum g\n')
     const errors: [string, string][] = []
-    const client = new WitnessClient({ policy: p, greedy: true, timeoutMs: 300, onWitnessError: (u, m) => errors.push([u, m]) })
-    const r = await client.cosign(note(CP1), 1, prover(1))
+    // No wall clock: the round's timeout is a timer the test fires by hand, once both witnesses have
+    // answered (counted by a fetch that reads each answer whole).
+    const timeouts: number[] = []
+    let fire: (() => void) | undefined
+    const timer = (ms: number, f: () => void) => (timeouts.push(ms), (fire = f), () => {})
+    let answered = 0
+    let bothAnswered!: () => void
+    const both = new Promise<void>((r) => (bothAnswered = r))
+    const counting: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      const body = await res.arrayBuffer()
+      if (res.status === 200 && ++answered === 2) bothAnswered()
+      return new Response(body, { status: res.status, headers: res.headers })
+    }
+    const client = new WitnessClient({ policy: p, greedy: true, timeoutMs: 300, fetch: counting, timer, onWitnessError: (u, m) => errors.push([u, m]) })
+    let settled = false
+    const round = client.cosign(note(CP1), 1, prover(1)).finally(() => (settled = true))
+    await Promise.race([both, round])
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toBe(false) // greedy: quorum met, still waiting for the third witness
+    expect(timeouts).toEqual([300])
+    fire!()
+    const r = await round
     expect(r).toMatchObject({ satisfied: true, cosigned: new Set(['w1', 'w2']) })
     expect(verifiedWitnesses(p, r.note)).toEqual(new Set(['w1', 'w2']))
     expect(errors).toEqual([[hang.url + '/', 'no answer within 300 ms']])

@@ -3,7 +3,7 @@
  * malformed inputs (400/413, state unchanged), unknown and disabled logs (404), signatures (403),
  * trust on first use and consistency (422), conflicts (409).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { cosignatureVerifier } from '../../src/tlog/cosignature.js'
 import { ed25519Signer, openNote, signNote } from '../../src/tlog/note.js'
 import { SqliteWitnessStore, Witness } from '../../witness/index.js'
@@ -17,14 +17,15 @@ const H = 'KgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='
 const enc = (s: string) => new TextEncoder().encode(s)
 
 describe('malformed requests over HTTP (400/413/404, state unchanged)', () => {
+  // A fresh witness at size 1 for every test (one test moves it to size 3).
   let w: Running
   let store: CheckedStore
-  beforeAll(async () => {
+  beforeEach(async () => {
     store = new CheckedStore(litewitnessStore())
     w = await startWitness(store)
     await expectResponse(await w.post(request(0, [], note(CP1))), 200, TEXT)
   })
-  afterAll(async () => {
+  afterEach(async () => {
     await w.close()
     store.inner.close()
   })

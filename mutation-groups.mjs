@@ -1,0 +1,43 @@
+// The security core under mutation testing (`npm run test:mutation`, docs/testing.md), in groups:
+// each group's source files are mutated and tested against the tests that are about them, so a
+// mutant runs the few tests that should kill it rather than every end-to-end test that happens to
+// execute the line. A check counts as tested only if a test of its own group fails without it.
+export const GROUPS = {
+  tlog: {
+    mutate: ['src/tlog/proof.ts', 'src/tlog/note.ts', 'src/tlog/checkpoint.ts', 'src/tlog/cosignature.ts', 'src/tlog/policy.ts'],
+    tests: ['test/tlog/**/*.test.ts'],
+  },
+  witness: {
+    mutate: ['witness/witness.ts'],
+    tests: ['test/witness/**/*.test.ts'],
+  },
+  ucan: {
+    // authorization and invocation checks, delegation parsing, revocation, the replay guard
+    mutate: ['src/ucan/authorize.ts', 'src/ucan/delegation.ts', 'src/ucan/proof-graph.ts', 'src/ucan/revocation.ts', 'src/ucan/replay.ts', 'src/ucan/service.ts'],
+    tests: ['test/ucan/**/*.test.ts', 'test/e2e/append.test.ts', 'test/e2e/security-*.test.ts'],
+  },
+  client: {
+    // the auditor, the log's witness client, and what `ucanlog append` checks of each receipt
+    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/log/log.ts:488-490'],
+    tests: ['test/auditor/**/*.test.ts', 'test/log/**/*.test.ts'],
+  },
+}
+
+/** Test files that never run mutated code in-process (they spawn the built CLI) or test no core check. */
+export const EXCLUDED_TESTS = [
+  'test/witness/cli.test.ts', // spawns the built CLI
+  'test/e2e/security-proof-graph.test.ts', // spawns the built CLI (test/ucan/proof-graph.test.ts is in-process)
+  'test/e2e/security-replay-crash.test.ts', // spawns the built CLI
+  'test/e2e/security-rate-limit.test.ts', // rate limits: not in the mutated core
+  'test/e2e/security-disk.test.ts', // disk budget: not in the mutated core
+]
+
+/** The group named by UCANLOG_MUTATION_GROUP (set by scripts/mutation.js). */
+export function currentGroup() {
+  const name = process.env.UCANLOG_MUTATION_GROUP ?? ''
+  const group = GROUPS[name]
+  if (group === undefined) {
+    throw new Error(`UCANLOG_MUTATION_GROUP must be one of ${Object.keys(GROUPS).join(', ')}: run \`npm run test:mutation\``)
+  }
+  return { name, ...group }
+}
