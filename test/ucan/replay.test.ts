@@ -162,6 +162,19 @@ describe('createMemoryReplayGuard', () => {
     expect(await guard.once({ owner: 'A', id: 'past', expiresAt: t + 3600 }, async () => 3)).toBe(2)
   })
 
+  test('ids that expired are swept exactly one second after the last sweep, freeing their places', async () => {
+    let t = 1000
+    const guard = createMemoryReplayGuard({ now: () => t, maxPerOwner: 1 })
+    expect(await guard.once({ owner: 'A', id: 'a1', expiresAt: 1000 }, async () => 1)).toBe(1) // sweeps at 1000
+    t = 1001 // the next sweep is due now: a1 (expired) goes, A's one place is free
+    expect(await guard.once({ owner: 'A', id: 'a2', expiresAt: 1100 }, async () => 2)).toBe(2)
+  })
+
+  test('ReplayGuardFull and a bad share say what they are', () => {
+    expect(new ReplayGuardFull('A', 2).message).toBe('A has 2 unexpired invocations remembered, its share of the replay guard')
+    expect(() => createMemoryReplayGuard({ maxPerOwner: 0 })).toThrow(new RangeError('the replay share per owner must be a positive integer'))
+  })
+
   test('a task that throws synchronously is recorded as a rejection', async () => {
     const guard = createMemoryReplayGuard({ now: () => 0 })
     const task = (() => {
