@@ -348,8 +348,10 @@ async function authorizeWrite<T>(
     return { error: new InvalidAudience(`delegation audience is ${truncate(delegation.audience.did())}, not the service`) }
   }
 
-  // (4)
-  const grantKey = `${service.did()} ${space} ${options.attester?.did ?? ''} ${embeddedUCANs(delegation)
+  // (4) A grant depends on the service, the space, the trusted attester (its DID and key) and the
+  // exact UCANs sent (every embedded one: the top CID names its proofs but not whether they came).
+  const attesterKey = options.attester === undefined ? '' : `${options.attester.did}=${options.attester.key}`
+  const grantKey = `${service.did()} ${space} ${attesterKey} ${embeddedUCANs(delegation)
     .map((u) => u.cid.toString())
     .sort()
     .join(' ')}`
@@ -398,7 +400,7 @@ function decodeEntry(data: string): API.Result<Uint8Array, InvalidData | EntryTo
 export const DEFAULT_MAX_GRANT_ENTRIES = 10_000
 
 /**
- * Chains (keyed by service, space and the CIDs of every UCAN the delegation embeds) that were found
+ * Chains (keyed by service, space, trusted attester and the CIDs of every UCAN the delegation embeds) that were found
  * to grant {@link REQUIRED_CAPABILITIES}, with their ucanto authorization paths. A chain's grant is
  * a function of those content-addressed UCANs and of time, so an entry holds until the earliest
  * `exp` on its paths (system clock, as ucanto checks it). Revocation is not cached: it is checked

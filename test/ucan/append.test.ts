@@ -4,7 +4,9 @@
  * must be refused with the check's name and must never reach the log.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { delegate, invoke } from '@ucanto/core'
+import { CAR, CBOR, Delegation, delegate, invoke } from '@ucanto/core'
+import { CID } from 'multiformats/cid'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import type { API } from '@ucanto/core'
 import {
   TlogAppend,
@@ -433,6 +435,17 @@ describe('tlog/append refused: the delegation', () => {
     await expectRefused(await appendInvocation({ delegation: d }), 'InvalidSignature')
   })
 
+  test('(4) a forged proof by the same signer as a valid one in the chain is not vouched for by the valid one → refused', async () => {
+    // Guards the signature memo of one authorization (authorize.ts memoizeVerification): it is keyed
+    // by (DID, payload, signature), so the space's valid signature on one proof says nothing about
+    // another proof claiming the space as issuer.
+    const valid = await delegateSpaceToAgent({ space: P.space, agent: P.agent, capabilities: ['space/blob/add', 'space/index/add'], expiration: now() + 3600 })
+    const forged = await delegateSpaceToAgent({ space: impostor(P.space, P.mallory) as API.Signer<API.DIDKey>, agent: P.agent, capabilities: ['upload/add'], expiration: now() + 3600 })
+    const d = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [valid, forged], space: P.space.did(), expiration: now() + 3600 })
+    const error = await expectRefused(await appendInvocation({ delegation: d }), 'InvalidSignature')
+    expect(error.message).toContain(forged.cid.toString().slice(0, 20))
+  })
+
   test('signature bytes tampered inside the delegation archive → InvalidDelegation (block ≠ CID)', async () => {
     const archive = Buffer.from((await agentToService.archive()).ok as Uint8Array)
     const at = archive.indexOf(Buffer.from(spaceToAgent.signature.raw))
@@ -466,6 +479,61 @@ describe('tlog/append refused: the delegation', () => {
     await expectRefused(inv, 'Revoked', { revocations })
   })
 
+  describe('(5) revocation by a principal earlier in the chain than the revoked UCAN (Space→Alice→Agent→Service, invoked by Agent)', () => {
+    // Guards the upstream part of the revocation scope: revocation.ts scopeOf (a UCAN's scope takes
+    // the principals of every proof above it) and authorize.ts (the invocation's scope takes the
+    // delegation's). A revocation counts if issued by the revoked UCAN's issuer or audience or by
+    // any principal above it; one from below it or outside the chain does not.
+    let spaceToAlice: API.Delegation
+    let aliceToAgent: API.Delegation
+    let chain: API.Delegation
+    beforeAll(async () => {
+      spaceToAlice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 3600 })
+      aliceToAgent = await delegateAgentToService({ agent: P.alice, service: P.agent, proofs: [spaceToAlice], expiration: now() + 3600 })
+      chain = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [aliceToAgent], expiration: now() + 3600 })
+    })
+    const revokedBy = (ucan: () => { cid: API.Link }, scope: () => API.Principal) => {
+      const revocations = createMemoryRevocations()
+      revocations.add(ucan().cid.toString(), scope().did())
+      return { revocations }
+    }
+
+    test('Alice→Agent revoked by the space (one link above it) → Revoked', async () => {
+      const error = await expectRefused(await appendInvocation({ delegation: chain }), 'Revoked', revokedBy(() => aliceToAgent, () => P.space))
+      expect(error.message).toContain(aliceToAgent.cid.toString().slice(0, 20))
+    })
+
+    test('Agent→Service revoked by the space (two links above it) → Revoked', async () => {
+      await expectRefused(await appendInvocation({ delegation: chain }), 'Revoked', revokedBy(() => chain, () => P.space))
+    })
+
+    test('Agent→Service revoked by Alice (above the invocation\'s issuer) → Revoked', async () => {
+      await expectRefused(await appendInvocation({ delegation: chain }), 'Revoked', revokedBy(() => chain, () => P.alice))
+    })
+
+    for (const who of ['space', 'alice'] as const) {
+      test(`the invocation itself revoked by ${who === 'space' ? 'the space' : 'Alice'} (above its issuer) → Revoked`, async () => {
+        const inv = await appendInvocation({ delegation: chain })
+        await expectRefused(inv, 'Revoked', revokedBy(() => inv, () => P[who]))
+      })
+    }
+
+    test('from below or outside: Space→Alice by the agent, Alice→Agent by the service, Agent→Service by mallory → no effect', async () => {
+      const revocations = createMemoryRevocations()
+      revocations.add(spaceToAlice.cid.toString(), P.agent.did())
+      revocations.add(aliceToAgent.cid.toString(), P.service.did())
+      revocations.add(chain.cid.toString(), P.mallory.did())
+      await expectAppended(await appendInvocation({ delegation: chain }), { revocations })
+    })
+  })
+
+  test('(5) the invocation revoked by its audience (the service) → Revoked', async () => {
+    const revocations = createMemoryRevocations()
+    const inv = await appendInvocation()
+    revocations.add(inv.cid.toString(), P.service.did())
+    await expectRefused(inv, 'Revoked', { revocations })
+  })
+
   test('(5) a revocation after the grant was cached still takes effect', async () => {
     const revocations = createMemoryRevocations()
     const { log, server } = setup({ revocations })
@@ -479,6 +547,171 @@ describe('tlog/append refused: the delegation', () => {
     const revocations: RevocationChecker = { findRevoked: () => Promise.reject(new Error('db down at /secret/path')) }
     const error = await expectRefused(await appendInvocation(), 'InternalError', { revocations })
     expect(error.message).not.toContain('secret')
+  })
+})
+
+/**
+ * A request carrying the signed invocation `inv` under another CID: its block bytes (or the same
+ * UCAN re-encoded non-canonically) addressed by `how`, with the message root pointing at that CID.
+ * The signature covers the decoded payload, so it still verifies; only the content-addressing check
+ * of (1) tells the two apart.
+ */
+async function readdressed(inv: API.Invocation, how: 'sha2-512' | 'raw codec' | 'non-canonical dag-cbor'): Promise<{ cid: CID; request: { headers: Record<string, string>; body: Uint8Array } }> {
+  let bytes = inv.root.bytes as Uint8Array
+  let cid: CID
+  if (how === 'sha2-512') cid = CID.createV1(CBOR.code, await sha512.digest(bytes))
+  else if (how === 'raw codec') cid = CID.createV1(0x55, await sha256.digest(bytes))
+  else {
+    // The same map with its keys in plain sort order instead of dag-cbor's length-first order:
+    // another byte string, hashed honestly, that decodes to the same UCAN.
+    const data = CBOR.decode(bytes) as Record<string, unknown>
+    const keys = Object.keys(data).sort()
+    expect(keys.length).toBeLessThan(24)
+    bytes = new Uint8Array(Buffer.concat([Uint8Array.of(0xa0 + keys.length), ...keys.flatMap((k) => [CBOR.encode(k), CBOR.encode(data[k])])]))
+    expect(Buffer.from(bytes).equals(Buffer.from(inv.root.bytes))).toBe(false)
+    cid = CID.createV1(CBOR.code, await sha256.digest(bytes))
+  }
+  expect(cid.equals(inv.cid)).toBe(false)
+  const root = CBOR.encode({ 'ucanto/message@7.0.0': { execute: [cid] } })
+  const rootBlock = { cid: CID.createV1(CBOR.code, await sha256.digest(root)), bytes: root }
+  const body = CAR.encode({ roots: [rootBlock], blocks: new Map([[cid.toString(), { cid, bytes }]]) } as never)
+  return { cid, request: { headers: { 'content-type': CAR.contentType, accept: CAR.contentType }, body } }
+}
+
+describe('(1) the invocation\'s bytes must be the canonical encoding under its CID', () => {
+  // Guards checkContentAddressed(invocation, { proofs: false }) in authorize.ts checkInvocation: the
+  // replay guard is keyed by the invocation's CID, so the same signed invocation under another CID
+  // would otherwise be a new invocation and append again.
+  for (const how of ['sha2-512', 'raw codec', 'non-canonical dag-cbor'] as const) {
+    test(`the same signed invocation re-addressed (${how}) → InvalidSignature, and it never appends twice`, async () => {
+      const inv = await appendInvocation()
+      const copy = await readdressed(inv, how)
+      // The original appends; then its copy under the other CID is refused and writes nothing.
+      const { log, server } = setup()
+      expect((await send(server, inv)).ok?.index).toBe(0)
+      const [receipt] = await sendRaw(server, copy.request)
+      expect(receipt?.ran.link().toString()).toBe(copy.cid.toString())
+      const out = outOf(receipt as API.Receipt)
+      expect(out.ok, `appended twice: ${JSON.stringify(out.ok)}`).toBeUndefined()
+      expect(out.error).toEqual({ name: 'InvalidSignature', message: 'invocation block does not match its CID' })
+      expect(log.appends.map((a) => a.invocation)).toEqual([inv.cid.toString()])
+      // On a service that has not seen the original, the copy is refused as well.
+      const fresh = setup()
+      fresh.log.refuse()
+      const [first] = await sendRaw(fresh.server, copy.request)
+      expect(outOf(first as API.Receipt).error?.name).toBe('InvalidSignature')
+      expect(fresh.log.calls).toBe(0)
+    })
+  }
+})
+
+describe('the grant cache: one warm service, a chain checked once is reused only for what it was checked for', () => {
+  // Guards the grant-cache key in authorize.ts (check (4)): `${service} ${space} ${attester} ${CIDs}`.
+  // Every other test starts a fresh service, so its cache is cold; here one service (one cache)
+  // first accepts an append, then gets a request the cached grant must not cover.
+
+  test('a chain checked for space A does not append to space B (the space is in the key) → Unauthorized', async () => {
+    const { log, server } = setup()
+    const a = await send(server, await appendInvocation())
+    expect(a.error, JSON.stringify(a.error)).toBeUndefined()
+    // The same Agent→Service delegation (granting on space A only), now invoked on space B.
+    const b = await send(server, await appendInvocation({ space: P.spaceB.did() }))
+    expect(b.ok, JSON.stringify(b.ok)).toBeUndefined()
+    expect(b.error?.name, String(b.error?.message)).toBe('Unauthorized')
+    expect(log.appends.map((c) => c.space)).toEqual([P.space.did()])
+    expect(log.logs.has(P.spaceB.did())).toBe(false)
+    // And the cache still serves A.
+    expect((await send(server, await appendInvocation())).ok?.index).toBe(1)
+  })
+
+  test('another delegation on the same proofs is checked afresh (the delegation\'s CID is in the key) → Unauthorized', async () => {
+    const { log, server } = setup()
+    expect((await send(server, await appendInvocation())).ok).toBeDefined()
+    // Same Space→Agent proof, same space, same chain length; this Agent→Service lacks upload/add.
+    const partial = await delegateAgentToService({
+      agent: P.agent,
+      service: P.service,
+      proofs: [spaceToAgent],
+      capabilities: ['space/blob/add', 'space/index/add'],
+      expiration: now() + 3600,
+    })
+    const out = await send(server, await appendInvocation({ delegation: partial }))
+    expect(out.error?.name, String(out.error?.message)).toBe('Unauthorized')
+    expect(out.error?.message).toContain('upload/add')
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('the same Agent→Service without its proof blocks is checked afresh (each embedded UCAN\'s CID is in the key) → Unauthorized', async () => {
+    // The top CID commits to its proofs' CIDs, not to their blocks being sent: keyed by the top
+    // CID alone, a delegation stripped of its Space→Agent block would hit the warm entry, and the
+    // log would get a delegation that Storacha cannot follow.
+    const stripped = await formatDelegation(Delegation.create({ root: agentToService.root }))
+    const cold = setup()
+    cold.log.refuse()
+    expect((await send(cold.server, await appendInvocation({ delegation: stripped }))).error?.name).toBe('Unauthorized')
+    const { log, server } = setup()
+    expect((await send(server, await appendInvocation())).ok).toBeDefined()
+    const out = await send(server, await appendInvocation({ delegation: stripped }))
+    expect(out.error?.name, String(out.error?.message)).toBe('Unauthorized')
+    expect(log.appends).toHaveLength(1)
+  })
+})
+
+describe('each refusal says what failed in its message (the client reads it in the receipt)', () => {
+  // Guards the messages of authorize.ts's named failures: the name says which check, the message
+  // which value. One case per message; each request fails exactly one check.
+  test('invocation, capability, entry and delegation checks', async () => {
+    const t = now()
+    const clock = { now: () => t, maxInvocationLifetime: 600 }
+    const cases: [Promise<API.Invocation>, string, string, Partial<UcanServiceOptions>?][] = [
+      [appendInvocation({ audience: P.mallory }), 'InvalidAudience', `invocation audience is ${P.mallory.did()}, not the service`],
+      [appendInvocation({ expiration: Infinity }), 'InvalidExpiry', 'invocation has no expiry'],
+      [appendInvocation({ expiration: t - 1 }), 'Expired', `invocation expired at ${t - 1}`, clock],
+      [appendInvocation({ expiration: t + 60, notBefore: t + 1 }), 'NotValidBefore', `invocation not valid before ${t + 1}`, clock],
+      [appendInvocation({ expiration: t + 601 }), 'InvalidExpiry', 'invocation expiry is more than 600 s ahead', clock],
+      [appendInvocation({ issuer: impostor(P.agent, P.mallory) }), 'InvalidSignature', 'invocation signature does not verify'],
+      [appendInvocation({ space: P.service.did() }), 'ReservedSpace', 'this DID belongs to the service itself and is not a space'],
+      [appendInvocation({ data: '' }), 'InvalidData', 'entry is empty'],
+      [appendInvocation({ data: 'AQ' }), 'InvalidData', 'data is not canonical padded standard base64'],
+      [appendInvocation({ data: encodeBase64(new Uint8Array(65536)) }), 'EntryTooLarge', 'entry larger than 65535 bytes'],
+      [appendInvocation({ data: 'A'.repeat(4 * 21846) }), 'EntryTooLarge', 'entry larger than 65535 bytes'],
+      [appendInvocation({ issuer: P.mallory }), 'DelegationIssuerMismatch', 'delegation was not issued by the invoker'],
+      [
+        appendInvocation({ delegation: await delegateAgentToService({ agent: P.agent, service: P.mallory, proofs: [spaceToAgent], expiration: now() + 3600 }) }),
+        'InvalidAudience',
+        `delegation audience is ${P.mallory.did()}, not the service`,
+      ],
+    ]
+    for (const [inv, name, message, options] of cases) {
+      const error = await expectRefused(await inv, name, options)
+      expect(error.message).toBe(message)
+    }
+  })
+
+  test('capability shape', async () => {
+    const inv = (capability: Record<string, unknown>) =>
+      invoke({ issuer: P.agent, audience: P.service, capability: capability as never, expiration: now() + 60 }).delegate()
+    expect((await expectRefused(await inv({ can: 'tlog/append', with: 'did:web:example.com', nb: { data: 'AQ==', delegation: 'x' } }), 'InvalidCapability')).message).toBe(
+      'with must be a did:key space, got did:web:example.com',
+    )
+    expect((await expectRefused(await inv({ can: 'tlog/append', with: P.space.did(), nb: { data: 1, delegation: 'x' } }), 'InvalidCapability')).message).toBe(
+      'nb must be { data: string, delegation: string }',
+    )
+    expect((await expectRefused(await inv({ can: 'tlog/append', with: P.space.did() }), 'InvalidCapability')).message).toBe('nb must be { data: string, delegation: string }')
+  })
+
+  test('a delegation with a UCAN not under its CID, and a revoked UCAN', async () => {
+    const archive = Buffer.from((await agentToService.archive()).ok as Uint8Array)
+    const at = archive.indexOf(Buffer.from(spaceToAgent.signature.raw))
+    archive[at + 5] = (archive[at + 5] as number) ^ 0x80
+    const tampered = await expectRefused(await appendInvocation({ delegation: archive.toString('base64') }), 'InvalidDelegation')
+    expect(tampered.message).toBe('a UCAN in the delegation does not match its CID')
+    const revocations = createMemoryRevocations()
+    revocations.add(spaceToAgent.cid.toString(), P.space.did())
+    const revoked = await expectRefused(await appendInvocation(), 'Revoked', { revocations })
+    expect(revoked.message).toBe(`UCAN ${spaceToAgent.cid.toString()} has been revoked`)
+    const down: RevocationChecker = { findRevoked: () => Promise.reject(new Error('down')) }
+    expect((await expectRefused(await appendInvocation(), 'InternalError', { revocations: down })).message).toBe('revocation store unavailable')
   })
 })
 

@@ -8,6 +8,8 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import * as Link from 'multiformats/link'
 import {
   MAX_CHAIN_DEPTH,
+  MAX_CHAIN_UCANS,
+  MAX_CHAIN_WORK,
   MAX_DELEGATION_LENGTH,
   checkContentAddressed,
   createUcanService,
@@ -122,6 +124,30 @@ describe('formatDelegation / parseDelegation', () => {
     }
     const error = await expectRefused(await formatDelegation(d), 'ProofGraphTooLarge')
     expect(error?.message).toContain('deeper')
+    // Built in memory (never parsed), the same chain is walked no deeper than the bound either.
+    expect(embeddedUCANs(d)).toHaveLength(MAX_CHAIN_DEPTH + 1)
+    expect(embeddedUCANs(d)[0]?.cid.toString()).toBe(d.cid.toString())
+  })
+
+  test('a non-string or over-long input is refused by name, never thrown; exactly MAX_DELEGATION_LENGTH is not refused for length', async () => {
+    for (const v of [undefined, null, 42, {}]) await expectInvalid(v as unknown as string)
+    const over = await expectInvalid('A'.repeat(MAX_DELEGATION_LENGTH + 1))
+    expect(over?.message).toContain('longer than')
+    const at = await expectInvalid('A'.repeat(MAX_DELEGATION_LENGTH))
+    expect(at?.message).not.toContain('longer than')
+  })
+
+  test('bounds: validator work at MAX_CHAIN_WORK is accepted, one capability more is refused', async () => {
+    // work = |caps(top)| × (1 + |caps(proof)|): 64 × (1 + 63) = 4096; 64 × (1 + 64) = 4160.
+    expect(MAX_CHAIN_WORK).toBe(4096)
+    const many = (n: number) => Array.from({ length: n }, (_, i) => ({ can: 'space/blob/add', with: P.space.did(), nb: { i } })) as unknown as API.Capabilities
+    const chain = async (proofCaps: number) => {
+      const s2a = await delegate({ issuer: P.space, audience: P.agent, capabilities: many(proofCaps), expiration: now() + 600 })
+      return formatDelegation(await delegate({ issuer: P.agent, audience: P.service, capabilities: many(64), proofs: [s2a], expiration: now() + 600 }))
+    }
+    expect((await parseDelegation(await chain(63))).ok).toBeDefined()
+    const error = await expectRefused(await chain(64), 'ProofGraphTooLarge')
+    expect(error?.message).toContain('complex')
   })
 
   test('bounds: validator work (many capabilities over many capabilities)', async () => {
@@ -134,6 +160,20 @@ describe('formatDelegation / parseDelegation', () => {
 })
 
 describe('content addressing', () => {
+  test('checkContentAddressed checks at most MAX_CHAIN_UCANS distinct UCANs: 32 pass, 33 fail', async () => {
+    const leaves = await Promise.all(
+      Array.from({ length: MAX_CHAIN_UCANS }, (_, i) => delegate({ issuer: P.space, audience: P.agent, capabilities: [{ can: 'upload/add', with: P.space.did() }], nonce: String(i), expiration: now() + 600 })),
+    )
+    const top = (n: number) => delegate({ issuer: P.agent, audience: P.service, capabilities: [{ can: 'upload/add', with: P.space.did() }], proofs: leaves.slice(0, n), expiration: now() + 600 })
+    expect(await checkContentAddressed(await top(MAX_CHAIN_UCANS - 1))).toBe(true)
+    expect(await checkContentAddressed(await top(MAX_CHAIN_UCANS))).toBe(false)
+    // The same proof listed under two parents (a diamond) is one UCAN, checked once.
+    const mid = await delegate({ issuer: P.agent, audience: P.alice, capabilities: [{ can: 'upload/add', with: P.space.did() }], proofs: leaves.slice(0, 20), expiration: now() + 600 })
+    const diamond = await delegate({ issuer: P.alice, audience: P.service, capabilities: [{ can: 'upload/add', with: P.space.did() }], proofs: [mid, ...leaves.slice(0, 20)], expiration: now() + 600 })
+    expect(await checkContentAddressed(diamond)).toBe(true)
+  })
+
+
   test('a proof stored under another CID is refused, so a revocation cannot be dodged by relabeling', async () => {
     // The agent re-signs an Agent→Service whose proof link X is not the CID of the Space→Agent
     // bytes stored under it. ucanto would verify the bytes and report the chain under X.

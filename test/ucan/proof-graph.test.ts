@@ -10,6 +10,8 @@ import {
   delegateSpaceToAgent,
   measureProofGraph,
 } from '../../src/ucan/index.js'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as Link from 'multiformats/link'
 import { now, principals } from './helpers.js'
 
 /** A graph as adjacency lists; ids not in it are absent blocks. Counts every proofsOf call. */
@@ -97,6 +99,16 @@ describe('measureProofGraph', () => {
     expect(r.error?.message).toContain('paths')
   })
 
+  test('blocks: a finished sibling is counted once, not also as active (a star at the bound)', () => {
+    const star = { root: ['l0', 'l1', 'l2', 'l3'], l0: [], l1: [], l2: [], l3: [] }
+    expect(measureProofGraph('root', graph(star).proofsOf, { ...big, blocks: 5 }).ok).toEqual({ blocks: 5, links: 4, paths: 5, depth: 1 })
+    expect(measureProofGraph('root', graph(star).proofsOf, { ...big, blocks: 4 }).error?.name).toBe('ProofGraphTooLarge')
+  })
+
+  test('an absent root is an empty graph', () => {
+    expect(measureProofGraph('gone', graph({}).proofsOf).ok).toEqual({ blocks: 0, links: 0, paths: 0, depth: 0 })
+  })
+
   test('depth: at the bound and one over', () => {
     expect(measureProofGraph('u0', graph(chain(4)).proofsOf, { ...big, depth: 3 }).ok?.depth).toBe(3)
     const r = measureProofGraph('u0', graph(chain(5)).proofsOf, { ...big, depth: 3 })
@@ -112,6 +124,16 @@ describe('checkProofGraph over real UCAN blocks', () => {
     const a2a = await delegateAgentToService({ agent: P.alice, service: P.agent, proofs: [s2a], space: P.space.did(), expiration: now() + 600 })
     const a2s = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [a2a], expiration: now() + 600 })
     expect(checkProofGraph(a2s).ok).toEqual({ blocks: 3, links: 2, paths: 3, depth: 2 })
+  })
+
+  test('a linked block that is present but not a UCAN counts as a block without proofs', async () => {
+    const P = await principals()
+    const raw = { cid: Link.create(0x55, await sha256.digest(new Uint8Array([1, 2, 3]))), bytes: new Uint8Array([1, 2, 3]) } as unknown as API.Block
+    const data = await UCAN.issue({ issuer: P.mallory, audience: P.mallory, capabilities: [], proofs: [raw.cid] as never, expiration: now() + 60 })
+    const root = (await UCAN.write(data)) as unknown as API.Block
+    expect(checkProofGraph({ root, blocks: new Map([[raw.cid.toString(), raw]]) }).ok).toEqual({ blocks: 2, links: 1, paths: 2, depth: 1 })
+    // Absent, it is a link only.
+    expect(checkProofGraph({ root, blocks: new Map() }).ok).toEqual({ blocks: 1, links: 1, paths: 1, depth: 0 })
   })
 
   test('a UCAN listing the next proof twice, 30 deep, is refused without walking 2^30 paths', async () => {

@@ -99,6 +99,23 @@ describe.each(guards)('ReplayGuard conformance: %s', (_name, open) => {
     close()
   })
 
+  test('seen: the remembered outcome until its expiry, inclusive; never runs anything or takes a place', async () => {
+    let t = 1000
+    const { guard, close } = open({ now: () => t, maxPerOwner: 1 })
+    expect(guard.seen('a')).toBeUndefined()
+    expect(guard.seen('a')).toBeUndefined() // asking does not register it
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1010 }, async () => 'first')).toBe('first')
+    expect(await guard.seen('a')).toBe('first')
+    expect(guard.seen('b')).toBeUndefined()
+    t = 1010
+    expect(await guard.seen('a')).toBe('first')
+    t = 1011
+    expect(guard.seen('a')).toBeUndefined()
+    // The one place of A is free again (a expired), whatever seen was asked.
+    expect(await guard.once({ owner: 'A', id: 'c', expiresAt: 1100 }, async () => 'c')).toBe('c')
+    close()
+  })
+
   test('rejects a bad share at construction', () => {
     expect(() => open({ now: () => 0, maxPerOwner: 0 })).toThrow(RangeError)
     expect(() => open({ now: () => 0, maxPerOwner: 1.5 })).toThrow(RangeError)
@@ -122,6 +139,40 @@ describe('createMemoryReplayGuard', () => {
     for (const c of calls) await expect(c).rejects.toThrow('boom')
     expect(runs).toBe(1)
     await expect(guard.once(key, async () => 'again')).rejects.toThrow('boom')
+  })
+
+  test('with a clock between whole seconds, an id that expired since the last sweep is run again and keeps one place', async () => {
+    // Sweeps happen at most once a second; an id that expires between two sweeps is dropped by
+    // once() itself, freeing its place before the new run takes one.
+    let t = 1000
+    const guard = createMemoryReplayGuard({ now: () => t, maxPerOwner: 1 })
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1000 }, async () => 1)).toBe(1)
+    t = 1000.5 // no sweep yet (next at 1001); a has expired
+    expect(guard.seen('a')).toBeUndefined()
+    expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1100 }, async () => 2)).toBe(2)
+    await expect(guard.once({ owner: 'A', id: 'b', expiresAt: 1100 }, async () => 3)).rejects.toBeInstanceOf(ReplayGuardFull)
+  })
+
+  test('the default clock is the system clock', async () => {
+    const guard = createMemoryReplayGuard({ maxPerOwner: 1 })
+    const t = Math.floor(Date.now() / 1000)
+    expect(await guard.once({ owner: 'A', id: 'past', expiresAt: t - 5 }, async () => 1)).toBe(1)
+    // Expired at once: the next call runs again.
+    expect(await guard.once({ owner: 'A', id: 'past', expiresAt: t + 3600 }, async () => 2)).toBe(2)
+    expect(await guard.once({ owner: 'A', id: 'past', expiresAt: t + 3600 }, async () => 3)).toBe(2)
+  })
+
+  test('ids that expired are swept exactly one second after the last sweep, freeing their places', async () => {
+    let t = 1000
+    const guard = createMemoryReplayGuard({ now: () => t, maxPerOwner: 1 })
+    expect(await guard.once({ owner: 'A', id: 'a1', expiresAt: 1000 }, async () => 1)).toBe(1) // sweeps at 1000
+    t = 1001 // the next sweep is due now: a1 (expired) goes, A's one place is free
+    expect(await guard.once({ owner: 'A', id: 'a2', expiresAt: 1100 }, async () => 2)).toBe(2)
+  })
+
+  test('ReplayGuardFull and a bad share say what they are', () => {
+    expect(new ReplayGuardFull('A', 2).message).toBe('A has 2 unexpired invocations remembered, its share of the replay guard')
+    expect(() => createMemoryReplayGuard({ maxPerOwner: 0 })).toThrow(new RangeError('the replay share per owner must be a positive integer'))
   })
 
   test('a task that throws synchronously is recorded as a rejection', async () => {

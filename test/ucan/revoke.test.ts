@@ -12,6 +12,8 @@ import {
   UCANRevoke,
   UcanStore,
   appendInvocation,
+  authorizeAppend,
+  createGrantCache,
   createInvocation,
   createUcanService,
   delegateAgentToService,
@@ -345,6 +347,31 @@ describe('did:mailto chains (Storacha email login) through a trusted ucan/attest
     log.refuse()
     const out = await send(server, await append(P.agent, d))
     expect(['Unauthorized', 'InvalidSignature']).toContain(out.error?.name)
+  })
+
+  test('a chain granted through the trusted attester is not reused from a shared grant cache without that trust (the attester DID and key are in the key) → Unauthorized', async () => {
+    // Guards the grant-cache key in authorize.ts: one cache, the same chain, first authorized
+    // with the attester trusted, then with no attester: the second must walk the chain again.
+    const key = await pinnedKey(20)
+    const d = await mailtoChain(key.withDID('did:web:attester.test'))
+    const grants = createGrantCache()
+    const trusted = await authorizeAppend(await append(P.agent, d), {
+      service: P.service,
+      grants,
+      attester: { did: 'did:web:attester.test', key: key.did() },
+    })
+    expect(trusted.error, JSON.stringify(trusted.error)).toBeUndefined()
+    const untrusted = await authorizeAppend(await append(P.agent, d), { service: P.service, grants })
+    expect(untrusted.ok).toBeUndefined()
+    expect(untrusted.error?.name).toBe('Unauthorized')
+    // The same attester DID pinned to another key does not vouch for this chain either.
+    const otherKey = await authorizeAppend(await append(P.agent, d), {
+      service: P.service,
+      grants,
+      attester: { did: 'did:web:attester.test', key: (await pinnedKey(21)).did() },
+    })
+    expect(otherKey.ok).toBeUndefined()
+    expect(['Unauthorized', 'InvalidSignature']).toContain(otherKey.error?.name)
   })
 
   test('an attestation from a different attester DID → Unauthorized', async () => {
