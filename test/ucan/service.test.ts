@@ -6,7 +6,8 @@
  * All in-process, through `server.request` with CAR agent messages.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { invoke } from '@ucanto/core'
+import { Receipt, invoke } from '@ucanto/core'
+import { RSA } from '@ucanto/principal'
 import type { API } from '@ucanto/core'
 import {
   type Admission,
@@ -20,6 +21,7 @@ import {
   type UcanServiceOptions,
   appendInvocation,
   createInvocation,
+  createMemoryReplayGuard,
   createPrincipalParser,
   createUcanService,
   delegateAgentToService,
@@ -193,7 +195,7 @@ describe('the request wrapper (withSafeRequest)', () => {
 
   test('the rest of a request refused by the address limit → 429 with Retry-After, nothing runs', async () => {
     const { admission } = recordingAdmission()
-    admission.request = (n) => (n > 1 ? 0.3 : undefined)
+    admission.request = (n) => (n > 1 ? 0 : undefined)
     const { server, log } = setup({ admission })
     const res = await post(server, [await append(), await append(), await append()])
     expect(res.status).toBe(429)
@@ -277,10 +279,15 @@ describe('the request wrapper (withSafeRequest)', () => {
     const gate = new Promise<void>((r) => (release = r))
     let reading: () => void = () => {}
     const started = new Promise<void>((r) => (reading = r))
+    let first = true
     const slow = Object.assign(Object.create(log), {
+      // Only the first read waits (so a wrongly admitted second one fails the test at once).
       async read(...args: Parameters<RecordingLog['read']>) {
-        reading()
-        await gate
+        if (first) {
+          first = false
+          reading()
+          await gate
+        }
         return log.read(...args)
       },
     }) as RecordingLog
@@ -583,5 +590,100 @@ describe('ucan/revoke record', () => {
     const failing = setup({ revocationRecorder: { record: async () => { throw new Error('db') } } as never })
     expect((await send(failing.server, await inv())).error?.name).toBe('InternalError')
     expect(failing.logged).toHaveLength(1)
+  })
+})
+
+describe('outside a request, and the service key', () => {
+  test('handlers called by ucanto\'s own run (no request: no client, no turn, an unpooled read budget) still work', async () => {
+    // requestOf(): ?? {}; waiting(): turn?.idle(); read: context?.responses ?? responses.unpooled()
+    const { server, log } = setup()
+    const runOut = async (inv: API.Invocation) => outOf((await (server as unknown as { run(i: API.Invocation): Promise<API.Receipt> }).run(inv)) as API.Receipt)
+    const a = await runOut(await append())
+    expect(a.ok, JSON.stringify(a.error)).toMatchObject({ index: 0 })
+    expect(log.appends[0]).not.toHaveProperty('client')
+    expect((await runOut(await read())).ok).toEqual({ entries: [encodeBase64(new Uint8Array([1]))], total: 1 })
+    const create = await (await createInvocation({ agent: P.agent, service: P.service, space: P.space.did(), agentToService })).delegate()
+    expect((await runOut(create)).ok).toMatchObject({ treeSize: 1 })
+  })
+
+  test('a service key that is not Ed25519 (RSA) is used as it is: its receipts verify', async () => {
+    // fastIfEd25519: only an Ed25519 did:key signer is swapped for the node:crypto one
+    const rsa = await RSA.generate()
+    const server = createUcanService({ signer: rsa, log: new RecordingLog() })
+    const inv = await invoke({ issuer: P.agent, audience: rsa, capability: { can: 'tlog/nothing', with: P.space.did() }, expiration: now() + 60 }).delegate()
+    const [receipt] = await sendRaw(server, await encodeRequest([inv]))
+    expect(outOf(receipt!).error?.name).toBe('InvalidCapability')
+    expect(receipt!.issuer?.did()).toBe(rsa.did())
+    expect((await receipt!.verifySignature(rsa.verifier)).ok).toBeDefined()
+  })
+})
+
+describe('failures hidden from clients are logged with the invocation', () => {
+  test('each handler logs its failure with the invocation CID and ability, and the client gets InternalError', async () => {
+    // internal(cause, invocation, what)
+    const { server, log, logged } = setup({ revocationRecorder: { record: async () => { throw new Error('db') } } as never })
+    log.failNext = new Error('io')
+    const inv = await append()
+    expect((await send(server, inv)).error?.name).toBe('InternalError')
+    log.read = async () => {
+      throw new Error('io')
+    }
+    const r = await read()
+    expect((await send(server, r)).error?.name).toBe('InternalError')
+    const v = await revokeInvocation({ issuer: P.agent, service: P.service, ucan: agentToService }).delegate()
+    expect((await send(server, v)).error?.name).toBe('InternalError')
+    expect(logged.map((l) => [l.message, l.details.invocation, l.details.can, (l.details.err as Error).message])).toEqual([
+      ['tlog/append: log append failed', inv.cid.toString(), 'tlog/append', 'io'],
+      ['tlog/read failed', r.cid.toString(), 'tlog/read', 'io'],
+      ['ucan/revoke failed', v.cid.toString(), 'ucan/revoke', 'db'],
+    ])
+  })
+
+  test('a replay guard that fails (not full) → InternalError, not TooManyPendingInvocations', async () => {
+    // .catch: only ReplayGuardFull becomes TooManyPendingInvocations
+    const replay = createMemoryReplayGuard()
+    replay.once = async () => {
+      throw new Error('guard store down')
+    }
+    const { server, log, logged } = setup({ replay })
+    expect((await send(server, await append())).error?.name).toBe('InternalError')
+    expect(log.calls).toBe(0)
+    expect(logged.map((l) => l.message)).toEqual(['tlog/append failed'])
+  })
+
+  test('an append holds its turn while it is checked and gives every turn back while it waits for its batch', async () => {
+    // run(): requests.set(inv, { ...context, turn }); createTurn's busy/idle counting
+    const { admission, turns } = recordingAdmission()
+    const log = new RecordingLog()
+    const held: string[] = []
+    const append0 = log.append.bind(log)
+    Object.assign(log, {
+      async reserve() {
+        held.push(`reserve ${turns.taken - turns.given}`)
+        return { release() {} }
+      },
+      async append(...args: Parameters<RecordingLog['append']>) {
+        held.push(`append ${turns.taken - turns.given}`)
+        return append0(...args)
+      },
+    })
+    const { server } = setup({ admission, log })
+    expect((await post(server, [await append()], '192.0.2.3')).status ?? 200).toBe(200)
+    expect(held).toEqual(['reserve 1', 'append 0'])
+    expect(turns.given).toBe(turns.taken)
+    expect(turns.contexts.map((c) => c.client)).toEqual(['192.0.2.3', '192.0.2.3', '192.0.2.3', '192.0.2.3'])
+  })
+})
+
+describe('ucan/revoke caveats', () => {
+  test('a with that is not a DID, or an nb without a ucan link → InvalidCapability, nothing recorded', async () => {
+    const records: unknown[] = []
+    const { server } = setup({ revocationRecorder: { record: async (r: unknown) => (records.push(r), { record: r, created: true, index: 0 }) } as never })
+    const cap = (c: Record<string, unknown>) =>
+      invoke({ issuer: P.agent, audience: P.service, capability: { can: 'ucan/revoke', ...c } as never, expiration: now() + 60 }).delegate()
+    expect((await send(server, await cap({ with: 'https://example.com/', nb: { ucan: agentToService.cid } }))).error?.name).toBe('InvalidCapability')
+    expect((await send(server, await cap({ with: P.agent.did() }))).error?.name).toBe('InvalidCapability')
+    expect((await send(server, await cap({ with: P.agent.did(), nb: { ucan: 'bafy' } }))).error?.name).toBe('InvalidCapability')
+    expect(records).toEqual([])
   })
 })
