@@ -6,7 +6,7 @@
  * All in-process, through `server.request` with CAR agent messages.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { Receipt, invoke } from '@ucanto/core'
+import { delegate, invoke } from '@ucanto/core'
 import { RSA } from '@ucanto/principal'
 import type { API } from '@ucanto/core'
 import {
@@ -685,5 +685,33 @@ describe('ucan/revoke caveats', () => {
     expect((await send(server, await cap({ with: P.agent.did() }))).error?.name).toBe('InvalidCapability')
     expect((await send(server, await cap({ with: P.agent.did(), nb: { ucan: 'bafy' } }))).error?.name).toBe('InvalidCapability')
     expect(records).toEqual([])
+  })
+})
+
+describe('ucan/revoke attachments', () => {
+  test('a UCAN attached under another UCAN\'s CID is not that UCAN → UCANNotFound, nothing recorded', async () => {
+    // revoke: checkContentAddressed(nb.ucan's block). Without it, Mallory attaches a UCAN of her own
+    // (audience Mallory) under the CID of the agent's delegation and passes the relation check.
+    const records: unknown[] = []
+    const { server } = setup({ revocationRecorder: { record: async (r: unknown) => (records.push(r), { record: r, created: true, index: 0 }) } as never })
+    const fake = await delegate({ issuer: P.agent, audience: P.mallory, capabilities: [{ can: 'tlog/append', with: P.space.did() }], expiration: now() + 600 })
+    const inv = await invoke({
+      issuer: P.mallory,
+      audience: P.service,
+      capability: { can: 'ucan/revoke', with: P.mallory.did(), nb: { ucan: agentToService.cid } },
+      expiration: now() + 60,
+    }).delegate()
+    inv.attach({ cid: agentToService.cid, bytes: fake.root.bytes } as never)
+    expect((await send(server, inv)).error?.name).toBe('UCANNotFound')
+    expect(records).toEqual([])
+    // The same invocation with the real bytes would be refused only as unrelated (Mallory is not in it).
+    const real = await invoke({
+      issuer: P.mallory,
+      audience: P.service,
+      capability: { can: 'ucan/revoke', with: P.mallory.did(), nb: { ucan: agentToService.cid } },
+      expiration: now() + 60,
+      proofs: [agentToService],
+    }).delegate()
+    expect((await send(server, real)).error?.name).toBe('UnrelatedRevocation')
   })
 })
