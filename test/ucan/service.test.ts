@@ -688,7 +688,20 @@ describe('ucan/revoke caveats', () => {
   })
 })
 
-describe('ucan/revoke attachments', () => {
+describe('ucan/revoke attachments and relation', () => {
+  test('a step of nb.proof may be any of the previous UCAN\'s proofs, not only its sole or first one', async () => {
+    // checkRevocationPath: path[i - 1].data.proofs.some(link => link = path[i])
+    const records: { scope: string }[] = []
+    const { server } = setup({ revocationRecorder: { record: async (r: { scope: string }) => (records.push(r), { record: r, created: true, index: 0 }) } as never })
+    const other = await delegateSpaceToAgent({ space: P.spaceB, agent: P.agent, expiration: now() + 600 })
+    const twoProofs = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [other, spaceToAgent], expiration: now() + 600 })
+    const inv = await revokeInvocation({ issuer: P.space, service: P.service, ucan: twoProofs }).delegate()
+    expect(inv.capabilities[0]?.nb).toMatchObject({ proof: [spaceToAgent.cid] }) // the space is upstream, through the second proof
+    const out = await send(server, inv)
+    expect(out.ok, JSON.stringify(out.error)).toMatchObject({ ucan: twoProofs.cid.toString(), scope: P.space.did() })
+    expect(records.map((r) => r.scope)).toEqual([P.space.did()])
+  })
+
   test('a UCAN attached under another UCAN\'s CID is not that UCAN → UCANNotFound, nothing recorded', async () => {
     // revoke: checkContentAddressed(nb.ucan's block). Without it, Mallory attaches a UCAN of her own
     // (audience Mallory) under the CID of the agent's delegation and passes the relation check.
