@@ -22,6 +22,7 @@ import {
   appendInvocation,
   createInvocation,
   createMemoryReplayGuard,
+  createMemoryRevocations,
   createPrincipalParser,
   createUcanService,
   delegateAgentToService,
@@ -726,5 +727,60 @@ describe('ucan/revoke attachments and relation', () => {
       proofs: [agentToService],
     }).delegate()
     expect((await send(server, real)).error?.name).toBe('UnrelatedRevocation')
+  })
+})
+
+describe('ucan/revoke: its own authority, its charges', () => {
+  const recorder = (records: unknown[]) => ({ record: async (r: unknown) => (records.push(r), { record: r, created: true, index: 0 }) }) as never
+
+  test('a ucan/revoke whose own delegation was revoked → Revoked; a store failing while checking it → InternalError; nothing recorded', async () => {
+    // revoke's access(): validateAuthorization consults the revocation store (try / catch → storeFailed)
+    const grant = await delegate({ issuer: P.space, audience: P.alice, capabilities: [{ can: 'ucan/revoke', with: P.space.did() }], expiration: now() + 3600 })
+    const byAlice = () => revokeInvocation({ issuer: P.alice, service: P.service, ucan: spaceToAgent, scope: P.space.did(), proofs: [grant] }).delegate()
+    const records: unknown[] = []
+    const revocations = createMemoryRevocations()
+    const { server } = setup({ revocations, revocationRecorder: recorder(records) })
+    revocations.add(grant.cid.toString(), P.space.did())
+    expect((await send(server, await byAlice())).error?.name).toBe('Revoked')
+    const failing = setup({
+      revocations: { findRevoked: async () => { throw new Error('store down') } },
+      revocationRecorder: recorder(records),
+    })
+    expect((await send(failing.server, await byAlice())).error?.name).toBe('InternalError')
+    expect(records).toEqual([])
+    // Unrevoked, the same grant works.
+    const ok = setup({ revocationRecorder: recorder(records) })
+    expect((await send(ok.server, await byAlice())).ok).toMatchObject({ scope: P.space.did() })
+  })
+
+  test('a revocation refused by its client\'s rate among other invocations gets a RateLimited receipt, the others run', async () => {
+    const records: unknown[] = []
+    const { server, log } = setup({ revocationRecorder: recorder(records), admitRevocation: () => 2 })
+    const v = await revokeInvocation({ issuer: P.agent, service: P.service, ucan: agentToService }).delegate()
+    const a = await append()
+    const receipts = await sendRaw(server, await encodeRequest([v, a]))
+    const byRan = new Map(receipts.map((r) => [r.ran.link().toString(), outOf(r)]))
+    expect(byRan.get(v.cid.toString())?.error?.name).toBe('RateLimited')
+    expect(byRan.get(a.cid.toString())?.ok).toBeDefined()
+    expect(records).toEqual([])
+    expect(log.appends).toHaveLength(1)
+  })
+
+  test('without a recorder a revocation is not charged to its client (InternalError, logged as ucan/revoke)', async () => {
+    let asked = 0
+    const { server, logged } = setup({ admitRevocation: () => (asked++, undefined) })
+    const v = await revokeInvocation({ issuer: P.agent, service: P.service, ucan: agentToService }).delegate()
+    expect((await send(server, v)).error?.name).toBe('InternalError')
+    expect(asked).toBe(0)
+    expect(logged.map((l) => l.message)).toEqual(['ucan/revoke'])
+  })
+
+  test('an authorized tlog/create charges its space, like an append', async () => {
+    // admitted(invocation, (ok) => ok.space, ...) in create
+    const { admission, charges } = recordingAdmission()
+    const { server } = setup({ admission })
+    const create = await (await createInvocation({ agent: P.agent, service: P.service, space: P.space.did(), agentToService })).delegate()
+    expect((await send(server, create)).ok).toBeDefined()
+    expect(charges.map((c) => [c.issuer, c.space])).toEqual([[P.agent.did(), P.space.did()]])
   })
 })
