@@ -17,10 +17,9 @@ import {
   W2,
   type LogFilesMap,
   type LogServer,
-  buildLog,
+  logAndFork,
   checkpointOf,
   cosignLines,
-  entry,
   logSignatureLine,
   signedCheckpoint,
   startLogServer,
@@ -33,9 +32,7 @@ const exec = promisify(execFile)
 let small10: LogFilesMap
 let forked12: LogFilesMap
 beforeAll(async () => {
-  const entries = Array.from({ length: 12 }, (_, i) => entry(i))
-  ;[small10] = await buildLog(entries, [10])
-  ;[forked12] = await buildLog(entries.map((e, i) => (i === 3 ? entry(3, ' (forked)') : e)), [12])
+  ;({ small10, forked12 } = await logAndFork())
 })
 
 let server: LogServer

@@ -17,10 +17,9 @@ import {
   W1,
   type LogFilesMap,
   type LogServer,
-  buildLog,
+  logAndFork,
   checkpointOf,
   cosignLines,
-  entry,
   logSignatureLine,
   startLogServer,
   withCheckpoint,
@@ -30,9 +29,7 @@ let small10: LogFilesMap
 let small12: LogFilesMap
 let forked12: LogFilesMap
 beforeAll(async () => {
-  const entries = Array.from({ length: 12 }, (_, i) => entry(i))
-  ;[small10, small12] = await buildLog(entries, [10, 12])
-  ;[forked12] = await buildLog(entries.map((e, i) => (i === 3 ? entry(3, ' (forked)') : e)), [12])
+  ;({ small10, small12, forked12 } = await logAndFork())
 })
 
 let server: LogServer

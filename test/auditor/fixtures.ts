@@ -157,3 +157,11 @@ export async function startLogServer(files: LogFilesMap, policyText = POLICY_TEX
   s.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return s
 }
+
+/** The honest 12-entry log checkpointed at sizes 10 and 12, and a fork of it at 12 (entry 3 differs). */
+export async function logAndFork(): Promise<{ small10: LogFilesMap; small12: LogFilesMap; forked12: LogFilesMap }> {
+  const entries = Array.from({ length: 12 }, (_, i) => entry(i))
+  const [small10, small12] = await buildLog(entries, [10, 12])
+  const [forked12] = await buildLog(entries.map((e, i) => (i === 3 ? entry(3, ' (forked)') : e)), [12])
+  return { small10: small10!, small12: small12!, forked12: forked12! }
+}
