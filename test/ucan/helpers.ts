@@ -8,6 +8,7 @@ import { ed25519 } from '@ucanto/principal'
 import * as CAR from '@ucanto/transport/car'
 import { expect } from 'vitest'
 import type { AppendResult, CreateResult, LogService, SpaceKey } from '../../src/ucan/service.js'
+import { delegateAgentToService, delegateSpaceToAgent } from '../../src/ucan/index.js'
 
 /** Deterministic Ed25519 key from a one-byte seed (the 32-byte secret is the byte repeated). */
 export function pinnedKey(seed: number): Promise<ed25519.EdSigner> {
@@ -42,6 +43,14 @@ export async function principals(): Promise<Principals> {
 }
 
 export const now = (): number => Math.floor(Date.now() / 1000)
+
+/** The principals and the honest Space→Agent→Service chain (a day long) most UCAN tests start from. */
+export async function honestChain(): Promise<{ P: Principals; spaceToAgent: API.Delegation; agentToService: API.Delegation }> {
+  const P = await principals()
+  const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
+  const agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 86400 })
+  return { P, spaceToAgent, agentToService }
+}
 
 /** A LogService fake that records calls; `refuse()` makes any append a test failure. */
 export class RecordingLog implements LogService {

@@ -25,16 +25,14 @@ import {
 } from '../../src/ucan/index.js'
 import { impostor } from '../e2e/helpers.js'
 import { createClientLimit } from '../../src/server/rate-limit.js'
-import { type Principals, RecordingLog, now, pinnedKey, principals, send, encodeRequest, sendRaw, outOf } from './helpers.js'
+import { type Principals, honestChain, RecordingLog, now, pinnedKey, send, encodeRequest, sendRaw, outOf } from './helpers.js'
 
 let P: Principals
 let spaceToAgent: API.Delegation
 let agentToService: API.Delegation
 
 beforeAll(async () => {
-  P = await principals()
-  spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
-  agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 86400 })
+  ;({ P, spaceToAgent, agentToService } = await honestChain())
 })
 
 function setup(options: Partial<UcanServiceOptions> = {}, storeOptions: UcanStoreOptions = {}) {

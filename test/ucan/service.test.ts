@@ -32,16 +32,14 @@ import {
 } from '../../src/ucan/index.js'
 import { SchedulerFull } from '../../src/server/fair-scheduler.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
-import { type Principals, RecordingLog, encodeRequest, now, outOf, principals, send, sendRaw } from './helpers.js'
+import { type Principals, honestChain, RecordingLog, encodeRequest, now, outOf, send, sendRaw } from './helpers.js'
 
 let P: Principals
 let spaceToAgent: API.Delegation
 let agentToService: API.Delegation
 
 beforeAll(async () => {
-  P = await principals()
-  spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
-  agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 86400 })
+  ;({ P, spaceToAgent, agentToService } = await honestChain())
 })
 
 const append = async (entry = new Uint8Array([1]), agent = P.agent, lifetime?: number) =>
