@@ -8,8 +8,7 @@ const group = currentGroup()
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
-  // the group already chose the tests; vitest's import graph misses some (e.g. src/tlog/note.ts)
-  vitest: { configFile: 'vitest.mutation.config.ts', related: false },
+  vitest: { configFile: 'vitest.mutation.config.ts' },
   coverageAnalysis: 'perTest',
   mutate: group.mutate,
   plugins: ['@stryker-mutator/vitest-runner', './scripts/stryker-ignore-messages.mjs'],
