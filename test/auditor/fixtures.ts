@@ -16,6 +16,7 @@ import {
   signNote,
 } from '../../src/tlog/index.js'
 import { MemoryFiles } from '../helpers/memory-files.js'
+import { closeServer } from '../helpers/loopback.js'
 
 /** A syntactically valid did:key (the auditor CLI checks the shape only). */
 export const SPACE = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'
@@ -135,11 +136,7 @@ export async function startLogServer(files: LogFilesMap, policyText = POLICY_TEX
       const res = await fetch(`${s.url}/logs/${SPACE}/${path}`)
       return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
     },
-    close: () =>
-      new Promise<void>((ok) => {
-        server.close(() => ok())
-        server.closeAllConnections()
-      }),
+    close: () => closeServer(server),
   }
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url!, 'http://x').pathname

@@ -28,6 +28,7 @@ import {
 } from '../../src/tlog/index.js'
 import { SqliteWitnessStore, Witness, witnessApp } from '../../witness/index.js'
 import { MemoryFiles } from '../helpers/memory-files.js'
+import { closeServer } from '../helpers/loopback.js'
 
 const ORIGIN = 'ucanlog.test/logs/witness-client'
 const LOG = ed25519Signer(ORIGIN, new Uint8Array(32).fill(1))
@@ -44,11 +45,7 @@ afterEach(async () => {
 })
 
 function closing(server: Server | ReturnType<typeof serve>): () => Promise<void> {
-  return () =>
-    new Promise<void>((ok) => {
-      server.close(() => ok())
-      ;(server as unknown as { closeAllConnections(): void }).closeAllConnections()
-    })
+  return () => closeServer(server)
 }
 
 /** Checkpoint text `text` with its size plus one (same origin, same root). */

@@ -6,10 +6,10 @@
  * early return when nothing needs asking, and one consistency proof per old size per round.
  */
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WitnessClient } from '../../src/log/witness-client.js'
 import { type Hash, ed25519Cosigner, ed25519Signer, formatCheckpoint, formatSignatureLine, parseNote, parsePolicy, signNote } from '../../src/tlog/index.js'
+import { closeServer, listenOnLoopback } from '../helpers/loopback.js'
 
 const ORIGIN = 'ucanlog.test/logs/witness-protocol'
 const LOG = ed25519Signer(ORIGIN, new Uint8Array(32).fill(1))
@@ -48,15 +48,8 @@ async function scripted(answer: (n: number, body: string, path: string) => Answe
       res.writeHead(a.status, a.type ? { 'content-type': a.type } : {}).end(a.body)
     })
   })
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  cleanup.push(
-    () =>
-      new Promise<void>((ok) => {
-        server.close(() => ok())
-        server.closeAllConnections()
-      }),
-  )
-  s.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  s.url = await listenOnLoopback(server)
+  cleanup.push(() => closeServer(server))
   return s
 }
 

@@ -13,6 +13,7 @@ import { decodeHash } from '../../src/tlog/encoding.js'
 import { parsePolicy, verifiedWitnesses } from '../../src/tlog/policy.js'
 import { SqliteWitnessStore, Witness, witnessApp } from '../../witness/index.js'
 import { CP1, CP3, CP5, LOG, note, PROOF_1_3, PROOF_1_5, PROOF_3_5 } from '../vectors/litewitness.js'
+import { closeServer, listenOnLoopback } from '../helpers/loopback.js'
 
 interface TestWitness {
   name: string
@@ -57,11 +58,7 @@ async function startWitness(n: number, opts: { knows?: boolean } = {}): Promise<
     url: `http://127.0.0.1:${port}`,
     store,
     requests,
-    close: () =>
-      new Promise<void>((ok) => {
-        server.close(() => ok())
-        ;(server as unknown as { closeAllConnections(): void }).closeAllConnections()
-      }).then(() => store.close()),
+    close: () => closeServer(server).then(() => store.close()),
   }
   cleanup.push(() => w.close())
   return w
@@ -77,15 +74,9 @@ async function startHanging(): Promise<{ url: string; seen: Promise<void>; abort
     seen()
     req.on('close', () => aborted())
   })
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  cleanup.push(
-    () =>
-      new Promise<void>((ok) => {
-        server.close(() => ok())
-        server.closeAllConnections()
-      }),
-  )
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen: seenP, aborted: abortedP }
+  const url = await listenOnLoopback(server)
+  cleanup.push(() => closeServer(server))
+  return { url, seen: seenP, aborted: abortedP }
 }
 
 function policy(witnesses: { name: string; vkey: string; url: string; as?: string }[], quorum: string) {
