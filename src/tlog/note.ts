@@ -395,6 +395,8 @@ function checkNoteCharacters(s: string, what: string): void {
 }
 
 /** Splits at the first `count` `+` characters; the last part keeps any further `+`. */
+function splitPlus(s: string, count: 2): [string, string, string]
+function splitPlus(s: string, count: 4): [string, string, string, string, string]
 function splitPlus(s: string, count: number): string[] {
   const parts: string[] = []
   let rest = s
@@ -408,8 +410,7 @@ function splitPlus(s: string, count: number): string[] {
   return parts
 }
 
-function parseKeyParts(name: string | undefined, hex: string | undefined, b64: string | undefined, what: string) {
-  if (name === undefined || hex === undefined || b64 === undefined) throw new MalformedKeyError(`malformed ${what}`)
+function parseKeyParts(name: string, hex: string, b64: string, what: string) {
   if (!isValidKeyName(name)) throw new MalformedKeyError(`${what} has an invalid key name`)
   if (!/^[0-9a-f]{8}$/.test(hex)) throw new MalformedKeyError(`${what} key ID must be 8 lowercase hex digits`)
   const bytes = decodeKeyBase64(b64, what)

@@ -475,3 +475,47 @@ describe('types and exact texts (mutation testing, issue 9)', () => {
     expect(new UnverifiedNoteError({ text: '', unverified: [] }).message).toBe('note has no verifiable signatures')
   })
 })
+
+describe('parser rules each fail alone (note.ts survivors of the mutation run, issue 9)', () => {
+  it('a key ID is exactly 8 hex digits: a leading "0" or a trailing non-hex character is refused, though parseInt would accept both', () => {
+    // guards the ^ and $ anchors of the key-ID pattern in parseSignerKey and parseKeyParts
+    const s = ed25519Signer('n', new Uint8Array(32).fill(5))
+    const hex = s.keyId.toString(16).padStart(8, '0')
+    expect(parseInt(`0${hex}`, 16)).toBe(s.keyId)
+    expect(parseInt(`${hex}g`, 16)).toBe(s.keyId)
+    for (const bad of [`0${hex}`, `${hex}g`]) {
+      expect(() => parseSignerKey(s.skey.replace(`+${hex}+`, `+${bad}+`))).toThrow(new MalformedKeyError('malformed signer key'))
+      expect(() => parseVerifierKey(s.vkey.replace(`+${hex}+`, `+${bad}+`))).toThrow(
+        new MalformedKeyError('verifier key key ID must be 8 lowercase hex digits'),
+      )
+    }
+  })
+
+  it('a lone low surrogate, U+DFFF alone or two low surrogates in a row, is not UTF-8', () => {
+    // guards the upper bound of the surrogate range and the "high before low" order check
+    for (const t of ['\udfff\n', '\udc00\udc00\n', 'a\udfff\udfff\n']) {
+      expect(() => parseNote(t + '\n— n AAAAAAA=\n'), JSON.stringify(t)).toThrow(new MalformedNoteError('note is not valid UTF-8'))
+    }
+  })
+
+  it('the signature block must be non-empty and end in a newline, checked before its lines are read', () => {
+    const block = new MalformedNoteError('note signature block must be non-empty lines ending in a newline')
+    expect(() => parseNote('text\n\n')).toThrow(block)
+    expect(() => parseNote('text\n\n— n AAAAAAA=')).toThrow(block)
+  })
+
+  it('a signature line with an empty key name says so, not "no signature"', () => {
+    expect(() => parseNote('text\n\n—  AAAAAAA=\n')).toThrow(new MalformedNoteError('signature line has an invalid key name'))
+  })
+
+  it('a key starting with "+" has an empty name, not too few separators', () => {
+    expect(() => parseVerifierKey('+0000000a+AQ==')).toThrow(new MalformedKeyError('verifier key has an invalid key name'))
+  })
+
+  it('a key of one byte has its type and no public key: an unknown type or a wrong size, not "empty"', () => {
+    const oneByte = (type: number) => `n+0000000a+${Buffer.from([type]).toString('base64')}`
+    expect(() => parseVerifierKey(oneByte(0x01))).toThrow(new MalformedKeyError('verifier key public key must be 32 bytes'))
+    expect(() => parseVerifierKey(oneByte(0x7f))).toThrow(new MalformedKeyError('verifier key has unknown signature type 0x7f'))
+    expect(() => parseVerifierKey('n+0000000a+')).toThrow(new MalformedKeyError('verifier key has an empty key'))
+  })
+})
