@@ -11,7 +11,7 @@
  * (HTTP 429 `Retry-After`, RFC 9110 §10.2.3, in whole seconds, or a `RateLimited` receipt).
  */
 import { isIPv4, isIPv6 } from 'node:net'
-import type { Admission, Charge, RequestContext } from '../ucan/service.js'
+import type { Admission, Charge, RequestContext } from '../ucan/admission.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_CLIENT_QUEUE, FairScheduler } from './fair-scheduler.js'
 
 /** Default sustained rate per client address, invocations per second. */

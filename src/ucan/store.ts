@@ -16,7 +16,7 @@
  */
 import Database from 'better-sqlite3'
 import type { API } from '@ucanto/core'
-import { systemNow } from './authorize.js'
+import { systemNow } from './clock.js'
 import { DEFAULT_REPLAY_PER_SPACE, type ReplayGuard, ReplayGuardFull, type ReplayKey, checkReplayShare } from './replay.js'
 import {
   DEFAULT_REVOCATIONS_PER_SCOPE,
