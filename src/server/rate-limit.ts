@@ -1,5 +1,5 @@
 /**
- * Admission control of the RPC route (src/ucan/service.ts `Admission`): per-key token buckets for
+ * Admission control of the RPC route (src/ucan/admission.ts `Admission`): per-key token buckets for
  * client addresses, agents (verified invocation issuers) and spaces, a memory of the signed
  * invocations already charged, and the fair scheduler that hands out turns on the CPU
  * round-robin across client addresses (fair-scheduler.ts).

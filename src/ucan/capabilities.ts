@@ -1,5 +1,5 @@
 /**
- * ucanlog capability declarations (DESIGN.md "UCAN RPC"). The log of a Storacha space is named by
+ * ucanlog capability declarations (docs/wire.md). The log of a Storacha space is named by
  * the space's DID, so the `tlog/*` abilities take the space as their resource (`with`).
  */
 import type { API } from '@ucanto/core'

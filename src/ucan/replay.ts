@@ -1,6 +1,6 @@
 /**
- * Replay protection for `tlog/append` (DESIGN.md: "Replaying the same signed invocation never adds a
- * second entry: it returns the first result"). ucanto has none of its own.
+ * Replay protection for `tlog/append` (docs/wire.md): replaying the same signed invocation never
+ * adds a second entry, it returns the first result. ucanto has none of its own.
  *
  * An invocation is identified by its CID, which the authorizer has checked is the canonical
  * content address of what it decodes to. Every accepted invocation has an `exp` at most the

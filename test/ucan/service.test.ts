@@ -1,7 +1,7 @@
 /**
- * src/ucan/service.ts beyond the authorization checks: option validation, the request wrapper
- * (`withSafeRequest`: statuses, admission, turns), the plumbing around the log engine (reserve,
- * refusals by name, the wire result) and the revoke record. Each test asserts a property whose
+ * src/ucan/service.ts, transport.ts, admission.ts and handlers/ beyond the authorization checks:
+ * option validation, the request wrapper (`withSafeRequest`: statuses, admission, turns), the
+ * plumbing around the log engine (reserve, refusals by name, the wire result) and the revoke record. Each test asserts a property whose
  * loss would change what a client gets or what the service spends; the comment names the check.
  * All in-process, through `server.request` with CAR agent messages.
  */
