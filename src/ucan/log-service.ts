@@ -46,8 +46,8 @@ export interface LogService {
    * Appends one entry to the space's log, creating the log if it has none. Resolves once the
    * entry is durable and, if the witness quorum was met in time, published (`published: true`),
    * with where the entry is ({@link Appended}).
-   * A rejection is reported to the client as `InternalError`; the service never retries the same
-   * invocation (it may have been sequenced). Called at most once per invocation CID while the
+   * A rejection is reported to the client as `InternalError` (a log refusal by its name, see
+   * `reserve`); the service never retries the same invocation (it may have been sequenced). Called at most once per invocation CID while the
    * invocation is valid; safe to call concurrently, also for the same space.
    * @param entry 1..65535 bytes.
    * @param meta.invocation the invocation's CID (canonical; see delegation.ts).

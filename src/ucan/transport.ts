@@ -28,8 +28,11 @@ import type { TlogService } from './wire.js'
  *   cycle, over {@link DEFAULT_PROOF_GRAPH_BUDGET}) gets `DuplicateProof`/`ProofCycle`/
  *   `ProofGraphTooLarge` before any signature is checked, in a receipt whose `ran` is the
  *   invocation's link (ucanto would otherwise export the graph once per path into the receipt);
- * - an invocation without exactly one capability gets `InvalidCapability` (not ucanto's
- *   `InvocationCapabilityError`, whose JSON carries every capability's `nb`);
+ * - an invocation without exactly one capability, or of an ability the service does not
+ *   implement, gets `InvalidCapability` (not ucanto's `InvocationCapabilityError`, whose JSON
+ *   carries every capability's `nb`, nor its `HandlerNotFound`, whose receipt carries a stack);
+ * - each invocation that runs takes its own turn and gets its request's context (client address,
+ *   turn, read budget) in ucanto's handler context ({@link HandlerContext});
  * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
  *   a proof block that does not decode as a UCAN) → 400.
  * Status bodies are short plain text, never a stack trace.
