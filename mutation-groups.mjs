@@ -12,14 +12,34 @@ export const GROUPS = {
     tests: ['test/witness/**/*.test.ts'],
   },
   ucan: {
-    // authorization and invocation checks, delegation parsing, revocation, the replay guard
-    mutate: ['src/ucan/authorize.ts', 'src/ucan/delegation.ts', 'src/ucan/proof-graph.ts', 'src/ucan/revocation.ts', 'src/ucan/replay.ts', 'src/ucan/service.ts'],
+    // authorization and invocation checks, delegation parsing, revocation, the replay guard, and the
+    // service around them (handlers, admission, request handling, wire encoding)
+    mutate: [
+      'src/ucan/authorize.ts',
+      'src/ucan/invocation.ts',
+      'src/ucan/grants.ts',
+      'src/ucan/attester.ts',
+      'src/ucan/authorization-failure.ts',
+      'src/ucan/delegation.ts',
+      'src/ucan/proof-graph.ts',
+      'src/ucan/revocation.ts',
+      'src/ucan/replay.ts',
+      'src/ucan/service.ts',
+      'src/ucan/transport.ts',
+      'src/ucan/admission.ts',
+      'src/ucan/wire.ts',
+      'src/ucan/handlers/context.ts',
+      'src/ucan/handlers/append.ts',
+      'src/ucan/handlers/read.ts',
+      'src/ucan/handlers/create.ts',
+      'src/ucan/handlers/revoke.ts',
+    ],
     tests: ['test/ucan/**/*.test.ts'],
   },
   client: {
     // the auditor, the log's witness client, and what `ucanlog append` checks of each receipt
-    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/log/log.ts:490-514'],
-    tests: ['test/auditor/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
+    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/client/receipt.ts'],
+    tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
 }
 

@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { Command } from 'commander'
 import cliProgress from 'cli-progress'
-import { type AppendResult, checkAppendResult } from '../log/log.js'
-import { appendInvocation, connect, delegateAgentToService, parseDelegation } from '../ucan/index.js'
+import { checkAppendResult } from '../client/receipt.js'
+import { type AppendResult, appendInvocation, connect, delegateAgentToService, parseDelegation } from '../ucan/index.js'
 import { readKey } from './key.js'
 
 /** `ucanlog append`: the command definition (options, help, action). */

@@ -18,18 +18,15 @@ import {
   type Hash,
   type NoteSigner,
   type NoteVerifier,
+  EntryTooLargeError,
   MAX_ENTRY_SIZE,
   TILE_WIDTH,
-  checkRecord,
   encodeBase64,
-  decodeBase64,
   entryBundlePath,
   formatCheckpoint,
   formatEntryBundle,
   leafHash,
   newTiles,
-  parseCheckpoint,
-  parseNote,
   proveRecord,
   proveTree,
   readTileData,
@@ -60,13 +57,11 @@ export const DEFAULT_MAX_ENTRIES = 10_000_000
 export const DEFAULT_PUBLISH_RETRY_MS = 1000
 
 
-/** An entry outside 1..65535 bytes (c2sp.org/tlog-tiles entry bundles use a uint16 length prefix). */
-export class EntryTooLargeError extends Error {
-  override name = 'EntryTooLarge'
-}
+/** An entry over 65535 bytes: src/tlog's (c2sp.org/tlog-tiles entry bundles use a uint16 length prefix). */
+export { EntryTooLargeError }
 /** An empty entry. */
 export class EmptyEntryError extends Error {
-  override name = 'InvalidData'
+  override name = 'EmptyEntryError'
 }
 /** Too many entries waiting to be integrated; retry later. */
 export class PushbackError extends Error {
@@ -110,27 +105,26 @@ export interface LogOptions {
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 }
 
-/** What an append resolves with (DESIGN.md `tlog/append` ok result). */
-export interface AppendResult {
+/**
+ * Where an appended entry is, in engine terms (the RPC layer encodes it for the wire). Published:
+ * the published checkpoint that includes it and the RFC 6962 §2.1.1 inclusion proof of the entry
+ * in that checkpoint's tree. Not published (the witness quorum was not met in time; the entry is
+ * durable and will be published later): the integrated tree it is in.
+ */
+export type Appended = {
+  /** The log id: the space DID. */
   logId: string
+  /** The checkpoint origin. */
   origin: string
   /** Position of the entry, 0-based. */
   index: number
-  /** Size (entries) of `checkpoint`'s tree; when not published, the integrated tree size. */
-  treeSize: number
-  /** Base64 RFC 6962 root hash of that tree. */
-  rootHash: string
-  /** The cosigned checkpoint note that includes the entry; "" when not published. */
-  checkpoint: string
-  /** RFC 6962 §2.1.1 inclusion proof (base64 hashes) of the entry in `checkpoint`; [] when not published. */
-  inclusionProof: string[]
-  /** False when the witness quorum was not met in time: the entry is durable and will be published later. */
-  published: boolean
-}
+} & ({ published: true; checkpoint: Published; inclusionProof: Hash[] } | { published: false; tree: { size: number; rootHash: Hash } })
 
-/** The published state of a log. */
+/** The published state of a log: its checkpoint. */
 export interface Published {
+  /** Tree size, entries. */
   size: number
+  /** RFC 6962 root hash of that tree. */
   rootHash: Hash
   /** The cosigned checkpoint note text. */
   note: string
@@ -138,7 +132,7 @@ export interface Published {
 
 interface Pending {
   entry: Uint8Array
-  resolve: (r: AppendResult) => void
+  resolve: (r: Appended) => void
   reject: (e: unknown) => void
 }
 
@@ -233,7 +227,7 @@ export class Log {
    * been published, or with `published: false` when the witness quorum was not met.
    * @throws EntryTooLargeError, EmptyEntryError, PushbackError, LogFullError, LogClosedError
    */
-  append(entry: Uint8Array): Promise<AppendResult> {
+  append(entry: Uint8Array): Promise<Appended> {
     if (this.closed) return Promise.reject(new LogClosedError('log is closed'))
     if (entry.length === 0) return Promise.reject(new EmptyEntryError('entry is empty'))
     if (entry.length > MAX_ENTRY_SIZE) return Promise.reject(new EntryTooLargeError(`entry is ${entry.length} bytes, the maximum is ${MAX_ENTRY_SIZE}`))
@@ -241,7 +235,7 @@ export class Log {
     if (this.size + this.integrating + this.queue.length >= this.o.maxEntries) {
       return Promise.reject(new LogFullError(`the log holds its maximum of ${this.o.maxEntries} entries`))
     }
-    return new Promise<AppendResult>((resolve, reject) => {
+    return new Promise<Appended>((resolve, reject) => {
       this.queue.push({ entry: new Uint8Array(entry), resolve, reject })
       if (this.queue.length >= this.o.batchMaxSize) this.flushSoon(0)
       else this.flushSoon(this.o.batchMaxAgeMs)
@@ -434,34 +428,17 @@ export class Log {
     }
   }
 
-  /** The append result of entry `index` against the published checkpoint. */
-  private async result(index: number): Promise<AppendResult> {
+  /** Where entry `index` is: in the published checkpoint, with its inclusion proof, if that covers it. */
+  private async result(index: number): Promise<Appended> {
     const p = this.published
     if (!p || p.size <= index) return this.unpublished(index)
-    const proof = await this.proveInclusion(p.size, index)
-    return {
-      logId: this.id,
-      origin: this.origin,
-      index,
-      treeSize: p.size,
-      rootHash: encodeBase64(p.rootHash),
-      checkpoint: p.note,
-      inclusionProof: proof.map(encodeBase64),
-      published: true,
-    }
+    const inclusionProof = await this.proveInclusion(p.size, index)
+    return { logId: this.id, origin: this.origin, index, published: true, checkpoint: p, inclusionProof }
   }
 
-  private unpublished(index: number): AppendResult {
-    return {
-      logId: this.id,
-      origin: this.origin,
-      index,
-      treeSize: this.size,
-      rootHash: encodeBase64(this.root),
-      checkpoint: '',
-      inclusionProof: [],
-      published: false,
-    }
+  /** Where entry `index` is when no published checkpoint covers it: in the integrated tree. */
+  private unpublished(index: number): Appended {
+    return { logId: this.id, origin: this.origin, index, published: false, tree: { size: this.size, rootHash: this.root } }
   }
 }
 
@@ -484,31 +461,3 @@ async function removeUncommitted(files: LogFiles, size: number): Promise<void> {
 
 /** Width of the hash tile (level, index) that a tree of `size` entries has; re-exported for routes. */
 export { tileWidth }
-
-
-/** A published append result whose fields are not those of its own checkpoint (or that is not published). */
-export class InvalidReceiptError extends Error {
-  override name = 'InvalidReceipt'
-}
-
-/**
- * Checks a published append result (what `ucanlog append` checks of each receipt): its origin, tree
- * size and root hash are those of its checkpoint note (c2sp.org/tlog-checkpoint), and its inclusion
- * proof (RFC 6962 §2.1.1) puts `entry`'s leaf hash at `index` in that tree. The checkpoint's log
- * signature and cosignatures are not checked here (the caller may not know the keys; `ucanlog audit` does).
- * @throws InvalidReceiptError if unpublished, if the checkpoint does not parse, or if a field differs from it.
- * @throws InvalidProofError if the proof does not verify; RangeError if the index is outside the tree.
- */
-export function checkAppendResult(r: AppendResult, entry: Uint8Array): void {
-  if (!r.published) throw new InvalidReceiptError('the entry is not published yet: there is no checkpoint to check against')
-  let cp: ReturnType<typeof parseCheckpoint>
-  try {
-    cp = parseCheckpoint(parseNote(r.checkpoint).text)
-  } catch (err) {
-    throw new InvalidReceiptError(`the receipt's checkpoint does not parse: ${(err as Error).message}`)
-  }
-  if (cp.origin !== r.origin) throw new InvalidReceiptError(`the receipt says origin ${r.origin}, its checkpoint ${cp.origin}`)
-  if (cp.size !== r.treeSize) throw new InvalidReceiptError(`the receipt says tree size ${r.treeSize}, its checkpoint ${cp.size}`)
-  if (encodeBase64(cp.rootHash) !== r.rootHash) throw new InvalidReceiptError(`the receipt says root ${r.rootHash}, its checkpoint ${encodeBase64(cp.rootHash)}`)
-  checkRecord(r.inclusionProof.map(decodeBase64), cp.size, cp.rootHash, r.index, leafHash(entry))
-}

@@ -1,5 +1,5 @@
 /**
- * Admission control of the RPC route (src/ucan/service.ts `Admission`): per-key token buckets for
+ * Admission control of the RPC route (src/ucan/admission.ts `Admission`): per-key token buckets for
  * client addresses, agents (verified invocation issuers) and spaces, a memory of the signed
  * invocations already charged, and the fair scheduler that hands out turns on the CPU
  * round-robin across client addresses (fair-scheduler.ts).
@@ -11,7 +11,7 @@
  * (HTTP 429 `Retry-After`, RFC 9110 §10.2.3, in whole seconds, or a `RateLimited` receipt).
  */
 import { isIPv4, isIPv6 } from 'node:net'
-import type { Admission, Charge, RequestContext } from '../ucan/service.js'
+import type { Admission, Charge, RequestContext } from '../ucan/admission.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_CLIENT_QUEUE, FairScheduler } from './fair-scheduler.js'
 
 /** Default sustained rate per client address, invocations per second. */

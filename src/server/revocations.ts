@@ -31,7 +31,7 @@ import {
   formatRevocationRecord,
   parseRevocationRecord,
 } from '../ucan/revocation.js'
-import type { SqliteRevocations } from '../ucan/store.js'
+import type { SqliteRevocations } from '../ucan/sqlite-revocations.js'
 
 /** Entries per page of `GET /revocations/entries`, at most. */
 export const MAX_REVOCATION_PAGE = 1000

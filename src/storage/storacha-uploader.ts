@@ -30,6 +30,7 @@ import type { API } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
 import * as HTTP from '@ucanto/transport/http'
 import { uploadCAR } from '@storacha/upload-client'
+import { STORACHA_ABILITIES } from '../ucan/storacha-capabilities.js'
 import { expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
 
 /** Production upload service URL. */
@@ -249,7 +250,7 @@ class Failure extends Error {
 }
 
 /** The capabilities invoked on the space with the customer's delegation as proof. */
-const DELEGATED = new Set(['space/blob/add', 'space/index/add', 'upload/add'])
+const DELEGATED = new Set<string>(STORACHA_ABILITIES)
 
 /** Maps an upload-client error (whose `cause` is the receipt's `out.error`) to a named UploadError. */
 export function classify(err: unknown, at: number): UploadError {

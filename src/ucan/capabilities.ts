@@ -1,12 +1,10 @@
 /**
- * ucanlog capability declarations (DESIGN.md "UCAN RPC"). The log of a Storacha space is named by
- * the space's DID, so both abilities take the space as their resource (`with`).
+ * ucanlog capability declarations (docs/wire.md). The log of a Storacha space is named by
+ * the space's DID, so the `tlog/*` abilities take the space as their resource (`with`).
  */
+import type { API } from '@ucanto/core'
 import { capability, DID, Schema } from '@ucanto/validator'
 import { attest, revoke } from '@storacha/capabilities/ucan'
-
-/** Largest entry, in bytes: a C2SP tlog-tiles entry bundle prefixes each entry with a 2-byte length. */
-export const MAX_ENTRY_SIZE = 65535
 
 /** Largest `tlog/read` page, in entries. */
 export const MAX_READ_LIMIT = 1000
@@ -14,8 +12,11 @@ export const MAX_READ_LIMIT = 1000
 /** `tlog/read` page size, in entries, when the invocation gives no `nb.limit`. */
 export const DEFAULT_READ_LIMIT = 100
 
-/** Resource of both abilities: a space DID (`did:key:z…`), which is also the log id. */
+/** Resource of the `tlog/*` abilities: a space DID (`did:key:z…`), which is also the log id. */
 export const SpaceDID = DID.match({ method: 'key' })
+
+/** A space DID (`did:key:z…`): the `with` of the `tlog/*` abilities and the id of the space's log. */
+export type SpaceDID = API.DIDKey
 
 /** Caveats of `tlog/append`. */
 export const TlogAppendCaveats = Schema.struct({

@@ -12,13 +12,11 @@ import { ed25519 } from '@ucanto/principal'
 import * as CAR from '@ucanto/transport/car'
 import * as HTTP from '@ucanto/transport/http'
 import { encodeBase64 } from '../tlog/encoding.js'
-import { systemNow } from './authorize.js'
+import { systemNow } from './clock.js'
 import { TlogAppend, TlogCreate, TlogRead, UCANRevoke } from './capabilities.js'
 import { formatDelegation } from './delegation.js'
-import type { TlogService } from './service.js'
-
-/** The Storacha capabilities the service needs on the space to store the log there. */
-export const STORACHA_CAPABILITIES = ['space/blob/add', 'space/index/add', 'upload/add'] as const
+import { STORACHA_ABILITIES } from './storacha-capabilities.js'
+import type { TlogService } from './wire.js'
 
 /** Default lifetime of a delegation made here: one year, in seconds. */
 export const DEFAULT_DELEGATION_LIFETIME = 365 * 24 * 60 * 60
@@ -64,7 +62,7 @@ export function delegateSpaceToAgent(args: {
   return delegate({
     issuer: args.space,
     audience: args.agent,
-    capabilities: capabilitiesOn(args.space.did(), args.capabilities ?? STORACHA_CAPABILITIES),
+    capabilities: capabilitiesOn(args.space.did(), args.capabilities ?? STORACHA_ABILITIES),
     expiration: args.expiration ?? systemNow() + DEFAULT_DELEGATION_LIFETIME,
   })
 }
@@ -88,7 +86,7 @@ export function delegateAgentToService(args: {
   return delegate({
     issuer: args.agent,
     audience: principal(args.service),
-    capabilities: capabilitiesOn(space, args.capabilities ?? STORACHA_CAPABILITIES),
+    capabilities: capabilitiesOn(space, args.capabilities ?? STORACHA_ABILITIES),
     proofs: args.proofs,
     expiration: args.expiration ?? systemNow() + DEFAULT_DELEGATION_LIFETIME,
   })

@@ -1,6 +1,6 @@
 /**
  * The string form of a UCAN delegation carried in `tlog/append`'s `nb.delegation`
- * (DESIGN.md "UCAN RPC").
+ * (docs/wire.md).
  *
  * Wire format, as `storacha delegation create --base64` prints it and `@storacha/client/proof`
  * parses it: multibase base64 (`m` prefix, RFC 4648 §4 alphabet, no padding) of a CIDv1 whose codec

@@ -1,5 +1,5 @@
 /**
- * Named failures of the ucanlog UCAN RPC (DESIGN.md "UCAN RPC", `tlog/append` and `tlog/read`).
+ * Named failures of the ucanlog UCAN RPC (docs/wire.md): of `tlog/append`, `tlog/read`, `tlog/create` and `ucan/revoke`.
  *
  * Each is a ucanto `Failure`, so a receipt carries it as `out.error`. A receipt error is encoded
  * through `toJSON()`, and ours return exactly `{ name, message }`: never a stack, a cause, or the
@@ -115,7 +115,8 @@ export class EntryTooLarge extends TlogFailure {
 
 /**
  * The invocation does not carry exactly one well-formed capability of an ability this service
- * implements (`tlog/append`, `tlog/read`): wrong `can`, `with` not a did:key, or malformed `nb`.
+ * implements (`tlog/append`, `tlog/read`, `tlog/create`, `ucan/revoke`): wrong `can`, `with` not
+ * a DID of the right kind, or malformed `nb`.
  */
 export class InvalidCapability extends TlogFailure {
   override readonly name = 'InvalidCapability' as const
@@ -282,7 +283,7 @@ export type RevokeFailure =
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
 export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>
 
-// Refusals by the log service (src/ucan/service.ts LogService): it rejects with an Error whose
+// Refusals by the log service (log-service.ts LogService): it rejects with an Error whose
 // `name` is one of these, and the client gets that name, never InternalError.
 
 /** The space's log cannot be served: its stored state is damaged (the operator must restore it; see /healthz). */

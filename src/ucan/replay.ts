@@ -1,12 +1,13 @@
 /**
- * Replay protection for `tlog/append` (DESIGN.md: "Replaying the same signed invocation never adds a
- * second entry: it returns the first result"). ucanto has none of its own.
+ * Replay protection for `tlog/append` (docs/wire.md): replaying the same signed invocation never
+ * adds a second entry, it returns the first result. ucanto has none of its own.
  *
  * An invocation is identified by its CID, which the authorizer has checked is the canonical
  * content address of what it decodes to. Every accepted invocation has an `exp` at most the
  * service's lifetime bound ahead, and after `exp` the invocation is refused as `Expired`, so a
  * guard only has to remember an invocation until its `exp`.
  */
+import { systemNow } from './clock.js'
 
 /** What {@link ReplayGuard.once} remembers an invocation by. */
 export interface ReplayKey {
@@ -86,7 +87,7 @@ export interface MemoryReplayGuardOptions {
  * owner, swept of expired ids at most once a second. Lost on restart.
  */
 export function createMemoryReplayGuard(options: MemoryReplayGuardOptions = {}): ReplayGuard {
-  const now = options.now ?? (() => Math.floor(Date.now() / 1000))
+  const now = options.now ?? systemNow
   const max = checkReplayShare(options.maxPerOwner ?? DEFAULT_REPLAY_PER_SPACE)
   const entries = new Map<string, { owner: string; expiresAt: number; outcome: Promise<unknown> }>()
   const counts = new Map<string, number>()

@@ -1,6 +1,6 @@
 /**
  * tlog/append through the real ucanto server (`server.request` with CAR-encoded agent messages).
- * For every check of DESIGN.md "UCAN RPC" there is a request where exactly that check fails; it
+ * For every check of docs/wire.md there is a request where exactly that check fails; it
  * must be refused with the check's name and must never reach the log.
  */
 import { beforeAll, describe, expect, test } from 'vitest'

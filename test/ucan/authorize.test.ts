@@ -1,6 +1,6 @@
 /**
  * authorize.ts below the service: checkInvocation without the service's options, the per-object
- * signature memo, the attester's DID resolver, classify's reading of ucanto's error trees, and the
+ * signature memo, the attester's DID resolver, authorizationFailure's reading of ucanto's error trees, and the
  * grant cache's bounds. The checks through the real service are in append.test.ts.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
@@ -17,7 +17,7 @@ import {
   formatDelegation,
   isReservedSpace,
   checkInvocation,
-  classify,
+  authorizationFailure,
   createGrantCache,
   verifyInvocationSignature,
 } from '../../src/ucan/index.js'
@@ -58,7 +58,7 @@ describe('checkInvocation (check (1)) on its own', () => {
   })
 })
 
-describe('verifyInvocationSignature remembers an outcome per decoded object and per principal parser', () => {
+describe('verifyInvocationSignature answers per principal parser, for the same decoded object', () => {
   test('a parser that refuses every signature does not poison the answer of another parser, nor the reverse', async () => {
     const inv = await invocation()
     const refuseAll: API.PrincipalParser = {
@@ -101,7 +101,7 @@ describe('attesterTrust', () => {
   })
 })
 
-describe('classify: the most specific name found in a ucanto failure tree', () => {
+describe('authorizationFailure: the most specific name found in a ucanto failure tree', () => {
   const node = (name: string, children: Record<string, unknown> = {}) => ({ name, ...children })
   const d = (cid: string) => ({ cid: { toString: () => cid } })
 
@@ -112,28 +112,28 @@ describe('classify: the most specific name found in a ucanto failure tree', () =
       delegationErrors: [node('InvalidSignature', { delegation: d('bafyS') })],
       info: node('Y', { causes: [node('Revoked', { delegation: d('bafyR') })] }),
     })
-    const r = classify(all as never, 'upload/add')
+    const r = authorizationFailure(all as never, 'upload/add')
     expect([r.name, r.message]).toEqual(['Revoked', 'UCAN bafyR has been revoked'])
     delete (all as Record<string, unknown>).info
-    expect(classify(all as never, 'upload/add').message).toBe('UCAN bafyS has an invalid signature')
+    expect(authorizationFailure(all as never, 'upload/add').message).toBe('UCAN bafyS has an invalid signature')
     delete (all as Record<string, unknown>).delegationErrors
-    expect(classify(all as never, 'upload/add').message).toBe('UCAN bafyE has expired')
+    expect(authorizationFailure(all as never, 'upload/add').message).toBe('UCAN bafyE has expired')
     delete (all as Record<string, unknown>).cause
-    expect(classify(all as never, 'upload/add').message).toBe('UCAN bafyN is not valid yet')
+    expect(authorizationFailure(all as never, 'upload/add').message).toBe('UCAN bafyN is not valid yet')
     delete (all as Record<string, unknown>).causes
-    const plain = classify(all as never, 'upload/add')
+    const plain = authorizationFailure(all as never, 'upload/add')
     expect([plain.name, plain.message]).toEqual(['Unauthorized', 'delegation does not grant upload/add on the space'])
   })
 
   test('the first node of a name gives the CID', () => {
     const tree = node('Unauthorized', { causes: [node('Expired', { delegation: d('first') }), node('Expired', { delegation: d('second') })] })
-    expect(classify(tree as never, 'x').message).toBe('UCAN first has expired')
+    expect(authorizationFailure(tree as never, 'x').message).toBe('UCAN first has expired')
   })
 
   test('cycles, a throwing cause getter and a 100,000-deep tree neither throw nor hang', () => {
     const cyclic: Record<string, unknown> = node('Unauthorized')
     cyclic.causes = [cyclic, node('Expired', { cause: cyclic })]
-    expect(classify(cyclic as never, 'x').name).toBe('Expired')
+    expect(authorizationFailure(cyclic as never, 'x').name).toBe('Expired')
 
     const throwing = node('Unauthorized')
     Object.defineProperty(throwing, 'cause', {
@@ -141,30 +141,30 @@ describe('classify: the most specific name found in a ucanto failure tree', () =
         throw new Error('getter')
       },
     })
-    expect(classify(throwing as never, 'x').name).toBe('Unauthorized')
+    expect(authorizationFailure(throwing as never, 'x').name).toBe('Unauthorized')
 
     let deep: Record<string, unknown> = node('Revoked')
     for (let i = 0; i < 100_000; i++) deep = node('Unauthorized', { cause: deep })
     // The Revoked leaf is past the depth bound (64): not reached, and no stack overflow.
-    expect(classify(deep as never, 'x').name).toBe('Unauthorized')
+    expect(authorizationFailure(deep as never, 'x').name).toBe('Unauthorized')
     let shallow: Record<string, unknown> = node('Revoked')
     for (let i = 0; i < 64; i++) shallow = node('Unauthorized', { cause: shallow })
-    expect(classify(shallow as never, 'x').name).toBe('Revoked')
+    expect(authorizationFailure(shallow as never, 'x').name).toBe('Revoked')
   })
 
   test('null children are skipped; a node past depth 64 is not read; an inherited cause getter is followed; a delegation without a CID', () => {
-    expect(classify(node('Unauthorized', { cause: null, causes: [null, node('Expired', { delegation: d('e') })] }) as never, 'x').message).toBe('UCAN e has expired')
+    expect(authorizationFailure(node('Unauthorized', { cause: null, causes: [null, node('Expired', { delegation: d('e') })] }) as never, 'x').message).toBe('UCAN e has expired')
     let past: Record<string, unknown> = node('Revoked')
     for (let i = 0; i < 100; i++) past = node('Unauthorized', { cause: past })
-    expect(classify(past as never, 'x').name).toBe('Unauthorized')
+    expect(authorizationFailure(past as never, 'x').name).toBe('Unauthorized')
     class Failure {
       name = 'Unauthorized'
       get cause() {
         return node('Revoked', { delegation: d('r') })
       }
     }
-    expect(classify(new Failure() as never, 'x').message).toBe('UCAN r has been revoked')
-    expect(classify(node('Unauthorized', { cause: node('Expired', { delegation: {} }) }) as never, 'x').message).toBe('UCAN  has expired')
+    expect(authorizationFailure(new Failure() as never, 'x').message).toBe('UCAN r has been revoked')
+    expect(authorizationFailure(node('Unauthorized', { cause: node('Expired', { delegation: {} }) }) as never, 'x').message).toBe('UCAN  has expired')
   })
 
   test('at most about 10,000 nodes are read, however wide the tree', () => {
@@ -181,7 +181,7 @@ describe('classify: the most specific name found in a ucanto failure tree', () =
       return o
     }
     const wide = node('Unauthorized', { causes: Array.from({ length: 30_000 }, counted) })
-    expect(classify(wide as never, 'x').name).toBe('Unauthorized')
+    expect(authorizationFailure(wide as never, 'x').name).toBe('Unauthorized')
     expect(reads).toBeGreaterThan(9_000)
     expect(reads).toBeLessThanOrEqual(2 * 10_001)
   })

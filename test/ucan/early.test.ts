@@ -1,5 +1,5 @@
 /**
- * Answers given before any signature or chain work (src/ucan/service.ts `early`): a replay of an
+ * Answers given before any signature or chain work (src/ucan/handlers/append.ts `early`, context.ts `creationRefusal`): a replay of an
  * answered append gets its first outcome without being authorized again, and a write that would
  * create a log its client may not create now is refused by name. Both are counted in signature
  * verifications, which must stay at zero for these requests.

@@ -7,7 +7,7 @@ import type { API } from '@ucanto/core'
 import { ed25519 } from '@ucanto/principal'
 import * as CAR from '@ucanto/transport/car'
 import { expect } from 'vitest'
-import type { AppendResult, CreateResult, LogService, SpaceKey } from '../../src/ucan/service.js'
+import type { Appended, CreateResult, LogService, SpaceDID } from '../../src/ucan/index.js'
 import { delegateAgentToService, delegateSpaceToAgent } from '../../src/ucan/index.js'
 
 /** Deterministic Ed25519 key from a one-byte seed (the 32-byte secret is the byte repeated). */
@@ -54,7 +54,7 @@ export async function honestChain(): Promise<{ P: Principals; spaceToAgent: API.
 
 /** A LogService fake that records calls; `refuse()` makes any append a test failure. */
 export class RecordingLog implements LogService {
-  appends: { space: SpaceKey; entry: Uint8Array; invocation: string; delegation: API.Delegation }[] = []
+  appends: { space: SpaceDID; entry: Uint8Array; invocation: string; delegation: API.Delegation }[] = []
   logs = new Map<string, Uint8Array[]>()
   #forbidden = false
   failNext: Error | undefined
@@ -68,7 +68,7 @@ export class RecordingLog implements LogService {
   /** Every call to `append`, including refused and failed ones. */
   calls = 0
 
-  async append(space: SpaceKey, entry: Uint8Array, meta: { invocation: string; delegation: API.Delegation }): Promise<AppendResult> {
+  async append(space: SpaceDID, entry: Uint8Array, meta: { invocation: string; delegation: API.Delegation }): Promise<Appended> {
     this.calls++
     // The service turns a throw into InternalError, so tests also assert `calls === 0`.
     expect(this.#forbidden, 'log.append must not be called for a refused invocation').toBe(false)
@@ -82,22 +82,21 @@ export class RecordingLog implements LogService {
     log.push(entry)
     this.logs.set(space, log)
     const index = log.length - 1
+    const rootHash = new Uint8Array(Buffer.alloc(32, index))
     return {
       logId: space,
       origin: `ucanlog/logs/${space}`,
       index,
-      treeSize: log.length,
-      rootHash: Buffer.alloc(32, index).toString('base64'),
-      checkpoint: `ucanlog/logs/${space}\n${log.length}\n${Buffer.alloc(32, index).toString('base64')}\n\n— sig\n`,
-      inclusionProof: [],
       published: true,
+      checkpoint: { size: log.length, rootHash, note: `ucanlog/logs/${space}\n${log.length}\n${Buffer.from(rootHash).toString('base64')}\n\n— sig\n` },
+      inclusionProof: [],
     }
   }
 
   /** Spaces created by tlog/create, in call order. */
-  created: SpaceKey[] = []
+  created: SpaceDID[] = []
 
-  async create(space: SpaceKey): Promise<CreateResult> {
+  async create(space: SpaceDID): Promise<CreateResult> {
     expect(this.#forbidden, 'log.create must not be called for a refused invocation').toBe(false)
     this.created.push(space)
     if (!this.logs.has(space)) this.logs.set(space, [])
@@ -107,7 +106,7 @@ export class RecordingLog implements LogService {
   /** The `maxBytes` of every read call, in order. */
   readBudgets: number[] = []
 
-  async read(space: SpaceKey, offset: number, limit: number, maxBytes: number): Promise<{ entries: Uint8Array[]; total: number } | undefined> {
+  async read(space: SpaceDID, offset: number, limit: number, maxBytes: number): Promise<{ entries: Uint8Array[]; total: number } | undefined> {
     this.readBudgets.push(maxBytes)
     const log = this.logs.get(space)
     if (log === undefined) return undefined

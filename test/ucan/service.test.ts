@@ -1,7 +1,7 @@
 /**
- * src/ucan/service.ts beyond the authorization checks: option validation, the request wrapper
- * (`withSafeRequest`: statuses, admission, turns), the plumbing around the log engine (reserve,
- * refusals by name, the wire result) and the revoke record. Each test asserts a property whose
+ * src/ucan/service.ts, transport.ts, admission.ts and handlers/ beyond the authorization checks:
+ * option validation, the request wrapper (`withSafeRequest`: statuses, admission, turns), the
+ * plumbing around the log engine (reserve, refusals by name, the wire result) and the revoke record. Each test asserts a property whose
  * loss would change what a client gets or what the service spends; the comment names the check.
  * All in-process, through `server.request` with CAR agent messages.
  */
@@ -17,7 +17,7 @@ import {
   LogFull,
   TooManyOpenLogs,
   type RequestContext,
-  type SpaceKey,
+  type SpaceDID,
   type UcanServiceOptions,
   appendInvocation,
   createInvocation,
@@ -133,7 +133,7 @@ describe('the request wrapper (withSafeRequest)', () => {
     expect(((await post(server, [await append()])).status ?? 200)).toBe(200)
     expect(turns.always).toEqual([false, false, true, true])
     balanced()
-    // Handlers see the request's client address (requestOf) — here none.
+    // Handlers see the request's client address (their context's request) — here none.
     expect(turns.contexts.every((c) => c.client === undefined)).toBe(true)
 
     // A refused invocation, a read, two invocations, a bad body, too many invocations, a wrong content type.
@@ -421,11 +421,12 @@ describe('tlog/append and the log engine', () => {
     expect(log.calls).toBe(1)
   })
 
-  test('the receipt carries exactly the wire fields of the result, inclusion proof included (toWire)', async () => {
+  test('the receipt carries exactly the wire fields of the result, inclusion proof included (appendResultOf)', async () => {
     const { server, log } = setup()
-    const proof = [encodeBase64(new Uint8Array(32).fill(9)), encodeBase64(new Uint8Array(32).fill(8))]
+    const hashes = [new Uint8Array(32).fill(9), new Uint8Array(32).fill(8)]
+    const proof = hashes.map(encodeBase64)
     const append0 = log.append.bind(log)
-    log.append = async (...args) => ({ ...(await append0(...args)), inclusionProof: proof, internalPath: '/var/lib/ucanlog', published: false }) as never
+    log.append = async (...args) => ({ ...(await append0(...args)), inclusionProof: hashes, internalPath: '/var/lib/ucanlog' }) as never
     const out = await send(server, await append())
     expect(out.ok).toEqual({
       logId: P.space.did(),
@@ -435,6 +436,22 @@ describe('tlog/append and the log engine', () => {
       rootHash: Buffer.alloc(32, 0).toString('base64'),
       checkpoint: expect.stringContaining(`ucanlog/logs/${P.space.did()}\n1\n`),
       inclusionProof: proof,
+      published: true,
+    })
+    // Not published: the integrated tree, no checkpoint and no proof, whatever else the engine returns.
+    log.append = async (space, entry, meta) => {
+      const { logId, origin, index } = await append0(space, entry, meta)
+      return { logId, origin, index, published: false, tree: { size: 7, rootHash: hashes[0]! }, checkpoint: 'x', inclusionProof: hashes, internalPath: '/var/lib/ucanlog' } as never
+    }
+    const pending = await send(server, await append())
+    expect(pending.ok).toEqual({
+      logId: P.space.did(),
+      origin: `ucanlog/logs/${P.space.did()}`,
+      index: 1,
+      treeSize: 7,
+      rootHash: proof[0],
+      checkpoint: '',
+      inclusionProof: [],
       published: false,
     })
   })
@@ -504,7 +521,7 @@ describe('tlog/create and the log engine', () => {
     const { server, log } = setup()
     const calls: unknown[] = []
     const create0 = log.create.bind(log)
-    Object.assign(log, { create: async (space: SpaceKey, meta?: { client?: string }) => (calls.push([space, meta]), { ...(await create0(space)), secret: 'x' }) })
+    Object.assign(log, { create: async (space: SpaceDID, meta?: { client?: string }) => (calls.push([space, meta]), { ...(await create0(space)), secret: 'x' }) })
     const res = await post(server, [await createInv()], '192.0.2.6')
     const [receipt] = await sendRaw({ request: () => res }, { headers: {}, body: new Uint8Array() })
     expect(outOf(receipt!).ok).toEqual({ logId: P.space.did(), origin: `ucanlog/logs/${P.space.did()}`, vkey: `ucanlog/logs/${P.space.did()}+00000000+AQ==`, treeSize: 0 })
@@ -594,7 +611,7 @@ describe('ucan/revoke record', () => {
 
 describe('outside a request, and the service key', () => {
   test('handlers called by ucanto\'s own run (no request: no client, no turn, an unpooled read budget) still work', async () => {
-    // requestOf(): ?? {}; waiting(): turn?.idle(); read: context?.responses ?? responses.unpooled()
+    // context?.request ?? {}; waiting(): turn?.idle(); read: context?.responses ?? responses.unpooled()
     const { server, log } = setup()
     const runOut = async (inv: API.Invocation) => outOf((await (server as unknown as { run(i: API.Invocation): Promise<API.Receipt> }).run(inv)) as API.Receipt)
     const a = await runOut(await append())
@@ -651,7 +668,7 @@ describe('failures hidden from clients are logged with the invocation', () => {
   })
 
   test('an append holds its turn while it is checked and gives every turn back while it waits for its batch', async () => {
-    // run(): requests.set(inv, { ...context, turn }); createTurn's busy/idle counting
+    // run(): the handler context's request { ...context, turn }; createTurn's busy/idle counting
     const { admission, turns } = recordingAdmission()
     const log = new RecordingLog()
     const held: string[] = []

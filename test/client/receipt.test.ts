@@ -1,12 +1,14 @@
 /**
- * checkAppendResult (src/log/log.ts), what `ucanlog append` checks of each published receipt: every
+ * checkAppendResult (src/client/receipt.ts), what `ucanlog append` checks of each published receipt: every
  * field it relies on matters. A receipt from the real engine passes; changing the index, the tree
  * size, the root, any proof hash, the entry, or pairing a valid proof with a checkpoint of another
  * tree, is refused.
  */
 import { beforeAll, describe, expect, it } from 'vitest'
-import { type AppendResult, type Cosigner, InvalidReceiptError, Log, checkAppendResult } from '../../src/log/log.js'
+import { InvalidReceiptError, checkAppendResult } from '../../src/client/receipt.js'
+import { type Cosigner, Log } from '../../src/log/log.js'
 import { InvalidProofError, decodeBase64, ed25519Signer, encodeBase64 } from '../../src/tlog/index.js'
+import { type AppendResult, appendResultOf } from '../../src/ucan/wire.js'
 import { MemoryFiles } from '../helpers/memory-files.js'
 
 const ORIGIN = 'ucanlog.test/logs/append-result'
@@ -18,7 +20,7 @@ const entry = (i: number, tag = '') => new TextEncoder().encode(`entry ${i}${tag
 async function receipts(entries: Uint8Array[]): Promise<AppendResult[]> {
   const log = await Log.open({ id: 'did:key:test', origin: ORIGIN, signer, files: new MemoryFiles(), witnesses: quorumMet, batchMaxAgeMs: 1 })
   const out: AppendResult[] = []
-  for (const e of entries) out.push(await log.append(e))
+  for (const e of entries) out.push(appendResultOf(await log.append(e)))
   await log.close()
   return out
 }
@@ -34,7 +36,7 @@ async function good(tag: (i: number) => string = () => '', size = 7): Promise<Ap
   const log = await Log.open({ id: 'did:key:test', origin: ORIGIN, signer, files: new MemoryFiles(), witnesses: quorumMet, batchMaxAgeMs: 1, batchMaxSize: size })
   const rs = await Promise.all(Array.from({ length: size }, (_, i) => log.append(entry(i, tag(i)))))
   await log.close()
-  return rs[3]!
+  return appendResultOf(rs[3]!)
 }
 
 const refused = (r: AppendResult, e = ENTRY) => {

@@ -1,0 +1,94 @@
+/**
+ * The port between the UCAN RPC and the log engine: what the handlers ask of a space's log
+ * ({@link LogService}) and the engine's answer to an append ({@link Appended}), in engine terms.
+ */
+import type { API } from '@ucanto/core'
+import type { Hash } from '../tlog/hash.js'
+import type { SpaceDID } from './capabilities.js'
+import type { LogRefusal } from './errors.js'
+import type { CreateResult } from './wire.js'
+
+/**
+ * Where an appended entry is (src/log `Log.append` resolves to this shape). Published: the
+ * cosigned checkpoint that includes it and the RFC 6962 §2.1.1 inclusion proof of the entry in
+ * that checkpoint's tree. Not published (the witness quorum was not met in time; the entry is
+ * durable and will be published later): the integrated tree it is in.
+ */
+export type Appended = {
+  /** The log id: the space DID. */
+  logId: string
+  /** The checkpoint origin, `<originPrefix>/logs/<spaceDID>`. */
+  origin: string
+  /** The entry's position in the log, 0-based. */
+  index: number
+} & (
+  | {
+      published: true
+      /** The published checkpoint: its tree size (entries, > index), root hash and cosigned note text. */
+      checkpoint: { size: number; rootHash: Hash; note: string }
+      /** Inclusion proof of the entry in `checkpoint`'s tree. */
+      inclusionProof: Hash[]
+    }
+  | {
+      published: false
+      /** The integrated tree: its size (entries, > index) and root hash. */
+      tree: { size: number; rootHash: Hash }
+    }
+)
+
+/**
+ * The log engine as the RPC layer needs it. Owned here; src/log implements it (wired in
+ * src/server/service.ts). It speaks engine: entries are bytes, hashes are bytes; the handlers
+ * encode for the wire (wire.ts).
+ */
+export interface LogService {
+  /**
+   * Appends one entry to the space's log, creating the log if it has none. Resolves once the
+   * entry is durable and, if the witness quorum was met in time, published (`published: true`),
+   * with where the entry is ({@link Appended}).
+   * A rejection is reported to the client as `InternalError` (a log refusal by its name, see
+   * `reserve`); the service never retries the same invocation (it may have been sequenced). Called at most once per invocation CID while the
+   * invocation is valid; safe to call concurrently, also for the same space.
+   * @param entry 1..65535 bytes.
+   * @param meta.invocation the invocation's CID (canonical; see delegation.ts).
+   * @param meta.delegation the verified Agent→Service delegation to write to the space with.
+   * @param meta.client the client's IP address, when known (to charge log creation to it).
+   */
+  append(
+    space: SpaceDID,
+    entry: Uint8Array,
+    meta: { invocation: string; delegation: API.Delegation; client?: string },
+  ): Promise<Appended>
+  /**
+   * Reads up to `limit` entries from index `offset` (0-based), stopping before the entry that would
+   * take their total length past `maxBytes` (so it holds no more than that, plus one entry bundle
+   * while reading). Resolves to `undefined` if the space has no log (nothing is created). `total`
+   * is the number of entries in the log; `entries` is empty when `offset ≥ total` or when the
+   * first entry alone is longer than `maxBytes`.
+   * @param offset integer ≥ 0. @param limit integer 1..1000. @param maxBytes bytes of entries, integer ≥ 0.
+   */
+  read(space: SpaceDID, offset: number, limit: number, maxBytes: number): Promise<{ entries: Uint8Array[]; total: number } | undefined>
+  /**
+   * Creates the space's log if it has none (idempotent) and describes it. Called only for an
+   * authorized `tlog/create`. A rejection is reported as `InternalError`.
+   * @param meta.client the client's IP address, when known (to charge log creation to it).
+   */
+  create(space: SpaceDID, meta?: { client?: string }): Promise<CreateResult>
+  /**
+   * Optional: makes the space's log ready for an append (opens it, or creates it charging
+   * `meta.client`) BEFORE the invocation is recorded as run, so that a refusal here leaves the
+   * invocation unused and the client may send it again. The append runs while the reservation is
+   * held; `release` is called after it.
+   * A rejection whose `name` is a {@link LogRefusal}'s (`LogUnavailable`, `TooManyOpenLogs`,
+   * `LogCreationLimited`, `LogFull`, `Pushback`) reaches the client by that name, from here and
+   * from every other method (errors.ts `logRefusal`, the one mapping); any other is `InternalError`.
+   */
+  reserve?(space: SpaceDID, meta: { client?: string }): Promise<{ release(): void }>
+  /**
+   * Optional, cheap, asked BEFORE any signature or chain work for `tlog/append` and `tlog/create`:
+   * resolves to the {@link LogRefusal} that creating the space's log for `meta.client` would get
+   * now (its creation rate or the total spent), or undefined (the log exists, or may be created).
+   * Charges nothing. `space` is the invocation's unverified `with`: a refusal only spares work.
+   */
+  creationRefusal?(space: SpaceDID, meta: { client?: string }): Promise<Error | undefined>
+}

@@ -1,0 +1,177 @@
+/**
+ * The RPC's request handling: what ucanto's `handle` does for one HTTP request (decode the agent
+ * message, run every invocation, encode the signed receipts), with the service's limits around it
+ * (invocations per request, admission and turns, the read response pool, the proof-graph check)
+ * and no way for a hostile body to make it reject or leak a stack trace.
+ */
+import * as Server from '@ucanto/server'
+import * as CAR from '@ucanto/transport/car'
+import { Message, Receipt } from '@ucanto/core'
+import type { API } from '@ucanto/core'
+import { type Admission, type RequestContext, type Turn, createTurn } from './admission.js'
+import { InvalidCapability, type ProofGraphFailure, RateLimited, truncate } from './errors.js'
+import type { HandlerContext, UcanLogger } from './handlers/context.js'
+import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
+import type { ResponsePool } from './response-budget.js'
+import type { TlogService } from './wire.js'
+
+/**
+ * `server` whose `request` never rejects and that admits requests first. It does what ucanto's
+ * `handle` does (415/406 from the codec, 400 for a body that does not decode, then every
+ * invocation runs and the receipts are encoded), plus:
+ * - more than `maxInvocations` invocations → 413 and nothing runs;
+ * - `admission.request` (the client address's rate limit) refusing → 429 with `Retry-After`, and
+ *   nothing runs; so does a request whose every invocation was refused `RateLimited`;
+ * - a request with a `tlog/read` when the response pool cannot reserve its budget → 503
+ *   `ReadCapacityExhausted` with `Retry-After: 1`, and nothing runs;
+ * - an invocation whose own proof graph fails proof-graph.ts's check (duplicate proof links, a
+ *   cycle, over {@link DEFAULT_PROOF_GRAPH_BUDGET}) gets `DuplicateProof`/`ProofCycle`/
+ *   `ProofGraphTooLarge` before any signature is checked, in a receipt whose `ran` is the
+ *   invocation's link (ucanto would otherwise export the graph once per path into the receipt);
+ * - an invocation without exactly one capability, or of an ability the service does not
+ *   implement, gets `InvalidCapability` (not ucanto's `InvocationCapabilityError`, whose JSON
+ *   carries every capability's `nb`, nor its `HandlerNotFound`, whose receipt carries a stack);
+ * - each invocation that runs takes its own turn and gets its request's context (client address,
+ *   turn, read budget) in ucanto's handler context ({@link HandlerContext});
+ * - anything throwing while decoding, running or encoding (ucanto can, for a hostile message, e.g.
+ *   a proof block that does not decode as a UCAN) → 400.
+ * Status bodies are short plain text, never a stack trace.
+ */
+export function withSafeRequest(
+  server: API.ServerView<TlogService>,
+  logger: UcanLogger,
+  limits: { maxInvocations: number; admission: Admission; responses: ResponsePool; refusalDelayMs: number },
+): API.ServerView<TlogService> {
+  // The abilities the service implements: ucanto finds a handler by property access on the `can`
+  // path, so any other `can` (including inherited names such as `toString`) is refused here.
+  const implemented = new Set(Object.entries(server.service).flatMap(([ns, methods]) => Object.keys(methods).map((m) => `${ns}/${m}`)))
+  const safe = Object.create(server) as API.ServerView<TlogService>
+  const text = (status: number, message: string, headers: Record<string, string> = {}) => ({
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8', ...headers },
+    body: new TextEncoder().encode(`${message}\n`),
+  })
+  Object.defineProperty(safe, 'request', {
+    value: async (req: API.HTTPRequest & { client?: string }) => {
+      const context: RequestContext = req.client === undefined ? {} : { client: req.client }
+      // A refusal is held a while (the tarpit), so a client resending at once costs little.
+      const tooMany = async (retryAfter: number) => {
+        const seconds = Math.max(1, Math.ceil(retryAfter))
+        if (limits.refusalDelayMs > 0) await new Promise((r) => setTimeout(r, Math.min(limits.refusalDelayMs, seconds * 1000)))
+        return text(429, 'rate limited; retry later', { 'retry-after': String(seconds) })
+      }
+      // The request's own hold on its turn, given back when it ends (whatever the outcome).
+      let held: Turn | undefined
+      try {
+        // Every request costs its client address before any work (the rest once its size is known).
+        const first = limits.admission.request(1, context)
+        if (first !== undefined) return tooMany(first)
+        // Then it waits for its address's turn on the CPU (round-robin across addresses).
+        const turn = createTurn((always) => limits.admission.turn(context, { always }))
+        try {
+          await turn.busy()
+        } catch (err) {
+          if ((err as Error | undefined)?.name === 'SchedulerFull') return tooMany(1)
+          throw err
+        }
+        held = turn
+        const selection = CAR.inbound.accept(req as never)
+        if (selection.error) {
+          const { status, headers = {}, message } = selection.error
+          return { status, headers, body: new TextEncoder().encode(message) }
+        }
+        const { encoder, decoder } = selection.ok
+        let message: API.AgentMessage
+        try {
+          message = (await decoder.decode(req as never)) as API.AgentMessage
+        } catch {
+          return text(400, 'Bad request: the body is not a CAR agent message')
+        }
+        const invocations = message.invocations as API.Invocation[]
+        if (invocations.length > limits.maxInvocations) {
+          return text(413, `too many invocations in one request (at most ${limits.maxInvocations})`)
+        }
+        if (invocations.length > 1) {
+          const rest = limits.admission.request(invocations.length - 1, context)
+          if (rest !== undefined) return tooMany(rest)
+        }
+        // Before any signature or receipt work: a proof graph that a per-path walk (ucanto's export
+        // of `ran`, its validator) would take exponential time over is refused by name, and its
+        // receipt names the invocation by link only, so the graph is never exported.
+        const refused = new Map<API.Invocation, ProofGraphFailure>()
+        for (const inv of invocations) {
+          const graph = checkProofGraph(inv)
+          if (graph.error) refused.set(inv, graph.error)
+        }
+        // A request that reads reserves its response budget from the service-wide pool until its
+        // response is encoded; when the pool is spent, that request is refused and nothing runs.
+        const reads = invocations.some((inv) => inv.capabilities[0]?.can === 'tlog/read')
+        const responses = reads ? limits.responses.reserve(context.client) : undefined
+        if (reads && responses === undefined) {
+          return text(503, 'ReadCapacityExhausted: too many read responses in flight; retry later', { 'retry-after': '1' })
+        }
+        try {
+          // Invocations refused by a rate limit → seconds to wait (429 when all of the request's were).
+          const rateLimited = new Map<API.Invocation, number>()
+          // ucanto's execute, except that an invocation without exactly one capability, or of an
+          // ability not implemented, gets our InvalidCapability (ucanto's InvocationCapabilityError
+          // would echo every capability's nb, its HandlerNotFound carries a server stack trace).
+          // Each invocation that runs takes a turn of its own (round-robin across client addresses,
+          // so a request of 64 invocations takes 64 turns, interleaved with other addresses'), which
+          // its handler gives back while it only waits. The request gives its own turn back meanwhile.
+          const run = async (inv: API.Invocation): Promise<unknown> => {
+            const own = createTurn((always) => limits.admission.turn(context, { always }))
+            try {
+              await own.busy()
+            } catch (err) {
+              if ((err as Error | undefined)?.name !== 'SchedulerFull') throw err
+              rateLimited.set(inv, 1)
+              return Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new RateLimited('too many requests waiting from this address; retry later') } })
+            }
+            try {
+              const can = inv.capabilities[0]!.can
+              if (!implemented.has(can)) {
+                return await Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new InvalidCapability(`service does not implement ${truncate(can)}`) } })
+              }
+              // Its handler gets ucanto's context plus this request's response budget and the invocation's own request context.
+              const handlerContext: HandlerContext = { ...(responses && { responses }), request: { ...context, turn: own }, rateLimited: (seconds) => rateLimited.set(inv, seconds) }
+              const runner = Object.create(server, { context: { value: { ...server.context, ...handlerContext } } })
+              return await Server.run(inv as never, runner as never)
+            } finally {
+              own.idle()
+            }
+          }
+          const running: Promise<unknown>[] = invocations.map((inv) =>
+            refused.has(inv)
+              ? Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link() as never, result: { error: refused.get(inv) as ProofGraphFailure } })
+              : inv.capabilities.length === 1
+                ? run(inv)
+                : Receipt.issue({
+                    issuer: server.id as API.Signer,
+                    ran: inv,
+                    result: { error: new InvalidCapability('invocation must carry exactly one capability') },
+                  }),
+          )
+          held = undefined
+          turn.idle()
+          const receipts = await Promise.all(running)
+          await turn.busy()
+          held = turn
+          // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as above.
+          const waits = invocations.map((inv) => rateLimited.get(inv))
+          if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])))
+          const result = await Message.build({ receipts: receipts as never })
+          return await encoder.encode(result as never)
+        } finally {
+          responses?.release()
+        }
+      } catch (cause) {
+        logger.error({ err: cause }, 'ucanto request failed')
+        return text(400, 'Bad request: the agent message could not be processed')
+      } finally {
+        held?.idle()
+      }
+    },
+  })
+  return safe
+}
