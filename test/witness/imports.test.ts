@@ -1,5 +1,5 @@
 /**
- * DESIGN.md's dependency rule for the bundled witness: witness/ imports only src/tlog and
+ * The dependency rule of docs/architecture.md for the bundled witness: witness/ imports only src/tlog and
  * libraries, so it stays usable without the server; the server and CLI reach it only through
  * witness/index.ts.
  */
