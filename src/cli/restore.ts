@@ -45,9 +45,9 @@ import {
   readTileData,
   tileHashReader,
   tilePath,
+  tileWidth,
   equalBytes,
 } from '../tlog/index.js'
-import { tileWidth } from '../log/tile-hashes.js'
 import { auditLog } from './audit.js'
 
 /** A restore that cannot proceed or a check that failed; the message says which and why. */

@@ -37,11 +37,12 @@ import {
   storedHashCount,
   storedHashes,
   tilePath,
+  tileWidth,
   treeHash,
 } from '../tlog/index.js'
 import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, readEntries } from './state.js'
 import type { LogArchive, LogFiles } from './storage.js'
-import { TileHashes, tileWidth } from './tile-hashes.js'
+import { TileHashes } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
 
 /** Default maximum entries per batch (Tessera's DefaultBatchMaxSize). */
@@ -83,8 +84,12 @@ export class LogClosedError extends Error {
 /** Stored state is unusable (see state.ts): refuse to serve or append. */
 export { CorruptLogError }
 
-/** Asks witnesses to cosign; a {@link import('./witness-client.js').WitnessClient} in production. */
-export interface Cosigner {
+/**
+ * Gets a checkpoint cosigned by the witnesses of the policy until its quorum is met (c2sp.org/tlog-witness,
+ * c2sp.org/tlog-policy); a {@link import('./witness-client.js').WitnessClient} in production. Not a
+ * witness key: that is tlog's `Cosigner`.
+ */
+export interface WitnessQuorum {
   cosign(checkpoint: string, size: number, prove: ProveConsistency): Promise<CosignResult>
 }
 
@@ -100,7 +105,7 @@ export interface LogOptions {
   verifier?: NoteVerifier
   files: LogFiles
   archive?: LogArchive
-  witnesses: Cosigner
+  witnesses: WitnessQuorum
   batchMaxSize?: number
   batchMaxAgeMs?: number
   maxPending?: number
@@ -481,9 +486,6 @@ async function removeUncommitted(files: LogFiles, size: number): Promise<void> {
   }
   await files.remove(paths)
 }
-
-/** Width of the hash tile (level, index) that a tree of `size` entries has; re-exported for routes. */
-export { tileWidth }
 
 
 /** A published append result whose fields are not those of its own checkpoint (or that is not published). */

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
-import { LogManager } from '../log/registry.js'
+import { LogManager } from '../log/log-manager.js'
 import { WitnessClient } from '../log/witness-client.js'
 import { LocalBackend } from '../storage/local-backend.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
@@ -145,8 +145,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
     })
   }
+  const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local
   const logs = new LogManager({
-    backend: uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local,
+    backend,
     originPrefix: c.originPrefix,
     signer: logSigner,
     verifier: (origin) => ed25519Verifier(logSigner(origin).vkey),
@@ -176,7 +177,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     },
     async read(space, offset, limit, maxBytes) {
-      // Read-only: never opens the log (registry.ts LogManager.published).
+      // Read-only: never opens the log (log-manager.ts LogManager.published).
       const p = await logs.published(space)
       if (p) return { entries: await p.read(offset, limit, maxBytes), total: p.checkpoint.size }
       return (await logs.exists(space)) ? { entries: [], total: 0 } : undefined
@@ -193,7 +194,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
   const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
-    dataDir,
+    backend,
     originPrefix: c.originPrefix,
     signer: logSigner,
     witnesses: witnessesFor,
