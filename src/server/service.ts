@@ -26,6 +26,7 @@ import { loadPolicy } from './policy.js'
 import { connectionLimits } from './connection-limits.js'
 import { defaultFdReserve, readFdLimit } from './fd-budget.js'
 import { type ConnectionEvent, closeListener, listen } from './listener.js'
+import { VERSION } from './version.js'
 
 /** A running service. */
 export interface RunningService {
@@ -330,6 +331,3 @@ function trustedAttester(c: ServiceConfig): { did: `did:${string}:${string}`; ke
   }
   return { did: c.attesterDid as `did:${string}:${string}`, key: c.attesterKey as `did:key:${string}` }
 }
-
-/** The package version, shown at /info. */
-export const VERSION = '0.1.0'
