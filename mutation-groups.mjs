@@ -18,7 +18,7 @@ export const GROUPS = {
   },
   client: {
     // the auditor, the log's witness client, and what `ucanlog append` checks of each receipt
-    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/log/log.ts:490-514'],
+    mutate: ['src/client/audit.ts', 'src/client/tiles.ts', 'src/cli/audit.ts', 'src/log/witness-client.ts', 'src/log/log.ts:492-516'],
     tests: ['test/auditor/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
 }

@@ -19,7 +19,7 @@ const run = (...args) => execFileSync(process.execPath, [cli, ...args], { cwd: r
 const runAsync = async (...args) => (await promisify(execFile)(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8' })).stdout.trim()
 const step = (s) => process.stdout.write(`\n\x1b[1m▶ ${s}\x1b[0m\n`)
 const { startLocalStoracha } = await import(join(root, 'dist', 'src', 'storage', 'local-storacha.js'))
-const { auditLog } = await import(join(root, 'dist', 'src', 'cli', 'audit.js'))
+const { auditLog } = await import(join(root, 'dist', 'src', 'client', 'audit.js'))
 const { parsePolicy } = await import(join(root, 'dist', 'src', 'tlog', 'index.js'))
 
 rmSync(demo, { recursive: true, force: true })

@@ -40,7 +40,7 @@ import {
   tileWidth,
   treeHash,
 } from '../tlog/index.js'
-import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, readEntries } from './state.js'
+import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, formatStoredTree, readEntries } from './state.js'
 import type { LogArchive, LogFiles } from './storage.js'
 import { TileHashes } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
@@ -359,7 +359,7 @@ export class Log {
       const tileData = await Promise.all(tiles.map((t) => readTileData(t, h)))
       tiles.forEach((t, k) => files.set(tilePath(t), tileData[k]!))
       await this.o.files.write(files)
-      await this.o.files.write([[STATE_PATH, Buffer.from(JSON.stringify({ size: n, root: encodeBase64(root) }))]])
+      await this.o.files.write([[STATE_PATH, formatStoredTree({ size: n, root })]])
       tiles.forEach((t, k) => h.remember(t, tileData[k]!))
       this.size = n
       this.root = root

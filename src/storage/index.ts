@@ -18,8 +18,8 @@ export {
   MAX_FILE_LINKS,
   MissingBlockError,
   RAW_CODE,
-  readFile,
-  type ReadFileOptions,
+  readUnixfsFile,
+  type ReadUnixfsFileOptions,
   SHA2_256_CODE,
   verifyBlock,
 } from './unixfs.js'
