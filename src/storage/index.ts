@@ -57,7 +57,7 @@ export {
   type StorachaTarget,
   type StorachaUploaderOptions,
   type UploadedEvent,
-  classify,
+  classifyUploadError,
 } from './storacha-uploader.js'
 export { UploadingBackend, type UploadingArchive } from './uploading-backend.js'
 // local-storacha.ts is not exported here: it imports devDependencies (tests and the demo only).
