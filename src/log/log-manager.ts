@@ -1,6 +1,6 @@
 /**
  * The set of logs a service runs: one {@link Log} per space DID. Reads never create a log; only an
- * authorized append or create does (DESIGN.md: unknown logs are 404 and create nothing).
+ * authorized append or create does (docs/wire.md: unknown logs are 404 and create nothing).
  *
  * Bounded (issue 8): every open log holds {@link FDS_PER_OPEN_LOG} file descriptors, so at most
  * `maxOpenLogs` are open. Writers take a lease ({@link LogManager.acquire}); when another log is

@@ -23,7 +23,7 @@ export interface LogFiles {
 
 /**
  * The per-checkpoint archive of one log: one CAR per published checkpoint holding the files it
- * added or changed (DESIGN.md "Storage in the space").
+ * added or changed (docs/storage.md, the CARs in the space).
  */
 export interface LogArchive {
   /** Tree size (entries) of the newest archived checkpoint; 0 when nothing is archived yet. */

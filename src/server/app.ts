@@ -1,5 +1,5 @@
 /**
- * The HTTP surface (DESIGN.md "Wire contract"): the ucanto RPC route and the public read routes of
+ * The HTTP surface (docs/wire.md): the ucanto RPC route and the public read routes of
  * c2sp.org/tlog-tiles. Routes are thin: they validate the path, call the log, map errors to a
  * status once, and never send a stack trace.
  */

@@ -60,4 +60,4 @@ export {
   classifyUploadError,
 } from './storacha-uploader.js'
 export { UploadingBackend, type UploadingArchive } from './uploading-backend.js'
-// local-storacha.ts is not exported here: it imports devDependencies (tests and the demo only).
+// The local Storacha of the tests and the demo is test/helpers/local-storacha.ts (it imports devDependencies).

@@ -1,7 +1,7 @@
 /**
  * The main job on loopback: a ucanto client appends through the real server, the bundled witness
  * cosigns over HTTP, and the auditor verifies from the public HTTP routes alone. Then every
- * authorization check of DESIGN.md fails once, on its own, and nothing is written.
+ * authorization check of docs/wire.md fails once, on its own, and nothing is written.
  */
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'

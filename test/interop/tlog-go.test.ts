@@ -238,7 +238,7 @@ describe('Go x/mod sumdb/tlog interop', () => {
 })
 
 describe('Go x/mod sumdb/note interop (tlogtool sign-note / verify-note)', () => {
-  // The litewitness test log (notes §11): skey derived from the gentest seed, vkey from the upstream README.
+  // The litewitness test log: skey derived from the gentest seed, vkey from the upstream README.
   const origin = 'sigsum.org/v1/tree/4d6d8825a6bb689d459628312889dfbb0bcd41b5211d9e1ce768b0ff0309e562'
   const skey = `PRIVATE+KEY+${origin}+5202289b+AbUwqoudx4pVGxg9I6KsRMujEWLLzCMFb/8dBis64Unv`
   const vkey = `${origin}+5202289b+Af/cLU2Y5BJNP+r3iMDC+av9eWCD0fBJVDfzAux5zxAP`
@@ -261,7 +261,7 @@ describe('Go x/mod sumdb/note interop (tlogtool sign-note / verify-note)', () =>
     expect(bad.stdout).toBe('')
   })
 
-  it('Go ignores non-zero trailing base64 bits in signatures (the parser differential of notes §1.9)', async () => {
+  it('Go ignores non-zero trailing base64 bits in signatures (a parser differential: Go decodes base64 leniently)', async () => {
     // 'w' → 'x' changes only the 2 unused bits of the last group; Go's StdEncoding accepts it.
     // Our decodeBase64 must not (see src/tlog/encoding.ts), which is why C2SP parsers here are strict.
     const r = await goTool(['verify-note', vkey], signed.replace('sDww=', 'sDwx='))

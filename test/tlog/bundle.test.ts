@@ -4,7 +4,7 @@ import { EntryTooLargeError, MAX_ENTRY_SIZE, MalformedBundleError, formatEntryBu
 import { fromHex, hex, utf8 } from './fixtures.js'
 
 describe('entry bundles (c2sp.org/tlog-tiles)', () => {
-  it('encodes ["a", "bc"] as 00 01 61 00 02 62 63 (notes §3.4)', () => {
+  it('encodes ["a", "bc"] as 00 01 61 00 02 62 63 (c2sp.org/tlog-tiles: each entry behind a big-endian uint16 length)', () => {
     const b = formatEntryBundle([utf8('a'), utf8('bc')])
     expect(hex(b)).toBe('00016100026263')
     expect(parseEntryBundle(b).map(hex)).toEqual(['61', '6263'])

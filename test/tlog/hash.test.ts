@@ -55,7 +55,7 @@ describe('RFC 6962 §2.1 hashing (known answers, test/vectors/PROVENANCE.md)', (
     }
   })
 
-  it('treeHash reproduces the "leaf 0".."leaf 299" roots (notes §3.5)', async () => {
+  it('treeHash reproduces the "leaf 0".."leaf 299" roots (Go vectors, test/vectors/PROVENANCE.md)', async () => {
     const store = storeOf(300)
     expect(hex(await treeHash(256, store))).toBe('cf5effdb11d0927a2edf53b0e73c7837f659414e00537da5d90eb5c4c49ff274')
     expect(hex(await treeHash(300, store))).toBe('e7afc82d38944fc7930545328091d45823288c1f734cbdac06396713ebd4b5d5')

@@ -235,7 +235,7 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
   })
 })
 
-describe('litewitness interop vectors (torchwood testdata, notes §11)', () => {
+describe('litewitness interop vectors (torchwood testdata)', () => {
   // Leaves are given directly as leaf hashes L_i = 0x2a || i || 0x00*30.
   const store = new MemoryHashStore()
   const leaf = (i: number): Hash => {

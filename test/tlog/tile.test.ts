@@ -132,7 +132,7 @@ describe('newTiles', () => {
     expect(paths(tiles.slice(273))).toEqual(['tile/0/273.p/112', 'tile/1/000', 'tile/1/001.p/17', 'tile/2/000.p/1'])
   })
 
-  it('sizes 256 and 300 (notes §3.3)', () => {
+  it('sizes 256 and 300 (c2sp.org/tlog-tiles)', () => {
     expect(paths(newTiles(0, 256))).toEqual(['tile/0/000', 'tile/1/000.p/1'])
     expect(paths(newTiles(0, 300))).toEqual(['tile/0/000', 'tile/0/001.p/44', 'tile/1/000.p/1'])
     expect(paths(newTiles(256, 300))).toEqual(['tile/0/001.p/44'])

@@ -29,7 +29,7 @@ describe('Go x/mod known-answer vectors (test/vectors/go-tlog.json)', () => {
       expect(v.inclusion.some((x) => x.size === size && x.index === size - 1)).toBe(true)
       expect(v.consistency.some((x) => x.new === size && x.old === 1)).toBe(true)
     }
-    expect(v.roots[255]).toBe('z17/2xHQknou31Ow5zx4N/ZZQU4AU32l2Q61xMSf8nQ=') // notes §3.5
+    expect(v.roots[255]).toBe('z17/2xHQknou31Ow5zx4N/ZZQU4AU32l2Q61xMSf8nQ=') // Go vectors, test/vectors/PROVENANCE.md
     expect(v.roots[299]).toBe('56/ILTiUT8eTBUUygJHUWCMojB9zTL2sBjlnE+vUtdU=')
   })
 
