@@ -26,6 +26,7 @@ import { loadPolicy } from './policy.js'
 import { connectionLimits } from './connection-limits.js'
 import { defaultFdReserve, readFdLimit } from './fd-budget.js'
 import { type ConnectionEvent, closeListener, listen } from './listener.js'
+import { witnessFetch } from './witness-fetch.js'
 import { VERSION } from './version.js'
 
 /** A running service. */
@@ -135,6 +136,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     if (signers.size > maxSigners) signers.delete(signers.keys().next().value as string)
     return signer
   }
+  // The bundled witness's HTTP handler: served at /witness, and called in-process by the logs' witness clients.
+  const bundledWitness = witnessApp(bw.witness, { registry: metrics, metricsPage: false }) // its counters join /metrics
+  const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
     bw.store.addLog(origin)
@@ -143,6 +147,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       policy,
       timeoutMs: c.witnessTimeoutMs,
       greedy: c.witnessGreedy,
+      fetch: fetchWitness,
       onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
     })
   }
@@ -251,7 +256,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     logVkey: (origin) => logSigner(origin).vkey,
     metrics,
     uploadStatus: uploader ? (space: string) => uploader!.status(space) ?? null : undefined,
-    witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
+    witness: bundledWitness,
     maxBodyBytes: c.maxBodyBytes,
     revocations: revocationRoutes(revocationLog, logSigner(revocationLog.origin).vkey),
     otherLogs: () => [{ origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey }],
