@@ -38,7 +38,7 @@ export const GROUPS = {
   },
   client: {
     // the auditor, the log's witness client, and what `ucanlog append` checks of each receipt
-    mutate: ['src/cli/audit.ts', 'src/log/witness-client.ts', 'src/client/receipt.ts'],
+    mutate: ['src/client/audit.ts', 'src/client/tiles.ts', 'src/cli/audit.ts', 'src/log/witness-client.ts', 'src/client/receipt.ts'],
     tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
 }

@@ -18,12 +18,13 @@ const run = (...args) => execFileSync(process.execPath, [cli, ...args], { cwd: r
 // Commands that talk to the local Storacha (which runs in this process) must not block it.
 const runAsync = async (...args) => (await promisify(execFile)(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8' })).stdout.trim()
 const step = (s) => process.stdout.write(`\n\x1b[1m▶ ${s}\x1b[0m\n`)
-const { startLocalStoracha } = await import(join(root, 'dist', 'src', 'storage', 'local-storacha.js'))
-const { auditLog } = await import(join(root, 'dist', 'src', 'cli', 'audit.js'))
-const { parsePolicy } = await import(join(root, 'dist', 'src', 'tlog', 'index.js'))
-
 rmSync(demo, { recursive: true, force: true })
 mkdirSync(demo, { recursive: true })
+// The local Storacha is test code (test/helpers/, not shipped in dist): compiled here, for the demo only.
+execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'scripts', 'tsconfig.demo-storacha.json')], { stdio: 'inherit' })
+const { startLocalStoracha } = await import(join(demo, 'build', 'test', 'helpers', 'local-storacha.js'))
+const { auditLog } = await import(join(root, 'dist', 'src', 'client', 'audit.js'))
+const { parsePolicy } = await import(join(root, 'dist', 'src', 'tlog', 'index.js'))
 const children = []
 
 async function serve(dataDir, storacha) {

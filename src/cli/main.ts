@@ -3,6 +3,7 @@
  * `--help`; errors say what to do next and never print a stack trace.
  */
 import { Command, Option } from 'commander'
+import { VERSION } from '../server/version.js'
 
 /**
  * The subcommands, each loaded only when it runs (or for the top-level --help): `serve` and
@@ -26,7 +27,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 export async function program(argv?: string[]): Promise<Command> {
   const p = new Command('ucanlog')
     .description('A transparency log for every Storacha space: UCAN-authorized appends, C2SP tiles, witness cosignatures.')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
   const name = argv?.[2]
   const wanted = name !== undefined && Object.hasOwn(COMMANDS, name) ? [name] : Object.keys(COMMANDS)

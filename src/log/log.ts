@@ -34,11 +34,12 @@ import {
   storedHashCount,
   storedHashes,
   tilePath,
+  tileWidth,
   treeHash,
 } from '../tlog/index.js'
-import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, readEntries } from './state.js'
+import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, formatStoredTree, readEntries } from './state.js'
 import type { LogArchive, LogFiles } from './storage.js'
-import { TileHashes, tileWidth } from './tile-hashes.js'
+import { TileHashes } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
 
 /** Default maximum entries per batch (Tessera's DefaultBatchMaxSize). */
@@ -78,8 +79,12 @@ export class LogClosedError extends Error {
 /** Stored state is unusable (see state.ts): refuse to serve or append. */
 export { CorruptLogError }
 
-/** Asks witnesses to cosign; a {@link import('./witness-client.js').WitnessClient} in production. */
-export interface Cosigner {
+/**
+ * Gets a checkpoint cosigned by the witnesses of the policy until its quorum is met (c2sp.org/tlog-witness,
+ * c2sp.org/tlog-policy); a {@link import('./witness-client.js').WitnessClient} in production. Not a
+ * witness key: that is tlog's `Cosigner`.
+ */
+export interface WitnessQuorum {
   cosign(checkpoint: string, size: number, prove: ProveConsistency): Promise<CosignResult>
 }
 
@@ -95,7 +100,7 @@ export interface LogOptions {
   verifier?: NoteVerifier
   files: LogFiles
   archive?: LogArchive
-  witnesses: Cosigner
+  witnesses: WitnessQuorum
   batchMaxSize?: number
   batchMaxAgeMs?: number
   maxPending?: number
@@ -348,7 +353,7 @@ export class Log {
       const tileData = await Promise.all(tiles.map((t) => readTileData(t, h)))
       tiles.forEach((t, k) => files.set(tilePath(t), tileData[k]!))
       await this.o.files.write(files)
-      await this.o.files.write([[STATE_PATH, Buffer.from(JSON.stringify({ size: n, root: encodeBase64(root) }))]])
+      await this.o.files.write([[STATE_PATH, formatStoredTree({ size: n, root })]])
       tiles.forEach((t, k) => h.remember(t, tileData[k]!))
       this.size = n
       this.root = root
@@ -459,5 +464,3 @@ async function removeUncommitted(files: LogFiles, size: number): Promise<void> {
   await files.remove(paths)
 }
 
-/** Width of the hash tile (level, index) that a tree of `size` entries has; re-exported for routes. */
-export { tileWidth }

@@ -11,6 +11,7 @@ import {
   type NoteVerifier,
   TILE_WIDTH,
   decodeBase64,
+  encodeBase64,
   entryBundlePath,
   openNote,
   parseCheckpoint,
@@ -56,6 +57,15 @@ export interface StoredTree {
   /** Tree size, entries. */
   size: number
   root: Hash
+}
+
+/**
+ * The bytes of `.state/tree` for `tree`: `{"size":N,"root":"<base64 of 32 bytes>"}` (JSON, UTF-8),
+ * the engine-private commit point (docs/storage.md). Written by the log engine after every batch
+ * and by `ucanlog restore`; read back only by {@link readStoredTree}.
+ */
+export function formatStoredTree(tree: StoredTree): Uint8Array {
+  return Buffer.from(JSON.stringify({ size: tree.size, root: encodeBase64(tree.root) }))
 }
 
 /**

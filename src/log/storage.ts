@@ -23,7 +23,7 @@ export interface LogFiles {
 
 /**
  * The per-checkpoint archive of one log: one CAR per published checkpoint holding the files it
- * added or changed (DESIGN.md "Storage in the space").
+ * added or changed (docs/storage.md, the CARs in the space).
  */
 export interface LogArchive {
   /** Tree size (entries) of the newest archived checkpoint; 0 when nothing is archived yet. */
@@ -52,4 +52,11 @@ export interface LogBackend {
   files?(logId: string): Promise<LogFiles | undefined>
   /** Where a log's file is, for operators' messages (e.g. an absolute path). Optional. */
   location?(logId: string, path: string): string
+  /**
+   * The files of a log the service keeps for itself rather than for a space (`revocations`),
+   * created when missing; it has no archive (no CARs: its entries belong to no space). Optional:
+   * a backend without it cannot hold the revocation log.
+   * @param name a lowercase word, never a space DID.
+   */
+  serviceLog?(name: string): Promise<LogFiles>
 }

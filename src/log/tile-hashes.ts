@@ -5,7 +5,7 @@
  * Tiles only ever grow to the right, so the tile on disk for the committed tree size holds every
  * hash any older tree size needs: proofs for older checkpoints read the current tiles.
  */
-import { type Hash, type HashReader, type Tile, TILE_WIDTH, hashFromTile, tileForIndex, tilePath } from '../tlog/index.js'
+import { type Hash, type HashReader, type Tile, hashFromTile, tileForIndex, tilePath, tileWidth } from '../tlog/index.js'
 import type { LogFiles } from './storage.js'
 
 /** The log's tile files are missing or the wrong size for the committed tree: storage is corrupt. */
@@ -18,15 +18,6 @@ export class MissingTileError extends Error {
   ) {
     super(message)
   }
-}
-
-/**
- * Width (hashes, 0..256) of the level-`level` tile `index` for a tree of `size` entries; 0 when the
- * tree has no complete hash in that tile (c2sp.org/tlog-tiles: such tiles are never written).
- */
-export function tileWidth(level: number, index: number, size: number): number {
-  const complete = Math.floor(size / TILE_WIDTH ** level)
-  return Math.max(0, Math.min(TILE_WIDTH, complete - index * TILE_WIDTH))
 }
 
 /** Tiles kept in memory per log (8 KiB each): the right edge of every level plus recent proof reads. */

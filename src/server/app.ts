@@ -1,5 +1,5 @@
 /**
- * The HTTP surface (DESIGN.md "Wire contract"): the ucanto RPC route and the public read routes of
+ * The HTTP surface (docs/wire.md): the ucanto RPC route and the public read routes of
  * c2sp.org/tlog-tiles. Routes are thin: they validate the path, call the log, map errors to a
  * status once, and never send a stack trace.
  */
@@ -7,10 +7,10 @@ import { Hono, type Context } from 'hono'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { bodyLimit } from 'hono/body-limit'
 import type { Registry } from 'prom-client'
-import type { LogManager } from '../log/registry.js'
-import { tileWidth } from '../log/tile-hashes.js'
-import { TILE_WIDTH, encodeBase64, entryBundlePath, parseTilePath, tilePath } from '../tlog/index.js'
+import type { LogManager } from '../log/log-manager.js'
+import { encodeBase64 } from '../tlog/index.js'
 import { formatLogList } from '../../witness/index.js'
+import { tileRoutes } from './tile-routes.js'
 
 /** Default cap on an RPC request body, in bytes (1 MiB). */
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -48,8 +48,6 @@ export interface AppOptions {
 
 /** A space DID as a path segment: `did:key:z` + base58btc. Anything else is 404 without touching storage. */
 const SPACE_DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
-
-const IMMUTABLE = 'public, max-age=31536000, immutable'
 
 /**
  * The service's Hono app: `POST /rpc` and `POST /` (ucanto CAR transport, body capped at
@@ -98,12 +96,6 @@ export function createApp(o: AppOptions): Hono {
   // Reads never open a log (LogManager.published): anonymous traffic costs no open-log slot.
   const published = async (space: string) => (SPACE_DID.test(space) ? o.logs.published(space) : undefined)
 
-  app.get('/logs/:space/checkpoint', async (c) => {
-    const p = await published(c.req.param('space'))
-    if (!p) return c.text('unknown log\n', 404)
-    return c.text(p.checkpoint.note, 200, { 'cache-control': 'public, max-age=2', 'content-type': 'text/plain; charset=utf-8' })
-  })
-
   app.get('/logs/:space/head', async (c) => {
     const p = await published(c.req.param('space'))
     if (!p) return c.json({ error: 'unknown log' }, 404)
@@ -123,38 +115,12 @@ export function createApp(o: AppOptions): Hono {
     )
   })
 
-  app.get('/logs/:space/tile/*', async (c) => {
-    const space = c.req.param('space')
-    const rest = c.req.path.slice(`/logs/${space}/`.length)
-    let parsed: ReturnType<typeof parseTilePath>
-    try {
-      parsed = parseTilePath(rest)
-    } catch {
-      return c.text('malformed tile path\n', 400)
-    }
-    const p = await published(space)
-    if (!p) return c.text('unknown log\n', 404)
-    const size = p.checkpoint.size
-    // Serve only what a published checkpoint covers: a file past it may belong to a batch that was
-    // never committed, and these responses are cached forever.
-    let path: string
-    if (parsed.kind === 'tile') {
-      const t = parsed.tile
-      if (t.width > tileWidth(t.level, t.index, size)) return c.text('tile not found\n', 404)
-      path = tilePath(t)
-    } else {
-      const have = Math.max(0, Math.min(TILE_WIDTH, size - parsed.index * TILE_WIDTH))
-      if (parsed.width > have) return c.text('entry bundle not found\n', 404)
-      path = entryBundlePath(parsed.index, parsed.width)
-    }
-    const bytes = await p.readFile(path)
-    if (!bytes) return c.text('not found\n', 404)
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'cache-control': IMMUTABLE })
-  })
+  // checkpoint, tiles and entry bundles: the same routes as the revocation log's (tile-routes.ts).
+  app.route('/logs/:space', tileRoutes({ published: (c) => published(c.req.param('space') ?? ''), missing: { checkpoint: 'unknown log\n', tile: 'unknown log\n' } }))
 
   app.notFound((c) => c.text('not found\n', 404))
   app.onError((err, c) => {
-    // Named refusals of the log manager (registry.ts): the damage was logged when found.
+    // Named refusals of the log manager (log-manager.ts): the damage was logged when found.
     if (err.name === 'LogUnavailable') return c.text(`log unavailable: ${err.message}\n`, 503)
     if (err.name === 'TooManyOpenLogs') return c.text('too many open logs; retry later\n', 503, { 'retry-after': '1' })
     o.onError?.(err)

@@ -3,7 +3,7 @@
  * variable (flags win); both are validated once here, at start.
  */
 import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE, DEFAULT_MAX_ENTRIES } from '../log/log.js'
-import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE, DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/registry.js'
+import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE, DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/log-manager.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { DEFAULT_MAX_OPEN_LOGS, FDS_PER_OPEN_LOG } from '../log/registry.js'
+import { DEFAULT_MAX_OPEN_LOGS, FDS_PER_OPEN_LOG } from '../log/log-manager.js'
 
 /** The process's open-file limit (RLIMIT_NOFILE soft limit) and where it was read. */
 export interface FdLimit {

@@ -17,13 +17,11 @@
  *   not) are read back and their rows given their index. Only a row still pending after that is
  *   appended, so a failure or crash between the append and the index write never duplicates it.
  */
-import { join } from 'node:path'
-import { Hono } from 'hono'
-import { Log, type Cosigner, type LogOptions } from '../log/log.js'
+import type { Hono } from 'hono'
+import { Log, type LogOptions, type WitnessQuorum } from '../log/log.js'
 import { readEntries } from '../log/state.js'
-import { tileWidth } from '../log/tile-hashes.js'
-import { FileStore } from '../storage/file-store.js'
-import { TILE_WIDTH, encodeBase64, entryBundlePath, parseTilePath, tilePath, type NoteSigner } from '../tlog/index.js'
+import type { LogBackend } from '../log/storage.js'
+import { TILE_WIDTH, encodeBase64, type NoteSigner } from '../tlog/index.js'
 import {
   type RevocationQuery,
   type RevocationRecord,
@@ -32,20 +30,21 @@ import {
   parseRevocationRecord,
 } from '../ucan/revocation.js'
 import type { SqliteRevocations } from '../ucan/sqlite-revocations.js'
+import { tileRoutes } from './tile-routes.js'
 
 /** Entries per page of `GET /revocations/entries`, at most. */
 export const MAX_REVOCATION_PAGE = 1000
 
 /** Options of {@link RevocationLog.open}. */
 export interface RevocationLogOptions {
-  /** The service's data directory; the log lives in `<dataDir>/revocations/`. */
-  dataDir: string
+  /** Where the log's files are: the service's log backend, as `serviceLog('revocations')` (`<data>/revocations/` locally). */
+  backend: Required<Pick<LogBackend, 'serviceLog'>>
   /** Origin prefix; the origin is `<prefix>/revocations`. */
   originPrefix: string
   /** The checkpoint signer for an origin (key name = origin), as for every log. */
   signer(origin: string): NoteSigner
   /** The witness client for an origin, as for every log. */
-  witnesses(origin: string): Cosigner
+  witnesses(origin: string): WitnessQuorum
   /** The SQLite revocation index. */
   store: SqliteRevocations
   /** Batching knobs and logger, as for every log. */
@@ -76,7 +75,7 @@ export class RevocationLog implements RevocationRecorder {
    */
   static async open(o: RevocationLogOptions): Promise<RevocationLog> {
     const origin = `${o.originPrefix}/revocations`
-    const files = await FileStore.create(join(o.dataDir, 'revocations'))
+    const files = await o.backend.serviceLog('revocations')
     const log = await Log.open({ id: 'revocations', origin, signer: o.signer(origin), witnesses: o.witnesses(origin), files, ...o.log })
     const r = new RevocationLog(log, o.store)
     await r.#reconcile()
@@ -152,12 +151,13 @@ export class RevocationLog implements RevocationRecorder {
  * `tile/...` (tlog-tiles, only what the published checkpoint covers), `head` and `entries`.
  */
 export function revocationRoutes(r: RevocationLog, vkey: string): Hono {
-  const app = new Hono()
-  const IMMUTABLE = 'public, max-age=31536000, immutable'
-  app.get('/checkpoint', (c) => {
-    const cp = r.log.checkpoint
-    if (!cp) return c.text('no checkpoint yet\n', 404)
-    return c.text(cp.note, 200, { 'cache-control': 'public, max-age=2', 'content-type': 'text/plain; charset=utf-8' })
+  // checkpoint, tiles and entry bundles: the same routes as every space log's (tile-routes.ts).
+  const app = tileRoutes({
+    published: async () => {
+      const cp = r.log.checkpoint
+      return cp && { checkpoint: cp, readFile: (path) => r.log.readFile(path) }
+    },
+    missing: { checkpoint: 'no checkpoint yet\n', tile: 'not found\n' },
   })
   app.get('/head', (c) => {
     const cp = r.log.checkpoint
@@ -176,30 +176,6 @@ export function revocationRoutes(r: RevocationLog, vkey: string): Hono {
     const page = await r.log.read(Number(since), Number(limit))
     const entries = page.entries.map((e, k) => ({ index: Number(since) + k, ...parseRevocationRecord(e) }))
     return c.json({ treeSize: page.total, entries }, 200, { 'cache-control': 'no-cache' })
-  })
-  app.get('/tile/*', async (c) => {
-    const rest = c.req.path.slice(c.req.path.indexOf('/tile/') + 1)
-    let parsed: ReturnType<typeof parseTilePath>
-    try {
-      parsed = parseTilePath(rest)
-    } catch {
-      return c.text('malformed tile path\n', 400)
-    }
-    const cp = r.log.checkpoint
-    if (!cp) return c.text('not found\n', 404)
-    let path: string
-    if (parsed.kind === 'tile') {
-      const t = parsed.tile
-      if (t.width > tileWidth(t.level, t.index, cp.size)) return c.text('tile not found\n', 404)
-      path = tilePath(t)
-    } else {
-      const have = Math.max(0, Math.min(TILE_WIDTH, cp.size - parsed.index * TILE_WIDTH))
-      if (parsed.width > have) return c.text('entry bundle not found\n', 404)
-      path = entryBundlePath(parsed.index, parsed.width)
-    }
-    const bytes = await r.log.readFile(path)
-    if (!bytes) return c.text('not found\n', 404)
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'cache-control': IMMUTABLE })
   })
   return app
 }

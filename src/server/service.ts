@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
-import { LogManager } from '../log/registry.js'
+import { LogManager } from '../log/log-manager.js'
 import { WitnessClient } from '../log/witness-client.js'
 import { LocalBackend } from '../storage/local-backend.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
@@ -26,6 +26,8 @@ import { loadPolicy } from './policy.js'
 import { connectionLimits } from './connection-limits.js'
 import { defaultFdReserve, readFdLimit } from './fd-budget.js'
 import { type ConnectionEvent, closeListener, listen } from './listener.js'
+import { witnessFetch } from './witness-fetch.js'
+import { VERSION } from './version.js'
 
 /** A running service. */
 export interface RunningService {
@@ -134,6 +136,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     if (signers.size > maxSigners) signers.delete(signers.keys().next().value as string)
     return signer
   }
+  // The bundled witness's HTTP handler: served at /witness, and called in-process by the logs' witness clients.
+  const bundledWitness = witnessApp(bw.witness, { registry: metrics, metricsPage: false }) // its counters join /metrics
+  const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
     bw.store.addLog(origin)
@@ -142,11 +147,13 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       policy,
       timeoutMs: c.witnessTimeoutMs,
       greedy: c.witnessGreedy,
+      fetch: fetchWitness,
       onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
     })
   }
+  const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local
   const logs = new LogManager({
-    backend: uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local,
+    backend,
     originPrefix: c.originPrefix,
     signer: logSigner,
     verifier: (origin) => ed25519Verifier(logSigner(origin).vkey),
@@ -176,7 +183,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     },
     async read(space, offset, limit, maxBytes) {
-      // Read-only: never opens the log (registry.ts LogManager.published).
+      // Read-only: never opens the log (log-manager.ts LogManager.published).
       const p = await logs.published(space)
       if (p) return { entries: await p.read(offset, limit, maxBytes), total: p.checkpoint.size }
       return (await logs.exists(space)) ? { entries: [], total: 0 } : undefined
@@ -193,7 +200,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
   const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
-    dataDir,
+    backend,
     originPrefix: c.originPrefix,
     signer: logSigner,
     witnesses: witnessesFor,
@@ -249,7 +256,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     logVkey: (origin) => logSigner(origin).vkey,
     metrics,
     uploadStatus: uploader ? (space: string) => uploader!.status(space) ?? null : undefined,
-    witness: witnessApp(bw.witness, { registry: metrics, metricsPage: false }), // its counters join /metrics
+    witness: bundledWitness,
     maxBodyBytes: c.maxBodyBytes,
     revocations: revocationRoutes(revocationLog, logSigner(revocationLog.origin).vkey),
     otherLogs: () => [{ origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey }],
@@ -329,6 +336,3 @@ function trustedAttester(c: ServiceConfig): { did: `did:${string}:${string}`; ke
   }
   return { did: c.attesterDid as `did:${string}:${string}`, key: c.attesterKey as `did:key:${string}` }
 }
-
-/** The package version, shown at /info. */
-export const VERSION = '0.1.0'

@@ -18,8 +18,8 @@ export {
   MAX_FILE_LINKS,
   MissingBlockError,
   RAW_CODE,
-  readFile,
-  type ReadFileOptions,
+  readUnixfsFile,
+  type ReadUnixfsFileOptions,
   SHA2_256_CODE,
   verifyBlock,
 } from './unixfs.js'
@@ -57,7 +57,7 @@ export {
   type StorachaTarget,
   type StorachaUploaderOptions,
   type UploadedEvent,
-  classify,
+  classifyUploadError,
 } from './storacha-uploader.js'
 export { UploadingBackend, type UploadingArchive } from './uploading-backend.js'
-// local-storacha.ts is not exported here: it imports devDependencies (tests and the demo only).
+// The local Storacha of the tests and the demo is test/helpers/local-storacha.ts (it imports devDependencies).

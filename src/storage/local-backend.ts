@@ -29,7 +29,7 @@ export class LocalBackend {
   readonly carsDir: string
 
   /** @param dataDir the service's data directory (`--data`, default `./data`). */
-  constructor(dataDir: string) {
+  constructor(readonly dataDir: string) {
     this.logsDir = join(dataDir, 'logs')
     this.carsDir = join(dataDir, 'cars')
   }
@@ -57,6 +57,16 @@ export class LocalBackend {
   async files(id: string): Promise<FileStore | undefined> {
     if (!(await this.exists(id))) return undefined
     return FileStore.create(join(this.logsDir, id))
+  }
+
+  /**
+   * The files of a log the service keeps for itself (`revocations` → `<data>/revocations/`),
+   * created when missing; no CARs.
+   * @throws InvalidLogIdError unless `name` is a lowercase word.
+   */
+  serviceLog(name: string): Promise<FileStore> {
+    if (!/^[a-z]+$/.test(name)) throw new InvalidLogIdError(`not a service log name: ${JSON.stringify(name.slice(0, 80))}`)
+    return FileStore.create(join(this.dataDir, name))
   }
 
   /** The absolute path of a log's file (`<data>/logs/<id>/<path>`), for operators' messages. */

@@ -202,7 +202,7 @@ export class StorachaUploader {
       log?.info({ log: job.space, treeSize: job.treeSize, root, car: job.carCid }, 'checkpoint CAR stored in the space')
       for (const f of this.listeners) f({ job, root })
     } catch (err) {
-      const e = classify(err, this.now())
+      const e = classifyUploadError(err, this.now())
       const blocked = e.name !== 'StorachaUnavailable' && e.name !== 'UploadFailed'
       const delay = blocked ? this.maxMs : Math.min(this.maxMs, this.minMs * 2 ** Math.min(job.attempts, 30))
       this.o.queue.markFailed(job.space, job.treeSize, e, this.now() + delay)
@@ -253,7 +253,7 @@ class Failure extends Error {
 const DELEGATED = new Set<string>(STORACHA_ABILITIES)
 
 /** Maps an upload-client error (whose `cause` is the receipt's `out.error`) to a named UploadError. */
-export function classify(err: unknown, at: number): UploadError {
+export function classifyUploadError(err: unknown, at: number): UploadError {
   if (err instanceof Failure) return { name: err.name, message: err.message, at }
   const e = err as { name?: string; message?: string; cause?: { name?: string; message?: string; code?: string } }
   const cause = e?.cause

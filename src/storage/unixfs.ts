@@ -40,7 +40,7 @@ export const SHARD_THRESHOLD = 1000
 export const HAMT_FANOUT = 256
 /** Multihash code of murmur3-x64-64, the UnixFS HAMT hash (UnixFS `hashType`). */
 export const MURMUR3_X64_64_CODE = 0x22
-/** Default bound, in bytes, on the size of a file readFile will assemble. */
+/** Default bound, in bytes, on the size of a file readUnixfsFile will assemble. */
 export const DEFAULT_MAX_READ_SIZE = 256 * 1_048_576
 
 /** A content-addressed block: `cid` is CIDv1 over sha2-256 of `bytes`. */
@@ -372,11 +372,11 @@ async function* directoryLinks(get: BlockGetter, node: Decoded): AsyncGenerator<
   }
 }
 
-/** Where readFile gets blocks: the bytes of `cid`, or undefined if not available. */
+/** Where readUnixfsFile gets blocks: the bytes of `cid`, or undefined if not available. */
 export type BlockGetter = (cid: CID) => Promise<Uint8Array | undefined>
 
-/** Options of readFile. */
-export interface ReadFileOptions {
+/** Options of readUnixfsFile. */
+export interface ReadUnixfsFileOptions {
   /** Largest file to assemble, in bytes (default DEFAULT_MAX_READ_SIZE); larger throws RangeError. */
   maxSize?: number
 }
@@ -389,7 +389,7 @@ interface Decoded {
   unixfs?: UnixFS
 }
 
-// Deepest file DAG readFile follows; the balanced layout reaches 4 levels only past 1 PiB.
+// Deepest file DAG readUnixfsFile follows; the balanced layout reaches 4 levels only past 1 PiB.
 const MAX_FILE_DEPTH = 8
 
 /**
@@ -404,7 +404,7 @@ const MAX_FILE_DEPTH = 8
  * blocksizes disagree with their children), RangeError for a file larger than
  * `maxSize`, and InvalidPathError for a refused path.
  */
-export async function readFile(get: BlockGetter, root: CID, path: string, options: ReadFileOptions = {}): Promise<Uint8Array | undefined> {
+export async function readUnixfsFile(get: BlockGetter, root: CID, path: string, options: ReadUnixfsFileOptions = {}): Promise<Uint8Array | undefined> {
   const maxSize = options.maxSize ?? DEFAULT_MAX_READ_SIZE
   let node = await load(get, root)
   for (const segment of checkRelativePath(path).split('/')) {

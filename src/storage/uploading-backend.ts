@@ -48,6 +48,11 @@ export class UploadingBackend {
     return this.local.files(id)
   }
 
+  /** The files of a log the service keeps for itself (never uploaded: it belongs to no space). */
+  serviceLog(name: string): Promise<FileStore> {
+    return this.local.serviceLog(name)
+  }
+
   /** The absolute path of a local log's file, for operators' messages. */
   location(id: string, path: string): string {
     return this.local.location(id, path)

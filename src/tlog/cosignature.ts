@@ -17,13 +17,11 @@ import {
   formatVerifierKey,
   MalformedKeyError,
   parseVerifierKey,
+  SIG_TYPE_COSIGNATURE_V1,
   SIG_TYPE_ED25519,
   keyId as computeKeyId,
 } from './note.js'
 import type { NoteSignature, NoteVerifier } from './note.js'
-
-/** The signature type byte of cosignature/v1 keys (c2sp.org/tlog-cosignature §Format). */
-export const COSIGNATURE_V1 = 0x04
 
 /** Length of a cosignature/v1 signature after the key ID: 8-byte timestamp + 64-byte Ed25519. */
 const COSIGNATURE_SIZE = 8 + 64
@@ -68,11 +66,11 @@ export interface Cosigner {
 export function ed25519Cosigner(name: string, seed: Uint8Array): Cosigner {
   const signer = ed25519Signer(name, seed)
   const { publicKey } = parseVerifierKey(signer.vkey)
-  const keyId = computeKeyId(name, COSIGNATURE_V1, publicKey)
+  const keyId = computeKeyId(name, SIG_TYPE_COSIGNATURE_V1, publicKey)
   return {
     name,
     keyId,
-    vkey: formatVerifierKey(name, COSIGNATURE_V1, publicKey),
+    vkey: formatVerifierKey(name, SIG_TYPE_COSIGNATURE_V1, publicKey),
     cosign(text, timestamp) {
       const sig = signer.sign(cosignatureMessage(text, timestamp))
       const signature = new Uint8Array(COSIGNATURE_SIZE)
@@ -93,7 +91,7 @@ export function ed25519Cosigner(name: string, seed: Uint8Array): Cosigner {
  */
 export function cosignatureVerifier(vkey: string): NoteVerifier & { vkey: string; timestamp(sig: Uint8Array): number } {
   const k = parseVerifierKey(vkey)
-  if (k.type !== COSIGNATURE_V1) {
+  if (k.type !== SIG_TYPE_COSIGNATURE_V1) {
     throw new MalformedKeyError(`cosigner key type is 0x${k.type.toString(16).padStart(2, '0')}, want 0x04 (cosignature/v1)`)
   }
   // The Ed25519 check itself is the same for any message; reuse the note verifier for the raw key.
@@ -107,7 +105,7 @@ export function cosignatureVerifier(vkey: string): NoteVerifier & { vkey: string
   return {
     name: k.name,
     keyId: k.keyId,
-    vkey: formatVerifierKey(k.name, COSIGNATURE_V1, k.publicKey),
+    vkey: formatVerifierKey(k.name, SIG_TYPE_COSIGNATURE_V1, k.publicKey),
     timestamp,
     verify(msg, sig) {
       let message: Uint8Array

@@ -20,8 +20,11 @@ import { decodeBase64, encodeBase64 } from './encoding.js'
 /** Signature type byte of Ed25519 note keys (c2sp.org/signed-note §Signature types). */
 export const SIG_TYPE_ED25519 = 0x01
 
-/** Signature type byte of timestamped Ed25519 cosignatures (c2sp.org/tlog-cosignature, cosignature/v1). */
-const SIG_TYPE_COSIGNATURE_V1 = 0x04
+/**
+ * Signature type byte of timestamped Ed25519 cosignatures (c2sp.org/tlog-cosignature §Format,
+ * cosignature/v1): the one declaration, used by cosignature.ts and policy.ts too.
+ */
+export const SIG_TYPE_COSIGNATURE_V1 = 0x04
 
 /** Signature type byte of ML-DSA-44 (sub)tree cosignatures (c2sp.org/tlog-cosignature v1.1). */
 const SIG_TYPE_MLDSA44 = 0x06

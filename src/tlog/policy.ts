@@ -10,8 +10,8 @@
  * cosignatures verify satisfy the quorum. Fields are separated by runs of space or tab; empty
  * lines and lines whose first non-blank character is `#` are ignored.
  */
-import { cosignatureVerifier, COSIGNATURE_V1 } from './cosignature.js'
-import { parseNote, parseVerifierKey, SIG_TYPE_ED25519 } from './note.js'
+import { cosignatureVerifier } from './cosignature.js'
+import { parseNote, parseVerifierKey, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519 } from './note.js'
 
 /** Maximum policy size in characters (1 MiB); a bound, far above any real policy. */
 export const MAX_POLICY_SIZE = 1 << 20
@@ -107,7 +107,7 @@ export function parsePolicy(text: string): Policy {
         if (args.length < 2 || args.length > 3) fail('want "witness <name> <vkey> [<url>]"')
         const [name, vkey, url] = args as [string, string, string?]
         defineName(name)
-        const k = parseKey(vkey, COSIGNATURE_V1, 'witness', fail)
+        const k = parseKey(vkey, SIG_TYPE_COSIGNATURE_V1, 'witness', fail)
         if (witnessKeys.has(k)) fail('duplicate witness key')
         if (witnesses.length >= MAX_POLICY_ENTRIES) fail(`more than ${MAX_POLICY_ENTRIES} witnesses`)
         witnessKeys.add(k)

@@ -150,6 +150,17 @@ export function tileForIndex(storedIndex: number): Tile {
   return locate(storedIndex).tile
 }
 
+/**
+ * Width (hashes, 0..256) of the level-`level` tile `index` that a tree of `size` entries has; 0
+ * when the tree has no complete hash in that tile (c2sp.org/tlog-tiles: such tiles are never
+ * written). At level 0 it is also the width of entry bundle `index` (entries).
+ * @param level ≥ 0. @param index ≥ 0. @param size entries ≥ 0.
+ */
+export function tileWidth(level: number, index: number, size: number): number {
+  const complete = Math.floor(size / TILE_WIDTH ** level)
+  return Math.max(0, Math.min(TILE_WIDTH, complete - index * TILE_WIDTH))
+}
+
 /** MTH of the 2^k hashes concatenated in `data` (the tile-internal subtree over them). */
 function tileHash(data: Uint8Array): Hash {
   let level: Hash[] = []

@@ -1,11 +1,11 @@
 /**
- * The auditor (`auditLog`, src/cli/audit.ts) given bad logs over real loopback HTTP: each lie a log
+ * The auditor (`auditLog`, src/client/audit.ts) given bad logs over real loopback HTTP: each lie a log
  * can tell is refused with its own named error (an AuditError subclass), and the honest log passes.
  * Honest logs come from the real engine signed with real keys (fixtures.ts); each test then forks,
  * rolls back, re-signs or flips bytes of a copy. Each test names the check it guards.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { type AuditInput, AuditError, auditLog, sampleIndexes } from '../../src/cli/audit.js'
+import { type AuditInput, AuditError, auditLog, sampleIndexes } from '../../src/client/audit.js'
 import { decodeBase64, formatCheckpoint, formatSignatureLine, parseCheckpoint, parseNote, parsePolicy } from '../../src/tlog/index.js'
 import {
   COSIGN_TIME,

@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { AuditError, auditCommand } from '../../src/cli/audit.js'
+import { auditCommand } from '../../src/cli/audit.js'
+import { AuditError } from '../../src/client/audit.js'
 import { encodeBase64, parseCheckpoint, parseNote } from '../../src/tlog/index.js'
 import {
   OTHER_SIGNER,

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type Cosigner as LogCosigner, Log } from '../../src/log/log.js'
+import { Log, type WitnessQuorum } from '../../src/log/log.js'
 import {
   type Cosigner,
   ed25519Cosigner,
@@ -42,7 +42,7 @@ export const POLICY = parsePolicy(POLICY_TEXT)
 export const entry = (i: number, tag = '') => new TextEncoder().encode(`entry ${i}${tag}`)
 
 /** The log engine's witnesses: cosigns every checkpoint with the given keys (no HTTP). */
-class KeyCosigners implements LogCosigner {
+class KeyCosigners implements WitnessQuorum {
   constructor(private readonly keys: Cosigner[]) {}
   async cosign(checkpoint: string) {
     return { note: checkpoint + cosignLines(parseNote(checkpoint).text, this.keys), cosigned: new Set<string>(), satisfied: true }

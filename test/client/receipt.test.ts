@@ -6,14 +6,14 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest'
 import { InvalidReceiptError, checkAppendResult } from '../../src/client/receipt.js'
-import { type Cosigner, Log } from '../../src/log/log.js'
+import { type WitnessQuorum, Log } from '../../src/log/log.js'
 import { InvalidProofError, decodeBase64, ed25519Signer, encodeBase64 } from '../../src/tlog/index.js'
 import { type AppendResult, appendResultOf } from '../../src/ucan/wire.js'
 import { MemoryFiles } from '../helpers/memory-files.js'
 
 const ORIGIN = 'ucanlog.test/logs/append-result'
 const signer = ed25519Signer(ORIGIN, new Uint8Array(32).fill(3))
-const quorumMet: Cosigner = { cosign: async (checkpoint) => ({ note: checkpoint, cosigned: new Set(), satisfied: true }) }
+const quorumMet: WitnessQuorum = { cosign: async (checkpoint) => ({ note: checkpoint, cosigned: new Set(), satisfied: true }) }
 const entry = (i: number, tag = '') => new TextEncoder().encode(`entry ${i}${tag}`)
 
 /** Receipts of `entries` appended one batch at a time to a fresh log (so each is at its own tree size). */

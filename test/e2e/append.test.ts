@@ -11,10 +11,10 @@ import { Verifier } from '@ucanto/principal'
 import type * as API from '@ucanto/interface'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { auditLog } from '../../src/cli/audit.js'
+import { auditLog } from '../../src/client/audit.js'
 import { checkAppendResult } from '../../src/client/receipt.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
-import { readFile as readUnixfs } from '../../src/storage/unixfs.js'
+import { readUnixfsFile as readUnixfs } from '../../src/storage/unixfs.js'
 import { cosignatureVerifier, ed25519Verifier, encodeBase64, openNote, parsePolicy } from '../../src/tlog/index.js'
 import {
   TlogAppend,

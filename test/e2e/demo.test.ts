@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { base58btc } from 'multiformats/bases/base58'
 import { describe, expect, it } from 'vitest'
-import { auditLog } from '../../src/cli/audit.js'
+import { auditLog } from '../../src/client/audit.js'
 import { didKeyOfVkey } from '../../src/server/keys.js'
 import {
   SIG_TYPE_ED25519,

@@ -5,8 +5,8 @@
  * blocks by a gateway; and an audit reading only the space's content verifies.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { auditLog } from '../../src/cli/audit.js'
-import { startLocalStoracha, type LocalStoracha } from '../../src/storage/local-storacha.js'
+import { auditLog } from '../../src/client/audit.js'
+import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storacha.js'
 import { parsePolicy } from '../../src/tlog/index.js'
 import { delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { startTestService } from './helpers.js'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { checkAppendResult } from '../../src/client/receipt.js'
-import { type Appended, type Cosigner, EmptyEntryError, EntryTooLargeError, Log } from '../../src/log/log.js'
+import { type Appended, type WitnessQuorum, EmptyEntryError, EntryTooLargeError, Log } from '../../src/log/log.js'
 import {
   MemoryHashStore,
   checkTree,
@@ -21,7 +21,7 @@ const signer = ed25519Signer(ORIGIN, SEED)
 const verifier = ed25519Verifier(signer.vkey)
 
 /** A cosigner standing in for the witnesses: quorum met while `up`, else not; records every size asked. */
-class FakeWitnesses implements Cosigner {
+class FakeWitnesses implements WitnessQuorum {
   up = true
   sizes: number[] = []
   async cosign(checkpoint: string, size: number) {
@@ -32,7 +32,7 @@ class FakeWitnesses implements Cosigner {
 
 const entry = (i: number) => new TextEncoder().encode(`entry ${i}`)
 
-async function open(files: MemoryFiles, witnesses: Cosigner = new FakeWitnesses(), extra: object = {}) {
+async function open(files: MemoryFiles, witnesses: WitnessQuorum = new FakeWitnesses(), extra: object = {}) {
   return Log.open({ id: 'did:key:test', origin: ORIGIN, signer, files, witnesses, batchMaxAgeMs: 5, publishRetryMs: 20, ...extra })
 }
 

@@ -1,6 +1,6 @@
-/** Reading a log's stored entries without opening it (src/log/state.ts readEntries). */
+/** Reading a log's stored state without opening it (src/log/state.ts): the commit point and the entries. */
 import { describe, expect, it } from 'vitest'
-import { CorruptLogError, readEntries } from '../../src/log/state.js'
+import { CorruptLogError, STATE_PATH, formatStoredTree, readEntries, readStoredTree } from '../../src/log/state.js'
 import { entryBundlePath, formatEntryBundle } from '../../src/tlog/index.js'
 
 const entry = (i: number) => new Uint8Array([i + 1])
@@ -23,5 +23,23 @@ describe('readEntries', () => {
     const timeout = new Promise((_, fail) => setTimeout(() => fail(new Error('readEntries did not return within 10 s')), 10_000).unref())
     await expect(Promise.race([read, timeout])).rejects.toBeInstanceOf(CorruptLogError)
     await expect(read).rejects.toMatchObject({ path })
+  })
+})
+
+describe('.state/tree', () => {
+  const root = new Uint8Array(32).fill(7)
+  const stored = (text: string) => filesOf(new Map([[STATE_PATH, Buffer.from(text)]]))
+
+  it('reads back what formatStoredTree wrote; absent is an empty log', async () => {
+    expect(await readStoredTree(filesOf(new Map([[STATE_PATH, formatStoredTree({ size: 300, root })]])))).toEqual({ size: 300, root })
+    expect(Buffer.from(formatStoredTree({ size: 0, root })).toString()).toBe(`{"size":0,"root":"${Buffer.from(root).toString('base64')}"}`)
+    expect(await readStoredTree(filesOf(new Map()))).toBeUndefined()
+  })
+
+  it('a malformed file is CorruptLogError naming it', async () => {
+    const b64 = Buffer.from(root).toString('base64')
+    for (const text of ['', 'null', '[]', '{"size":1}', `{"size":-1,"root":"${b64}"}`, `{"size":1.5,"root":"${b64}"}`, `{"size":"1","root":"${b64}"}`, '{"size":1,"root":"AAAA"}', '{"size":1,"root":7}']) {
+      await expect(readStoredTree(stored(text)), text).rejects.toMatchObject({ name: 'CorruptLog', path: STATE_PATH })
+    }
   })
 })

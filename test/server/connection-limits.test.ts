@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError, DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
 import { connectionLimits } from '../../src/server/connection-limits.js'
 import { DEFAULT_RESERVED_LOGS, defaultFdReserve, fdBudget, readFdLimit } from '../../src/server/fd-budget.js'
-import { FDS_PER_OPEN_LOG } from '../../src/log/registry.js'
+import { FDS_PER_OPEN_LOG } from '../../src/log/log-manager.js'
 
 const cfg = (over: Partial<ServiceConfig> = {}): ServiceConfig => ({ ...DEFAULT_CONFIG, ...over })
 const limit = (soft: number) => ({ soft, source: 'test' })

@@ -8,15 +8,16 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
-import type { Cosigner } from '../../src/log/log.js'
+import type { WitnessQuorum } from '../../src/log/log.js'
 import { RevocationLog } from '../../src/server/revocations.js'
+import { LocalBackend } from '../../src/storage/local-backend.js'
 import { TILE_WIDTH, ed25519Signer, entryBundlePath, parseEntryBundle } from '../../src/tlog/index.js'
 import { type RevocationRecord, UcanStore, parseRevocationRecord } from '../../src/ucan/index.js'
 
 const SEED = new Uint8Array(32).fill(9)
 
 /** Witnesses that meet the quorum while `up`. */
-class Witnesses implements Cosigner {
+class Witnesses implements WitnessQuorum {
   up = true
   async cosign(checkpoint: string) {
     return { note: checkpoint, cosigned: new Set<string>(), satisfied: this.up }
@@ -39,9 +40,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-async function open(store: UcanStore, witnesses: Cosigner = new Witnesses()): Promise<RevocationLog> {
+async function open(store: UcanStore, witnesses: WitnessQuorum = new Witnesses()): Promise<RevocationLog> {
   return RevocationLog.open({
-    dataDir: dir,
+    backend: new LocalBackend(dir),
     originPrefix: 'test',
     signer: (origin) => ed25519Signer(origin, SEED),
     witnesses: () => witnesses,

@@ -16,7 +16,7 @@ import {
   type PackFaultPoint,
   PackerClosedError,
   type PackResult,
-  readFile,
+  readUnixfsFile,
   StaleTreeSizeError,
 } from '../../src/storage/index.js'
 import { expectBytes, pseudoRandomBytes, tempDir } from './helpers.js'
@@ -72,7 +72,7 @@ class LogModel {
     this.carBlocks.push(new Set(inCar.keys()))
 
     // The newest root is the whole log: every file ever packed reads back with its latest bytes.
-    for (const [path, bytes] of this.latest) expectBytes(await readFile(this.get, result.root, path), bytes, path)
+    for (const [path, bytes] of this.latest) expectBytes(await readUnixfsFile(this.get, result.root, path), bytes, path)
   }
 
   readonly get = async (cid: CID) => this.blocks.get(cid.toString())
@@ -194,8 +194,8 @@ describe('CarPacker', () => {
       // The bundle packed at 300 is referenced, not repeated, at 600.
       const bundle = await model.cidOf(results[2]!.root, 'tile/entries/000')
       expect(model.carBlocks[2]!.has(bundle.toString())).toBe(false)
-      expectBytes(await readFile(model.get, results[2]!.root, 'tile/entries/000'), bigBundle)
-      expectBytes(await readFile(model.get, results[2]!.root, 'tile/0/000.p/3'), STEPS[0]![1].get('tile/0/000.p/3')!)
+      expectBytes(await readUnixfsFile(model.get, results[2]!.root, 'tile/entries/000'), bigBundle)
+      expectBytes(await readUnixfsFile(model.get, results[2]!.root, 'tile/0/000.p/3'), STEPS[0]![1].get('tile/0/000.p/3')!)
 
       expect(p.list()).toEqual(results)
       expect(await carFiles(p.dir)).toEqual(results.map((r) => basename(r.file)))
@@ -217,7 +217,7 @@ describe('CarPacker', () => {
       expect(p.lastRoot!.equals(before.at(-1)!.root)).toBe(true)
       expect(p.list()).toEqual(before)
       for (const [size, files] of [STEPS[2]!, STEP_X001]) await model.check(await p.pack(size, files), files, p.dir)
-      expectBytes(await readFile(model.get, p.lastRoot!, 'tile/entries/x001/000.p/5'), STEP_X001[1].get('tile/entries/x001/000.p/5')!)
+      expectBytes(await readUnixfsFile(model.get, p.lastRoot!, 'tile/entries/x001/000.p/5'), STEP_X001[1].get('tile/entries/x001/000.p/5')!)
       await p.close()
     }))
 
@@ -497,7 +497,7 @@ describe('CarPacker', () => {
       }
       const get = async (c: { toString(): string }) => all.get(c.toString())
       for (const [path, bytes] of [...batch, ['tile/0/x001/234', distinct(tileBytes, 1234)] as const, ['tile/entries/x003/060.p/1', distinct(new Uint8Array(64), 3060)] as const]) {
-        expect(await readFile(get as never, r.root, path), path).toEqual(bytes)
+        expect(await readUnixfsFile(get as never, r.root, path), path).toEqual(bytes)
       }
       console.log(
         `pack at 1,000,000 entries: CAR ${r.bytes} bytes = ${fileBytes} bytes of ${batch.size} changed files + ` +

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CarPacker, type PackResult } from '../../src/storage/car-packer.js'
-import { startLocalStoracha, type LocalStoracha } from '../../src/storage/local-storacha.js'
-import { StorachaUploader, classify } from '../../src/storage/storacha-uploader.js'
+import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storacha.js'
+import { StorachaUploader, classifyUploadError } from '../../src/storage/storacha-uploader.js'
 import { UploadQueue, type UploadStatus } from '../../src/storage/upload-queue.js'
 import { type Key, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 
@@ -167,12 +167,12 @@ describe('StorachaUploader', () => {
   it('classifies upload-client errors by the receipt error in their cause', () => {
     const at = 1
     const err = (message: string, cause?: object) => Object.assign(new Error(message), cause ? { cause } : {})
-    expect(classify(err('failed space/blob/add invocation', { name: 'InsufficientStorage', message: 'did:key:z6Mk… has no storage provider' }), at).name).toBe('SpaceNotProvisioned')
-    expect(classify(err('failed upload/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"upload/add"} is not authorized' }), at).name).toBe('DelegationMissingCapability')
-    expect(classify(err('failed space/blob/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"space/blob/add"} is not authorized\n - Proof bafy… has expired on 2026-01-01' }), at).name).toBe('DelegationExpired')
+    expect(classifyUploadError(err('failed space/blob/add invocation', { name: 'InsufficientStorage', message: 'did:key:z6Mk… has no storage provider' }), at).name).toBe('SpaceNotProvisioned')
+    expect(classifyUploadError(err('failed upload/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"upload/add"} is not authorized' }), at).name).toBe('DelegationMissingCapability')
+    expect(classifyUploadError(err('failed space/blob/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"space/blob/add"} is not authorized\n - Proof bafy… has expired on 2026-01-01' }), at).name).toBe('DelegationExpired')
     // Storacha's own internal delegation failing is not the customer's delegation.
-    expect(classify(err('failed space/index/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"assert/index"} is not authorized - has expired' }), at).name).toBe('UploadFailed')
-    expect(classify(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' } }), at).name).toBe('StorachaUnavailable')
+    expect(classifyUploadError(err('failed space/index/add invocation', { name: 'Unauthorized', message: 'Claim {"can":"assert/index"} is not authorized - has expired' }), at).name).toBe('UploadFailed')
+    expect(classifyUploadError(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED' } }), at).name).toBe('StorachaUnavailable')
   })
 })
 

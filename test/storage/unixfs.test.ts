@@ -19,7 +19,7 @@ import {
   InvalidPathError,
   MissingBlockError,
   RAW_CODE,
-  readFile,
+  readUnixfsFile,
 } from '../../src/storage/index.js'
 import { expectBytes, pseudoRandomBytes } from './helpers.js'
 
@@ -91,7 +91,7 @@ describe('encodeFile', () => {
     const f = await encodeFile(data)
     expect(f.blocks).toHaveLength(2)
     expect(f.tsize).toBe(f.blocks[0]!.bytes.length + data.length)
-    expectBytes(await readFile(getter(blockMap(await dirWith('f', f))), (await encodeDirectory([{ name: 'f', ...f }])).cid, 'f'), data)
+    expectBytes(await readUnixfsFile(getter(blockMap(await dirWith('f', f))), (await encodeDirectory([{ name: 'f', ...f }])).cid, 'f'), data)
   })
 
   it("gives the same CIDs as Storacha's uploader (@storacha/upload-client UnixFS.encodeFile)", async () => {
@@ -153,8 +153,8 @@ describe('encodeDirectory', () => {
     expect(d.cid.toString()).toBe(ref.cid.toString())
     expect(d.blocks.map((b) => b.cid.toString()).sort()).toEqual(ref.blocks.filter((b) => b.cid.code === 0x70).map((b) => b.cid.toString()).sort())
     const blocks = blockMap([...d.blocks, ...files.flatMap((f) => f.blocks)])
-    for (const i of [0, 1, 777, 1499]) expectBytes(await readFile(getter(blocks), d.cid, `${names[i]}`), contents[i]!)
-    expect(await readFile(getter(blocks), d.cid, 'nope')).toBeUndefined()
+    for (const i of [0, 1, 777, 1499]) expectBytes(await readUnixfsFile(getter(blocks), d.cid, `${names[i]}`), contents[i]!)
+    expect(await readUnixfsFile(getter(blocks), d.cid, 'nope')).toBeUndefined()
     // walkDirectory lists the entries, not the shard nodes.
     const walked = []
     for await (const e of walkDirectory(getter(blocks), d.cid)) walked.push(e)
@@ -191,7 +191,7 @@ describe('encodeDirectory', () => {
   })
 })
 
-describe('readFile', () => {
+describe('readUnixfsFile', () => {
   async function fixture() {
     const big = pseudoRandomBytes(CHUNK_SIZE + 100, 9)
     const files = {
@@ -216,25 +216,25 @@ describe('readFile', () => {
   it('reads files through nested directories, and multi-block files whole', async () => {
     const { root, blocks, big } = await fixture()
     const get = getter(blocks)
-    expect(await readFile(get, root, 'checkpoint')).toEqual(text('cp'))
-    expect(await readFile(get, root, 'tile/entries/000.p/3')).toEqual(text('partial'))
-    expectBytes(await readFile(get, root, 'tile/entries/000'), big)
+    expect(await readUnixfsFile(get, root, 'checkpoint')).toEqual(text('cp'))
+    expect(await readUnixfsFile(get, root, 'tile/entries/000.p/3')).toEqual(text('partial'))
+    expectBytes(await readUnixfsFile(get, root, 'tile/entries/000'), big)
   })
 
   it('resolves undefined where there is no file', async () => {
     const { root, blocks } = await fixture()
     const get = getter(blocks)
     for (const p of ['nope', 'tile/0/000', 'tile', 'tile/entries', 'tile/entries/000.p', 'checkpoint/x', 'tile/entries/000/x']) {
-      expect(await readFile(get, root, p), p).toBeUndefined()
+      expect(await readUnixfsFile(get, root, p), p).toBeUndefined()
     }
   })
 
   it('throws MissingBlockError for a block the source lacks', async () => {
     const { root, blocks, files } = await fixture()
     blocks.delete(files.bundle.blocks[2]!.cid.toString())
-    await expect(readFile(getter(blocks), root, 'tile/entries/000')).rejects.toBeInstanceOf(MissingBlockError)
+    await expect(readUnixfsFile(getter(blocks), root, 'tile/entries/000')).rejects.toBeInstanceOf(MissingBlockError)
     blocks.delete(root.toString())
-    await expect(readFile(getter(blocks), root, 'checkpoint')).rejects.toBeInstanceOf(MissingBlockError)
+    await expect(readUnixfsFile(getter(blocks), root, 'checkpoint')).rejects.toBeInstanceOf(MissingBlockError)
   })
 
   it('throws InvalidBlockError for any block whose bytes do not match its CID', async () => {
@@ -244,7 +244,7 @@ describe('readFile', () => {
       const copy = bytes.length === 0 ? new Uint8Array([0]) : bytes.slice()
       copy[copy.length - 1]! ^= 1
       tampered.set(key, copy)
-      const reads = ['checkpoint', 'tile/entries/000', 'tile/entries/000.p/3'].map((p) => readFile(getter(tampered), root, p))
+      const reads = ['checkpoint', 'tile/entries/000', 'tile/entries/000.p/3'].map((p) => readUnixfsFile(getter(tampered), root, p))
       const results = await Promise.allSettled(reads)
       const rejected = results.filter((r) => r.status === 'rejected')
       expect(rejected.length, key).toBeGreaterThan(0)
@@ -255,11 +255,11 @@ describe('readFile', () => {
   it('refuses hostile paths, non-sha2-256 CIDs, inconsistent file nodes, HAMTs of another fanout and oversize files', async () => {
     const { root, blocks, big } = await fixture()
     const get = getter(blocks)
-    await expect(readFile(get, root, '../x')).rejects.toBeInstanceOf(InvalidPathError)
-    await expect(readFile(get, root, '')).rejects.toBeInstanceOf(InvalidPathError)
+    await expect(readUnixfsFile(get, root, '../x')).rejects.toBeInstanceOf(InvalidPathError)
+    await expect(readUnixfsFile(get, root, '')).rejects.toBeInstanceOf(InvalidPathError)
 
     const idCid = CID.createV1(RAW_CODE, identity.digest(text('hi')))
-    await expect(readFile(async () => text('hi'), idCid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
+    await expect(readUnixfsFile(async () => text('hi'), idCid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
 
     // A file node whose blocksizes lie about its leaf.
     const leaf = await createBlock(RAW_CODE, text('abc'))
@@ -269,16 +269,16 @@ describe('readFile', () => {
     )
     const dir = await encodeDirectory([{ name: 'f', cid: liar.cid, tsize: 10 }])
     const bad = blockMap([dir.block, liar, leaf])
-    await expect(readFile(getter(bad), dir.cid, 'f')).rejects.toBeInstanceOf(InvalidBlockError)
+    await expect(readUnixfsFile(getter(bad), dir.cid, 'f')).rejects.toBeInstanceOf(InvalidBlockError)
 
     const hamt = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new UnixFS({ type: 'hamt-sharded-directory', fanout: 16n, hashType: 0x22n }).marshal(), Links: [] })))
-    await expect(readFile(getter(blockMap([hamt])), hamt.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
+    await expect(readUnixfsFile(getter(blockMap([hamt])), hamt.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
 
     const notUnixfs = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: new Uint8Array([0xff, 0xff]) })))
-    await expect(readFile(getter(blockMap([notUnixfs])), notUnixfs.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
+    await expect(readUnixfsFile(getter(blockMap([notUnixfs])), notUnixfs.cid, 'x')).rejects.toBeInstanceOf(InvalidBlockError)
 
-    await expect(readFile(get, root, 'tile/entries/000', { maxSize: big.length - 1 })).rejects.toBeInstanceOf(RangeError)
-    expectBytes(await readFile(get, root, 'tile/entries/000', { maxSize: big.length }), big)
+    await expect(readUnixfsFile(get, root, 'tile/entries/000', { maxSize: big.length - 1 })).rejects.toBeInstanceOf(RangeError)
+    expectBytes(await readUnixfsFile(get, root, 'tile/entries/000', { maxSize: big.length }), big)
   })
 
   it('round-trips arbitrary trees of files (property)', async () => {
@@ -318,7 +318,7 @@ describe('readFile', () => {
         }
         const root = await build('')
         const get = getter(blockMap(blocks))
-        for (const [p, data] of files) expect(await readFile(get, root.cid, p)).toEqual(data)
+        for (const [p, data] of files) expect(await readUnixfsFile(get, root.cid, p)).toEqual(data)
       }),
       { numRuns: 60 },
     )

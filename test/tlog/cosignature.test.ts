@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { MalformedCheckpointError } from '../../src/tlog/checkpoint.js'
-import { COSIGNATURE_V1, cosignatureMessage, cosignatureVerifier, ed25519Cosigner } from '../../src/tlog/cosignature.js'
+import { cosignatureMessage, cosignatureVerifier, ed25519Cosigner } from '../../src/tlog/cosignature.js'
+import { SIG_TYPE_COSIGNATURE_V1 } from '../../src/tlog/note.js'
 import {
   ed25519Verifier,
   formatSignatureLine,
@@ -21,7 +22,7 @@ describe('cosignature/v1', () => {
     expect(c.vkey).toBe(WITNESS.vkey)
     expect(c.keyId).toBe(0x10a1c019)
     const k = parseVerifierKey(c.vkey)
-    expect(k.type).toBe(COSIGNATURE_V1)
+    expect(k.type).toBe(SIG_TYPE_COSIGNATURE_V1)
     expect(Buffer.from(k.publicKey).toString('hex')).toBe(WITNESS.publicKeyHex)
     expect(parseVerifierKey(WITNESS.vkeyType01).keyId).toBe(0x05828f80)
   })

@@ -15,6 +15,7 @@ import {
   tileForIndex,
   tileHashReader,
   tilePath,
+  tileWidth,
 } from '../../src/tlog/tile.js'
 import { MemoryTiles, entry, flip, hex, storeOf } from './fixtures.js'
 
@@ -163,6 +164,17 @@ describe('newTiles', () => {
     expect(() => newTiles(5, 4)).toThrow(RangeError)
     expect(() => newTiles(-1, 4)).toThrow(RangeError)
     expect(() => newTiles(0, 1.5)).toThrow(RangeError)
+  })
+})
+
+describe('tileWidth', () => {
+  it('is the width newTiles gives each tile of a tree of that size, and 0 past the tree', () => {
+    for (const size of [0, 1, 255, 256, 257, 300, 65535, 65536, 70000]) {
+      const widths = new Map(newTiles(0, size).map((t) => [`${t.level}/${t.index}`, t.width]))
+      for (let level = 0; level < 3; level++) {
+        for (let index = 0; index < 300; index++) expect(tileWidth(level, index, size), `${level}/${index} at ${size}`).toBe(widths.get(`${level}/${index}`) ?? 0)
+      }
+    }
   })
 })
 

@@ -9,14 +9,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Cosigner } from '../../src/log/log.js'
-import { LogCreationLimitedError, LogManager, TooManyOpenLogsError } from '../../src/log/registry.js'
+import type { WitnessQuorum } from '../../src/log/log.js'
+import { LogCreationLimitedError, LogManager, TooManyOpenLogsError } from '../../src/log/log-manager.js'
 import { LocalBackend } from '../../src/storage/local-backend.js'
 import { ed25519Signer, ed25519Verifier } from '../../src/tlog/index.js'
 import { generateKey } from '../../src/ucan/index.js'
 
 const SEED = new Uint8Array(32).fill(9)
-const witnesses: Cosigner = { cosign: async (note) => ({ note, cosigned: new Set<string>(), satisfied: true }) }
+const witnesses: WitnessQuorum = { cosign: async (note) => ({ note, cosigned: new Set<string>(), satisfied: true }) }
 const dirs: string[] = []
 afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true })

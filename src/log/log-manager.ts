@@ -1,6 +1,6 @@
 /**
  * The set of logs a service runs: one {@link Log} per space DID. Reads never create a log; only an
- * authorized append or create does (DESIGN.md: unknown logs are 404 and create nothing).
+ * authorized append or create does (docs/wire.md: unknown logs are 404 and create nothing).
  *
  * Bounded (issue 8): every open log holds {@link FDS_PER_OPEN_LOG} file descriptors, so at most
  * `maxOpenLogs` are open. Writers take a lease ({@link LogManager.acquire}); when another log is
@@ -19,7 +19,7 @@
  * opened.
  */
 import type { NoteSigner, NoteVerifier } from '../tlog/index.js'
-import { type Cosigner, Log, LogClosedError, type LogOptions } from './log.js'
+import { Log, LogClosedError, type LogOptions, type WitnessQuorum } from './log.js'
 import { CorruptLogError, type StoredCheckpoint, checkStoredState, readEntries, readStoredCheckpoint, readStoredTree } from './state.js'
 import type { LogBackend, LogFiles } from './storage.js'
 
@@ -104,7 +104,7 @@ export interface LogManagerOptions {
   /** Its public key: when given, stored checkpoints' signatures are checked at open and when read. */
   verifier?(origin: string): NoteVerifier
   /** The witness client for an origin (one per log: witnesses keep state per origin). */
-  witnesses(origin: string): Cosigner
+  witnesses(origin: string): WitnessQuorum
   /** Batching and retry knobs passed to every log. */
   log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'maxPending' | 'maxEntries' | 'publishRetryMs' | 'logger'>
   /** Most logs open at once, ≥ 1; default {@link DEFAULT_MAX_OPEN_LOGS}. */

@@ -26,7 +26,7 @@ import * as CAR from '@ucanto/transport/car'
 import { createContext, cleanupContext } from '@storacha/upload-api/test/context'
 import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
-import { readFile as readUnixfsFile } from './unixfs.js'
+import { readUnixfsFile } from '../../src/storage/unixfs.js'
 
 type Context = Awaited<ReturnType<typeof createContext>>
 
