@@ -30,7 +30,7 @@ import type { API } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
 import * as HTTP from '@ucanto/transport/http'
 import { uploadCAR } from '@storacha/upload-client'
-import { STORACHA_ABILITIES } from '../ucan/storacha-capabilities.js'
+import { STORACHA_ABILITIES } from './storacha-capabilities.js'
 import { expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
 
 /** Production upload service URL. */

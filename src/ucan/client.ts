@@ -15,7 +15,7 @@ import { encodeBase64 } from '../tlog/encoding.js'
 import { systemNow } from './clock.js'
 import { TlogAppend, TlogCreate, TlogRead, UCANRevoke } from './capabilities.js'
 import { formatDelegation } from './delegation.js'
-import { STORACHA_ABILITIES } from './storacha-capabilities.js'
+import { STORACHA_ABILITIES } from '../storage/storacha-capabilities.js'
 import type { TlogService } from './wire.js'
 
 /** Default lifetime of a delegation made here: one year, in seconds. */

@@ -14,7 +14,7 @@ import { type AuthorizationFailure, authorizationFailure } from './authorization
 import type { SpaceDID } from './capabilities.js'
 import { systemNow } from './clock.js'
 import { embeddedUCANs } from './delegation.js'
-import { STORACHA_CAPABILITIES, type StorachaAbility } from './storacha-capabilities.js'
+import { STORACHA_CAPABILITIES, type StorachaAbility } from '../storage/storacha-capabilities.js'
 
 /** How many granting chains {@link createGrantCache} remembers by default. */
 export const DEFAULT_MAX_GRANT_ENTRIES = 10_000

@@ -28,7 +28,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   'src/storage/': ['src/storage/'],
   'src/log/': ['src/log/', 'src/tlog/', 'src/storage/'],
   // ucan → log: the engine's types and named errors, which the RPC layer maps to wire names.
-  'src/ucan/': ['src/ucan/', 'src/tlog/', 'src/log/'],
+  // ucan → storage's list of the Storacha capabilities a delegation must grant (checked by ucan,
+  // invoked by storage: one declaration).
+  'src/ucan/': ['src/ucan/', 'src/tlog/', 'src/log/', 'src/storage/storacha-capabilities.ts'],
   'src/client/': ['src/client/', 'src/tlog/', 'src/ucan/', 'src/log/state.ts', 'src/storage/index.ts'],
   'src/server/': ['src/server/', 'src/tlog/', 'src/log/', 'src/storage/', 'src/ucan/', 'witness/index.ts'],
   'src/cli/': ['src/', 'witness/index.ts'],

@@ -3,7 +3,7 @@
  * `@storacha/capabilities` declares them: `space/blob/add` (store a CAR shard), `space/index/add`
  * (register its index) and `upload/add` (register the upload). An agent delegates them to the
  * service (docs/wire.md, `nb.delegation`); the service checks the delegation grants them the way
- * Storacha will (grants.ts) and invokes them on the space with it (src/storage).
+ * Storacha will (src/ucan/grants.ts) and invokes them on the space with it (storacha-uploader.ts).
  */
 import * as SpaceBlob from '@storacha/capabilities/space/blob'
 import * as SpaceIndex from '@storacha/capabilities/space/index'
