@@ -9,7 +9,7 @@
  *   `/revocations/tile/entries/{N}[.p/{W}]` (published files only), `/revocations/head` (JSON) and
  *   `/revocations/entries?since=N&limit=M` (JSON records N.. of the published tree).
  * - Versioned by tree size; incremental: a client that has seen size N fetches entries from N.
- * - SQLite (`<data>/ucan.db`, src/ucan/store.ts) is the index the authorizer queries. A revocation
+ * - SQLite (`<data>/ucan.db`, src/ucan/sqlite-revocations.ts) is the index the authorizer queries. A revocation
  *   takes effect when its row is durable (written first, without a log index: pending), then it is
  *   appended to the log and the row gets its index. Each entry carries its unique key (ucan,
  *   scope), so the log itself says what was appended: before a pending row is appended — at start,

@@ -1,5 +1,5 @@
 /**
- * The durable UCAN state (src/ucan/store.ts): the SQLite replay guard and revocation index, both
+ * The durable UCAN state (src/ucan/store.ts, sqlite-replay.ts, sqlite-revocations.ts): the SQLite replay guard and revocation index, both
  * reopened from the same file as a restart would, and the revocation log's record format.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
