@@ -155,6 +155,20 @@ describe('tlog/read', () => {
     expect(out.error?.name).toBe('UnknownLog')
   })
 
+  // guards: the reserved-space check in src/ucan/handlers/read.ts (the service's own DID and the
+  // configured reserved spaces are not spaces: their logs, if the engine had any, are never read).
+  test('the service\'s own DID, or a configured reserved space → ReservedSpace, and the log is never read', async () => {
+    const log = new RecordingLog()
+    log.logs.set(P.service.did(), [bytes(1, 1)])
+    log.logs.set(P.spaceB.did(), [bytes(1, 2)])
+    const server = createUcanService({ signer: P.service, log, reservedSpaces: [P.spaceB.did()] })
+    for (const space of [P.service.did(), P.spaceB.did()]) {
+      const out = await send(server, await readInvocation({ issuer: P.agent, service: P.service, space }).delegate())
+      expect(out.error?.name, space).toBe('ReservedSpace')
+    }
+    expect(log.readBudgets).toEqual([])
+  })
+
   for (const nb of [{ limit: 0 }, { limit: 1001 }, { offset: -1 }, { offset: 1.5 }, { limit: '5' }]) {
     test(`nb ${JSON.stringify(nb)} → InvalidCapability`, async () => {
       const { server } = seeded([bytes(1, 1)])
