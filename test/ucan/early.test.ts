@@ -87,6 +87,57 @@ describe('answers before authorization', () => {
     expect(asked.map((a) => a.space)).toEqual([P.space.did(), P.space.did()])
   })
 
+  // guards: creationRefusal in src/ucan/handlers/context.ts passes the request's context (its
+  // client address) to the log service: log creation is limited per client address.
+  test('the creation refusal is asked for the request\'s client address: that address is refused, another creates', async () => {
+    const log = new RecordingLog()
+    const asked: (string | undefined)[] = []
+    Object.assign(log, {
+      async creationRefusal(_space: string, meta: { client?: string }) {
+        asked.push(meta.client)
+        return meta.client === '192.0.2.7' ? new LogCreationLimited('too many logs created from this address; retry later') : undefined
+      },
+    })
+    const server = createUcanService({ signer: P.service, log })
+    const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
+    const agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], space: P.space.did() })
+    const post = async (inv: API.Invocation, client: string) => {
+      const res = await server.request({ ...(await encodeRequest([inv])), client } as never)
+      const message = await CAR.outbound.decode(res as never)
+      return outOf([...(message as unknown as { receipts: Map<string, unknown> }).receipts.values()][0] as never)
+    }
+    const append = () => appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), agentToService }).then((i) => i.delegate())
+    const create = async () => (await createInvocation({ agent: P.agent, service: P.service, space: P.space.did(), agentToService })).delegate()
+    expect((await post(await append(), '192.0.2.7')).error?.name).toBe('LogCreationLimited')
+    expect((await post(await create(), '192.0.2.7')).error?.name).toBe('LogCreationLimited')
+    expect(log.calls).toBe(0)
+    expect(asked).toEqual(['192.0.2.7', '192.0.2.7'])
+    const other = await post(await append(), '192.0.2.8')
+    expect(other.ok, JSON.stringify(other.error)).toMatchObject({ index: 0 })
+    expect(log.calls).toBe(1)
+  })
+
+  // guards: the expiry check on the early replay answer in src/ucan/handlers/append.ts (`s.now() <=
+  // invocation.expiration`): the service's clock decides, not the replay guard's.
+  test('a replay after its invocation expired (service clock) is refused Expired, even by a replay guard on another clock that still remembers it', async () => {
+    const log = new RecordingLog()
+    const t0 = Math.floor(Date.now() / 1000)
+    let t = t0
+    const replay = createMemoryReplayGuard({ now: () => t0 }) // its clock never moves: it remembers the outcome
+    const server = createUcanService({ signer: P.service, log, now: () => t, replay })
+    const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
+    const agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], space: P.space.did() })
+    const inv = await (await appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), agentToService, lifetime: 60 })).delegate()
+    const first = await send(server, inv)
+    expect(first.ok, JSON.stringify(first.error)).toMatchObject({ index: 0 })
+    t = inv.expiration // the last second it is valid: the replay gets the first outcome
+    expect(await send(server, inv)).toEqual(first)
+    t = inv.expiration + 1
+    expect(replay.seen(inv.cid.toString()), 'the guard still remembers it').toBeDefined()
+    expect((await send(server, inv)).error?.name).toBe('Expired')
+    expect(log.calls).toBe(1)
+  })
+
   test('a replay waiting for the same invocation run by another request gives its turn back (no deadlock at one turn per address)', async () => {
     const log = new RecordingLog()
     let release: () => void = () => {}
