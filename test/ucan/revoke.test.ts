@@ -4,7 +4,8 @@
  * (`server.request` with CAR agent messages), revocations in the SQLite store.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { delegate } from '@ucanto/core'
+import { delegate, invoke } from '@ucanto/core'
+import { CID } from 'multiformats/cid'
 import type { API } from '@ucanto/core'
 import { Absentee } from '@ucanto/principal'
 import {
@@ -212,6 +213,8 @@ describe('ucan/revoke', () => {
     const { server, store } = setup()
     const out = await send(server, await revoke(P.mallory, agentToService, { scope: P.agent.did() }))
     expect(out.error?.name).toBe('Unauthorized')
+    // The refusal names the ability that was not granted (authorizationFailure's `can` in src/ucan/handlers/revoke.ts).
+    expect(out.error?.message).toContain('ucan/revoke')
     expect(store.revocations.count()).toBe(0)
     expect((await send(server, await append())).ok).toBeDefined()
   })
@@ -250,6 +253,49 @@ describe('ucan/revoke', () => {
     }).delegate()
     expect((await send(server, noExpiry)).error?.name).toBe('InvalidExpiry')
     expect(store.revocations.count()).toBe(0)
+  })
+
+  // guards: RevokeCaveats in src/ucan/handlers/revoke.ts (storacha's schema: nb.ucan and nb.proof
+  // are CIDv1 links), read before authorization so that a malformed nb is named.
+  test('nb.ucan or an nb.proof that is a CIDv0 link → InvalidCapability, nothing recorded', async () => {
+    const { server, store } = setup()
+    const v0 = CID.createV0(agentToService.cid.multihash as never)
+    for (const nb of [{ ucan: v0 }, { ucan: agentToService.cid, proof: [v0] }]) {
+      const inv = await invoke({
+        issuer: P.agent,
+        audience: P.service,
+        capability: { can: 'ucan/revoke', with: P.agent.did(), nb },
+        proofs: [agentToService],
+        expiration: now() + 60,
+      }).delegate()
+      const out = await send(server, inv)
+      expect(out.error?.name, JSON.stringify(nb)).toBe('InvalidCapability')
+    }
+    expect(store.revocations.count()).toBe(0)
+  })
+
+  // guards: the optional request context in src/ucan/handlers/revoke.ts (`context?.request?.client`,
+  // `context?.rateLimited?.()`): run by ucanto's own `server.run`, outside any request, a handler
+  // gets no client address and no rate-limit callback (HandlerContext), and must still answer.
+  test('run outside a request (ucanto server.run): the revocation limit is asked with no address; its refusal is RateLimited', async () => {
+    const asked: (string | undefined)[] = []
+    let wait: number | undefined
+    const { server, store } = setup({
+      admitRevocation: (client) => {
+        asked.push(client)
+        return wait
+      },
+    })
+    const first = await server.run((await revoke(P.agent, agentToService)) as never)
+    // receipt.out directly: not CAR-encoded, an error here is still the class instance.
+    expect(((first as API.Receipt).out as { ok?: unknown }).ok).toMatchObject({ ucan: agentToService.cid.toString() })
+    expect(asked).toEqual([undefined])
+    expect(store.revocations.count()).toBe(1)
+    wait = 5
+    const other = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 7200 })
+    const refused = ((await server.run((await revoke(P.agent, other)) as never)) as API.Receipt).out as { error?: Error }
+    expect(refused.error?.name).toBe('RateLimited')
+    expect(store.revocations.count()).toBe(1)
   })
 
   test('a revocation store that fails answers InternalError and appends fail closed', async () => {
