@@ -209,6 +209,21 @@ describe('ucan/revoke', () => {
     expect(store.revocations.count()).toBe(0)
   })
 
+  // guards: `{ proofs: false }` in the attachment check of src/ucan/handlers/revoke.ts: a revocation
+  // names nb.ucan by its CID, so only nb.ucan's own block must be under its CID; a bad copy of one
+  // of its proofs cannot stop the revocation.
+  test('only nb.ucan\'s own block is checked: with a proof block attached that is not under its CID, the revocation still takes effect', async () => {
+    const { server, store } = setup()
+    const inv = await revoke(P.agent, agentToService)
+    const other = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 999 })
+    expect(inv.blocks.has(spaceToAgent.cid.toString())).toBe(true)
+    inv.blocks.set(spaceToAgent.cid.toString(), { cid: spaceToAgent.cid, bytes: other.root.bytes } as never)
+    const out = await send(server, inv)
+    expect(out.ok, JSON.stringify(out.error)).toMatchObject({ ucan: agentToService.cid.toString() })
+    expect(store.revocations.count()).toBe(1)
+    expect((await send(server, await append())).error?.name).toBe('Revoked')
+  })
+
   test('mallory cannot revoke on the agent’s behalf (with ≠ issuer, no proof) → Unauthorized', async () => {
     const { server, store } = setup()
     const out = await send(server, await revoke(P.mallory, agentToService, { scope: P.agent.did() }))
