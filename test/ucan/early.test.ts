@@ -5,6 +5,7 @@
  * verifications, which must stay at zero for these requests.
  */
 import { beforeAll, describe, expect, test, vi } from 'vitest'
+import { invoke } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { appendInvocation, createInvocation, createPrincipalParser, createUcanService, delegateAgentToService, delegateSpaceToAgent, LogCreationLimited } from '../../src/ucan/index.js'
 import { createMemoryRevocations } from '../../src/ucan/revocation.js'
@@ -85,6 +86,28 @@ describe('answers before authorization', () => {
     expect((await send(server, create)).error?.name).toBe('LogCreationLimited')
     expect(verifies()).toBe(0)
     expect(asked.map((a) => a.space)).toEqual([P.space.did(), P.space.did()])
+  })
+
+  // guards: `{ proofs: false }` in the early replay answer of src/ucan/handlers/append.ts: only the
+  // invocation's own bytes are checked against its CID; a replay cannot force chain work by
+  // attaching a bad copy of one of its proofs (which authorize nothing: the chain is nb.delegation).
+  test('a replay with a proof block that is not under its CID still gets the first outcome, with no signature checked', async () => {
+    const { parser, verifies } = countingParser()
+    const log = new RecordingLog()
+    const server = createUcanService({ signer: P.service, log, principal: parser })
+    const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
+    const agentToService = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], space: P.space.did() })
+    const issued = await appendInvocation({ agent: P.agent, service: P.service, space: P.space.did(), entry: new Uint8Array([1]), agentToService })
+    const inv = await invoke({ issuer: P.agent, audience: P.service, capability: issued.capabilities[0] as never, proofs: [spaceToAgent], expiration: issued.expiration }).delegate()
+    const first = await send(server, inv)
+    expect(first.ok, JSON.stringify(first.error)).toMatchObject({ index: 0 })
+    const other = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: Math.floor(Date.now() / 1000) + 999 })
+    expect(inv.blocks.has(spaceToAgent.cid.toString())).toBe(true)
+    inv.blocks.set(spaceToAgent.cid.toString(), { cid: spaceToAgent.cid, bytes: other.root.bytes } as never)
+    const before = verifies()
+    expect(await send(server, inv)).toEqual(first)
+    expect(verifies() - before, 'signature verifications for the replay').toBe(0)
+    expect(log.calls).toBe(1)
   })
 
   // guards: creationRefusal in src/ucan/handlers/context.ts passes the request's context (its
