@@ -303,12 +303,12 @@ describe('ucan/revoke', () => {
     })
     const first = await server.run((await revoke(P.agent, agentToService)) as never)
     // receipt.out directly: not CAR-encoded, an error here is still the class instance.
-    expect(((first as API.Receipt).out as { ok?: unknown }).ok).toMatchObject({ ucan: agentToService.cid.toString() })
+    expect(((first as unknown as API.Receipt).out as { ok?: unknown }).ok).toMatchObject({ ucan: agentToService.cid.toString() })
     expect(asked).toEqual([undefined])
     expect(store.revocations.count()).toBe(1)
     wait = 5
     const other = await delegateAgentToService({ agent: P.agent, service: P.service, proofs: [spaceToAgent], expiration: now() + 7200 })
-    const refused = ((await server.run((await revoke(P.agent, other)) as never)) as API.Receipt).out as { error?: Error }
+    const refused = ((await server.run((await revoke(P.agent, other)) as never)) as unknown as API.Receipt).out as { error?: Error }
     expect(refused.error?.name).toBe('RateLimited')
     expect(store.revocations.count()).toBe(1)
   })
