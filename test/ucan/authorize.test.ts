@@ -167,6 +167,18 @@ describe('authorizationFailure: the most specific name found in a ucanto failure
     expect(authorizationFailure(node('Unauthorized', { cause: node('Expired', { delegation: {} }) }) as never, 'x').message).toBe('UCAN  has expired')
   })
 
+  test('the depth bound holds through array children too (causes, failedProofs, …)', () => {
+    // Guards `depth + 1` for array children: a chain of one-element `causes` lists 100 deep hides
+    // its Revoked leaf past depth 64, exactly like a chain of `cause` objects; 64 deep it is found.
+    const chain = (n: number) => {
+      let t: Record<string, unknown> = node('Revoked', { delegation: d('r') })
+      for (let i = 0; i < n; i++) t = node('Unauthorized', { causes: [t] })
+      return t
+    }
+    expect(authorizationFailure(chain(100) as never, 'x').name).toBe('Unauthorized')
+    expect(authorizationFailure(chain(64) as never, 'x').name).toBe('Revoked')
+  })
+
   test('at most about 10,000 nodes are read, however wide the tree', () => {
     let reads = 0
     const counted = () => {
@@ -267,6 +279,17 @@ describe('authorizeAppend and authorizeCreate called directly (no service in fro
     verified = 0
     expect((await authorizeAppend(await invocation(), { service: P.service, principal: counting, grants })).ok).toBeDefined()
     expect(verified).toBe(1) // only the new invocation's own signature
+  })
+
+  test('signatureVerified: the caller\'s verdict on the invocation signature is used, not re-decided', async () => {
+    // Guards the forwarding of `signatureVerified` to checkInvocation: the service verifies first
+    // (to charge a verified issuer) and a `false` it found must refuse, though the bytes verify.
+    const append = () => make([{ can: 'tlog/append', with: P.space.did(), nb: { data: 'AQ==', delegation } }])
+    const refused = await authorizeAppend(await append(), { service: P.service, signatureVerified: false })
+    expect([refused.error?.name, refused.error?.message]).toEqual(['InvalidSignature', 'invocation signature does not verify'])
+    const create = await authorizeCreate(await make([{ can: 'tlog/create', with: P.space.did(), nb: { delegation } }]), { service: P.service, signatureVerified: false })
+    expect(create.error?.name).toBe('InvalidSignature')
+    expect((await authorizeAppend(await append(), { service: P.service, signatureVerified: true })).ok?.entry).toEqual(new Uint8Array([1]))
   })
 
   test('reservedSpaces: a listed DID is refused as a space, like the service\'s own', async () => {
