@@ -6,7 +6,9 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import type { API } from '@ucanto/core'
 import { Verifier } from '@ucanto/principal'
-import { delegate } from '@ucanto/core'
+import { Delegation, delegate } from '@ucanto/core'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as Link from 'multiformats/link'
 import {
   TlogAppend,
   attesterTrust,
@@ -47,6 +49,19 @@ describe('checkInvocation (check (1)) on its own', () => {
     expect((await checkInvocation(inv, { ...options, maxLifetime: 60 })).error?.name).toBe('InvalidExpiry')
     // And a far exp is fine without a bound.
     expect(await checkInvocation(await invocation({ expiration: now() + 10 ** 6 }), options)).toEqual({ ok: {} })
+  })
+
+  test('a proof embedded in the invocation must match its CID; an honest proof passes', async () => {
+    // Guards the content-addressing check of the invocation's own proofs (they authorize ucan/revoke).
+    const grant = await delegate({ issuer: P.space, audience: P.agent, capabilities: [{ can: 'ucan/revoke', with: P.space.did() }], expiration: now() + 600 })
+    const fakeCid = Link.create(0x71, await sha256.digest(new TextEncoder().encode('not the grant')))
+    const relabeled = Delegation.create({ root: { cid: fakeCid, bytes: grant.root.bytes } as never, blocks: new Map() })
+    const withProof = (proof: API.Delegation) =>
+      TlogAppend.invoke({ issuer: P.agent, audience: P.service, with: P.space.did(), nb: { data: 'AQ==', delegation: 'x' }, expiration: now() + 60, proofs: [proof] }).delegate()
+    const options = { audience: P.service.did(), principal: Verifier, now: now() }
+    const out = await checkInvocation(await withProof(relabeled), options)
+    expect([out.error?.name, out.error?.message]).toEqual(['InvalidSignature', 'a proof of the invocation does not match its CID'])
+    expect(await checkInvocation(await withProof(grant), options)).toEqual({ ok: {} })
   })
 
   test('an issuer whose DID the principal parser cannot read → InvalidSignature saying so', async () => {
