@@ -102,9 +102,7 @@ export async function parseDelegation(s: string): Promise<API.Result<API.Delegat
 
   const decoded = await decodeArchive(archive)
   if (decoded.error) return decoded
-  const bounds = checkBounds(decoded.ok)
-  if (bounds.error) return bounds
-  return decoded
+  return checkBounds(decoded.ok)
 }
 
 /**

@@ -69,7 +69,8 @@ export interface InvocationCheckOptions {
 export type InvocationFailure = InvalidSignature | InvalidAudience | Expired | NotValidBefore | InvalidExpiry
 
 /**
- * Check (1): the invocation's block is the canonical encoding under its CID, its audience is the
+ * Check (1): the invocation's block is the canonical encoding under its CID (and so is each proof
+ * it embeds, at most delegation.ts's `MAX_CHAIN_UCANS` UCANs in all), its audience is the
  * service, `nbf ≤ now ≤ exp`, `exp` is present and bounded when `maxLifetime` is set, and the
  * issuer's signature verifies. Cheap checks first; the signature last.
  */
@@ -79,6 +80,13 @@ export async function checkInvocation(
 ): Promise<API.Result<API.Unit, InvocationFailure>> {
   if (!(await checkContentAddressed(invocation, { proofs: false }))) {
     return { error: new InvalidSignature('invocation block does not match its CID') }
+  }
+  // Its own proofs too: they are what authorizes a `ucan/revoke` (ucanto's `access`), and ucanto
+  // reports a proof under the CID it is stored at, so a revoked proof's bytes under another CID
+  // would pass the revocation lookup. (A `tlog/append` is authorized by `nb.delegation`, checked
+  // apart; honest clients attach no proofs to it, so it costs nothing there.)
+  if (invocation.proofs.length > 0 && !(await checkContentAddressed(invocation))) {
+    return { error: new InvalidSignature('a proof of the invocation does not match its CID') }
   }
   if (invocation.audience.did() !== options.audience) {
     return { error: new InvalidAudience(`invocation audience is ${truncate(invocation.audience.did())}, not the service`) }

@@ -6,7 +6,9 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import type { API } from '@ucanto/core'
 import { Verifier } from '@ucanto/principal'
-import { delegate } from '@ucanto/core'
+import { Delegation, delegate } from '@ucanto/core'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as Link from 'multiformats/link'
 import {
   TlogAppend,
   attesterTrust,
@@ -47,6 +49,19 @@ describe('checkInvocation (check (1)) on its own', () => {
     expect((await checkInvocation(inv, { ...options, maxLifetime: 60 })).error?.name).toBe('InvalidExpiry')
     // And a far exp is fine without a bound.
     expect(await checkInvocation(await invocation({ expiration: now() + 10 ** 6 }), options)).toEqual({ ok: {} })
+  })
+
+  test('a proof embedded in the invocation must match its CID; an honest proof passes', async () => {
+    // Guards the content-addressing check of the invocation's own proofs (they authorize ucan/revoke).
+    const grant = await delegate({ issuer: P.space, audience: P.agent, capabilities: [{ can: 'ucan/revoke', with: P.space.did() }], expiration: now() + 600 })
+    const fakeCid = Link.create(0x71, await sha256.digest(new TextEncoder().encode('not the grant')))
+    const relabeled = Delegation.create({ root: { cid: fakeCid, bytes: grant.root.bytes } as never, blocks: new Map() })
+    const withProof = (proof: API.Delegation) =>
+      TlogAppend.invoke({ issuer: P.agent, audience: P.service, with: P.space.did(), nb: { data: 'AQ==', delegation: 'x' }, expiration: now() + 60, proofs: [proof] }).delegate()
+    const options = { audience: P.service.did(), principal: Verifier, now: now() }
+    const out = await checkInvocation(await withProof(relabeled), options)
+    expect([out.error?.name, out.error?.message]).toEqual(['InvalidSignature', 'a proof of the invocation does not match its CID'])
+    expect(await checkInvocation(await withProof(grant), options)).toEqual({ ok: {} })
   })
 
   test('an issuer whose DID the principal parser cannot read → InvalidSignature saying so', async () => {
@@ -167,6 +182,18 @@ describe('authorizationFailure: the most specific name found in a ucanto failure
     expect(authorizationFailure(node('Unauthorized', { cause: node('Expired', { delegation: {} }) }) as never, 'x').message).toBe('UCAN  has expired')
   })
 
+  test('the depth bound holds through array children too (causes, failedProofs, …)', () => {
+    // Guards `depth + 1` for array children: a chain of one-element `causes` lists 100 deep hides
+    // its Revoked leaf past depth 64, exactly like a chain of `cause` objects; 64 deep it is found.
+    const chain = (n: number) => {
+      let t: Record<string, unknown> = node('Revoked', { delegation: d('r') })
+      for (let i = 0; i < n; i++) t = node('Unauthorized', { causes: [t] })
+      return t
+    }
+    expect(authorizationFailure(chain(100) as never, 'x').name).toBe('Unauthorized')
+    expect(authorizationFailure(chain(64) as never, 'x').name).toBe('Revoked')
+  })
+
   test('at most about 10,000 nodes are read, however wide the tree', () => {
     let reads = 0
     const counted = () => {
@@ -267,6 +294,17 @@ describe('authorizeAppend and authorizeCreate called directly (no service in fro
     verified = 0
     expect((await authorizeAppend(await invocation(), { service: P.service, principal: counting, grants })).ok).toBeDefined()
     expect(verified).toBe(1) // only the new invocation's own signature
+  })
+
+  test('signatureVerified: the caller\'s verdict on the invocation signature is used, not re-decided', async () => {
+    // Guards the forwarding of `signatureVerified` to checkInvocation: the service verifies first
+    // (to charge a verified issuer) and a `false` it found must refuse, though the bytes verify.
+    const append = () => make([{ can: 'tlog/append', with: P.space.did(), nb: { data: 'AQ==', delegation } }])
+    const refused = await authorizeAppend(await append(), { service: P.service, signatureVerified: false })
+    expect([refused.error?.name, refused.error?.message]).toEqual(['InvalidSignature', 'invocation signature does not verify'])
+    const create = await authorizeCreate(await make([{ can: 'tlog/create', with: P.space.did(), nb: { delegation } }]), { service: P.service, signatureVerified: false })
+    expect(create.error?.name).toBe('InvalidSignature')
+    expect((await authorizeAppend(await append(), { service: P.service, signatureVerified: true })).ok?.entry).toEqual(new Uint8Array([1]))
   })
 
   test('reservedSpaces: a listed DID is refused as a space, like the service\'s own', async () => {

@@ -114,6 +114,37 @@ describe('formatDelegation / parseDelegation', () => {
     await expectInvalid(encodeBase64(CAR.encode({ blocks: new Map() })))
   })
 
+  test('each refusal of the string form names its own reason (which check fired)', async () => {
+    // Guards, in parseDelegation, the empty check, the canonical-CID check, the identity-multihash
+    // check and the plain-base64 fallback's catch: without any one of them the string is still
+    // refused, but by a later check and for the wrong reason.
+    const { base64 } = await import('multiformats/bases/base64')
+    expect((await expectInvalid(''))?.message).toBe('empty delegation')
+    expect((await expectInvalid(`${s}=`))?.message).toBe('delegation CID is not canonical unpadded base64')
+    const sha = Link.create(0x0202, await sha256.digest(new Uint8Array(1))).toString(base64)
+    expect((await expectInvalid(sha))?.message).toBe('CAR CID multihash is not identity')
+    expect((await expectInvalid('\u0000'))?.message).toBe('delegation is neither a base64 CAR CID nor standard base64')
+  })
+
+  test('an identity CID of the archive under another codec than CAR is refused', async () => {
+    // Guards the CAR-codec check: the archive bytes are valid, only the codec says "raw" (0x55).
+    const { base64 } = await import('multiformats/bases/base64')
+    const { identity } = await import('multiformats/hashes/identity')
+    const archived = await Delegation.archive(agentToService)
+    const raw = Link.create(0x55, identity.digest(archived.ok as Uint8Array)).toString(base64)
+    expect((await expectInvalid(raw))?.message).toBe('not a CAR CID (codec 0x55)')
+    // The same bytes under the CAR codec are the accepted form.
+    expect((await parseDelegation(Link.create(0x0202, identity.digest(archived.ok as Uint8Array)).toString(base64))).ok?.cid.toString()).toBe(agentToService.cid.toString())
+  })
+
+  test('a delegation that cannot be archived: both formatters reject with ucanto\'s error', async () => {
+    // Guards `if (archived.error) throw archived.error` in formatDelegation and formatDelegationBase64.
+    const boom = new Error('cannot iterate blocks')
+    const broken = { version: '0.9.1', root: agentToService.root, iterateIPLDBlocks() { throw boom } } as unknown as API.Delegation
+    await expect(formatDelegation(broken)).rejects.toBe(boom)
+    await expect(formatDelegationBase64(broken)).rejects.toBe(boom)
+  })
+
   test('bounds: proof depth', async () => {
     let d: API.Delegation = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 600 })
     const keys = [P.alice, P.agent]
@@ -174,6 +205,16 @@ describe('content addressing', () => {
   })
 
 
+  test('a UCAN block that does not decode is not content addressed (false, never a throw)', async () => {
+    // Guards the catch of checkContentAddressed: a dag-cbor sha2-256 block whose bytes are not a
+    // UCAN (here `{ a: 1 }`) answers false.
+    const bytes = new Uint8Array([0xa1, 0x61, 0x61, 0x01]) // dag-cbor { "a": 1 }
+    const cid = Link.create(0x71, await sha256.digest(bytes))
+    const notAUcan = Delegation.create({ root: { cid, bytes } as never, blocks: new Map() })
+    expect(await checkContentAddressed(notAUcan)).toBe(false)
+    expect(await checkContentAddressed(notAUcan, { proofs: false })).toBe(false)
+  })
+
   test('a proof stored under another CID is refused, so a revocation cannot be dodged by relabeling', async () => {
     // The agent re-signs an Agent→Service whose proof link X is not the CID of the Space→Agent
     // bytes stored under it. ucanto would verify the bytes and report the chain under X.
@@ -189,6 +230,8 @@ describe('content addressing', () => {
     const parsed = await parseDelegation(await formatDelegation(d))
     expect(parsed.ok).toBeDefined()
     expect(await checkContentAddressed(parsed.ok as API.Delegation)).toBe(false)
+    // With { proofs: false } only the top UCAN is checked, and it is canonical. Guards `deep`.
+    expect(await checkContentAddressed(parsed.ok as API.Delegation, { proofs: false })).toBe(true)
 
     const log = new RecordingLog().refuse()
     const server = createUcanService({ signer: P.service, log })

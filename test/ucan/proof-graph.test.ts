@@ -115,6 +115,13 @@ describe('measureProofGraph', () => {
     expect(r.error?.name).toBe('ProofGraphTooLarge')
     expect(r.error?.message).toContain('deeper')
   })
+
+  test('an error thrown by proofsOf is not a proof-graph failure: it propagates', () => {
+    // Guards the rethrow in measureProofGraph's catch: only DuplicateProof, ProofCycle and
+    // ProofGraphTooLarge are answers; a bug in the caller's reader is never reported as one.
+    const bug = new TypeError('reader bug')
+    expect(() => measureProofGraph('a', () => { throw bug })).toThrow(bug)
+  })
 })
 
 describe('checkProofGraph over real UCAN blocks', () => {

@@ -4,8 +4,10 @@
  * (`server.request` with CAR agent messages), revocations in the SQLite store.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { delegate, invoke } from '@ucanto/core'
+import { Delegation, delegate, invoke } from '@ucanto/core'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as Link from 'multiformats/link'
 import type { API } from '@ucanto/core'
 import { Absentee } from '@ucanto/principal'
 import {
@@ -212,15 +214,19 @@ describe('ucan/revoke', () => {
   // guards: `{ proofs: false }` in the attachment check of src/ucan/handlers/revoke.ts: a revocation
   // names nb.ucan by its CID, so only nb.ucan's own block must be under its CID; a bad copy of one
   // of its proofs cannot stop the revocation.
-  test('only nb.ucan\'s own block is checked: with a proof block attached that is not under its CID, the revocation still takes effect', async () => {
+  test('a revoke invocation whose attached proof block is not under its CID → InvalidSignature, nothing recorded', async () => {
+    // Guards checkInvocation's content-addressing check of the invocation's own proofs (the revoked
+    // UCAN and its chain travel as proofs): a block whose bytes are not its CID is refused before
+    // the revocation is considered, and the honest invocation then still revokes.
     const { server, store } = setup()
     const inv = await revoke(P.agent, agentToService)
     const other = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 999 })
     expect(inv.blocks.has(spaceToAgent.cid.toString())).toBe(true)
     inv.blocks.set(spaceToAgent.cid.toString(), { cid: spaceToAgent.cid, bytes: other.root.bytes } as never)
     const out = await send(server, inv)
-    expect(out.ok, JSON.stringify(out.error)).toMatchObject({ ucan: agentToService.cid.toString() })
-    expect(store.revocations.count()).toBe(1)
+    expect(out.error?.name).toBe('InvalidSignature')
+    expect(store.revocations.count()).toBe(0)
+    expect((await send(server, await revoke(P.agent, agentToService))).ok).toMatchObject({ ucan: agentToService.cid.toString() })
     expect((await send(server, await append())).error?.name).toBe('Revoked')
   })
 
@@ -245,6 +251,22 @@ describe('ucan/revoke', () => {
     const out = await send(server, await revoke(P.alice, spaceToAgent, { scope: P.space.did(), proofs: [grant] }))
     expect(out.ok).toMatchObject({ scope: P.space.did() })
     expect((await send(server, await append())).error?.name).toBe('Revoked')
+  })
+
+  test('a revoked ucan/revoke grant relabeled under another CID in the invocation\'s proofs → InvalidSignature, nothing recorded', async () => {
+    // Guards checkInvocation's content-addressing check of the invocation's own proofs: they are
+    // what authorizes a ucan/revoke (ucanto's access), and ucanto reports a proof under the CID it
+    // is stored at. A revoked grant's bytes under a fresh CID would pass the revocation lookup.
+    const { server, store } = setup()
+    const grant = await delegate({ issuer: P.space, audience: P.alice, capabilities: [{ can: 'ucan/revoke', with: P.space.did() }], expiration: now() + 3600 })
+    expect((await send(server, await revoke(P.space, grant, { scope: P.space.did() }))).ok).toBeDefined()
+    expect((await send(server, await revoke(P.alice, spaceToAgent, { scope: P.space.did(), proofs: [grant] }))).error?.name).toBe('Revoked')
+    const fakeCid = Link.create(0x71, await sha256.digest(new TextEncoder().encode('not the grant')))
+    const relabeled = Delegation.create({ root: { cid: fakeCid, bytes: grant.root.bytes } as never, blocks: new Map() })
+    const out = await send(server, await revoke(P.alice, spaceToAgent, { scope: P.space.did(), proofs: [relabeled] }))
+    expect([out.error?.name, out.error?.message]).toEqual(['InvalidSignature', 'a proof of the invocation does not match its CID'])
+    expect(store.revocations.count()).toBe(1) // only the space's revocation of the grant
+    expect((await send(server, await append())).ok).toBeDefined()
   })
 
   test('the revoke invocation is checked like any: audience, expiry bound, signature', async () => {
