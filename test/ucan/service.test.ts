@@ -141,8 +141,9 @@ describe('turns (createTurn: counted holds on one turn)', () => {
     const first = turn.busy()
     a.grant()
     await first
-    await turn.busy() // shares the held turn
+    const second = turn.busy() // shares the held turn: no take (checked before awaiting it)
     expect(a.log.takes).toEqual([false])
+    await second
     turn.idle()
     expect(a.log.given, 'given back while a holder still works').toBe(0)
     turn.idle()
