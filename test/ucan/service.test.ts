@@ -760,6 +760,25 @@ describe('failures hidden from clients are logged with the invocation', () => {
     ])
   })
 
+  test('a logger that throws changes nothing clients get: InternalError without a stack, and a failed request is still 400', async () => {
+    // guards: the service's logger wrapper. A throw while logging in a handler's catch used to escape
+    // the handler to ucanto's `catch`, whose HandlerExecutionError receipt carried the server's stack
+    // trace; in the transport's catch it made `request` reject.
+    const throwing = { error: () => {
+      throw new Error('logger down')
+    } }
+    const { server, log } = setup({ logger: throwing })
+    log.failNext = new Error('io')
+    const out = await send(server, await append()) // outOf: exactly { name, message }, no stack
+    expect(out.error?.name).toBe('InternalError')
+    const { admission } = recordingAdmission()
+    admission.turn = async () => {
+      throw new Error('scheduler broken')
+    }
+    const broken = setup({ logger: throwing, admission })
+    expect((await post(broken.server, [await append()])).status).toBe(400)
+  })
+
   test('a replay guard that fails (not full) → InternalError, not TooManyPendingInvocations', async () => {
     // .catch: only ReplayGuardFull becomes TooManyPendingInvocations
     const replay = createMemoryReplayGuard()
