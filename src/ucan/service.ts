@@ -127,7 +127,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
   if (!Number.isSafeInteger(refusalDelayMs) || refusalDelayMs < 0) throw new RangeError('refusalDelayMs must be an integer ≥ 0')
   const signer = fastIfEd25519(options.signer)
   const now = options.now ?? systemNow
-  const logger = options.logger ?? { error() {} }
+  const logger = neverThrowing(options.logger ?? { error() {} })
   const admission = options.admission ?? ADMIT_ALL
   const service: Service = {
     signer,
@@ -162,6 +162,24 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     },
   })
   return withSafeRequest(server, logger, { maxInvocations, admission, responses, refusalDelayMs })
+}
+
+/**
+ * `logger`, except that a throw while logging is dropped: a failure to report a failure must not
+ * change what the client gets. (Thrown in a handler's catch, it would reach ucanto's `catch`,
+ * whose `HandlerExecutionError` receipt carries the server's stack trace; in the transport's, it
+ * would make `request` reject.)
+ */
+function neverThrowing(logger: UcanLogger): UcanLogger {
+  return {
+    error(details, message) {
+      try {
+        logger.error(details, message)
+      } catch {
+        // Nowhere left to report it.
+      }
+    },
+  }
 }
 
 /** Wraps an Ed25519 ucanto signer (multicodec 0x1300) to sign with node:crypto; others pass through. */

@@ -5,7 +5,7 @@
  * loss would change what a client gets or what the service spends; the comment names the check.
  * All in-process, through `server.request` with CAR agent messages.
  */
-import { beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test, vi } from 'vitest'
 import { delegate, invoke } from '@ucanto/core'
 import { RSA } from '@ucanto/principal'
 import type { API } from '@ucanto/core'
@@ -24,6 +24,7 @@ import {
   createMemoryReplayGuard,
   createMemoryRevocations,
   createPrincipalParser,
+  createTurn,
   createUcanService,
   delegateAgentToService,
   delegateSpaceToAgent,
@@ -32,7 +33,7 @@ import {
 } from '../../src/ucan/index.js'
 import { SchedulerFull } from '../../src/server/fair-scheduler.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
-import { type Principals, honestChain, RecordingLog, encodeRequest, now, outOf, send, sendRaw } from './helpers.js'
+import { type Out, type Principals, honestChain, RecordingLog, encodeRequest, now, outOf, send, sendRaw } from './helpers.js'
 
 let P: Principals
 let spaceToAgent: API.Delegation
@@ -118,6 +119,54 @@ describe('construction (createUcanService option checks)', () => {
     log.logs.set(P.space.did(), [new Uint8Array([7])])
     expect((await send(server, await read())).ok).toEqual({ entries: [encodeBase64(new Uint8Array([7]))], total: 1 })
     expect(log.readBudgets).toEqual([Math.floor((maxResponseBytes * 3) / 4)])
+  })
+})
+
+describe('turns (createTurn: counted holds on one turn)', () => {
+  /** An acquire that records each take and each give-back; `grant()` resolves the pending take. */
+  function acquirer() {
+    const log = { takes: [] as boolean[], given: 0 }
+    let grant: () => void = () => {}
+    const acquire = (always: boolean) => {
+      log.takes.push(always)
+      return new Promise<() => void>((r) => (grant = () => r(() => void log.given++)))
+    }
+    return { acquire, log, grant: () => grant() }
+  }
+
+  test('a second holder shares the held turn (no second take); it is given back once, when the last holder is idle', async () => {
+    // guards: busy()'s `if (release !== undefined) return` and idle()'s `holders === 0 && release !== undefined`
+    const a = acquirer()
+    const turn = createTurn(a.acquire)
+    const first = turn.busy()
+    a.grant()
+    await first
+    const second = turn.busy() // shares the held turn: no take (checked before awaiting it)
+    expect(a.log.takes).toEqual([false])
+    await second
+    turn.idle()
+    expect(a.log.given, 'given back while a holder still works').toBe(0)
+    turn.idle()
+    expect(a.log.given).toBe(1)
+    // Taken again later: a re-take, never refused (`always`).
+    const again = turn.busy()
+    a.grant()
+    await again
+    expect(a.log.takes).toEqual([false, true])
+    turn.idle()
+    expect(a.log.given).toBe(2)
+  })
+
+  test('a turn every holder gave up before it was granted is given back as soon as it is granted', async () => {
+    // guards: the `if (holders === 0) r()` when the take resolves, and idle()'s `release !== undefined`
+    const a = acquirer()
+    const turn = createTurn(a.acquire)
+    const pending = turn.busy()
+    expect(() => turn.idle(), 'idle before the turn is granted').not.toThrow()
+    expect(a.log.given).toBe(0)
+    a.grant()
+    await pending
+    expect(a.log.given, 'a granted turn nobody holds must not leak').toBe(1)
   })
 })
 
@@ -223,7 +272,9 @@ describe('the request wrapper (withSafeRequest)', () => {
     failure = new Error('scheduler broken')
     const broken = await post(server, [await append()])
     expect(broken.status).toBe(400)
+    expect(new TextDecoder().decode(broken.body)).toMatch(/^Bad request: .*\n$/) // a short plain-text reason, not an empty body
     expect(logged.map((l) => l.message)).toEqual(['ucanto request failed'])
+    expect((logged[0]?.details.err as Error | undefined)?.message, 'the operator gets the cause').toBe('scheduler broken')
     expect(log.calls).toBe(0)
   })
 
@@ -296,9 +347,53 @@ describe('the request wrapper (withSafeRequest)', () => {
     const mixed = await post(server, [await append(), await read(P.mallory)])
     expect(mixed.status).toBe(503)
     expect(mixed.headers['retry-after']).toBe('1')
-    expect(log.calls).toBe(0)
+    expect(slow.calls).toBe(0) // (counted on `slow`: RecordingLog.append counts on its `this`)
+    // A request that does not read reserves nothing: it runs while the pool is spent.
+    expect((await post(server, [await append()])).status ?? 200).toBe(200)
+    expect(slow.calls).toBe(1)
     release()
     expect((await held).status ?? 200).toBe(200)
+  })
+  test('an invocation with no capability gets InvalidCapability in a 200 answer, also beside a read check (not a 400)', async () => {
+    // guards: `inv.capabilities[0]?.can` in the read-pool check (a capability-less invocation must not throw)
+    const { server, log } = setup()
+    const empty = await delegate({ issuer: P.agent, audience: P.service, capabilities: [] as never, expiration: now() + 60 })
+    const res = await post(server, [empty as never])
+    expect(res.status ?? 200).toBe(200)
+    const [receipt] = await sendRaw(server, await encodeRequest([empty as never]))
+    expect(outOf(receipt!).error?.name).toBe('InvalidCapability')
+    expect(log.calls).toBe(0)
+  })
+
+  test('with refusalDelayMs 0 a refusal is answered at once: no tarpit timer is set', async () => {
+    // guards: `if (limits.refusalDelayMs > 0)` before the tarpit's setTimeout
+    const { admission } = recordingAdmission()
+    admission.request = () => 4
+    const { server, log } = setup({ admission, refusalDelayMs: 0 })
+    const body = await encodeRequest([await append()])
+    const timers = vi.spyOn(globalThis, 'setTimeout')
+    try {
+      const res = await server.request(body)
+      expect(res.status).toBe(429)
+      expect(res.headers['retry-after']).toBe('4')
+      expect(new TextDecoder().decode(res.body)).toMatch(/^rate limited.*\n$/)
+      expect(timers).not.toHaveBeenCalled()
+    } finally {
+      timers.mockRestore()
+    }
+    expect(log.calls).toBe(0)
+  })
+
+  test('a request whose every invocation was refused is 429 with the longest of their waits as Retry-After', async () => {
+    // guards: Math.max(...waits) (the shortest would invite a retry that is refused again)
+    const { admission } = recordingAdmission()
+    const waits = [2, 7]
+    admission.check = () => waits.shift()
+    const { server, log } = setup({ admission })
+    const res = await post(server, [await append(new Uint8Array([1])), await append(new Uint8Array([2]))])
+    expect(res.status).toBe(429)
+    expect(res.headers['retry-after']).toBe('7')
+    expect(log.calls).toBe(0)
   })
 })
 
@@ -622,6 +717,16 @@ describe('outside a request, and the service key', () => {
     expect((await runOut(create)).ok).toMatchObject({ treeSize: 1 })
   })
 
+  test('an invocation refused by the admission outside a request gets RateLimited (there is no transport to tell)', async () => {
+    // guards: `o.rateLimited?.(seconds)` in admit(): no rateLimited callback without a request
+    const { admission } = recordingAdmission()
+    admission.check = () => 3
+    const { server, log } = setup({ admission })
+    const receipt = await (server as unknown as { run(i: API.Invocation): Promise<API.Receipt> }).run(await append())
+    expect((receipt.out as Out).error?.name).toBe('RateLimited') // (not encoded: the error object itself)
+    expect(log.calls).toBe(0)
+  })
+
   test('a service key that is not Ed25519 (RSA) is used as it is: its receipts verify', async () => {
     // fastIfEd25519: only an Ed25519 did:key signer is swapped for the node:crypto one
     const rsa = await RSA.generate()
@@ -653,6 +758,25 @@ describe('failures hidden from clients are logged with the invocation', () => {
       ['tlog/read failed', r.cid.toString(), 'tlog/read', 'io'],
       ['ucan/revoke failed', v.cid.toString(), 'ucan/revoke', 'db'],
     ])
+  })
+
+  test('a logger that throws changes nothing clients get: InternalError without a stack, and a failed request is still 400', async () => {
+    // guards: the service's logger wrapper. A throw while logging in a handler's catch used to escape
+    // the handler to ucanto's `catch`, whose HandlerExecutionError receipt carried the server's stack
+    // trace; in the transport's catch it made `request` reject.
+    const throwing = { error: () => {
+      throw new Error('logger down')
+    } }
+    const { server, log } = setup({ logger: throwing })
+    log.failNext = new Error('io')
+    const out = await send(server, await append()) // outOf: exactly { name, message }, no stack
+    expect(out.error?.name).toBe('InternalError')
+    const { admission } = recordingAdmission()
+    admission.turn = async () => {
+      throw new Error('scheduler broken')
+    }
+    const broken = setup({ logger: throwing, admission })
+    expect((await post(broken.server, [await append()])).status).toBe(400)
   })
 
   test('a replay guard that fails (not full) → InternalError, not TooManyPendingInvocations', async () => {
@@ -797,5 +921,28 @@ describe('ucan/revoke: its own authority, its charges', () => {
     const create = await (await createInvocation({ agent: P.agent, service: P.service, space: P.space.did(), agentToService })).delegate()
     expect((await send(server, create)).ok).toBeDefined()
     expect(charges.map((c) => [c.issuer, c.space])).toEqual([[P.agent.did(), P.space.did()]])
+  })
+})
+
+describe('service defaults follow the options', () => {
+  test('the default replay guard runs on the service\'s clock: an append unexpired by it is a replay, whatever the system clock says', async () => {
+    // guards: createMemoryReplayGuard({ now }) in createUcanService (the injected clock, not the system's)
+    const sys = now()
+    const { server, log } = setup({ now: () => sys - 200 })
+    const inv = await append(new Uint8Array([1]), P.agent, -100) // exp = sys - 100: past for the system, ahead for the service
+    const first = await send(server, inv)
+    expect(first.ok, JSON.stringify(first.error)).toBeDefined()
+    expect(await send(server, inv)).toEqual(first)
+    expect(log.calls, 'appended once').toBe(1)
+  })
+
+  test('reservedSpaces given as an option are refused as spaces (ReservedSpace) by append and read; other spaces are not', async () => {
+    // guards: new Set(options.reservedSpaces ?? []) in createUcanService
+    const { server, log } = setup({ reservedSpaces: [P.space.did()] })
+    expect((await send(server, await append())).error?.name).toBe('ReservedSpace')
+    expect((await send(server, await read())).error?.name).toBe('ReservedSpace')
+    expect(log.calls).toBe(0)
+    log.logs.set(P.spaceB.did(), [])
+    expect((await send(server, await read(P.agent, P.spaceB.did()))).ok).toEqual({ entries: [], total: 0 })
   })
 })
