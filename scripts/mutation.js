@@ -6,12 +6,16 @@
 //   npm run test:mutation -- --group tlog          one group (repeatable)
 //   npm run test:mutation -- --mutate src/tlog/proof.ts   one file (its group is inferred); other
 //                                                  arguments go to `stryker run` as they are
+//   npm run test:mutation -- --survivors           re-test only the lines holding a survivor in
+//                                                  each group's last report (after writing tests
+//                                                  for them: see scripts/mutation-survivors.mjs)
 //   npm run test:mutation -- --summary             only print the table of the last reports
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GROUPS } from '../mutation-groups.mjs'
+import { mergeStatuses, survivorRanges } from './mutation-survivors.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const reports = join(root, 'reports/mutation')
@@ -20,9 +24,11 @@ const args = process.argv.slice(2)
 const groups = []
 const passThrough = []
 let summaryOnly = false
+let survivorsOnly = false
 for (let i = 0; i < args.length; i++) {
   const a = args[i]
   if (a === '--summary') summaryOnly = true
+  else if (a === '--survivors') survivorsOnly = true
   else if (a === '--group') groups.push(...args[++i].split(','))
   else {
     passThrough.push(a)
@@ -44,14 +50,36 @@ if (!summaryOnly) {
   const started = Date.now()
   for (const g of groups) {
     const t = Date.now()
-    console.log(`\n== mutation group ${g}: ${GROUPS[g].mutate.join(', ')}`)
-    const run = spawnSync(join(root, 'node_modules/.bin/stryker'), ['run', ...passThrough], {
+    const extra = []
+    let before
+    if (survivorsOnly) {
+      before = readReports(g)
+      const ranges = survivorRanges(before.report)
+      if (ranges.length === 0) {
+        console.log(`\n== mutation group ${g}: no survivors in its last report`)
+        continue
+      }
+      extra.push('--force', '--mutate', ranges.join(','))
+      console.log(`\n== mutation group ${g}: re-testing ${ranges.length} lines that hold survivors`)
+    } else {
+      console.log(`\n== mutation group ${g}: ${GROUPS[g].mutate.join(', ')}`)
+    }
+    const run = spawnSync(join(root, 'node_modules/.bin/stryker'), ['run', ...passThrough, ...extra], {
       cwd: root,
       stdio: 'inherit',
       env: { ...process.env, UCANLOG_MUTATION_GROUP: g },
     })
     console.log(`== group ${g} finished in ${seconds(t)} s (exit ${run.status})`)
     if (run.status !== 0) process.exit(run.status ?? 1)
+    if (before !== undefined) {
+      // Stryker wrote only the re-tested lines: put them back into the full report and incremental file.
+      const partial = JSON.parse(readFileSync(join(reports, `${g}.json`), 'utf8'))
+      const changed = mergeStatuses(before.report, partial)
+      mergeStatuses(before.incremental, partial)
+      writeFileSync(join(reports, `${g}.json`), JSON.stringify(before.report))
+      writeFileSync(join(reports, `${g}.incremental.json`), JSON.stringify(before.incremental))
+      console.log(`== group ${g}: ${changed} results changed`)
+    }
   }
   console.log(`\nall groups finished in ${seconds(started)} s on ${new Date().toISOString().slice(0, 10)}`)
 }
@@ -59,6 +87,14 @@ if (!summaryOnly) {
 const merged = merge()
 writeFileSync(join(reports, 'mutation.json'), JSON.stringify(merged))
 console.log(summarize(merged))
+
+/** A group's last full report and incremental file (both needed by `--survivors`). */
+function readReports(g) {
+  const p = join(reports, `${g}.json`)
+  const inc = join(reports, `${g}.incremental.json`)
+  if (!existsSync(p) || !existsSync(inc)) fail(`--survivors needs a full report of group ${g}: run \`npm run test:mutation -- --group ${g}\` first`)
+  return { report: JSON.parse(readFileSync(p, 'utf8')), incremental: JSON.parse(readFileSync(inc, 'utf8')) }
+}
 
 function merge() {
   const out = { schemaVersion: '2', thresholds: { high: 95, low: 90 }, files: {}, testFiles: {} }
