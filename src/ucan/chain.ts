@@ -17,7 +17,7 @@
  *   `Unauthorized` naming the first capability not granted.
  * Differences, none of which changes an outcome: time bounds are read from the injected clock
  * (ucanto reads the system clock); each UCAN's DIDs are formatted once; each signature is verified
- * at most once per call (its signed payload encoded once) and not at all for a UCAN the
+ * at most once per call (its signed payload written directly, signed-payload.ts) and not at all for a UCAN the
  * verified-UCAN cache holds (verified-ucans.ts); a chain with an issuer that is not a did:key
  * (a `did:mailto` account, an attester) is left to ucanto (`needsValidator`: grants.ts).
  */
@@ -31,6 +31,7 @@ import type { SpaceDID } from './capabilities.js'
 import { embeddedUCANs } from './delegation.js'
 import { Expired, InvalidSignature, NotValidBefore, Unauthorized, truncate } from './errors.js'
 import type { RevocationQuery } from './revocation.js'
+import { didsOf, verifyUcanSignature } from './signed-payload.js'
 import { type VerifiedUcanCache, isCanonical } from './verified-ucans.js'
 
 /** What {@link checkChain} needs besides the space and the delegation. */
@@ -97,19 +98,6 @@ export function addPathToRevocationQuery(path: readonly API.Delegation[], into: 
     upstream = scope
   }
   return upstream
-}
-
-/** A UCAN's issuer and audience DIDs, formatted once per Delegation object. */
-const dids = new WeakMap<API.Delegation, { iss: API.DID; aud: API.DID }>()
-
-/** {@link dids}, filled on first use. @throws where ucanto's `issuer`/`audience` getters throw. */
-export function didsOf(ucan: API.Delegation): { iss: API.DID; aud: API.DID } {
-  let known = dids.get(ucan)
-  if (known === undefined) {
-    known = { iss: ucan.issuer.did(), aud: ucan.audience.did() }
-    dids.set(ucan, known)
-  }
-  return known
 }
 
 /** The probe's `nb` per ability: any well-formed values do (grants.ts uses the same). */
@@ -211,7 +199,8 @@ class Search {
   async #verify(ucan: API.Delegation): Promise<boolean> {
     const { ucans, principal } = this.options
     if (ucans?.has(ucan) === true) return true
-    const valid = await UCAN.verifySignature(ucan.data, principal.parse(didsOf(ucan).iss))
+    const verifier = principal.parse(didsOf(ucan).iss)
+    const valid = await verifyUcanSignature(ucan, verifier, didsOf(ucan), () => UCAN.verifySignature(ucan.data, verifier))
     if (valid && ucans !== undefined && isCanonical(ucan)) ucans.add(ucan)
     return valid
   }

@@ -10,6 +10,7 @@ import { UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { SpaceDID } from './capabilities.js'
 import { checkContentAddressed } from './delegation.js'
+import { didsOf, verifyUcanSignature } from './signed-payload.js'
 import { Expired, InvalidAudience, InvalidCapability, InvalidExpiry, InvalidSignature, NotValidBefore, truncate } from './errors.js'
 
 /** Longest an invocation may be valid for, by default: its `exp` at most this many seconds ahead. */
@@ -106,12 +107,25 @@ export async function checkInvocation(
 }
 
 /**
- * Whether the invocation's own signature verifies (its UCAN payload signed by its issuer's key).
+ * Whether the invocation's own signature verifies (its UCAN payload signed by its issuer's key;
+ * the payload written by signed-payload.ts, or by ucanto for values that file leaves to it).
  * Never throws: an issuer `principal` cannot parse is `false`.
  */
 export async function verifyInvocationSignature(invocation: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
+  let dids: { iss: API.DID; aud: API.DID }
   try {
-    return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
+    dids = didsOf(invocation)
+  } catch {
+    // A DID that does not decode: ucanto's own path, as before (it reads only the issuer).
+    try {
+      return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
+    } catch {
+      return false
+    }
+  }
+  try {
+    const verifier = principal.parse(dids.iss)
+    return await verifyUcanSignature(invocation, verifier, dids, () => UCAN.verifySignature(invocation.data, verifier))
   } catch {
     return false
   }
