@@ -101,11 +101,11 @@ async function fresh(items) {
 }
 
 /** One repetition of every phase for the build `U`; figures in CPU µs per append. */
-async function phases(U, keys, cold) {
+async function phases(U, keys, cold, n = N) {
   const { service } = keys
   const principal = U.createPrincipalParser()
   const figures = {}
-  const items = await fresh(await makeAppends(U, keys, N, cold))
+  const items = await fresh(await makeAppends(U, keys, n, cold))
   figures['invocation signature'] = await cpuPer(items, (x) => U.verifyInvocationSignature(x.inv, principal))
   figures['invocation content address'] = await cpuPer(items, (x) => U.checkContentAddressed(x.inv, { proofs: false }))
   const parsed = []
@@ -135,7 +135,7 @@ async function phases(U, keys, cold) {
     figures['revocation lookup (3 UCANs)'] = await cpuPer(queries, (q) => store.revocations.findRevoked(q))
     figures['replay guard'] = await cpuPer(items, (x) => store.replay.once({ owner: space, id: x.inv.cid.toString(), expiresAt: x.inv.expiration }, async () => ({ ok: {} })))
     // authorizeAppend as a whole (signature verified by the caller, as the service does).
-    const total = await fresh(await makeAppends(U, keys, N, cold))
+    const total = await fresh(await makeAppends(U, keys, n, cold))
     const options = { service, principal, grants: U.createGrantCache(), revocations: store.revocations }
     await U.authorizeAppend((await fresh(await makeAppends(U, keys, 1, false)))[0].inv, options)
     figures['authorizeAppend (checks 6-12)'] = await cpuPer(total, async (x) => {
@@ -146,7 +146,7 @@ async function phases(U, keys, cold) {
     // Whole requests through the ucanto server (decode, admission, handlers, replay guard, receipts).
     const server = U.createUcanService({ signer: service, log: stubLog, replay: store.replay, revocations: store.revocations })
     const reqs = []
-    const all = await makeAppends(U, keys, N, cold)
+    const all = await makeAppends(U, keys, n, cold)
     for (let i = 0; i < all.length; i += PER_REQUEST) {
       reqs.push(CAR.request.encode(await Message.build({ invocations: all.slice(i, i + PER_REQUEST).map((x) => x.inv) })))
     }
@@ -179,6 +179,8 @@ export async function run(report) {
   const keys = { space: U0.createFastSigner(await U0.generateKey()), agent: U0.createFastSigner(await U0.generateKey()), service: U0.createFastSigner(await U0.generateKey()) }
 
   console.log(`\nCPU µs per append by phase (process.cpuUsage), ${N} appends × ${REPS} repetitions, distinct invocations and Agent→Service delegations (nonce each); min / median / max`)
+  // Warm-up (JIT) of every build, discarded.
+  for (const [, U] of builds) await phases(U, keys, false, 32)
   for (const cold of [false, true]) {
     const byBuild = builds.map(() => new Map())
     // Interleaved: one repetition of each build in turn, so machine load falls on both alike.

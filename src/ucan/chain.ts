@@ -132,11 +132,16 @@ class Search {
   /** Validation outcome per UCAN object (valid: undefined). */
   readonly #validated = new Map<API.Delegation, Named | undefined>()
 
-  constructor(readonly options: ChainOptions) {}
+  /** The service's DID (formatted once per call). */
+  readonly service: API.DID
+
+  constructor(readonly options: ChainOptions) {
+    this.service = options.service.did()
+  }
 
   /** ucanto `claim(parser, [probe])` where the probe claims `parser.can` on `space` with `delegation` as its proof. */
   async claim(parser: Parser, space: SpaceDID, delegation: API.Delegation): Promise<API.Delegation[] | undefined> {
-    const service = this.options.service.did()
+    const service = this.service
     const probe = parser.match({
       capability: { can: parser.can, with: space, nb: PROBE_NB[parser.can as StorachaAbility] },
       delegation: { issuer: { did: () => service } } as unknown as API.Delegation,
