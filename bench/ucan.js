@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { randomBytes } from 'node:crypto'
+import v8 from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { CAR } from '@ucanto/transport'
 import { Message, delegate } from '@ucanto/core'
 import { Verifier } from '@ucanto/principal'
@@ -33,8 +35,18 @@ async function rate(n, op) {
   return (n * 1000) / (performance.now() - t0)
 }
 
+// A full GC before each phase, so that one phase's garbage is not collected on another's time.
+v8.setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc')
+/** A full GC, then a pause for V8's background GC threads (process.cpuUsage counts every thread). */
+async function settle() {
+  gc()
+  await new Promise((r) => setTimeout(r, 200))
+}
+
 /** CPU µs per item of `op` run over `items` (sequentially, awaited). */
 async function cpuPer(items, op) {
+  await settle()
   const c0 = process.cpuUsage()
   for (let i = 0; i < items.length; i++) await op(items[i], i)
   const c = process.cpuUsage(c0)
@@ -132,8 +144,10 @@ async function phases(U, keys, cold, n = N) {
       const scope = new Set([d.issuer.did(), d.audience.did(), p.issuer.did(), p.audience.did()])
       return new Map([[x.inv.cid.toString(), scope], [d.cid.toString(), scope], [p.cid.toString(), new Set([p.issuer.did(), p.audience.did()])]])
     })
-    figures['revocation lookup (3 UCANs)'] = await cpuPer(queries, (q) => store.revocations.findRevoked(q))
-    figures['replay guard'] = await cpuPer(items, (x) => store.replay.once({ owner: space, id: x.inv.cid.toString(), expiresAt: x.inv.expiration }, async () => ({ ok: {} })))
+    // As the invocations of one request do: PER_REQUEST calls at once, then the next request's.
+    const groups = (xs) => Array.from({ length: Math.ceil(xs.length / PER_REQUEST) }, (_, i) => xs.slice(i * PER_REQUEST, (i + 1) * PER_REQUEST))
+    figures[`revocation lookup (3 UCANs; ${PER_REQUEST} at once)`] = (await cpuPer(groups(queries), (g) => Promise.all(g.map((q) => store.revocations.findRevoked(q))))) / PER_REQUEST
+    figures[`replay guard (${PER_REQUEST} at once)`] = (await cpuPer(groups(items), (g) => Promise.all(g.map((x) => store.replay.once({ owner: space, id: x.inv.cid.toString(), expiresAt: x.inv.expiration }, async () => ({ ok: {} })))))) / PER_REQUEST
     // authorizeAppend as a whole (signature verified by the caller, as the service does).
     const total = await fresh(await makeAppends(U, keys, n, cold))
     const options = { service, principal, grants: U.createGrantCache(), revocations: store.revocations }
@@ -151,6 +165,7 @@ async function phases(U, keys, cold, n = N) {
       reqs.push(CAR.request.encode(await Message.build({ invocations: all.slice(i, i + PER_REQUEST).map((x) => x.inv) })))
     }
     await server.request(CAR.request.encode(await Message.build({ invocations: (await makeAppends(U, keys, 1, false)).map((x) => x.inv) })))
+    await settle()
     const c0 = process.cpuUsage()
     for (const req of reqs) {
       const res = await server.request(req)
@@ -180,7 +195,7 @@ export async function run(report) {
 
   console.log(`\nCPU µs per append by phase (process.cpuUsage), ${N} appends × ${REPS} repetitions, distinct invocations and Agent→Service delegations (nonce each); min / median / max`)
   // Warm-up (JIT) of every build, discarded.
-  for (const [, U] of builds) await phases(U, keys, false, 32)
+  for (const [, U] of builds) await phases(U, keys, false, N)
   for (const cold of [false, true]) {
     const byBuild = builds.map(() => new Map())
     // Interleaved: one repetition of each build in turn, so machine load falls on both alike.
