@@ -55,7 +55,8 @@ async function cpuPer(items, op) {
 
 const stubLog = {
   async append(space) {
-    return { logId: space, origin: 'o', index: 0, treeSize: 1, rootHash: '', checkpoint: '', inclusionProof: [], published: true }
+    const rootHash = new Uint8Array(32)
+    return { logId: space, origin: 'o', index: 0, published: true, checkpoint: { size: 1, rootHash, note: 'o\n1\nAAAA\n\n— sig\n' }, inclusionProof: [] }
   },
   async read() {
     return undefined
@@ -164,14 +165,22 @@ async function phases(U, keys, cold, n = N) {
     for (let i = 0; i < all.length; i += PER_REQUEST) {
       reqs.push(CAR.request.encode(await Message.build({ invocations: all.slice(i, i + PER_REQUEST).map((x) => x.inv) })))
     }
-    await server.request(CAR.request.encode(await Message.build({ invocations: (await makeAppends(U, keys, 1, false)).map((x) => x.inv) })))
+    // Every append of the measured requests must succeed (a failure path would be measured otherwise).
+    const check = async (res) => {
+      const message = await CAR.response.decode(res)
+      for (const receipt of message.receipts.values()) if (receipt.out.error) throw new Error(`bench append refused: ${receipt.out.error.name} ${receipt.out.error.message}`)
+    }
+    await check(await server.request(CAR.request.encode(await Message.build({ invocations: (await makeAppends(U, keys, 1, false)).map((x) => x.inv) }))))
     await settle()
     const c0 = process.cpuUsage()
+    const responses = []
     for (const req of reqs) {
       const res = await server.request(req)
       if ((res.status ?? 200) !== 200) throw new Error(`bench request answered ${res.status}`)
+      responses.push(res)
     }
     const c = process.cpuUsage(c0)
+    for (const res of responses) await check(res)
     figures[`server.request, ${PER_REQUEST} appends per request`] = (c.user + c.system) / all.length
   } finally {
     store.close()
