@@ -31,6 +31,7 @@ import {
 } from './errors.js'
 import { type GrantCache, findGrants } from './grants.js'
 import { addPathToRevocationQuery, checkChain, needsValidator } from './chain.js'
+import { audienceOf, issuerOf } from './signed-payload.js'
 import { DEFAULT_MAX_INVOCATION_LIFETIME, checkInvocation, isReservedSpace, readCapability } from './invocation.js'
 import { type RevocationChecker, type RevocationQuery, noRevocations, toRevocationQuery } from './revocation.js'
 
@@ -179,12 +180,12 @@ async function authorizeWrite<T>(
     return { error: new InvalidDelegation('a UCAN in the delegation does not match its CID') }
   }
   // (2)
-  if (delegation.issuer.did() !== invocation.issuer.did()) {
+  if (issuerOf(delegation) !== issuerOf(invocation)) {
     return { error: new DelegationIssuerMismatch('delegation was not issued by the invoker') }
   }
   // (3)
-  if (delegation.audience.did() !== service.did()) {
-    return { error: new InvalidAudience(`delegation audience is ${truncate(delegation.audience.did())}, not the service`) }
+  if (audienceOf(delegation) !== service.did()) {
+    return { error: new InvalidAudience(`delegation audience is ${truncate(audienceOf(delegation))}, not the service`) }
   }
 
   // (4): directly over the decoded chain (chain.ts), or through ucanto's validator for chains it
@@ -202,7 +203,7 @@ async function authorizeWrite<T>(
 
   // (5)
   const upstream = query.get(delegation.cid.toString()) ?? new Set<API.DID>()
-  query.set(invocation.cid.toString(), new Set([invocation.issuer.did(), invocation.audience.did(), ...upstream]))
+  query.set(invocation.cid.toString(), new Set([issuerOf(invocation), audienceOf(invocation), ...upstream]))
   let revoked: string | undefined
   try {
     revoked = await (options.revocations ?? noRevocations).findRevoked(query)

@@ -31,7 +31,7 @@ import type { SpaceDID } from './capabilities.js'
 import { embeddedUCANs } from './delegation.js'
 import { Expired, InvalidSignature, NotValidBefore, Unauthorized, truncate } from './errors.js'
 import type { RevocationQuery } from './revocation.js'
-import { didsOf, verifyUcanSignature } from './signed-payload.js'
+import { audienceOf, didsOf, issuerOf, verifyUcanSignature } from './signed-payload.js'
 import { type VerifiedUcanCache, isCanonical } from './verified-ucans.js'
 
 /** What {@link checkChain} needs besides the space and the delegation. */
@@ -49,10 +49,16 @@ export interface ChainOptions {
 /**
  * Whether `delegation` must be checked by ucanto's validator (grants.ts) instead of
  * {@link checkChain}: some UCAN it embeds is issued by a DID that is not a did:key, whose
- * authorization ucanto resolves through `ucan/attest` sessions and DID resolution.
+ * authorization ucanto resolves through `ucan/attest` sessions and DID resolution (or by a DID
+ * that does not decode).
  */
 export function needsValidator(delegation: API.Delegation): boolean {
-  for (const ucan of embeddedUCANs(delegation)) if (!didsOf(ucan).iss.startsWith('did:key:')) return true
+  try {
+    for (const ucan of embeddedUCANs(delegation)) if (!issuerOf(ucan).startsWith('did:key:')) return true
+  } catch {
+    // An issuer DID that does not decode: ucanto decides what that means, as it did before.
+    return true
+  }
   return false
 }
 
@@ -164,8 +170,8 @@ class Search {
     for (const matched of selection.matches as ParsedMatch[]) {
       const ucan = matched.source[0]?.delegation as API.Delegation
       // ucanto's prune: self-issued when the capability's `with` is its UCAN's issuer.
-      if (matched.value.with === didsOf(ucan).iss) return [ucan]
-      const above = await this.#authorize(matched, didsOf(ucan).iss, ucan.proofs)
+      if (matched.value.with === issuerOf(ucan)) return [ucan]
+      const above = await this.#authorize(matched, issuerOf(ucan), ucan.proofs)
       if (above !== undefined) return [ucan, ...above]
     }
     return undefined
@@ -175,7 +181,7 @@ class Search {
   async #sources(issuer: API.DID, proofs: readonly API.Proof[], can: string): Promise<API.Source[]> {
     const sources: API.Source[] = []
     for (const proof of proofs) {
-      if (!isDelegation(proof) || didsOf(proof).aud !== issuer) continue
+      if (!isDelegation(proof) || audienceOf(proof) !== issuer) continue
       if ((await this.#validate(proof)) !== undefined) continue
       for (const capability of proof.capabilities) {
         if (abilityCovers((capability as API.Capability).can, can)) sources.push({ capability, delegation: proof } as API.Source)
@@ -204,7 +210,7 @@ class Search {
   async #verify(ucan: API.Delegation): Promise<boolean> {
     const { ucans, principal } = this.options
     if (ucans?.has(ucan) === true) return true
-    const verifier = principal.parse(didsOf(ucan).iss)
+    const verifier = principal.parse(issuerOf(ucan))
     const valid = await verifyUcanSignature(ucan, verifier, didsOf(ucan), () => UCAN.verifySignature(ucan.data, verifier))
     if (valid && ucans !== undefined && isCanonical(ucan)) ucans.add(ucan)
     return valid

@@ -10,7 +10,7 @@ import { UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { SpaceDID } from './capabilities.js'
 import { checkContentAddressed } from './delegation.js'
-import { didsOf, verifyUcanSignature } from './signed-payload.js'
+import { audienceOf, didsOf, issuerOf, verifyUcanSignature } from './signed-payload.js'
 import { Expired, InvalidAudience, InvalidCapability, InvalidExpiry, InvalidSignature, NotValidBefore, truncate } from './errors.js'
 
 /** Longest an invocation may be valid for, by default: its `exp` at most this many seconds ahead. */
@@ -81,8 +81,8 @@ export async function checkInvocation(
   if (!(await checkContentAddressed(invocation, { proofs: false }))) {
     return { error: new InvalidSignature('invocation block does not match its CID') }
   }
-  if (invocation.audience.did() !== options.audience) {
-    return { error: new InvalidAudience(`invocation audience is ${truncate(invocation.audience.did())}, not the service`) }
+  if (audienceOf(invocation) !== options.audience) {
+    return { error: new InvalidAudience(`invocation audience is ${truncate(audienceOf(invocation))}, not the service`) }
   }
   const { now, maxLifetime } = options
   const exp = invocation.expiration
@@ -96,9 +96,9 @@ export async function checkInvocation(
     return { error: new InvalidExpiry(`invocation expiry is more than ${maxLifetime} s ahead`) }
   }
   try {
-    options.principal.parse(invocation.issuer.did())
+    options.principal.parse(issuerOf(invocation))
   } catch {
-    return { error: new InvalidSignature(`cannot verify signatures of ${truncate(invocation.issuer.did())}`) }
+    return { error: new InvalidSignature(`cannot verify signatures of ${truncate(issuerOf(invocation))}`) }
   }
   if (!(options.signatureVerified ?? (await verifyInvocationSignature(invocation, options.principal)))) {
     return { error: new InvalidSignature('invocation signature does not verify') }

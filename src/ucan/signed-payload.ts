@@ -122,18 +122,40 @@ export async function verifyUcanSignature(
   return verifier.verify(payload, ucan.signature as API.Signature<unknown, number>)
 }
 
-/** A UCAN's issuer and audience DIDs, formatted once per Delegation object. */
-const dids = new WeakMap<API.Delegation, { iss: API.DID; aud: API.DID }>()
+/** A UCAN's issuer and audience DIDs, each formatted once per Delegation object. */
+const issuers = new WeakMap<API.Delegation, API.DID>()
+const audiences = new WeakMap<API.Delegation, API.DID>()
 
 /**
- * `ucan.issuer.did()` and `ucan.audience.did()`, formatted (base58) once per Delegation object.
- * @throws where ucanto's `issuer`/`audience` getters throw (a DID that does not decode).
+ * `ucan.issuer.did()`, formatted (base58) once per Delegation object.
+ * @throws where ucanto's `issuer` getter throws (a DID that does not decode).
+ */
+export function issuerOf(ucan: API.Delegation): API.DID {
+  let did = issuers.get(ucan)
+  if (did === undefined) {
+    did = ucan.issuer.did()
+    issuers.set(ucan, did)
+  }
+  return did
+}
+
+/**
+ * `ucan.audience.did()`, formatted (base58) once per Delegation object.
+ * @throws where ucanto's `audience` getter throws (a DID that does not decode).
+ */
+export function audienceOf(ucan: API.Delegation): API.DID {
+  let did = audiences.get(ucan)
+  if (did === undefined) {
+    did = ucan.audience.did()
+    audiences.set(ucan, did)
+  }
+  return did
+}
+
+/**
+ * {@link issuerOf} and {@link audienceOf} together.
+ * @throws where either getter throws.
  */
 export function didsOf(ucan: API.Delegation): { iss: API.DID; aud: API.DID } {
-  let known = dids.get(ucan)
-  if (known === undefined) {
-    known = { iss: ucan.issuer.did(), aud: ucan.audience.did() }
-    dids.set(ucan, known)
-  }
-  return known
+  return { iss: issuerOf(ucan), aud: audienceOf(ucan) }
 }
