@@ -3,8 +3,10 @@
  * (exactly one capability of the expected ability on a space), its block, audience, time bounds
  * and its issuer's signature; and the DIDs that are never a space.
  *
- * Time: these checks use the injected `now` (Unix seconds) and accept `nbf ≤ now ≤ exp`. ucanto
- * checks a delegation chain's time bounds against the system clock instead (grants.ts).
+ * Time: these checks use the injected `now` (Unix seconds) and accept `nbf ≤ now ≤ exp`. The
+ * delegation chain's bounds are ucanto's (`now < exp`, `nbf < now`), on the same injected clock
+ * (chain.ts), except for chains left to ucanto's validator (`did:mailto`), which reads the system
+ * clock (grants.ts).
  */
 import { UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
