@@ -140,6 +140,8 @@ class Search {
 
   /** The service's DID (formatted once per call). */
   readonly service: API.DID
+  /** The delegation being checked (cached in the delegations' share of the verified-UCAN cache). */
+  top: API.Delegation | undefined
 
   constructor(readonly options: ChainOptions) {
     this.service = options.service.did()
@@ -153,6 +155,7 @@ class Search {
       delegation: { issuer: { did: () => service } } as unknown as API.Delegation,
     } as API.Source)
     if (probe.error) throw new TypeError(`the probe of ${parser.can} does not parse: ${probe.error.message}`)
+    this.top = delegation
     // Self-issued by the service (space = service): ucanto grants it outright.
     if (probe.ok.value.with === service) return []
     return this.#authorize(probe.ok, service, [delegation])
@@ -212,7 +215,7 @@ class Search {
     if (ucans?.has(ucan) === true) return true
     const verifier = principal.parse(issuerOf(ucan))
     const valid = await verifyUcanSignature(ucan, verifier, didsOf(ucan), () => UCAN.verifySignature(ucan.data, verifier))
-    if (valid && ucans !== undefined && isCanonical(ucan)) ucans.add(ucan)
+    if (valid && ucans !== undefined && isCanonical(ucan)) ucans.add(ucan, { delegation: ucan === this.top })
     return valid
   }
 

@@ -29,7 +29,10 @@ const SHA256_CODE = 0x12
 
 /**
  * UCANs known canonical and validly signed, by CID. Bounded by entries and bytes; least recently
- * used first out.
+ * used first out. Two shares: proofs (UCANs below the delegation an invocation carries, chiefly
+ * Space→Agent) get three quarters of each bound, the delegations themselves (Agent→Service, a
+ * new one per append under some loads) a quarter, so a flood of distinct delegations cannot push
+ * out the proofs every append of an agent reuses.
  */
 export interface VerifiedUcanCache {
   /**
@@ -39,12 +42,13 @@ export interface VerifiedUcanCache {
    */
   has(ucan: API.Delegation): boolean
   /**
-   * Remembers `ucan`. The caller must have checked both facts for these exact bytes (the block is
-   * the canonical encoding under its CID, and the issuer's signature over it verifies). Only
+   * Remembers `ucan`, in the delegations' share when `o.delegation` (the top of a chain), else in
+   * the proofs'. The caller must have checked both facts for these exact bytes (the block is the
+   * canonical encoding under its CID, and the issuer's signature over it verifies). Only
    * dag-cbor/sha2-256 CIDs are kept.
    */
-  add(ucan: API.Delegation): void
-  /** Entries held. */
+  add(ucan: API.Delegation, o?: { delegation?: boolean }): void
+  /** Entries held (both shares). */
   readonly size: number
   /** Bytes held, as counted: Σ (2 × CID string length + {@link VERIFIED_UCAN_ENTRY_OVERHEAD}). */
   readonly bytes: number
@@ -52,10 +56,48 @@ export interface VerifiedUcanCache {
 
 /** Options of {@link createVerifiedUcanCache}. */
 export interface VerifiedUcanCacheOptions {
-  /** Most entries; positive integer, default {@link DEFAULT_MAX_VERIFIED_UCANS}. */
+  /** Most entries; positive integer, default {@link DEFAULT_MAX_VERIFIED_UCANS} (a quarter, rounded down, for delegations). */
   maxEntries?: number
-  /** Most bytes (see {@link VerifiedUcanCache.bytes}); integer ≥ 1, default {@link DEFAULT_MAX_VERIFIED_UCAN_BYTES}. */
+  /** Most bytes (see {@link VerifiedUcanCache.bytes}); integer ≥ 1, default {@link DEFAULT_MAX_VERIFIED_UCAN_BYTES} (a quarter, rounded down, for delegations). */
   maxBytes?: number
+}
+
+/** One least-recently-used share: CID string → its counted bytes. */
+class Share {
+  readonly entries = new Map<string, number>()
+  bytes = 0
+  constructor(
+    readonly maxEntries: number,
+    readonly maxBytes: number,
+  ) {}
+
+  /** Refreshes `id` if held; whether it was. */
+  touch(id: string): boolean {
+    const cost = this.entries.get(id)
+    if (cost === undefined) return false
+    this.entries.delete(id)
+    this.entries.set(id, cost)
+    return true
+  }
+
+  delete(id: string): void {
+    const cost = this.entries.get(id)
+    if (cost === undefined) return
+    this.entries.delete(id)
+    this.bytes -= cost
+  }
+
+  /** Adds (or refreshes) `id`, then evicts the least recently used past either bound. */
+  set(id: string, cost: number): void {
+    this.delete(id)
+    this.entries.set(id, cost)
+    this.bytes += cost
+    while (this.entries.size > 0 && (this.entries.size > this.maxEntries || this.bytes > this.maxBytes)) {
+      const [oldest, c] = this.entries.entries().next().value as [string, number]
+      this.entries.delete(oldest)
+      this.bytes -= c
+    }
+  }
 }
 
 /**
@@ -67,46 +109,33 @@ export function createVerifiedUcanCache(options: VerifiedUcanCacheOptions = {}):
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_VERIFIED_UCAN_BYTES
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer')
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError('maxBytes must be a positive integer')
-  /** CID string → its counted bytes. */
-  const entries = new Map<string, number>()
-  let bytes = 0
-  const evict = (): void => {
-    while (entries.size > maxEntries || bytes > maxBytes) {
-      const [oldest, cost] = entries.entries().next().value as [string, number]
-      entries.delete(oldest)
-      bytes -= cost
-    }
-  }
+  const delegations = new Share(Math.floor(maxEntries / 4), Math.floor(maxBytes / 4))
+  const proofs = new Share(maxEntries - delegations.maxEntries, maxBytes - delegations.maxBytes)
   return {
     has(ucan) {
-      const cid = ucan.cid
-      const id = cid.toString()
-      const cost = entries.get(id)
-      if (cost === undefined) return false
+      const id = ucan.cid.toString()
+      if (!proofs.entries.has(id) && !delegations.entries.has(id)) return false
       if (!sameBytes(ucan)) return false
-      entries.delete(id)
-      entries.set(id, cost)
-      return true
+      return proofs.touch(id) || delegations.touch(id)
     },
-    add(ucan) {
+    add(ucan, o = {}) {
       const cid = ucan.cid
       if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return
       const id = cid.toString()
       const cost = 2 * id.length + VERIFIED_UCAN_ENTRY_OVERHEAD
-      const known = entries.get(id)
-      if (known !== undefined) {
-        entries.delete(id)
-        bytes -= known
+      if (o.delegation === true) {
+        // A UCAN also used as a proof stays in the proofs' share.
+        if (!proofs.touch(id)) delegations.set(id, cost)
+      } else {
+        delegations.delete(id)
+        proofs.set(id, cost)
       }
-      entries.set(id, cost)
-      bytes += cost
-      evict()
     },
     get size() {
-      return entries.size
+      return proofs.entries.size + delegations.entries.size
     },
     get bytes() {
-      return bytes
+      return proofs.bytes + delegations.bytes
     },
   }
 }

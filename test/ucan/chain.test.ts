@@ -284,13 +284,39 @@ describe('the verified-UCAN cache', () => {
     byCount.add(c)
     expect([byCount.has(a), byCount.has(b), byCount.has(c), byCount.size]).toEqual([true, false, true, 2])
     const one = 2 * a.cid.toString().length + 96
-    const byBytes = createVerifiedUcanCache({ maxBytes: 2 * one })
+    // Three quarters of the bytes (2.25 entries' worth) for proofs, the rest (less than one) for delegations.
+    const byBytes = createVerifiedUcanCache({ maxBytes: 3 * one })
     byBytes.add(a)
     byBytes.add(b)
     byBytes.add(b) // counted once
     expect(byBytes.bytes).toBe(2 * one)
     byBytes.add(c)
     expect([byBytes.has(a), byBytes.has(b), byBytes.has(c), byBytes.bytes]).toEqual([false, true, true, 2 * one])
+  })
+
+  test('a flood of distinct delegations stays in its quarter: the proofs every append reuses are not pushed out', async () => {
+    const proof = await spaceTo(P.agent)
+    const cache = createVerifiedUcanCache({ maxEntries: 8 }) // 2 for delegations, 6 for proofs
+    cache.add(proof)
+    const flood = await Promise.all(Array.from({ length: 10 }, (_, i) => toService([proof], { exp: T + 500 + i })))
+    for (const d of flood) cache.add(d, { delegation: true })
+    expect(cache.has(proof)).toBe(true)
+    expect(cache.size).toBe(3)
+    expect(flood.map((d) => cache.has(d))).toEqual([...Array(8).fill(false), true, true])
+    // Added as a delegation, then used as a proof: it moves to the proofs' share; a proof added again as a delegation stays a proof.
+    const both = flood[9] as API.Delegation
+    cache.add(both)
+    cache.add(proof, { delegation: true })
+    for (const d of flood.slice(0, 4)) cache.add(d, { delegation: true })
+    expect([cache.has(both), cache.has(proof)]).toEqual([true, true])
+    // Through the chain check: the delegation goes to the delegations' share, its proof to the proofs'.
+    const small = createVerifiedUcanCache({ maxEntries: 4 }) // 1 and 3
+    for (const d of flood.slice(0, 3)) {
+      const r = await received(d, small)
+      expect((await checkChain(P.space.did(), r, { service: P.service, principal: createPrincipalParser(), now: T, ucans: small })).ok).toBeDefined()
+    }
+    expect(small.size).toBe(2)
+    expect([small.has(proof), small.has(flood[2] as API.Delegation), small.has(flood[1] as API.Delegation)]).toEqual([true, true, false])
   })
 
   test('a hit needs the same bytes: a block whose bytes do not hash to the cached CID is not a hit', async () => {
