@@ -6,6 +6,7 @@
  */
 import type { API } from '@ucanto/core'
 import { RateLimited } from './errors.js'
+import { issuerOf } from './signed-payload.js'
 
 /**
  * Admission control: who pays for each invocation. Every invocation first costs its client
@@ -124,7 +125,7 @@ export function createTurn(acquire: (always: boolean) => Promise<() => void>): T
 
 /** {@link Charge.id} of a signed invocation: its issuer and signature (unique per signed payload). */
 export function chargeId(invocation: API.Invocation): string {
-  return `${invocation.issuer.did()} ${Buffer.from(invocation.signature).toString('base64')}`
+  return `${issuerOf(invocation)} ${Buffer.from(invocation.signature).toString('base64')}`
 }
 
 /**
@@ -150,7 +151,7 @@ export async function admit<T, F extends API.Failure>(
   }
   const verified = await o.verify(invocation)
   const charge: Charge | undefined = verified
-    ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: invocation.issuer.did() }
+    ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: issuerOf(invocation) }
     : undefined
   const early = charge && o.admission.check(charge)
   if (early !== undefined) return limit(early)

@@ -30,14 +30,16 @@ import {
   truncate,
 } from './errors.js'
 import { type GrantCache, findGrants } from './grants.js'
+import { addPathToRevocationQuery, checkChain, needsValidator } from './chain.js'
+import { audienceOf, issuerOf } from './signed-payload.js'
 import { DEFAULT_MAX_INVOCATION_LIFETIME, checkInvocation, isReservedSpace, readCapability } from './invocation.js'
 import { type RevocationChecker, type RevocationQuery, noRevocations, toRevocationQuery } from './revocation.js'
 
 /** Options of {@link authorizeAppend} and {@link authorizeCreate}. */
 export interface AuthorizeAppendOptions {
   /**
-   * The service identity: invocations and the delegation must be addressed to its DID, and it
-   * signs the in-process probe that asks ucanto what Storacha will ask.
+   * The service identity: invocations and the delegation must be addressed to its DID (and, for
+   * chains left to ucanto, it signs the in-process probe that asks ucanto what Storacha will ask).
    */
   service: API.Signer
   /** Verifies every signature; default ucanto's `Verifier`. Pass principal.ts's fast parser. */
@@ -49,8 +51,9 @@ export interface AuthorizeAppendOptions {
   /** Revocation store; default {@link noRevocations}. A rejection fails closed (`InternalError`). */
   revocations?: RevocationChecker
   /**
-   * Remembers chains already found to grant the capabilities, so the same Agent→Service
-   * delegation is walked once, not on every append. Default: none (every call walks the chain).
+   * Remembers UCANs already found canonical and validly signed (`grants.ucans`: a Space→Agent
+   * proof is verified once, not on every append), and chains through `did:mailto` already found
+   * to grant the capabilities. Default: none (every call verifies every signature).
    */
   grants?: GrantCache
   /**
@@ -88,9 +91,10 @@ export interface AuthorizedAppend {
  * - (2) delegation issuer = invocation issuer → `DelegationIssuerMismatch`;
  * - (3) delegation audience = service → `InvalidAudience`;
  * - (4) the delegation's chain, rooted at the space `with` names, grants each Storacha capability
- *   (wildcards `space/*`, `*` and `ucan:*` count) with valid signatures and time bounds
- *   ({@link findGrants}) → `Unauthorized` naming the first missing capability, or the
- *   identifiable cause: `InvalidSignature`, `Expired`, `NotValidBefore`;
+ *   (wildcards `space/*`, `*` and `ucan:*` count) with valid signatures and time bounds (on the
+ *   injected clock) (chain.ts `checkChain`; chains through a `did:mailto` account: {@link findGrants})
+ *   → `Unauthorized` naming the first missing capability, or the identifiable cause:
+ *   `InvalidSignature`, `Expired`, `NotValidBefore`;
  * - (5) nothing on the invocation or the authorizing chain is revoked (scoped as `ucan/revoke`)
  *   → `Revoked`; the store failing → `InternalError`.
  * Never throws for bad input; may reject only on a bug.
@@ -171,27 +175,35 @@ async function authorizeWrite<T>(
   const parsed = await parseDelegation(delegationString)
   if (parsed.error) return parsed
   const delegation = parsed.ok
-  if (!(await checkContentAddressed(delegation))) {
+  const ucans = options.grants?.ucans
+  if (!(await checkContentAddressed(delegation, { ucans }))) {
     return { error: new InvalidDelegation('a UCAN in the delegation does not match its CID') }
   }
   // (2)
-  if (delegation.issuer.did() !== invocation.issuer.did()) {
+  if (issuerOf(delegation) !== issuerOf(invocation)) {
     return { error: new DelegationIssuerMismatch('delegation was not issued by the invoker') }
   }
   // (3)
-  if (delegation.audience.did() !== service.did()) {
-    return { error: new InvalidAudience(`delegation audience is ${truncate(delegation.audience.did())}, not the service`) }
+  if (audienceOf(delegation) !== service.did()) {
+    return { error: new InvalidAudience(`delegation audience is ${truncate(audienceOf(delegation))}, not the service`) }
   }
 
-  // (4)
-  const paths = await findGrants(space, delegation, { service, principal, attester: options.attester, grants: options.grants })
-  if (paths.error) return paths
+  // (4): directly over the decoded chain (chain.ts), or through ucanto's validator for chains it
+  // alone can judge (did:mailto sessions); the same outcomes.
+  const query: RevocationQuery = new Map()
+  if (needsValidator(delegation)) {
+    const paths = await findGrants(space, delegation, { service, principal, attester: options.attester, grants: options.grants })
+    if (paths.error) return paths
+    for (const auth of paths.ok) for (const proof of auth.proofs) toRevocationQuery(proof, query)
+  } else {
+    const paths = await checkChain(space, delegation, { service, principal, now, ucans })
+    if (paths.error) return paths
+    for (const path of paths.ok) addPathToRevocationQuery(path, query)
+  }
 
   // (5)
-  const query: RevocationQuery = new Map()
-  for (const auth of paths.ok) for (const proof of auth.proofs) toRevocationQuery(proof, query)
   const upstream = query.get(delegation.cid.toString()) ?? new Set<API.DID>()
-  query.set(invocation.cid.toString(), new Set([invocation.issuer.did(), invocation.audience.did(), ...upstream]))
+  query.set(invocation.cid.toString(), new Set([issuerOf(invocation), audienceOf(invocation), ...upstream]))
   let revoked: string | undefined
   try {
     revoked = await (options.revocations ?? noRevocations).findRevoked(query)

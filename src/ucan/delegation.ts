@@ -21,6 +21,7 @@ import type { API } from '@ucanto/core'
 import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
 import { InvalidDelegation, type ProofGraphFailure, ProofGraphTooLarge, truncate } from './errors.js'
 import { type ProofGraphBudget, checkProofGraph } from './proof-graph.js'
+import { type VerifiedUcanCache, markCanonical } from './verified-ucans.js'
 
 /** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
 export const MAX_DELEGATION_LENGTH = 65_536
@@ -78,8 +79,12 @@ export async function parseDelegation(s: string): Promise<API.Result<API.Delegat
   let archive: Uint8Array | undefined
   if (s.startsWith('m')) {
     let cid: Link.UnknownLink | undefined
+    // The canonical spelling (what formatDelegation writes) is decoded by node's base64, which
+    // is much faster than multiformats'; any other string takes multiformats' path (same outcome,
+    // same errors: both decode a canonical string to the same bytes and CID).
+    const fast = canonicalBase64Bytes(s)
     try {
-      cid = Link.parse(s, base64)
+      cid = fast !== undefined ? Link.decode(fast) : Link.parse(s, base64)
     } catch {
       // Not a CID: fall through to plain base64 (which cannot start with 'm' for a CAR, but try).
     }
@@ -133,11 +138,14 @@ export async function formatDelegationBase64(delegation: API.Delegation): Promis
  * or replayed UCAN under another CID, or wrap it as JWT or with reordered map keys (all of which
  * still verify, since the signature covers the decoded payload).
  * With `{ proofs: false }` only `ucan` itself is checked (an invocation's own proofs do not
- * authorize a `tlog/append`).
+ * authorize a `tlog/append`). With `ucans`, a UCAN that cache holds (and whose bytes hash to its
+ * CID) is not re-encoded. When all pass, each checked Delegation object is marked canonical
+ * (verified-ucans.ts `markCanonical`), which lets the chain check cache it.
  * @returns false on any mismatch, on a UCAN that does not decode, or past {@link MAX_CHAIN_UCANS}.
  */
-export async function checkContentAddressed(ucan: API.Delegation, options: { proofs?: boolean } = {}): Promise<boolean> {
+export async function checkContentAddressed(ucan: API.Delegation, options: { proofs?: boolean; ucans?: VerifiedUcanCache | undefined } = {}): Promise<boolean> {
   const deep = options.proofs ?? true
+  const checked: API.Delegation[] = []
   const seen = new Set<string>()
   const stack: API.Delegation[] = [ucan]
   while (stack.length > 0) {
@@ -149,13 +157,18 @@ export async function checkContentAddressed(ucan: API.Delegation, options: { pro
     try {
       if (d.cid.code !== DAG_CBOR_CODE || d.cid.multihash.code !== SHA256_CODE) return false
       if ((d.data as { jwt?: unknown }).jwt !== undefined) return false
-      const canonical = await UCAN.write(d.data)
-      if (!canonical.cid.equals(d.cid)) return false
+      // A cached UCAN whose bytes hash to its CID was found canonical before: no need to re-encode.
+      if (options.ucans?.has(d) !== true) {
+        const canonical = await UCAN.write(d.data)
+        if (!canonical.cid.equals(d.cid)) return false
+      }
+      checked.push(d)
       if (deep) for (const proof of d.proofs) if (isDelegation(proof)) stack.push(proof)
     } catch {
       return false
     }
   }
+  for (const d of checked) markCanonical(d)
   return true
 }
 
@@ -172,6 +185,19 @@ export function embeddedUCANs(delegation: API.Delegation): API.Delegation[] {
   }
   visit(delegation, 0)
   return out
+}
+
+/**
+ * The bytes of `s` when `s` is `m` followed by their canonical unpadded standard base64 (RFC 4648
+ * §4, as multiformats' `base64` writes it); undefined otherwise (node's decoder is lenient: it
+ * skips stray characters and takes base64url, so the bytes are re-encoded and compared).
+ */
+function canonicalBase64Bytes(s: string): Uint8Array | undefined {
+  const bytes = Buffer.from(s.slice(1), 'base64')
+  let text = bytes.toString('base64')
+  while (text.endsWith('=')) text = text.slice(0, -1)
+  if (s.length !== text.length + 1 || !s.endsWith(text)) return undefined
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 function invalid(message: string): { error: InvalidDelegation } {

@@ -1,8 +1,11 @@
 /**
- * Check (4) of docs/wire.md: does the Agent→Service delegation grant the service the three Storacha
- * capabilities on the space, the way Storacha itself will decide it? Asked of ucanto with a probe
- * the service signs and never sends; the paths found are remembered per exact chain (the grant
- * cache), since the same delegation comes with every append of an agent.
+ * Check (4) of docs/wire.md (check 11 of its table) through ucanto's validator: does the
+ * Agent→Service delegation grant the service the three Storacha capabilities on the space, the way
+ * Storacha itself will decide it? Asked of ucanto with a probe the service signs and never sends;
+ * the paths found are remembered per exact chain (the grant cache). authorize.ts uses this only
+ * for chains with an issuer that is not a did:key (`did:mailto` accounts and their attestations);
+ * every other chain is checked directly (chain.ts), with the same outcomes (test/ucan/chain.test.ts
+ * compares the two).
  */
 import { delegate } from '@ucanto/core'
 import type { API } from '@ucanto/core'
@@ -15,6 +18,7 @@ import type { SpaceDID } from './capabilities.js'
 import { systemNow } from './clock.js'
 import { embeddedUCANs } from './delegation.js'
 import { STORACHA_CAPABILITIES, type StorachaAbility } from '../storage/storacha-capabilities.js'
+import { type VerifiedUcanCache, createVerifiedUcanCache } from './verified-ucans.js'
 
 /** How many granting chains {@link createGrantCache} remembers by default. */
 export const DEFAULT_MAX_GRANT_ENTRIES = 10_000
@@ -31,18 +35,43 @@ export interface GrantCache {
   get(key: string): API.Authorization[] | undefined
   /** Remembers `paths` for `key` until the earliest expiration among them. */
   set(key: string, paths: API.Authorization[]): void
+  /**
+   * UCANs known canonical and validly signed, by CID (verified-ucans.ts): what the direct chain
+   * check (chain.ts) and the content-address check reuse across appends, chiefly the Space→Agent
+   * proof an agent sends with every append. The chain-keyed entries above serve only chains left
+   * to ucanto's validator (`did:mailto`).
+   */
+  readonly ucans: VerifiedUcanCache
+}
+
+/** Options of {@link createGrantCache}. */
+export interface GrantCacheOptions {
+  /** Chains remembered (chains left to ucanto only); positive integer, default {@link DEFAULT_MAX_GRANT_ENTRIES}. */
+  maxEntries?: number
+  /** System clock in Unix seconds; injectable for tests only (ucanto itself uses the system clock). */
+  now?: () => number
+  /** Entries of {@link GrantCache.ucans}; default verified-ucans.ts `DEFAULT_MAX_VERIFIED_UCANS`. */
+  maxUcans?: number
+  /** Bytes of {@link GrantCache.ucans}; default verified-ucans.ts `DEFAULT_MAX_VERIFIED_UCAN_BYTES`. */
+  maxUcanBytes?: number
 }
 
 /**
- * An in-memory {@link GrantCache} of at most `maxEntries` (least recently used evicted).
- * @param now system clock in Unix seconds; injectable for tests only (ucanto itself uses the system clock).
+ * An in-memory {@link GrantCache} of at most `maxEntries` chains (least recently used evicted) and
+ * a verified-UCAN cache bounded by `maxUcans` entries and `maxUcanBytes` bytes.
+ * @throws RangeError for a bound that is not a positive integer.
  */
-export function createGrantCache(options: { maxEntries?: number; now?: () => number } = {}): GrantCache {
+export function createGrantCache(options: GrantCacheOptions = {}): GrantCache {
   const max = options.maxEntries ?? DEFAULT_MAX_GRANT_ENTRIES
   if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('maxEntries must be a positive integer')
   const now = options.now ?? systemNow
   const entries = new Map<string, { paths: API.Authorization[]; expiresAt: number }>()
+  const ucans = createVerifiedUcanCache({
+    ...(options.maxUcans !== undefined && { maxEntries: options.maxUcans }),
+    ...(options.maxUcanBytes !== undefined && { maxBytes: options.maxUcanBytes }),
+  })
   return {
+    ucans,
     get(key) {
       const entry = entries.get(key)
       if (entry === undefined) return undefined

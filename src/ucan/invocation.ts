@@ -3,13 +3,16 @@
  * (exactly one capability of the expected ability on a space), its block, audience, time bounds
  * and its issuer's signature; and the DIDs that are never a space.
  *
- * Time: these checks use the injected `now` (Unix seconds) and accept `nbf ≤ now ≤ exp`. ucanto
- * checks a delegation chain's time bounds against the system clock instead (grants.ts).
+ * Time: these checks use the injected `now` (Unix seconds) and accept `nbf ≤ now ≤ exp`. The
+ * delegation chain's bounds are ucanto's (`now < exp`, `nbf < now`), on the same injected clock
+ * (chain.ts), except for chains left to ucanto's validator (`did:mailto`), which reads the system
+ * clock (grants.ts).
  */
 import { UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { SpaceDID } from './capabilities.js'
 import { checkContentAddressed } from './delegation.js'
+import { audienceOf, didsOf, issuerOf, verifyUcanSignature } from './signed-payload.js'
 import { Expired, InvalidAudience, InvalidCapability, InvalidExpiry, InvalidSignature, NotValidBefore, truncate } from './errors.js'
 
 /** Longest an invocation may be valid for, by default: its `exp` at most this many seconds ahead. */
@@ -88,8 +91,8 @@ export async function checkInvocation(
   if (invocation.proofs.length > 0 && !(await checkContentAddressed(invocation))) {
     return { error: new InvalidSignature('a proof of the invocation does not match its CID') }
   }
-  if (invocation.audience.did() !== options.audience) {
-    return { error: new InvalidAudience(`invocation audience is ${truncate(invocation.audience.did())}, not the service`) }
+  if (audienceOf(invocation) !== options.audience) {
+    return { error: new InvalidAudience(`invocation audience is ${truncate(audienceOf(invocation))}, not the service`) }
   }
   const { now, maxLifetime } = options
   const exp = invocation.expiration
@@ -103,9 +106,9 @@ export async function checkInvocation(
     return { error: new InvalidExpiry(`invocation expiry is more than ${maxLifetime} s ahead`) }
   }
   try {
-    options.principal.parse(invocation.issuer.did())
+    options.principal.parse(issuerOf(invocation))
   } catch {
-    return { error: new InvalidSignature(`cannot verify signatures of ${truncate(invocation.issuer.did())}`) }
+    return { error: new InvalidSignature(`cannot verify signatures of ${truncate(issuerOf(invocation))}`) }
   }
   if (!(options.signatureVerified ?? (await verifyInvocationSignature(invocation, options.principal)))) {
     return { error: new InvalidSignature('invocation signature does not verify') }
@@ -114,12 +117,25 @@ export async function checkInvocation(
 }
 
 /**
- * Whether the invocation's own signature verifies (its UCAN payload signed by its issuer's key).
+ * Whether the invocation's own signature verifies (its UCAN payload signed by its issuer's key;
+ * the payload written by signed-payload.ts, or by ucanto for values that file leaves to it).
  * Never throws: an issuer `principal` cannot parse is `false`.
  */
 export async function verifyInvocationSignature(invocation: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
+  let dids: { iss: API.DID; aud: API.DID }
   try {
-    return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
+    dids = didsOf(invocation)
+  } catch {
+    // A DID that does not decode: ucanto's own path, as before (it reads only the issuer).
+    try {
+      return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
+    } catch {
+      return false
+    }
+  }
+  try {
+    const verifier = principal.parse(dids.iss)
+    return await verifyUcanSignature(invocation, verifier, dids, () => UCAN.verifySignature(invocation.data, verifier))
   } catch {
     return false
   }

@@ -149,6 +149,8 @@ class NodeEd25519Signer implements ed25519.EdSigner {
   readonly #inner: ed25519.EdSigner
   readonly #private: crypto.KeyObject
   readonly #verifier: NodeEd25519Verifier
+  /** The did:key, formatted once (ucanto's signer base58-encodes it on every call). */
+  readonly #did: API.DIDKey
 
   constructor(inner: ed25519.EdSigner) {
     const bytes = inner.encode()
@@ -160,7 +162,8 @@ class NodeEd25519Signer implements ed25519.EdSigner {
       format: 'der',
       type: 'pkcs8',
     })
-    this.#verifier = new NodeEd25519Verifier(inner.did(), bytes.subarray(2 + KEY_SIZE + 2))
+    this.#did = inner.did()
+    this.#verifier = new NodeEd25519Verifier(this.#did, bytes.subarray(2 + KEY_SIZE + 2))
   }
 
   get code(): 0x1300 {
@@ -179,10 +182,10 @@ class NodeEd25519Signer implements ed25519.EdSigner {
     return 'EdDSA'
   }
   did(): API.DIDKey {
-    return this.#inner.did()
+    return this.#did
   }
   toDIDKey(): API.DIDKey {
-    return this.#inner.did()
+    return this.#did
   }
   async sign<T>(payload: API.ByteView<T>): Promise<API.SignatureView<T, EdSigAlg>> {
     const raw = crypto.sign(null, payload, this.#private)

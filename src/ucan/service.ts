@@ -15,6 +15,7 @@ import { ADMIT_ALL, type Admission } from './admission.js'
 import { type TrustedAttester, attesterTrust } from './attester.js'
 import { systemNow } from './clock.js'
 import { createGrantCache } from './grants.js'
+import { DEFAULT_MAX_VERIFIED_UCANS, DEFAULT_MAX_VERIFIED_UCAN_BYTES } from './verified-ucans.js'
 import { appendHandler } from './handlers/append.js'
 import type { Service, UcanLogger } from './handlers/context.js'
 import { createHandler } from './handlers/create.js'
@@ -102,6 +103,14 @@ export interface UcanServiceOptions {
   admitRevocation?: (client: string | undefined) => number | undefined
   /** Rate limits and per-client concurrency (see {@link Admission}). Default: admit everything. */
   admission?: Admission
+  /**
+   * Most UCANs the verified-UCAN cache keeps (verified-ucans.ts: CIDs found canonical and validly
+   * signed, chiefly agents' Space→Agent proofs); positive integer, default
+   * {@link DEFAULT_MAX_VERIFIED_UCANS}. Past it, the least recently used is verified again when next seen.
+   */
+  maxVerifiedUcans?: number
+  /** Most bytes that cache holds (its own count, ~250 B an entry); positive integer, default {@link DEFAULT_MAX_VERIFIED_UCAN_BYTES}. */
+  maxVerifiedUcanBytes?: number
 }
 
 /**
@@ -142,7 +151,10 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     logger,
     admission,
     responses,
-    grants: createGrantCache(),
+    grants: createGrantCache({
+      ...(options.maxVerifiedUcans !== undefined && { maxUcans: options.maxVerifiedUcans }),
+      ...(options.maxVerifiedUcanBytes !== undefined && { maxUcanBytes: options.maxVerifiedUcanBytes }),
+    }),
     attester: options.attester,
     trust: attesterTrust(signer, options.attester),
     reservedSpaces: new Set(options.reservedSpaces ?? []),

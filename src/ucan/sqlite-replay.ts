@@ -1,8 +1,10 @@
 /**
- * The replay guard in SQLite (the `seen` table of store.ts's file): seen invocations inserted
- * before their task runs (`synchronous = NORMAL`), outcomes group-committed under
- * `synchronous = FULL` before any is returned.
+ * The replay guard in SQLite (the `seen` table of store.ts's file): seen invocations admitted in
+ * batches (all calls made before the event loop's next check phase: a request's invocations),
+ * each batch one `synchronous = NORMAL` transaction inserting its new ids before their tasks run;
+ * outcomes group-committed under `synchronous = FULL` before any is returned.
  */
+import { setImmediate } from 'node:timers'
 import type Database from 'better-sqlite3'
 import { DEFAULT_REPLAY_PER_SPACE, type ReplayGuard, ReplayGuardFull, type ReplayKey, checkReplayShare } from './replay.js'
 import { systemNow } from './clock.js'
@@ -18,7 +20,8 @@ const MAX_SWEEP = 10_000
 
 /**
  * A durable {@link ReplayGuard}: each id is inserted (outcome pending, with its owner) before its
- * task runs, and its outcome stored as JSON when the task resolves, so a retry — in this process
+ * task runs — the calls made before the event loop's next check phase together, in one
+ * transaction ({@link SqliteReplayGuard.admitPending}) — and its outcome stored as JSON when the task resolves, so a retry — in this process
  * or after a restart — gets the first outcome and never runs the task again. Outcomes settled in
  * the same event-loop turn are committed together in one `synchronous = FULL` transaction, and
  * none is returned before that commit: an answer given survives power loss. Outcomes must be
@@ -31,7 +34,13 @@ const MAX_SWEEP = 10_000
 export class SqliteReplayGuard implements ReplayGuard {
   readonly #db: Database.Database
   readonly #get: Database.Statement<[string], { expires_at: number; outcome: string | null }>
-  readonly #insert: Database.Statement<[string, string, number]>
+  readonly #getMany: Database.Statement<[string], { id: string; expires_at: number; outcome: string | null }>
+  readonly #countMany: Database.Statement<[string], { owner: string; n: number }>
+  readonly #insertMany: Database.Statement<[string]>
+  /** Decides each call of a batch (and inserts the new ids) in one transaction. */
+  readonly #admitTx: (batch: readonly Admit[]) => ('run' | { answer: unknown } | { full: true })[]
+  #admits: Admit[] = []
+  #admitScheduled = false
   readonly #settle: Database.Statement<[string, string]>
   readonly #forget: Database.Statement<[string]>
   readonly #sweep: Database.Statement<[number, number]>
@@ -49,11 +58,43 @@ export class SqliteReplayGuard implements ReplayGuard {
     this.#now = options.now ?? systemNow
     this.#max = checkReplayShare(options.maxReplayPerOwner ?? DEFAULT_REPLAY_PER_SPACE)
     this.#get = db.prepare('SELECT expires_at, outcome FROM seen WHERE id = ?')
-    this.#insert = db.prepare('INSERT INTO seen (id, owner, expires_at, outcome) VALUES (?, ?, ?, NULL)')
     this.#settle = db.prepare('UPDATE seen SET outcome = ? WHERE id = ?')
     this.#forget = db.prepare('DELETE FROM seen WHERE id = ?')
     this.#sweep = db.prepare('DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE expires_at < ? LIMIT ?)')
     this.#count = db.prepare('SELECT n FROM seen_owners WHERE owner = ?').pluck() as Database.Statement<[string], number>
+    this.#getMany = db.prepare('SELECT id, expires_at, outcome FROM seen WHERE id IN (SELECT value FROM json_each(?))')
+    this.#countMany = db.prepare('SELECT owner, n FROM seen_owners WHERE owner IN (SELECT value FROM json_each(?))')
+    this.#insertMany = db.prepare(
+      "INSERT INTO seen (id, owner, expires_at, outcome) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), NULL FROM json_each(?)",
+    )
+    this.#admitTx = db.transaction((batch: readonly Admit[]) => {
+      const t = this.#now()
+      if (t >= this.#nextSweep) this.#doSweep(t)
+      const rows = new Map<string, { expires_at: number; outcome: string | null }>()
+      for (const row of this.#getMany.all(JSON.stringify(batch.map((b) => b.key.id)))) rows.set(row.id, row)
+      // Expired ids not yet swept are forgotten first (each frees its owner's place).
+      for (const b of batch) {
+        const row = rows.get(b.key.id)
+        if (row !== undefined && row.expires_at < t) {
+          this.#forget.run(b.key.id)
+          rows.delete(b.key.id)
+        }
+      }
+      const counts = new Map<string, number>()
+      for (const { owner, n } of this.#countMany.all(JSON.stringify([...new Set(batch.map((b) => b.key.owner))]))) counts.set(owner, n)
+      const inserts: [string, string, number][] = []
+      const decided = batch.map((b): 'run' | { answer: unknown } | { full: true } => {
+        const row = rows.get(b.key.id)
+        if (row !== undefined) return { answer: outcomeOf(row) }
+        const n = counts.get(b.key.owner) ?? 0
+        if (n >= this.#max) return { full: true }
+        counts.set(b.key.owner, n + 1)
+        inserts.push([b.key.id, b.key.owner, Number.isFinite(b.key.expiresAt) ? b.key.expiresAt : Number.MAX_SAFE_INTEGER])
+        return 'run'
+      })
+      if (inserts.length > 0) this.#insertMany.run(JSON.stringify(inserts))
+      return decided
+    })
     const onCommit = options.onReplayCommit
     this.#commit = db.transaction((batch: Settled[]) => {
       for (const b of batch) this.#settle.run(b.json, b.id)
@@ -61,33 +102,66 @@ export class SqliteReplayGuard implements ReplayGuard {
     })
   }
 
-  once<T>({ owner, id, expiresAt }: ReplayKey, task: () => Promise<T>): Promise<T> {
-    const flying = this.#inFlight.get(id)
+  once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T> {
+    const flying = this.#inFlight.get(key.id)
     if (flying !== undefined) return flying as Promise<T>
-    try {
-      const t = this.#now()
-      if (t >= this.#nextSweep) this.#doSweep(t)
-      const row = this.#get.get(id)
-      if (row !== undefined && row.expires_at >= t) return Promise.resolve(outcomeOf<T>(row))
-      if (row !== undefined) this.#forget.run(id) // expired, not yet swept
-      if (this.count(owner) >= this.#max) return Promise.reject(new ReplayGuardFull(owner, this.#max))
-      this.#insert.run(id, owner, Number.isFinite(expiresAt) ? expiresAt : Number.MAX_SAFE_INTEGER)
-    } catch (err) {
-      return Promise.reject(err)
+    let resolve!: (value: T) => void
+    let reject!: (err: unknown) => void
+    const outcome = new Promise<T>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    this.#admits.push({ key, task, resolve: resolve as (value: unknown) => void, reject })
+    if (!this.#admitScheduled) {
+      this.#admitScheduled = true
+      setImmediate(() => this.admitPending())
     }
-    const outcome = (async () => task())().then(
-      (value) => this.#durable(id, value),
-      (err: unknown) => {
-        this.#forget.run(id)
-        throw err
-      },
-    )
-    // Registered before the task's first await, so a concurrent duplicate sees it; removed only
-    // once the outcome is committed (or failed), so no caller can read an uncommitted row.
-    this.#inFlight.set(id, outcome)
-    const done = () => this.#inFlight.delete(id)
+    // Registered at once, so a concurrent duplicate shares it; removed only once the outcome is
+    // committed (or failed), so no caller can read an uncommitted row.
+    this.#inFlight.set(key.id, outcome)
+    const done = () => this.#inFlight.delete(key.id)
     outcome.then(done, done)
     return outcome
+  }
+
+  /**
+   * Admits every pending {@link once} now (synchronously), in one `synchronous = NORMAL`
+   * transaction of one statement per kind over the whole batch: the ids already seen (answered
+   * with their outcome, nothing run), each owner's count (past its share: `ReplayGuardFull`,
+   * nothing run), the new ids inserted; then starts the new ids' tasks. Runs by itself at the
+   * event loop's next check phase, so the invocations of one request are admitted together.
+   */
+  admitPending(): void {
+    this.#admitScheduled = false
+    const batch = this.#admits
+    if (batch.length === 0) return
+    this.#admits = []
+    let decided: ('run' | { answer: unknown } | { full: true })[]
+    try {
+      decided = this.#admitTx(batch)
+    } catch (err) {
+      for (const b of batch) b.reject(err)
+      return
+    }
+    batch.forEach((b, i) => {
+      const d = decided[i]
+      if (d === 'run') {
+        const id = b.key.id
+        ;(async () => b.task())()
+          .then(
+            (value) => this.#durable(id, value),
+            (err: unknown) => {
+              this.#forget.run(id)
+              throw err
+            },
+          )
+          .then(b.resolve, b.reject)
+      } else if (d !== undefined && 'answer' in d) {
+        b.resolve(d.answer)
+      } else {
+        b.reject(new ReplayGuardFull(b.key.owner, this.#max))
+      }
+    })
   }
 
   seen<T>(id: string): Promise<T> | undefined {
@@ -140,6 +214,14 @@ export class SqliteReplayGuard implements ReplayGuard {
     // More expired rows than one sweep takes: sweep again at the next call.
     this.#nextSweep = swept < MAX_SWEEP ? t + 1 : t
   }
+}
+
+/** A {@link SqliteReplayGuard.once} call waiting to be admitted. */
+interface Admit {
+  key: ReplayKey
+  task: () => Promise<unknown>
+  resolve(value: unknown): void
+  reject(err: unknown): void
 }
 
 /** An outcome waiting for its group commit. */

@@ -3,6 +3,7 @@
  * index the authorizer queries on every append, each row with its revocation-log index once
  * appended (src/server/revocations.ts keeps the two in step).
  */
+import { setImmediate } from 'node:timers'
 import type Database from 'better-sqlite3'
 import type { API } from '@ucanto/core'
 import {
@@ -27,7 +28,8 @@ interface RevocationRow {
  * {@link record} resolves. `findRevoked` throws (the caller fails closed) if the file is unusable.
  */
 export class SqliteRevocations implements RevocationRecorder {
-  readonly #scopes: Database.Statement<[string], { scope: string }>
+  readonly #lookup: Database.Statement<[string], { ucan: string; scope: string }>
+  #pending: { query: RevocationQuery; resolve(cid: string | undefined): void; reject(err: unknown): void }[] = []
   readonly #get: Database.Statement<[string, string], RevocationRow>
   readonly #insert: Database.Statement<[string, string, string, string, number, number | null]>
   readonly #setIndex: Database.Statement<[number, string, string]>
@@ -45,7 +47,7 @@ export class SqliteRevocations implements RevocationRecorder {
   constructor(db: Database.Database, now: () => number, maxPerScope = DEFAULT_REVOCATIONS_PER_SCOPE) {
     if (!Number.isSafeInteger(maxPerScope) || maxPerScope < 1) throw new RangeError('maxRevocationsPerScope must be a positive integer')
     this.#max = maxPerScope
-    this.#scopes = db.prepare('SELECT scope FROM revocations WHERE ucan = ?')
+    this.#lookup = db.prepare('SELECT ucan, scope FROM revocations WHERE ucan IN (SELECT value FROM json_each(?))')
     this.#get = db.prepare('SELECT * FROM revocations WHERE ucan = ? AND scope = ?')
     this.#insert = db.prepare(
       'INSERT OR IGNORE INTO revocations (ucan, scope, revoker, invocation, time, log_index) VALUES (?, ?, ?, ?, ?, ?)',
@@ -63,11 +65,38 @@ export class SqliteRevocations implements RevocationRecorder {
     this.#now = now
   }
 
-  async findRevoked(query: RevocationQuery): Promise<string | undefined> {
-    for (const [cid, principals] of query) {
-      for (const { scope } of this.#scopes.all(cid)) if (principals.has(scope as API.DID)) return cid
+  /**
+   * As {@link RevocationChecker.findRevoked}. Lookups made before the event loop's next check
+   * phase (all invocations of one request, and of any other request being worked on) are answered
+   * together by one SQLite statement over every CID they name (`WHERE ucan IN json_each(?)`), run
+   * after the calls; each resolves to the first CID of its own query revoked by one of its
+   * principals. Rejects (all of the batch) if the file is unusable.
+   */
+  findRevoked(query: RevocationQuery): Promise<string | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ query, resolve, reject })
+      if (this.#pending.length === 1) setImmediate(() => this.#lookupBatch())
+    })
+  }
+
+  /** Answers every pending {@link findRevoked} with one statement. */
+  #lookupBatch(): void {
+    const batch = this.#pending
+    this.#pending = []
+    const revoked = new Map<string, Set<string>>()
+    try {
+      const cids = new Set<string>()
+      for (const { query } of batch) for (const cid of query.keys()) cids.add(cid)
+      for (const { ucan, scope } of this.#lookup.all(JSON.stringify([...cids]))) {
+        const scopes = revoked.get(ucan) ?? new Set<string>()
+        scopes.add(scope)
+        revoked.set(ucan, scopes)
+      }
+    } catch (err) {
+      for (const { reject } of batch) reject(err)
+      return
     }
-    return undefined
+    for (const { query, resolve } of batch) resolve(firstRevoked(query, revoked))
   }
 
   async record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {
@@ -110,6 +139,16 @@ export class SqliteRevocations implements RevocationRecorder {
   now(): number {
     return this.#now()
   }
+}
+
+/** The first CID of `query` (in its order) that `revoked` (CID → scopes) lists for one of its principals. */
+function firstRevoked(query: RevocationQuery, revoked: ReadonlyMap<string, ReadonlySet<string>>): string | undefined {
+  for (const [cid, principals] of query) {
+    const scopes = revoked.get(cid)
+    if (scopes === undefined) continue
+    for (const scope of scopes) if (principals.has(scope as API.DID)) return cid
+  }
+  return undefined
 }
 
 function toRecord(row: RevocationRow): RevocationRecord {

@@ -64,8 +64,9 @@ export class UcanStore {
     return new UcanStore(db, replayDb, options)
   }
 
-  /** Commits the replay outcomes still pending, then closes the file; later calls throw. */
+  /** Admits the replay guard's pending calls and commits the outcomes still pending, then closes the file; later calls throw. */
   close(): void {
+    this.replay.admitPending()
     this.replay.flush()
     this.#db.close()
     this.#replayDb.close()

@@ -246,3 +246,26 @@ describe('content addressing', () => {
     expect(log.calls).toBe(0)
   })
 })
+
+describe('the CID string form: only its one canonical spelling parses (node base64 fast path, multiformats for the rest)', () => {
+  test('padding, base64url, stray or missing characters, a flipped last character: each refused by name, as before the fast path', async () => {
+    expect((await parseDelegation(s)).ok?.cid.toString()).toBe(agentToService.cid.toString())
+    const cases: [string, string][] = [
+      [`${s}=`, 'delegation CID is not canonical unpadded base64'],
+      [`${s}==`, 'delegation CID is not canonical unpadded base64'],
+      [s.replace(/\+/g, '-').replace(/\//g, '_'), 'delegation is neither a base64 CAR CID nor standard base64'],
+      [`${s.slice(0, 10)} ${s.slice(10)}`, 'delegation is neither a base64 CAR CID nor standard base64'],
+      [`${s.slice(0, 10)}!${s.slice(10)}`, 'delegation is neither a base64 CAR CID nor standard base64'],
+      [`${s}\n`, 'delegation is neither a base64 CAR CID nor standard base64'],
+      ['m', 'delegation is neither a base64 CAR CID nor standard base64'],
+    ]
+    for (const [input, message] of cases) {
+      const out = await parseDelegation(input)
+      expect([out.error?.name, out.error?.message], input.slice(-8)).toEqual(['InvalidDelegation', message])
+    }
+    // Cut or altered bytes: refused (which decoder complains first depends on the bytes).
+    for (const input of [s.slice(0, -1), s.slice(0, -2), `${s.slice(0, -1)}${String.fromCharCode(s.charCodeAt(s.length - 1) ^ 1)}`]) {
+      expect((await parseDelegation(input)).error?.name).toBe('InvalidDelegation')
+    }
+  })
+})

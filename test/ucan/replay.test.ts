@@ -218,6 +218,9 @@ describe('service construction and a full share', () => {
     expect(() => createUcanService({ signer: P.service, log, maxInvocationLifetime: 1.5 })).toThrow(RangeError)
     expect(() => createUcanService({ signer: P.service, log, maxResponseBytes: -1 })).toThrow(RangeError)
     expect(() => createUcanService({ signer: P.service, log, maxResponseBytes: 2000, maxResponseBytesInFlight: 1000 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxVerifiedUcans: 0 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxVerifiedUcanBytes: 1.5 })).toThrow(RangeError)
+    expect(() => createUcanService({ signer: P.service, log, maxVerifiedUcans: 1, maxVerifiedUcanBytes: 1 })).not.toThrow()
   })
 
   test('a space at its share is refused with TooManyPendingInvocations and does not append; another space appends', async () => {

@@ -15,6 +15,8 @@ import {
   formatRevocationRecord,
   parseRevocationRecord,
   type RevocationRecord,
+  SqliteReplayGuard,
+  SqliteRevocations,
 } from '../../src/ucan/index.js'
 
 let dir: string
@@ -162,6 +164,54 @@ describe('SqliteRevocations', () => {
     expect(b.revocations.restore(record('bafyA'), 7)).toBe(false)
     expect(b.revocations.count()).toBe(2)
     b.close()
+  })
+
+  test('concurrent lookups (a request\'s invocations) are answered by one statement, each with its own answer', async () => {
+    const file = join(dir, 'ucan.db')
+    const a = UcanStore.open(file, { now: () => 1000 })
+    await a.revocations.record(record('bafyA', 'did:key:z6MkA'))
+    await a.revocations.record(record('bafyB', 'did:key:z6MkB'))
+    a.close()
+    const statements: string[] = []
+    const db = new Database(file, { verbose: (sql) => statements.push(String(sql)) })
+    const revocations = new SqliteRevocations(db, () => 1000)
+    const q = (entries: [string, string[]][]) => new Map(entries.map(([cid, ps]) => [cid, new Set(ps as `did:${string}:${string}`[])]))
+    statements.length = 0
+    const answers = await Promise.all([
+      revocations.findRevoked(q([['bafyX', ['did:key:z6MkA']], ['bafyA', ['did:key:z6MkA']]])),
+      revocations.findRevoked(q([['bafyA', ['did:key:z6MkB']]])),
+      revocations.findRevoked(q([['bafyB', ['did:key:z6MkA', 'did:key:z6MkB']], ['bafyA', ['did:key:z6MkA']]])),
+      revocations.findRevoked(q([])),
+    ])
+    expect(answers).toEqual(['bafyA', undefined, 'bafyB', undefined])
+    expect(statements.filter((sql) => sql.includes('FROM revocations'))).toHaveLength(1)
+    // A revocation recorded before a lookup is made is seen by it.
+    await revocations.record(record('bafyC', 'did:key:z6MkA'))
+    expect(await revocations.findRevoked(q([['bafyC', ['did:key:z6MkA']]]))).toBe('bafyC')
+    db.close()
+  })
+
+  test('the replay checks of concurrent invocations (a request\'s) are one transaction of one statement per kind; shares hold inside a batch', async () => {
+    const file = join(dir, 'ucan.db')
+    const a = UcanStore.open(file, { now: () => 1000 })
+    await a.replay.once({ owner: 'A', id: 'old', expiresAt: 2000 }, async () => 'first')
+    a.close()
+    const statements: string[] = []
+    const db = new Database(file, { verbose: (sql) => statements.push(String(sql)) })
+    const guard = new SqliteReplayGuard(db, { now: () => 1000, maxReplayPerOwner: 2 })
+    statements.length = 0
+    const runs: string[] = []
+    const calls = ['old', 'a1', 'a2', 'b1', 'a3'].map((id) =>
+      guard.once({ owner: id.startsWith('b') ? 'B' : 'A', id, expiresAt: 2000 }, async () => (runs.push(id), id)).catch((err: Error) => err.name),
+    )
+    expect(await Promise.all(calls)).toEqual(['first', 'a1', 'ReplayGuardFull', 'b1', 'ReplayGuardFull'])
+    expect(runs).toEqual(['a1', 'b1'])
+    const admission = statements.slice(0, statements.findIndex((sql) => sql.startsWith('COMMIT')) + 1)
+    expect(admission.filter((sql) => sql.includes('INSERT INTO seen'))).toHaveLength(1)
+    expect(admission.filter((sql) => sql.startsWith('SELECT id, expires_at, outcome FROM seen WHERE id IN'))).toHaveLength(1)
+    expect(admission.filter((sql) => sql.startsWith('BEGIN'))).toHaveLength(1)
+    expect([guard.count('A'), guard.count('B')]).toEqual([2, 1])
+    db.close()
   })
 
   test('a closed store rejects: the authorizer fails closed', async () => {

@@ -1,0 +1,167 @@
+/**
+ * The verified-UCAN cache: UCANs (by CID) whose block was found to be the canonical encoding under
+ * its CID and whose issuer's signature verified. Both facts are functions of the block's bytes
+ * alone, so they hold for as long as the same bytes come back; nothing time-dependent (`exp`,
+ * `nbf`), nothing about a chain (audiences, capabilities), nothing about revocation is cached here.
+ * The chain check (chain.ts) consults it so that a Space→Agent proof sent with every append of an
+ * agent is hashed but not re-encoded nor re-verified; the content-address check (delegation.ts)
+ * skips the re-encoding of a cached UCAN whose bytes hash to its CID.
+ */
+import { createHash } from 'node:crypto'
+import type { API } from '@ucanto/core'
+
+/** Entries a {@link createVerifiedUcanCache} keeps by default. */
+export const DEFAULT_MAX_VERIFIED_UCANS = 10_000
+
+/** Bytes (as counted by {@link VerifiedUcanCache.bytes}) a {@link createVerifiedUcanCache} keeps by default: 4 MiB. */
+export const DEFAULT_MAX_VERIFIED_UCAN_BYTES = 4 * 2 ** 20
+
+/**
+ * What one entry is counted as, in bytes, besides its key (two bytes per character of the CID
+ * string): the Map slot, the entry string's header and the number (an estimate of V8's cost).
+ */
+export const VERIFIED_UCAN_ENTRY_OVERHEAD = 96
+
+/** Multicodec of dag-cbor, the only UCAN block encoding cached. */
+const DAG_CBOR_CODE = 0x71
+/** Multicodec of sha2-256, the only CID hash cached. */
+const SHA256_CODE = 0x12
+
+/**
+ * UCANs known canonical and validly signed, by CID. Bounded by entries and bytes; least recently
+ * used first out. Two shares: proofs (UCANs below the delegation an invocation carries, chiefly
+ * Space→Agent) get three quarters of each bound, the delegations themselves (Agent→Service, a
+ * new one per append under some loads) a quarter, so a flood of distinct delegations cannot push
+ * out the proofs every append of an agent reuses.
+ */
+export interface VerifiedUcanCache {
+  /**
+   * Whether `ucan` is known canonical and validly signed: its CID is cached, is dag-cbor over
+   * sha2-256, and its block's bytes hash to it (so they are the bytes that were verified).
+   * A hit refreshes the entry.
+   */
+  has(ucan: API.Delegation): boolean
+  /**
+   * Remembers `ucan`, in the delegations' share when `o.delegation` (the top of a chain), else in
+   * the proofs'. The caller must have checked both facts for these exact bytes (the block is the
+   * canonical encoding under its CID, and the issuer's signature over it verifies). Only
+   * dag-cbor/sha2-256 CIDs are kept.
+   */
+  add(ucan: API.Delegation, o?: { delegation?: boolean }): void
+  /** Entries held (both shares). */
+  readonly size: number
+  /** Bytes held, as counted: Σ (2 × CID string length + {@link VERIFIED_UCAN_ENTRY_OVERHEAD}). */
+  readonly bytes: number
+}
+
+/** Options of {@link createVerifiedUcanCache}. */
+export interface VerifiedUcanCacheOptions {
+  /** Most entries; positive integer, default {@link DEFAULT_MAX_VERIFIED_UCANS} (a quarter, rounded down, for delegations). */
+  maxEntries?: number
+  /** Most bytes (see {@link VerifiedUcanCache.bytes}); integer ≥ 1, default {@link DEFAULT_MAX_VERIFIED_UCAN_BYTES} (a quarter, rounded down, for delegations). */
+  maxBytes?: number
+}
+
+/** One least-recently-used share: CID string → its counted bytes. */
+class Share {
+  readonly entries = new Map<string, number>()
+  bytes = 0
+  constructor(
+    readonly maxEntries: number,
+    readonly maxBytes: number,
+  ) {}
+
+  /** Refreshes `id` if held; whether it was. */
+  touch(id: string): boolean {
+    const cost = this.entries.get(id)
+    if (cost === undefined) return false
+    this.entries.delete(id)
+    this.entries.set(id, cost)
+    return true
+  }
+
+  delete(id: string): void {
+    const cost = this.entries.get(id)
+    if (cost === undefined) return
+    this.entries.delete(id)
+    this.bytes -= cost
+  }
+
+  /** Adds (or refreshes) `id`, then evicts the least recently used past either bound. */
+  set(id: string, cost: number): void {
+    this.delete(id)
+    this.entries.set(id, cost)
+    this.bytes += cost
+    while (this.entries.size > 0 && (this.entries.size > this.maxEntries || this.bytes > this.maxBytes)) {
+      const [oldest, c] = this.entries.entries().next().value as [string, number]
+      this.entries.delete(oldest)
+      this.bytes -= c
+    }
+  }
+}
+
+/**
+ * An in-memory {@link VerifiedUcanCache}.
+ * @throws RangeError unless `maxEntries` and `maxBytes` are positive safe integers.
+ */
+export function createVerifiedUcanCache(options: VerifiedUcanCacheOptions = {}): VerifiedUcanCache {
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_VERIFIED_UCANS
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_VERIFIED_UCAN_BYTES
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer')
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError('maxBytes must be a positive integer')
+  const delegations = new Share(Math.floor(maxEntries / 4), Math.floor(maxBytes / 4))
+  const proofs = new Share(maxEntries - delegations.maxEntries, maxBytes - delegations.maxBytes)
+  return {
+    has(ucan) {
+      const id = ucan.cid.toString()
+      if (!proofs.entries.has(id) && !delegations.entries.has(id)) return false
+      if (!sameBytes(ucan)) return false
+      return proofs.touch(id) || delegations.touch(id)
+    },
+    add(ucan, o = {}) {
+      const cid = ucan.cid
+      if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return
+      const id = cid.toString()
+      const cost = 2 * id.length + VERIFIED_UCAN_ENTRY_OVERHEAD
+      if (o.delegation === true) {
+        // A UCAN also used as a proof stays in the proofs' share.
+        if (!proofs.touch(id)) delegations.set(id, cost)
+      } else {
+        delegations.delete(id)
+        proofs.set(id, cost)
+      }
+    },
+    get size() {
+      return proofs.entries.size + delegations.entries.size
+    },
+    get bytes() {
+      return proofs.bytes + delegations.bytes
+    },
+  }
+}
+
+/** Whether `ucan`'s block is dag-cbor under a sha2-256 CID that its bytes hash to. */
+function sameBytes(ucan: API.Delegation): boolean {
+  const { cid, bytes } = ucan.root
+  if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return false
+  const digest = createHash('sha256').update(bytes).digest()
+  const expected = cid.multihash.digest
+  return digest.length === expected.length && digest.equals(expected)
+}
+
+/** Delegation objects (this process's, by identity) that {@link markCanonical} was told about. */
+const canonical = new WeakSet<API.Delegation>()
+
+/**
+ * Notes that this Delegation object's block was found to be the canonical encoding under its CID
+ * (delegation.ts `checkContentAddressed`), so that the chain check may cache it once its signature
+ * verifies. Objects are immutable views of their block; the note dies with the object.
+ */
+export function markCanonical(ucan: API.Delegation): void {
+  canonical.add(ucan)
+}
+
+/** Whether {@link markCanonical} was called for this Delegation object. */
+export function isCanonical(ucan: API.Delegation): boolean {
+  return canonical.has(ucan)
+}
