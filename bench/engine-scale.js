@@ -6,6 +6,8 @@
 //   BENCH_BIG_ENTRIES   entries of the large log (default 200,000; the issue's figure is 1,000,000)
 //   BENCH_SMALL_LOGS    small open logs (default 200; the issue's figure is 1,000), 10 entries each
 //   BENCH_PROOFS        inclusion proofs timed per phase (default 2,000)
+//   BENCH_CADENCE_RATES appends/s offered to one log for the cadence section (default 100,1000)
+//   BENCH_CADENCE_SECONDS  seconds per rate (default 3); the witness round is a 3 ms wait
 //   BENCH_DIST          the built tree to measure (default ../dist): point it at an older build to
 //                       compare before and after side by side
 //
@@ -21,12 +23,14 @@ const DIST = resolve(process.env.BENCH_DIST ?? join(here, '..', 'dist'))
 const BIG = Number(process.env.BENCH_BIG_ENTRIES ?? 200_000)
 const SMALL = Number(process.env.BENCH_SMALL_LOGS ?? 200)
 const PROOFS = Number(process.env.BENCH_PROOFS ?? 2000)
+const RATES = (process.env.BENCH_CADENCE_RATES ?? '100,1000').split(',').filter(Boolean).map(Number)
+const SECONDS = Number(process.env.BENCH_CADENCE_SECONDS ?? 3)
 const origin = 'ucanlog/logs/did:key:z6MkbenchbenchbenchbenchbenchbenchbenchbenchBen'
 const MiB = 2 ** 20
 
 /** `npm run bench`: each section in a child process; prints its figures. */
 export async function run(report) {
-  for (const section of ['big', 'small']) {
+  for (const section of ['cadence', 'big', 'small']) {
     const r = await runChild(section)
     for (const [name, value, unit] of r) report(name, value, unit)
   }
@@ -67,7 +71,7 @@ const entry = (i) => new TextEncoder().encode(`bench entry ${i} `.padEnd(100, '.
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 
 /** Counts checkpoints and the CPU spent in the witness round and the CAR of each. */
-function meters() {
+function meters(roundMs = 0) {
   const m = { checkpoints: 0, cpuMs: 0 }
   const timed = async (f) => {
     const c = process.cpuUsage()
@@ -80,6 +84,7 @@ function meters() {
   const witnesses = {
     cosign: (note) => timed(async () => {
       m.checkpoints++
+      if (roundMs) await new Promise((r) => setTimeout(r, roundMs))
       return { note, cosigned: new Set(), satisfied: true }
     }),
   }
@@ -87,16 +92,21 @@ function meters() {
   return { m, witnesses, wrapArchive }
 }
 
+/** Wall-clock and CPU (this process's, so a descheduled proof does not count) p50/p99 of random inclusion proofs, ms. */
 async function proofTimes(log, size) {
   const t = []
+  const c = []
   for (let i = 0; i < PROOFS; i++) {
     const index = Math.floor(Math.random() * size)
+    const c0 = process.cpuUsage()
     const t0 = performance.now()
     await log.proveInclusion(size, index)
     t.push(performance.now() - t0)
+    c.push(cpuMs(c0))
   }
   t.sort((a, b) => a - b)
-  return [pct(t, 0.5), pct(t, 0.99)]
+  c.sort((a, b) => a - b)
+  return [pct(t, 0.5), pct(t, 0.99), pct(c, 0.5), pct(c, 0.99)]
 }
 
 async function big() {
@@ -120,18 +130,19 @@ async function big() {
     out.push(['  CPU per append (whole process)', (cpu * 1000) / BIG, 'µs'])
     out.push(['  checkpoints published per second (wall)', m.checkpoints / s, 'checkpoints/s'])
     out.push(['  CPU per checkpoint (witness round + CAR; upper bound)', m.cpuMs / Math.max(1, m.checkpoints), 'ms'])
-    const [p50w, p99w] = await proofTimes(log, BIG)
+    const [p50w, p99w, c50w, c99w] = await proofTimes(log, BIG)
     const held = rss()
     out.push([`  RSS held by the open log after writing, above the process's start (${(base.rss / MiB).toFixed(0)} MiB)`, (held.rss - base.rss) / MiB, 'MiB'])
     out.push(['  JS heap + buffers held by the open log after writing', (held.heap - base.heap) / MiB, 'MiB'])
-    out.push(['  inclusion proof p50, in the writing process (wall)', p50w, 'ms'])
-    out.push(['  inclusion proof p99, in the writing process (wall)', p99w, 'ms'])
+    out.push(['  inclusion proof p50 / p99, in the writing process (wall)', p50w, `ms / ${p99w.toFixed(2)} ms`])
+    out.push(['  inclusion proof p50 / p99, in the writing process (CPU)', c50w, `ms / ${c99w.toFixed(2)} ms`])
     await log.close()
     log = await open()
-    const [p50r, p99r] = await proofTimes(log, BIG)
-    const [p50r2, p99r2] = await proofTimes(log, BIG)
-    out.push(['  inclusion proof p50 / p99 after reopen, first pass (wall)', p50r, `ms / ${p99r.toFixed(2)} ms`])
-    out.push(['  inclusion proof p50 / p99 after reopen, second pass (wall)', p50r2, `ms / ${p99r2.toFixed(2)} ms`])
+    for (const pass of ['first', 'second']) {
+      const [p50, p99, c50, c99] = await proofTimes(log, BIG)
+      out.push([`  inclusion proof p50 / p99 after reopen, ${pass} pass (wall)`, p50, `ms / ${p99.toFixed(2)} ms`])
+      out.push([`  inclusion proof p50 / p99 after reopen, ${pass} pass (CPU)`, c50, `ms / ${c99.toFixed(2)} ms`])
+    }
     const reopened = rss()
     out.push(['  RSS held by the reopened log after the proofs', (reopened.rss - base.rss) / MiB, 'MiB'])
     await log.close()
@@ -169,7 +180,45 @@ async function small() {
   return out
 }
 
+/** Appends offered at fixed rates to one log (CARs on, a 3 ms witness round): the checkpoint cadence under load. */
+async function cadence() {
+  const { Log, FileStore, CarPacker, ed25519Signer } = await load()
+  const dir = await mkdtemp(join(tmpdir(), 'ucanlog-bench-scale-'))
+  const out = []
+  try {
+    const signer = ed25519Signer(origin, new Uint8Array(32).fill(1))
+    for (const rate of RATES) {
+      const { m, witnesses, wrapArchive } = meters(3)
+      const files = await FileStore.create(join(dir, `log-${rate}`))
+      const log = await Log.open({ id: 'bench', origin, signer, files, witnesses, archive: wrapArchive(await CarPacker.open(join(dir, `cars-${rate}`))) })
+      const n = rate * SECONDS
+      const lat = []
+      const c0 = process.cpuUsage()
+      const t0 = performance.now()
+      await Promise.all(Array.from({ length: n }, async (_, i) => {
+        const at = t0 + (i * 1000) / rate
+        const wait = at - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        await log.append(entry(i))
+        lat.push(performance.now() - at)
+      }))
+      const s = (performance.now() - t0) / 1000
+      const cpu = cpuMs(c0)
+      lat.sort((a, b) => a - b)
+      out.push([`one log offered ${rate} appends/s for ${SECONDS} s (CARs, 3 ms witness round): checkpoints/s`, m.checkpoints / s, 'checkpoints/s'])
+      out.push(['  entries per checkpoint', n / Math.max(1, m.checkpoints), 'entries'])
+      out.push(['  CPU per checkpoint (witness round + CAR; upper bound)', m.cpuMs / Math.max(1, m.checkpoints), 'ms'])
+      out.push(['  CPU per append (whole process)', (cpu * 1000) / n, 'µs'])
+      out.push(['  append latency p50 / p99 (wall)', pct(lat, 0.5), `ms / ${pct(lat, 0.99).toFixed(0)} ms`])
+      await log.close()
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+  return out
+}
+
 if (process.argv[2] && process.send) {
-  const r = await ({ big, small })[process.argv[2]]()
+  const r = await ({ big, small, cadence })[process.argv[2]]()
   process.send(r)
 }
