@@ -14,7 +14,7 @@
  * levels inside it (at most as many bytes again), so a stored hash inside a tile costs one lookup,
  * not a re-hash of the hashes under it.
  */
-import { type Hash, HASH_SIZE, nodeHash } from '../tlog/index.js'
+import { type Hash, HASH_SIZE, parentRow } from '../tlog/index.js'
 import { ByteLru } from '../storage/byte-lru.js'
 
 /** Default bytes of level-0 tiles kept by a process (`--tile-cache-bytes`): 16 MiB, ~1,000 tiles with their inner rows. */
@@ -65,17 +65,7 @@ export class CachedTile {
   }
 
   private row(r: number): Uint8Array {
-    for (let k = this.rows.length; k <= r; k++) {
-      const below = this.rows[k - 1]!
-      const n = Math.floor(below.length / HASH_SIZE / 2)
-      const row = new Uint8Array(n * HASH_SIZE)
-      for (let j = 0; j < n; j++) {
-        const l = below.subarray(2 * j * HASH_SIZE, (2 * j + 1) * HASH_SIZE)
-        const rr = below.subarray((2 * j + 1) * HASH_SIZE, (2 * j + 2) * HASH_SIZE)
-        row.set(nodeHash(l, rr), j * HASH_SIZE)
-      }
-      this.rows.push(row)
-    }
+    for (let k = this.rows.length; k <= r; k++) this.rows.push(parentRow(this.rows[k - 1]!))
     return this.rows[r]!
   }
 }

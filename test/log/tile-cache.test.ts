@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { ByteLru, ENTRY_OVERHEAD_BYTES } from '../../src/storage/byte-lru.js'
 import { TileCache } from '../../src/log/tile-cache.js'
 import { MissingTileError, TileHashes } from '../../src/log/tile-hashes.js'
-import { MemoryHashStore, leafHash, newTiles, proveRecord, proveTree, readTileData, storedHashCount, tilePath, treeHash } from '../../src/tlog/index.js'
+import { MemoryHashStore, leafHash, newTiles, nodeHash, parentRow, proveRecord, proveTree, readTileData, storedHashCount, tilePath, treeHash } from '../../src/tlog/index.js'
 import { MemoryFiles } from '../helpers/memory-files.js'
 
 /** A tree of `n` entries in memory, and its tiles written to a MemoryFiles as the engine writes them. */
@@ -104,5 +104,17 @@ describe('TileHashes over a TileCache', () => {
     expect(await treeHash(700, rb)).toEqual(await treeHash(700, b.mem))
     expect(await proveRecord(600, 5, ra)).toEqual(await proveRecord(600, 5, a.mem))
     expect(await proveRecord(600, 5, rb)).toEqual(await proveRecord(600, 5, b.mem))
+  })
+})
+
+describe('parentRow (src/tlog/hash.ts)', () => {
+  it('hashes pairs exactly as nodeHash does, drops a trailing odd hash, and refuses a partial hash', () => {
+    const row = new Uint8Array(7 * 32).map((_, i) => (i * 31 + 7) & 0xff)
+    const h = (k: number) => row.subarray(k * 32, (k + 1) * 32)
+    const up = parentRow(row)
+    expect(up.length).toBe(3 * 32)
+    for (let j = 0; j < 3; j++) expect(up.subarray(j * 32, (j + 1) * 32)).toEqual(nodeHash(h(2 * j), h(2 * j + 1)))
+    expect(parentRow(new Uint8Array(0))).toEqual(new Uint8Array(0))
+    expect(() => parentRow(new Uint8Array(33))).toThrow(RangeError)
   })
 })
