@@ -106,7 +106,7 @@ export interface LogManagerOptions {
   /** The witness client for an origin (one per log: witnesses keep state per origin). */
   witnesses(origin: string): WitnessQuorum
   /** Batching and retry knobs passed to every log. */
-  log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'maxPending' | 'maxEntries' | 'publishRetryMs' | 'logger'>
+  log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'maxPending' | 'maxEntries' | 'publishRetryMs' | 'tileCache' | 'logger'>
   /** Most logs open at once, ≥ 1; default {@link DEFAULT_MAX_OPEN_LOGS}. */
   maxOpenLogs?: number
   /** Most logs in total (0 = unlimited); default {@link DEFAULT_MAX_LOGS}. */

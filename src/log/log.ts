@@ -9,6 +9,13 @@
  *   checkpoint signed → witnesses cosign → `checkpoint` written (published) → CAR archived →
  *   append() resolves with index, cosigned checkpoint and inclusion proof.
  *
+ * Cadence (one checkpoint, one witness round and one CAR per batch): a batch is taken when
+ * `batchMaxSize` entries wait (the size trigger), else once `batchMaxAgeMs` have passed since both
+ * its oldest entry arrived and the previous batch was taken (the age trigger, also the minimum
+ * interval between checkpoints). So under load checkpoints come at most every `batchMaxAgeMs` unless
+ * batches fill up, and an entry waits at most `batchMaxAgeMs` plus the batch before it. Batches, and
+ * so witness requests, never overlap for one log.
+ *
  * Nothing is acknowledged before the commit point, and the tree in `.state/tree` only ever grows,
  * so a crash at any moment loses no acknowledged entry and never rolls the log back. Files written
  * past the commit point by a batch that crashed are overwritten by the next batch; they were never
@@ -39,6 +46,7 @@ import {
 } from '../tlog/index.js'
 import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, formatStoredTree, readEntries } from './state.js'
 import type { LogArchive, LogFiles } from './storage.js'
+import type { TileCache } from './tile-cache.js'
 import { TileHashes } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
 
@@ -107,6 +115,8 @@ export interface LogOptions {
   /** Most entries the log may hold, integrated and pending (entries, ≥ 1); default {@link DEFAULT_MAX_ENTRIES}. */
   maxEntries?: number
   publishRetryMs?: number
+  /** Where the log's hash tiles are cached (shared by the logs of a process); default the process's `sharedTileCache()`. */
+  tileCache?: TileCache
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 }
 
@@ -137,6 +147,8 @@ export interface Published {
 
 interface Pending {
   entry: Uint8Array
+  /** When it was queued (performance.now(), ms). */
+  at: number
   resolve: (r: Appended) => void
   reject: (e: unknown) => void
 }
@@ -149,23 +161,23 @@ interface Pending {
 export class Log {
   readonly id: string
   readonly origin: string
-  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger' | 'verifier'>> & Pick<LogOptions, 'archive' | 'logger'>
+  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger' | 'verifier' | 'tileCache'>> & Pick<LogOptions, 'archive' | 'logger'>
   private readonly hashes: TileHashes
   private size: number
   private root: Hash
-  /** Entries of the right-edge (partial) entry bundle. */
-  private edge: Uint8Array[]
   private published: Published | undefined
   private queue: Pending[] = []
   /** Entries of the batch being integrated (out of the queue, not yet in `size`). */
   private integrating = 0
+  /** When the last batch was taken (performance.now(), ms): the age trigger counts from it too. */
+  private lastBatchAt = -Infinity
   private timer: NodeJS.Timeout | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private retryDelay: number
   private chain: Promise<void> = Promise.resolve()
   private closed = false
 
-  private constructor(o: LogOptions, size: number, root: Hash, edge: Uint8Array[], published: Published | undefined) {
+  private constructor(o: LogOptions, size: number, root: Hash, published: Published | undefined) {
     this.o = {
       batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
       batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
@@ -180,10 +192,9 @@ export class Log {
     if (o.signer.name !== o.origin) throw new RangeError('the log key name must equal the origin')
     this.id = o.id
     this.origin = o.origin
-    this.hashes = new TileHashes(o.files, size)
+    this.hashes = new TileHashes(o.files, size, o.tileCache)
     this.size = size
     this.root = root
-    this.edge = edge
     this.published = published
     this.retryDelay = this.o.publishRetryMs
   }
@@ -194,9 +205,9 @@ export class Log {
    * @throws CorruptLogError when the stored root does not match the tiles or the checkpoint.
    */
   static async open(opts: LogOptions): Promise<Log> {
-    const { size, root, published, edge } = await checkStoredState(opts.files, { origin: opts.origin, verifier: opts.verifier })
+    const { size, root, published } = await checkStoredState(opts.files, { origin: opts.origin, verifier: opts.verifier })
     await removeUncommitted(opts.files, size)
-    const log = new Log(opts, size, root, edge, published)
+    const log = new Log(opts, size, root, published)
     if ((published?.size ?? 0) < size) log.enqueue(() => log.publishOrRetry())
     else log.enqueue(() => log.archive())
     return log
@@ -241,7 +252,7 @@ export class Log {
       return Promise.reject(new LogFullError(`the log holds its maximum of ${this.o.maxEntries} entries`))
     }
     return new Promise<Appended>((resolve, reject) => {
-      this.queue.push({ entry: new Uint8Array(entry), resolve, reject })
+      this.queue.push({ entry: new Uint8Array(entry), at: performance.now(), resolve, reject })
       if (this.queue.length >= this.o.batchMaxSize) this.flushSoon(0)
       else this.flushSoon(this.o.batchMaxAgeMs)
     })
@@ -300,9 +311,26 @@ export class Log {
     this.chain = this.chain.then(op).catch((err) => this.o.logger?.error({ err, log: this.id }, 'log operation failed'))
   }
 
-  /** Integrates and publishes queued entries, one batch at a time. */
+  /**
+   * When the next batch is due (performance.now(), ms): now when `batchMaxSize` entries wait or the
+   * log is closing, else `batchMaxAgeMs` after both the oldest entry and the previous batch.
+   */
+  private dueAt(): number {
+    if (this.closed || this.queue.length >= this.o.batchMaxSize) return -Infinity
+    return Math.max(this.queue[0]!.at, this.lastBatchAt) + this.o.batchMaxAgeMs
+  }
+
+  /** Integrates and publishes queued entries, one batch at a time, while batches are due (see the module comment). */
   private async drain(): Promise<void> {
     while (this.queue.length) {
+      const wait = this.dueAt() - performance.now()
+      if (wait > 0) {
+        clearTimeout(this.timer)
+        this.timer = undefined
+        this.flushSoon(Math.ceil(wait))
+        return
+      }
+      this.lastBatchAt = performance.now()
       const batch = this.queue.splice(0, this.o.batchMaxSize)
       const start = this.size
       this.integrating = batch.length
@@ -338,7 +366,8 @@ export class Log {
       const root = await treeHash(n, h)
       const files = new Map<string, Uint8Array>()
       // Entry bundles: every bundle the batch touched, at its new width.
-      const edge = [...this.edge]
+      // The right-edge bundle's entries are read back, not kept: a log holds no entry between batches.
+      const edge = old % TILE_WIDTH === 0 ? [] : await readEntries(this.o.files, old, old - (old % TILE_WIDTH), old % TILE_WIDTH)
       let bundleIndex = Math.floor(old / TILE_WIDTH)
       for (const e of entries) {
         edge.push(e)
@@ -357,7 +386,6 @@ export class Log {
       tiles.forEach((t, k) => h.remember(t, tileData[k]!))
       this.size = n
       this.root = root
-      this.edge = edge
       h.size = n
     } finally {
       h.overlay.clear()

@@ -22,6 +22,7 @@ import {
   UnverifiedNoteError,
 } from '../tlog/index.js'
 import type { LogFiles } from './storage.js'
+import { TileCache } from './tile-cache.js'
 import { MissingTileError, TileHashes } from './tile-hashes.js'
 
 /** Path of the commit point: `{ size, root }` JSON of the integrated tree. */
@@ -134,7 +135,8 @@ export interface CheckedState {
  * @throws CorruptLogError naming the first damaged file; other errors (I/O) as thrown by `files`.
  */
 export async function checkStoredState(files: LogFiles, o: { origin: string; verifier?: NoteVerifier }): Promise<CheckedState> {
-  const reader = new TileHashes(files, 0)
+  // A private cache: the check reads each right-edge tile once, and must not crowd the shared one.
+  const reader = new TileHashes(files, 0, new TileCache({ bytes: 1 << 20, upperBytes: 1 << 20 }))
   const rootOf = async (size: number, what: string, path: string): Promise<Hash> => {
     try {
       return await treeHash(size, reader)

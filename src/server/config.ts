@@ -5,6 +5,8 @@
 import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE, DEFAULT_MAX_ENTRIES } from '../log/log.js'
 import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE, DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/log-manager.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
+import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_UPPER_TILE_CACHE_BYTES } from '../log/tile-cache.js'
+import { DEFAULT_SHARD_CACHE_BYTES } from '../storage/unixfs.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
@@ -111,6 +113,12 @@ export interface ServiceConfig {
   logCreateBurst: number
   /** Most logs in total (0 = unlimited). Over → LogCreationLimited for any new log. */
   maxLogs: number
+  /** Bytes of level-0 hash tiles (with their inner rows) all open logs keep in memory together. */
+  tileCacheBytes: number
+  /** Bytes of hash tiles of levels ≥ 1 all open logs keep in memory together (what keeps proofs fast in large logs). */
+  upperTileCacheBytes: number
+  /** Bytes of encoded HAMT shard nodes all CAR packers keep in memory together. */
+  shardCacheBytes: number
 }
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
@@ -162,6 +170,9 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   logCreateRate: DEFAULT_LOG_CREATE_RATE,
   logCreateBurst: DEFAULT_LOG_CREATE_BURST,
   maxLogs: DEFAULT_MAX_LOGS,
+  tileCacheBytes: DEFAULT_TILE_CACHE_BYTES,
+  upperTileCacheBytes: DEFAULT_UPPER_TILE_CACHE_BYTES,
+  shardCacheBytes: DEFAULT_SHARD_CACHE_BYTES,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -225,6 +236,9 @@ export const KNOBS: Knob[] = [
   { key: 'logCreateBurst', flag: '--log-create-burst', env: 'UCANLOG_LOG_CREATE_BURST', unit: 'logs', description: 'burst of log creations per client address', integer: { min: 1, max: 10_000_000 } },
   { key: 'maxLogs', flag: '--max-logs', env: 'UCANLOG_MAX_LOGS', unit: 'logs', description: 'most logs the service holds; a new log beyond it → LogCreationLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000_000 } },
   { key: 'uploadRetryMaxMs', flag: '--upload-retry-max', env: 'UCANLOG_UPLOAD_RETRY_MAX_MS', unit: 'ms', description: 'longest wait between attempts of a failing upload (backoff doubles from 1 s)', integer: { min: 1, max: 86_400_000 } },
+  { key: 'tileCacheBytes', flag: '--tile-cache-bytes', env: 'UCANLOG_TILE_CACHE_BYTES', unit: 'bytes', description: 'level-0 hash tiles (and the hashes inside them) all open logs keep in memory together, least recently used dropped first; misses read the tile file', integer: { min: 0, max: 2 ** 40 } },
+  { key: 'upperTileCacheBytes', flag: '--upper-tile-cache-bytes', env: 'UCANLOG_UPPER_TILE_CACHE_BYTES', unit: 'bytes', description: 'hash tiles of levels ≥ 1 all open logs keep in memory together (~16 KiB per 65,536 entries; every proof reads one per level), least recently used dropped first', integer: { min: 0, max: 2 ** 40 } },
+  { key: 'shardCacheBytes', flag: '--shard-cache-bytes', env: 'UCANLOG_SHARD_CACHE_BYTES', unit: 'bytes', description: "encoded HAMT shard nodes of the CARs' directories all logs keep in memory together (~1 MiB per log of 1 M entries); misses re-encode the node", integer: { min: 0, max: 2 ** 40 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -48,7 +48,7 @@ export interface RevocationLogOptions {
   /** The SQLite revocation index. */
   store: SqliteRevocations
   /** Batching knobs and logger, as for every log. */
-  log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'logger'>
+  log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'tileCache' | 'logger'>
 }
 
 /** The revocation log plus the SQLite index: the service's {@link RevocationRecorder}. */

@@ -8,11 +8,13 @@ import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
 import { LogManager } from '../log/log-manager.js'
+import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
 import { LocalBackend } from '../storage/local-backend.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
+import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
 import { createUcanService, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
@@ -152,13 +154,16 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     })
   }
   const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local
+  // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
+  const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
+  sharedShardCache(c.shardCacheBytes)
   const logs = new LogManager({
     backend,
     originPrefix: c.originPrefix,
     signer: logSigner,
     verifier: (origin) => ed25519Verifier(logSigner(origin).vkey),
     witnesses: witnessesFor,
-    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, logger: log },
+    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, tileCache, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
     admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
@@ -205,7 +210,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     signer: logSigner,
     witnesses: witnessesFor,
     store: ucanStore.revocations,
-    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, logger: log },
+    log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
   })
   const rpc = createUcanService({
     signer,

@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { fsyncDir, hasCode, mkdirDurable, tempPathFor, writeTemp } from './durable.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
-import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile } from './unixfs.js'
+import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile, sharedShardCache } from './unixfs.js'
 
 /** Multicodec code of a CAR (0x0202): the codec of a PackResult's carCid. */
 export const CAR_CODE = 0x0202
@@ -182,8 +182,8 @@ export class CarPacker {
   private readonly faultHook: CarPackerOptions['faultHook']
   private last: PackResult | undefined
   private tail: Promise<void> = Promise.resolve()
-  /** HAMT shard nodes of recent packs (memo only: every pack stays correct without it). */
-  private readonly shards: ShardCache = new Map()
+  /** HAMT shard nodes of recent packs, shared by every packer of the process (memo only: every pack stays correct without it). */
+  private readonly shards: ShardCache = sharedShardCache()
 
   private constructor(dir: string, db: Database.Database, options: CarPackerOptions) {
     this.dir = dir

@@ -36,7 +36,7 @@ export {
   StaleTreeSizeError,
   TREE_SIZE_DIGITS,
 } from './car-packer.js'
-export { type WalkedEntry, walkDirectory, HAMT_FANOUT, MURMUR3_X64_64_CODE, SHARD_THRESHOLD, type ShardCache, SHARD_CACHE_MAX } from './unixfs.js'
+export { type WalkedEntry, walkDirectory, HAMT_FANOUT, MURMUR3_X64_64_CODE, SHARD_THRESHOLD, type ShardCache, DEFAULT_SHARD_CACHE_BYTES, sharedShardCache } from './unixfs.js'
 export {
   UPLOAD_QUEUE_FILE,
   UploadQueue,

@@ -10,6 +10,7 @@ import { murmur364 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { ByteLru } from './byte-lru.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
 
 /** Multicodec code of raw bytes blocks (file leaves). */
@@ -199,11 +200,30 @@ type Link = { Name: string; Tsize: number; Hash: CID }
 
 /**
  * Memo of encoded HAMT shard nodes, keyed by their links, to pass to encodeDirectory across calls
- * (a sharded directory changes in a few nodes per version). Holds at most SHARD_CACHE_MAX nodes.
+ * (a sharded directory changes in a few nodes per version), bounded by bytes (the key's characters
+ * plus the block's bytes, twice for the CID and object headers). A node is a pure function of its
+ * links, so one cache may serve every log of a process: see {@link sharedShardCache}.
  */
-export type ShardCache = Map<string, Block>
-/** Most nodes a ShardCache keeps (it is cleared when full). */
-export const SHARD_CACHE_MAX = 8192
+export type ShardCache = ByteLru<string, Block>
+/**
+ * Default bytes of the process-wide shard cache (`--shard-cache-bytes`): 32 MiB. One log's working
+ * set is its sharded directories' nodes, about 2 KiB per directory entry (~1 MiB for a log of
+ * 1 M entries: `tile/entries` and `tile/0` hold ~3,900 names each); past the bound, packs re-encode
+ * the nodes they miss (slower, same bytes).
+ */
+export const DEFAULT_SHARD_CACHE_BYTES = 32 * 2 ** 20
+
+let shared: ShardCache | undefined
+/**
+ * The process-wide shard cache, created on first use with `maxBytes` (default
+ * {@link DEFAULT_SHARD_CACHE_BYTES}); a later call with a different `maxBytes` replaces it (the
+ * service sets it once at start from its knob).
+ * @param maxBytes integer ≥ 0 (0 disables the memo).
+ */
+export function sharedShardCache(maxBytes?: number): ShardCache {
+  if (shared === undefined || (maxBytes !== undefined && maxBytes !== shared.maxBytes)) shared = new ByteLru(maxBytes ?? DEFAULT_SHARD_CACHE_BYTES)
+  return shared
+}
 
 /** murmur3-x64-64 (the first 8 bytes of murmur3-x64-128), synchronous in @multiformats/murmur3. */
 function hash64(bytes: Uint8Array): Uint8Array {
@@ -281,10 +301,7 @@ async function encodeSharded(links: Link[], changed?: ReadonlySet<string>, cache
       while (first < bitfield.length && bitfield[first] === 0) first++
       const data = new UnixFS({ type: 'hamt-sharded-directory', data: bitfield.subarray(first), fanout: BigInt(HAMT_FANOUT), hashType: BigInt(MURMUR3_X64_64_CODE) })
       block = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: data.marshal(), Links: out })))
-      if (cache) {
-        if (cache.size >= SHARD_CACHE_MAX) cache.clear()
-        cache.set(signature, block)
-      }
+      cache?.set(signature, block, signature.length + 2 * block.bytes.length)
     }
     blocks.push(block)
     if (isDirty) dirty.add(block.cid.toString())

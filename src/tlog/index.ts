@@ -9,6 +9,7 @@ export {
   EMPTY_ROOT,
   leafHash,
   nodeHash,
+  parentRow,
   type HashReader,
   storedHashIndex,
   splitStoredHashIndex,

@@ -20,7 +20,9 @@ import {
   MissingBlockError,
   RAW_CODE,
   readUnixfsFile,
+  sharedShardCache,
 } from '../../src/storage/index.js'
+import { ByteLru } from '../../src/storage/byte-lru.js'
 import { expectBytes, pseudoRandomBytes } from './helpers.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
@@ -322,5 +324,24 @@ describe('readUnixfsFile', () => {
       }),
       { numRuns: 60 },
     )
+  })
+})
+
+describe('the shard-node memo (ShardCache)', () => {
+  it('changes no CID: a HAMT-sharded directory encodes the same with no memo, a full one, one too small to hold a node, or the shared one, version after version', async () => {
+    const f = await encodeFile(new Uint8Array([1, 2, 3]))
+    const g = await encodeFile(new Uint8Array([4, 5]))
+    const names = Array.from({ length: 1500 }, (_, i) => String(i).padStart(4, '0'))
+    const caches = [undefined, new ByteLru<string, Block>(64 * 2 ** 20), new ByteLru<string, Block>(200), sharedShardCache()]
+    for (let version = 0; version < 3; version++) {
+      const entries = names.map((name, i) => ({ name, ...(i % 3 === version ? g : f) }))
+      const changed = new Set(names.filter((_, i) => i % 3 === version))
+      const cids = await Promise.all(caches.map(async (c) => (await encodeDirectory(entries, changed, c)).cid.toString()))
+      expect(new Set(cids).size).toBe(1)
+    }
+    expect(caches[1]!.size).toBeGreaterThan(0)
+    expect(caches[1]!.bytes).toBeLessThanOrEqual(caches[1]!.maxBytes)
+    expect(caches[2]!.size).toBe(0) // every node is larger than its bound: nothing kept
+    expect(sharedShardCache()).toBe(sharedShardCache()) // one per process
   })
 })
