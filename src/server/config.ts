@@ -11,6 +11,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
+import { DEFAULT_MAX_VERIFIED_UCAN_BYTES, DEFAULT_MAX_VERIFIED_UCANS } from '../ucan/verified-ucans.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY } from './fair-scheduler.js'
@@ -119,6 +120,10 @@ export interface ServiceConfig {
   upperTileCacheBytes: number
   /** Bytes of encoded HAMT shard nodes all CAR packers keep in memory together. */
   shardCacheBytes: number
+  /** Most UCANs the verified-UCAN cache keeps (CIDs found canonical and validly signed; ¾ for proofs). */
+  verifiedUcans: number
+  /** Bytes the verified-UCAN cache may hold (its own accounting, ~250 B an entry). */
+  verifiedUcanBytes: number
 }
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
@@ -173,6 +178,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   tileCacheBytes: DEFAULT_TILE_CACHE_BYTES,
   upperTileCacheBytes: DEFAULT_UPPER_TILE_CACHE_BYTES,
   shardCacheBytes: DEFAULT_SHARD_CACHE_BYTES,
+  verifiedUcans: DEFAULT_MAX_VERIFIED_UCANS,
+  verifiedUcanBytes: DEFAULT_MAX_VERIFIED_UCAN_BYTES,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -239,6 +246,8 @@ export const KNOBS: Knob[] = [
   { key: 'tileCacheBytes', flag: '--tile-cache-bytes', env: 'UCANLOG_TILE_CACHE_BYTES', unit: 'bytes', description: 'level-0 hash tiles (and the hashes inside them) all open logs keep in memory together, least recently used dropped first; misses read the tile file', integer: { min: 0, max: 2 ** 40 } },
   { key: 'upperTileCacheBytes', flag: '--upper-tile-cache-bytes', env: 'UCANLOG_UPPER_TILE_CACHE_BYTES', unit: 'bytes', description: 'hash tiles of levels ≥ 1 all open logs keep in memory together (~16 KiB per 65,536 entries; every proof reads one per level), least recently used dropped first', integer: { min: 0, max: 2 ** 40 } },
   { key: 'shardCacheBytes', flag: '--shard-cache-bytes', env: 'UCANLOG_SHARD_CACHE_BYTES', unit: 'bytes', description: "encoded HAMT shard nodes of the CARs' directories all logs keep in memory together (~1 MiB per log of 1 M entries); misses re-encode the node", integer: { min: 0, max: 2 ** 40 } },
+  { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
+  { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

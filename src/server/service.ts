@@ -225,6 +225,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     // The service DID is always refused as a space; the bundled witness's key is the service's too.
     reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
+    maxVerifiedUcans: c.verifiedUcans,
+    maxVerifiedUcanBytes: c.verifiedUcanBytes,
     refusalDelayMs: c.refusalDelayMs,
     admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst, now: hooks.limitsClock }),
     admission: createAdmission({
