@@ -21,6 +21,7 @@
 //   BENCH_TP_OPEN_SERVERS   ucanlog
 //   BENCH_TP_SPACE_PROOF    shared (one Space→Agent delegation per run: warm cache) | fresh (one per append: cold)
 //   BENCH_TP_UCANLOG_ARGS   extra `ucanlog serve` flags
+//   BENCH_TP_NODE_ARGS      extra node flags for the servers (e.g. --cpu-prof --cpu-prof-dir=DIR)
 //   BENCH_SERVER_ROOT       run another built checkout's `ucanlog serve` as `ucanlog`
 //   BENCH_BASELINE_ROOT     also run another built checkout's `ucanlog serve` as `baseline`, side by
 //                           side with this one (e.g. the tree before a change, built in a temp dir)
@@ -61,7 +62,7 @@ async function startServer(name, dataDir) {
     stock: [join(root, 'bench', 'stock-server.js')],
     echo: [join(root, 'bench', 'echo-server.js')],
   }[name]
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...list(process.env.BENCH_TP_NODE_ARGS, '').flatMap((a) => a.split(' ')), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   const { url, did } = await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
