@@ -11,6 +11,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
+import { availableParallelism } from 'node:os'
 import { DEFAULT_MAX_VERIFIED_UCAN_BYTES, DEFAULT_MAX_VERIFIED_UCANS } from '../ucan/verified-ucans.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
@@ -124,7 +125,12 @@ export interface ServiceConfig {
   verifiedUcans: number
   /** Bytes the verified-UCAN cache may hold (its own accounting, ~250 B an entry). */
   verifiedUcanBytes: number
+  /** Worker threads checking requests' UCAN signatures beside the main thread; 0 = none. */
+  verifyWorkers: number
 }
+
+/** Default pre-verification worker threads: one less than the cores (the main thread keeps one), at most 8. */
+export const DEFAULT_VERIFY_WORKERS = Math.min(8, Math.max(0, availableParallelism() - 1))
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -180,6 +186,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   shardCacheBytes: DEFAULT_SHARD_CACHE_BYTES,
   verifiedUcans: DEFAULT_MAX_VERIFIED_UCANS,
   verifiedUcanBytes: DEFAULT_MAX_VERIFIED_UCAN_BYTES,
+  verifyWorkers: DEFAULT_VERIFY_WORKERS,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -248,6 +255,7 @@ export const KNOBS: Knob[] = [
   { key: 'shardCacheBytes', flag: '--shard-cache-bytes', env: 'UCANLOG_SHARD_CACHE_BYTES', unit: 'bytes', description: "encoded HAMT shard nodes of the CARs' directories all logs keep in memory together (~1 MiB per log of 1 M entries); misses re-encode the node", integer: { min: 0, max: 2 ** 40 } },
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
+  { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default one less than the cores", integer: { min: 0, max: 64 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -16,7 +16,7 @@ import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
 import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
-import { createUcanService, type LogService } from '../ucan/index.js'
+import { createPreverifyPool, createUcanService, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
@@ -212,6 +212,11 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
   })
+  // Signature checks of RPC requests on the other cores (src/ucan/preverify-pool.ts).
+  const preverifyPool =
+    c.verifyWorkers > 0
+      ? createPreverifyPool({ workers: c.verifyWorkers, maxInvocations: c.maxInvocationsPerRequest, onError: (err) => log.warn({ err }, 'pre-verification worker failed; its requests are checked on the main thread') })
+      : undefined
   const rpc = createUcanService({
     signer,
     log: logService,
@@ -227,6 +232,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     maxVerifiedUcans: c.verifiedUcans,
     maxVerifiedUcanBytes: c.verifiedUcanBytes,
+    ...(preverifyPool && { preverify: preverifyPool.run }),
     refusalDelayMs: c.refusalDelayMs,
     admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst, now: hooks.limitsClock }),
     admission: createAdmission({
@@ -299,6 +305,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     logs,
     uploader,
     async close() {
+      await preverifyPool?.close()
       await logs.close()
       await checking
       await catchUp

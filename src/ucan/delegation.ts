@@ -21,7 +21,7 @@ import type { API } from '@ucanto/core'
 import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
 import { InvalidDelegation, type ProofGraphFailure, ProofGraphTooLarge, truncate } from './errors.js'
 import { type ProofGraphBudget, checkProofGraph } from './proof-graph.js'
-import { type VerifiedUcanCache, markCanonical } from './verified-ucans.js'
+import { type VerifiedUcanCache, isPreverified, markCanonical } from './verified-ucans.js'
 
 /** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
 export const MAX_DELEGATION_LENGTH = 65_536
@@ -157,8 +157,9 @@ export async function checkContentAddressed(ucan: API.Delegation, options: { pro
     try {
       if (d.cid.code !== DAG_CBOR_CODE || d.cid.multihash.code !== SHA256_CODE) return false
       if ((d.data as { jwt?: unknown }).jwt !== undefined) return false
-      // A cached UCAN whose bytes hash to its CID was found canonical before: no need to re-encode.
-      if (options.ucans?.has(d) !== true) {
+      // A cached UCAN whose bytes hash to its CID was found canonical before (here, or by the
+      // pre-verification thread for these bytes): no need to re-encode.
+      if (!isPreverified(d) && options.ucans?.has(d) !== true) {
         const canonical = await UCAN.write(d.data)
         if (!canonical.cid.equals(d.cid)) return false
       }

@@ -13,6 +13,7 @@ import type { API } from '@ucanto/core'
 import { SpaceDID } from './capabilities.js'
 import { checkContentAddressed } from './delegation.js'
 import { audienceOf, didsOf, issuerOf, verifyUcanSignature } from './signed-payload.js'
+import { isPreverified } from './verified-ucans.js'
 import { Expired, InvalidAudience, InvalidCapability, InvalidExpiry, InvalidSignature, NotValidBefore, truncate } from './errors.js'
 
 /** Longest an invocation may be valid for, by default: its `exp` at most this many seconds ahead. */
@@ -118,10 +119,13 @@ export async function checkInvocation(
 
 /**
  * Whether the invocation's own signature verifies (its UCAN payload signed by its issuer's key;
- * the payload written by signed-payload.ts, or by ucanto for values that file leaves to it).
+ * the payload written by signed-payload.ts, or by ucanto for values that file leaves to it), or
+ * was found so for these bytes by the pre-verification thread (verified-ucans.ts `markPreverified`).
  * Never throws: an issuer `principal` cannot parse is `false`.
  */
 export async function verifyInvocationSignature(invocation: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
+  // Verified for these very bytes by the pre-verification thread (preverify.ts).
+  if (isPreverified(invocation)) return true
   let dids: { iss: API.DID; aud: API.DID }
   try {
     dids = didsOf(invocation)

@@ -27,6 +27,7 @@ import { createFastSigner, createPrincipalParser } from './principal.js'
 import { type ReplayGuard, createMemoryReplayGuard } from './replay.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT, createResponsePool } from './response-budget.js'
 import { type RevocationChecker, type RevocationRecorder, noRevocations } from './revocation.js'
+import type { Preverified } from './preverify.js'
 import { withSafeRequest } from './transport.js'
 import type { TlogService } from './wire.js'
 
@@ -111,6 +112,12 @@ export interface UcanServiceOptions {
   maxVerifiedUcans?: number
   /** Most bytes that cache holds (its own count, ~250 B an entry); positive integer, default {@link DEFAULT_MAX_VERIFIED_UCAN_BYTES}. */
   maxVerifiedUcanBytes?: number
+  /**
+   * Checks requests' UCAN signatures and encodings on other threads first (preverify-pool.ts's
+   * `run`): what it vouches for is not checked again here. Default: none, every check on the
+   * calling thread.
+   */
+  preverify?: (body: Uint8Array, contentType: string) => Promise<Preverified | undefined>
 }
 
 /**
@@ -173,7 +180,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       logger.error({ err: error }, 'ucanto handler execution error')
     },
   })
-  return withSafeRequest(server, logger, { maxInvocations, admission, responses, refusalDelayMs })
+  return withSafeRequest(server, logger, { maxInvocations, admission, responses, refusalDelayMs, preverify: options.preverify, ucans: service.grants.ucans })
 }
 
 /**

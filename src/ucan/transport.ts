@@ -12,7 +12,9 @@ import { type Admission, type RequestContext, type Turn, createTurn } from './ad
 import { InvalidCapability, type ProofGraphFailure, RateLimited, truncate } from './errors.js'
 import type { HandlerContext, UcanLogger } from './handlers/context.js'
 import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
+import type { Preverified } from './preverify.js'
 import type { ResponsePool } from './response-budget.js'
+import { type VerifiedUcanCache, markPreverified } from './verified-ucans.js'
 import type { TlogService } from './wire.js'
 
 /**
@@ -40,7 +42,16 @@ import type { TlogService } from './wire.js'
 export function withSafeRequest(
   server: API.ServerView<TlogService>,
   logger: UcanLogger,
-  limits: { maxInvocations: number; admission: Admission; responses: ResponsePool; refusalDelayMs: number },
+  limits: {
+    maxInvocations: number
+    admission: Admission
+    responses: ResponsePool
+    refusalDelayMs: number
+    /** Pre-verification on other cores (preverify-pool.ts); none: every check on this thread. */
+    preverify?: ((body: Uint8Array, contentType: string) => Promise<Preverified | undefined>) | undefined
+    /** Where pre-verified delegations and proofs are remembered (the chain check's cache). */
+    ucans?: VerifiedUcanCache | undefined
+  },
 ): API.ServerView<TlogService> {
   // The abilities the service implements: ucanto finds a handler by property access on the `can`
   // path, so any other `can` (including inherited names such as `toString`) is refused here.
@@ -102,6 +113,13 @@ export function withSafeRequest(
         for (const inv of invocations) {
           const graph = checkProofGraph(inv)
           if (graph.error) refused.set(inv, graph.error)
+        }
+        // The signatures and canonical encodings of the request's UCANs, checked on another core
+        // (preverify.ts) while this thread serves other requests; what it vouches for is skipped
+        // below for these very bytes, the rest is checked here as always.
+        if (limits.preverify !== undefined && refused.size < invocations.length) {
+          const pre = await limits.preverify(req.body as Uint8Array, String(contentTypeOf(req)))
+          if (pre !== undefined) applyPreverified(pre, invocations, limits.ucans)
         }
         // A request that reads reserves its response budget from the service-wide pool until its
         // response is encoded; when the pool is spent, that request is refused and nothing runs.
@@ -174,4 +192,25 @@ export function withSafeRequest(
     },
   })
   return safe
+}
+
+/** The request's `content-type` header, whatever its case. */
+function contentTypeOf(req: API.HTTPRequest): string {
+  const headers = req.headers as Record<string, string | undefined>
+  return headers['content-type'] ?? headers['Content-Type'] ?? ''
+}
+
+/**
+ * Takes what the pre-verification thread vouches for: each invocation it verified is noted on
+ * its object (once its bytes hash to the CID, verified-ucans.ts `markPreverified`); delegations
+ * and proofs go to the verified-UCAN cache by CID (which re-hashes the bytes it is later shown).
+ */
+function applyPreverified(pre: Preverified, invocations: readonly API.Invocation[], ucans: VerifiedUcanCache | undefined): void {
+  if (pre.invocations.length > 0) {
+    const ids = new Set(pre.invocations)
+    for (const inv of invocations) if (ids.has(inv.cid.toString())) markPreverified(inv)
+  }
+  if (ucans === undefined) return
+  for (const id of pre.proofs) ucans.addCid(id)
+  for (const id of pre.delegations) ucans.addCid(id, { delegation: true })
 }

@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { API } from '@ucanto/core'
+import { CID } from 'multiformats/cid'
 
 /** Entries a {@link createVerifiedUcanCache} keeps by default. */
 export const DEFAULT_MAX_VERIFIED_UCANS = 10_000
@@ -48,6 +49,13 @@ export interface VerifiedUcanCache {
    * dag-cbor/sha2-256 CIDs are kept.
    */
   add(ucan: API.Delegation, o?: { delegation?: boolean }): void
+  /**
+   * Remembers the UCAN under CID `id` as {@link add} does, from its CID alone: for UCANs checked
+   * by another thread (preverify.ts), which hashed the bytes to this CID there. {@link has} still
+   * hashes the bytes it is given, so only these bytes ever match. Ignored unless `id` parses as a
+   * dag-cbor/sha2-256 CID.
+   */
+  addCid(id: string, o?: { delegation?: boolean }): void
   /** Entries held (both shares). */
   readonly size: number
   /** Bytes held, as counted: Σ (2 × CID string length + {@link VERIFIED_UCAN_ENTRY_OVERHEAD}). */
@@ -111,6 +119,16 @@ export function createVerifiedUcanCache(options: VerifiedUcanCacheOptions = {}):
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError('maxBytes must be a positive integer')
   const delegations = new Share(Math.floor(maxEntries / 4), Math.floor(maxBytes / 4))
   const proofs = new Share(maxEntries - delegations.maxEntries, maxBytes - delegations.maxBytes)
+  const remember = (id: string, delegation: boolean): void => {
+    const cost = 2 * id.length + VERIFIED_UCAN_ENTRY_OVERHEAD
+    if (delegation) {
+      // A UCAN also used as a proof stays in the proofs' share.
+      if (!proofs.touch(id)) delegations.set(id, cost)
+    } else {
+      delegations.delete(id)
+      proofs.set(id, cost)
+    }
+  }
   return {
     has(ucan) {
       const id = ucan.cid.toString()
@@ -121,15 +139,17 @@ export function createVerifiedUcanCache(options: VerifiedUcanCacheOptions = {}):
     add(ucan, o = {}) {
       const cid = ucan.cid
       if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return
-      const id = cid.toString()
-      const cost = 2 * id.length + VERIFIED_UCAN_ENTRY_OVERHEAD
-      if (o.delegation === true) {
-        // A UCAN also used as a proof stays in the proofs' share.
-        if (!proofs.touch(id)) delegations.set(id, cost)
-      } else {
-        delegations.delete(id)
-        proofs.set(id, cost)
+      remember(cid.toString(), o.delegation === true)
+    },
+    addCid(id, o = {}) {
+      let cid: CID
+      try {
+        cid = CID.parse(id)
+      } catch {
+        return
       }
+      if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE || cid.toString() !== id) return
+      remember(id, o.delegation === true)
     },
     get size() {
       return proofs.entries.size + delegations.entries.size
@@ -159,6 +179,26 @@ const canonical = new WeakSet<API.Delegation>()
  */
 export function markCanonical(ucan: API.Delegation): void {
   canonical.add(ucan)
+}
+
+/** Delegation objects (this process's, by identity) whose bytes another thread verified (preverify.ts). */
+const preverified = new WeakSet<API.Delegation>()
+
+/**
+ * Notes that this Delegation object's block is canonical under its CID and validly signed, as
+ * another thread found for the bytes under that CID (preverify.ts), once its own bytes hash to
+ * that CID; otherwise notes nothing. Whether it was noted.
+ */
+export function markPreverified(ucan: API.Delegation): boolean {
+  if (!sameBytes(ucan)) return false
+  preverified.add(ucan)
+  canonical.add(ucan)
+  return true
+}
+
+/** Whether {@link markPreverified} noted this Delegation object: canonical and validly signed. */
+export function isPreverified(ucan: API.Delegation): boolean {
+  return preverified.has(ucan)
 }
 
 /** Whether {@link markCanonical} was called for this Delegation object. */

@@ -1,0 +1,240 @@
+/**
+ * Pre-verification on other threads (src/ucan/preverify.ts, preverify-pool.ts): which UCANs of a
+ * request it vouches for (only canonical, validly signed, hashing to their CID), that the service
+ * then skips exactly those signature checks, and that what it vouches for can never make a forged
+ * UCAN pass (the verified-UCAN cache re-hashes the bytes it is shown).
+ */
+import { afterEach, beforeAll, describe, expect, test } from 'vitest'
+import type { API } from '@ucanto/core'
+import {
+  TlogAppend,
+  createPreverifyPool,
+  createPrincipalParser,
+  createUcanService,
+  createVerifiedUcanCache,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  formatDelegation,
+  isPreverified,
+  markPreverified,
+  preverifyRequest,
+  type PreverifyPool,
+} from '../../src/ucan/index.js'
+import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { type Principals, RecordingLog, encodeRequest, now, outOf, principals } from './helpers.js'
+import * as CAR from '@ucanto/transport/car'
+
+let P: Principals
+let spaceToAgent: API.Delegation
+let agentToService: API.Delegation
+let delegationString: string
+
+beforeAll(async () => {
+  P = await principals()
+  spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
+  agentToService = await delegateAgentToService({ agent: P.agent, service: P.service.did(), proofs: [spaceToAgent], expiration: now() + 86400 })
+  delegationString = await formatDelegation(agentToService)
+})
+
+/** A signed honest tlog/append invocation (a nonce each: distinct CIDs). */
+async function appendInvocation(issuer: API.Signer = P.agent, delegation = delegationString): Promise<API.Invocation> {
+  return await TlogAppend.invoke({
+    issuer,
+    audience: P.service,
+    with: P.space.did(),
+    nb: { data: encodeBase64(new TextEncoder().encode('entry')), delegation },
+    expiration: now() + 300,
+    nonce: Math.random().toString(36),
+  }).delegate()
+}
+
+/**
+ * A signer that claims `claimed`'s DID but signs with `actual`'s key: well-formed, canonical UCANs
+ * whose signature does not verify.
+ */
+function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
+  return {
+    did: () => claimed.did(),
+    toDIDKey: () => claimed.toDIDKey(),
+    sign: (payload: Uint8Array) => actual.sign(payload),
+    verify: () => false,
+    signatureAlgorithm: actual.signatureAlgorithm,
+    signatureCode: actual.signatureCode,
+    withDID: () => {
+      throw new Error('unused')
+    },
+  } as unknown as API.Signer
+}
+
+/** A principal parser counting the signatures it is asked to verify. */
+function countingPrincipal() {
+  const inner = createPrincipalParser()
+  const counter = { verifies: 0 }
+  const parser: API.PrincipalParser = {
+    parse(did) {
+      const v = inner.parse(did)
+      const counting = Object.create(v) as API.Verifier
+      counting.did = () => v.did()
+      counting.verify = (payload, signature) => {
+        counter.verifies++
+        return v.verify(payload, signature)
+      }
+      return counting
+    },
+  }
+  return { parser, counter }
+}
+
+describe('preverifyRequest', () => {
+  test('vouches for each invocation, its Agent→Service delegation and the Space→Agent proof, once each', async () => {
+    const a = await appendInvocation()
+    const b = await appendInvocation()
+    const { headers, body } = await encodeRequest([a, b])
+    const pre = await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 64 })
+    expect(pre.invocations.sort()).toEqual([a.cid.toString(), b.cid.toString()].sort())
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+    expect(pre.proofs).toEqual([spaceToAgent.cid.toString()])
+  })
+
+  test('an invocation whose signature does not verify is not vouched for; the rest still is', async () => {
+    const bad = await appendInvocation(impostor(P.agent, P.alice))
+    const good = await appendInvocation()
+    const { headers, body } = await encodeRequest([bad, good])
+    const pre = await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 64 })
+    expect(pre.invocations).toEqual([good.cid.toString()])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+  })
+
+  test('a delegation chain with a badly signed proof: the proof is not vouched for', async () => {
+    const badProof = await delegateSpaceToAgent({ space: impostor(P.space, P.alice) as never, agent: P.agent, expiration: now() + 3600 })
+    const top = await delegateAgentToService({ agent: P.agent, service: P.service.did(), proofs: [badProof], expiration: now() + 3600 })
+    const inv = await appendInvocation(P.agent, await formatDelegation(top))
+    const { headers, body } = await encodeRequest([inv])
+    const pre = await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 64 })
+    expect(pre.invocations).toEqual([inv.cid.toString()])
+    expect(pre.delegations).toEqual([top.cid.toString()])
+    expect(pre.proofs).toEqual([])
+  })
+
+  test('looks at no more than maxInvocations invocations', async () => {
+    const invs = await Promise.all([1, 2, 3].map(() => appendInvocation()))
+    const { headers, body } = await encodeRequest(invs)
+    const pre = await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 2 })
+    expect(pre.invocations).toHaveLength(2)
+  })
+
+  test('a body that is not a CAR agent message, or the wrong content type: nothing vouched for, no throw', async () => {
+    const empty = { invocations: [], delegations: [], proofs: [] }
+    expect(await preverifyRequest(new Uint8Array([1, 2, 3]), 'application/vnd.ipld.car', { maxInvocations: 64 })).toEqual(empty)
+    const { body } = await encodeRequest([await appendInvocation()])
+    expect(await preverifyRequest(body, 'text/plain', { maxInvocations: 64 })).toEqual(empty)
+  })
+
+  test('CIDs verified before (`known`) are vouched for without verifying again', async () => {
+    const known = new Set<string>()
+    const { parser, counter } = countingPrincipal()
+    const first = await encodeRequest([await appendInvocation()])
+    await preverifyRequest(first.body, first.headers['content-type'] as string, { maxInvocations: 64, known, principal: parser })
+    expect(counter.verifies).toBe(3)
+    const second = await encodeRequest([await appendInvocation()])
+    const pre = await preverifyRequest(second.body, second.headers['content-type'] as string, { maxInvocations: 64, known, principal: parser })
+    expect(counter.verifies).toBe(4) // only the new invocation
+    expect(pre.proofs).toEqual([spaceToAgent.cid.toString()])
+  })
+})
+
+describe('the service with pre-verification', () => {
+  test('skips exactly the signatures vouched for, and still appends', async () => {
+    const { parser, counter } = countingPrincipal()
+    const log = new RecordingLog()
+    const server = createUcanService({
+      signer: P.service,
+      log,
+      principal: parser,
+      preverify: (body, contentType) => preverifyRequest(body, contentType, { maxInvocations: 64 }),
+    })
+    const inv = await appendInvocation()
+    const res = await server.request(await encodeRequest([inv]))
+    const [receipt] = (await CAR.outbound.decode(res as never)).receipts.values()
+    expect(outOf(receipt as API.Receipt).error).toBeUndefined()
+    expect(log.appends).toHaveLength(1)
+    expect(counter.verifies).toBe(0)
+  })
+
+  test('a forged invocation is refused InvalidSignature although the pre-verifier answered', async () => {
+    const log = new RecordingLog()
+    const server = createUcanService({ signer: P.service, log, preverify: (body, contentType) => preverifyRequest(body, contentType, { maxInvocations: 64 }) })
+    const forged = await appendInvocation(impostor(P.agent, P.alice))
+    const res = await server.request(await encodeRequest([forged]))
+    const [receipt] = (await CAR.outbound.decode(res as never)).receipts.values()
+    expect(outOf(receipt as API.Receipt).error?.name).toBe('InvalidSignature')
+    expect(log.appends).toHaveLength(0)
+  })
+
+  test('a pre-verifier that answers nothing (busy, crashed) changes nothing but where the checks run', async () => {
+    const { parser, counter } = countingPrincipal()
+    const log = new RecordingLog()
+    const server = createUcanService({ signer: P.service, log, principal: parser, preverify: async () => undefined })
+    const res = await server.request(await encodeRequest([await appendInvocation()]))
+    const [receipt] = (await CAR.outbound.decode(res as never)).receipts.values()
+    expect(outOf(receipt as API.Receipt).error).toBeUndefined()
+    expect(counter.verifies).toBeGreaterThanOrEqual(2)
+  })
+})
+
+describe('what a CID vouched for covers', () => {
+  test('the cache re-hashes: a CID vouched for matches only the bytes that hash to it', async () => {
+    const ucans = createVerifiedUcanCache()
+    ucans.addCid(agentToService.cid.toString(), { delegation: true })
+    expect(ucans.has(agentToService)).toBe(true)
+    // Another UCAN's bytes presented under the vouched-for CID: not a hit.
+    const impostor = Object.create(spaceToAgent, { root: { value: { cid: agentToService.cid, bytes: spaceToAgent.root.bytes } } }) as API.Delegation
+    expect(ucans.has(impostor)).toBe(false)
+    // Not a dag-cbor/sha2-256 CID string (or not canonical): ignored.
+    ucans.addCid('not a cid')
+    ucans.addCid(`${agentToService.cid.toString()} `)
+    expect(ucans.size).toBe(1)
+  })
+
+  test('markPreverified notes an object only when its bytes hash to its CID', () => {
+    const impostor = Object.create(spaceToAgent, { root: { value: { cid: agentToService.cid, bytes: spaceToAgent.root.bytes } } }) as API.Delegation
+    expect(markPreverified(impostor)).toBe(false)
+    expect(isPreverified(impostor)).toBe(false)
+    expect(markPreverified(spaceToAgent)).toBe(true)
+    expect(isPreverified(spaceToAgent)).toBe(true)
+  })
+})
+
+describe('createPreverifyPool (worker threads)', () => {
+  let pool: PreverifyPool | undefined
+  afterEach(async () => {
+    await pool?.close()
+    pool = undefined
+  })
+
+  test('a worker answers what preverifyRequest answers in-thread', async () => {
+    pool = createPreverifyPool({ workers: 1, maxInvocations: 64 })
+    const inv = await appendInvocation()
+    const { headers, body } = await encodeRequest([inv])
+    const viaPool = await pool.run(body, headers['content-type'] as string)
+    const direct = await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 64 })
+    expect(viaPool).toEqual(direct)
+    expect(viaPool?.invocations).toEqual([inv.cid.toString()])
+  })
+
+  test('past maxPending, and after close, a request is left to the main thread (undefined)', async () => {
+    pool = createPreverifyPool({ workers: 1, maxInvocations: 64, maxPending: 1 })
+    const { headers, body } = await encodeRequest([await appendInvocation()])
+    const ct = headers['content-type'] as string
+    const [a, b] = await Promise.all([pool.run(body, ct), pool.run(body, ct)])
+    expect(a?.invocations).toHaveLength(1)
+    expect(b).toBeUndefined()
+    await pool.close()
+    expect(await pool.run(body, ct)).toBeUndefined()
+  })
+
+  test('bad options are refused by name', () => {
+    expect(() => createPreverifyPool({ workers: 0, maxInvocations: 1 })).toThrow(RangeError)
+    expect(() => createPreverifyPool({ workers: 1, maxInvocations: 0 })).toThrow(RangeError)
+  })
+})
