@@ -24,7 +24,10 @@
 //   BENCH_TP_NODE_ARGS      extra node flags for the servers (e.g. --cpu-prof --cpu-prof-dir=DIR)
 //   BENCH_SERVER_ROOT       run another built checkout's `ucanlog serve` as `ucanlog`
 //   BENCH_BASELINE_ROOT     also run another built checkout's `ucanlog serve` as `baseline`, side by
-//                           side with this one (e.g. the tree before a change, built in a temp dir)
+//                           side with this one (e.g. the tree before a change, built in a temp dir);
+//                           'self' runs this checkout again, with BENCH_TP_BASELINE_ARGS added (e.g.
+//                           --verify-workers 0: the same build with every check on the main thread)
+//   BENCH_TP_BASELINE_ARGS  extra `ucanlog serve` flags for the baseline only
 //   BENCH_TP_WARMUP         appends sent to each server before the timed runs (JIT warm-up); default 512
 //
 // Wall-clock figures are noisy on a shared machine; the CPU figures are per append and the load
@@ -58,7 +61,8 @@ async function startServer(name, dataDir) {
     ...list(process.env.BENCH_TP_UCANLOG_ARGS, '').flatMap((a) => a.split(' '))]
   const args = {
     ucanlog: ucanlog(serverRoot, join(dataDir, 'ucanlog')),
-    baseline: ucanlog(process.env.BENCH_BASELINE_ROOT ?? serverRoot, join(dataDir, 'baseline')),
+    baseline: [...ucanlog(process.env.BENCH_BASELINE_ROOT === 'self' ? serverRoot : (process.env.BENCH_BASELINE_ROOT ?? serverRoot), join(dataDir, 'baseline')),
+      ...list(process.env.BENCH_TP_BASELINE_ARGS, '').flatMap((a) => a.split(' '))],
     stock: [join(root, 'bench', 'stock-server.js')],
     echo: [join(root, 'bench', 'echo-server.js')],
   }[name]
@@ -76,9 +80,9 @@ async function startServer(name, dataDir) {
   return { name, url, did, pid: child.pid, stop: async () => (child.kill('SIGTERM'), await exited) }
 }
 
-/** CPU (ms, user + system, all threads) a process has used so far. */
-function procCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/** CPU (ms, user + system, all threads) a process has used so far; with `mainOnly`, its main thread's (the event loop's). */
+function procCpuMs(pid, mainOnly = false) {
+  const stat = readFileSync(mainOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return ((Number(f[11]) + Number(f[12])) * 1000) / TICK
 }
@@ -152,17 +156,20 @@ export async function run(report = () => {}) {
     const results = new Map()
     for (const p of plan) {
       const before = procCpuMs(p.s.pid)
+      const beforeMain = procCpuMs(p.s.pid, true)
       let rssMax = 0
       const sampler = setInterval(() => (rssMax = Math.max(rssMax, procRss(p.s.pid).rss)), 200)
       const r = await client.call({ cmd: 'run', id: p.id, inflight: Math.max(1, Math.round(p.c / p.k)) })
       clearInterval(sampler)
       rssMax = Math.max(rssMax, procRss(p.s.pid).rss)
       const serverCpuMs = procCpuMs(p.s.pid) - before
+      const mainCpuMs = procCpuMs(p.s.pid, true) - beforeMain
       const key = `${p.s.name} ${p.k} ${p.c}`
-      const row = results.get(key) ?? { name: p.s.name, k: p.k, c: p.c, rate: [], server: [], client: [], p50: [], p99: [], rss: [], errors: {} }
+      const row = results.get(key) ?? { name: p.s.name, k: p.k, c: p.c, rate: [], server: [], main: [], client: [], p50: [], p99: [], rss: [], errors: {} }
       const n = p.count
       row.rate.push((r.ok * 1000) / r.wallMs)
       row.server.push((serverCpuMs * 1000) / n)
+      row.main.push((mainCpuMs * 1000) / n)
       row.client.push((r.clientCpuMs * 1000) / n)
       row.p50.push(r.p50)
       row.p99.push(r.p99)
@@ -171,11 +178,11 @@ export async function run(report = () => {}) {
       results.set(key, row)
     }
     console.log(`\nclosed loop (min / median / max of ${REPS}; appends/s and latency wall-clock, CPU per append in µs, RSS in MiB)`)
-    console.log('| server | inv/request | appends in flight | appends/s | server CPU µs/append | client CPU µs/append | request p50 ms | request p99 ms | server RSS max MiB | failed |')
-    console.log('|---|---|---|---|---|---|---|---|---|---|')
+    console.log('| server | inv/request | appends in flight | appends/s | server CPU µs/append | of it main thread | client CPU µs/append | request p50 ms | request p99 ms | server RSS max MiB | failed |')
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|')
     for (const r of results.values()) {
       const failed = Object.entries(r.errors).map(([e, c]) => `${c} ${e}`).join(', ') || '0'
-      console.log(`| ${r.name} | ${r.k} | ${r.c} | ${mmm(r.rate)} | ${mmm(r.server)} | ${mmm(r.client)} | ${mmm(r.p50)} | ${mmm(r.p99)} | ${mmm(r.rss)} | ${failed} |`)
+      console.log(`| ${r.name} | ${r.k} | ${r.c} | ${mmm(r.rate)} | ${mmm(r.server)} | ${mmm(r.main)} | ${mmm(r.client)} | ${mmm(r.p50)} | ${mmm(r.p99)} | ${mmm(r.rss)} | ${failed} |`)
       report(`${r.name}: ${r.k} per request, ${r.c} in flight (median appends/s, wall)`, stats(r.rate).med, 'appends/s')
     }
 
