@@ -21,6 +21,7 @@ export const GROUPS = {
       'src/ucan/chain.ts',
       'src/ucan/signed-payload.ts',
       'src/ucan/verified-ucans.ts',
+      'src/ucan/preverify.ts',
       'src/ucan/attester.ts',
       'src/ucan/authorization-failure.ts',
       'src/ucan/delegation.ts',
