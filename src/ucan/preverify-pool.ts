@@ -132,7 +132,10 @@ export function createPreverifyPool(options: PreverifyPoolOptions): PreverifyPoo
         const timer = setTimeout(() => settle(slot, id, undefined), timeoutMs)
         timer.unref()
         slot.pending.set(id, { resolve, timer })
-        slot.worker.postMessage({ id, body, contentType })
+        // An exact copy, moved: posting `body` itself would clone the whole buffer it views
+        // (HTTP bodies are often slices of a larger pooled one).
+        const copy = new Uint8Array(body)
+        slot.worker.postMessage({ id, body: copy, contentType }, [copy.buffer])
       })
     },
     async close() {
