@@ -6,7 +6,8 @@
  * within `timeoutMs` answers `undefined`, and the main thread verifies that request itself.
  * Bounded: at most `workers` threads (started on first use), at most `maxPending` requests handed
  * to them at once (the fair scheduler already bounds requests being worked on; this is a backstop),
- * each worker's set of verified CIDs at most `maxKnown` entries.
+ * each worker's set of verified CIDs at most `maxKnown` entries, its heap at most
+ * {@link WORKER_HEAP_LIMITS}.
  */
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -39,6 +40,9 @@ export interface PreverifyPool {
 
 /** Workers failing in a row (no answer between) before the pool gives up for good. */
 const MAX_FAILURES = 3
+
+/** V8 heap limits of each worker, MiB: young generation (scavenged often, its live set is one request's) and old. */
+export const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 } as const
 
 interface Slot {
   worker: Worker
@@ -92,7 +96,9 @@ export function createPreverifyPool(options: PreverifyPoolOptions): PreverifyPoo
     void slot.worker.terminate()
   }
   const start = (i: number): Slot => {
-    const worker = new Worker(workerUrl(), { workerData: { maxInvocations, maxKnown } })
+    // Its live data is a request at a time and the set of known CIDs: small heaps keep the
+    // thread's memory bounded (a worker past them is ended, and the main thread takes over).
+    const worker = new Worker(workerUrl(), { workerData: { maxInvocations, maxKnown }, resourceLimits: WORKER_HEAP_LIMITS })
     worker.unref()
     const slot: Slot = { worker, pending: new Map() }
     worker.on('message', (m: { id: number; preverified: Preverified }) => {
