@@ -235,6 +235,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       space: { rate: c.spaceRate, burst: c.spaceBurst, now: hooks.limitsClock },
       concurrency: c.clientConcurrency,
       globalConcurrency: c.authorizeConcurrency,
+      queueTotal: c.maxQueuedRequests,
       memory: c.chargeMemory,
       now: hooks.limitsClock,
     }),
