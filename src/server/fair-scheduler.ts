@@ -17,8 +17,10 @@
  *   address with the most waiting is shed (its wait rejects with {@link ServiceBusy}) and the
  *   newcomer queues. So a flood from one address fills the queue but never makes another address's
  *   request be refused: reaching the bound refuses the party that caused it.
- * Waits with `always` (answering work that already ran) are never refused nor shed, and do not
- * count towards either bound's "waiting" for shedding purposes (see {@link FairScheduler.acquire}).
+ * Optionally (`maxWaitMs`) a request that waited that long for its turn gives up with
+ * {@link ServiceBusy} too, so no request waits unboundedly long even below the count bounds.
+ * Waits with `always` (answering work that already ran) are never refused, shed nor timed out,
+ * and do not count towards `maxQueuedTotal` (see {@link FairScheduler.acquire}).
  *
  * Cost: every acquire, release, dispatch and shed is O(1) amortised in the number of addresses
  * (the heaviest address is kept with count buckets, each count's set of addresses, the maximum
@@ -61,12 +63,26 @@ export interface FairSchedulerOptions {
    * newest wait is shed, or the newcomer refused, with {@link ServiceBusy}. Default unbounded.
    */
   maxQueuedTotal?: number
+  /** Longest wait for a turn, ms (`always` waits exempt); past it the wait rejects with {@link ServiceBusy}. Default (or 0): unbounded. */
+  maxWaitMs?: number
+  /** Timers of `maxWaitMs` (tests inject their own); default the global `setTimeout`/`clearTimeout`. */
+  timers?: SchedulerTimers
+}
+
+/** The timer functions {@link FairScheduler} uses for `maxWaitMs`. */
+export interface SchedulerTimers {
+  /** Calls `fn` once after `ms` milliseconds; answers a handle for `clearTimeout`. */
+  setTimeout(fn: () => void, ms: number): unknown
+  /** Cancels a timer `setTimeout` answered (nothing if it already fired). */
+  clearTimeout(timer: unknown): void
 }
 
 interface Waiter {
   go: () => void
   fail: (err: Error) => void
   always: boolean
+  /** Its `maxWaitMs` timer, when one is set. */
+  timer?: unknown
 }
 
 interface Key {
@@ -83,6 +99,8 @@ interface Key {
 export class FairScheduler {
   readonly o: FairSchedulerOptions
   readonly #maxQueuedTotal: number
+  readonly #maxWaitMs: number
+  readonly #timers: SchedulerTimers
   readonly #keys = new Map<string, Key>()
   /** Keys with waiting tasks, each once, in the order they get their next turn. */
   readonly #ready: string[] = []
@@ -97,11 +115,14 @@ export class FairScheduler {
   /** @throws RangeError unless every count is a positive integer. */
   constructor(o: FairSchedulerOptions) {
     for (const [k, v] of Object.entries(o)) {
-      if (v === undefined && k === 'maxQueuedTotal') continue
+      if (k === 'timers' || (v === undefined && k === 'maxQueuedTotal')) continue
+      if (k === 'maxWaitMs' && (v === undefined || v === 0)) continue
       if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer`)
     }
     this.o = o
     this.#maxQueuedTotal = o.maxQueuedTotal ?? Infinity
+    this.#maxWaitMs = o.maxWaitMs ?? 0
+    this.#timers = o.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout) }
   }
 
   /**
@@ -124,7 +145,8 @@ export class FairScheduler {
    * that must finish, such as answering an append that already ran).
    * @throws SchedulerFull (rejects) when `key` already has `maxQueued` waiting and `o.always` is not set.
    * @throws ServiceBusy (rejects) when `maxQueuedTotal` tasks wait and `key` has at least as many
-   *   waiting as any key (at once), or later when this wait is shed for a newcomer of a lighter key.
+   *   waiting as any key (at once), or later when this wait is shed for a newcomer of a lighter key
+   *   or has lasted `maxWaitMs`.
    */
   async acquire(key: string, o: { always?: boolean } = {}): Promise<() => void> {
     let k = this.#keys.get(key)
@@ -147,8 +169,12 @@ export class FairScheduler {
         }
       }
       await new Promise<void>((go, fail) => {
-        k!.waiting.push({ go, fail, always })
-        if (!always) this.#count(k!, +1)
+        const w: Waiter = { go, fail, always }
+        k!.waiting.push(w)
+        if (!always) {
+          this.#count(k!, +1)
+          if (this.#maxWaitMs > 0) w.timer = this.#timers.setTimeout(() => this.#expire(k!, w), this.#maxWaitMs)
+        }
         if (!k!.ready) {
           k!.ready = true
           this.#ready.push(key)
@@ -193,8 +219,19 @@ export class FairScheduler {
     while (k.waiting[i]!.always) i-- // always-waits are never shed; k.queued ≥ 1 so one is found
     const [w] = k.waiting.splice(i, 1)
     this.#count(k, -1)
+    if (w!.timer !== undefined) this.#timers.clearTimeout(w!.timer)
     // Its name stays in the ready ring if the key is left with nothing waiting; #dispatch drops it.
     w!.fail(new ServiceBusy(`${this.#queued + 1} requests waiting in the service, the most from this client; shed for another client's request`))
+  }
+
+  /** `w` of `k` waited `maxWaitMs`: it leaves the queue and rejects ({@link ServiceBusy}). */
+  #expire(k: Key, w: Waiter): void {
+    const i = k.waiting.indexOf(w)
+    if (i < 0) return // already started or shed
+    k.waiting.splice(i, 1)
+    this.#count(k, -1)
+    // Its name stays in the ready ring if the key is left with nothing waiting; #dispatch drops it.
+    w.fail(new ServiceBusy(`waited more than ${this.#maxWaitMs} ms for a turn`))
   }
 
   /** Hands free slots to waiting keys in round-robin order, skipping keys at their own limit. */
@@ -217,6 +254,7 @@ export class FairScheduler {
       this.#start(k)
       const w = k.waiting.shift() as Waiter
       if (!w.always) this.#count(k, -1)
+      if (w.timer !== undefined) this.#timers.clearTimeout(w.timer)
       if (k.waiting.length > 0) this.#ready.push(key)
       else k.ready = false
       w.go()

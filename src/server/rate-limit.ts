@@ -172,6 +172,8 @@ export interface AdmissionOptions {
   queue?: number
   /** Most turns all client addresses together may have waiting (the heaviest address's newest is shed past it); default {@link DEFAULT_MAX_QUEUED_REQUESTS}. */
   queueTotal?: number
+  /** Longest wait for a turn, ms (0 = unbounded, the default); past it → ServiceBusy. */
+  queueWaitMs?: number
   /** Most signed invocations remembered as charged; default {@link DEFAULT_CHARGE_MEMORY}. */
   memory?: number
   /** Clock of the charge memory, milliseconds; default `Date.now`. */
@@ -193,6 +195,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
     perKey: o.concurrency ?? DEFAULT_CLIENT_CONCURRENCY,
     maxQueued: o.queue ?? DEFAULT_CLIENT_QUEUE,
     maxQueuedTotal: o.queueTotal ?? DEFAULT_MAX_QUEUED_REQUESTS,
+    maxWaitMs: o.queueWaitMs ?? 0,
   })
   const address = (r: RequestContext) => clientKey(r.client)
   return {

@@ -236,6 +236,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       concurrency: c.clientConcurrency,
       globalConcurrency: c.authorizeConcurrency,
       queueTotal: c.maxQueuedRequests,
+      queueWaitMs: c.maxQueueWaitMs,
       memory: c.chargeMemory,
       now: hooks.limitsClock,
     }),

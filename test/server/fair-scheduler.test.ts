@@ -226,3 +226,67 @@ describe('FairScheduler: the service-wide queue bound (maxQueuedTotal)', () => {
     expect([s.queued(), s.running(), s.keys()]).toEqual([0, 0, 0])
   })
 })
+
+describe('FairScheduler: the longest wait for a turn (maxWaitMs)', () => {
+  /** Timers that fire only when the test says so. */
+  function manualTimers() {
+    const pending = new Map<number, { fn: () => void; at: number }>()
+    let now = 0
+    let next = 0
+    return {
+      timers: {
+        setTimeout: (fn: () => void, ms: number) => (pending.set(++next, { fn, at: now + ms }), next),
+        clearTimeout: (t: unknown) => void pending.delete(t as number),
+      },
+      pending: () => pending.size,
+      advance(ms: number) {
+        now += ms
+        for (const [id, t] of [...pending]) if (t.at <= now) (pending.delete(id), t.fn())
+      },
+    }
+  }
+
+  test('a wait past maxWaitMs rejects ServiceBusy and its task never runs; a wait that got its turn in time is unaffected; always-waits never time out', async () => {
+    const clock = manualTimers()
+    const s = new FairScheduler({ max: 1, perKey: 1, maxQueued: 10, maxWaitMs: 100, timers: clock.timers })
+    const releaseHold = await s.acquire('hold')
+    const log: string[] = []
+    const early = outcome(s.run('a', async () => void log.push('early')).then(() => 'early'))
+    clock.advance(60)
+    const late = outcome(s.run('b', async () => void log.push('late')).then(() => 'late'))
+    const always = outcome(s.acquire('c', { always: true }).then((r) => (r(), 'always')))
+    expect(clock.pending()).toBe(2) // no timer for the always-wait
+    clock.advance(50) // `early` has waited 110 ms, `late` 50 ms
+    expect(await early).toBe('ServiceBusy')
+    expect(s.queued()).toBe(1)
+    releaseHold()
+    expect(await late).toBe('late')
+    expect(await always).toBe('always')
+    expect(log).toEqual(['late'])
+    expect(clock.pending(), 'timers of waits that got their turn are cleared').toBe(0)
+    clock.advance(1000)
+    expect([s.queued(), s.running(), s.keys()]).toEqual([0, 0, 0])
+  })
+
+  test('a shed wait clears its timer; maxWaitMs 0 means no limit (no timer); a negative or fractional one is refused', async () => {
+    const clock = manualTimers()
+    const s = new FairScheduler({ max: 1, perKey: 1, maxQueued: 10, maxQueuedTotal: 1, maxWaitMs: 100, timers: clock.timers })
+    const releaseHold = await s.acquire('hold')
+    const a = outcome(s.run('a', async () => 'a'))
+    const b = outcome(s.run('b', async () => 'b')) // b (0 waiting) sheds a
+    expect(await a).toBe('ServiceBusy')
+    expect(clock.pending()).toBe(1)
+    releaseHold()
+    expect(await b).toBe('b')
+    expect(clock.pending()).toBe(0)
+
+    const unlimited = new FairScheduler({ max: 1, perKey: 1, maxQueued: 10, maxWaitMs: 0, timers: clock.timers })
+    const hold = await unlimited.acquire('hold')
+    const c = outcome(unlimited.run('c', async () => 'c'))
+    expect(clock.pending()).toBe(0)
+    hold()
+    expect(await c).toBe('c')
+    expect(() => new FairScheduler({ max: 1, perKey: 1, maxQueued: 1, maxWaitMs: -1 })).toThrow(RangeError)
+    expect(() => new FairScheduler({ max: 1, perKey: 1, maxQueued: 1, maxWaitMs: 0.5 })).toThrow(RangeError)
+  })
+})
