@@ -61,7 +61,7 @@ export function withSafeRequest(
       const tooMany = async (retryAfter: number, busy = false) => {
         const seconds = Math.max(1, Math.ceil(retryAfter))
         if (limits.refusalDelayMs > 0) await new Promise((r) => setTimeout(r, Math.min(limits.refusalDelayMs, seconds * 1000)))
-        if (busy) return text(503, 'ServiceBusy: too many requests waiting, the most from this address; retry later', { 'retry-after': String(seconds) })
+        if (busy) return text(503, 'ServiceBusy: the service has too many requests waiting; retry later', { 'retry-after': String(seconds) })
         return text(429, 'rate limited; retry later', { 'retry-after': String(seconds) })
       }
       // The request's own hold on its turn, given back when it ends (whatever the outcome).
