@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os'
 import { DEFAULT_MAX_VERIFIED_UCAN_BYTES, DEFAULT_MAX_VERIFIED_UCANS } from '../ucan/verified-ucans.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
-import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY } from './fair-scheduler.js'
+import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_MAX_QUEUED_REQUESTS } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 
@@ -89,6 +89,10 @@ export interface ServiceConfig {
   clientConcurrency: number
   /** Most requests and invocations worked on at once in the whole service (freed turns go round-robin across client addresses). */
   authorizeConcurrency: number
+  /** Most requests and invocations waiting for a turn, all client addresses together; at it the address with the most waiting is refused or shed → 503 ServiceBusy. */
+  maxQueuedRequests: number
+  /** Longest wait of a request or invocation for its turn, ms; 0 = unbounded. Past it → 503 ServiceBusy. */
+  maxQueueWaitMs: number
   /** Most signed invocations remembered as charged to their issuer (replays of them cost only the sender's address). */
   chargeMemory: number
   /** How long a rate-limited request is held before its 429 is sent, ms (at most its Retry-After; 0 = at once). */
@@ -168,6 +172,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   clientBurst: DEFAULT_CLIENT_BURST,
   clientConcurrency: DEFAULT_CLIENT_CONCURRENCY,
   authorizeConcurrency: DEFAULT_AUTHORIZE_CONCURRENCY,
+  maxQueuedRequests: DEFAULT_MAX_QUEUED_REQUESTS,
+  maxQueueWaitMs: 0,
   chargeMemory: DEFAULT_CHARGE_MEMORY,
   refusalDelayMs: DEFAULT_REFUSAL_DELAY_MS,
   attesterDid: '',
@@ -237,6 +243,8 @@ export const KNOBS: Knob[] = [
   { key: 'clientBurst', flag: '--client-burst', env: 'UCANLOG_CLIENT_BURST', unit: 'invocations', description: 'burst per client address', integer: { min: 1, max: 10_000_000 } },
   { key: 'clientConcurrency', flag: '--client-concurrency', env: 'UCANLOG_CLIENT_CONCURRENCY', unit: 'requests', description: 'requests and invocations being worked on at once per client address (turns, handed out round-robin across addresses); others wait', integer: { min: 1, max: 10_000 } },
   { key: 'authorizeConcurrency', flag: '--authorize-concurrency', env: 'UCANLOG_AUTHORIZE_CONCURRENCY', unit: 'requests', description: 'requests and invocations being worked on at once in the whole service; freed turns go round-robin across client addresses, so a flooding address delays another by at most one turn', integer: { min: 1, max: 10_000 } },
+  { key: 'maxQueuedRequests', flag: '--max-queued-requests', env: 'UCANLOG_MAX_QUEUED_REQUESTS', unit: 'requests', description: 'requests and invocations waiting for a turn, all client addresses together; at it, a newcomer from the address with the most waiting is refused, otherwise that address\'s newest waiting one is shed: 503 ServiceBusy + Retry-After, nothing ran', integer: { min: 1, max: 10_000_000 } },
+  { key: 'maxQueueWaitMs', flag: '--max-queue-wait', env: 'UCANLOG_MAX_QUEUE_WAIT_MS', unit: 'ms', description: 'longest wait of a request or invocation for its turn; past it, 503 ServiceBusy + Retry-After, nothing ran; 0 = no limit (the queue is still bounded by --max-queued-requests)', integer: { min: 0, max: 3_600_000 } },
   { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer, so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
   { key: 'refusalDelayMs', flag: '--refusal-delay', env: 'UCANLOG_REFUSAL_DELAY_MS', unit: 'ms', description: 'how long a rate-limited request is held before its 429 is sent (at most its Retry-After), so a client resending at once is slowed to one refusal per connection per delay; 0 = at once', integer: { min: 0, max: 60_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },

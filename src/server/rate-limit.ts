@@ -12,7 +12,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net'
 import type { Admission, Charge, RequestContext } from '../ucan/admission.js'
-import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_CLIENT_QUEUE, FairScheduler } from './fair-scheduler.js'
+import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_CLIENT_QUEUE, DEFAULT_MAX_QUEUED_REQUESTS, FairScheduler } from './fair-scheduler.js'
 
 /** Default sustained rate per client address, invocations per second. */
 export const DEFAULT_CLIENT_RATE = 100
@@ -170,6 +170,10 @@ export interface AdmissionOptions {
   globalConcurrency?: number
   /** Most turns one client address may have waiting; default {@link DEFAULT_CLIENT_QUEUE}. */
   queue?: number
+  /** Most turns all client addresses together may have waiting (the heaviest address's newest is shed past it); default {@link DEFAULT_MAX_QUEUED_REQUESTS}. */
+  queueTotal?: number
+  /** Longest wait for a turn, ms (0 = unbounded, the default); past it → ServiceBusy. */
+  queueWaitMs?: number
   /** Most signed invocations remembered as charged; default {@link DEFAULT_CHARGE_MEMORY}. */
   memory?: number
   /** Clock of the charge memory, milliseconds; default `Date.now`. */
@@ -190,6 +194,8 @@ export function createAdmission(o: AdmissionOptions): Admission {
     max: o.globalConcurrency ?? DEFAULT_AUTHORIZE_CONCURRENCY,
     perKey: o.concurrency ?? DEFAULT_CLIENT_CONCURRENCY,
     maxQueued: o.queue ?? DEFAULT_CLIENT_QUEUE,
+    maxQueuedTotal: o.queueTotal ?? DEFAULT_MAX_QUEUED_REQUESTS,
+    maxWaitMs: o.queueWaitMs ?? 0,
   })
   const address = (r: RequestContext) => clientKey(r.client)
   return {

@@ -241,6 +241,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       space: { rate: c.spaceRate, burst: c.spaceBurst, now: hooks.limitsClock },
       concurrency: c.clientConcurrency,
       globalConcurrency: c.authorizeConcurrency,
+      queueTotal: c.maxQueuedRequests,
+      queueWaitMs: c.maxQueueWaitMs,
       memory: c.chargeMemory,
       now: hooks.limitsClock,
     }),

@@ -28,6 +28,7 @@ export interface Admission {
    * slot) and resolves to the function that gives the turn back. With `o.always` the wait is never
    * refused (the work must finish: answering what already ran).
    * @throws SchedulerFull (rejects) when the address has too many requests waiting (→ HTTP 429).
+   * @throws ServiceBusy (rejects) when the service-wide queue is full and the address has the most waiting (→ HTTP 503).
    */
   turn(request: RequestContext, o?: { always?: boolean }): Promise<() => void>
   /**

@@ -23,7 +23,9 @@ import type { TlogService } from './wire.js'
  * invocation runs and the receipts are encoded), plus:
  * - more than `maxInvocations` invocations → 413 and nothing runs;
  * - `admission.request` (the client address's rate limit) refusing → 429 with `Retry-After`, and
- *   nothing runs; so does a request whose every invocation was refused `RateLimited`;
+ *   nothing runs; so does a request whose every invocation was refused `RateLimited`; a turn
+ *   refused or shed `ServiceBusy` (the service-wide queue is full) → 503 with `Retry-After`
+ *   instead (an invocation's own: `RateLimited` naming ServiceBusy, 503 when all were refused);
  * - a request with a `tlog/read` when the response pool cannot reserve its budget → 503
  *   `ReadCapacityExhausted` with `Retry-After: 1`, and nothing runs;
  * - an invocation whose own proof graph fails proof-graph.ts's check (duplicate proof links, a
@@ -66,9 +68,11 @@ export function withSafeRequest(
     value: async (req: API.HTTPRequest & { client?: string }) => {
       const context: RequestContext = req.client === undefined ? {} : { client: req.client }
       // A refusal is held a while (the tarpit), so a client resending at once costs little.
-      const tooMany = async (retryAfter: number) => {
+      // ServiceBusy (the service-wide queue of turns is full and this address has the most waiting) is 503.
+      const tooMany = async (retryAfter: number, busy = false) => {
         const seconds = Math.max(1, Math.ceil(retryAfter))
         if (limits.refusalDelayMs > 0) await new Promise((r) => setTimeout(r, Math.min(limits.refusalDelayMs, seconds * 1000)))
+        if (busy) return text(503, 'ServiceBusy: the service has too many requests waiting; retry later', { 'retry-after': String(seconds) })
         return text(429, 'rate limited; retry later', { 'retry-after': String(seconds) })
       }
       // The request's own hold on its turn, given back when it ends (whatever the outcome).
@@ -83,6 +87,7 @@ export function withSafeRequest(
           await turn.busy()
         } catch (err) {
           if ((err as Error | undefined)?.name === 'SchedulerFull') return tooMany(1)
+          if ((err as Error | undefined)?.name === 'ServiceBusy') return tooMany(1, true)
           throw err
         }
         held = turn
@@ -131,6 +136,7 @@ export function withSafeRequest(
         try {
           // Invocations refused by a rate limit → seconds to wait (429 when all of the request's were).
           const rateLimited = new Map<API.Invocation, number>()
+          let busy = false
           // ucanto's execute, except that an invocation without exactly one capability, or of an
           // ability not implemented, gets our InvalidCapability (ucanto's InvocationCapabilityError
           // would echo every capability's nb, its HandlerNotFound carries a server stack trace).
@@ -142,9 +148,12 @@ export function withSafeRequest(
             try {
               await own.busy()
             } catch (err) {
-              if ((err as Error | undefined)?.name !== 'SchedulerFull') throw err
+              const name = (err as Error | undefined)?.name
+              if (name !== 'SchedulerFull' && name !== 'ServiceBusy') throw err
               rateLimited.set(inv, 1)
-              return Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new RateLimited('too many requests waiting from this address; retry later') } })
+              busy ||= name === 'ServiceBusy'
+              const why = name === 'ServiceBusy' ? 'ServiceBusy: too many requests waiting in the service' : 'too many requests waiting from this address'
+              return Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new RateLimited(`${why}; retry later`) } })
             }
             try {
               const can = inv.capabilities[0]!.can
@@ -177,7 +186,7 @@ export function withSafeRequest(
           held = turn
           // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as above.
           const waits = invocations.map((inv) => rateLimited.get(inv))
-          if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])))
+          if (waits.length > 0 && waits.every((w) => w !== undefined)) return tooMany(Math.max(...(waits as number[])), busy)
           const result = await Message.build({ receipts: receipts as never })
           return await encoder.encode(result as never)
         } finally {

@@ -31,7 +31,7 @@ import {
   readInvocation,
   revokeInvocation,
 } from '../../src/ucan/index.js'
-import { SchedulerFull } from '../../src/server/fair-scheduler.js'
+import { SchedulerFull, ServiceBusy } from '../../src/server/fair-scheduler.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
 import { type Out, type Principals, honestChain, RecordingLog, encodeRequest, now, outOf, send, sendRaw } from './helpers.js'
 
@@ -318,6 +318,55 @@ describe('the request wrapper (withSafeRequest)', () => {
       return inner(request, o)
     }
     expect((await post(server, [await append()])).status).toBe(400)
+    expect(turns.given).toBe(turns.taken)
+  })
+
+  test('ServiceBusy (the service-wide queue is full) at the request\'s first turn → 503 Retry-After 1 naming ServiceBusy, nothing runs', async () => {
+    const { admission, turns } = recordingAdmission()
+    admission.turn = async () => {
+      throw new ServiceBusy('busy')
+    }
+    const { server, log } = setup({ admission })
+    const res = await post(server, [await append()])
+    expect(res.status).toBe(503)
+    expect(res.headers['retry-after']).toBe('1')
+    expect(new TextDecoder().decode(res.body)).toMatch(/^ServiceBusy: .*retry later\n$/)
+    expect(log.calls).toBe(0)
+    expect(turns.given).toBe(turns.taken)
+  })
+
+  test('an invocation shed from the queue (ServiceBusy) gets RateLimited naming ServiceBusy; if all were refused, the request is 503', async () => {
+    const { admission, turns } = recordingAdmission()
+    const inner = admission.turn
+    let takes = 0
+    let refuse: (take: number) => Error | undefined = () => undefined
+    admission.turn = async (request, o) => {
+      const err = o?.always === true ? undefined : refuse(takes++)
+      if (err) throw err
+      return inner(request, o)
+    }
+    const { server, log } = setup({ admission })
+
+    // Take 0 is the request's own; one invocation shed, the other refused SchedulerFull: 503, nothing ran.
+    takes = 0
+    refuse = (take) => (take === 1 ? new ServiceBusy('busy') : take === 2 ? new SchedulerFull('full') : undefined)
+    const all = await post(server, [await append(), await append()])
+    expect(all.status).toBe(503)
+    expect(all.headers['retry-after']).toBe('1')
+    expect(log.calls).toBe(0)
+    expect(turns.given).toBe(turns.taken)
+
+    // Only the second shed: the first appends, the second says RateLimited (ServiceBusy), 200.
+    takes = 0
+    refuse = (take) => (take === 2 ? new ServiceBusy('busy') : undefined)
+    const a = await append(new Uint8Array([1]))
+    const b = await append(new Uint8Array([2]))
+    const receipts = await sendRaw(server, await encodeRequest([a, b]))
+    const byRan = new Map(receipts.map((r) => [r.ran.link().toString(), outOf(r)]))
+    expect(byRan.get(a.cid.toString())?.ok).toBeDefined()
+    expect(byRan.get(b.cid.toString())?.error?.name).toBe('RateLimited')
+    expect(byRan.get(b.cid.toString())?.error?.message).toMatch(/^ServiceBusy: /)
+    expect(log.appends.map((x) => [...x.entry])).toEqual([[1]])
     expect(turns.given).toBe(turns.taken)
   })
 
