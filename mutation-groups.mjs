@@ -29,6 +29,7 @@ export const GROUPS = {
       'src/ucan/replay.ts',
       'src/ucan/service.ts',
       'src/ucan/transport.ts',
+      'src/ucan/run-invocation.ts',
       'src/ucan/admission.ts',
       'src/ucan/wire.ts',
       'src/ucan/handlers/context.ts',
