@@ -19,6 +19,7 @@ export const GROUPS = {
       'src/ucan/invocation.ts',
       'src/ucan/grants.ts',
       'src/ucan/chain.ts',
+      'src/ucan/lean-parsers.ts',
       'src/ucan/signed-payload.ts',
       'src/ucan/verified-ucans.ts',
       'src/ucan/attester.ts',
