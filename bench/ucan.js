@@ -182,6 +182,8 @@ async function phases(U, keys, cold, n = N) {
     const c = process.cpuUsage(c0)
     for (const res of responses) await check(res)
     figures[`server.request, ${PER_REQUEST} appends per request`] = (c.user + c.system) / all.length
+    // Not CPU: the response body (CAR of the receipts) per append, in bytes.
+    figures[`response bytes per append (bytes, not µs)`] = responses.reduce((n, res) => n + res.body.length, 0) / all.length
   } finally {
     store.close()
     rmSync(dir, { recursive: true, force: true })

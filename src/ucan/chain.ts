@@ -9,7 +9,8 @@
  *   audience is its issuer (principal alignment; proof links not embedded are unavailable), each
  *   validated (`exp ≤ now` → Expired, `now ≤ nbf` → NotValidBefore, then the issuer's signature →
  *   InvalidSignature), then every capability of the valid ones offered to the claimed capability
- *   by the Storacha parser itself (`@storacha/capabilities`: ability patterns `*`, `space/*`…,
+ *   by the Storacha parser itself (`@storacha/capabilities`, copied by lean-parsers.ts so that an
+ *   absent optional caveat costs no error object: ability patterns `*`, `space/*`…,
  *   `with` equal or `ucan:*`, the caveat schema and the parser's `derives`), and the first match
  *   that is self-issued (`with` = its UCAN's issuer) ends the path;
  * - a failure is named as authorization-failure.ts names ucanto's: the most specific name met
@@ -30,6 +31,7 @@ import type { AuthorizationFailure } from './authorization-failure.js'
 import type { SpaceDID } from './capabilities.js'
 import { embeddedUCANs } from './delegation.js'
 import { Expired, InvalidSignature, NotValidBefore, Unauthorized, truncate } from './errors.js'
+import { leanParser } from './lean-parsers.js'
 import type { RevocationQuery } from './revocation.js'
 import { audienceOf, didsOf, issuerOf, verifyUcanSignature } from './signed-payload.js'
 import { type VerifiedUcanCache, isCanonical } from './verified-ucans.js'
@@ -76,7 +78,7 @@ export async function checkChain(
 ): Promise<API.Result<API.Delegation[][], AuthorizationFailure>> {
   const search = new Search(options)
   const paths: API.Delegation[][] = []
-  for (const parser of STORACHA_CAPABILITIES) {
+  for (const parser of LEAN_STORACHA_CAPABILITIES) {
     search.failures.clear()
     const found = await search.claim(parser as unknown as Parser, space, delegation)
     if (found === undefined) return { error: search.failure(parser.can) }
@@ -105,6 +107,12 @@ export function addPathToRevocationQuery(path: readonly API.Delegation[], into: 
   }
   return upstream
 }
+
+/**
+ * The Storacha parsers with caveat schemas that read the same without an error object per absent
+ * optional caveat (`space/index/add`'s `content`, `upload/add`'s `shards`): lean-parsers.ts.
+ */
+const LEAN_STORACHA_CAPABILITIES = STORACHA_CAPABILITIES.map((parser) => leanParser(parser))
 
 /** The probe's `nb` per ability: any well-formed values do (grants.ts uses the same). */
 const PROBE_DIGEST = Digest.create(0x12, new Uint8Array(32))

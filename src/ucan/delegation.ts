@@ -21,6 +21,7 @@ import type { API } from '@ucanto/core'
 import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
 import { InvalidDelegation, type ProofGraphFailure, ProofGraphTooLarge, truncate } from './errors.js'
 import { type ProofGraphBudget, checkProofGraph } from './proof-graph.js'
+import { audienceOf, issuerOf } from './signed-payload.js'
 import { type VerifiedUcanCache, isPreverified, markCanonical } from './verified-ucans.js'
 
 /** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
@@ -90,8 +91,12 @@ export async function parseDelegation(s: string): Promise<API.Result<API.Delegat
     }
     if (cid !== undefined) {
       // multiformats' decoder tolerates padding (and CID.toString returns the parsed string), so
-      // re-encode the bytes: only the one canonical spelling is accepted.
-      if (base64.encode(cid.bytes) !== s) return invalid('delegation CID is not canonical unpadded base64')
+      // re-encode the bytes: only the one canonical spelling is accepted. On the fast path `s` is
+      // already 'm' + the canonical base64 of `fast`, so that is `cid.bytes` (the CID re-encoded)
+      // being `fast` byte for byte: compared without encoding base64 again.
+      if (fast !== undefined ? Buffer.compare(fast, cid.bytes) !== 0 : base64.encode(cid.bytes) !== s) {
+        return invalid('delegation CID is not canonical unpadded base64')
+      }
       if (cid.version !== 1 || cid.code !== CAR_CODE) return invalid(`not a CAR CID (codec 0x${cid.code.toString(16)})`)
       if (cid.multihash.code !== identity.code) return invalid('CAR CID multihash is not identity')
       archive = cid.multihash.digest
@@ -217,9 +222,10 @@ async function decodeArchive(bytes: Uint8Array): Promise<API.Result<API.Delegati
       const { blocks } = CAR.decode(bytes)
       delegation = Delegation.importDAG(blocks.values() as Iterable<API.Block>)
     }
-    // Materialise the fields every later check reads, so a malformed UCAN fails here.
-    delegation.issuer.did()
-    delegation.audience.did()
+    // Materialise the fields every later check reads, so a malformed UCAN fails here (formatted
+    // once: signed-payload.ts keeps the DIDs for the checks that read them again).
+    issuerOf(delegation)
+    audienceOf(delegation)
     if (!Array.isArray(delegation.capabilities)) throw new TypeError('capabilities is not an array')
   } catch (cause) {
     return invalid(`not a UCAN delegation archive: ${(cause as Error).message}`)

@@ -34,9 +34,7 @@ const MAX_SWEEP = 10_000
 export class SqliteReplayGuard implements ReplayGuard {
   readonly #db: Database.Database
   readonly #get: Database.Statement<[string], { expires_at: number; outcome: string | null }>
-  readonly #getMany: Database.Statement<[string], { id: string; expires_at: number; outcome: string | null }>
-  readonly #countMany: Database.Statement<[string], { owner: string; n: number }>
-  readonly #insertMany: Database.Statement<[string]>
+  readonly #insert: Database.Statement<[string, string, number]>
   /** Decides each call of a batch (and inserts the new ids) in one transaction. */
   readonly #admitTx: (batch: readonly Admit[]) => ('run' | { answer: unknown } | { full: true })[]
   #admits: Admit[] = []
@@ -62,37 +60,37 @@ export class SqliteReplayGuard implements ReplayGuard {
     this.#forget = db.prepare('DELETE FROM seen WHERE id = ?')
     this.#sweep = db.prepare('DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE expires_at < ? LIMIT ?)')
     this.#count = db.prepare('SELECT n FROM seen_owners WHERE owner = ?').pluck() as Database.Statement<[string], number>
-    this.#getMany = db.prepare('SELECT id, expires_at, outcome FROM seen WHERE id IN (SELECT value FROM json_each(?))')
-    this.#countMany = db.prepare('SELECT owner, n FROM seen_owners WHERE owner IN (SELECT value FROM json_each(?))')
-    this.#insertMany = db.prepare(
-      "INSERT INTO seen (id, owner, expires_at, outcome) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), NULL FROM json_each(?)",
-    )
+    this.#insert = db.prepare('INSERT INTO seen (id, owner, expires_at, outcome) VALUES (?, ?, ?, NULL)')
+    // One prepared statement per id and per owner, inside the batch's transaction: a keyed lookup
+    // or insert each (cheaper in SQLite than one statement over a JSON array: json_each and
+    // json_extract cost more per id than the statement step they save).
     this.#admitTx = db.transaction((batch: readonly Admit[]) => {
       const t = this.#now()
       if (t >= this.#nextSweep) this.#doSweep(t)
-      const rows = new Map<string, { expires_at: number; outcome: string | null }>()
-      for (const row of this.#getMany.all(JSON.stringify(batch.map((b) => b.key.id)))) rows.set(row.id, row)
-      // Expired ids not yet swept are forgotten first (each frees its owner's place).
+      const rows: ({ expires_at: number; outcome: string | null } | undefined)[] = []
       for (const b of batch) {
-        const row = rows.get(b.key.id)
+        const row = this.#get.get(b.key.id)
+        // Expired ids not yet swept are forgotten first (each frees its owner's place).
         if (row !== undefined && row.expires_at < t) {
           this.#forget.run(b.key.id)
-          rows.delete(b.key.id)
+          rows.push(undefined)
+        } else {
+          rows.push(row)
         }
       }
+      // Each owner's count, read once (after the forgets above), then kept here as ids are admitted.
       const counts = new Map<string, number>()
-      for (const { owner, n } of this.#countMany.all(JSON.stringify([...new Set(batch.map((b) => b.key.owner))]))) counts.set(owner, n)
-      const inserts: [string, string, number][] = []
-      const decided = batch.map((b): 'run' | { answer: unknown } | { full: true } => {
-        const row = rows.get(b.key.id)
+      const decided = batch.map((b, i): 'run' | { answer: unknown } | { full: true } => {
+        const row = rows[i]
         if (row !== undefined) return { answer: outcomeOf(row) }
-        const n = counts.get(b.key.owner) ?? 0
+        const n = counts.get(b.key.owner) ?? this.#count.get(b.key.owner) ?? 0
         if (n >= this.#max) return { full: true }
         counts.set(b.key.owner, n + 1)
-        inserts.push([b.key.id, b.key.owner, Number.isFinite(b.key.expiresAt) ? b.key.expiresAt : Number.MAX_SAFE_INTEGER])
         return 'run'
       })
-      if (inserts.length > 0) this.#insertMany.run(JSON.stringify(inserts))
+      batch.forEach((b, i) => {
+        if (decided[i] === 'run') this.#insert.run(b.key.id, b.key.owner, Number.isFinite(b.key.expiresAt) ? b.key.expiresAt : Number.MAX_SAFE_INTEGER)
+      })
       return decided
     })
     const onCommit = options.onReplayCommit
@@ -126,9 +124,10 @@ export class SqliteReplayGuard implements ReplayGuard {
 
   /**
    * Admits every pending {@link once} now (synchronously), in one `synchronous = NORMAL`
-   * transaction of one statement per kind over the whole batch: the ids already seen (answered
-   * with their outcome, nothing run), each owner's count (past its share: `ReplayGuardFull`,
-   * nothing run), the new ids inserted; then starts the new ids' tasks. Runs by itself at the
+   * transaction over the whole batch (a keyed lookup per id, one count per owner, an insert per
+   * new id): the ids already seen (answered with their outcome, nothing run), each owner's count
+   * (past its share: `ReplayGuardFull`, nothing run), the new ids inserted; then starts the new
+   * ids' tasks. Runs by itself at the
    * event loop's next check phase, so the invocations of one request are admitted together.
    */
   admitPending(): void {
@@ -184,6 +183,8 @@ export class SqliteReplayGuard implements ReplayGuard {
     if (batch.length === 0) return
     this.#batch = []
     try {
+      // Through pragma() each time, not a statement prepared once: SQLite applies a `synchronous`
+      // setting when the PRAGMA is prepared, not when a prepared one is run again.
       this.#db.pragma('synchronous = FULL')
       try {
         this.#commit(batch)

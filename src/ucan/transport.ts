@@ -4,7 +4,6 @@
  * (invocations per request, admission and turns, the read response pool, the proof-graph check)
  * and no way for a hostile body to make it reject or leak a stack trace.
  */
-import * as Server from '@ucanto/server'
 import * as CAR from '@ucanto/transport/car'
 import { Message, Receipt } from '@ucanto/core'
 import type { API } from '@ucanto/core'
@@ -15,6 +14,7 @@ import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
 import type { Preverified } from './preverify.js'
 import type { ResponsePool } from './response-budget.js'
 import { type VerifiedUcanCache, markPreverified } from './verified-ucans.js'
+import { runInvocation } from './run-invocation.js'
 import type { TlogService } from './wire.js'
 
 /**
@@ -32,6 +32,8 @@ import type { TlogService } from './wire.js'
  *   cycle, over {@link DEFAULT_PROOF_GRAPH_BUDGET}) gets `DuplicateProof`/`ProofCycle`/
  *   `ProofGraphTooLarge` before any signature is checked, in a receipt whose `ran` is the
  *   invocation's link (ucanto would otherwise export the graph once per path into the receipt);
+ * - every receipt names the invocation it answers by link only (`ran`, run-invocation.ts): the
+ *   signed receipt is the same as ucanto's, the response CAR carries no invocation blocks;
  * - an invocation without exactly one capability, or of an ability the service does not
  *   implement, gets `InvalidCapability` (not ucanto's `InvocationCapabilityError`, whose JSON
  *   carries every capability's `nb`, nor its `HandlerNotFound`, whose receipt carries a stack);
@@ -139,7 +141,9 @@ export function withSafeRequest(
           let busy = false
           // ucanto's execute, except that an invocation without exactly one capability, or of an
           // ability not implemented, gets our InvalidCapability (ucanto's InvocationCapabilityError
-          // would echo every capability's nb, its HandlerNotFound carries a server stack trace).
+          // would echo every capability's nb, its HandlerNotFound carries a server stack trace),
+          // and that every receipt's `ran` is the invocation's link (run-invocation.ts): the
+          // response does not send the client's own invocation DAG back to it.
           // Each invocation that runs takes a turn of its own (round-robin across client addresses,
           // so a request of 64 invocations takes 64 turns, interleaved with other addresses'), which
           // its handler gives back while it only waits. The request gives its own turn back meanwhile.
@@ -153,17 +157,17 @@ export function withSafeRequest(
               rateLimited.set(inv, 1)
               busy ||= name === 'ServiceBusy'
               const why = name === 'ServiceBusy' ? 'ServiceBusy: too many requests waiting in the service' : 'too many requests waiting from this address'
-              return Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new RateLimited(`${why}; retry later`) } })
+              return Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link(), result: { error: new RateLimited(`${why}; retry later`) } })
             }
             try {
               const can = inv.capabilities[0]!.can
               if (!implemented.has(can)) {
-                return await Receipt.issue({ issuer: server.id as API.Signer, ran: inv, result: { error: new InvalidCapability(`service does not implement ${truncate(can)}`) } })
+                return await Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link(), result: { error: new InvalidCapability(`service does not implement ${truncate(can)}`) } })
               }
               // Its handler gets ucanto's context plus this request's response budget and the invocation's own request context.
               const handlerContext: HandlerContext = { ...(responses && { responses }), request: { ...context, turn: own }, rateLimited: (seconds) => rateLimited.set(inv, seconds) }
               const runner = Object.create(server, { context: { value: { ...server.context, ...handlerContext } } })
-              return await Server.run(inv as never, runner as never)
+              return await runInvocation(inv, runner)
             } finally {
               own.idle()
             }
@@ -175,7 +179,7 @@ export function withSafeRequest(
                 ? run(inv)
                 : Receipt.issue({
                     issuer: server.id as API.Signer,
-                    ran: inv,
+                    ran: inv.link(),
                     result: { error: new InvalidCapability('invocation must carry exactly one capability') },
                   }),
           )

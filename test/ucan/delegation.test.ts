@@ -268,4 +268,17 @@ describe('the CID string form: only its one canonical spelling parses (node base
       expect((await parseDelegation(input)).error?.name).toBe('InvalidDelegation')
     }
   })
+
+  test('a CID whose bytes are not its canonical encoding (over-long version or codec varint), in canonical base64, is refused', async () => {
+    // Guards the fast path's byte comparison: the string is canonical base64 of its bytes, the
+    // bytes decode to the same CID, but they are not the CID's own bytes.
+    const bytes = Buffer.from(s.slice(1), 'base64')
+    expect([...bytes.subarray(0, 3)]).toEqual([0x01, 0x82, 0x04]) // CIDv1, CAR (0x0202)
+    const longVersion = Buffer.concat([Buffer.from([0x81, 0x00]), bytes.subarray(1)])
+    const longCodec = Buffer.concat([bytes.subarray(0, 1), Buffer.from([0x82, 0x84, 0x00]), bytes.subarray(3)])
+    for (const b of [longVersion, longCodec]) {
+      const out = await parseDelegation(`m${b.toString('base64').replace(/=+$/, '')}`)
+      expect([out.error?.name, out.error?.message]).toEqual(['InvalidDelegation', 'delegation CID is not canonical unpadded base64'])
+    }
+  })
 })
