@@ -124,8 +124,14 @@ export function withSafeRequest(
         // The signatures and canonical encodings of the request's UCANs, checked on another core
         // (preverify.ts) while this thread serves other requests; what it vouches for is skipped
         // below for these very bytes, the rest is checked here as always.
+        // The request gives its turn back while it waits (other requests decode meanwhile).
         if (limits.preverify !== undefined && refused.size < invocations.length) {
-          const pre = await limits.preverify(req.body as Uint8Array, String(contentTypeOf(req)))
+          const preverifying = limits.preverify(req.body as Uint8Array, String(contentTypeOf(req)))
+          held = undefined
+          turn.idle()
+          const pre = await preverifying
+          await turn.busy()
+          held = turn
           if (pre !== undefined) applyPreverified(pre, invocations, limits.ucans)
         }
         // A request that reads reserves its response budget from the service-wide pool until its
