@@ -5,7 +5,11 @@
  * UCAN pass (the verified-UCAN cache re-hashes the bytes it is shown).
  */
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { Delegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
+import * as cborg from 'cborg'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import {
   TlogAppend,
   createPreverifyPool,
@@ -114,6 +118,19 @@ describe('preverifyRequest', () => {
     expect(pre.invocations).toEqual([inv.cid.toString()])
     expect(pre.delegations).toEqual([top.cid.toString()])
     expect(pre.proofs).toEqual([])
+  })
+
+  test('an invocation block that hashes to its CID but is not the canonical encoding is not vouched for', async () => {
+    const honest = await appendInvocation()
+    // The same UCAN, its map keys written in reverse order: valid CBOR, valid signature, another CID.
+    const bytes = cborg.encode(cborg.decode(honest.root.bytes), { mapSorter: (a: [{ value: string }], b: [{ value: string }]) => (a[0].value < b[0].value ? 1 : -1) })
+    const cid = CID.createV1(0x71, await sha256.digest(bytes))
+    const odd = Delegation.create({ root: { cid, bytes } as never }) as API.Invocation
+    expect(Buffer.from(bytes).equals(Buffer.from(honest.root.bytes))).toBe(false)
+    const { headers, body } = await encodeRequest([odd])
+    const pre = await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 64 })
+    expect(pre.invocations).toEqual([])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
   })
 
   test('looks at no more than maxInvocations invocations', async () => {
