@@ -123,7 +123,7 @@ describe('preverifyRequest', () => {
   test('an invocation block that hashes to its CID but is not the canonical encoding is not vouched for', async () => {
     const honest = await appendInvocation()
     // The same UCAN, its map keys written in reverse order: valid CBOR, valid signature, another CID.
-    const bytes = cborg.encode(cborg.decode(honest.root.bytes), { mapSorter: (a: [{ value: string }], b: [{ value: string }]) => (a[0].value < b[0].value ? 1 : -1) })
+    const bytes = cborg.encode(cborg.decode(honest.root.bytes), { mapSorter: ((a: [{ value: string }], b: [{ value: string }]) => (a[0].value < b[0].value ? 1 : -1)) as never })
     const cid = CID.createV1(0x71, await sha256.digest(bytes))
     const odd = Delegation.create({ root: { cid, bytes } as never }) as API.Invocation
     expect(Buffer.from(bytes).equals(Buffer.from(honest.root.bytes))).toBe(false)
