@@ -36,6 +36,16 @@ export interface Preverified {
   proofs: string[]
 }
 
+/**
+ * Fewest invocations (not refused by the proof-graph check) a request needs to be pre-verified on
+ * another thread. Below it the main thread checks them itself: handing a request over costs the
+ * main thread about what verifying one invocation saves it (posting, answering, a second turn),
+ * and the worker decodes the whole request again. Measured on 2 cores (BENCHMARKS.md, 2026-11-30):
+ * with one invocation per request the pool cost ~1,100 µs of CPU per append for no main-thread
+ * saving; with 16, the main thread spent 730 µs per append instead of 1,060.
+ */
+export const PREVERIFY_MIN_INVOCATIONS = 4
+
 /** Options of {@link preverifyRequest}. */
 export interface PreverifyOptions {
   /** Most invocations looked at (the transport refuses more with 413 anyway); integer ≥ 1. */

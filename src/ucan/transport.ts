@@ -11,7 +11,7 @@ import { type Admission, type RequestContext, type Turn, createTurn } from './ad
 import { InvalidCapability, type ProofGraphFailure, RateLimited, truncate } from './errors.js'
 import type { HandlerContext, UcanLogger } from './handlers/context.js'
 import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
-import type { Preverified } from './preverify.js'
+import { PREVERIFY_MIN_INVOCATIONS, type Preverified } from './preverify.js'
 import type { ResponsePool } from './response-budget.js'
 import { type VerifiedUcanCache, markPreverified } from './verified-ucans.js'
 import { runInvocation } from './run-invocation.js'
@@ -125,7 +125,7 @@ export function withSafeRequest(
         // (preverify.ts) while this thread serves other requests; what it vouches for is skipped
         // below for these very bytes, the rest is checked here as always.
         // The request gives its turn back while it waits (other requests decode meanwhile).
-        if (limits.preverify !== undefined && refused.size < invocations.length) {
+        if (limits.preverify !== undefined && invocations.length - refused.size >= PREVERIFY_MIN_INVOCATIONS) {
           const preverifying = limits.preverify(req.body as Uint8Array, String(contentTypeOf(req)))
           held = undefined
           turn.idle()

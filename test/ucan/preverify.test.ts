@@ -23,6 +23,7 @@ import {
   markPreverified,
   preverifyRequest,
   type PreverifyPool,
+  PREVERIFY_MIN_INVOCATIONS,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
 import { type Principals, RecordingLog, encodeRequest, now, outOf, principals } from './helpers.js'
@@ -161,41 +162,60 @@ describe('preverifyRequest', () => {
 })
 
 describe('the service with pre-verification', () => {
+  /** Sends `invocations` in one request; each receipt's outcome, in order. */
+  async function sendAll(server: ReturnType<typeof createUcanService>, invocations: API.Invocation[]) {
+    const res = await server.request(await encodeRequest(invocations))
+    const receipts = (await CAR.outbound.decode(res as never)).receipts
+    return invocations.map((inv) => outOf(receipts.get(inv.cid.toString() as never) as API.Receipt))
+  }
+  const batch = (n: number, issuer?: API.Signer) => Promise.all(Array.from({ length: n }, () => appendInvocation(issuer)))
+
   test('skips exactly the signatures vouched for, and still appends', async () => {
     const { parser, counter } = countingPrincipal()
     const log = new RecordingLog()
+    let handed = 0
     const server = createUcanService({
       signer: P.service,
       log,
       principal: parser,
-      preverify: (body, contentType) => preverifyRequest(body, contentType, { maxInvocations: 64 }),
+      preverify: (body, contentType) => (handed++, preverifyRequest(body, contentType, { maxInvocations: 64 })),
     })
-    const inv = await appendInvocation()
-    const res = await server.request(await encodeRequest([inv]))
-    const [receipt] = (await CAR.outbound.decode(res as never)).receipts.values()
-    expect(outOf(receipt as API.Receipt).error).toBeUndefined()
-    expect(log.appends).toHaveLength(1)
+    const outs = await sendAll(server, await batch(PREVERIFY_MIN_INVOCATIONS))
+    expect(outs.map((o) => o.error)).toEqual(outs.map(() => undefined))
+    expect(log.appends).toHaveLength(PREVERIFY_MIN_INVOCATIONS)
+    expect(handed).toBe(1)
     expect(counter.verifies).toBe(0)
   })
 
-  test('a forged invocation is refused InvalidSignature although the pre-verifier answered', async () => {
+  test(`a request of fewer than ${PREVERIFY_MIN_INVOCATIONS} invocations is checked on the calling thread alone`, async () => {
+    const { parser, counter } = countingPrincipal()
+    const log = new RecordingLog()
+    let handed = 0
+    const server = createUcanService({ signer: P.service, log, principal: parser, preverify: async () => (handed++, undefined) })
+    const outs = await sendAll(server, await batch(PREVERIFY_MIN_INVOCATIONS - 1))
+    expect(outs.map((o) => o.error)).toEqual(outs.map(() => undefined))
+    expect(handed).toBe(0)
+    expect(counter.verifies).toBeGreaterThanOrEqual(PREVERIFY_MIN_INVOCATIONS)
+  })
+
+  test('a forged invocation is refused InvalidSignature although the pre-verifier answered; the others append', async () => {
     const log = new RecordingLog()
     const server = createUcanService({ signer: P.service, log, preverify: (body, contentType) => preverifyRequest(body, contentType, { maxInvocations: 64 }) })
     const forged = await appendInvocation(impostor(P.agent, P.alice))
-    const res = await server.request(await encodeRequest([forged]))
-    const [receipt] = (await CAR.outbound.decode(res as never)).receipts.values()
-    expect(outOf(receipt as API.Receipt).error?.name).toBe('InvalidSignature')
-    expect(log.appends).toHaveLength(0)
+    const honest = await batch(PREVERIFY_MIN_INVOCATIONS)
+    const outs = await sendAll(server, [forged, ...honest])
+    expect(outs[0]?.error?.name).toBe('InvalidSignature')
+    expect(outs.slice(1).map((o) => o.error)).toEqual(honest.map(() => undefined))
+    expect(log.appends).toHaveLength(honest.length)
   })
 
   test('a pre-verifier that answers nothing (busy, crashed) changes nothing but where the checks run', async () => {
     const { parser, counter } = countingPrincipal()
     const log = new RecordingLog()
     const server = createUcanService({ signer: P.service, log, principal: parser, preverify: async () => undefined })
-    const res = await server.request(await encodeRequest([await appendInvocation()]))
-    const [receipt] = (await CAR.outbound.decode(res as never)).receipts.values()
-    expect(outOf(receipt as API.Receipt).error).toBeUndefined()
-    expect(counter.verifies).toBeGreaterThanOrEqual(2)
+    const outs = await sendAll(server, await batch(PREVERIFY_MIN_INVOCATIONS))
+    expect(outs.map((o) => o.error)).toEqual(outs.map(() => undefined))
+    expect(counter.verifies).toBeGreaterThanOrEqual(2 * PREVERIFY_MIN_INVOCATIONS)
   })
 })
 
