@@ -133,8 +133,13 @@ export interface ServiceConfig {
   verifyWorkers: number
 }
 
-/** Default pre-verification worker threads: one less than the cores (the main thread keeps one), at most 8. */
-export const DEFAULT_VERIFY_WORKERS = Math.min(8, Math.max(0, availableParallelism() - 1))
+/**
+ * Default pre-verification worker threads: two less than the cores, at most 8 — none on a 2-core
+ * machine, where a worker relieved the main thread by a third but cost as much CPU again in all
+ * and left throughput unchanged (BENCHMARKS.md, 2026-11-30: the second core is taken by GC, fsync
+ * and the witness). Larger machines are not measured yet.
+ */
+export const DEFAULT_VERIFY_WORKERS = Math.min(8, Math.max(0, availableParallelism() - 2))
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -263,7 +268,7 @@ export const KNOBS: Knob[] = [
   { key: 'shardCacheBytes', flag: '--shard-cache-bytes', env: 'UCANLOG_SHARD_CACHE_BYTES', unit: 'bytes', description: "encoded HAMT shard nodes of the CARs' directories all logs keep in memory together (~1 MiB per log of 1 M entries); misses re-encode the node", integer: { min: 0, max: 2 ** 40 } },
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
-  { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default one less than the cores", integer: { min: 0, max: 64 } },
+  { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default two less than the cores (none on 2 cores)", integer: { min: 0, max: 64 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

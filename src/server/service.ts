@@ -104,6 +104,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
 
   // Listen first (port 0 picks one) so the bundled witness URL is known before the policy is read.
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
+  const preverified = new Counter({ name: 'ucanlog_preverify_requests_total', help: 'requests handed to the pre-verification workers, by who checked their signatures (worker; main-thread: pool busy, failed or closed)', labelNames: ['by'], registers: [metrics] })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
   const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }), onConnection: hooks.onConnection })
@@ -232,7 +233,13 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     maxVerifiedUcans: c.verifiedUcans,
     maxVerifiedUcanBytes: c.verifiedUcanBytes,
-    ...(preverifyPool && { preverify: preverifyPool.run }),
+    ...(preverifyPool && {
+      preverify: async (body: Uint8Array, contentType: string) => {
+        const pre = await preverifyPool.run(body, contentType)
+        preverified.inc({ by: pre === undefined ? 'main-thread' : 'worker' })
+        return pre
+      },
+    }),
     refusalDelayMs: c.refusalDelayMs,
     admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst, now: hooks.limitsClock }),
     admission: createAdmission({
