@@ -79,21 +79,7 @@ export function httpTarget(url: string): RequestTarget {
   }
 }
 
-/** A signer that claims `claimed`'s DID but signs with `actual`'s key: its signatures never verify. */
-export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
-  return {
-    did: () => claimed.did(),
-    toDIDKey: () => claimed.did() as API.DIDKey,
-    sign: (payload: Uint8Array) => actual.sign(payload),
-    signatureAlgorithm: actual.signatureAlgorithm,
-    signatureCode: actual.signatureCode,
-    verifier: claimed.verifier,
-    encode: () => (actual as unknown as { encode(): Uint8Array }).encode(),
-    withDID: () => {
-      throw new Error('not supported')
-    },
-  } as unknown as API.Signer
-}
+export { impostor } from '../ucan/helpers.js'
 
 /**
  * Runs the built CLI (`bin/ucanlog.js args…`) as a child process; with `nofile`, under that

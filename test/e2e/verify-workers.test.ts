@@ -10,7 +10,7 @@ import type * as API from '@ucanto/interface'
 import * as CAR from '@ucanto/transport/car'
 import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { encodeRequest, outOf } from '../ucan/helpers.js'
-import { postFrom, startTestService } from './helpers.js'
+import { impostor, postFrom, startTestService } from './helpers.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 const text = (s: string) => new TextEncoder().encode(s)
@@ -45,15 +45,7 @@ describe('--verify-workers: signature checks on a worker thread', () => {
 
       // Mallory signs with her own key but names the agent as issuer: canonical blocks, bad signatures.
       const forge = async (i: number) => {
-        const impostor = {
-          did: () => agent.did(),
-          toDIDKey: () => agent.toDIDKey(),
-          sign: (payload: Uint8Array) => mallory.sign(payload),
-          verify: () => false,
-          signatureAlgorithm: mallory.signatureAlgorithm,
-          signatureCode: mallory.signatureCode,
-        } as unknown as typeof agent
-        return (await appendInvocation({ agent: impostor, service: s.did as API.DID, space: space.did(), entry: text(`forged ${i}`), agentToService: a2s })).delegate()
+        return (await appendInvocation({ agent: impostor(agent, mallory) as typeof agent, service: s.did as API.DID, space: space.did(), entry: text(`forged ${i}`), agentToService: a2s })).delegate()
       }
       const mixed = [await forge(0), ...(await Promise.all([16, 17, 18, 19].map(async (i) => (await honest(i)).delegate()))), await forge(1)]
       const mixedOuts = await post(s, mixed)

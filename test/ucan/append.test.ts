@@ -19,7 +19,7 @@ import {
   type UcanServiceOptions,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
-import { type Out, type Principals, RecordingLog, encodeRequest, now, principals, send, sendRaw, outOf } from './helpers.js'
+import { type Out, type Principals, RecordingLog, encodeRequest, now, principals, send, sendRaw, outOf, impostor } from './helpers.js'
 
 let P: Principals
 /** Space→Agent with the three Storacha capabilities, valid for a day. */
@@ -92,24 +92,6 @@ async function expectAppended(invocation: API.Invocation, options: Partial<UcanS
   expect(out.error, JSON.stringify(out.error)).toBeUndefined()
   expect(log.appends).toHaveLength(1)
   return { out, log }
-}
-
-/**
- * A signer that claims `claimed`'s DID but signs with `actual`'s key: it produces well-formed,
- * correctly content-addressed UCANs whose signature does not verify.
- */
-function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
-  return {
-    did: () => claimed.did(),
-    toDIDKey: () => claimed.toDIDKey(),
-    sign: (payload: Uint8Array) => actual.sign(payload),
-    verify: () => false,
-    signatureAlgorithm: actual.signatureAlgorithm,
-    signatureCode: actual.signatureCode,
-    withDID: () => {
-      throw new Error('unused')
-    },
-  } as unknown as API.Signer
 }
 
 const caps = (space: API.DIDKey, ...cans: string[]) =>

@@ -34,7 +34,7 @@ import {
   type RevocationQuery,
   type VerifiedUcanCache,
 } from '../../src/ucan/index.js'
-import { type Principals, pinnedKey, principals } from './helpers.js'
+import { type Principals, impostor, pinnedKey, principals } from './helpers.js'
 
 /** The frozen clock of this file (Unix seconds): ucanto reads Date.now(), the direct check gets it injected. */
 const T = Math.floor(Date.now() / 1000)
@@ -49,11 +49,6 @@ afterAll(() => {
 })
 
 const caps = (space: string, cans: readonly string[] = STORACHA_ABILITIES) => cans.map((can) => ({ can, with: space })) as unknown as API.Capabilities
-
-/** A UCAN signed by `actual`'s key but naming `claimed` as its issuer. */
-function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
-  return { ...actual, did: () => claimed.did(), toDIDKey: () => claimed.toDIDKey(), sign: (p: Uint8Array) => actual.sign(p), signatureAlgorithm: actual.signatureAlgorithm, signatureCode: actual.signatureCode } as unknown as API.Signer
-}
 
 const spaceTo = (audience: API.Principal, o: { exp?: number; nbf?: number; capabilities?: API.Capabilities; issuer?: API.Signer } = {}) =>
   delegate({ issuer: o.issuer ?? P.space, audience, capabilities: o.capabilities ?? caps(P.space.did()), expiration: o.exp ?? T + 3600, ...(o.nbf !== undefined && { notBefore: o.nbf }) })

@@ -166,4 +166,21 @@ export function outOf(receipt: API.Receipt): Out {
   return out
 }
 
+/** A signer that claims `claimed`'s DID but signs with `actual`'s key: its signatures never verify
+ * (well-formed, canonical UCANs whose signature does not verify). */
+export function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
+  return {
+    did: () => claimed.did(),
+    toDIDKey: () => claimed.did() as API.DIDKey,
+    sign: (payload: Uint8Array) => actual.sign(payload),
+    signatureAlgorithm: actual.signatureAlgorithm,
+    signatureCode: actual.signatureCode,
+    verifier: claimed.verifier,
+    encode: () => (actual as unknown as { encode(): Uint8Array }).encode(),
+    withDID: () => {
+      throw new Error('not supported')
+    },
+  } as unknown as API.Signer
+}
+
 export { Receipt, delegate }

@@ -26,7 +26,7 @@ import {
   PREVERIFY_MIN_INVOCATIONS,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
-import { type Principals, RecordingLog, encodeRequest, now, outOf, principals } from './helpers.js'
+import { type Principals, RecordingLog, encodeRequest, impostor, now, outOf, principals } from './helpers.js'
 import * as CAR from '@ucanto/transport/car'
 
 let P: Principals
@@ -51,24 +51,6 @@ async function appendInvocation(issuer: API.Signer = P.agent, delegation = deleg
     expiration: now() + 300,
     nonce: Math.random().toString(36),
   }).delegate()
-}
-
-/**
- * A signer that claims `claimed`'s DID but signs with `actual`'s key: well-formed, canonical UCANs
- * whose signature does not verify.
- */
-function impostor(claimed: API.Signer, actual: API.Signer): API.Signer {
-  return {
-    did: () => claimed.did(),
-    toDIDKey: () => claimed.toDIDKey(),
-    sign: (payload: Uint8Array) => actual.sign(payload),
-    verify: () => false,
-    signatureAlgorithm: actual.signatureAlgorithm,
-    signatureCode: actual.signatureCode,
-    withDID: () => {
-      throw new Error('unused')
-    },
-  } as unknown as API.Signer
 }
 
 /** A principal parser counting the signatures it is asked to verify. */
