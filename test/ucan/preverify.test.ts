@@ -5,10 +5,11 @@
  * UCAN pass (the verified-UCAN cache re-hashes the bytes it is shown).
  */
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { Delegation } from '@ucanto/core'
+import { Delegation, UCAN, delegate } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import * as cborg from 'cborg'
 import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import {
   TlogAppend,
@@ -51,6 +52,34 @@ async function appendInvocation(issuer: API.Signer = P.agent, delegation = deleg
     expiration: now() + 300,
     nonce: Math.random().toString(36),
   }).delegate()
+}
+
+/** The same block (`ucan`'s bytes) under another CID: `Delegation.create` does not re-hash. */
+function reroot<T extends API.Delegation>(ucan: T, cid: CID): T {
+  return Delegation.create({ root: { cid, bytes: ucan.root.bytes } as never }) as unknown as T
+}
+
+/** CIDs over `bytes`' sha2-256 digest that are not dag-cbor/sha2-256: raw codec, and dag-cbor claiming sha2-512 (0x13). */
+async function oddCids(bytes: Uint8Array): Promise<{ raw: CID; sha512: CID }> {
+  const digest = await sha256.digest(bytes)
+  return { raw: CID.createV1(0x55, digest), sha512: CID.createV1(0x71, Digest.create(0x13, digest.digest)) }
+}
+
+/** The request's pre-verified CIDs (in-thread). */
+async function preverifyOf(invocations: API.Invocation[], options: Partial<Parameters<typeof preverifyRequest>[2]> = {}) {
+  const { headers, body } = await encodeRequest(invocations)
+  return await preverifyRequest(body, headers['content-type'] as string, { maxInvocations: 64, ...options })
+}
+
+/** A signed invocation of capability `can` on the space, with `nb` (or none). */
+async function invocationOf(can: string, nb?: Record<string, unknown>, issuer: API.Signer = P.agent): Promise<API.Invocation> {
+  return (await delegate({
+    issuer,
+    audience: P.service,
+    capabilities: [{ can, with: P.space.did(), ...(nb !== undefined && { nb }) }] as never,
+    expiration: now() + 300,
+    nonce: Math.random().toString(36),
+  })) as unknown as API.Invocation
 }
 
 /** A principal parser counting the signatures it is asked to verify. */
@@ -128,6 +157,98 @@ describe('preverifyRequest', () => {
     expect(await preverifyRequest(new Uint8Array([1, 2, 3]), 'application/vnd.ipld.car', { maxInvocations: 64 })).toEqual(empty)
     const { body } = await encodeRequest([await appendInvocation()])
     expect(await preverifyRequest(body, 'text/plain', { maxInvocations: 64 })).toEqual(empty)
+  })
+
+  test('checks the CID names the bytes: a validly signed block under a CID its bytes do not hash to is not vouched for', async () => {
+    const honest = await appendInvocation()
+    const elsewhere = CID.createV1(0x71, await sha256.digest(new TextEncoder().encode('other bytes')))
+    const pre = await preverifyOf([reroot(honest, elsewhere)])
+    expect(pre.invocations).toEqual([])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+  })
+
+  test('only dag-cbor blocks under sha2-256 CIDs are vouched for: a raw-codec CID, or a multihash code other than sha2-256 over the same digest, is not', async () => {
+    const [a, b] = [await appendInvocation(), await appendInvocation()]
+    const odd = [reroot(a, (await oddCids(a.root.bytes)).raw), reroot(b, (await oddCids(b.root.bytes)).sha512)]
+    const pre = await preverifyOf(odd)
+    expect(pre.invocations).toEqual([])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+  })
+
+  test('a JWT-encoded UCAN (validly signed, under a dag-cbor/sha2-256 CID of its bytes) is not vouched for', async () => {
+    const honest = await appendInvocation()
+    // The honest JWT with its payload's keys in reverse order: dag-ucan keeps it as a JWT view, signature still valid.
+    const [h, p, sig] = UCAN.format(honest.data).split('.') as [string, string, string]
+    const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>
+    const reversed = Object.fromEntries(Object.entries(payload).reverse())
+    const bytes = new TextEncoder().encode(`${h}.${Buffer.from(JSON.stringify(reversed)).toString('base64url')}.${sig}`)
+    const jwt = Delegation.create({ root: { cid: CID.createV1(0x71, await sha256.digest(bytes)), bytes } as never }) as API.Invocation
+    expect((jwt.data as { jwt?: unknown }).jwt).toBeDefined()
+    expect(await UCAN.verifySignature(jwt.data, P.agent.verifier)).toBe(true)
+    const pre = await preverifyOf([jwt])
+    expect(pre.invocations).toEqual([])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+  })
+
+  test('only did:key issuers are vouched for: a did:web issuer is not, even when the principal parser resolves it', async () => {
+    const inner = createPrincipalParser()
+    const resolving: API.PrincipalParser = {
+      parse: (did) => (did.startsWith('did:web:') ? inner.parse(P.agent.did()).withDID(did) : inner.parse(did)),
+    }
+    const web = await invocationOf('tlog/append', { data: 'AA==', delegation: delegationString }, P.agent.withDID('did:web:agent.example'))
+    const pre = await preverifyOf([web], { principal: resolving })
+    expect(pre.invocations).toEqual([])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+  })
+
+  test("a UCAN whose payload this file does not write (a boolean in nb) is verified through ucanto's verifySignature and vouched for", async () => {
+    const flagged = await invocationOf('tlog/append', { data: 'AA==', delegation: delegationString, flag: true })
+    const forged = await invocationOf('tlog/append', { data: 'AA==', delegation: delegationString, flag: true }, impostor(P.agent, P.alice))
+    const pre = await preverifyOf([flagged, forged])
+    expect(pre.invocations).toEqual([flagged.cid.toString()])
+  })
+
+  test('a UCAN whose check throws (an issuer did:key no verifier parses) is not vouched for', async () => {
+    const secp = 'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme'
+    const unparsable = await invocationOf('tlog/append', { data: 'AA==', delegation: delegationString }, { ...impostor(P.agent, P.agent), did: () => secp } as never)
+    expect(unparsable.issuer.did()).toBe(secp)
+    const pre = await preverifyOf([unparsable])
+    expect(pre.invocations).toEqual([])
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+  })
+
+  test('an invocation without nb, or with an nb.delegation that does not parse, is skipped: the next invocations are still looked at', async () => {
+    const bare = await invocationOf('tlog/append')
+    expect(bare.capabilities[0]?.nb).toBeUndefined()
+    const unparsable = await invocationOf('tlog/append', { data: 'AA==', delegation: 'not a delegation' })
+    const honest = await appendInvocation()
+    const pre = await preverifyOf([bare, unparsable, honest])
+    expect(pre.invocations.sort()).toEqual([bare, unparsable, honest].map((i) => i.cid.toString()).sort())
+    expect(pre.delegations).toEqual([agentToService.cid.toString()])
+    expect(pre.proofs).toEqual([spaceToAgent.cid.toString()])
+  })
+
+  test('proofs that are links (not embedded) are skipped, at the top and below: the rest of the request is still looked at', async () => {
+    const absent = spaceToAgent.cid
+    const top = await delegateAgentToService({ agent: P.agent, service: P.service.did(), space: P.space.did(), proofs: [absent as never], expiration: now() + 3600 })
+    const mid = await delegate({ issuer: P.space, audience: P.agent, capabilities: [{ can: 'tlog/append', with: P.space.did() }], proofs: [absent as never], expiration: now() + 3600 })
+    const top2 = await delegateAgentToService({ agent: P.agent, service: P.service.did(), proofs: [mid], expiration: now() + 3600 })
+    const first = await appendInvocation(P.agent, await formatDelegation(top))
+    const second = await appendInvocation(P.agent, await formatDelegation(top2))
+    const honest = await appendInvocation()
+    const pre = await preverifyOf([first, second, honest])
+    expect(pre.invocations.sort()).toEqual([first, second, honest].map((i) => i.cid.toString()).sort())
+    expect(pre.delegations.sort()).toEqual([top, top2, agentToService].map((d) => d.cid.toString()).sort())
+    expect(pre.proofs.sort()).toEqual([mid, spaceToAgent].map((d) => d.cid.toString()).sort())
+  })
+
+  test('walks the whole chain: Space→Alice→Agent→Service vouches for both proofs below the delegation', async () => {
+    const spaceToAlice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 3600 })
+    const aliceToAgent = await delegate({ issuer: P.alice, audience: P.agent, capabilities: spaceToAlice.capabilities, proofs: [spaceToAlice], expiration: now() + 3600 })
+    const top = await delegateAgentToService({ agent: P.agent, service: P.service.did(), proofs: [aliceToAgent], expiration: now() + 3600 })
+    const pre = await preverifyOf([await appendInvocation(P.agent, await formatDelegation(top))])
+    expect(pre.delegations).toEqual([top.cid.toString()])
+    expect(pre.proofs).toEqual([aliceToAgent.cid.toString(), spaceToAlice.cid.toString()])
   })
 
   test('CIDs verified before (`known`) are vouched for without verifying again', async () => {
