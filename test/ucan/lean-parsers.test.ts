@@ -144,7 +144,8 @@ describe('leanOptional and leanStruct', () => {
   })
 
   test("the lean optional describes itself as ucanto's optional does (toString), and its optional() is itself", () => {
-    for (const inner of [Schema.link(), Schema.link().array(), Schema.string(), Schema.struct({ a: Schema.integer() })]) {
+    const inners = [Schema.link(), Schema.link().array(), Schema.string(), Schema.struct({ a: Schema.integer() })] as API.Reader<unknown, unknown>[]
+    for (const inner of inners) {
       const stock = Schema.optional(inner)
       const lean = leanOptional(stock)
       expect(lean).not.toBe(stock)
