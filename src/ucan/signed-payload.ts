@@ -13,8 +13,19 @@
  */
 import type { API } from '@ucanto/core'
 
-/** Header JSON per `version alg`: `{"alg":…,"typ":"JWT","ucv":…}`, base64url. */
+/**
+ * How many headers {@link header} keeps. A UCAN's version is any string holding `d.d.d` (dag-ucan's
+ * `readVersion`), so a sender can vary it at will: past this many, headers are written afresh.
+ */
+const HEADER_CACHE_MAX = 16
+
+/** Header JSON per `version alg`: `{"alg":…,"typ":"JWT","ucv":…}`, base64url; at most {@link HEADER_CACHE_MAX}. */
 const headers = new Map<string, string>()
+
+/** How many `version alg` headers are cached (0 to 16): the header cache's bound, for tests. */
+export function cachedHeaderCount(): number {
+  return headers.size
+}
 
 /** `base64url(JSON(header))` of dag-ucan's `formatHeader`. */
 function header(version: string, alg: string): string {
@@ -23,7 +34,7 @@ function header(version: string, alg: string): string {
   if (h === undefined) {
     h = Buffer.from(`{"alg":${JSON.stringify(alg)},"typ":"JWT","ucv":${JSON.stringify(version)}}`, 'utf8').toString('base64url')
     // Versions and algorithms are a handful; a hostile variety is not kept.
-    if (headers.size < 16) headers.set(key, h)
+    if (headers.size < HEADER_CACHE_MAX) headers.set(key, h)
   }
   return h
 }

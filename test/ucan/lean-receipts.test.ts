@@ -87,7 +87,10 @@ describe('the response of a request', () => {
 })
 
 describe('runInvocation against ucanto Server.run', () => {
-  /** A ucanto server whose `test/echo` answers from the invocation and whose `test/boom` throws. */
+  /** The effects `test/effect` answers with (set by the test that calls it). */
+  let effects: API.Effects = { fork: [] }
+
+  /** A ucanto server whose `test/echo` answers from the invocation, `test/effect` with `effects`, and `test/boom` throws. */
   function fixture(caught: unknown[]) {
     return Server.create({
       id: P.service,
@@ -95,6 +98,8 @@ describe('runInvocation against ucanto Server.run', () => {
       service: {
         test: {
           echo: async (inv: API.Invocation) => ({ ok: { with: inv.capabilities[0]!.with, n: 42 } }),
+          // A joined effect (ucanto's `ok(…).fork(…).join(…)`): the receipt carries `out` and `fx`.
+          effect: async () => ({ do: { out: { ok: { done: true } }, fx: effects } }),
           boom: async () => {
             throw new Error('kaput')
           },
@@ -118,6 +123,22 @@ describe('runInvocation against ucanto Server.run', () => {
     expect(leanBlocks).toEqual([lean.root.cid.toString()])
     for (const cid of dagOf(inv)) expect(stockBlocks.has(cid)).toBe(true)
     expect((await lean.verifySignature(P.service.verifier)).ok).toBeDefined()
+  })
+
+  test("a handler's joined effect (fx: fork and join) is signed into the receipt as ucanto's Server.run signs it", async () => {
+    const server = fixture([])
+    const task = (n: number) => invoke({ issuer: P.service, audience: P.service, capability: { can: 'test/echo', with: P.space.did(), nb: { n } } }).delegate()
+    const [fork, join] = [await task(1), await task(2)]
+    for (const fx of [{ fork: [fork] }, { fork: [fork], join }, { fork: [] }] as API.Effects[]) {
+      effects = fx
+      const inv = await invoke({ issuer: P.agent, audience: P.service, capability: { can: 'test/effect', with: P.space.did() } }).delegate()
+      const stock = (await Server.run(inv as never, server as never)) as API.Receipt
+      const lean = await runInvocation(inv, server)
+      expect(lean.root.cid.toString()).toBe(stock.root.cid.toString())
+      expect(lean.out).toEqual({ ok: { done: true } })
+      expect(lean.fx.fork.map((f) => f.link().toString())).toEqual(fx.fork.map((f) => f.link().toString()))
+      expect(lean.fx.join?.link().toString()).toBe(fx.join?.link().toString())
+    }
   })
 
   test("a handler that throws gets ucanto's HandlerExecutionError, reported to the server's catch first", async () => {
