@@ -359,3 +359,28 @@ describe('the verified-UCAN cache', () => {
     expect(verified).toBe(1) // only the new Agent→Service delegation
   })
 })
+
+describe('what the chain check hands on', () => {
+  test('a UCAN on several paths keeps every path\'s principals in its revocation query (a revocation upstream on any path counts)', async () => {
+    // The same Agent→Service delegation reaches the space through Alice on one path and through a
+    // second intermediary (spaceB's key, "Bob") on the other.
+    const spaceToAlice = await spaceTo(P.alice)
+    const aliceToAgent = await delegate({ issuer: P.alice, audience: P.agent, capabilities: caps(P.space.did()), proofs: [spaceToAlice], expiration: T + 3600 })
+    const spaceToBob = await spaceTo(P.spaceB)
+    const bobToAgent = await delegate({ issuer: P.spaceB, audience: P.agent, capabilities: caps(P.space.did()), proofs: [spaceToBob], expiration: T + 3600 })
+    const top = await toService([aliceToAgent, bobToAgent])
+    const into: RevocationQuery = new Map()
+    addPathToRevocationQuery([top, aliceToAgent, spaceToAlice], into)
+    addPathToRevocationQuery([top, bobToAgent, spaceToBob], into)
+    const scope = into.get(top.cid.toString())
+    expect(scope).toBeDefined()
+    for (const did of [P.agent.did(), P.service.did(), P.alice.did(), P.spaceB.did(), P.space.did()]) expect(scope?.has(did), did).toBe(true)
+  })
+
+  test("the service's own DID as the space is granted outright with no path, as ucanto's claim grants it", async () => {
+    const r = await received(await toService([await spaceTo(P.agent)]))
+    const out = await checkChain(P.service.did() as never, r, { service: P.service, principal: createPrincipalParser(), now: T })
+    expect(out.error).toBeUndefined()
+    expect(out.ok).toEqual([[], [], []])
+  })
+})
