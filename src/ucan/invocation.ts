@@ -8,11 +8,10 @@
  * (chain.ts), except for chains left to ucanto's validator (`did:mailto`), which reads the system
  * clock (grants.ts).
  */
-import { UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { SpaceDID } from './capabilities.js'
 import { checkContentAddressed } from './delegation.js'
-import { audienceOf, didsOf, issuerOf, verifyUcanSignature } from './signed-payload.js'
+import { audienceOf, issuerOf, verifyIssuerSignature } from './signed-payload.js'
 import { isPreverified } from './verified-ucans.js'
 import { Expired, InvalidAudience, InvalidCapability, InvalidExpiry, InvalidSignature, NotValidBefore, truncate } from './errors.js'
 
@@ -125,22 +124,5 @@ export async function checkInvocation(
  */
 export async function verifyInvocationSignature(invocation: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
   // Verified for these very bytes by the pre-verification thread (preverify.ts).
-  if (isPreverified(invocation)) return true
-  let dids: { iss: API.DID; aud: API.DID }
-  try {
-    dids = didsOf(invocation)
-  } catch {
-    // A DID that does not decode: ucanto's own path, as before (it reads only the issuer).
-    try {
-      return await UCAN.verifySignature(invocation.data, principal.parse(invocation.issuer.did()))
-    } catch {
-      return false
-    }
-  }
-  try {
-    const verifier = principal.parse(dids.iss)
-    return await verifyUcanSignature(invocation, verifier, dids, () => UCAN.verifySignature(invocation.data, verifier))
-  } catch {
-    return false
-  }
+  return isPreverified(invocation) || (await verifyIssuerSignature(invocation, principal))
 }

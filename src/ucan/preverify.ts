@@ -18,13 +18,13 @@
  * (delegation.ts bounds the graph: {@link MAX_CHAIN_UCANS} UCANs), each distinct CID verified once
  * per request; CIDs verified before are remembered in `known` (bounded by the caller).
  */
-import { createHash } from 'node:crypto'
 import { UCAN, isDelegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { CAR } from '@ucanto/transport'
 import { MAX_CHAIN_UCANS, parseDelegation } from './delegation.js'
 import { createPrincipalParser } from './principal.js'
-import { didsOf, verifyUcanSignature } from './signed-payload.js'
+import { issuerOf, verifyIssuerSignature } from './signed-payload.js'
+import { sameBytes } from './verified-ucans.js'
 
 /** CIDs (strings) of a request's UCANs found canonical and validly signed, by role. */
 export interface Preverified {
@@ -59,11 +59,6 @@ export interface PreverifyOptions {
   principal?: API.PrincipalParser
 }
 
-/** Multicodec of dag-cbor, the only UCAN block encoding reported. */
-const DAG_CBOR_CODE = 0x71
-/** Multicodec of sha2-256, the only CID hash reported. */
-const SHA256_CODE = 0x12
-
 /**
  * The UCANs of one CAR agent message (ucanto's `CAR.inbound`: `body` with its `content-type`)
  * found canonical and validly signed (see the module comment). Never throws: a body that does not
@@ -78,7 +73,7 @@ export async function preverifyRequest(body: Uint8Array, contentType: string, op
     const id = ucan.cid.toString()
     if (seen.has(id)) return
     seen.add(id)
-    if (!hashesToCid(ucan)) return
+    if (!sameBytes(ucan)) return
     if (options.known?.has(id) !== true) {
       if (!(await canonicalAndSigned(ucan, principal))) return
       options.known?.add(id)
@@ -111,25 +106,15 @@ export async function preverifyRequest(body: Uint8Array, contentType: string, op
   return out
 }
 
-/** Whether the block's bytes are dag-cbor under a sha2-256 CID that they hash to. */
-function hashesToCid(ucan: API.Delegation): boolean {
-  const { cid, bytes } = ucan.root
-  if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return false
-  const digest = createHash('sha256').update(bytes).digest()
-  return Buffer.from(cid.multihash.digest).equals(digest)
-}
-
 /** Whether `ucan` (whose bytes hash to its CID) re-encodes to its own bytes (as delegation.ts `checkContentAddressed` requires) and its issuer's signature verifies. */
 async function canonicalAndSigned(ucan: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
   try {
     if ((ucan.data as { jwt?: unknown }).jwt !== undefined) return false
-    // The block already hashes to its CID (hashesToCid), so re-encoding to the same bytes is
+    // The block already hashes to its CID (verified-ucans.ts `sameBytes`), so re-encoding to the same bytes is
     // what delegation.ts `checkContentAddressed` establishes by comparing CIDs, one hash cheaper.
     if (!Buffer.from(UCAN.encode(ucan.data)).equals(ucan.root.bytes)) return false
-    const dids = didsOf(ucan)
-    if (!dids.iss.startsWith('did:key:')) return false
-    const verifier = principal.parse(dids.iss)
-    return await verifyUcanSignature(ucan, verifier, dids, () => UCAN.verifySignature(ucan.data, verifier))
+    if (!issuerOf(ucan).startsWith('did:key:')) return false
+    return await verifyIssuerSignature(ucan, principal)
   } catch {
     return false
   }

@@ -11,6 +11,7 @@
  * floats, booleans, null inside `att`/`fct`, non-plain objects), which the caller then verifies
  * through ucanto as before. test/ucan/signed-payload.test.ts checks the bytes against ucanto's.
  */
+import { UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 
 /**
@@ -169,4 +170,29 @@ export function audienceOf(ucan: API.Delegation): API.DID {
  */
 export function didsOf(ucan: API.Delegation): { iss: API.DID; aud: API.DID } {
   return { iss: issuerOf(ucan), aud: audienceOf(ucan) }
+}
+
+/**
+ * Whether `ucan`'s own signature verifies under its issuer's key (parsed by `principal`), over
+ * {@link signedPayload}, or through ucanto's `UCAN.verifySignature` for payloads this file does not
+ * write and for an issuer or audience DID that does not decode (ucanto reads only the issuer).
+ * Never throws: an issuer `principal` cannot parse is `false`.
+ */
+export async function verifyIssuerSignature(ucan: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
+  let dids: { iss: API.DID; aud: API.DID }
+  try {
+    dids = didsOf(ucan)
+  } catch {
+    try {
+      return await UCAN.verifySignature(ucan.data, principal.parse(ucan.issuer.did()))
+    } catch {
+      return false
+    }
+  }
+  try {
+    const verifier = principal.parse(dids.iss)
+    return await verifyUcanSignature(ucan, verifier, dids, () => UCAN.verifySignature(ucan.data, verifier))
+  } catch {
+    return false
+  }
 }

@@ -160,8 +160,8 @@ export function createVerifiedUcanCache(options: VerifiedUcanCacheOptions = {}):
   }
 }
 
-/** Whether `ucan`'s block is dag-cbor under a sha2-256 CID that its bytes hash to. */
-function sameBytes(ucan: API.Delegation): boolean {
+/** Whether `ucan`'s block is dag-cbor under a sha2-256 CID that its bytes hash to (so they are the bytes that CID names). */
+export function sameBytes(ucan: API.Delegation): boolean {
   const { cid, bytes } = ucan.root
   if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return false
   const digest = createHash('sha256').update(bytes).digest()
