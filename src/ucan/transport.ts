@@ -126,7 +126,7 @@ export function withSafeRequest(
         // below for these very bytes, the rest is checked here as always.
         // The request gives its turn back while it waits (other requests decode meanwhile).
         if (limits.preverify !== undefined && invocations.length - refused.size >= PREVERIFY_MIN_INVOCATIONS) {
-          const preverifying = limits.preverify(req.body as Uint8Array, String(contentTypeOf(req)))
+          const preverifying = limits.preverify(req.body as Uint8Array, contentTypeOf(req))
           held = undefined
           turn.idle()
           const pre = await preverifying
