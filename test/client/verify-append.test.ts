@@ -86,7 +86,7 @@ async function trustOf(svc: Svc): Promise<TrustAnchors> {
 const verifier = (svc: Svc, trust: TrustAnchors) => new AppendVerifier({ trust, fetchFile: httpLogFiles(svc.url, space.did()) })
 
 /** The receipt re-issued by `issuer` (default: the service's own key) with `result` as its ok. */
-function forge(a: Appended, result: Record<string, unknown> | { error: unknown }, issuer: API.Signer = serviceKey): Promise<API.Receipt> {
+function forge(a: Appended, result: object, issuer: API.Signer = serviceKey): Promise<API.Receipt> {
   const out = 'error' in result ? result : { ok: result }
   return Receipt.issue({ issuer, ran: a.link as never, result: out as never }) as Promise<API.Receipt>
 }
