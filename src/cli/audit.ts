@@ -30,8 +30,8 @@ export function auditCommand(): Command {
     .requiredOption('--space <did>', 'the space DID whose log to audit')
     .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
     .option('--state <dir>', 'the trust store shared with `ucanlog append`: pinned keys, policy and the last checkpoint seen, per space (env UCANLOG_STATE, or UCANLOG_AUDIT_STATE)', defaultStateDir())
-    .option('--witness-policy <file>', 'witness policy to require (default: the one pinned at the first audit, fetched from /info)')
-    .option('--log-vkey <vkey>', 'the log\'s vkey (default: the one pinned at the first audit, fetched from /head)')
+    .option('--witness-policy <file>', 'witness policy to require (default: the one pinned in --state by the first audit or append, fetched from /info)')
+    .option('--log-vkey <vkey>', 'the log\'s vkey (default: the one pinned in --state by the first audit or append, fetched from /head)')
     .option('--sample <n>', 'maximum inclusion proofs to check', '1000')
     .option('--json', 'print the report as JSON')
     .action(async (o: { space: string; url: string; state: string; witnessPolicy?: string; logVkey?: string; sample: string; json?: boolean }) => {
