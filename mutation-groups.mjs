@@ -53,6 +53,7 @@ export const GROUPS = {
       'src/client/verify-append.ts',
       'src/client/verify-checkpoint.ts',
       'src/client/trust-store.ts',
+      'src/client/verify-session.ts',
     ],
     tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },

@@ -165,18 +165,21 @@ export interface ResolveTrustOptions {
   get(url: URL): Promise<Response>
   /**
    * When `/logs/<space>/head` is 404 (no published checkpoint yet, e.g. a new space): creates the
-   * log (`tlog/create`) and answers its origin and vkey. Without it, a log with no published
-   * checkpoint is a {@link NoPublishedLogError}.
+   * log (`tlog/create`) and answers its origin and vkey (from a receipt it checked with
+   * {@link import('./verify-append.js').verifyServiceReceipt} against the `serviceDid` it is given, the
+   * one resolved here when `needServiceDid`). Without it, a log with no published checkpoint is a
+   * {@link NoPublishedLogError}. Note that `tlog/create` publishes no checkpoint: /head stays 404
+   * until the first append is published.
    */
-  createLog?: () => Promise<{ origin: string; vkey: string }>
+  createLog?: (serviceDid: string | undefined) => Promise<{ origin: string; vkey: string }>
   /** How the trust-on-first-use notes name this use, e.g. `first audit`; default `first use`. */
   firstUse?: string
 }
 
 /**
  * Decides the anchors for this run: explicit values, else the pinned ones, else what the service
- * shows (trust on first use, each such choice reported in `notes`). Fetches `/logs/<space>/head`
- * always, `/info` only when no policy is given or pinned, `/did` only when `needServiceDid`.
+ * shows (trust on first use, each such choice reported in `notes`). Fetches `/did` first when
+ * `needServiceDid`, then `/logs/<space>/head` always, and `/info` only when no policy is given or pinned.
  * @throws LogKeyChangedError when /head shows another vkey than the pinned one (and none is given);
  *   ServiceKeyChangedError when /did shows another DID than the pinned one (and none is given);
  *   NoPublishedLogError; Error when a route answers an unexpected status or shape.
@@ -184,10 +187,24 @@ export interface ResolveTrustOptions {
 export async function resolveTrust(o: ResolveTrustOptions): Promise<{ anchors: TrustAnchors; notes: string[] }> {
   const first = o.firstUse ?? 'first use'
   const notes: string[] = []
+  let serviceDid = o.explicit?.serviceDid ?? o.stored?.serviceDid
+  if (o.needServiceDid) {
+    const res = await o.get(new URL('/did', o.url))
+    if (!res.ok) throw new Error(`GET ${new URL('/did', o.url)} answered ${res.status}`)
+    const shown = (await res.text()).trim()
+    if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(shown)) throw new Error(`${o.url}/did is not a did:key: ${shown.slice(0, 80)}`)
+    if (!serviceDid) {
+      serviceDid = shown
+      notes.push(`${first} of this service: trusting the service DID it shows at /did (${shown}); it is pinned from now on`)
+    } else if (!o.explicit?.serviceDid && shown !== serviceDid) {
+      throw new ServiceKeyChangedError(`the service at ${o.url} now shows DID ${shown}, but ${serviceDid} was pinned`)
+    }
+  }
+
   const headRes = await o.get(new URL(`/logs/${o.space}/head`, o.url))
   let head: { origin: string; vkey: string } | undefined
   if (headRes.ok) head = (await headRes.json()) as { origin: string; vkey: string }
-  else if (headRes.status === 404 && o.createLog) head = await o.createLog()
+  else if (headRes.status === 404 && o.createLog) head = await o.createLog(serviceDid)
   else if (headRes.status !== 404) throw new Error(`GET ${new URL(`/logs/${o.space}/head`, o.url)} answered ${headRes.status}`)
   if (!head) throw new NoPublishedLogError(`the service has no published log for ${o.space}`)
   if (typeof head.vkey !== 'string' || typeof head.origin !== 'string') throw new Error(`${o.url}/logs/${o.space}/head has no origin and vkey`)
@@ -206,20 +223,6 @@ export async function resolveTrust(o: ResolveTrustOptions): Promise<{ anchors: T
     if (typeof info.witnessPolicy !== 'string') throw new Error(`${o.url}/info shows no witness policy`)
     policy = info.witnessPolicy
     notes.push(`${first} of this log: using the witness policy the service shows at /info; it is pinned from now on`)
-  }
-
-  let serviceDid = o.explicit?.serviceDid ?? o.stored?.serviceDid
-  if (o.needServiceDid) {
-    const res = await o.get(new URL('/did', o.url))
-    if (!res.ok) throw new Error(`GET ${new URL('/did', o.url)} answered ${res.status}`)
-    const shown = (await res.text()).trim()
-    if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(shown)) throw new Error(`${o.url}/did is not a did:key: ${shown.slice(0, 80)}`)
-    if (!serviceDid) {
-      serviceDid = shown
-      notes.push(`${first} of this service: trusting the service DID it shows at /did (${shown}); it is pinned from now on`)
-    } else if (!o.explicit?.serviceDid && shown !== serviceDid) {
-      throw new ServiceKeyChangedError(`the service at ${o.url} now shows DID ${shown}, but ${serviceDid} was pinned`)
-    }
   }
 
   const anchors: TrustAnchors = {

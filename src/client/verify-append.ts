@@ -89,14 +89,7 @@ export class AppendVerifier {
    *   root differ from its checkpoint's); InclusionProofError (InclusionProofInvalid). All exit code 3.
    */
   async verifyReceipt(receipt: API.Receipt, entry: Uint8Array, invocation?: API.Link): Promise<VerifiedReceipt> {
-    const issuer = receipt.issuer?.did()
-    if (issuer !== this.#trust.serviceDid) throw new ReceiptSignatureError(`the receipt is issued by ${issuer ?? 'nobody'}, not by the pinned service ${this.#trust.serviceDid}`)
-    const signed = await receipt.verifySignature(this.#service)
-    if (signed.error) throw new ReceiptSignatureError(`the receipt's signature does not verify with the pinned service key ${this.#trust.serviceDid}`)
-    if (invocation) {
-      const ran = (receipt.ran as { link(): API.Link }).link()
-      if (!ran.equals(invocation)) throw new ReceiptMismatchError(`the receipt answers invocation ${ran}, not ${invocation}`)
-    }
+    await verifyServiceReceipt(receipt, this.#service, invocation)
     const out = receipt.out as { ok?: unknown; error?: { name?: unknown; message?: unknown } }
     if (out.error !== undefined) {
       return { status: 'refused', error: { name: String(out.error?.name ?? 'Error'), message: String(out.error?.message ?? '') } }
@@ -167,6 +160,26 @@ export class AppendVerifier {
       this.#notes.set(note, v)
     }
     return v
+  }
+}
+
+/**
+ * Checks that `receipt` comes from the service: issued (`iss`) by `service` (a DID, or its
+ * verifier), its signature verifying with that key, and — when `invocation` (a link) is given —
+ * answering that invocation (`ran`). Any ability's receipt (`tlog/append`, `tlog/create`, …); its
+ * `out` is not looked at.
+ * @throws ReceiptSignatureError (ReceiptSignatureInvalid); ReceiptMismatchError (another invocation's receipt). Exit code 3.
+ */
+export async function verifyServiceReceipt(receipt: API.Receipt, service: string | API.Verifier, invocation?: API.Link): Promise<void> {
+  const verifier = typeof service === 'string' ? createPrincipalParser().parse(service as API.DID) : service
+  const did = verifier.did()
+  const issuer = receipt.issuer?.did()
+  if (issuer !== did) throw new ReceiptSignatureError(`the receipt is issued by ${issuer ?? 'nobody'}, not by the pinned service ${did}`)
+  const signed = await receipt.verifySignature(verifier)
+  if (signed.error) throw new ReceiptSignatureError(`the receipt's signature does not verify with the pinned service key ${did}`)
+  if (invocation) {
+    const ran = (receipt.ran as { link(): API.Link }).link()
+    if (!ran.equals(invocation)) throw new ReceiptMismatchError(`the receipt answers invocation ${ran}, not ${invocation}`)
   }
 }
 

@@ -120,9 +120,9 @@ describe('resolveTrust against a real service', () => {
     const { anchors: a, notes } = await resolveTrust({ url: svc.url, space, needServiceDid: true, get })
     expect(a).toEqual({ space, url: svc.url, serviceDid: svc.did, origin: head.origin, logVkey: head.vkey, policy: svc.policy })
     expect(notes).toEqual([
+      `first use of this service: trusting the service DID it shows at /did (${svc.did}); it is pinned from now on`,
       `first use of this log: trusting the log key the service shows (${head.vkey}); it is pinned from now on`,
       'first use of this log: using the witness policy the service shows at /info; it is pinned from now on',
-      `first use of this service: trusting the service DID it shows at /did (${svc.did}); it is pinned from now on`,
     ])
     // Without needServiceDid, /did is not asked for and nothing is said about it.
     expect((await resolveTrust({ url: svc.url, space, get, firstUse: 'first audit' })).notes).toEqual([
@@ -150,7 +150,9 @@ describe('resolveTrust against a real service', () => {
     const err = await resolveTrust({ url: svc.url, space: fresh, get }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(NoPublishedLogError)
     expect(err).toMatchObject({ message: `the service has no published log for ${fresh}` })
-    const created = await resolveTrust({ url: svc.url, space: fresh, get, createLog: async () => ({ origin: `o/logs/${fresh}`, vkey: head.vkey }) })
+    const asked: (string | undefined)[] = []
+    const created = await resolveTrust({ url: svc.url, space: fresh, get, needServiceDid: true, createLog: async (did) => (asked.push(did), { origin: `o/logs/${fresh}`, vkey: head.vkey }) })
     expect(created.anchors).toMatchObject({ origin: `o/logs/${fresh}`, logVkey: head.vkey })
+    expect(asked).toEqual([svc.did]) // given the service DID resolved first, to check the create receipt with
   })
 })

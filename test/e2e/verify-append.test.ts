@@ -23,11 +23,12 @@ import type * as API from '@ucanto/interface'
 import * as CAR from '@ucanto/transport/car'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkAppendResult } from '../../src/client/receipt.js'
-import { loadTrust, resolveTrust, saveTrust } from '../../src/client/trust-store.js'
-import { AppendVerifier, httpLogFiles } from '../../src/client/verify-append.js'
+import { loadTrust } from '../../src/client/trust-store.js'
+import { verifyServiceReceipt } from '../../src/client/verify-append.js'
+import { openAppendVerification } from '../../src/client/verify-session.js'
 import { loadServiceKey } from '../../src/server/keys.js'
 import { ed25519Signer, parseNote, signNote } from '../../src/tlog/index.js'
-import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
+import { appendInvocation, connect, createInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
 import { REPO, startTestService } from './helpers.js'
 
@@ -58,34 +59,35 @@ afterAll(async () => {
 })
 
 /**
- * One verified append run as a client would do it (what `ucanlog append` does once wired): load
- * the trust store, resolve the anchors (trust on first use), append `entries` through `url`, verify
- * every receipt, settle, save. Returns the anchors' notes and what each receipt verified as.
+ * One verified append run as a client does it (what `ucanlog append` and the library's `append()`
+ * call): open the run on the trust store (trust on first use; a new space's log created with
+ * `tlog/create`, its receipt checked), append `entries` through `url`, verify every receipt, finish
+ * (settle and pin). Returns the run's notes, what each receipt verified as, and the pinned size.
  */
 async function appendRun(url: string, serviceDid: string, entries: string[]): Promise<{ notes: string[]; statuses: string[]; size: number | undefined }> {
-  const get = (u: URL) => fetch(u)
-  const stored = await loadTrust(state, space.did())
-  const { anchors, notes } = await resolveTrust({
-    url,
-    space: space.did(),
-    stored,
-    needServiceDid: true,
-    get,
-  })
-  const verifier = new AppendVerifier({ trust: anchors, fetchFile: httpLogFiles(url, space.did(), get) })
   const spaceToAgent = await delegateSpaceToAgent({ space, agent })
   const agentToService = await delegateAgentToService({ agent, service: serviceDid as API.DID, proofs: [spaceToAgent], space: space.did() })
   const conn = connect(`${url}/rpc`, serviceDid as API.DID)
+  const run = await openAppendVerification({
+    url,
+    space: space.did(),
+    stateDir: state,
+    createLog: async (did) => {
+      const inv = await createInvocation({ agent, service: did as API.DID, space: space.did(), agentToService })
+      const [receipt] = await conn.execute(inv)
+      await verifyServiceReceipt(receipt as unknown as API.Receipt, did!, (await inv.delegate()).cid)
+      return (receipt!.out as { ok: { origin: string; vkey: string } }).ok
+    },
+  })
   const statuses: string[] = []
   for (const e of entries) {
     const entry = new TextEncoder().encode(e)
     const inv = await appendInvocation({ agent, service: serviceDid as API.DID, space: space.did(), entry, agentToService })
     const [receipt] = await conn.execute(inv)
-    statuses.push((await verifier.verifyReceipt(receipt as unknown as API.Receipt, entry, (await inv.delegate()).cid)).status)
+    statuses.push((await run.verifier.verifyReceipt(receipt as unknown as API.Receipt, entry, (await inv.delegate()).cid)).status)
   }
-  const settled = await verifier.settle()
-  await saveTrust(state, settled)
-  return { notes, statuses, size: settled.last?.size }
+  const settled = await run.finish()
+  return { notes: run.notes, statuses, size: settled.last?.size }
 }
 
 async function audit(url: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -129,14 +131,11 @@ async function forgingProxy(target: string, alter: (r: AppendResult) => AppendRe
 
 describe('verified appends over HTTP', () => {
   it('honest appends verify, pin the log in the trust store, and the built `ucanlog audit` shares it', async () => {
-    // First run on a new space: /head is 404 until the first entry is published, so append one first.
-    const first = new TextEncoder().encode('first')
-    const inv = await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry: first, spaceToAgent: await delegateSpaceToAgent({ space, agent }) })
-    await connect(`${svc.url}/rpc`, svc.did as API.DID).execute(inv)
-
-    const run1 = await appendRun(svc.url, svc.did, ['e1', 'e2', 'e3'])
-    expect(run1.statuses).toEqual(['verified', 'verified', 'verified'])
-    expect(run1.notes).toHaveLength(3) // log key, policy and service DID trusted on first use
+    // First run on a new space: /head is 404, the log is created (tlog/create) and its key trusted on first use.
+    expect((await fetch(`${svc.url}/logs/${space.did()}/head`)).status).toBe(404)
+    const run1 = await appendRun(svc.url, svc.did, ['e0', 'e1', 'e2', 'e3'])
+    expect(run1.statuses).toEqual(['verified', 'verified', 'verified', 'verified'])
+    expect(run1.notes).toHaveLength(3) // service DID, log key and policy trusted on first use
     expect(run1.size).toBe(4)
 
     // The audit pins nothing anew: it checks consistency with the append's checkpoint.
