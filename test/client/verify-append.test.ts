@@ -12,8 +12,6 @@
  * Written first against today's `checkAppendResult`, the garbage-checkpoint case failed (a
  * checkpoint log-signed by another key, with no cosignature, passed it).
  */
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Receipt } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
@@ -27,6 +25,7 @@ import { ed25519Signer, parseNote, signNote } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
 import { impostor, startTestService } from '../e2e/helpers.js'
+import { startSameKeysService } from '../helpers/same-keys-service.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 let A: Svc // the honest service
@@ -34,15 +33,11 @@ let B: Svc // same service and witness keys as A, other entries for the same spa
 let serviceKey: API.Signer
 let space: Key
 let agent: Key
-let keysDir: string
 const text = (s: string) => new TextEncoder().encode(s)
 
 beforeAll(async () => {
   A = await startTestService()
-  keysDir = await mkdtemp(join(tmpdir(), 'ucanlog-fork-'))
-  await copyFile(join(A.dataDir, 'service.key'), join(keysDir, 'service.key'))
-  await copyFile(join(A.dataDir, 'witness.key'), join(keysDir, 'witness.key'))
-  B = await startTestService({ dataDir: keysDir })
+  B = await startSameKeysService(A)
   serviceKey = (await loadServiceKey(join(A.dataDir, 'service.key'))).signer
   space = await generateKey()
   agent = await generateKey()
@@ -50,7 +45,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await A?.stop()
   await B?.stop()
-  await rm(keysDir, { recursive: true, force: true })
 })
 
 /** One appended entry: the bytes, the invocation's link, and the receipt as the service returned it. */

@@ -12,7 +12,7 @@
  * - A second service with the same keys and other entries (a fork of the log) is refused by both.
  */
 import { execFile } from 'node:child_process'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { type IncomingMessage, type Server, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -30,23 +30,20 @@ import { loadServiceKey } from '../../src/server/keys.js'
 import { ed25519Signer, parseNote, signNote } from '../../src/tlog/index.js'
 import { appendInvocation, connect, createInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
+import { startSameKeysService } from '../helpers/same-keys-service.js'
 import { REPO, startTestService } from './helpers.js'
 
 const exec = promisify(execFile)
 type Svc = Awaited<ReturnType<typeof startTestService>>
 let svc: Svc
 let fork: Svc // the same service and witness keys, another log for the same space
-let keysDir: string
 let state: string
 let space: Key
 let agent: Key
 
 beforeAll(async () => {
   svc = await startTestService()
-  keysDir = await mkdtemp(join(tmpdir(), 'ucanlog-e2e-fork-'))
-  await copyFile(join(svc.dataDir, 'service.key'), join(keysDir, 'service.key'))
-  await copyFile(join(svc.dataDir, 'witness.key'), join(keysDir, 'witness.key'))
-  fork = await startTestService({ dataDir: keysDir })
+  fork = await startSameKeysService(svc)
   state = await mkdtemp(join(tmpdir(), 'ucanlog-e2e-state-'))
   space = await generateKey()
   agent = await generateKey()
@@ -54,7 +51,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await svc?.stop()
   await fork?.stop()
-  await rm(keysDir, { recursive: true, force: true })
   await rm(state, { recursive: true, force: true })
 })
 
