@@ -13,23 +13,19 @@
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { type IncomingMessage, type Server, createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Message, Receipt } from '@ucanto/core'
 import type * as API from '@ucanto/interface'
-import * as CAR from '@ucanto/transport/car'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkAppendResult } from '../../src/client/receipt.js'
 import { loadTrust } from '../../src/client/trust-store.js'
 import { verifyServiceReceipt } from '../../src/client/verify-append.js'
 import { openAppendVerification } from '../../src/client/verify-session.js'
-import { loadServiceKey } from '../../src/server/keys.js'
 import { ed25519Signer, parseNote, signNote } from '../../src/tlog/index.js'
 import { appendInvocation, connect, createInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
+import { startForgingProxy } from '../helpers/forging-proxy.js'
 import { startSameKeysService } from '../helpers/same-keys-service.js'
 import { REPO, startTestService } from './helpers.js'
 
@@ -93,38 +89,6 @@ async function audit(url: string): Promise<{ code: number; stdout: string; stder
   )
 }
 
-/** An HTTP proxy in front of `target` that re-signs every RPC receipt (with the service key) after `alter`ing its ok result. */
-async function forgingProxy(target: string, alter: (r: AppendResult) => AppendResult): Promise<{ url: string; close(): Promise<void> }> {
-  const { signer } = await loadServiceKey(join(svc.dataDir, 'service.key'))
-  const body = async (req: IncomingMessage) => {
-    const chunks: Buffer[] = []
-    for await (const c of req) chunks.push(c as Buffer)
-    return Buffer.concat(chunks)
-  }
-  const server: Server = createServer(async (req, res) => {
-    const upstream = await fetch(new URL(req.url!, target), {
-      method: req.method,
-      headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => ['content-type', 'accept'].includes(k))) as Record<string, string>,
-      ...(req.method === 'POST' && { body: await body(req) }),
-    })
-    let bytes: Uint8Array = new Uint8Array(await upstream.arrayBuffer())
-    if (req.method === 'POST' && upstream.ok) {
-      const message = (await CAR.response.decode({ headers: Object.fromEntries(upstream.headers), body: bytes } as never)) as API.AgentMessage
-      const receipts = await Promise.all(
-        [...message.receipts.values()].map(async (r) => {
-          const out = r.out as { ok?: AppendResult }
-          const result = out.ok ? { ok: alter(out.ok) } : out
-          return Receipt.issue({ issuer: signer, ran: (r.ran as { link(): API.Link }).link() as never, result: result as never })
-        }),
-      )
-      bytes = CAR.response.encode(await Message.build({ receipts: receipts as never })).body
-    }
-    res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' }).end(Buffer.from(bytes))
-  })
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((ok) => server.close(() => ok())) }
-}
-
 describe('verified appends over HTTP', () => {
   it('honest appends verify, pin the log in the trust store, and the built `ucanlog audit` shares it', async () => {
     // First run on a new space: /head is 404, the log is created (tlog/create) and its key trusted on first use.
@@ -151,12 +115,12 @@ describe('verified appends over HTTP', () => {
     const origin = `ucanlog/logs/${space.did()}`
     const forger = ed25519Signer(origin, new Uint8Array(32).fill(7))
     const forged: AppendResult[] = []
-    const proxy = await forgingProxy(svc.url, (r) => {
+    const proxy = await startForgingProxy(svc, (r) => {
       const f = { ...r, checkpoint: signNote(parseNote(r.checkpoint).text, [forger]) }
       forged.push(f)
       return f
     })
-    const honest = await forgingProxy(svc.url, (r) => r) // the same proxy re-signing without altering: verified
+    const honest = await startForgingProxy(svc, (r) => r) // the same proxy re-signing without altering: verified
     try {
       expect((await appendRun(honest.url, svc.did, ['via the proxy'])).statuses).toEqual(['verified'])
     } finally {
