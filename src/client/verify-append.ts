@@ -120,10 +120,10 @@ export class AppendVerifier {
    */
   async settle(): Promise<TrustAnchors> {
     if (this.#notes.size === 0) return this.#trust
+    const seen: (SeenCheckpoint & { what: string })[] = [...this.#notes.values()].map((v) => ({ size: v.checkpoint.size, rootHash: v.checkpoint.rootHash, note: v.note, what: `a receipt's checkpoint of size ${v.checkpoint.size}` }))
     const cpBytes = await this.#fetchFile('checkpoint')
     if (!cpBytes) throw new MissingFileError('the log serves no checkpoint, though its receipts carry published ones')
     const current = this.#verifyNote(Buffer.from(cpBytes).toString('utf8'))
-    const seen: (SeenCheckpoint & { what: string })[] = [...this.#notes.values()].map((v) => ({ size: v.checkpoint.size, rootHash: v.checkpoint.rootHash, note: v.note, what: `a receipt's checkpoint of size ${v.checkpoint.size}` }))
     const pinned = this.#trust.last
     if (pinned) seen.push({ ...pinned, what: `the pinned checkpoint of size ${pinned.size}` })
     const cur = current.checkpoint

@@ -225,6 +225,14 @@ describe('AppendVerifier.settle refuses views that cannot both be true', () => {
     expect(err.message).toMatch(/it now publishes size 2, but the pinned checkpoint of size 3 was seen/)
   })
 
+  it('a receipt\'s checkpoint of the current size with another root than the log now shows (A\'s size 2 against B at 2): SplitView', async () => {
+    const v = verifier(B, { ...pinnedA, last: undefined })
+    await v.verifyReceipt(a3[1]!.receipt, a3[1]!.entry, a3[1]!.link)
+    const err = await refused(v.settle())
+    expect(err.name).toBe('SplitView')
+    expect(err.message).toBe('the current checkpoint of size 2 has another root than a receipt\'s checkpoint of size 2')
+  })
+
   it('a larger log that does not extend the pinned one (B grown past A\'s pin): LogForked', async () => {
     const more = await append(B, ['x2', 'x3', 'x4'])
     const v = verifier(B, pinnedA)
