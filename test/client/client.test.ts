@@ -1,0 +1,134 @@
+/**
+ * `ucanlog/client`'s createClient against a real service and its bundled witness on loopback: bytes
+ * in, the same bytes read back; per-entry outcomes (a refusal does not stop the batch); create,
+ * revoke, then the revoked chain refused by name; the named errors for an unreachable service, a
+ * refusal and a proof of another agent; and an audit from the exported HTTP readers.
+ */
+import { createServer } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  InvalidDelegationError,
+  ServiceRefusedError,
+  ServiceUnreachableError,
+  auditLog,
+  createClient,
+  createKey,
+  delegateSpaceToAgent,
+  fetchLogHead,
+  fetchServiceDID,
+  fetchWitnessPolicy,
+  formatDelegation,
+  leafHash,
+  logFiles,
+  parsePolicy,
+} from '../../src/client/index.js'
+import { startTestService } from '../e2e/helpers.js'
+
+type Svc = Awaited<ReturnType<typeof startTestService>>
+let svc: Svc
+
+beforeAll(async () => {
+  svc = await startTestService()
+})
+afterAll(async () => {
+  await svc?.stop()
+})
+
+/** A space, an agent, and the Space → Agent delegation as its file text (with the trailing newline). */
+async function principals() {
+  const space = await createKey()
+  const agent = await createKey()
+  const proofText = (await formatDelegation(await delegateSpaceToAgent({ space, agent }))) + '\n'
+  return { space, agent, proofText }
+}
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+describe('createClient', () => {
+  it('appends bytes (binary, text) with one published, proof-checked result each, and reads back the same bytes', async () => {
+    const { agent, proofText, space } = await principals()
+    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    expect([client.serviceDID, client.space]).toEqual([svc.did, space.did()])
+    const entries = [new Uint8Array([0xff, 0xfe, 0x00, 0x80, 0xc3]), new TextEncoder().encode('héllo, log'), new Uint8Array([0x0a, 0x0d, 0x0a])]
+    const outcomes = await client.append(entries)
+    expect(outcomes.map((o) => [o.input, o.error, o.ok?.published])).toEqual([
+      [0, undefined, true],
+      [1, undefined, true],
+      [2, undefined, true],
+    ])
+    expect(new Set(outcomes.map((o) => o.ok!.index))).toEqual(new Set([0, 1, 2]))
+    const read = await client.read(0, 10)
+    expect(read.total).toBe(3)
+    const byIndex = new Map(outcomes.map((o) => [o.ok!.index, o.entry]))
+    expect(read.entries).toEqual([0, 1, 2].map((i) => byIndex.get(i)))
+    expect((await client.read(2, 5)).entries).toEqual([byIndex.get(2)])
+  })
+
+  it('an empty or oversized entry is refused before sending, by name, and the rest of the batch is appended', async () => {
+    const { agent, proofText, space } = await principals()
+    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    const outcomes = await client.append([new Uint8Array(0), new Uint8Array(65_536), new Uint8Array([1]), new Uint8Array(65_535).fill(7)])
+    expect(outcomes.map((o) => o.error?.name ?? 'ok')).toEqual(['InvalidData', 'EntryTooLarge', 'ok', 'ok'])
+    const head = await fetchLogHead(svc.url, space.did())
+    expect(head?.treeSize).toBe(2)
+  })
+
+  it('create answers the log key the head shows; revoke of the proof makes the next append Revoked, an outcome not a throw', async () => {
+    const { space, agent, proofText } = await principals()
+    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    const created = await client.create()
+    expect(created.treeSize).toBe(0)
+    expect((await client.append(new Uint8Array([42])))[0]!.ok?.index).toBe(0)
+    const head = await fetchLogHead(svc.url, space.did())
+    expect([head?.origin, head?.vkey]).toEqual([created.origin, created.vkey])
+
+    const revoked = await client.revoke(proofText, { issuer: space })
+    expect(revoked.scope).toBe(space.did())
+    const [after] = await client.append(new Uint8Array([43]))
+    expect(after!.error?.name).toBe('Revoked')
+    expect((await fetchLogHead(svc.url, space.did()))?.treeSize).toBe(1)
+  })
+
+  it('audits the log from the exported HTTP readers (head, policy, files)', async () => {
+    const { agent, proofText, space } = await principals()
+    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    const entries = Array.from({ length: 5 }, (_, i) => new Uint8Array([i, 0xff - i]))
+    expect((await client.append(entries)).every((o) => o.ok?.published)).toBe(true)
+    const head = (await fetchLogHead(svc.url, space.did()))!
+    const report = await auditLog({ fetchFile: logFiles(svc.url, space.did()), origin: head.origin, logVkey: head.vkey, policy: parsePolicy(await fetchWitnessPolicy(svc.url)) })
+    expect(report.size).toBe(5)
+    expect(report.inclusionProofsChecked).toBe(5)
+    expect(leafHash(entries[0]!)).toHaveLength(32)
+    expect(await fetchLogHead(svc.url, (await createKey()).did())).toBeUndefined()
+  })
+
+  it('named errors: unreachable (exit 4), a refusal (exit 2, the service\'s name), a proof of another agent', async () => {
+    const { agent, proofText } = await principals()
+    const url = `http://127.0.0.1:${await closedPort()}`
+    const unreachable = await createClient({ url, agent, proof: proofText }).catch((e: unknown) => e)
+    expect(unreachable).toBeInstanceOf(ServiceUnreachableError)
+    expect([(unreachable as ServiceUnreachableError).name, (unreachable as ServiceUnreachableError).exitCode]).toEqual(['ServiceUnreachable', 4])
+    expect((unreachable as Error).message).toContain(url)
+    // The DID given: nothing is fetched until append, which then fails the same way.
+    const offline = await createClient({ url, agent, proof: proofText, serviceDID: await fetchServiceDID(svc.url) })
+    await expect(offline.append(new Uint8Array([1]))).rejects.toBeInstanceOf(ServiceUnreachableError)
+
+    // Reading a log that does not exist: the service's refusal, by its name.
+    const reader = await createClient({ url: svc.url, agent, space: (await createKey()).did() })
+    const refused = await reader.read().catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(ServiceRefusedError)
+    expect([(refused as ServiceRefusedError).name, (refused as ServiceRefusedError).exitCode]).toEqual(['UnknownLog', 2])
+    // A client without a proof reads but does not append.
+    await expect(reader.append(new Uint8Array([1]))).rejects.toBeInstanceOf(InvalidDelegationError)
+
+    const other = await createKey()
+    await expect(createClient({ url: svc.url, agent: other, proof: proofText })).rejects.toThrow(/not to this agent/)
+  })
+})
