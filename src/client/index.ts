@@ -65,6 +65,7 @@ export {
   type PolicyWitness,
   InvalidProofError,
   InvalidSignatureError,
+  MalformedBase64Error,
   MalformedCheckpointError,
   MalformedNoteError,
   MAX_ENTRY_SIZE,
