@@ -9,7 +9,7 @@ import { appendInvocation, connect, createInvocation, delegateAgentToService, re
 import type { AppendResult, CreateResult, RevokeResult, TlogService } from '../ucan/wire.js'
 import type { FailureJSON } from '../ucan/errors.js'
 import { parseDelegation } from './delegations.js'
-import { InvalidDelegationError, ServiceRefusedError, UnexpectedAnswerError } from './errors.js'
+import { InvalidDelegationError, ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
 import { fetchServiceDID, unreachable } from './http.js'
 import type { Key } from './keys.js'
 import { checkAppendResult } from './receipt.js'
@@ -35,21 +35,36 @@ export interface ClientOptions {
 }
 
 /**
+ * Why one entry was not appended: `name` is stable, `message` says more (docs/client.md lists them).
+ * - the service's refusal (a receipt error): `Unauthorized`, `Expired`, `Revoked`, `EntryTooLarge`,
+ *   `RateLimited`, … (docs/wire.md);
+ * - `HTTPError`: the service refused the HTTP request itself (`status`: 413, 429, 503 …);
+ * - `ServiceUnreachable`: the request did not reach the service, or its answer did not come back
+ *   (then the entry may or may not have been appended);
+ * - found before sending: `InvalidData` (0 bytes), `EntryTooLarge` (more than 65,535 bytes);
+ * - `NotSent`: not tried, because an earlier entry failed and `stopOnError` was set.
+ */
+export interface EntryFailure extends FailureJSON {
+  /** The HTTP status, for `HTTPError`. */
+  status?: number
+}
+
+/**
  * What one entry of {@link UcanlogClient.append} came to, in the order given: `input` is its
  * position in the `entries` argument, `entry` its bytes, and either `ok` (the wire result,
  * docs/wire.md: `index`, `treeSize`, `checkpoint`, `inclusionProof`, `published` …) or `error`
- * (the service's refusal, `{ name, message }`: `Unauthorized`, `Revoked`, `EntryTooLarge`,
- * `RateLimited`, … — or, found before sending, `EntryTooLarge` / `InvalidData` for an entry of
- * more than 65,535 or of 0 bytes).
+ * ({@link EntryFailure}).
  */
 export type AppendOutcome =
   | { input: number; entry: Uint8Array; ok: AppendResult; error?: undefined }
-  | { input: number; entry: Uint8Array; ok?: undefined; error: FailureJSON }
+  | { input: number; entry: Uint8Array; ok?: undefined; error: EntryFailure }
 
 /** The options of {@link UcanlogClient.append}. */
 export interface AppendOptions {
   /** Invocations in flight at once, 1..256; default 8. */
   concurrency?: number
+  /** After the first entry that fails, send no more (the rest are `NotSent`); default false: every entry is tried. */
+  stopOnError?: boolean
 }
 
 /** What {@link UcanlogClient.read} returns: the entries' bytes from `offset`, and the log's published size. */
@@ -84,8 +99,9 @@ export interface UcanlogClient {
   readonly agentToService: API.Delegation | undefined
   /**
    * Appends each entry (bytes, 1..65,535 each) as its own signed `tlog/append` invocation, up to
-   * `concurrency` at once, and resolves once every entry has an outcome. A refusal is that entry's
-   * `error` (the others go on). Each published result is checked before it is returned (see below);
+   * `concurrency` at once, and resolves once every entry has an outcome. A failure is that entry's
+   * `error` ({@link EntryFailure}: a refusal, an HTTP refusal, the service unreachable), and the
+   * others go on unless `stopOnError`. Each published result is checked before it is returned (see below);
    * an unpublished one (`published: false`: the witness quorum was not met in time; the entry is
    * durable and a later checkpoint publishes it) has no checkpoint to check yet.
    *
@@ -95,9 +111,9 @@ export interface UcanlogClient {
    * cosignatures the pinned policy requires, the receipt's signature by the service, consistency
    * with the last checkpoint seen) at the one marked place in src/client/client.ts.
    * @throws InvalidReceiptError / InvalidProofError when a published result does not check out
-   *   (the service's answer is not to be trusted: the batch stops); ServiceUnreachableError;
-   *   ServiceRefusedError (`HTTPError`) when the service refuses the HTTP request itself (e.g. 413,
-   *   503); InvalidDelegationError without a proof; TypeError when an entry is not a Uint8Array.
+   *   (the service's answers are not to be trusted: no more entries are sent, and the call throws
+   *   once those in flight have ended); InvalidDelegationError without a proof; TypeError when an
+   *   entry is not a Uint8Array (before anything is sent).
    */
   append(entries: Uint8Array | readonly Uint8Array[], options?: AppendOptions): Promise<AppendOutcome[]>
   /**
@@ -157,7 +173,9 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
       if ((err as Error).name === 'HTTPError' && typeof status === 'number') {
         throw new ServiceRefusedError({ name: 'HTTPError', message: `POST ${url} answered HTTP ${status}` }, status)
       }
-      throw unreachable(url, err)
+      // undici's fetch fails with a TypeError('fetch failed') whose cause says why (ECONNREFUSED, …).
+      if (err instanceof TypeError && err.message === 'fetch failed') throw unreachable(url, err)
+      throw new UnexpectedAnswerError(`${url} answered something that is not a ucanto receipt (${(err as Error).message}); is it a ucanlog service?`)
     }
     const receipt = Array.isArray(receipts) ? receipts[0] : receipts
     const out = (receipt as { out?: { ok?: O; error?: FailureJSON } } | undefined)?.out
@@ -183,19 +201,32 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
       const concurrency = Math.min(256, Math.max(1, Math.floor(appendOptions.concurrency ?? 8)))
       const outcomes: AppendOutcome[] = new Array(list.length)
       let next = 0
+      let stopped: number | undefined // the input whose failure stops the batch (stopOnError)
+      let untrusted: unknown // a result that did not check out: thrown once the workers end
+      const fail = (input: number, entry: Uint8Array, error: EntryFailure): void => {
+        outcomes[input] = { input, entry, error }
+        if (appendOptions.stopOnError && stopped === undefined) stopped = input
+      }
       const worker = async (): Promise<void> => {
-        while (next < list.length) {
+        while (next < list.length && stopped === undefined && untrusted === undefined) {
           const input = next++
           const entry = list[input]!
           const local = localRefusal(entry)
           if (local) {
-            outcomes[input] = { input, entry, error: local }
+            fail(input, entry, local)
             continue
           }
           const invocation = await appendInvocation({ agent, service: serviceDID, space, entry, agentToService: delegation, lifetime })
-          const out = await send<AppendResult>(invocation)
+          let out: { ok?: AppendResult; error?: FailureJSON }
+          try {
+            out = await send<AppendResult>(invocation)
+          } catch (err) {
+            if (!(err instanceof ServiceRefusedError || err instanceof ServiceUnreachableError || err instanceof UnexpectedAnswerError)) throw err
+            fail(input, entry, { name: err.name, message: err.message, ...(err instanceof ServiceRefusedError && err.status !== undefined && { status: err.status }) })
+            continue
+          }
           if (out.error !== undefined) {
-            outcomes[input] = { input, entry, error: { name: String(out.error.name), message: String(out.error.message) } }
+            fail(input, entry, { name: String(out.error.name), message: String(out.error.message) })
             continue
           }
           const result = out.ok!
@@ -204,11 +235,21 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
           // against the pinned log key, the pinned policy's cosignatures, the receipt's signature by
           // serviceDID, consistency with the last checkpoint seen) replaces this call; until then
           // only the proof against the result's own checkpoint is checked.
-          if (result.published) checkAppendResult(result, entry)
+          try {
+            if (result.published) checkAppendResult(result, entry)
+          } catch (err) {
+            untrusted ??= err
+            return
+          }
           outcomes[input] = { input, entry, ok: result }
         }
       }
-      await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker))
+      const settled = await Promise.allSettled(Array.from({ length: Math.min(concurrency, list.length) }, worker))
+      if (untrusted !== undefined) throw untrusted
+      for (const s of settled) if (s.status === 'rejected') throw s.reason
+      for (let input = 0; input < list.length; input++) {
+        outcomes[input] ??= { input, entry: list[input]!, error: { name: 'NotSent', message: `not sent: entry ${stopped} failed and stopOnError is set` } }
+      }
       return outcomes
     },
 
@@ -238,7 +279,7 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
 }
 
 /** The refusal the service would answer for an entry of 0 or more than {@link MAX_ENTRY_SIZE} bytes, found before sending it. */
-function localRefusal(entry: Uint8Array): FailureJSON | undefined {
+function localRefusal(entry: Uint8Array): EntryFailure | undefined {
   if (entry.byteLength === 0) return { name: 'InvalidData', message: 'an entry is 1..65535 bytes; this one is empty (not sent)' }
   if (entry.byteLength > MAX_ENTRY_SIZE) return { name: 'EntryTooLarge', message: `an entry is at most ${MAX_ENTRY_SIZE} bytes; this one is ${entry.byteLength} (not sent)` }
   return undefined

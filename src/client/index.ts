@@ -32,7 +32,7 @@ export { formatDelegation } from '../ucan/delegation.js'
 export { delegateAgentToService, delegateSpaceToAgent, DEFAULT_DELEGATION_LIFETIME, DEFAULT_INVOCATION_LIFETIME } from '../ucan/client.js'
 
 // The client
-export { createClient, type AppendOptions, type AppendOutcome, type ClientOptions, type ReadEntries, type RevokeOptions, type UcanlogClient } from './client.js'
+export { createClient, type AppendOptions, type AppendOutcome, type EntryFailure, type ClientOptions, type ReadEntries, type RevokeOptions, type UcanlogClient } from './client.js'
 export { fetchLogHead, fetchServiceDID, fetchWitnessPolicy, logFiles, type Fetch, type LogHead } from './http.js'
 
 // Verification

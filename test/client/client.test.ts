@@ -8,6 +8,7 @@ import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   InvalidDelegationError,
+  InvalidKeyError,
   ServiceRefusedError,
   ServiceUnreachableError,
   auditLog,
@@ -20,6 +21,8 @@ import {
   formatDelegation,
   leafHash,
   logFiles,
+  formatKey,
+  parseKey,
   parsePolicy,
 } from '../../src/client/index.js'
 import { startTestService } from '../e2e/helpers.js'
@@ -116,9 +119,10 @@ describe('createClient', () => {
     expect(unreachable).toBeInstanceOf(ServiceUnreachableError)
     expect([(unreachable as ServiceUnreachableError).name, (unreachable as ServiceUnreachableError).exitCode]).toEqual(['ServiceUnreachable', 4])
     expect((unreachable as Error).message).toContain(url)
-    // The DID given: nothing is fetched until append, which then fails the same way.
+    // The DID given: nothing is fetched until append, whose entries each fail the same way, by name.
     const offline = await createClient({ url, agent, proof: proofText, serviceDID: await fetchServiceDID(svc.url) })
-    await expect(offline.append(new Uint8Array([1]))).rejects.toBeInstanceOf(ServiceUnreachableError)
+    expect((await offline.append([new Uint8Array([1]), new Uint8Array([2])])).map((o) => o.error?.name)).toEqual(['ServiceUnreachable', 'ServiceUnreachable'])
+    await expect(offline.read()).rejects.toBeInstanceOf(ServiceUnreachableError)
 
     // Reading a log that does not exist: the service's refusal, by its name.
     const reader = await createClient({ url: svc.url, agent, space: (await createKey()).did() })
@@ -130,5 +134,42 @@ describe('createClient', () => {
 
     const other = await createKey()
     await expect(createClient({ url: svc.url, agent: other, proof: proofText })).rejects.toThrow(/not to this agent/)
+  })
+
+  it('an HTTP refusal (413: the request is over the service\'s body limit) is that entry\'s outcome, with its status; stopOnError sends no more', async () => {
+    const small = await startTestService({ maxBodyBytes: 16_384 })
+    try {
+      const { agent, proofText, space } = await principals()
+      const client = await createClient({ url: small.url, agent, proof: proofText })
+      const big = new Uint8Array(60_000).fill(1)
+      const outcomes = await client.append([new Uint8Array([1]), big, new Uint8Array([2])], { concurrency: 1 })
+      expect(outcomes.map((o) => [o.error?.name, o.error?.status, o.ok?.published])).toEqual([
+        [undefined, undefined, true],
+        ['HTTPError', 413, undefined],
+        [undefined, undefined, true],
+      ])
+      const stopped = await client.append([big, new Uint8Array([3])], { concurrency: 1, stopOnError: true })
+      expect(stopped.map((o) => o.error?.name)).toEqual(['HTTPError', 'NotSent'])
+      expect((await fetchLogHead(small.url, space.did()))?.treeSize).toBe(2)
+    } finally {
+      await small.stop()
+    }
+  })
+
+  it('keys: formatKey / parseKey round trip through a key file\'s text; garbage is InvalidKey and never echoed', async () => {
+    const key = await createKey()
+    expect(parseKey(`${formatKey(key)}\n`).did()).toBe(key.did())
+    for (const text of ['', 'Mnot-a-key-SECRETSECRET', formatKey(key).slice(0, -4)]) {
+      const err = (() => {
+        try {
+          parseKey(text)
+        } catch (e) {
+          return e
+        }
+      })()
+      expect(err).toBeInstanceOf(InvalidKeyError)
+      expect([(err as InvalidKeyError).name, (err as InvalidKeyError).exitCode]).toEqual(['InvalidKey', 1])
+      expect((err as Error).message).not.toContain('SECRET')
+    }
   })
 })
