@@ -37,7 +37,7 @@ async function forgingProxy(target: string, forge: number): Promise<{ url: strin
         const rpc = req.method === 'POST'
         const n = rpc ? ++count : 0
         const upstream = await fetch(new URL(req.url ?? '/', target), { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? '' }, ...(rpc && { body: Buffer.concat(chunks) }) })
-        let body = new Uint8Array(await upstream.arrayBuffer())
+        let body: Uint8Array = new Uint8Array(await upstream.arrayBuffer())
         if (n === forge && upstream.ok) {
           const message = await CAR.response.decode({ headers: Object.fromEntries(upstream.headers), body })
           const [original] = [...message.receipts.values()]
