@@ -36,9 +36,12 @@ async function main(): Promise<void> {
   const proof = await parseDelegation(proofText)
 
   // 3. Connect: the service DID comes from GET /did (pass serviceDID to pin it).
-  const client = await createClient({ url, agent, proof })
+  const client = await createClient({ url, agent, proof, onNote: (note) => console.error(`note: ${note}`) })
 
-  // 4. Append: entries are bytes. One text entry, one binary entry.
+  // 4. Append: entries are bytes. One text entry, one binary entry. Every receipt is verified
+  //    before append resolves (service signature, log signature, cosignatures, inclusion proof,
+  //    consistency); the log key, witness policy and service DID are trusted on first use and
+  //    pinned in `client.trust` (pass `stateDir` to keep them between runs).
   const entries = [new TextEncoder().encode('hello from an app'), Uint8Array.from([0x00, 0xff, 0xfe, 0x0a, 0x80])]
   const outcomes: AppendOutcome[] = await client.append(entries)
   for (const o of outcomes) {
@@ -62,14 +65,15 @@ async function main(): Promise<void> {
     policy: parsePolicy(await fetchWitnessPolicy(url)),
   })
 
-  console.log(`appended ${outcomes.length} entries to ${head.origin}; each receipt checked, read back byte for byte, log audited`)
+  console.log(`appended ${outcomes.length} entries to ${head.origin}; each receipt verified, read back byte for byte, log audited`)
   console.log(
     JSON.stringify({
       api: CLIENT_API_VERSION,
       space: client.space,
       origin: head.origin,
       indexes: outcomes.map((o) => o.ok!.index),
-      receiptsChecked: outcomes.length,
+      receiptsVerified: outcomes.length,
+      pinnedSize: client.trust?.last?.size,
       readBack: sameBytes,
       audit: { size: report.size, inclusionProofsChecked: report.inclusionProofsChecked },
     }),

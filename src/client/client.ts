@@ -1,7 +1,8 @@
 /**
  * `createClient`: one agent's connection to one ucanlog service for one space — append entries,
  * read them back, create the log, revoke a delegation (docs/client.md). Built on the invocation
- * builders of src/ucan/client.ts and the receipt check of receipt.ts.
+ * builders of src/ucan/client.ts; every append run is verified by verify-session.ts (the same
+ * verification `ucanlog append` runs), every other receipt's signature by verify-append.ts.
  */
 import type { API } from '@ucanto/core'
 import { MAX_ENTRY_SIZE, decodeBase64 } from '../tlog/index.js'
@@ -10,9 +11,12 @@ import type { AppendResult, CreateResult, RevokeResult, TlogService } from '../u
 import type { FailureJSON } from '../ucan/errors.js'
 import { parseDelegation } from './delegations.js'
 import { InvalidDelegationError, ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
-import { fetchServiceDID, unreachable } from './http.js'
+import { fetchServiceDID, namedGet, unreachable } from './http.js'
 import type { Key } from './keys.js'
-import { checkAppendResult } from './receipt.js'
+import type { TrustAnchors } from './trust-store.js'
+import { verifyServiceReceipt } from './verify-append.js'
+import { ServiceKeyChangedError } from './verify-errors.js'
+import { openAppendVerification } from './verify-session.js'
 
 /** What {@link createClient} needs. */
 export interface ClientOptions {
@@ -28,10 +32,25 @@ export interface ClientOptions {
   proof?: API.Delegation | string
   /** The space whose log this is; default the `with` of the proof's first capability. */
   space?: `did:key:${string}`
-  /** The service DID; default fetched from `GET <url>/did`. Pin it to refuse an impostor at the URL. */
+  /** The service DID; default fetched from `GET <url>/did` (or the pinned one). Give it to pin it: every receipt must be signed by it. */
   serviceDID?: `did:key:${string}`
   /** Seconds each invocation is valid for (its `exp`); default 300, the service accepts at most 3600. */
   invocationLifetime?: number
+  /**
+   * Where the pins of this log are kept between runs: a trust-store directory, shared with
+   * `ucanlog append` and `ucanlog audit` (theirs is `defaultStateDir()`: `$UCANLOG_STATE`, else
+   * `~/.ucanlog/audit`). Default: none — the pins live in this client object ({@link UcanlogClient.trust}),
+   * starting from `trust`.
+   */
+  stateDir?: string
+  /** Pins kept by the app itself (a previous client's {@link UcanlogClient.trust}), when there is no `stateDir`. */
+  trust?: TrustAnchors
+  /** The log's verifier key (c2sp.org/signed-note vkey, `create()` returns it): wins over the pin and is pinned. */
+  logVkey?: string
+  /** The witness policy text (c2sp.org/tlog-policy) checkpoints must meet: wins over the pin and is pinned. */
+  witnessPolicy?: string
+  /** Called with each trust-on-first-use note (what was trusted because nothing was pinned or given), one line each. */
+  onNote?: (note: string) => void
 }
 
 /**
@@ -98,22 +117,33 @@ export interface UcanlogClient {
   /** The Agent → Service delegation every append carries in `nb.delegation` (made once, lasts as long as the proof); undefined without a proof. */
   readonly agentToService: API.Delegation | undefined
   /**
+   * The pins of this log after the last append (service DID, origin, log key, witness policy, last
+   * checkpoint verified); undefined before the first. Keep it (e.g. as JSON with `rootHash` in
+   * base64) and pass it as `createClient({ trust })` next time, or use `stateDir`.
+   */
+  readonly trust: TrustAnchors | undefined
+  /**
    * Appends each entry (bytes, 1..65,535 each) as its own signed `tlog/append` invocation, up to
    * `concurrency` at once, and resolves once every entry has an outcome. A failure is that entry's
    * `error` ({@link EntryFailure}: a refusal, an HTTP refusal, the service unreachable), and the
-   * others go on unless `stopOnError`. Each published result is checked before it is returned (see below);
-   * an unpublished one (`published: false`: the witness quorum was not met in time; the entry is
-   * durable and a later checkpoint publishes it) has no checkpoint to check yet.
+   * others go on unless `stopOnError`.
    *
-   * Checked today (receipt.ts `checkAppendResult`): the result's origin, size and root are its
-   * checkpoint's and its RFC 6962 inclusion proof puts the entry's leaf at `index` in that tree.
-   * Issue 12 item 2 extends this (the checkpoint's log signature against a pinned key, the
-   * cosignatures the pinned policy requires, the receipt's signature by the service, consistency
-   * with the last checkpoint seen) at the one marked place in src/client/client.ts.
-   * @throws InvalidReceiptError / InvalidProofError when a published result does not check out
-   *   (the service's answers are not to be trusted: no more entries are sent, and the call throws
-   *   once those in flight have ended); InvalidDelegationError without a proof; TypeError when an
-   *   entry is not a Uint8Array (before anything is sent).
+   * Every receipt is verified before `append` resolves, trusting nothing the service says (the
+   * verification `ucanlog append` runs, verify-session.ts): signed by the pinned service DID and
+   * answering its invocation; its checkpoint signed by the pinned log key under the pinned origin
+   * and cosigned as the pinned witness policy requires; its inclusion proof; then every checkpoint
+   * of the run consistent with the last one pinned and with the log's current one, and the pins
+   * moved to it. The anchors come from the options, else `stateDir`/`trust`, else what the service
+   * shows (trust on first use, reported to `onNote`); a space with no log yet gets one (`tlog/create`).
+   * An `ok` with `published: false` (the witness quorum was not met in time; the entry is durable,
+   * signed by the service, and a later checkpoint publishes it) has no checkpoint to verify yet.
+   * @throws VerificationError (exit code 3; its `name` says which check: ReceiptSignatureInvalid,
+   *   LogSignatureInvalid, CosignatureInvalid, WitnessPolicyNotMet, InclusionProofInvalid,
+   *   InvalidReceipt, LogForked, LogRolledBack, SplitView, LogKeyChanged, ServiceKeyChanged, …)
+   *   when the service's answers do not check out: no more entries are sent, and the call throws
+   *   once those in flight have ended; the pins are not moved. Before anything is sent:
+   *   ServiceUnreachableError, TrustStoreError, NoPublishedLogError (from resolving the anchors),
+   *   InvalidDelegationError without a proof, TypeError when an entry is not a Uint8Array.
    */
   append(entries: Uint8Array | readonly Uint8Array[], options?: AppendOptions): Promise<AppendOutcome[]>
   /**
@@ -163,8 +193,9 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
     return agentToService
   }
 
-  /** Sends one invocation; network and HTTP failures become named errors, the receipt's `out` is returned. */
-  const send = async <O>(invocation: API.IssuedInvocationView): Promise<{ ok?: O; error?: FailureJSON }> => {
+  /** Sends one invocation; network and HTTP failures become named errors. Returns the receipt, its `out` and the invocation's link. */
+  const exchange = async <O>(invocation: API.IssuedInvocationView): Promise<{ receipt: API.Receipt; out: { ok?: O; error?: FailureJSON }; link: API.Link }> => {
+    const link = (await invocation.delegate()).cid
     let receipts: unknown
     try {
       receipts = await connection.execute(invocation as never)
@@ -180,8 +211,16 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
     const receipt = Array.isArray(receipts) ? receipts[0] : receipts
     const out = (receipt as { out?: { ok?: O; error?: FailureJSON } } | undefined)?.out
     if (out === undefined || (out.ok === undefined && out.error === undefined)) throw new UnexpectedAnswerError(`${url} answered no receipt for the invocation`)
+    return { receipt: receipt as API.Receipt, out, link }
+  }
+  /** {@link exchange}, the receipt's signature checked against the service DID (ReceiptSignatureInvalid, ReceiptMismatch otherwise). */
+  const send = async <O>(invocation: API.IssuedInvocationView): Promise<{ ok?: O; error?: FailureJSON }> => {
+    const { receipt, out, link } = await exchange<O>(invocation)
+    await verifyServiceReceipt(receipt, serviceDID, link)
     return out
   }
+  let trust: TrustAnchors | undefined = options.trust
+  const get = namedGet(url)
   const okOrThrow = <O>(out: { ok?: O; error?: FailureJSON }): O => {
     if (out.error !== undefined) throw new ServiceRefusedError({ name: String(out.error.name), message: String(out.error.message) })
     return out.ok as O
@@ -193,11 +232,31 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
     space,
     agent,
     agentToService,
+    get trust() {
+      return trust
+    },
 
     async append(entries, appendOptions = {}) {
       const list: readonly Uint8Array[] = entries instanceof Uint8Array ? [entries] : entries
       for (const [i, e] of list.entries()) if (!(e instanceof Uint8Array)) throw new TypeError(`entry ${i} is not a Uint8Array: entries are bytes (encode text with new TextEncoder().encode(s))`)
       const delegation = needProof()
+      const run = await openAppendVerification({
+        url,
+        space,
+        ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : { stored: trust }),
+        explicit: {
+          ...(options.serviceDID !== undefined && { serviceDid: options.serviceDID }),
+          ...(options.logVkey !== undefined && { logVkey: options.logVkey }),
+          ...(options.witnessPolicy !== undefined && { policy: options.witnessPolicy }),
+        },
+        get,
+        // A space with no published checkpoint yet: create its log, its receipt checked.
+        createLog: async () => okOrThrow<CreateResult>(await send(await createInvocation({ agent, service: serviceDID, space, agentToService: delegation, lifetime }))),
+      })
+      for (const note of run.notes) options.onNote?.(note)
+      if (run.anchors.serviceDid !== serviceDID) {
+        throw new ServiceKeyChangedError(`this client addresses ${serviceDID}, but the service DID pinned for ${space} is ${run.anchors.serviceDid}; create the client with serviceDID, or check the URL`)
+      }
       const concurrency = Math.min(256, Math.max(1, Math.floor(appendOptions.concurrency ?? 8)))
       const outcomes: AppendOutcome[] = new Array(list.length)
       let next = 0
@@ -217,36 +276,35 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
             continue
           }
           const invocation = await appendInvocation({ agent, service: serviceDID, space, entry, agentToService: delegation, lifetime })
-          let out: { ok?: AppendResult; error?: FailureJSON }
+          let answer: Awaited<ReturnType<typeof exchange<AppendResult>>>
           try {
-            out = await send<AppendResult>(invocation)
+            answer = await exchange<AppendResult>(invocation)
           } catch (err) {
             if (!(err instanceof ServiceRefusedError || err instanceof ServiceUnreachableError || err instanceof UnexpectedAnswerError)) throw err
             fail(input, entry, { name: err.name, message: err.message, ...(err instanceof ServiceRefusedError && err.status !== undefined && { status: err.status }) })
             continue
           }
-          if (out.error !== undefined) {
-            fail(input, entry, { name: String(out.error.name), message: String(out.error.message) })
-            continue
-          }
-          const result = out.ok!
-          // ── Receipt verification: the one place it happens. ──────────────────────────────────
-          // MERGE (issue 12 item 2): the full receipt verifier (src/client/verify*.ts: log signature
-          // against the pinned log key, the pinned policy's cosignatures, the receipt's signature by
-          // serviceDID, consistency with the last checkpoint seen) replaces this call; until then
-          // only the proof against the result's own checkpoint is checked.
+          // Every receipt verified (verify-append.ts): the service's signature and the invocation it
+          // answers, then for a published result its checkpoint and inclusion proof.
+          let verified: Awaited<ReturnType<typeof run.verifier.verifyReceipt>>
           try {
-            if (result.published) checkAppendResult(result, entry)
+            verified = await run.verifier.verifyReceipt(answer.receipt, entry, answer.link)
           } catch (err) {
             untrusted ??= err
             return
           }
-          outcomes[input] = { input, entry, ok: result }
+          if (verified.status === 'refused') {
+            fail(input, entry, verified.error)
+            continue
+          }
+          outcomes[input] = { input, entry, ok: verified.result }
         }
       }
       const settled = await Promise.allSettled(Array.from({ length: Math.min(concurrency, list.length) }, worker))
       if (untrusted !== undefined) throw untrusted
       for (const s of settled) if (s.status === 'rejected') throw s.reason
+      // Consistency of the run's checkpoints with the pin and the log's current one; then the pins move.
+      trust = await run.finish()
       for (let input = 0; input < list.length; input++) {
         outcomes[input] ??= { input, entry: list[input]!, error: { name: 'NotSent', message: `not sent: entry ${stopped} failed and stopOnError is set` } }
       }

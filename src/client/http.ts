@@ -5,6 +5,7 @@
  * failure turned into a named error.
  */
 import { ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
+import { type LogFileFetcher, httpLogFiles } from './verify-append.js'
 
 /** A `fetch` (the global one by default); tests and apps may pass their own. */
 export type Fetch = typeof fetch
@@ -16,13 +17,8 @@ const DID_KEY = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
  * GETs `path` (resolved against the service base `url`), turning a network failure into
  * {@link ServiceUnreachableError}. Any HTTP status is returned to the caller.
  */
-async function get(url: string | URL, path: string, fetchImpl: Fetch): Promise<Response> {
-  const target = new URL(path, url)
-  try {
-    return await fetchImpl(target)
-  } catch (err) {
-    throw unreachable(url, err)
-  }
+function get(url: string | URL, path: string, fetchImpl: Fetch): Promise<Response> {
+  return namedGet(url, fetchImpl)(new URL(path, url))
 }
 
 /** The {@link ServiceUnreachableError} for a failed request to `url`, with the cause's code (ECONNREFUSED, ENOTFOUND, …). */
@@ -94,16 +90,24 @@ export async function fetchWitnessPolicy(url: string | URL, fetchImpl: Fetch = f
 /**
  * A reader of a log's public files for `auditLog`'s `fetchFile`: `path` is a tlog-tiles path
  * (`checkpoint`, `tile/0/000`, `tile/entries/000`, …) under `<url>/logs/<space>/`; the bytes, or
- * undefined on 404.
- * @throws (when called) ServiceUnreachableError; ServiceRefusedError on another non-2xx status.
+ * undefined on 404 (verify-append.ts `httpLogFiles`, with the network failure named).
+ * @throws (when called) ServiceUnreachableError; Error naming the path on another non-2xx status.
  */
-export function logFiles(url: string | URL, space: string, fetchImpl: Fetch = fetch): (path: string) => Promise<Uint8Array | undefined> {
-  const base = new URL(`/logs/${encodeURIComponent(space)}/`, url)
-  return async (path) => {
-    const res = await get(base, path, fetchImpl)
-    if (res.status === 404) return undefined
-    if (!res.ok) throw httpRefusal(res, `/logs/${space}/${path}`)
-    return new Uint8Array(await res.arrayBuffer())
+export function logFiles(url: string | URL, space: string, fetchImpl: Fetch = fetch): LogFileFetcher {
+  return httpLogFiles(String(url), space, namedGet(url, fetchImpl))
+}
+
+/**
+ * A GET for the verifiers' `get` options (trust-store.ts, verify-session.ts): `fetchImpl(url)`,
+ * with a network failure turned into {@link ServiceUnreachableError} naming the service `base`.
+ */
+export function namedGet(base: string | URL, fetchImpl: Fetch = fetch): (url: URL) => Promise<Response> {
+  return async (url) => {
+    try {
+      return await fetchImpl(url)
+    } catch (err) {
+      throw unreachable(base, err)
+    }
   }
 }
 

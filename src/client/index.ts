@@ -7,7 +7,9 @@
  * - the client: {@link createClient} → `append(entries)`, `read(offset, limit)`, `create()`, `revoke(…)`;
  *   the service over plain HTTP: {@link fetchServiceDID}, {@link fetchLogHead},
  *   {@link fetchWitnessPolicy}, {@link logFiles};
- * - verification: {@link checkAppendResult}, {@link auditLog}, checkpoints, notes, proofs, policies;
+ * - verification: what `append` runs ({@link openAppendVerification}, {@link AppendVerifier}), the
+ *   trust store shared with the CLI, {@link checkAppendResult}, {@link auditLog}, checkpoints, notes,
+ *   proofs, policies;
  * - the lower level: the invocation builders and {@link connect} (ucanto);
  * - the wire types (docs/wire.md) and the named errors.
  *
@@ -35,8 +37,20 @@ export { delegateAgentToService, delegateSpaceToAgent, DEFAULT_DELEGATION_LIFETI
 export { createClient, type AppendOptions, type AppendOutcome, type EntryFailure, type ClientOptions, type ReadEntries, type RevokeOptions, type UcanlogClient } from './client.js'
 export { fetchLogHead, fetchServiceDID, fetchWitnessPolicy, logFiles, type Fetch, type LogHead } from './http.js'
 
-// Verification
+// Verification: receipts (what append runs), the trust store (pins shared with the CLI), the auditor
 export { InvalidReceiptError, checkAppendResult } from './receipt.js'
+export { AppendVerifier, verifyServiceReceipt, type AppendVerifierOptions, type LogFileFetcher, type VerifiedReceipt } from './verify-append.js'
+export { openAppendVerification, type AppendVerification, type AppendVerificationOptions } from './verify-session.js'
+export { verifyCheckpointNote, type CheckpointAnchors, type VerifiedCheckpoint } from './verify-checkpoint.js'
+export { NoPublishedLogError, TrustStoreError, defaultStateDir, loadTrust, saveTrust, type SeenCheckpoint, type TrustAnchors } from './trust-store.js'
+export {
+  ReceiptMismatchError,
+  ReceiptSignatureError,
+  ServiceKeyChangedError,
+  SplitViewError,
+  VERIFICATION_FAILED_EXIT_CODE,
+  VerificationError,
+} from './verify-errors.js'
 export {
   auditLog,
   type AuditInput,

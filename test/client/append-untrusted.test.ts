@@ -1,16 +1,15 @@
 /**
- * `client.append` when the service's answer does not check out: a forging HTTP proxy in front of the
- * real service (and its bundled witness) rewrites one receipt's inclusion proof. The batch stops —
- * no entry is sent after the invocations in flight end — and the call throws the named error,
- * never returning the forged result as appended.
+ * `client.append` when the service's answer does not check out: the forging proxy
+ * (test/helpers/forging-proxy.ts: it holds the service key, as a compromised service would) in
+ * front of the real service and its bundled witness rewrites one receipt's inclusion proof. The
+ * batch stops — no entry is sent after the invocations in flight end — the call throws the named
+ * verification error (exit code 3), never returning the forged result, and the pins do not move.
  */
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { Message, Receipt } from '@ucanto/core'
-import * as CAR from '@ucanto/transport/car'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { InvalidProofError, createClient, createKey, delegateSpaceToAgent, formatDelegation } from '../../src/client/index.js'
+import { type UcanlogClient, VerificationError, createClient, createKey, delegateSpaceToAgent, formatDelegation } from '../../src/client/index.js'
+import type { AppendResult } from '../../src/ucan/wire.js'
 import { startTestService } from '../e2e/helpers.js'
+import { startForgingProxy } from '../helpers/forging-proxy.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 let svc: Svc
@@ -22,79 +21,53 @@ afterAll(async () => {
   await svc?.stop()
 })
 
-/**
- * A proxy to `target` that forwards every request and, for the `forge`-th RPC request (1-based),
- * answers a receipt whose ok result has its first inclusion-proof hash replaced (re-signed by a
- * stranger: the client does not check receipt signatures yet). Counts RPC requests.
- */
-async function forgingProxy(target: string, forge: number): Promise<{ url: string; rpcRequests(): number; close(): Promise<void> }> {
-  let count = 0
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', async () => {
-      try {
-        const rpc = req.method === 'POST'
-        const n = rpc ? ++count : 0
-        const upstream = await fetch(new URL(req.url ?? '/', target), { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? '' }, ...(rpc && { body: Buffer.concat(chunks) }) })
-        let body: Uint8Array = new Uint8Array(await upstream.arrayBuffer())
-        if (n === forge && upstream.ok) {
-          const message = await CAR.response.decode({ headers: Object.fromEntries(upstream.headers), body })
-          const [original] = [...message.receipts.values()]
-          const ok = original!.out.ok as { inclusionProof: string[] }
-          const forged = await Receipt.issue({
-            issuer: await createKey(),
-            ran: original!.ran,
-            result: { ok: { ...ok, inclusionProof: [Buffer.alloc(32, 7).toString('base64'), ...ok.inclusionProof.slice(1)] } },
-          })
-          body = CAR.response.encode(await Message.build({ receipts: [forged as never] })).body
-        }
-        res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' })
-        res.end(body)
-      } catch (err) {
-        res.writeHead(502).end(String(err))
-      }
-    })
+/** A proxy that replaces the first proof hash of the `forge`-th append result (1-based); `appends()` counts the append results it passed. */
+async function proxyForging(forge: number) {
+  let appends = 0
+  const proxy = await startForgingProxy(svc, (r: AppendResult) => {
+    if (!('inclusionProof' in r)) return r // tlog/create's result
+    appends++
+    return appends === forge ? { ...r, inclusionProof: [Buffer.alloc(32, 7).toString('base64'), ...r.inclusionProof.slice(1)] } : r
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    rpcRequests: () => count,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  }
+  return { ...proxy, appends: () => appends }
+}
+
+async function clientVia(url: string): Promise<UcanlogClient> {
+  const space = await createKey()
+  const agent = await createKey()
+  return createClient({ url, agent, proof: await formatDelegation(await delegateSpaceToAgent({ space, agent })) })
 }
 
 describe('append refuses a result that does not check out', () => {
-  it('the forged proof of the 2nd entry throws InvalidProofError and nothing more is sent (concurrency 1)', async () => {
-    const proxy = await forgingProxy(svc.url, 2)
+  it('the forged proof of the 2nd entry throws InclusionProofInvalid (exit 3) and nothing more is sent (concurrency 1)', async () => {
+    const proxy = await proxyForging(2)
     try {
-      const space = await createKey()
-      const agent = await createKey()
-      const client = await createClient({ url: proxy.url, agent, proof: await formatDelegation(await delegateSpaceToAgent({ space, agent })), serviceDID: svc.did as `did:key:${string}` })
-      // At least two entries in the tree, so the forged hash is one the proof uses.
+      const client = await clientVia(proxy.url)
       const entries = Array.from({ length: 6 }, (_, i) => new Uint8Array([i + 1]))
       const err = await client.append(entries, { concurrency: 1 }).then(() => undefined, (e: unknown) => e)
-      expect(err).toBeInstanceOf(InvalidProofError)
-      expect(proxy.rpcRequests()).toBe(2)
+      expect(err).toBeInstanceOf(VerificationError)
+      expect([(err as VerificationError).name, (err as VerificationError).exitCode]).toEqual(['InclusionProofInvalid', 3])
+      expect(proxy.appends()).toBe(2)
+      expect(client.trust).toBeUndefined() // nothing pinned from a run that did not verify
     } finally {
       await proxy.close()
     }
   })
 
-  it('with 3 in flight, the batch stops short of the end and throws', async () => {
-    const proxy = await forgingProxy(svc.url, 4)
+  it('with 3 in flight, the batch stops short of the end and throws; the pins stay those of the last verified run', async () => {
+    const proxy = await proxyForging(4)
     try {
-      const space = await createKey()
-      const agent = await createKey()
-      const client = await createClient({ url: proxy.url, agent, proof: await formatDelegation(await delegateSpaceToAgent({ space, agent })), serviceDID: svc.did as `did:key:${string}` })
-      // Warm the log so every later proof is non-empty.
-      expect((await client.append([new Uint8Array([0]), new Uint8Array([1]), new Uint8Array([2])], { concurrency: 1 })).every((o) => o.ok)).toBe(true)
+      const client = await clientVia(proxy.url)
+      expect((await client.append([new Uint8Array([0]), new Uint8Array([1]), new Uint8Array([2])], { concurrency: 1 })).every((o) => o.ok?.published)).toBe(true)
+      const pinned = client.trust
+      expect(pinned?.last?.size).toBe(3)
       const entries = Array.from({ length: 30 }, (_, i) => new Uint8Array([10 + i]))
       const err = await client.append(entries, { concurrency: 3 }).then(() => undefined, (e: unknown) => e)
-      expect(err).toBeInstanceOf(InvalidProofError)
+      expect((err as Error).name).toBe('InclusionProofInvalid')
       // The 30 entries were not all sent (how many went depends on the answers' timing: ≥ 1 forged).
-      expect(proxy.rpcRequests()).toBeLessThan(3 + 30)
-      expect(proxy.rpcRequests()).toBeGreaterThanOrEqual(4)
+      expect(proxy.appends()).toBeLessThan(3 + 30)
+      expect(proxy.appends()).toBeGreaterThanOrEqual(4)
+      expect(client.trust).toBe(pinned)
     } finally {
       await proxy.close()
     }

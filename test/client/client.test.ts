@@ -4,11 +4,16 @@
  * revoke, then the revoked chain refused by name; the named errors for an unreachable service, a
  * refusal and a proof of another agent; and an audit from the exported HTTP readers.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   InvalidDelegationError,
   InvalidKeyError,
+  VerificationError,
+  loadTrust,
   ServiceRefusedError,
   ServiceUnreachableError,
   auditLog,
@@ -26,6 +31,7 @@ import {
   parsePolicy,
 } from '../../src/client/index.js'
 import { startTestService } from '../e2e/helpers.js'
+import { startSameKeysService } from '../helpers/same-keys-service.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 let svc: Svc
@@ -119,9 +125,9 @@ describe('createClient', () => {
     expect(unreachable).toBeInstanceOf(ServiceUnreachableError)
     expect([(unreachable as ServiceUnreachableError).name, (unreachable as ServiceUnreachableError).exitCode]).toEqual(['ServiceUnreachable', 4])
     expect((unreachable as Error).message).toContain(url)
-    // The DID given: nothing is fetched until append, whose entries each fail the same way, by name.
+    // The DID given: nothing is fetched until append, which fails the same way before sending anything.
     const offline = await createClient({ url, agent, proof: proofText, serviceDID: await fetchServiceDID(svc.url) })
-    expect((await offline.append([new Uint8Array([1]), new Uint8Array([2])])).map((o) => o.error?.name)).toEqual(['ServiceUnreachable', 'ServiceUnreachable'])
+    await expect(offline.append([new Uint8Array([1]), new Uint8Array([2])])).rejects.toBeInstanceOf(ServiceUnreachableError)
     await expect(offline.read()).rejects.toBeInstanceOf(ServiceUnreachableError)
 
     // Reading a log that does not exist: the service's refusal, by its name.
@@ -170,6 +176,40 @@ describe('createClient', () => {
       expect(err).toBeInstanceOf(InvalidKeyError)
       expect([(err as InvalidKeyError).name, (err as InvalidKeyError).exitCode]).toEqual(['InvalidKey', 1])
       expect((err as Error).message).not.toContain('SECRET')
+    }
+  })
+
+  it('pins on first use (noted), verifies later runs against the pins, and in a stateDir refuses a fork of the log served with the same keys', async () => {
+    const { space, agent, proofText } = await principals()
+    const notes: string[] = []
+    const first = await createClient({ url: svc.url, agent, proof: proofText, onNote: (n) => notes.push(n) })
+    expect(first.trust).toBeUndefined()
+    expect((await first.append([new Uint8Array([1]), new Uint8Array([2])])).every((o) => o.ok?.published)).toBe(true)
+    expect(notes.join('\n')).toMatch(/trusting the service DID[\s\S]*trusting the log key[\s\S]*witness policy/)
+    expect([first.trust?.serviceDid, first.trust?.last?.size]).toEqual([svc.did, 2])
+    notes.length = 0
+    // The next client starts from the app's saved pins: nothing is trusted anew.
+    const second = await createClient({ url: svc.url, agent, proof: proofText, trust: first.trust, onNote: (n) => notes.push(n) })
+    expect((await second.append(new Uint8Array([3])))[0]!.ok?.index).toBe(2)
+    expect([notes, second.trust?.last?.size]).toEqual([[], 3])
+
+    // A trust-store directory, then the same keys serving another log for the space: a fork.
+    const state = await mkdtemp(join(tmpdir(), 'ucanlog-client-state-'))
+    const fork = await startSameKeysService(svc)
+    try {
+      const pinning = await createClient({ url: svc.url, agent, proof: proofText, stateDir: state })
+      expect((await pinning.append(new Uint8Array([4])))[0]!.ok?.index).toBe(3)
+      expect((await loadTrust(state, space.did()))?.last?.size).toBe(4)
+      const forked = await createClient({ url: fork.url, agent, proof: proofText, stateDir: state })
+      const err = await forked.append([new Uint8Array([9]), new Uint8Array([8]), new Uint8Array([7]), new Uint8Array([6]), new Uint8Array([5])]).then(() => undefined, (e: unknown) => e)
+      expect(err).toBeInstanceOf(VerificationError)
+      // Which check names it depends on the fork's batching: a checkpoint of the pinned size with
+      // another root (SplitView), or a larger one not extending the pin (LogForked).
+      expect(['LogForked', 'SplitView']).toContain((err as Error).name)
+      expect((await loadTrust(state, space.did()))?.last?.size).toBe(4) // the pin did not move
+    } finally {
+      await fork.stop()
+      await rm(state, { recursive: true, force: true })
     }
   })
 })

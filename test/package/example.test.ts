@@ -2,8 +2,8 @@
  * The package as a user gets it (issue 12 "Must show"): `npm pack` of this checkout (built: run
  * `npm run build` first), the tarball installed into a fresh temporary project with the example
  * app (examples/append-and-verify), `npm run build` there (tsc against the emitted declarations),
- * then the app run against a real service with its bundled witness on loopback: it appends, checks
- * its receipts, reads back and audits; this test checks the log independently.
+ * then the app run against a real service with its bundled witness on loopback: it appends,
+ * verifies its receipts (pinning on first use), reads back and audits; this test checks the log independently.
  *
  * Offline: the install uses only the npm cache `npm ci` filled (offline-install.ts says how).
  * 15–30 s on a shared 2-core machine (npm ci from the cache ~4 s, three tsc runs ~3–6 s each).
@@ -104,7 +104,7 @@ describe('the packed package, installed in a fresh project', () => {
     await sh(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'doc-snippets'], app)
   })
 
-  it('the example appends against a real service, checks its receipts, reads back and audits; the log shows its entries', async () => {
+  it('the example appends against a real service, verifies its receipts, reads back and audits; the log shows its entries', async () => {
     await stat(join(app, 'dist', 'index.js')) // built by the previous test
     const stdout = await sh(process.execPath, [join(app, 'dist', 'index.js'), svc.url], app, 60_000)
     const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
@@ -112,13 +112,14 @@ describe('the packed package, installed in a fresh project', () => {
       space: string
       origin: string
       indexes: number[]
-      receiptsChecked: number
+      receiptsVerified: number
+      pinnedSize: number
       readBack: boolean
       audit: { size: number; inclusionProofsChecked: number }
     }
     expect(result.api).toMatch(/^1\.\d+\.\d+$/)
     expect([...result.indexes].sort()).toEqual([0, 1])
-    expect([result.receiptsChecked, result.readBack, result.audit]).toEqual([2, true, { size: 2, inclusionProofsChecked: 2 }])
+    expect([result.receiptsVerified, result.pinnedSize, result.readBack, result.audit]).toEqual([2, 2, true, { size: 2, inclusionProofsChecked: 2 }])
     // Independently of the app: the service's log of that space holds exactly its two entries.
     const head = await fetchLogHead(svc.url, result.space)
     expect([head?.origin, head?.treeSize]).toEqual([result.origin, 2])
