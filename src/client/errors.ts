@@ -11,10 +11,9 @@ const EXIT_USAGE = 1
 const EXIT_REFUSED = 2
 const EXIT_UNREACHABLE = 4
 
-/** A key text that is not an Ed25519 key in the ucanto format (`ucanlog key create`, `storacha key create`). The message never holds the text. */
+/** A key text that is not an Ed25519 key in the ucanto format (`ucanlog key create`, `storacha key create`). The message never holds the text. CLI exit 1 (usage). */
 export class InvalidKeyError extends Error {
   override name = 'InvalidKey' as const
-  /** CLI exit status: 1 (usage). */
   readonly exitCode = EXIT_USAGE
 }
 
@@ -52,16 +51,14 @@ export class ServiceRefusedError extends Error {
   }
 }
 
-/** The service could not be reached: connection refused, DNS failure, reset or timeout. The message names the URL. */
+/** The service could not be reached: connection refused, DNS failure, reset or timeout. The message names the URL. CLI exit 4 (unreachable). */
 export class ServiceUnreachableError extends Error {
   override name = 'ServiceUnreachable' as const
-  /** CLI exit status: 4 (unreachable). */
   readonly exitCode = EXIT_UNREACHABLE
 }
 
-/** The service answered something that is not what docs/wire.md says it answers (a malformed `/did`, `/head` or receipt). */
+/** The service answered something that is not what docs/wire.md says it answers (a malformed `/did`, `/head` or receipt). CLI exit 2 (its answer is unusable; nothing was verified against it). */
 export class UnexpectedAnswerError extends Error {
   override name = 'UnexpectedAnswer' as const
-  /** CLI exit status: 2 (the service's answer is unusable; nothing was verified against it). */
   readonly exitCode = EXIT_REFUSED
 }

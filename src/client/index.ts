@@ -43,33 +43,9 @@ export { AppendVerifier, verifyServiceReceipt, type AppendVerifierOptions, type 
 export { openAppendVerification, type AppendVerification, type AppendVerificationOptions } from './verify-session.js'
 export { verifyCheckpointNote, type CheckpointAnchors, type VerifiedCheckpoint } from './verify-checkpoint.js'
 export { NoPublishedLogError, TrustStoreError, defaultStateDir, loadTrust, saveTrust, type SeenCheckpoint, type TrustAnchors } from './trust-store.js'
-export {
-  ReceiptMismatchError,
-  ReceiptSignatureError,
-  ServiceKeyChangedError,
-  SplitViewError,
-  VERIFICATION_FAILED_EXIT_CODE,
-  VerificationError,
-} from './verify-errors.js'
-export {
-  auditLog,
-  type AuditInput,
-  type AuditReport,
-  AuditError,
-  CosignatureInvalidError,
-  ForkError,
-  InclusionProofError,
-  LeafHashMismatchError,
-  LogKeyChangedError,
-  LogSignatureError,
-  MalformedFileError,
-  MissingFileError,
-  OriginMismatchError,
-  RollbackError,
-  RootMismatchError,
-  TileMismatchError,
-  WitnessPolicyError,
-} from './audit.js'
+// Every named verification failure (exit code 3): VerificationError and one subclass per check.
+export * from './verify-errors.js'
+export { AuditError, LeafHashMismatchError, RootMismatchError, TileMismatchError, auditLog, type AuditInput, type AuditReport } from './audit.js'
 export {
   type Checkpoint,
   type Hash,
