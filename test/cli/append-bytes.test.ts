@@ -72,14 +72,15 @@ describe('ucanlog append: bytes in, bytes stored', () => {
     }
   })
 
-  it('--base64 refuses a line that is not strict standard base64, naming the line; nothing is sent', async () => {
+  it('--base64 refuses a line that is not strict standard base64, naming the line; the input stops there (lines before it, streamed, are appended and summed up)', async () => {
     await fresh()
     try {
-      const r = await runUcanlog(['append', ...fx.args(svc.url), '--base64'], enc('aGVsbG8=\naGVsbG8\n'))
+      const r = await runUcanlog(['append', ...fx.args(svc.url), '--base64'], enc('aGVsbG8=\naGVsbG8\nd29ybGQ=\n'))
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^ucanlog: InvalidBase64: line 2 /m)
       expect(r.stderr).not.toMatch(/\n\s+at /)
-      expect(await log()).toEqual([])
+      expect(r.stdout).toMatch(/^appended 1 entry/)
+      expect(await log()).toEqual([enc('hello')])
     } finally {
       await cleanup()
     }
