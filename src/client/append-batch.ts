@@ -117,7 +117,7 @@ export interface AppendBatchOptions {
   onOutcome?: (outcome: EntryOutcome) => void
   /** When aborted, no new entry is started; those in flight finish; the summary says `interrupted`. */
   signal?: AbortSignal
-  /** Clock, Unix seconds; default the system clock. */
+  /** Clock, Unix seconds, on which invocations get their `exp` and recorded ones are judged expired; default the system clock. */
   now?: () => number
 }
 
@@ -140,9 +140,11 @@ export async function appendBatch(source: AsyncIterable<SourceEntry> | Iterable<
   const check = o.check ?? ((r: AppendResult, entry: Uint8Array) => (r.published ? checkAppendResult(r, entry) : undefined))
   const summary: AppendSummary = { entries: 0, appended: 0, alreadyAppended: 0, refused: [], unpublished: 0, interrupted: false }
   let fatal: Error | undefined
+  // ucan/client.ts dates invocations on the system clock: a lifetime that puts `exp` `seconds` after `now()`.
+  const onClock = (seconds: number) => seconds + (now() - systemNow())
 
   const readLog = async (offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number }> => {
-    const [receipt] = await sendRetrying(() => o.connection.execute(readInvocation({ issuer: o.agent, service: o.service, space: o.space, offset, limit })))
+    const [receipt] = await sendRetrying(() => o.connection.execute(readInvocation({ issuer: o.agent, service: o.service, space: o.space, offset, limit, lifetime: onClock(DEFAULT_INVOCATION_LIFETIME) })))
     const out = receipt!.out as { ok?: { entries: string[]; total: number }; error?: RecordedError }
     if (out.error?.name === 'UnknownLog') return { entries: [], total: 0 }
     if (out.error) throw new AppendRefusedError(`tlog/read refused: ${out.error.name}: ${out.error.message}`)
@@ -223,7 +225,7 @@ export async function appendBatch(source: AsyncIterable<SourceEntry> | Iterable<
       }
     }
     if (invocation === undefined) {
-      const inv = await appendInvocation({ agent: o.agent, service: o.service, space: o.space, entry: e.bytes, agentToService: o.agentToService, lifetime })
+      const inv = await appendInvocation({ agent: o.agent, service: o.service, space: o.space, entry: e.bytes, agentToService: o.agentToService, lifetime: onClock(lifetime) })
       invocation = (await inv.delegate()) as API.Delegation
       const size = requestSize(await Message.build({ invocations: [invocation as unknown as API.Invocation] }))
       if (size > maxBody) {

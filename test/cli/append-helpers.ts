@@ -65,13 +65,16 @@ export async function runUcanlog(args: string[], stdin?: Uint8Array): Promise<Cl
   return done
 }
 
-/** Every entry of `space`'s log, as bytes, read through `tlog/read` (1000 at a time). */
-export async function readLog(url: string, serviceDid: string, space: API.DIDKey): Promise<Uint8Array[]> {
+/**
+ * Every entry of `space`'s log, as bytes, read through `tlog/read` (1000 at a time).
+ * @param lifetime of the read invocations, seconds (more when the service's clock is ahead).
+ */
+export async function readLog(url: string, serviceDid: string, space: API.DIDKey, lifetime?: number): Promise<Uint8Array[]> {
   const reader = await generateKey()
   const conn = connect(url, serviceDid as API.DID)
   const out: Uint8Array[] = []
   for (;;) {
-    const [receipt] = await conn.execute(readInvocation({ issuer: reader, service: serviceDid as API.DID, space, offset: out.length, limit: 1000 }))
+    const [receipt] = await conn.execute(readInvocation({ issuer: reader, service: serviceDid as API.DID, space, offset: out.length, limit: 1000, lifetime }))
     const r = receipt!.out as { ok?: { entries: string[]; total: number }; error?: { name: string } }
     if (r.error?.name === 'UnknownLog') return out
     if (!r.ok) throw new Error(`tlog/read refused: ${JSON.stringify(r.error)}`)

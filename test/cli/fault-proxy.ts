@@ -2,13 +2,14 @@
  * A fault-injecting HTTP proxy in front of a real ucanlog service, for the journal tests: it
  * forwards every request and, as its mode says, drops the answer of some `POST /rpc` requests
  * after the service has run them (the client sees the connection reset, the append did happen),
- * or refuses a request itself with an HTTP status (the service never sees it).
+ * drops a request unanswered without forwarding it, or refuses a request itself with an HTTP
+ * status (the service never sees either).
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** What the proxy does with the n-th `POST /rpc` request (1-based) and its body. */
-export type Fault = (n: number, body: Buffer) => 'pass' | 'drop-answer' | { status: number }
+export type Fault = (n: number, body: Buffer) => 'pass' | 'drop-answer' | 'drop-request' | { status: number }
 
 /** A running proxy: its URL, how many RPC requests it saw, and `close`. */
 export interface FaultProxy {
@@ -30,6 +31,10 @@ export async function startFaultProxy(target: string, fault: Fault): Promise<Fau
       const body = Buffer.concat(chunks)
       const rpc = req.method === 'POST'
       const action = rpc ? current(++n, body) : 'pass'
+      if (action === 'drop-request') {
+        req.socket.destroy() // the service never sees it
+        return
+      }
       if (typeof action === 'object') {
         res.writeHead(action.status, { 'content-type': 'text/plain' }).end(`refused by the fault proxy\n`)
         return

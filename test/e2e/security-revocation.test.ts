@@ -250,7 +250,10 @@ describe('admission limits over HTTP', () => {
       } finally {
         process.stdout.write = write
       }
-      const indexes = written.join('').trim().split('\n').map((l) => (JSON.parse(l) as { index: number }).index)
+      // --json: one object per entry, then one `{ summary }` object (issue 12).
+      const objects = written.join('').trim().split('\n').map((l) => JSON.parse(l) as { index?: number; summary?: { appended: number } })
+      expect(objects.at(-1)?.summary).toMatchObject({ appended: 4 })
+      const indexes = objects.slice(0, -1).map((o) => o.index)
       expect(indexes.sort()).toEqual([0, 1, 2, 3])
       const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number }
       expect(head.treeSize).toBe(4)
