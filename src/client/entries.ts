@@ -25,12 +25,11 @@ export interface SourceEntry {
 /** How lines are read: `text` (UTF-8, checked) or `base64` (one strict standard base64 entry per line). */
 export type LineFormat = 'text' | 'base64'
 
-/** Text input (an argument or a line) that is not valid UTF-8. Exit code 1 (the input, not the service). */
-export class InvalidUtf8Error extends Error {
-  override name = 'InvalidUtf8'
+/** Input that cannot be appended as given, found before it is sent. Exit code 1 (the input, not the service). */
+export abstract class EntryInputError extends Error {
   /** Process exit code of the CLI contract: 1, a usage/input error. */
   readonly exitCode = 1
-  /** @param line 1-based line or argument number. */
+  /** @param line 1-based line or argument number (1 for a whole file). */
   constructor(
     message: string,
     readonly line: number,
@@ -39,32 +38,19 @@ export class InvalidUtf8Error extends Error {
   }
 }
 
-/** A `--base64` line that is not strict padded standard base64 (RFC 4648 §4). Exit code 1. */
-export class InvalidBase64Error extends Error {
+/** Text input (an argument or a line) that is not valid UTF-8. */
+export class InvalidUtf8Error extends EntryInputError {
+  override name = 'InvalidUtf8'
+}
+
+/** A `--base64` line that is not strict padded standard base64 (RFC 4648 §4). */
+export class InvalidBase64Error extends EntryInputError {
   override name = 'InvalidBase64'
-  /** Process exit code of the CLI contract: 1. */
-  readonly exitCode = 1
-  /** @param line 1-based line number. */
-  constructor(
-    message: string,
-    readonly line: number,
-  ) {
-    super(message)
-  }
 }
 
-/** An entry (line, argument or file) longer than {@link MAX_ENTRY_SIZE} bytes, found before sending. Exit code 1. */
-export class EntryTooLargeError extends Error {
+/** An entry (line, argument or file) longer than {@link MAX_ENTRY_SIZE} bytes (or empty, for a file or argument). */
+export class EntryTooLargeError extends EntryInputError {
   override name = 'EntryTooLarge'
-  /** Process exit code of the CLI contract: 1. */
-  readonly exitCode = 1
-  /** @param line 1-based line or argument number (1 for a file). */
-  constructor(
-    message: string,
-    readonly line: number,
-  ) {
-    super(message)
-  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })

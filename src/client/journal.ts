@@ -98,10 +98,8 @@ export class JournalError extends Error {
 }
 
 /** The input differs from the one the journal was started with. Exit code 1. */
-export class JournalMismatchError extends Error {
+export class JournalMismatchError extends JournalError {
   override name = 'JournalMismatch'
-  /** Process exit code of the CLI contract: 1. */
-  readonly exitCode = 1
 }
 
 /** The running input hash before any entry: SHA-256 of a domain label, standard base64. */

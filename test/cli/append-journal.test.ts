@@ -7,22 +7,14 @@
  */
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestService } from '../e2e/helpers.js'
-import { type AppendFixture, appendFixture, counts, finished, numberedLines, readLog, runUcanlog, spawnUcanlog } from './append-helpers.js'
+import { describe, expect, it } from 'vitest'
+import { type AppendFixture, appendFixture, serviceForFile, counts, finished, numberedLines, readLog, runUcanlog, spawnUcanlog } from './append-helpers.js'
 import { startFaultProxy } from './fault-proxy.js'
 
-let svc: Awaited<ReturnType<typeof startTestService>>
+const svc = serviceForFile()
 let fx: AppendFixture
 
-beforeAll(async () => {
-  svc = await startTestService()
-})
-afterAll(async () => {
-  await svc.stop()
-})
-
-const log = () => readLog(svc.url, svc.did, fx.space.did())
+const log = () => readLog(svc().url, svc().did, fx.space.did())
 
 /** Every line of `lines` is in the log exactly once, and nothing else is. */
 async function expectExactlyOnce(lines: string[]): Promise<void> {
@@ -35,7 +27,7 @@ async function expectExactlyOnce(lines: string[]): Promise<void> {
 describe('ucanlog append --journal: exactly once', () => {
   it('answers dropped after the service ran them (every 3rd): the same invocation is resent, each entry lands once', async () => {
     fx = await appendFixture()
-    const proxy = await startFaultProxy(svc.url, (n) => (n % 3 === 0 ? 'drop-answer' : 'pass'))
+    const proxy = await startFaultProxy(svc().url, (n) => (n % 3 === 0 ? 'drop-answer' : 'pass'))
     try {
       const { lines, stdin } = numberedLines('drop3', 30)
       const journal = join(fx.dir, 'run.journal')
@@ -53,7 +45,7 @@ describe('ucanlog append --journal: exactly once', () => {
   it('partial failure (the service unreachable mid-run: exit 4) + rerun with the same journal: no duplicate, no loss', async () => {
     fx = await appendFixture()
     // From the 11th request on, the service runs every append but no answer comes back.
-    const proxy = await startFaultProxy(svc.url, (n) => (n > 10 ? 'drop-answer' : 'pass'))
+    const proxy = await startFaultProxy(svc().url, (n) => (n > 10 ? 'drop-answer' : 'pass'))
     try {
       const { lines, stdin } = numberedLines('partial', 40)
       const journal = join(fx.dir, 'run.journal')
@@ -65,7 +57,7 @@ describe('ucanlog append --journal: exactly once', () => {
       expect(before).toBeGreaterThan(10) // the dropped answers' appends did happen
       expect(before).toBeLessThan(40)
 
-      const again = await runUcanlog(['append', ...fx.args(svc.url), '--journal', journal, '--json'], stdin)
+      const again = await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal, '--json'], stdin)
       expect(again.code, again.stderr).toBe(0)
       const out = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
       const summary = out.at(-1) as { summary: { appended: number; alreadyAppended: number; refused: unknown[] } }
@@ -79,7 +71,7 @@ describe('ucanlog append --journal: exactly once', () => {
       await expectExactlyOnce(lines)
 
       // A third run has nothing left to send.
-      const third = await runUcanlog(['append', ...fx.args(svc.url), '--journal', journal], stdin)
+      const third = await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal], stdin)
       expect(third.code, third.stderr).toBe(0)
       expect(third.stdout).toMatch(/already appended 40/)
       await expectExactlyOnce(lines)
@@ -94,7 +86,7 @@ describe('ucanlog append --journal: exactly once', () => {
     try {
       const { lines, stdin } = numberedLines('sigint', 300)
       const journal = join(fx.dir, 'run.journal')
-      const child = spawnUcanlog(['append', ...fx.args(svc.url), '--journal', journal, '--concurrency', '2'])
+      const child = spawnUcanlog(['append', ...fx.args(svc().url), '--journal', journal, '--concurrency', '2'])
       const done = finished(child)
       child.stdin!.on('error', () => {})
       child.stdin!.end(Buffer.from(stdin))
@@ -109,7 +101,7 @@ describe('ucanlog append --journal: exactly once', () => {
       expect(first.code === 0 && first.stdout.includes('appended 300 entries'), 'the run ended before the interrupt').toBe(false)
       expect((await log()).length).toBeLessThan(300)
 
-      const again = await runUcanlog(['append', ...fx.args(svc.url), '--journal', journal], stdin)
+      const again = await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal], stdin)
       expect(again.code, again.stderr).toBe(0)
       await expectExactlyOnce(lines)
     } finally {
@@ -121,7 +113,7 @@ describe('ucanlog append --journal: exactly once', () => {
     fx = await appendFixture()
     const marker = Buffer.from('refuse-me').toString('base64')
     // The proxy refuses (HTTP 413) every request carrying an entry that starts with "refuse-me".
-    const proxy = await startFaultProxy(svc.url, (_n, body) => (body.includes(marker.slice(0, 8)) ? { status: 413 } : 'pass'))
+    const proxy = await startFaultProxy(svc().url, (_n, body) => (body.includes(marker.slice(0, 8)) ? { status: 413 } : 'pass'))
     try {
       const lines = ['one', 'refuse-me 1', 'three', 'refuse-me 2', 'five']
       const stdin = new TextEncoder().encode(lines.join('\n') + '\n')
@@ -149,9 +141,9 @@ describe('ucanlog append --journal: exactly once', () => {
     try {
       const journal = join(fx.dir, 'run.journal')
       const a = numberedLines('input-a', 5)
-      expect((await runUcanlog(['append', ...fx.args(svc.url), '--journal', journal], a.stdin)).code).toBe(0)
+      expect((await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal], a.stdin)).code).toBe(0)
       const b = numberedLines('input-b', 5)
-      const r = await runUcanlog(['append', ...fx.args(svc.url), '--journal', journal], b.stdin)
+      const r = await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal], b.stdin)
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^ucanlog: JournalMismatch: .*line 1/m)
       await expectExactlyOnce(a.lines)
