@@ -9,7 +9,24 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { type AppendFixture, appendFixture, serviceForFile, counts, finished, numberedLines, readLog, runUcanlog, spawnUcanlog } from './append-helpers.js'
-import { startFaultProxy } from './fault-proxy.js'
+import { type Forger, startFaultProxy } from './fault-proxy.js'
+import { Message, Receipt } from '@ucanto/core'
+import * as CAR from '@ucanto/transport/car'
+import type * as API from '@ucanto/interface'
+import { generateKey } from '../../src/ucan/index.js'
+
+/** A forger: the service's receipt re-issued (by a key of its own) with a garbage checkpoint in the ok result. */
+const garbageCheckpoint: Forger = async (answer) => {
+  const message = (await CAR.response.decode(answer as never)) as API.AgentMessage
+  const forger = await generateKey()
+  const receipts = await Promise.all(
+    [...message.receipts.values()].map((r) => {
+      const out = r.out as { ok?: Record<string, unknown> }
+      return Receipt.issue({ issuer: forger, ran: r.ran, result: out.ok ? { ok: { ...out.ok, checkpoint: 'garbage\n' } } : (r.out as never) })
+    }),
+  )
+  return CAR.response.encode(await Message.build({ receipts: receipts as never })).body
+}
 
 const svc = serviceForFile()
 let fx: AppendFixture
@@ -99,6 +116,10 @@ describe('ucanlog append --journal: exactly once', () => {
       child.kill('SIGINT')
       const first = await done
       expect(first.code === 0 && first.stdout.includes('appended 300 entries'), 'the run ended before the interrupt').toBe(false)
+      // Interrupted: the appends in flight finished, the summary was printed, and it says how to resume.
+      expect(first.code, first.stderr).toBe(130)
+      expect(first.stderr).toMatch(/^ucanlog: Interrupted: .*rerun with the same --journal/m)
+      expect(first.stdout).toMatch(/^appended \d+ entries/)
       expect((await log()).length).toBeLessThan(300)
 
       const again = await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal], stdin)
@@ -130,6 +151,26 @@ describe('ucanlog append --journal: exactly once', () => {
       expect(ff.code).toBe(2)
       expect(ff.stderr).toMatch(/line 1/)
       expect((await log()).map((e) => Buffer.from(e).toString())).not.toContain('six')
+    } finally {
+      await proxy.close()
+      await rm(fx.dir, { recursive: true, force: true })
+    }
+  })
+
+  it('an answer that does not verify (garbage checkpoint): exit 3, no outcome recorded; the rerun resends the same invocation and the entry is in the log once', async () => {
+    fx = await appendFixture()
+    const proxy = await startFaultProxy(svc().url, (n) => (n === 1 ? 'pass' : { forge: garbageCheckpoint }))
+    try {
+      const journal = join(fx.dir, 'run.journal')
+      const stdin = new TextEncoder().encode('forged answer\n')
+      const first = await runUcanlog(['append', ...fx.args(proxy.url), '--journal', journal], stdin)
+      expect(first.code, first.stderr).toBe(3)
+      expect(first.stderr).toMatch(/^ucanlog: VerificationFailed: line 1: /m)
+      expect(await readFile(journal, 'utf8')).not.toMatch(/"outcome"/)
+      const again = await runUcanlog(['append', ...fx.args(svc().url), '--journal', journal, '--json'], stdin)
+      expect(again.code, again.stderr).toBe(0)
+      expect(JSON.parse(again.stdout.split('\n')[0]!)).toMatchObject({ line: 1, status: 'appended', resent: true })
+      await expectExactlyOnce(['forged answer'])
     } finally {
       await proxy.close()
       await rm(fx.dir, { recursive: true, force: true })
