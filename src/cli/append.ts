@@ -13,10 +13,14 @@ import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { type AppendSummary, type EntryOutcome, appendBatch } from '../client/append-batch.js'
-import { UnreachableError } from '../client/append-errors.js'
+import { AppendRefusedError, UnreachableError } from '../client/append-errors.js'
 import { type LineFormat, type SourceEntry, entriesFromArguments, entriesFromLines, entryFromFile } from '../client/entries.js'
 import { Journal } from '../client/journal.js'
-import { DEFAULT_MAX_BODY_BYTES, connect, delegateAgentToService, parseDelegation } from '../ucan/index.js'
+import { defaultStateDir, trustFilePath } from '../client/trust-store.js'
+import { verifyServiceReceipt } from '../client/verify-append.js'
+import { openAppendVerification } from '../client/verify-session.js'
+import type { API } from '@ucanto/core'
+import { DEFAULT_MAX_BODY_BYTES, connect, createInvocation, delegateAgentToService, parseDelegation } from '../ucan/index.js'
 import { readKey } from './key.js'
 
 /** Options of `ucanlog append`, as commander parses them. */
@@ -32,6 +36,9 @@ interface AppendOptions {
   failFast?: boolean
   concurrency: string
   maxBodyBytes: string
+  state: string
+  logVkey?: string
+  witnessPolicy?: string
   json?: boolean
 }
 
@@ -56,6 +63,9 @@ export function appendCommand(): Command {
     .option('--fail-fast', 'stop at the first entry the service refuses (default: report it and go on)')
     .option('--concurrency <n>', 'invocations in flight', '64')
     .option('--max-body-bytes <n>', 'the service\'s request body limit, checked before sending (its --max-body)', String(DEFAULT_MAX_BODY_BYTES))
+    .option('--state <dir>', 'the trust store shared with `ucanlog audit`: pinned service DID, log key, witness policy and the last checkpoint seen, per space (env UCANLOG_STATE)', defaultStateDir())
+    .option('--log-vkey <vkey>', 'the log\'s vkey to verify checkpoints with (default: pinned in --state, else trusted on first use from /head)')
+    .option('--witness-policy <file>', 'witness policy the checkpoints must meet (default: pinned in --state, else trusted on first use from /info)')
     .option('--json', 'print one JSON object per entry, then one with the summary')
     .action(async (args: string[], o: AppendOptions) => {
       const format: LineFormat = o.base64 ? 'base64' : 'text'
@@ -79,7 +89,32 @@ export function appendCommand(): Command {
       if (spaceToAgent.audience.did() !== agent.did()) {
         throw new Error(`the proof is delegated to ${spaceToAgent.audience.did()}, not to this agent (${agent.did()})`)
       }
-      const serviceDID = await fetchServiceDID(o.url)
+      // The receipts are verified against the trust store `ucanlog audit` shares (src/client/verify-session.ts):
+      // the service DID, log key and witness policy pinned (trusted on first use), and the last checkpoint seen.
+      const reach = (url: URL) =>
+        fetch(url).catch((err: Error & { cause?: { code?: string } }) => {
+          throw Object.assign(new Error(`cannot reach the service at ${o.url} (${err.cause?.code ?? err.message}); is \`ucanlog serve\` running? (--url or UCANLOG_URL)`), { name: 'Unreachable', exitCode: 4 })
+        })
+      const run = await openAppendVerification({
+        url: o.url,
+        space,
+        stateDir: o.state,
+        explicit: { logVkey: o.logVkey, policy: o.witnessPolicy === undefined ? undefined : await readFile(o.witnessPolicy, 'utf8') },
+        get: reach,
+        // A new space: create its log (tlog/create) to learn its origin and key, from a receipt the service signed.
+        createLog: async (did) => {
+          const service = did as API.DID
+          const a2s = await delegateAgentToService({ agent, service, proofs: [spaceToAgent], space, expiration: spaceToAgent.expiration })
+          const inv = await createInvocation({ agent, service, space, agentToService: a2s })
+          const [receipt] = await connect(o.url, service).execute(inv)
+          await verifyServiceReceipt(receipt as unknown as API.Receipt, service, (await inv.delegate()).cid)
+          const out = receipt!.out as { ok?: { origin: string; vkey: string }; error?: { name: string; message: string } }
+          if (out.error) throw Object.assign(new Error(`tlog/create refused: ${out.error.name}: ${out.error.message}`), { name: 'AppendRefused', exitCode: 2 })
+          return out.ok!
+        },
+      })
+      for (const n of run.notes) process.stderr.write(`note: ${n}\n`)
+      const serviceDID = run.anchors.serviceDid as API.DID
       const connection = connect(o.url, serviceDID)
       // One Agent → Service delegation for this run (it lives as long as the Space → Agent proof);
       // every entry is still its own invocation, signed by the agent.
@@ -115,6 +150,7 @@ export function appendCommand(): Command {
           concurrency,
           maxBodyBytes,
           failFast: o.failFast,
+          verifier: run.verifier,
           signal: interrupt.signal,
           onOutcome: (out) => {
             bar?.increment()
@@ -124,6 +160,8 @@ export function appendCommand(): Command {
       } catch (err) {
         bar?.stop()
         const s = (err as { summary?: AppendSummary }).summary
+        // Refused entries do not make the others unverified: settle and pin what was verified.
+        if (err instanceof AppendRefusedError) await run.finish()
         if (s) printSummary(s, o.json)
         if (err instanceof UnreachableError) {
           err.message = `${o.url}: ${err.message}; ${o.journal ? `rerun with the same --journal ${o.journal} to resume (nothing is appended twice)` : 'entries without an answer may or may not be appended; use --journal FILE to be able to resume exactly once'}`
@@ -135,7 +173,9 @@ export function appendCommand(): Command {
       }
       bar?.stop()
       if (summary.entries === 0) throw usage('nothing to append: the input has no entries (empty lines are skipped)')
-      printSummary(summary, o.json)
+      // Only now, with every checkpoint consistent with the pinned one and the log's current one, are they verified.
+      await run.finish()
+      printSummary(summary, o.json, trustFilePath(o.state, space))
       if (summary.interrupted) {
         throw Object.assign(new Error(`interrupted after ${summary.appended + summary.alreadyAppended} entries; ${o.journal ? `rerun with the same --journal ${o.journal} and input to resume` : 'the summary above says what was appended'}`), { name: 'Interrupted', exitCode: 130 })
       }
@@ -191,7 +231,8 @@ function outcomeJson(out: EntryOutcome): Record<string, unknown> {
   }
 }
 
-function printSummary(s: AppendSummary, json: boolean | undefined): void {
+/** Prints the summary; `pinned` (the trust-store file) only once the run settled: then the appends are verified. */
+function printSummary(s: AppendSummary, json: boolean | undefined, pinned?: string): void {
   if (json) {
     process.stdout.write(
       JSON.stringify({
@@ -202,6 +243,7 @@ function printSummary(s: AppendSummary, json: boolean | undefined): void {
           refused: s.refused.map((r) => ({ line: r.line, position: r.position, error: r.error })),
           unpublished: s.unpublished,
           interrupted: s.interrupted,
+          verified: pinned !== undefined && s.unpublished === 0,
           ...(s.last ? { origin: s.last.origin, treeSize: s.last.treeSize, rootHash: s.last.rootHash } : {}),
           ...(s.indexes ? { indexes: s.indexes } : {}),
         },
@@ -217,12 +259,9 @@ function printSummary(s: AppendSummary, json: boolean | undefined): void {
     lines.push(`refused ${s.refused.length}:`)
     for (const r of s.refused) lines.push(`  line ${r.line}: ${r.error.name}: ${r.error.message}`)
   }
-  if (s.appended) {
-    lines.push(
-      s.unpublished
-        ? `${s.unpublished} not yet published (witness quorum not met); they are durable and will be published`
-        : 'every inclusion proof checked against the checkpoint in its receipt',
-    )
+  if (s.unpublished) lines.push(`${s.unpublished} not yet published (witness quorum not met); they are durable and will be published`)
+  if (s.appended > s.unpublished && pinned !== undefined) {
+    lines.push(`every inclusion proof verified against its cosigned checkpoint, consistent with the last checkpoint seen (pinned in ${pinned})`)
   }
   process.stdout.write(lines.join('\n') + '\n')
 }

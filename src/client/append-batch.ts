@@ -29,6 +29,16 @@ import { AppendRefusedError, RequestTooLargeError, UnreachableError, Verificatio
 import type { SourceEntry } from './entries.js'
 import { INITIAL_INPUT_HASH, type Journal, JournalError, JournalMismatchError, type JournalOutcome, type RecordedError, nextInputHash } from './journal.js'
 import { checkAppendResult } from './receipt.js'
+import type { VerifiedReceipt } from './verify-append.js'
+
+/**
+ * What checks each receipt: verify-append.ts `AppendVerifier` (from verify-session.ts
+ * `openAppendVerification`), or anything with its `verifyReceipt`. It throws (a named error, exit
+ * code 3) when the receipt does not verify.
+ */
+export interface ReceiptVerifier {
+  verifyReceipt(receipt: API.Receipt, entry: Uint8Array, invocation?: API.Link): Promise<VerifiedReceipt>
+}
 
 /**
  * Lifetime of an invocation recorded in a journal, in seconds: the service's maximum (3600,
@@ -108,11 +118,13 @@ export interface AppendBatchOptions {
   /** Invocation lifetime in seconds; default {@link JOURNAL_INVOCATION_LIFETIME} with a journal, else ucan/client.ts `DEFAULT_INVOCATION_LIFETIME`. */
   lifetime?: number
   /**
-   * Checks an answered result against its entry before it counts (throw to refuse it: the batch
-   * stops with {@link VerificationFailedError}). Default: receipt.ts `checkAppendResult` on
-   * published results.
+   * Verifies each receipt before its entry counts (verify-session.ts `openAppendVerification`'s
+   * `verifier`; settle the run with its `finish()` after the batch, and only then call the appends
+   * verified). A receipt that does not verify stops the batch with {@link VerificationFailedError}.
+   * Omitted: only receipt.ts `checkAppendResult` (the result against the checkpoint it carries; no
+   * signature, cosignature or consistency check), so nothing may be called verified.
    */
-  check?: (result: AppendResult, entry: Uint8Array) => void | Promise<void>
+  verifier?: ReceiptVerifier
   /** Called with each entry's outcome as it is known (in completion order). */
   onOutcome?: (outcome: EntryOutcome) => void
   /** When aborted, no new entry is started; those in flight finish; the summary says `interrupted`. */
@@ -137,7 +149,7 @@ export async function appendBatch(source: AsyncIterable<SourceEntry> | Iterable<
   const concurrency = Math.max(1, o.concurrency ?? 16)
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
   const lifetime = o.lifetime ?? (journal ? JOURNAL_INVOCATION_LIFETIME : DEFAULT_INVOCATION_LIFETIME)
-  const check = o.check ?? ((r: AppendResult, entry: Uint8Array) => (r.published ? checkAppendResult(r, entry) : undefined))
+  const verifier = o.verifier ?? { verifyReceipt: async (receipt: API.Receipt, entry: Uint8Array) => selfConsistent(receipt, entry) }
   const summary: AppendSummary = { entries: 0, appended: 0, alreadyAppended: 0, refused: [], unpublished: 0, interrupted: false }
   let fatal: Error | undefined
   // ucan/client.ts dates invocations on the system clock: a lifetime that puts `exp` `seconds` after `now()`.
@@ -248,20 +260,19 @@ export async function appendBatch(source: AsyncIterable<SourceEntry> | Iterable<
       await journal?.record({ type: 'outcome', position: e.position, cid, error })
       return report({ position: e.position, line: e.line, status: 'refused', error, resent })
     }
-    const out = receipt.out as { ok?: AppendResult; error?: { name?: string; message?: string } }
-    if (out.error || !out.ok) {
-      const error = { name: String(out.error?.name ?? 'Error'), message: String(out.error?.message ?? 'no result') }
-      await journal?.record({ type: 'outcome', position: e.position, cid, error })
-      return report({ position: e.position, line: e.line, status: 'refused', error, resent })
-    }
+    let verdict: VerifiedReceipt
     try {
-      await check(out.ok, e.bytes)
+      verdict = await verifier.verifyReceipt(receipt, e.bytes, invocation.cid)
     } catch (err) {
-      const v = new VerificationFailedError(`line ${e.line}: the service's answer does not verify: ${(err as Error).name}: ${(err as Error).message}`, { cause: err })
-      throw v
+      // Not recorded: a rerun with the journal resends the same invocation and verifies the answer again.
+      throw new VerificationFailedError(`line ${e.line}: the service's answer does not verify: ${(err as Error).name}: ${(err as Error).message}`, { cause: err })
     }
-    await journal?.record({ type: 'outcome', position: e.position, cid, ok: out.ok })
-    report({ position: e.position, line: e.line, status: 'appended', result: out.ok, resent })
+    if (verdict.status === 'refused') {
+      await journal?.record({ type: 'outcome', position: e.position, cid, error: verdict.error })
+      return report({ position: e.position, line: e.line, status: 'refused', error: verdict.error, resent })
+    }
+    await journal?.record({ type: 'outcome', position: e.position, cid, ok: verdict.result })
+    report({ position: e.position, line: e.line, status: 'appended', result: verdict.result, resent })
   }
 
   const inflight = new Set<Promise<void>>()
@@ -311,6 +322,18 @@ export async function appendBatch(source: AsyncIterable<SourceEntry> | Iterable<
   }
   if (summary.refused.length > 0) throw Object.assign(refusedError(summary), { summary })
   return summary
+}
+
+/**
+ * Without a verifier: the receipt's refusal, or its result checked against the checkpoint it
+ * carries (receipt.ts `checkAppendResult`), nothing more. Never call such an append verified.
+ */
+function selfConsistent(receipt: API.Receipt, entry: Uint8Array): VerifiedReceipt {
+  const out = receipt.out as { ok?: AppendResult; error?: { name?: unknown; message?: unknown } }
+  if (out.error !== undefined || out.ok === undefined) return { status: 'refused', error: { name: String(out.error?.name ?? 'Error'), message: String(out.error?.message ?? 'no result') } }
+  if (!out.ok.published) return { status: 'unpublished', result: out.ok }
+  checkAppendResult(out.ok, entry)
+  return { status: 'verified', result: out.ok }
 }
 
 function refusedError(summary: AppendSummary): AppendRefusedError {

@@ -19,7 +19,7 @@ export interface AppendFixture {
   space: API.Signer<API.DIDKey>
   agentKeyFile: string
   proofFile: string
-  /** `--agent-key … --proof … --url url`. */
+  /** `--agent-key … --proof … --url url --state <dir>/state` (a trust store of this fixture's own). */
   args(url: string): string[]
 }
 
@@ -32,7 +32,7 @@ export async function appendFixture(): Promise<AppendFixture> {
   const proofFile = join(dir, 'space-to-agent.ucan')
   await writeFile(agentKeyFile, formatKey(agent) + '\n', { mode: 0o600 })
   await writeFile(proofFile, (await formatDelegation(await delegateSpaceToAgent({ space, agent }))) + '\n')
-  return { dir, space, agentKeyFile, proofFile, args: (url) => ['--agent-key', agentKeyFile, '--proof', proofFile, '--url', url] }
+  return { dir, space, agentKeyFile, proofFile, args: (url) => ['--agent-key', agentKeyFile, '--proof', proofFile, '--url', url, '--state', join(dir, 'state')] }
 }
 
 /** What a CLI child left: exit code (or the signal that ended it) and its output. */
