@@ -1,34 +1,18 @@
 /**
  * Issue 12 item 3, exactly-once bulk append: `ucanlog append --journal FILE` against a real
  * service on loopback, with faults injected by a proxy in front of it (answers dropped after the
- * service ran the append, requests refused) and with the CLI interrupted by SIGINT. After every
+ * service ran the append, requests refused; receipts forged with the service key) and with the CLI
+ * interrupted by SIGINT. After every
  * rerun with the same journal, the log is read back through `tlog/read` and every input line is
  * in it exactly once.
  */
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { type AppendFixture, appendFixture, serviceForFile, counts, finished, numberedLines, readLog, runUcanlog, spawnUcanlog } from './append-helpers.js'
-import { type Forger, startFaultProxy } from './fault-proxy.js'
-import { Message, Receipt } from '@ucanto/core'
-import * as CAR from '@ucanto/transport/car'
-import type * as API from '@ucanto/interface'
-import { generateKey } from '../../src/ucan/index.js'
 import { ed25519Signer, parseNote, signNote } from '../../src/tlog/index.js'
 import { startForgingProxy } from '../helpers/forging-proxy.js'
-
-/** A forger: the service's receipt re-issued (by a key of its own) with a garbage checkpoint in the ok result. */
-const garbageCheckpoint: Forger = async (answer) => {
-  const message = (await CAR.response.decode(answer as never)) as API.AgentMessage
-  const forger = await generateKey()
-  const receipts = await Promise.all(
-    [...message.receipts.values()].map((r) => {
-      const out = r.out as { ok?: Record<string, unknown> }
-      return Receipt.issue({ issuer: forger, ran: r.ran, result: out.ok ? { ok: { ...out.ok, checkpoint: 'garbage\n' } } : (r.out as never) })
-    }),
-  )
-  return CAR.response.encode(await Message.build({ receipts: receipts as never })).body
-}
+import { type AppendFixture, appendFixture, counts, finished, numberedLines, readLog, runUcanlog, serviceForFile, spawnUcanlog } from './append-helpers.js'
+import { startFaultProxy } from './fault-proxy.js'
 
 const svc = serviceForFile()
 let fx: AppendFixture
@@ -161,9 +145,10 @@ describe('ucanlog append --journal: exactly once', () => {
     }
   })
 
-  it('an answer that does not verify (garbage checkpoint): exit 3, no outcome recorded; the rerun resends the same invocation and the entry is in the log once', async () => {
+  it('an answer that does not verify (garbage checkpoint, signed by the service key): exit 3, no outcome recorded; the rerun resends the same invocation and the entry is in the log once', async () => {
     fx = await appendFixture()
-    const proxy = await startFaultProxy(svc().url, (n) => (n === 1 ? 'pass' : { forge: garbageCheckpoint }))
+    // Receipts re-signed with the service's own key (a compromised service), each append's checkpoint garbage.
+    const proxy = await startForgingProxy({ url: svc().url, dataDir: svc().dataDir }, (r) => ('inclusionProof' in r ? { ...r, checkpoint: 'garbage\n' } : r))
     try {
       const journal = join(fx.dir, 'run.journal')
       const stdin = new TextEncoder().encode('forged answer\n')

@@ -2,17 +2,14 @@
  * A fault-injecting HTTP proxy in front of a real ucanlog service, for the journal tests: it
  * forwards every request and, as its mode says, drops the answer of some `POST /rpc` requests
  * after the service has run them (the client sees the connection reset, the append did happen),
- * drops a request unanswered without forwarding it, refuses a request itself with an HTTP
- * status (the service never sees either), or forwards it and rewrites the answer (a forger).
+ * drops a request unanswered without forwarding it, or refuses a request itself with an HTTP
+ * status (the service never sees either). Forged answers: test/helpers/forging-proxy.ts.
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** What the proxy does with the n-th `POST /rpc` request (1-based) and its body. */
-export type Fault = (n: number, body: Buffer) => 'pass' | 'drop-answer' | 'drop-request' | { status: number } | { forge: Forger }
-
-/** Rewrites the service's answer (body and headers as it sent them) into the one the client gets. */
-export type Forger = (answer: { headers: Record<string, string>; body: Uint8Array }) => Promise<Uint8Array>
+export type Fault = (n: number, body: Buffer) => 'pass' | 'drop-answer' | 'drop-request' | { status: number }
 
 /** A running proxy: its URL, how many RPC requests it saw, and `close`. */
 export interface FaultProxy {
@@ -38,7 +35,7 @@ export async function startFaultProxy(target: string, fault: Fault): Promise<Fau
         req.socket.destroy() // the service never sees it
         return
       }
-      if (typeof action === 'object' && 'status' in action) {
+      if (typeof action === 'object') {
         res.writeHead(action.status, { 'content-type': 'text/plain' }).end(`refused by the fault proxy\n`)
         return
       }
@@ -46,8 +43,7 @@ export async function startFaultProxy(target: string, fault: Fault): Promise<Fau
       delete headers.host
       fetch(new URL(req.url ?? '/', target), { method: req.method, headers: headers as Record<string, string>, body: rpc ? body : undefined })
         .then(async (answer) => {
-          let bytes = Buffer.from(await answer.arrayBuffer())
-          if (typeof action === 'object') bytes = Buffer.from(await action.forge({ headers: Object.fromEntries(answer.headers), body: bytes }))
+          const bytes = Buffer.from(await answer.arrayBuffer())
           if (action === 'drop-answer') {
             req.socket.destroy() // the service ran it; the client never hears
             return
