@@ -160,9 +160,9 @@ export function appendCommand(): Command {
       } catch (err) {
         bar?.stop()
         const s = (err as { summary?: AppendSummary }).summary
-        // Refused entries do not make the others unverified: settle and pin what was verified.
-        if (err instanceof AppendRefusedError) await run.finish()
         if (s) printSummary(s, o.json)
+        // Refused entries do not make the others unverified: settle and pin what was verified (its failure, exit 3, wins).
+        if (err instanceof AppendRefusedError) await run.finish()
         if (err instanceof UnreachableError) {
           err.message = `${o.url}: ${err.message}; ${o.journal ? `rerun with the same --journal ${o.journal} to resume (nothing is appended twice)` : 'entries without an answer may or may not be appended; use --journal FILE to be able to resume exactly once'}`
         }
