@@ -5,20 +5,22 @@
  */
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
-import { Command } from 'commander'
+import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { checkAppendResult } from '../client/receipt.js'
 import { type AppendResult, appendInvocation, connect, delegateAgentToService, parseDelegation } from '../ucan/index.js'
+import { ServiceRefusedError } from './exit-codes.js'
 import { readKey } from './key.js'
+import { fetchServiceDID, urlOption } from './service-did.js'
 
 /** `ucanlog append`: the command definition (options, help, action). */
 export function appendCommand(): Command {
   return new Command('append')
     .description('Append entries to a space\'s log as an agent. Entries come from the arguments, --file, or stdin (one per line).')
     .argument('[entries...]', 'entries (UTF-8 strings), one per argument')
-    .requiredOption('--agent-key <file>', 'the agent key file (from `ucanlog key create`)')
-    .requiredOption('--proof <file>', 'the Space → Agent delegation (from `ucanlog delegate` or `storacha delegation create --base64`)')
-    .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
+    .addOption(new Option('--agent-key <file>', 'the agent key file (from `ucanlog key create`)').env('UCANLOG_AGENT_KEY').makeOptionMandatory())
+    .addOption(new Option('--proof <file>', 'the Space → Agent delegation (from `ucanlog delegate` or `storacha delegation create --base64`)').env('UCANLOG_PROOF').makeOptionMandatory())
+    .addOption(urlOption())
     .option('--file <file>', 'append this file as one entry (with --lines: one entry per line)')
     .option('--lines', 'split --file into one entry per line')
     .option('--concurrency <n>', 'invocations in flight', '64')
@@ -57,7 +59,7 @@ export function appendCommand(): Command {
             ([r]) => (r?.out as { error?: { name?: string } } | undefined)?.error?.name === 'RateLimited',
           )
           const out = receipt!.out as { ok?: AppendResult; error?: { name: string; message: string } }
-          if (out.error) throw new Error(`append refused: ${out.error.name}: ${out.error.message}`)
+          if (out.error) throw new ServiceRefusedError(`append refused: ${out.error.name}: ${out.error.message}`, out.error.name)
           const r = out.ok!
           if (r.published) checkAppendResult(r, entries[i]!)
           results[i] = r
@@ -105,16 +107,7 @@ function splitLines(s: string): Uint8Array[] {
     .map((l) => new TextEncoder().encode(l))
 }
 
-/** The service DID from `GET <url>/did`. */
-export async function fetchServiceDID(url: string): Promise<`did:${string}:${string}`> {
-  const res = await fetch(new URL('/did', url)).catch((err: Error) => {
-    throw new Error(`cannot reach the service at ${url} (${err.message}); is \`ucanlog serve\` running? (--url)`)
-  })
-  if (!res.ok) throw new Error(`GET ${url}/did answered ${res.status}`)
-  const did = (await res.text()).trim()
-  if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) throw new Error(`${url}/did is not a did:key: ${did.slice(0, 80)}`)
-  return did as `did:${string}:${string}`
-}
+export { fetchServiceDID } from './service-did.js'
 
 /**
  * Runs `send`, waiting and resending while the service answers HTTP 429 or `limited` holds for the

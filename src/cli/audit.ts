@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path'
 import { Command } from 'commander'
 import { AUDIT_FAILED_EXIT_CODE, LogKeyChangedError, auditLog } from '../client/audit.js'
 import { decodeBase64, encodeBase64, parsePolicy } from '../tlog/index.js'
+import { unreachable } from './exit-codes.js'
 
 interface AuditState {
   url: string
@@ -35,7 +36,8 @@ export function auditCommand(): Command {
         '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
         '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
         '     LogRolledBack, LogForked\n' +
-        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+        '  1  any other error (usage, an unreadable policy or state file)\n' +
+        '  4  the service could not be reached (connection refused, DNS, timeout); nothing is pinned\n',
     )
     .requiredOption('--space <did>', 'the space DID whose log to audit')
     .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
@@ -48,8 +50,8 @@ export function auditCommand(): Command {
       if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new Error('--space must be a did:key')
       const base = new URL(`/logs/${o.space}/`, o.url)
       const reach = (url: URL) =>
-        fetch(url).catch((err: Error) => {
-          throw new Error(`cannot reach ${o.url} (${err.message}); is the service running? (--url)`)
+        fetch(url).catch((err: unknown) => {
+          throw unreachable(o.url, err) // exit 4, not a failed audit
         })
       const get = async (path: string) => {
         const res = await reach(new URL(path, base))
