@@ -192,7 +192,8 @@ describe('ucanlog audit (in-process)', () => {
         '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
         '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
         '     LogRolledBack, LogForked\n' +
-        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+        '  1  any other error (usage, an unreadable policy or state file)\n' +
+        '  4  the service could not be reached (connection refused, DNS, timeout); nothing is pinned\n',
     )
   })
 
