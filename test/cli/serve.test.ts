@@ -149,7 +149,8 @@ describe('ucanlog serve', () => {
     const s = await serve(['--data', data, '--origin-prefix', 'ucanlog'], dir)
     try {
       expect(s.stdout).toMatch(/origin prefix: ucanlog\b/)
-      await new Promise((r) => setTimeout(r, 50))
+      // Written before the start-up lines, but on another pipe: wait until it has been read.
+      while (!s.stderr().includes('\n') && s.child.exitCode === null) await new Promise((r) => s.child.stderr!.once('data', r))
       expect(s.stderr()).toMatch(/warning: .*origin prefix "ucanlog" is not a host-like name/)
     } finally {
       await stop(s.child)
