@@ -5,12 +5,14 @@
  * directory keeps its origins across restarts, including one created before the default changed;
  * an explicit prefix still works, and one that contradicts the data directory's is refused.
  */
+import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { appendInvocation, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { call, startTestService } from './helpers.js'
+import { REPO, call, startTestService } from './helpers.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 
@@ -97,6 +99,26 @@ describe('default origin prefix', () => {
       expect((await info(back)).originPrefix).toBe('log.example.com')
     } finally {
       await back.stop()
+    }
+  })
+
+  it('restore (the built CLI) follows: a log restored from its CARs keeps its derived origin, and serve on it signs under it', async () => {
+    const dataA = join(root, 'restore-a')
+    const a = await startTestService({ dataDir: dataA, originPrefix: 'auto' })
+    const origin = await appendOne(a, 'restored')
+    const head = (await (await fetch(`${a.url}/logs/${space.did()}/head`)).json()) as { vkey: string; checkpoint: string }
+    await a.stop()
+    const dataB = join(root, 'restore-b')
+    const out = await promisify(execFile)(process.execPath, [join(REPO, 'bin', 'ucanlog.js'), 'restore', '--space', space.did(), '--cars', join(dataA, 'cars', space.did()), '--data', dataB, '--log-vkey', head.vkey])
+    expect(out.stdout).toContain(`restored ${origin}`)
+    expect((await readFile(join(dataB, 'origin-prefix'), 'utf8')).trim()).toBe(origin.slice(0, -`/logs/${space.did()}`.length))
+    const b = await startTestService({ dataDir: dataB, originPrefix: 'auto' })
+    try {
+      const restored = (await (await fetch(`${b.url}/logs/${space.did()}/head`)).json()) as { origin: string; checkpoint: string }
+      expect(restored).toMatchObject({ origin, checkpoint: head.checkpoint })
+      expect(await appendOne(b, 'after')).toBe(origin)
+    } finally {
+      await b.stop()
     }
   })
 })
