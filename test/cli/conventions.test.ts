@@ -12,7 +12,10 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ed25519Signer } from '../../src/tlog/index.js'
 import { REPO, startTestService } from '../e2e/helpers.js'
+
+const RESTORE_SPACE = 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp'
 
 interface Run {
   code: number
@@ -84,17 +87,19 @@ describe('exit codes and --json errors', () => {
     expect(JSON.parse(missing.stdout)).toMatchObject({ error: { exitCode: 1, message: expect.stringContaining('nope.key') } })
   })
 
-  it('an unreachable service exits 4 in append, revoke and audit, naming the URL and the next step', async () => {
+  it('an unreachable service exits 4 in append, revoke, audit and restore, naming the URL and the next step', async () => {
     const url = await deadUrl()
     for (const args of [
       ['append', '--agent-key', agentKey, '--proof', proof, '--url', url, 'x'],
       ['revoke', '--key', spaceKey, '--delegation', proof, '--url', url],
       ['audit', '--space', 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp', '--url', url, '--state', join(dir, 'audit')],
+      // The IPFS gateway of restore is a URL too.
+      ['restore', '--space', RESTORE_SPACE, '--root', 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', '--gateway', url, '--data', join(dir, 'restore'), '--log-vkey', ed25519Signer(`x.example/logs/${RESTORE_SPACE}`, new Uint8Array(32)).vkey],
     ]) {
       const r = await cli(args)
       expect(r.code, args[0]).toBe(4)
       expect(r.stderr, args[0]).toContain(url)
-      expect(r.stderr, args[0]).toMatch(/--url|UCANLOG_URL/)
+      expect(r.stderr, args[0]).toMatch(/--url|UCANLOG_URL|--gateway/)
       expect(r.stderr, args[0]).not.toMatch(/\n\s+at /)
       const json = await cli([...args, '--json'])
       expect(json.code, args[0]).toBe(4)
