@@ -43,8 +43,18 @@ export const GROUPS = {
     tests: ['test/ucan/**/*.test.ts'],
   },
   client: {
-    // the auditor, the log's witness client, and what `ucanlog append` checks of each receipt
-    mutate: ['src/client/audit.ts', 'src/client/tiles.ts', 'src/cli/audit.ts', 'src/log/witness-client.ts', 'src/client/receipt.ts'],
+    // the auditor, the log's witness client, and what a client verifies of each append receipt (and the trust store it pins)
+    mutate: [
+      'src/client/audit.ts',
+      'src/client/tiles.ts',
+      'src/cli/audit.ts',
+      'src/log/witness-client.ts',
+      'src/client/receipt.ts',
+      'src/client/verify-append.ts',
+      'src/client/verify-checkpoint.ts',
+      'src/client/trust-store.ts',
+      'src/client/verify-session.ts',
+    ],
     tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
 }

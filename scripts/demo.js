@@ -48,13 +48,13 @@ try {
 
   step(`ucanlog append --file .demo/entries.txt --lines   (${lines.length} tlog/append invocations)`)
   const t0 = performance.now()
-  console.log(run('append', '--url', url, '--agent-key', join(demo, 'agent.key'), '--proof', join(demo, 'space-to-agent.ucan'), '--file', join(demo, 'entries.txt'), '--lines'))
+  console.log(run('append', '--url', url, '--agent-key', join(demo, 'agent.key'), '--proof', join(demo, 'space-to-agent.ucan'), '--file', join(demo, 'entries.txt'), '--lines', '--state', join(demo, 'append-state')))
   console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)`)
 
   step('ucanlog audit (log signature, witness cosignature, every entry, tree root, inclusion proofs)')
   console.log(run('audit', '--url', url, '--space', space, '--state', join(demo, 'audit')))
   step('ucanlog audit again (now also consistency with the checkpoint seen last time)')
-  run('append', '--url', url, '--agent-key', join(demo, 'agent.key'), '--proof', join(demo, 'space-to-agent.ucan'), `demo finished at ${new Date().toISOString()}`)
+  run('append', '--url', url, '--agent-key', join(demo, 'agent.key'), '--proof', join(demo, 'space-to-agent.ucan'), '--state', join(demo, 'append-state'), `demo finished at ${new Date().toISOString()}`)
   console.log(run('audit', '--url', url, '--space', space, '--state', join(demo, 'audit')))
   console.log(`\nDone. The demo's keys, log and CARs stay in .demo/; serve them again with:\n  npx ucanlog serve --data .demo/data\nand read http://127.0.0.1:8787/logs/${space}/checkpoint`)
 } finally {

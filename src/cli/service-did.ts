@@ -1,10 +1,11 @@
 /**
  * What every client command asks the service first: its DID (`GET <url>/did`, docs/wire.md), the
- * audience of every invocation. Also the client commands' shared options: the service URL and the
- * key and proof files, each with its environment variable (README "Client settings").
+ * audience of every invocation — through the client library's {@link clientFetchServiceDID}, with
+ * the CLI's message for an unreachable service. Also the shared `--url` option (`UCANLOG_URL`).
  */
 import { Option } from 'commander'
-import { ServiceRefusedError, UsageError, unreachable } from './exit-codes.js'
+import { type Fetch, fetchServiceDID as clientFetchServiceDID } from '../client/http.js'
+import { UsageError, unreachable } from './exit-codes.js'
 
 /** The service URL when neither `--url` nor `UCANLOG_URL` is given. */
 export const DEFAULT_SERVICE_URL = 'http://127.0.0.1:8787'
@@ -19,24 +20,27 @@ export function urlOption(): Option {
 
 /**
  * The service DID from `GET <url>/did`.
- * @throws UsageError for a malformed URL; UnreachableError (exit 4) when the service cannot be reached; ServiceRefusedError (exit 2)
- *   for an HTTP error status or an answer that is not a did:key.
+ * @throws UsageError for a malformed URL; UnreachableError (exit 4) naming the URL, the cause and
+ *   `--url` / `UCANLOG_URL` when the service cannot be reached (or does not answer within
+ *   {@link SERVICE_DID_TIMEOUT_MS}); the client's ServiceRefusedError (`HTTPError`, exit 2) for an
+ *   HTTP error status and UnexpectedAnswerError (exit 2) for an answer that is not a did:key.
  */
-export async function fetchServiceDID(url: string): Promise<`did:${string}:${string}`> {
-  let target: URL
+export async function fetchServiceDID(url: string): Promise<`did:key:${string}`> {
   try {
-    target = new URL('/did', url)
+    new URL('/did', url)
   } catch {
     throw new UsageError(`--url / UCANLOG_URL is not a URL: ${JSON.stringify(url)}; e.g. ${DEFAULT_SERVICE_URL}`)
   }
-  let res: Response
+  // The network failure itself, so that the message can name its cause (ECONNREFUSED, ENOTFOUND, timeout).
+  let failure: unknown
+  const fetchImpl: Fetch = (input, init) =>
+    fetch(input, { ...init, signal: AbortSignal.timeout(SERVICE_DID_TIMEOUT_MS) }).catch((err: unknown) => {
+      failure = err
+      throw err
+    })
   try {
-    res = await fetch(target, { signal: AbortSignal.timeout(SERVICE_DID_TIMEOUT_MS) })
+    return await clientFetchServiceDID(url, fetchImpl)
   } catch (err) {
-    throw unreachable(url, err)
+    throw failure !== undefined ? unreachable(url, failure) : err
   }
-  if (!res.ok) throw new ServiceRefusedError(`GET ${url.replace(/\/$/, '')}/did answered HTTP ${res.status}; is ${url} a ucanlog service? (--url / UCANLOG_URL)`)
-  const did = (await res.text()).trim()
-  if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) throw new ServiceRefusedError(`${url}/did is not a did:key: ${did.slice(0, 80)}; is ${url} a ucanlog service? (--url / UCANLOG_URL)`)
-  return did as `did:${string}:${string}`
 }

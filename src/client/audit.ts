@@ -18,94 +18,67 @@ import {
   MemoryHashStore,
   checkRecord,
   checkTree,
-  ed25519Verifier,
   encodeBase64,
   entryBundlePath,
   leafHash,
   newTiles,
-  openNote,
-  parseCheckpoint,
   parseEntryBundle,
-  parseNote,
   proveRecord,
   proveTree,
   readTileData,
   tilePath,
   treeHash,
-  verifiedWitnesses,
   equalBytes,
 } from '../tlog/index.js'
 import { servedTileReader } from './tiles.js'
+import { verifyCheckpointNote } from './verify-checkpoint.js'
+import {
+  ForkError,
+  InclusionProofError,
+  MalformedFileError,
+  MissingFileError,
+  RollbackError,
+  VERIFICATION_FAILED_EXIT_CODE,
+  VerificationError,
+} from './verify-errors.js'
 
-/** Exit status of `ucanlog audit` when the log fails a check (1 = any other error: usage, network, state). */
-export const AUDIT_FAILED_EXIT_CODE = 2
+export {
+  CosignatureInvalidError,
+  ForkError,
+  InclusionProofError,
+  LogKeyChangedError,
+  LogSignatureError,
+  MalformedFileError,
+  MissingFileError,
+  OriginMismatchError,
+  RollbackError,
+  VerificationError,
+  WitnessPolicyError,
+} from './verify-errors.js'
+
+/** Exit status of `ucanlog audit` when the log fails a check (the CLI contract's 3 = verification failed; 1 = usage, 2 = refused, 4 = unreachable). */
+export const AUDIT_FAILED_EXIT_CODE = VERIFICATION_FAILED_EXIT_CODE
 
 /**
- * An audit check that failed: the message says which and why. Each check throws its own subclass,
- * whose `name` the CLI prints; `ucanlog audit` exits with {@link AUDIT_FAILED_EXIT_CODE} for all of them.
+ * An audit check that failed: the shared {@link VerificationError} (verify-errors.ts), under the
+ * name the auditor's callers know. Each check throws its own subclass, whose `name` the CLI prints;
+ * `ucanlog audit` exits with {@link AUDIT_FAILED_EXIT_CODE} for all of them.
  */
-export class AuditError extends Error {
-  override name = 'AuditError'
-  /** The exit status of `ucanlog audit` when this check fails. */
-  readonly exitCode = AUDIT_FAILED_EXIT_CODE
-}
+export const AuditError = VerificationError
+/** An audit check that failed (see {@link AuditError}). */
+export type AuditError = VerificationError
 
-/** A file the checkpoint covers is not served: the checkpoint, an entry bundle or a tile (c2sp.org/tlog-tiles). */
-export class MissingFileError extends AuditError {
-  override name = 'MissingFile'
-}
-/** A served file does not parse: a checkpoint text, an entry bundle, or a tile of the wrong length. */
-export class MalformedFileError extends AuditError {
-  override name = 'MalformedFile'
-}
-/** The checkpoint's signature by the pinned log key (c2sp.org/signed-note, Ed25519) is absent or does not verify. */
-export class LogSignatureError extends AuditError {
-  override name = 'LogSignatureInvalid'
-}
-/** The checkpoint's origin line is not the expected origin (c2sp.org/tlog-checkpoint). */
-export class OriginMismatchError extends AuditError {
-  override name = 'OriginMismatch'
-}
-/** The service's /head shows another log key than the one pinned at the first audit. */
-export class LogKeyChangedError extends AuditError {
-  override name = 'LogKeyChanged'
-}
-/**
- * A signature line with a policy witness's key name and key ID does not verify over this checkpoint
- * (forged bytes, or a cosignature of another checkpoint), or is dated more than 10 minutes ahead of
- * the auditor's clock (c2sp.org/tlog-cosignature). As Go's note.Open, a known key's bad signature
- * rejects the note rather than being skipped.
- */
-export class CosignatureInvalidError extends AuditError {
-  override name = 'CosignatureInvalid'
-}
-/** The verified cosignatures do not meet the witness policy's quorum (c2sp.org/tlog-policy). */
-export class WitnessPolicyError extends AuditError {
-  override name = 'WitnessPolicyNotMet'
-}
 /** An entry does not hash (RFC 6962 leaf hash) to its leaf in the level-0 tile: the bundle or the tile was altered. */
-export class LeafHashMismatchError extends AuditError {
+export class LeafHashMismatchError extends VerificationError {
   override name = 'LeafHashMismatch'
 }
 /** The tree recomputed from the entries has another root than the signed checkpoint's. */
-export class RootMismatchError extends AuditError {
+export class RootMismatchError extends VerificationError {
   override name = 'RootMismatch'
 }
 /** A served higher-level tile differs from the one recomputed from the entries. */
-export class TileMismatchError extends AuditError {
+export class TileMismatchError extends VerificationError {
   override name = 'TileMismatch'
-}
-/** An inclusion proof (RFC 6962 §2.1.1) built from the served tiles does not verify against the signed root. */
-export class InclusionProofError extends AuditError {
-  override name = 'InclusionProofInvalid'
-}
-/** The checkpoint is smaller than the one this auditor saw last time: the log rolled back. */
-export class RollbackError extends AuditError {
-  override name = 'LogRolledBack'
-}
-/** The checkpoint is not consistent (RFC 6962 §2.1.2) with the one this auditor saw last time: the log forked. */
-export class ForkError extends AuditError {
-  override name = 'LogForked'
 }
 
 /** What {@link auditLog} checks a log against: its files, expected origin, pinned log key, witness policy and the checkpoint seen last time. */
@@ -150,36 +123,7 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
   const cpBytes = await a.fetchFile('checkpoint')
   if (!cpBytes) throw new MissingFileError('the log has no published checkpoint')
   const note = Buffer.from(cpBytes).toString('utf8')
-  let text: string
-  try {
-    text = openNote(note, [ed25519Verifier(a.logVkey)]).text
-  } catch (err) {
-    throw new LogSignatureError(`checkpoint log signature does not verify with ${a.logVkey}: ${(err as Error).message}`)
-  }
-  let cp: ReturnType<typeof parseCheckpoint>
-  try {
-    cp = parseCheckpoint(text)
-  } catch (err) {
-    throw new MalformedFileError(`checkpoint: ${(err as Error).message}`)
-  }
-  if (cp.origin !== a.origin) throw new OriginMismatchError(`checkpoint origin ${cp.origin} is not ${a.origin}`)
-
-  // Every line by a policy witness's key must verify over this checkpoint; then the quorum must be met.
-  const now = a.now ?? Math.floor(Date.now() / 1000)
-  const textBytes = new TextEncoder().encode(text)
-  const cosignatures: AuditReport['cosignatures'] = []
-  for (const sig of parseNote(note).signatures) {
-    const w = a.policy.witnesses.find((x) => x.verifier.name === sig.name && x.verifier.keyId === sig.keyId)
-    if (!w) continue
-    if (!w.verifier.verify(textBytes, sig.signature)) throw new CosignatureInvalidError(`cosignature by ${w.name} (${sig.name}) does not verify over this checkpoint`)
-    const timestamp = w.verifier.timestamp(sig.signature)
-    if (timestamp > now + 600) throw new CosignatureInvalidError(`cosignature by ${w.name} is dated in the future (${timestamp})`)
-    if (!cosignatures.some((c) => c.name === w.name)) cosignatures.push({ name: w.name, keyName: sig.name, timestamp })
-  }
-  const cosigned = verifiedWitnesses(a.policy, note)
-  if (!a.policy.satisfied(cosigned)) {
-    throw new WitnessPolicyError(`witness policy not satisfied: cosigned by [${[...cosigned].join(', ')}], quorum ${a.policy.quorum}`)
-  }
+  const { checkpoint: cp, cosignatures } = verifyCheckpointNote(note, { origin: a.origin, logVkey: a.logVkey, policy: a.policy, now: a.now ?? Math.floor(Date.now() / 1000) })
 
   // Re-hash every entry bundle against the level-0 tiles, collecting the leaves.
   const store = new MemoryHashStore()
@@ -227,7 +171,7 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     try {
       checkRecord(await proveRecord(cp.size, i, reader), cp.size, cp.rootHash, i, leaves[i]!)
     } catch (err) {
-      if (err instanceof AuditError) throw err
+      if (err instanceof VerificationError) throw err
       throw new InclusionProofError(`inclusion proof of entry ${i} does not verify: ${(err as Error).message}`)
     }
   }
@@ -239,7 +183,7 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     try {
       if (p.size > 0) checkTree(await proveTree(cp.size, p.size, reader), cp.size, cp.rootHash, p.size, p.rootHash)
     } catch (err) {
-      if (err instanceof AuditError) throw err
+      if (err instanceof VerificationError) throw err
       throw new ForkError(`the log forked: size ${cp.size} is not consistent with the size ${p.size} seen last time`)
     }
     consistentWith = p.size

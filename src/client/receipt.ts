@@ -1,21 +1,24 @@
 /**
- * What a client checks of a `tlog/append` receipt (docs/wire.md), without trusting the service:
- * that the ok result is consistent with the checkpoint it carries and proves the entry is in it.
- * `ucanlog append` runs it on every receipt; apps do the same.
+ * The structural part of checking a `tlog/append` result (docs/wire.md): that the ok result is
+ * consistent with the checkpoint it carries and proves the entry is in it. On its own it does NOT
+ * verify a receipt — a forged checkpoint passes it: {@link import('./verify-append.js').AppendVerifier}
+ * runs it after checking the receipt's signature, the checkpoint's log signature and cosignatures,
+ * and settles consistency with the pinned checkpoint. Call that, not this.
  */
 import { checkRecord, decodeBase64, encodeBase64, leafHash, parseCheckpoint, parseNote } from '../tlog/index.js'
 import type { AppendResult } from '../ucan/wire.js'
+import { VerificationError } from './verify-errors.js'
 
-/** A published append result whose fields are not those of its own checkpoint (or that is not published). */
-export class InvalidReceiptError extends Error {
+/** A published append result whose fields are not those of its own checkpoint (or that is not published). CLI exit 3. */
+export class InvalidReceiptError extends VerificationError {
   override name = 'InvalidReceipt'
 }
 
 /**
  * Checks a published append result (what `ucanlog append` checks of each receipt): its origin, tree
  * size and root hash are those of its checkpoint note (c2sp.org/tlog-checkpoint), and its inclusion
- * proof (RFC 6962 §2.1.1) puts `entry`'s leaf hash at `index` in that tree. The checkpoint's log
- * signature and cosignatures are not checked here (the caller may not know the keys; `ucanlog audit` does).
+ * proof (RFC 6962 §2.1.1) puts `entry`'s leaf hash at `index` in that tree. The receipt's signature
+ * and the checkpoint's log signature and cosignatures are not checked here (AppendVerifier does).
  * @throws InvalidReceiptError if unpublished, if the checkpoint does not parse, or if a field differs from it.
  * @throws InvalidProofError if the proof does not verify; RangeError if the index is outside the tree.
  */

@@ -11,9 +11,10 @@ import type { LogManager } from '../log/log-manager.js'
 import { encodeBase64 } from '../tlog/index.js'
 import { formatLogList } from '../../witness/index.js'
 import { tileRoutes } from './tile-routes.js'
+import { DEFAULT_MAX_BODY_BYTES } from '../ucan/wire.js'
 
-/** Default cap on an RPC request body, in bytes (1 MiB). */
-export const DEFAULT_MAX_BODY_BYTES = 1 << 20
+// Declared with the wire format, so clients (src/client) check a request against it before sending.
+export { DEFAULT_MAX_BODY_BYTES }
 
 /** A ucanto server's HTTP entry point (`ServerView.request`). */
 export interface RpcHandler {

@@ -116,6 +116,19 @@ export async function parseDelegation(s: string): Promise<API.Result<API.Delegat
 }
 
 /**
+ * Parses a delegation as a file, a paste or an environment variable holds it: {@link parseDelegation}
+ * of `text` without its surrounding whitespace (a trailing newline or CRLF, as `ucanlog delegate
+ * --out` and `storacha delegation create --base64 > file` leave it, leading or trailing spaces and
+ * tabs). Neither string form contains whitespace, so nothing of the delegation is dropped; whitespace
+ * inside the string is still refused. `nb.delegation` on the wire is parsed strictly, by
+ * {@link parseDelegation}: a client sends the canonical string {@link formatDelegation} writes.
+ * @returns as {@link parseDelegation}; an empty or all-whitespace text is `InvalidDelegation`.
+ */
+export function parseDelegationText(text: string): Promise<API.Result<API.Delegation, InvalidDelegation | ProofGraphFailure>> {
+  return parseDelegation(typeof text === 'string' ? text.trim() : text)
+}
+
+/**
  * Formats a delegation as `storacha delegation create --base64` does: multibase base64 of a
  * CAR-codec identity CID over `Delegation.archive(delegation)`.
  * @throws if the delegation cannot be archived (a ucanto encoding error).

@@ -9,6 +9,12 @@ import { encodeBase64 } from '../tlog/encoding.js'
 import type { AppendFailure, CreateFailure, ReadFailure, RevokeFailure } from './errors.js'
 import type { Appended } from './log-service.js'
 
+/**
+ * Default cap on an RPC request body (`POST /rpc`), in bytes (1 MiB): the service answers HTTP 413
+ * above its `--max-body` (this by default), so clients check their requests against it first.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20
+
 /** The ok result of `tlog/append`. */
 export interface AppendResult {
   /** The log id: the space DID. */

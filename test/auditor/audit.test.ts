@@ -322,9 +322,9 @@ describe('auditLog: details of the checks', () => {
     expect((await audit({ previous: { size: 0, rootHash: empty } })).consistentWith).toBe(0)
   })
 
-  it('every error is an AuditError with exit code 2 and its own name', async () => {
+  it('every error is an AuditError (the shared VerificationError) with exit code 3 and its own name', async () => {
     const e = new AuditError('x')
-    expect([e.name, e.exitCode]).toEqual(['AuditError', 2])
+    expect([e.name, e.exitCode]).toEqual(['VerificationError', 3])
   })
 })
 

@@ -1,6 +1,6 @@
 /**
  * The built `ucanlog audit` (bin/ucanlog.js, as a user runs it; `npm run build` first) against bad
- * logs on loopback HTTP: a refused log exits with status 2 and prints the failed check's name; an
+ * logs on loopback HTTP: a refused log exits with status 3 and prints the failed check's name; an
  * unreachable service exits 4; any other error exits 1. Spawns the CLI, so it is excluded from mutation runs (auditor.test.ts and
  * cli.test.ts cover the same checks in-process).
  */
@@ -54,40 +54,40 @@ async function audit(url = server.url): Promise<{ code: number; stdout: string; 
 }
 
 describe('ucanlog audit (built CLI)', () => {
-  it('a fork after the first audit: exit 2, "LogForked" on stderr, no stack trace', async () => {
+  it('a fork after the first audit: exit 3, "LogForked" on stderr, no stack trace', async () => {
     const ok = await audit()
     expect(ok.code).toBe(0)
     expect(ok.stdout).toContain('audit OK')
     server.serve(forked12)
     const r = await audit()
-    expect(r.code).toBe(2)
+    expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/^ucanlog: LogForked: the log forked: size 12 is not consistent with the size 10 seen last time\n$/)
     expect(r.stdout).toBe('')
   })
 
-  it('a checkpoint root that does not match the tiles: exit 2, RootMismatch', async () => {
+  it('a checkpoint root that does not match the tiles: exit 3, RootMismatch', async () => {
     const cp = parseCheckpoint(parseNote(checkpointOf(small10)).text)
     const lie = formatCheckpoint({ ...cp, rootHash: new Uint8Array(32).fill(7) })
     server.serve(withCheckpoint(small10, signedCheckpoint(lie, [W1, W2])))
     const r = await audit()
-    expect(r.code).toBe(2)
+    expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/^ucanlog: RootMismatch: /)
   })
 
-  it('a cosignature missing (policy not met): exit 2, WitnessPolicyNotMet', async () => {
+  it('a cosignature missing (policy not met): exit 3, WitnessPolicyNotMet', async () => {
     const text = parseNote(checkpointOf(small10)).text
     server.serve(withCheckpoint(small10, `${text}\n${logSignatureLine(checkpointOf(small10))}${cosignLines(text, [W1])}`))
     const r = await audit()
-    expect(r.code).toBe(2)
+    expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/^ucanlog: WitnessPolicyNotMet: witness policy not satisfied: cosigned by \[w1\], quorum two\n$/)
   })
 
-  it('an entry-bundle byte flipped: exit 2, LeafHashMismatch', async () => {
+  it('an entry-bundle byte flipped: exit 3, LeafHashMismatch', async () => {
     const b = new Uint8Array(small10.get('tile/entries/000.p/10')!)
     b[b.length - 1]! ^= 1
     server.serve(new Map(small10).set('tile/entries/000.p/10', b))
     const r = await audit()
-    expect(r.code).toBe(2)
+    expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/^ucanlog: LeafHashMismatch: entry 9 /)
   })
 
@@ -103,7 +103,7 @@ describe('ucanlog audit (built CLI)', () => {
   it('--help documents the exit status', async () => {
     const { stdout } = await exec(process.execPath, [BIN, 'audit', '--help'])
     expect(stdout).toMatch(/Exit status:\n {2}0 {2}the log passed every check/)
-    expect(stdout).toMatch(/\n {2}2 {2}the log failed a check/)
+    expect(stdout).toMatch(/\n {2}3 {2}the log failed a check/)
     expect(stdout).toContain('LogForked')
     expect(stdout).toMatch(/\n {2}1 {2}any other error/)
     expect(stdout).toMatch(/\n {2}4 {2}the service could not be reached/)

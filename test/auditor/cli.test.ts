@@ -188,7 +188,7 @@ describe('ucanlog audit (in-process)', () => {
     expect(help).toContain(
       '\nExit status:\n' +
         '  0  the log passed every check; --state now pins this checkpoint, the log key and the policy\n' +
-        "  2  the log failed a check (nothing is pinned); the error's name says which:\n" +
+        "  3  the log failed a check (nothing is pinned); the error's name says which:\n" +
         '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
         '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
         '     LogRolledBack, LogForked\n' +
@@ -197,14 +197,17 @@ describe('ucanlog audit (in-process)', () => {
     )
   })
 
-  it('defaults: --url from UCANLOG_URL else the local service, --state from UCANLOG_AUDIT_STATE else ~/.ucanlog/audit', () => {
+  it('defaults: --url from UCANLOG_URL else the local service, --state from UCANLOG_STATE else UCANLOG_AUDIT_STATE else ~/.ucanlog/audit', () => {
     const defaults = () => Object.fromEntries(auditCommand().options.map((o) => [o.long, o.defaultValue as unknown]))
     vi.stubEnv('UCANLOG_URL', undefined)
+    vi.stubEnv('UCANLOG_STATE', undefined)
     vi.stubEnv('UCANLOG_AUDIT_STATE', undefined)
     expect(defaults()).toMatchObject({ '--url': 'http://127.0.0.1:8787', '--state': join(homedir(), '.ucanlog', 'audit'), '--sample': '1000' })
     vi.stubEnv('UCANLOG_URL', 'http://example.test:1')
     vi.stubEnv('UCANLOG_AUDIT_STATE', '/somewhere')
     expect(defaults()).toMatchObject({ '--url': 'http://example.test:1', '--state': '/somewhere' })
+    vi.stubEnv('UCANLOG_STATE', '/shared') // the trust store's own variable wins (shared with append)
+    expect(defaults()).toMatchObject({ '--state': '/shared' })
     vi.unstubAllEnvs()
   })
 })

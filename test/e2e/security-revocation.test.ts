@@ -244,13 +244,16 @@ describe('admission limits over HTTP', () => {
       process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write
       try {
         await appendCommand().parseAsync(
-          ['--agent-key', join(dir, 'agent.key'), '--proof', join(dir, 'proof.ucan'), '--url', svc.url, '--concurrency', '4', '--json', 'a', 'b', 'c', 'd'],
+          ['--agent-key', join(dir, 'agent.key'), '--proof', join(dir, 'proof.ucan'), '--url', svc.url, '--state', join(dir, 'state'), '--concurrency', '4', '--json', 'a', 'b', 'c', 'd'],
           { from: 'user' },
         )
       } finally {
         process.stdout.write = write
       }
-      const indexes = written.join('').trim().split('\n').map((l) => (JSON.parse(l) as { index: number }).index)
+      // --json: one object per entry, then one `{ summary }` object (issue 12).
+      const objects = written.join('').trim().split('\n').map((l) => JSON.parse(l) as { index?: number; summary?: { appended: number } })
+      expect(objects.at(-1)?.summary).toMatchObject({ appended: 4 })
+      const indexes = objects.slice(0, -1).map((o) => o.index)
       expect(indexes.sort()).toEqual([0, 1, 2, 3])
       const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number }
       expect(head.treeSize).toBe(4)
@@ -337,12 +340,12 @@ describe('key rotation with the CLI, as the README tells a user', () => {
       for (const [name, key] of [['space', space], ['old', oldAgent], ['new', newAgent]] as const) await writeFile(join(dir, `${name}.key`), formatKey(key))
       const f = (name: string) => join(dir, name)
       await run('delegate', '--space-key', f('space.key'), '--agent', oldAgent.did(), '--out', f('old.ucan'))
-      expect(await run('append', '--agent-key', f('old.key'), '--proof', f('old.ucan'), '--url', svc.url, 'by the old agent')).toMatch(/^appended 1 entry/)
+      expect(await run('append', '--agent-key', f('old.key'), '--proof', f('old.ucan'), '--url', svc.url, '--state', f('state'), 'by the old agent')).toMatch(/^appended 1 entry/)
       // Rotation: delegate to the new agent, revoke the old delegation with the space key.
       await run('delegate', '--space-key', f('space.key'), '--agent', newAgent.did(), '--out', f('new.ucan'))
       expect(await run('revoke', '--key', f('space.key'), '--delegation', f('old.ucan'), '--url', svc.url)).toMatch(new RegExp(`^revoked bafy\\S+ on the authority of ${space.did()}\nrevocation log entry 0 `))
-      await expect(run('append', '--agent-key', f('old.key'), '--proof', f('old.ucan'), '--url', svc.url, 'old again')).rejects.toThrow(/append refused: Revoked/)
-      expect(await run('append', '--agent-key', f('new.key'), '--proof', f('new.ucan'), '--url', svc.url, 'by the new agent')).toMatch(/index 1\n/)
+      await expect(run('append', '--agent-key', f('old.key'), '--proof', f('old.ucan'), '--url', svc.url, '--state', f('state'), 'old again')).rejects.toThrow(/append refused: Revoked/)
+      expect(await run('append', '--agent-key', f('new.key'), '--proof', f('new.ucan'), '--url', svc.url, '--state', f('state'), 'by the new agent')).toMatch(/index 1\n/)
       const head = (await (await fetch(`${svc.url}/logs/${space.did()}/head`)).json()) as { treeSize: number; origin: string }
       expect(head).toMatchObject({ treeSize: 2, origin: `ucanlog/logs/${space.did()}` })
     } finally {

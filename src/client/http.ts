@@ -1,0 +1,116 @@
+/**
+ * The plain-HTTP side of a ucanlog service as `ucanlog/client` reads it (docs/wire.md "Routes"):
+ * the service DID (`GET /did`), a log's head (`GET /logs/<space>/head`), the witness policy
+ * (`GET /info`) and the log's public files (checkpoint, tiles, entry bundles), with every network
+ * failure turned into a named error.
+ */
+import { ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
+import { type LogFileFetcher, httpLogFiles } from './verify-append.js'
+
+/** A `fetch` (the global one by default); tests and apps may pass their own. */
+export type Fetch = typeof fetch
+
+/** A did:key as `GET /did` answers it. */
+const DID_KEY = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
+
+/**
+ * GETs `path` (resolved against the service base `url`), turning a network failure into
+ * {@link ServiceUnreachableError}. Any HTTP status is returned to the caller.
+ */
+function get(url: string | URL, path: string, fetchImpl: Fetch): Promise<Response> {
+  return namedGet(url, fetchImpl)(new URL(path, url))
+}
+
+/** The {@link ServiceUnreachableError} for a failed request to `url`, with the cause's code (ECONNREFUSED, ENOTFOUND, …). */
+export function unreachable(url: string | URL, err: unknown): ServiceUnreachableError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause
+  const why = cause?.code ?? cause?.message ?? (err as Error).message
+  return new ServiceUnreachableError(`cannot reach the service at ${String(url)} (${why}); is \`ucanlog serve\` running there? (check the URL)`)
+}
+
+/**
+ * The service's DID, from `GET <url>/did`: the audience of every invocation and the issuer of
+ * every receipt.
+ * @throws ServiceUnreachableError; ServiceRefusedError (`HTTPError`) on a non-2xx status;
+ *   UnexpectedAnswerError when the answer is not a did:key.
+ */
+export async function fetchServiceDID(url: string | URL, fetchImpl: Fetch = fetch): Promise<`did:key:${string}`> {
+  const res = await get(url, '/did', fetchImpl)
+  if (!res.ok) throw httpRefusal(res, '/did')
+  const did = (await res.text()).trim()
+  if (!DID_KEY.test(did)) throw new UnexpectedAnswerError(`${new URL('/did', url).href} did not answer a did:key; is ${String(url)} a ucanlog service?`)
+  return did as `did:key:${string}`
+}
+
+/** What `GET /logs/<space>/head` tells of a log (docs/wire.md): its origin and log key, and the latest published checkpoint. */
+export interface LogHead {
+  /** The log id: the space DID. */
+  logId: string
+  /** The checkpoint origin, `<originPrefix>/logs/<space>`. */
+  origin: string
+  /** The log's note verifier key (c2sp.org/signed-note vkey, Ed25519 type 0x01). */
+  vkey: string
+  /** Size of the latest published checkpoint's tree, in entries. */
+  treeSize: number
+  /** Its root hash, standard base64 of 32 bytes. */
+  rootHash: string
+  /** The latest published checkpoint note (cosigned). */
+  checkpoint: string
+}
+
+/**
+ * A log's head, from `GET <url>/logs/<space>/head`; undefined when the service has no published log
+ * for `space` (404). Trust on first use: the `vkey` here is what the service claims — pin it (as
+ * `ucanlog audit` does) and compare later answers against the pinned one.
+ * @throws ServiceUnreachableError; ServiceRefusedError on another non-2xx status.
+ */
+export async function fetchLogHead(url: string | URL, space: string, fetchImpl: Fetch = fetch): Promise<LogHead | undefined> {
+  const path = `/logs/${encodeURIComponent(space)}/head`
+  const res = await get(url, path, fetchImpl)
+  if (res.status === 404) return undefined
+  if (!res.ok) throw httpRefusal(res, path)
+  const head = (await res.json()) as LogHead
+  if (typeof head?.origin !== 'string' || typeof head.vkey !== 'string') throw new UnexpectedAnswerError(`${path} is not a log head`)
+  return head
+}
+
+/**
+ * The witness policy text the service runs with (c2sp.org/tlog-policy), from `GET <url>/info`.
+ * Trust on first use, like {@link fetchLogHead}'s key: pin it. Parse it with `parsePolicy`.
+ * @throws ServiceUnreachableError; ServiceRefusedError on a non-2xx status; UnexpectedAnswerError without one.
+ */
+export async function fetchWitnessPolicy(url: string | URL, fetchImpl: Fetch = fetch): Promise<string> {
+  const res = await get(url, '/info', fetchImpl)
+  if (!res.ok) throw httpRefusal(res, '/info')
+  const info = (await res.json()) as { witnessPolicy?: unknown }
+  if (typeof info?.witnessPolicy !== 'string') throw new UnexpectedAnswerError('/info has no witnessPolicy')
+  return info.witnessPolicy
+}
+
+/**
+ * A reader of a log's public files for `auditLog`'s `fetchFile`: `path` is a tlog-tiles path
+ * (`checkpoint`, `tile/0/000`, `tile/entries/000`, …) under `<url>/logs/<space>/`; the bytes, or
+ * undefined on 404 (verify-append.ts `httpLogFiles`, with the network failure named).
+ * @throws (when called) ServiceUnreachableError; Error naming the path on another non-2xx status.
+ */
+export function logFiles(url: string | URL, space: string, fetchImpl: Fetch = fetch): LogFileFetcher {
+  return httpLogFiles(String(url), space, namedGet(url, fetchImpl))
+}
+
+/**
+ * A GET for the verifiers' `get` options (trust-store.ts, verify-session.ts): `fetchImpl(url)`,
+ * with a network failure turned into {@link ServiceUnreachableError} naming the service `base`.
+ */
+export function namedGet(base: string | URL, fetchImpl: Fetch = fetch): (url: URL) => Promise<Response> {
+  return async (url) => {
+    try {
+      return await fetchImpl(url)
+    } catch (err) {
+      throw unreachable(base, err)
+    }
+  }
+}
+
+function httpRefusal(res: Response, path: string): ServiceRefusedError {
+  return new ServiceRefusedError({ name: 'HTTPError', message: `GET ${path} answered HTTP ${res.status}` }, res.status)
+}
