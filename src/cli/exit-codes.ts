@@ -114,13 +114,13 @@ export function unreachable(url: string, err: unknown): UnreachableError {
 }
 
 /**
- * The exit code for any error: its own `exitCode` when it carries one (1..4), 4 for a network
- * failure, 2 for an HTTP refusal (an error with a `status` of 400..599, as ucanto's HTTP channel
- * throws), else 1.
+ * The exit code for any error: its own `exitCode` when it carries one (1..255: one of
+ * {@link ExitCode}, or e.g. 130 for an append interrupted by SIGINT), 4 for a network failure, 2
+ * for an HTTP refusal (an error with a `status` of 400..599, as ucanto's HTTP channel throws), else 1.
  */
-export function exitCodeOf(err: unknown): ExitCode {
+export function exitCodeOf(err: unknown): number {
   const own = (err as { exitCode?: unknown } | undefined)?.exitCode
-  if (typeof own === 'number' && Number.isInteger(own) && own >= 1 && own <= 4) return own as ExitCode
+  if (typeof own === 'number' && Number.isInteger(own) && own >= 1 && own <= 255) return own
   if (isNetworkError(err)) return ExitCode.Unreachable
   const status = (err as { status?: unknown } | undefined)?.status
   if (typeof status === 'number' && status >= 400 && status <= 599) return ExitCode.Refused
@@ -131,7 +131,7 @@ export function exitCodeOf(err: unknown): ExitCode {
  * What the CLI reports for an error: its name, message and exit code. A network failure without a
  * URL of its own becomes an {@link UnreachableError} message; an HTTP refusal names its status.
  */
-export function describeError(err: unknown): { name: string; message: string; exitCode: ExitCode } {
+export function describeError(err: unknown): { name: string; message: string; exitCode: number } {
   const exitCode = exitCodeOf(err)
   const e = err as { name?: unknown; message?: unknown; exitCode?: unknown; status?: unknown } | undefined
   let message = typeof e?.message === 'string' ? e.message : String(err)

@@ -77,7 +77,8 @@ export async function main(argv: string[]): Promise<void> {
 /**
  * Runs the CLI and reports an error as bin/ucanlog.js does: one line `ucanlog: <name>: <message>`
  * on stderr (commander's usage errors are already printed by commander), or under `--json` one
- * object `{"error":{"name","message","exitCode"}}` on stdout; never a stack trace.
+ * object `{"error":{"name","message","exitCode"}}` on stdout — except an error carrying a batch
+ * `summary` (`append`), whose JSON summary already ends stdout: it is named on stderr; never a stack trace.
  * @returns the exit code ({@link ExitCode}): 0 ok, 1 usage, 2 refused, 3 verification failed, 4 unreachable.
  */
 export async function run(argv: string[]): Promise<number> {
@@ -87,12 +88,19 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     const usage = err instanceof CommanderError
     const e = usage ? { name: 'UsageError', message: err.message.replace(/^error: /, ''), exitCode: ExitCode.Usage } : describeError(err)
-    if (wantsJson(argv)) process.stdout.write(JSON.stringify({ error: e }) + '\n')
+    // An error carrying the `summary` of a batch (`append`) was reported by its command, whose JSON
+    // summary is the last line on stdout; the error itself then goes to stderr as text.
+    if (wantsJson(argv) && !reported(err)) process.stdout.write(JSON.stringify({ error: e }) + '\n')
     // The name is shown for errors that carry their own exit code (it names the failed check or
     // the refusal); other errors print their message alone, as they always did.
-    else if (!usage) process.stderr.write(`ucanlog: ${named(err, e.exitCode) ? `${e.name}: ` : ''}${e.message}\n`)
+    else if (!usage || reported(err)) process.stderr.write(`ucanlog: ${named(err, e.exitCode) ? `${e.name}: ` : ''}${e.message}\n`)
     return e.exitCode
   }
+}
+
+/** Whether the command already reported this error's outcome on stdout (a batch error with its `summary`). */
+function reported(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { summary?: unknown }).summary !== undefined
 }
 
 function named(err: unknown, exitCode: number): boolean {
