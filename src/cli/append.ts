@@ -22,6 +22,7 @@ import { openAppendVerification } from '../client/verify-session.js'
 import type { API } from '@ucanto/core'
 import { DEFAULT_MAX_BODY_BYTES, connect, createInvocation, delegateAgentToService, parseDelegation } from '../ucan/index.js'
 import { readKey } from './key.js'
+import { fetchServiceDID, urlOption } from './service-did.js'
 
 /** Options of `ucanlog append`, as commander parses them. */
 interface AppendOptions {
@@ -52,9 +53,9 @@ export function appendCommand(): Command {
         'An entry is at most 65535 bytes. Exit codes: 0 ok, 1 usage or input, 2 refused by the service, 3 verification failed, 4 unreachable.',
     )
     .argument('[entries...]', 'entries (UTF-8 strings), one per argument')
-    .requiredOption('--agent-key <file>', 'the agent key file (from `ucanlog key create`)')
-    .requiredOption('--proof <file>', 'the Space → Agent delegation (from `ucanlog delegate` or `storacha delegation create --base64`)')
-    .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
+    .addOption(new Option('--agent-key <file>', 'the agent key file (from `ucanlog key create`)').env('UCANLOG_AGENT_KEY').makeOptionMandatory())
+    .addOption(new Option('--proof <file>', 'the Space → Agent delegation (from `ucanlog delegate` or `storacha delegation create --base64`)').env('UCANLOG_PROOF').makeOptionMandatory())
+    .addOption(urlOption())
     .option('--file <file>', 'append this file as one entry of raw bytes (with --lines: one entry per line)')
     .option('--lines', 'split --file into one entry per line')
     .addOption(new Option('--text', 'lines are UTF-8 text, each stored as its bytes (the default; a line that is not UTF-8 is refused)').conflicts('base64'))
@@ -276,17 +277,5 @@ function positiveInteger(s: string, flag: string): number {
   return n
 }
 
-/**
- * The service DID from `GET <url>/did`.
- * @throws an error with `exitCode` 4 (`Unreachable`) when the service cannot be reached, 2 when it
- *   answers an error status, 3 when its answer is not a did:key.
- */
-export async function fetchServiceDID(url: string): Promise<`did:${string}:${string}`> {
-  const res = await fetch(new URL('/did', url)).catch((err: Error & { cause?: { code?: string } }) => {
-    throw Object.assign(new Error(`cannot reach the service at ${url} (${err.cause?.code ?? err.message}); is \`ucanlog serve\` running? (--url or UCANLOG_URL)`), { name: 'Unreachable', exitCode: 4 })
-  })
-  if (!res.ok) throw Object.assign(new Error(`GET ${url}/did answered ${res.status}; is ${url} a ucanlog service? (--url)`), { name: 'ServiceError', exitCode: 2 })
-  const did = (await res.text()).trim()
-  if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(did)) throw Object.assign(new Error(`${url}/did is not a did:key: ${did.slice(0, 80)}`), { name: 'InvalidServiceDID', exitCode: 3 })
-  return did as `did:${string}:${string}`
-}
+/** The service DID from `GET <url>/did` (src/cli/service-did.ts; unreachable → exit 4, a refusal or a non-did:key answer → 2). */
+export { fetchServiceDID } from './service-did.js'

@@ -9,6 +9,7 @@ import { AUDIT_FAILED_EXIT_CODE, auditLog } from '../client/audit.js'
 import { httpLogFiles } from '../client/verify-append.js'
 import { defaultStateDir, loadTrust, resolveTrust, saveTrust, trustFilePath } from '../client/trust-store.js'
 import { encodeBase64, parsePolicy } from '../tlog/index.js'
+import { unreachable } from './exit-codes.js'
 
 /** `ucanlog audit`: fetches a log's public files over HTTP, runs {@link auditLog} and keeps the pinned state in `--state`. */
 export function auditCommand(): Command {
@@ -25,7 +26,8 @@ export function auditCommand(): Command {
         '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
         '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
         '     LogRolledBack, LogForked\n' +
-        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+        '  1  any other error (usage, an unreadable policy or state file)\n' +
+        '  4  the service could not be reached (connection refused, DNS, timeout); nothing is pinned\n',
     )
     .requiredOption('--space <did>', 'the space DID whose log to audit')
     .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
@@ -37,8 +39,8 @@ export function auditCommand(): Command {
     .action(async (o: { space: string; url: string; state: string; witnessPolicy?: string; logVkey?: string; sample: string; json?: boolean }) => {
       if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new Error('--space must be a did:key')
       const reach = (url: URL) =>
-        fetch(url).catch((err: Error) => {
-          throw new Error(`cannot reach ${o.url} (${err.message}); is the service running? (--url)`)
+        fetch(url).catch((err: unknown) => {
+          throw unreachable(o.url, err) // exit 4, not a failed audit
         })
       const stateFile = trustFilePath(o.state, o.space)
       const stored = await loadTrust(o.state, o.space)

@@ -2,36 +2,67 @@
  * `ucanlog revoke`: sends `ucan/revoke` (storacha's capability) for a delegation to the service, so
  * that from then on no append through it is accepted — the second step of rotating an agent key
  * (README "Revocation and key rotation"). The revoker must be in the delegation's chain (the space
- * owner, or the delegation's issuer or audience); anyone else's revocation is logged but changes
- * nothing.
+ * owner, or the delegation's issuer or audience); anyone else's revocation would have no effect, and
+ * the service refuses it (`UnrelatedRevocation`, exit 2). Revoking what is already revoked changes
+ * nothing and says so (exit 0).
  */
 import { readFile } from 'node:fs/promises'
-import { Command } from 'commander'
+import { Command, Option } from 'commander'
 import { connect, parseDelegation, revokeInvocation } from '../ucan/index.js'
-import { fetchServiceDID } from './append.js'
+import { ServiceRefusedError, UsageError, unreachable, isNetworkError } from './exit-codes.js'
 import { readKey } from './key.js'
+import { fetchServiceDID, urlOption } from './service-did.js'
 
-/** The `revoke` command. */
+/** The service's `ucan/revoke` result (docs/wire.md): `time` Unix ms of the first recording. */
+interface RevokeOk {
+  time: number
+  ucan: string
+  scope: string
+  index?: number
+  alreadyRevoked?: boolean
+}
+
+/**
+ * The `revoke` command. `--json` prints `{ revoked, scope, time (Unix ms, when first recorded),
+ * index?, alreadyRevoked }`.
+ */
 export function revokeCommand(): Command {
   return new Command('revoke')
     .description('Revoke a delegation (ucan/revoke): appends through a chain containing it are refused from then on.')
-    .requiredOption('--key <file>', 'the revoker\'s key file: the space key, or the delegation\'s issuer or audience')
+    .addOption(new Option('--key <file>', "the revoker's key file: the space key, or the delegation's issuer or audience").env('UCANLOG_REVOKER_KEY').makeOptionMandatory())
     .requiredOption('--delegation <file>', 'the delegation to revoke (from `ucanlog delegate` or `storacha delegation create --base64`)')
-    .option('--url <url>', 'service base URL', process.env.UCANLOG_URL ?? 'http://127.0.0.1:8787')
-    .action(async (o: { key: string; delegation: string; url: string }) => {
+    .addOption(urlOption())
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { key: string; delegation: string; url: string; json?: boolean }) => {
       const issuer = await readKey(o.key)
-      const text = (await readFile(o.delegation, 'utf8').catch(() => {
-        throw new Error(`cannot read --delegation ${o.delegation}`)
+      const text = (await readFile(o.delegation, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new UsageError(`cannot read --delegation ${o.delegation} (${err.code ?? err.message})`)
       })).trim()
       const parsed = await parseDelegation(text)
-      if (parsed.error) throw new Error(`--delegation ${o.delegation} is not a delegation: ${parsed.error.message}`)
+      if (parsed.error) throw new UsageError(`--delegation ${o.delegation} is not a delegation: ${parsed.error.message}`)
       const service = await fetchServiceDID(o.url)
-      const [receipt] = await connect(o.url, service).execute(revokeInvocation({ issuer, service, ucan: parsed.ok }))
-      const out = receipt!.out as { ok?: { ucan: string; scope: string; index?: number }; error?: { name: string; message: string } }
-      if (out.error) throw new Error(`revocation refused: ${out.error.name}: ${out.error.message}`)
+      let receipt
+      try {
+        ;[receipt] = await connect(o.url, service).execute(revokeInvocation({ issuer, service, ucan: parsed.ok }))
+      } catch (err) {
+        throw isNetworkError(err) ? unreachable(o.url, err) : err
+      }
+      const out = receipt!.out as { ok?: RevokeOk; error?: { name: string; message: string } }
+      if (out.error) {
+        const none = out.error.name === 'UnrelatedRevocation' ? ' Nothing was revoked: revoke with the space key, or the key of the delegation\'s issuer or audience.' : ''
+        throw new ServiceRefusedError(`revocation refused: ${out.error.name}: ${out.error.message}.${none}`, out.error.name)
+      }
+      const ok = out.ok!
+      const already = ok.alreadyRevoked === true
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ revoked: ok.ucan, scope: ok.scope, time: ok.time, ...(ok.index !== undefined && { index: ok.index }), alreadyRevoked: already }) + '\n')
+        return
+      }
+      const entry = ok.index !== undefined ? `revocation log entry ${ok.index} (${o.url.replace(/\/$/, '')}/revocations/entries?since=${ok.index})\n` : ''
       process.stdout.write(
-        `revoked ${out.ok!.ucan} on the authority of ${out.ok!.scope}\n` +
-          (out.ok!.index !== undefined ? `revocation log entry ${out.ok!.index} (${o.url.replace(/\/$/, '')}/revocations/entries?since=${out.ok!.index})\n` : ''),
+        already
+          ? `already revoked: ${ok.ucan} on the authority of ${ok.scope} since ${new Date(ok.time).toISOString()}; nothing changed\n` + entry
+          : `revoked ${ok.ucan} on the authority of ${ok.scope}\n` + entry,
       )
     })
 }

@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Command } from 'commander'
 import { encodeBase64, parseVerifierKey } from '../tlog/index.js'
+import { UnreachableError, isNetworkError } from './exit-codes.js'
 import { SqliteWitnessStore, openWitness, parseLogList, pullLogs, witnessApp, witnessVkey } from '../../witness/index.js'
 
 /** Default listen address of `witness serve` (litewitness's default). */
@@ -57,7 +58,8 @@ export function witnessCommand(): Command {
     .requiredOption('--key <file>', 'the witness key: a raw 32-byte Ed25519 seed, created with mode 0600 if missing')
     .option('--listen <host:port>', 'address to listen on (plain HTTP; terminate TLS in front)', DEFAULT_WITNESS_LISTEN)
     .option('--db <file>', 'the witness state (SQLite)', DEFAULT_WITNESS_DB)
-    .action(async (o: { name: string; key: string; listen: string; db: string }) => {
+    .option('--json', 'print the start-up lines as one JSON object {"vkey","name","url","db"}')
+    .action(async (o: { name: string; key: string; listen: string; db: string; json?: boolean }) => {
       const { host, port } = parseListen(o.listen)
       const { witness, close } = await openWitness({ name: o.name, keyFile: o.key, dbFile: o.db })
       const server = serve({ fetch: witnessApp(witness).fetch, port, hostname: host })
@@ -68,14 +70,16 @@ export function witnessCommand(): Command {
         })
       } catch (e) {
         close()
-        throw new Error(`cannot listen on ${o.listen}: ${(e as Error).message}`)
+        const inUse = (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        throw new WitnessUsageError(`cannot listen on ${o.listen}: ${inUse ? 'the port is already in use (EADDRINUSE)' : (e as Error).message}; choose another --listen`)
       }
       const http = server as unknown as { requestTimeout: number; headersTimeout: number }
       http.requestTimeout = WITNESS_HTTP_TIMEOUT_MS
       http.headersTimeout = WITNESS_HTTP_TIMEOUT_MS
       const addr = server.address() as AddressInfo
       const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
-      process.stdout.write(
+      if (o.json) process.stdout.write(JSON.stringify({ vkey: witness.vkey, name: witness.name, url: `http://${shown}:${addr.port}`, db: o.db }) + '\n')
+      else process.stdout.write(
         `witness vkey: ${witness.vkey}\n` +
           `ucanlog witness ${witness.name} listening on http://${shown}:${addr.port}\n` +
           `  add-checkpoint: POST http://${shown}:${addr.port}/add-checkpoint\n  state: ${o.db}\n`,
@@ -84,7 +88,7 @@ export function witnessCommand(): Command {
       const stop = (sig: string) => {
         if (stopping) return
         stopping = true
-        process.stdout.write(`${sig}: stopping\n`)
+        if (!o.json) process.stdout.write(`${sig}: stopping\n`)
         server.close(() => {
           close()
           process.exit(0)
@@ -99,8 +103,10 @@ export function witnessCommand(): Command {
     .description('Print the witness verifier key (type 0x04) for policies and the witness network, without starting anything.')
     .requiredOption('--name <name>', 'the witness key name')
     .requiredOption('--key <file>', 'the witness key file (32-byte seed)')
-    .action(async (o: { name: string; key: string }) => {
-      process.stdout.write(`${await witnessVkey({ name: o.name, keyFile: o.key })}\n`)
+    .option('--json', 'print {"vkey"} as JSON')
+    .action(async (o: { name: string; key: string; json?: boolean }) => {
+      const vkey = await witnessVkey({ name: o.name, keyFile: o.key })
+      process.stdout.write(o.json ? JSON.stringify({ vkey }) + '\n' : `${vkey}\n`)
     })
 
   w.command('add-log')
@@ -183,6 +189,7 @@ async function withStore(db: string, f: (s: SqliteWitnessStore) => void | Promis
 async function readSource(source: string): Promise<string> {
   if (/^https?:\/\//i.test(source)) {
     const res = await fetch(source, { signal: AbortSignal.timeout(PULL_TIMEOUT_MS) }).catch((e: Error) => {
+      if (isNetworkError(e)) throw new UnreachableError(source, `cannot fetch ${source}: ${(e.cause as Error | undefined)?.message ?? e.message}; check the URL and the network, or pass a file`)
       throw new Error(`cannot fetch ${source}: ${e.message}`)
     })
     if (!res.ok) throw new Error(`cannot fetch ${source}: HTTP ${res.status}`)

@@ -146,7 +146,9 @@ export async function restoreLog(i: RestoreInput): Promise<RestoreReport> {
   try {
     report = await auditLog({ fetchFile, origin: i.origin, logVkey: i.logVkey, policy: i.policy, inclusionSample: 100 })
   } catch (err) {
-    throw new RestoreError(`the log under ${root} does not verify: ${(err as Error).message}`)
+    // The CLI's exit code travels with it: a failed check's (verification failed), or 4 (unreachable).
+    const exitCode = (err as { exitCode?: unknown }).exitCode
+    throw Object.assign(new RestoreError(`the log under ${root} does not verify: ${(err as Error).message}`, { cause: err }), typeof exitCode === 'number' ? { exitCode } : {})
   }
   const size = report.size
   const reader = servedTileReader(size, report.rootHash, fetchFile, (path) => new RestoreError(`tile ${path} is missing under ${root}`))
@@ -250,7 +252,8 @@ export function gatewayBlocks(gateway: string, fetchImpl: typeof fetch = fetch):
   return async (cid) => {
     const url = new URL(`/ipfs/${cid}?format=raw`, gateway)
     const res = await fetchImpl(url, { headers: { accept: 'application/vnd.ipld.raw' } }).catch((err: Error) => {
-      throw new RestoreError(`cannot reach the gateway ${gateway} (${err.message})`)
+      // exitCode 4: unreachable (src/cli/exit-codes.ts), not a log that failed to verify.
+      throw Object.assign(new RestoreError(`cannot reach the gateway ${gateway} (${(err.cause as Error | undefined)?.message ?? err.message}); check --gateway and the network`, { cause: err }), { exitCode: 4 })
     })
     if (res.status === 404) return undefined
     if (!res.ok) throw new RestoreError(`GET ${url} answered ${res.status}`)

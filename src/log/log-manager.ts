@@ -23,7 +23,10 @@ import { Log, LogClosedError, type LogOptions, type WitnessQuorum } from './log.
 import { CorruptLogError, type StoredCheckpoint, checkStoredState, readEntries, readStoredCheckpoint, readStoredTree } from './state.js'
 import type { LogBackend, LogFiles } from './storage.js'
 
-/** Default origin prefix: origins are `<prefix>/logs/<spaceDID>`. */
+/**
+ * The engine's origin prefix when none is given (tests; origins are `<prefix>/logs/<spaceDID>`). The
+ * service always passes one: the data directory's, by default derived from its key (src/server/origin-prefix.ts).
+ */
 export const DEFAULT_ORIGIN_PREFIX = 'ucanlog'
 /** Default most logs open at once (each holds {@link FDS_PER_OPEN_LOG} descriptors). */
 export const DEFAULT_MAX_OPEN_LOGS = 256

@@ -3,7 +3,8 @@
  * variable (flags win); both are validated once here, at start.
  */
 import { DEFAULT_BATCH_MAX_AGE_MS, DEFAULT_BATCH_MAX_SIZE, DEFAULT_MAX_ENTRIES } from '../log/log.js'
-import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE, DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS, DEFAULT_ORIGIN_PREFIX } from '../log/log-manager.js'
+import { DEFAULT_LOG_CREATE_BURST, DEFAULT_LOG_CREATE_RATE, DEFAULT_MAX_LOGS, DEFAULT_MAX_OPEN_LOGS } from '../log/log-manager.js'
+import { AUTO_ORIGIN_PREFIX } from './origin-prefix.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_UPPER_TILE_CACHE_BYTES } from '../log/tile-cache.js'
 import { DEFAULT_SHARD_CACHE_BYTES } from '../storage/unixfs.js'
@@ -39,9 +40,12 @@ export interface ServiceConfig {
   idleTimeoutMs: number
   /** Data directory: keys, logs, CARs, witness state. */
   dataDir: string
-  /** Witness policy file (c2sp.org/tlog-policy). */
+  /** Witness policy file (c2sp.org/tlog-policy); the default one, when absent, means the built-in policy (src/server/policy.ts BUILTIN_POLICY). */
   witnessPolicyFile: string
-  /** Origin prefix: origins are `<prefix>/logs/<spaceDID>`. */
+  /**
+   * Origin prefix: origins are `<prefix>/logs/<spaceDID>`. `auto` (the default): the data
+   * directory's, else derived from the service key (src/server/origin-prefix.ts).
+   */
   originPrefix: string
   /** Maximum entries per batch. */
   batchMaxSize: number
@@ -153,7 +157,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   dataDir: './data',
   witnessPolicyFile: './witness_policy.txt',
-  originPrefix: DEFAULT_ORIGIN_PREFIX,
+  originPrefix: AUTO_ORIGIN_PREFIX,
   batchMaxSize: DEFAULT_BATCH_MAX_SIZE,
   batchMaxAgeMs: DEFAULT_BATCH_MAX_AGE_MS,
   maxLogEntries: DEFAULT_MAX_ENTRIES,
@@ -210,6 +214,8 @@ export interface Knob {
   integer?: { min: number; max: number }
   /** A switch: the flag takes no value; the env var is `true`/`1` or `false`/`0`. */
   boolean?: true
+  /** How `serve --help` states the default when the value alone does not say it (e.g. `auto`). */
+  defaultText?: string
 }
 
 /** The knob table: the CLI options, the env vars and the README's configuration table come from it. */
@@ -223,8 +229,8 @@ export const KNOBS: Knob[] = [
   { key: 'keepAliveTimeoutMs', flag: '--keep-alive-timeout', env: 'UCANLOG_KEEP_ALIVE_TIMEOUT_MS', unit: 'ms', description: 'idle keep-alive connections are closed after this', integer: { min: 1, max: 600_000 } },
   { key: 'idleTimeoutMs', flag: '--idle-timeout', env: 'UCANLOG_IDLE_TIMEOUT_MS', unit: 'ms', description: 'a connection with no bytes moving either way for this long is closed; more than --batch-max-age + --witness-timeout', integer: { min: 1000, max: 3_600_000 } },
   { key: 'dataDir', flag: '--data', env: 'UCANLOG_DATA', unit: 'directory', description: 'keys, logs, CARs and witness state' },
-  { key: 'witnessPolicyFile', flag: '--witness-policy', env: 'UCANLOG_WITNESS_POLICY', unit: 'file', description: 'witness policy (c2sp.org/tlog-policy)' },
-  { key: 'originPrefix', flag: '--origin-prefix', env: 'UCANLOG_ORIGIN_PREFIX', unit: 'string', description: 'checkpoint origins are <prefix>/logs/<spaceDID>' },
+  { key: 'witnessPolicyFile', flag: '--witness-policy', env: 'UCANLOG_WITNESS_POLICY', unit: 'file', description: 'witness policy (c2sp.org/tlog-policy)', defaultText: './witness_policy.txt, or the built-in policy (the bundled witness alone) when that file is absent' },
+  { key: 'originPrefix', flag: '--origin-prefix', env: 'UCANLOG_ORIGIN_PREFIX', unit: 'string', description: "checkpoint origins are <prefix>/logs/<spaceDID>; a host name you control (e.g. log.example.com); fixed per data directory on first start (<data>/origin-prefix), as a log's origin never changes", defaultText: 'derived from the service key, <key hash>.ucanlog.local (auto)' },
   { key: 'batchMaxSize', flag: '--batch-max-size', env: 'UCANLOG_BATCH_MAX_SIZE', unit: 'entries', description: 'maximum entries per batch', integer: { min: 1, max: 65536 } },
   { key: 'batchMaxAgeMs', flag: '--batch-max-age', env: 'UCANLOG_BATCH_MAX_AGE_MS', unit: 'ms', description: 'maximum wait before a batch is integrated', integer: { min: 0, max: 60_000 } },
   { key: 'maxLogEntries', flag: '--max-log-entries', env: 'UCANLOG_MAX_LOG_ENTRIES', unit: 'entries', description: "most entries one space's log may hold, its disk bound (entries ≤ 64 KiB each); past it, that space's appends → LogFull", integer: { min: 1, max: 2 ** 48 } },

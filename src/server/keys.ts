@@ -12,6 +12,28 @@ export class InsecureKeyFileError extends Error {
   override name = 'InsecureKeyFileError'
 }
 
+/** A key file whose contents are not a key; the message names the file, never its contents. */
+export class CorruptKeyFileError extends Error {
+  override name = 'CorruptKeyFile'
+}
+
+/**
+ * Parses a key file's text (ucanto's `ed25519.format`: multibase base64pad, `M` prefix, 68 bytes).
+ * @param path the file, named in the error.
+ * @throws CorruptKeyFileError naming the file and the next step, without any of its contents (the
+ *   parser's own messages quote them).
+ */
+export function parseKeyFile(path: string, text: string): ed25519.EdSigner {
+  try {
+    return ed25519.parse(text.trim())
+  } catch {
+    throw new CorruptKeyFileError(
+      `${path} is not an Ed25519 key in the ucanto format (multibase base64pad, starting with M); ` +
+        'restore it from a backup, or move it away and create a new key (`ucanlog key create`; a new service key means new log keys)',
+    )
+  }
+}
+
 /**
  * Reads a secret file, or creates it with `create()`'s bytes (mode 0600, exclusive create, fsynced)
  * when it does not exist.
@@ -44,11 +66,12 @@ export async function loadOrCreateSecret(path: string, create: () => Uint8Array 
  * The service's Ed25519 key (its did:key is the service DID) from a key file holding ucanto's
  * `ed25519.format` string, created on first use.
  * @returns the ucanto signer and its 32-byte Ed25519 seed (RFC 8032 private key), which also signs
- *   checkpoints as a signed-note key.
+ *   checkpoints as a signed-note key; `created` when this call created the file.
+ * @throws CorruptKeyFileError, InsecureKeyFileError.
  */
 export async function loadServiceKey(path: string): Promise<{ signer: ed25519.EdSigner; seed: Uint8Array; created: boolean }> {
   const { bytes, created } = await loadOrCreateSecret(path, async () => Buffer.from(ed25519.format(await ed25519.generate()) + '\n'))
-  const signer = ed25519.parse(Buffer.from(bytes).toString('utf8').trim())
+  const signer = parseKeyFile(path, Buffer.from(bytes).toString('utf8'))
   return { signer, seed: seedOf(signer), created }
 }
 
@@ -56,6 +79,11 @@ export async function loadServiceKey(path: string): Promise<{ signer: ed25519.Ed
 export function seedOf(signer: ed25519.EdSigner): Uint8Array {
   const b = signer.encode()
   return b.slice(2, 34)
+}
+
+/** The 32-byte Ed25519 public key of a ucanto ed25519 signer (its encoding: 0x1300 tag, seed, 0xed tag, public key). */
+export function publicKeyOf(signer: ed25519.EdSigner): Uint8Array {
+  return signer.encode().slice(36, 68)
 }
 
 /**

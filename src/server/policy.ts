@@ -7,6 +7,12 @@
  */
 import { type Policy, parsePolicy } from '../tlog/index.js'
 
+/**
+ * The policy `serve` uses when `./witness_policy.txt` is absent (run outside the checkout): the
+ * bundled witness alone, as the committed file says. /info shows it with the placeholders filled in.
+ */
+export const BUILTIN_POLICY = 'witness bundled @bundled-vkey @bundled-url\nquorum bundled\n'
+
 /** A policy that names the bundled witness while none runs, or that the tlog-policy parser refuses. */
 export class PolicyConfigError extends Error {
   override name = 'PolicyConfigError'

@@ -2,7 +2,7 @@
  * The composition root of `ucanlog serve`: keys, the bundled witness, the witness policy, the log
  * engine on the local backend, the ucanto RPC service and the Hono app, listening on one port.
  */
-import { readFile } from 'node:fs/promises'
+import { access, constants, mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
@@ -23,8 +23,9 @@ import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
-import { didKeyOfVkey, loadServiceKey } from './keys.js'
-import { loadPolicy } from './policy.js'
+import { didKeyOfVkey, loadServiceKey, publicKeyOf } from './keys.js'
+import { BUILTIN_POLICY, loadPolicy } from './policy.js'
+import { type OriginPrefixSource, decideOriginPrefix } from './origin-prefix.js'
 import { connectionLimits } from './connection-limits.js'
 import { defaultFdReserve, readFdLimit } from './fd-budget.js'
 import { type ConnectionEvent, closeListener, listen } from './listener.js'
@@ -41,6 +42,14 @@ export interface RunningService {
   witnessVkey: string | undefined
   /** The effective witness policy text. */
   policy: string
+  /** Where the policy came from: its file, or `built-in` when the default file is absent ({@link BUILTIN_POLICY}). */
+  policySource: string
+  /** The origin prefix of every log (`<prefix>/logs/<space>`), kept in `<data>/origin-prefix`. */
+  originPrefix: string
+  /** Where the origin prefix came from (src/server/origin-prefix.ts). */
+  originPrefixSource: OriginPrefixSource
+  /** Start-up warnings for the operator (e.g. an origin prefix that is not host-like); also logged. */
+  warnings: string[]
   logs: LogManager
   /** The Storacha uploader, when `storachaUrl` is not `off`. */
   uploader: StorachaUploader | undefined
@@ -77,10 +86,15 @@ export interface ServiceHooks {
 }
 
 /**
- * Starts the service: creates keys (0600) and state on first start, opens the bundled witness,
- * reads the witness policy, listens on `host:port` and serves the app. `hooks`: see {@link ServiceHooks}.
- * @throws PolicyConfigError for a bad policy file, InsecureKeyFileError for a key file others can read,
- *   ConfigError-style messages for unusable settings, and the listener's error (e.g. EADDRINUSE).
+ * Starts the service: listens on `host:port` first (so a port in use is reported before anything
+ * is created), then creates the data directory, keys (0600) and state on first start, opens the
+ * bundled witness, reads the witness policy (the built-in one when the default file is absent),
+ * decides the origin prefix (src/server/origin-prefix.ts) and serves the app. `hooks`: see {@link ServiceHooks}.
+ * @throws ConfigError for unusable settings, a port in use (EADDRINUSE) or an unusable data
+ *   directory, each naming the flag to change; PolicyConfigError for a bad policy file;
+ *   InsecureKeyFileError for a key file others can read; CorruptKeyFileError for one that is not a
+ *   key (never quoting it); OriginPrefixConflictError for a prefix contradicting the data directory's.
+ *   On any of these the port is freed.
  */
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
@@ -92,31 +106,52 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const { budget, ...limits } = connectionLimits(c, readFdLimit(), defaultFdReserve(c.maxOpenLogs + 1)) // + the revocation log
   const log = logger ?? pino({ level: c.logLevel })
   const dataDir = resolve(c.dataDir)
-  const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
-  if (created) log.info({ did: signer.did(), file: join(dataDir, 'service.key') }, 'created service key')
-
   const metrics = new Registry()
   collectDefaultMetrics({ register: metrics })
   const appends = new Counter({ name: 'ucanlog_appends_total', help: 'tlog/append results by outcome', labelNames: ['result'], registers: [metrics] })
 
-  // The bundled witness, in-process, mounted at /witness on the same listener.
-  const bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), dbFile: join(dataDir, 'witness.db') })
-
-  // Listen first (port 0 picks one) so the bundled witness URL is known before the policy is read.
+  // Listen first, before anything is created in the data directory: a port in use is reported
+  // with nothing left behind, and (port 0 picks one) the bundled witness URL is known before the
+  // policy is read. Requests get 503 until the app is ready.
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
   const preverified = new Counter({ name: 'ucanlog_preverify_requests_total', help: 'requests handed to the pre-verification workers, by who checked their signatures (worker; main-thread: pool busy, failed or closed)', labelNames: ['by'], registers: [metrics] })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
-  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }), onConnection: hooks.onConnection })
+  const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }), onConnection: hooks.onConnection }).catch(
+    (err: NodeJS.ErrnoException) => {
+      throw listenError(c, err)
+    },
+  )
   log.info({ fdLimit: budget ? (Number.isFinite(budget.limit) ? budget.limit : 'unlimited') : 'unknown', fdReserved: budget?.reserved, ...limits }, 'descriptor budget and connection limits')
   const port = (server.address() as AddressInfo).port
   const urlHost = c.host === '0.0.0.0' || c.host === '::' ? '127.0.0.1' : c.host.includes(':') ? `[${c.host}]` : c.host
   const url = `http://${urlHost}:${port}`
 
-  const policyText = await readFile(c.witnessPolicyFile, 'utf8').catch((err) => {
-    throw new Error(`cannot read the witness policy ${c.witnessPolicyFile}: ${err.message}; pass --witness-policy <file>`)
-  })
-  const { effective, policy } = loadPolicy(policyText, { vkey: bw.witness.vkey, url: `${url}/witness` }, c.witnessPolicyFile)
+  // Keys, the bundled witness, the policy and the origin prefix; on any failure the port is freed.
+  let bw: Awaited<ReturnType<typeof openWitness>> | undefined
+  let started: Awaited<ReturnType<typeof prepare>>
+  const prepare = async () => {
+    await usableDataDir(dataDir)
+    const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
+    if (created) log.info({ did: signer.did(), file: join(dataDir, 'service.key') }, 'created service key')
+    // The bundled witness, in-process, mounted at /witness on the same listener.
+    bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), dbFile: join(dataDir, 'witness.db') })
+    const { text: policyText, source: policySource } = await readPolicyFile(c.witnessPolicyFile)
+    const { effective, policy } = loadPolicy(policyText, { vkey: bw.witness.vkey, url: `${url}/witness` }, policySource)
+    const prefix = await decideOriginPrefix({ dataDir, configured: c.originPrefix, publicKey: publicKeyOf(signer), keyCreated: created })
+    if (prefix.warning) log.warn({ originPrefix: prefix.prefix }, prefix.warning)
+    return { signer, seed, bw, effective, policy, policySource, prefix }
+  }
+  try {
+    started = await prepare()
+  } catch (err) {
+    bw?.close()
+    await closeListener(server)
+    throw err
+  }
+  const { signer, seed, effective, policy, policySource, prefix } = started
+  const originPrefix = prefix.prefix
+  const bundled = started.bw
 
   // Storacha uploads (opt-in): a durable queue in the data directory, fed by every CAR packed.
   let uploader: StorachaUploader | undefined
@@ -140,12 +175,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     return signer
   }
   // The bundled witness's HTTP handler: served at /witness, and called in-process by the logs' witness clients.
-  const bundledWitness = witnessApp(bw.witness, { registry: metrics, metricsPage: false }) // its counters join /metrics
+  const bundledWitness = witnessApp(bundled.witness, { registry: metrics, metricsPage: false }) // its counters join /metrics
   const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
-    bw.store.addLog(origin)
-    bw.store.addKey(origin, logSigner(origin).vkey)
+    bundled.store.addLog(origin)
+    bundled.store.addKey(origin, logSigner(origin).vkey)
     return new WitnessClient({
       policy,
       timeoutMs: c.witnessTimeoutMs,
@@ -160,7 +195,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   sharedShardCache(c.shardCacheBytes)
   const logs = new LogManager({
     backend,
-    originPrefix: c.originPrefix,
+    originPrefix,
     signer: logSigner,
     verifier: (origin) => ed25519Verifier(logSigner(origin).vkey),
     witnesses: witnessesFor,
@@ -207,7 +242,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
     backend,
-    originPrefix: c.originPrefix,
+    originPrefix,
     signer: logSigner,
     witnesses: witnessesFor,
     store: ucanStore.revocations,
@@ -229,7 +264,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     replay: ucanStore.replay,
     attester,
     // The service DID is always refused as a space; the bundled witness's key is the service's too.
-    reservedSpaces: [didKeyOfVkey(bw.witness.vkey)],
+    reservedSpaces: [didKeyOfVkey(bundled.witness.vkey)],
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     maxVerifiedUcans: c.verifiedUcans,
     maxVerifiedUcanBytes: c.verifiedUcanBytes,
@@ -259,10 +294,10 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
 
   const info = () => ({
     did: signer.did(),
-    originPrefix: c.originPrefix,
+    originPrefix,
     witnessPolicy: effective,
     witnesses: policy.witnesses.map((w) => ({ name: w.name, vkey: w.vkey, url: w.url ?? null })),
-    bundledWitness: { name: c.witnessName, vkey: bw.witness.vkey, url: `${url}/witness` },
+    bundledWitness: { name: c.witnessName, vkey: bundled.witness.vkey, url: `${url}/witness` },
     revocations: { origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey, url: `${url}/revocations` },
     attester: attester ?? null,
     version: VERSION,
@@ -304,13 +339,17 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     })().catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
   }
-  log.info({ url, did: signer.did(), data: dataDir, witness: bw.witness.vkey }, 'ucanlog listening')
+  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey }, 'ucanlog listening')
 
   return {
     url,
     did: signer.did(),
-    witnessVkey: bw.witness.vkey,
+    witnessVkey: bundled.witness.vkey,
     policy: effective,
+    policySource,
+    originPrefix,
+    originPrefixSource: prefix.source,
+    warnings: prefix.warning ? [prefix.warning] : [],
     logs,
     uploader,
     async close() {
@@ -323,7 +362,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       await uploader?.close()
       uploadQueue?.close()
       await closeListener(server)
-      bw.close()
+      bundled.close()
     },
   }
 }
@@ -358,4 +397,47 @@ function trustedAttester(c: ServiceConfig): { did: `did:${string}:${string}`; ke
     throw new ConfigError(`--attester-key / UCANLOG_ATTESTER_KEY must be the attester's Ed25519 did:key, got ${JSON.stringify(c.attesterKey)}`)
   }
   return { did: c.attesterDid as `did:${string}:${string}`, key: c.attesterKey as `did:key:${string}` }
+}
+
+/** A listener error as the operator should read it: the address, the cause and the next step. */
+function listenError(c: ServiceConfig, err: NodeJS.ErrnoException): Error {
+  const where = `${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`
+  if (err.code === 'EADDRINUSE') {
+    return new ConfigError(`cannot listen on ${where}: the port is already in use (EADDRINUSE); stop the other process or choose another --port / UCANLOG_PORT (0 picks a free one)`)
+  }
+  if (err.code === 'EACCES') return new ConfigError(`cannot listen on ${where}: not permitted (EACCES); choose a port above 1023 with --port / UCANLOG_PORT`)
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
+    return new ConfigError(`cannot listen on ${where}: no such local address (${err.code}); choose another --host / UCANLOG_HOST`)
+  }
+  return new ConfigError(`cannot listen on ${where}: ${err.message}; check --host and --port`)
+}
+
+/**
+ * Creates the data directory if needed and checks it is a writable directory.
+ * @throws ConfigError naming the directory, the cause and the next step.
+ */
+async function usableDataDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true })
+    await access(dir, constants.W_OK | constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new ConfigError(`cannot use the data directory ${dir} (${code}): it must be a writable directory; choose another --data / UCANLOG_DATA or fix its permissions`)
+  }
+}
+
+/**
+ * The witness policy text: the file, or {@link BUILTIN_POLICY} when the file is the default
+ * (`./witness_policy.txt`, relative to the working directory) and absent, so `serve` runs outside
+ * the checkout. A file named explicitly must exist.
+ * @returns the text and its source (the file name, or `built-in`).
+ * @throws Error naming the file and the flag.
+ */
+async function readPolicyFile(file: string): Promise<{ text: string; source: string }> {
+  try {
+    return { text: await readFile(file, 'utf8'), source: file }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === DEFAULT_CONFIG.witnessPolicyFile) return { text: BUILTIN_POLICY, source: 'built-in' }
+    throw new ConfigError(`cannot read the witness policy ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass --witness-policy <file> / UCANLOG_WITNESS_POLICY`)
+  }
 }

@@ -65,6 +65,8 @@ export interface RevokeResult {
   scope: string
   /** Entry index in the revocation log (`<prefix>/revocations`), when it has been appended. */
   index?: number
+  /** `true` when `scope` had already revoked this UCAN: nothing changed (absent otherwise). */
+  alreadyRevoked?: true
 }
 
 /** A raw ucanto method of this service. */

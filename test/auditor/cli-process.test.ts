@@ -1,7 +1,7 @@
 /**
  * The built `ucanlog audit` (bin/ucanlog.js, as a user runs it; `npm run build` first) against bad
- * logs on loopback HTTP: a refused log exits with status 3 and prints the failed check's name; any
- * other error exits 1. Spawns the CLI, so it is excluded from mutation runs (auditor.test.ts and
+ * logs on loopback HTTP: a refused log exits with status 3 and prints the failed check's name; an
+ * unreachable service exits 4; any other error exits 1. Spawns the CLI, so it is excluded from mutation runs (auditor.test.ts and
  * cli.test.ts cover the same checks in-process).
  */
 import { execFile } from 'node:child_process'
@@ -91,12 +91,12 @@ describe('ucanlog audit (built CLI)', () => {
     expect(r.stderr).toMatch(/^ucanlog: LeafHashMismatch: entry 9 /)
   })
 
-  it('a service that cannot be reached is not a failed audit: exit 1', async () => {
+  it('a service that cannot be reached is not a failed audit: exit 4 (issue 12: unreachable has its own code)', async () => {
     const url = server.url
     await server.close()
     const r = await audit(url)
-    expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/^ucanlog: cannot reach http:\/\/127\.0\.0\.1:\d+ \(fetch failed\); is the service running\? \(--url\)\n$/)
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/^ucanlog: ServiceUnreachable: cannot reach the service at http:\/\/127\.0\.0\.1:\d+ \(connect ECONNREFUSED [^)]+\); is `ucanlog serve` running there\? check --url \/ UCANLOG_URL\n$/)
     server = await startLogServer(small10) // for afterEach
   })
 
@@ -106,5 +106,6 @@ describe('ucanlog audit (built CLI)', () => {
     expect(stdout).toMatch(/\n {2}3 {2}the log failed a check/)
     expect(stdout).toContain('LogForked')
     expect(stdout).toMatch(/\n {2}1 {2}any other error/)
+    expect(stdout).toMatch(/\n {2}4 {2}the service could not be reached/)
   })
 })

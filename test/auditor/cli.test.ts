@@ -169,7 +169,9 @@ describe('ucanlog audit (in-process)', () => {
     const url = server.url
     await server.close()
     const r = await run('--url', url)
-    expect(r.error?.message).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:\d+ \(fetch failed\); is the service running\? \(--url\)$/)
+    // Issue 12: the URL, the cause and the next step, and exit code 4 (unreachable), not an audit failure.
+    expect(r.error?.message).toMatch(/^cannot reach the service at http:\/\/127\.0\.0\.1:\d+ \(connect ECONNREFUSED [^)]+\); is `ucanlog serve` running there\? check --url \/ UCANLOG_URL$/)
+    expect((r.error as { exitCode?: number } | undefined)?.exitCode).toBe(4)
     server = await startLogServer(small10) // for afterEach
   })
 
@@ -190,7 +192,8 @@ describe('ucanlog audit (in-process)', () => {
         '     LogSignatureInvalid, LogKeyChanged, OriginMismatch, CosignatureInvalid, WitnessPolicyNotMet,\n' +
         '     MissingFile, MalformedFile, LeafHashMismatch, RootMismatch, TileMismatch, InclusionProofInvalid,\n' +
         '     LogRolledBack, LogForked\n' +
-        '  1  any other error (usage, the service unreachable, an unreadable policy or state file)\n',
+        '  1  any other error (usage, an unreadable policy or state file)\n' +
+        '  4  the service could not be reached (connection refused, DNS, timeout); nothing is pinned\n',
     )
   })
 

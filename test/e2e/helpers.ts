@@ -47,6 +47,9 @@ export async function startTestService(config: Partial<ServiceConfig> = {}, hook
     port: 0,
     dataDir,
     witnessPolicyFile: join(REPO, 'witness_policy.txt'),
+    // The prefix these tests' origins were written with; the default (derived from the service
+    // key, issue 12) has its own tests in origin-prefix.test.ts, which pass `originPrefix: 'auto'`.
+    originPrefix: 'ucanlog',
     logLevel: 'silent',
     batchMaxAgeMs: 20,
     // These tests assert what gets published, not how fast: a loaded 2-core CI machine must not

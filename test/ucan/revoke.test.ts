@@ -153,7 +153,8 @@ describe('ucan/revoke', () => {
     const third = await send(server, await revoke(P.agent, mine[2]!))
     expect(third.error).toEqual({ name: 'TooManyRevocations', message: expect.stringContaining(P.agent.did()) })
     expect(store.revocations.count()).toBe(2)
-    expect((await send(server, await revoke(P.agent, mine[0]!))).ok).toEqual(first.ok)
+    // The first record again, marked as already revoked (issue 12: a revoke with no effect says so).
+    expect((await send(server, await revoke(P.agent, mine[0]!))).ok).toEqual({ ...first.ok, alreadyRevoked: true })
     // Another scope (the space, upstream of the same delegation) is not affected.
     expect((await send(server, await revoke(P.space, mine[2]!))).ok).toMatchObject({ scope: P.space.did() })
     expect(store.revocations.count()).toBe(3)
@@ -194,7 +195,9 @@ describe('ucan/revoke', () => {
     const { server, store } = setup()
     const first = await send(server, await revoke(P.agent, agentToService))
     const second = await send(server, await revoke(P.agent, agentToService))
-    expect(second.ok).toEqual(first.ok)
+    expect(first.ok).not.toHaveProperty('alreadyRevoked')
+    // The first record again, marked as already revoked (issue 12: a revoke with no effect says so).
+    expect(second.ok).toEqual({ ...first.ok, alreadyRevoked: true })
     expect(store.revocations.count()).toBe(1)
   })
 

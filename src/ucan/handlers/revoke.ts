@@ -106,6 +106,8 @@ export function revokeHandler(s: Service) {
           ucan: recorded.record.ucan,
           scope: recorded.record.scope,
           ...(recorded.index !== undefined && { index: recorded.index }),
+          // Said only when this scope had revoked this UCAN before: the call changed nothing.
+          ...(!recorded.created && { alreadyRevoked: true as const }),
         },
       }
     } catch (cause) {
