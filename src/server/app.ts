@@ -11,6 +11,9 @@ import type { LogManager } from '../log/log-manager.js'
 import { encodeBase64 } from '../tlog/index.js'
 import { formatLogList } from '../../witness/index.js'
 import { tileRoutes } from './tile-routes.js'
+import { readCors } from './cors.js'
+import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX, readRoutes } from './read-routes.js'
+import type { EntryIndex } from './entry-index.js'
 import { DEFAULT_MAX_BODY_BYTES } from '../ucan/wire.js'
 
 // Declared with the wire format, so clients (src/client) check a request against it before sending.
@@ -45,6 +48,12 @@ export interface AppOptions {
   /** The revocation log's read routes (src/server/revocations.ts), mounted at `/revocations`. */
   revocations?: Hono
   onError?: (err: unknown) => void
+  /** The lookup index behind `GET /logs/<space>/lookup` (src/server/entry-index.ts); without it that route is 404. */
+  entryIndex?: EntryIndex
+  /** Most entries per `GET /logs/<space>/entries` page; default {@link DEFAULT_ENTRIES_PAGE_MAX}. */
+  entriesPageMax?: number
+  /** Most entry bytes per such page; default {@link DEFAULT_ENTRIES_PAGE_BYTES}. */
+  entriesPageBytes?: number
 }
 
 /** A space DID as a path segment: `did:key:z` + base58btc. Anything else is 404 without touching storage. */
@@ -70,8 +79,12 @@ export function createApp(o: AppOptions): Hono {
   app.post('/rpc', limit, rpc)
   app.post('/', limit, rpc)
 
-  app.get('/did', (c) => c.text(o.did + '\n'))
-  app.get('/info', (c) => c.json(o.info()))
+  // CORS on the public read routes only (cors.ts says why not on /rpc, /metrics, /healthz, /witness).
+  const cors = readCors()
+  for (const path of ['/did', '/info', '/logs.txt', '/logs/*', '/revocations/*']) app.use(path, cors)
+
+  app.get('/did', (c) => c.text(o.did + '\n', 200, { 'cache-control': 'no-cache' }))
+  app.get('/info', (c) => c.json(o.info(), 200, { 'cache-control': 'no-cache' }))
   // `ok` while every log can be served; 503 with the damaged logs (file and problem) otherwise.
   app.get('/healthz', (c) => {
     const damaged = o.logs.damaged()
@@ -115,6 +128,17 @@ export function createApp(o: AppOptions): Hono {
       { 'cache-control': 'no-cache' },
     )
   })
+
+  // JSON for tools: entries with their leaf hashes, and lookup by leaf or content hash (read-routes.ts).
+  app.route(
+    '/logs/:space',
+    readRoutes({
+      published: (c) => published(c.req.param('space') ?? ''),
+      index: o.entryIndex,
+      maxEntries: o.entriesPageMax ?? DEFAULT_ENTRIES_PAGE_MAX,
+      maxBytes: o.entriesPageBytes ?? DEFAULT_ENTRIES_PAGE_BYTES,
+    }),
+  )
 
   // checkpoint, tiles and entry bundles: the same routes as the revocation log's (tile-routes.ts).
   app.route('/logs/:space', tileRoutes({ published: (c) => published(c.req.param('space') ?? ''), missing: { checkpoint: 'unknown log\n', tile: 'unknown log\n' } }))

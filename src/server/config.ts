@@ -13,6 +13,8 @@ import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { availableParallelism } from 'node:os'
+import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX } from './read-routes.js'
+import { DEFAULT_LOOKUP_CATCH_UP_ENTRIES, DEFAULT_LOOKUP_MAX_RESULTS } from './entry-index.js'
 import { DEFAULT_MAX_VERIFIED_UCAN_BYTES, DEFAULT_MAX_VERIFIED_UCANS } from '../ucan/verified-ucans.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
@@ -135,6 +137,14 @@ export interface ServiceConfig {
   verifiedUcanBytes: number
   /** Worker threads checking requests' UCAN signatures beside the main thread; 0 = none. */
   verifyWorkers: number
+  /** Most entries per `GET /logs/<space>/entries` page. */
+  entriesPageMax: number
+  /** Most entry bytes per `GET /logs/<space>/entries` page (≥ 65535: a page always holds one entry). */
+  entriesPageBytes: number
+  /** Most indexes one `GET /logs/<space>/lookup` answers (more → `truncated: true`). */
+  lookupMaxResults: number
+  /** Most entries one lookup request adds to the lookup index itself when it is behind (then 503 + Retry-After while the background catches up). */
+  lookupCatchUpEntries: number
 }
 
 /**
@@ -202,6 +212,10 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   verifiedUcans: DEFAULT_MAX_VERIFIED_UCANS,
   verifiedUcanBytes: DEFAULT_MAX_VERIFIED_UCAN_BYTES,
   verifyWorkers: DEFAULT_VERIFY_WORKERS,
+  entriesPageMax: DEFAULT_ENTRIES_PAGE_MAX,
+  entriesPageBytes: DEFAULT_ENTRIES_PAGE_BYTES,
+  lookupMaxResults: DEFAULT_LOOKUP_MAX_RESULTS,
+  lookupCatchUpEntries: DEFAULT_LOOKUP_CATCH_UP_ENTRIES,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -275,6 +289,10 @@ export const KNOBS: Knob[] = [
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
   { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default two less than the cores (none on 2 cores)", integer: { min: 0, max: 64 } },
+  { key: 'entriesPageMax', flag: '--entries-page-max', env: 'UCANLOG_ENTRIES_PAGE_MAX', unit: 'entries', description: 'most entries one GET /logs/<space>/entries page returns', integer: { min: 1, max: 100_000 } },
+  { key: 'entriesPageBytes', flag: '--entries-page-bytes', env: 'UCANLOG_ENTRIES_PAGE_BYTES', unit: 'bytes', description: 'most entry bytes one GET /logs/<space>/entries page returns (the JSON is ~4/3 of it); at least one entry always fits', integer: { min: 65_535, max: 1 << 30 } },
+  { key: 'lookupMaxResults', flag: '--lookup-max-results', env: 'UCANLOG_LOOKUP_MAX_RESULTS', unit: 'indexes', description: 'most indexes one GET /logs/<space>/lookup answers (more → truncated: true)', integer: { min: 1, max: 1_000_000 } },
+  { key: 'lookupCatchUpEntries', flag: '--lookup-catch-up', env: 'UCANLOG_LOOKUP_CATCH_UP', unit: 'entries', description: 'most entries a lookup adds to the lookup index itself when the index is behind the published tree; past it → 503 + Retry-After while the background catches up', integer: { min: 1, max: 100_000_000 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -22,6 +22,7 @@ import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
+import { EntryIndex, LOOKUP_INDEX_FILE } from './entry-index.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
 import { didKeyOfVkey, loadServiceKey, publicKeyOf } from './keys.js'
 import { BUILTIN_POLICY, loadPolicy } from './policy.js'
@@ -203,6 +204,14 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
     admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
+    onPublished: (id) => entryIndex.schedule(id),
+  })
+  // The lookup index (entry-index.ts): derived from the published bundles, caught up after each publication.
+  const entryIndex = EntryIndex.open(join(dataDir, LOOKUP_INDEX_FILE), {
+    published: (id) => logs.published(id),
+    maxResults: c.lookupMaxResults,
+    catchUpEntries: c.lookupCatchUpEntries,
+    onError: (err, id) => log.warn({ err, log: id }, 'lookup index catch-up failed; retried at the next publication or lookup'),
   })
 
   const logService: LogService = {
@@ -318,6 +327,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     revocations: revocationRoutes(revocationLog, logSigner(revocationLog.origin).vkey),
     otherLogs: () => [{ origin: revocationLog.origin, vkey: logSigner(revocationLog.origin).vkey }],
     onError: (err) => log.error({ err }, 'request failed'),
+    entryIndex,
+    entriesPageMax: c.entriesPageMax,
+    entriesPageBytes: c.entriesPageBytes,
   })
   handler = (req, env) => app.fetch(req, env as never)
   // Damaged logs show at /healthz without waiting for a request: every log's state, in the background.
@@ -355,6 +367,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     async close() {
       await preverifyPool?.close()
       await logs.close()
+      await entryIndex.close()
       await checking
       await catchUp
       await revocationLog.close()

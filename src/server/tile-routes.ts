@@ -5,13 +5,20 @@
  * log (docs/wire.md).
  *
  * Only what the published checkpoint covers is served: a file past it may belong to a batch that
- * was never committed, and tiles and bundles are cached forever ({@link IMMUTABLE}).
+ * was never committed. Full tiles and bundles are cached forever ({@link IMMUTABLE}), partial ones
+ * a minute ({@link PARTIAL_CACHE}), the checkpoint two seconds ({@link CHECKPOINT_CACHE}).
  */
 import { type Context, Hono } from 'hono'
-import { entryBundlePath, parseTilePath, tilePath, tileWidth } from '../tlog/index.js'
+import { TILE_WIDTH, entryBundlePath, parseTilePath, tilePath, tileWidth } from '../tlog/index.js'
 
 /** Cache-Control of tiles and entry bundles: a published tile never changes (c2sp.org/tlog-tiles). */
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
+/**
+ * Cache-Control of partial tiles and bundles (`.p/<W>`): their bytes never change either, but they
+ * are superseded by wider ones as the log grows and a log may delete them once the full tile exists
+ * (c2sp.org/tlog-tiles), so caches keep them a minute.
+ */
+export const PARTIAL_CACHE = 'public, max-age=60'
 /** Cache-Control of the checkpoint: it changes with every publication. */
 export const CHECKPOINT_CACHE = 'public, max-age=2'
 
@@ -57,17 +64,20 @@ export function tileRoutes(o: TileRoutesOptions): Hono {
     if (!p) return c.text(o.missing.tile, 404)
     const size = p.checkpoint.size
     let path: string
+    let full: boolean
     if (parsed.kind === 'tile') {
       const t = parsed.tile
       if (t.width > tileWidth(t.level, t.index, size)) return c.text('tile not found\n', 404)
       path = tilePath(t)
+      full = t.width === TILE_WIDTH
     } else {
       if (parsed.width > tileWidth(0, parsed.index, size)) return c.text('entry bundle not found\n', 404)
       path = entryBundlePath(parsed.index, parsed.width)
+      full = parsed.width === TILE_WIDTH
     }
     const bytes = await p.readFile(path)
     if (!bytes) return c.text('not found\n', 404)
-    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'cache-control': IMMUTABLE })
+    return c.body(new Uint8Array(bytes), 200, { 'content-type': 'application/octet-stream', 'cache-control': full ? IMMUTABLE : PARTIAL_CACHE })
   })
   return app
 }
