@@ -1,0 +1,39 @@
+/**
+ * Helpers of the read-API and prove/verify tests (issue 13): appends entries to a real service
+ * through real UCAN invocations over HTTP, several at once.
+ */
+import type * as API from '@ucanto/interface'
+import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
+import type { AppendResult } from '../../src/ucan/wire.js'
+
+/** A space and an agent it delegated `tlog/append` to. */
+export interface Writer {
+  space: string
+  append(url: string, did: string, entries: Uint8Array[]): Promise<AppendResult[]>
+}
+
+/** A fresh space whose agent appends `entries` in order of index (`concurrency` in flight; the result i is entry i's). */
+export async function newWriter(concurrency = 16): Promise<Writer> {
+  const space = await generateKey()
+  const agent = await generateKey()
+  const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+  return {
+    space: space.did(),
+    async append(url, did, entries) {
+      const conn = connect(`${url}/rpc`, did as API.DID)
+      const out: AppendResult[] = new Array(entries.length)
+      let next = 0
+      const worker = async () => {
+        while (next < entries.length) {
+          const k = next++
+          const inv = await appendInvocation({ agent, service: did as API.DID, space: space.did(), entry: entries[k]!, spaceToAgent })
+          const r = (await conn.execute(inv))[0]!.out as { ok?: AppendResult; error?: unknown }
+          if (!r.ok) throw new Error(`append refused: ${JSON.stringify(r.error)}`)
+          out[k] = r.ok
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(concurrency, entries.length) }, worker))
+      return out
+    },
+  }
+}
