@@ -1,5 +1,5 @@
 /**
- * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `witness …`. Every command has
+ * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `prove`, `verify`, `witness …`. Every command has
  * `--help` (ending with its exit status) and `--json`; errors say what to do next and never print a stack trace.
  */
 import { Command, CommanderError, Option } from 'commander'
@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   append: async () => (await import('./append.js')).appendCommand(),
   revoke: async () => (await import('./revoke.js')).revokeCommand(),
   audit: async () => (await import('./audit.js')).auditCommand(),
+  prove: async () => (await import('./prove.js')).proveCommand(),
+  verify: async () => (await import('./verify.js')).verifyCommand(),
   restore: async () => (await import('./restore.js')).restoreCommand(),
   witness: async () => (await import('./witness.js')).witnessCommand(),
 }

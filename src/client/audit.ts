@@ -17,27 +17,24 @@ import {
   TILE_WIDTH,
   MemoryHashStore,
   checkRecord,
-  checkTree,
   encodeBase64,
   entryBundlePath,
   leafHash,
   newTiles,
   parseEntryBundle,
   proveRecord,
-  proveTree,
   readTileData,
   tilePath,
   treeHash,
   equalBytes,
 } from '../tlog/index.js'
 import { servedTileReader } from './tiles.js'
+import { checkConsistentWith } from './consistency.js'
 import { verifyCheckpointNote } from './verify-checkpoint.js'
 import {
-  ForkError,
   InclusionProofError,
   MalformedFileError,
   MissingFileError,
-  RollbackError,
   VERIFICATION_FAILED_EXIT_CODE,
   VerificationError,
 } from './verify-errors.js'
@@ -176,18 +173,7 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
     }
   }
 
-  let consistentWith: number | undefined
-  if (a.previous) {
-    const p = a.previous
-    if (p.size > cp.size) throw new RollbackError(`the log rolled back: last seen size ${p.size}, now ${cp.size}`)
-    try {
-      if (p.size > 0) checkTree(await proveTree(cp.size, p.size, reader), cp.size, cp.rootHash, p.size, p.rootHash)
-    } catch (err) {
-      if (err instanceof VerificationError) throw err
-      throw new ForkError(`the log forked: size ${cp.size} is not consistent with the size ${p.size} seen last time`)
-    }
-    consistentWith = p.size
-  }
+  const consistentWith = a.previous ? await checkConsistentWith(a.previous, cp, reader) : undefined
   return { origin: cp.origin, size: cp.size, rootHash: cp.rootHash, note, cosignatures, entriesChecked: cp.size, tilesChecked, inclusionProofsChecked: sample.length, consistentWith }
 }
 

@@ -45,6 +45,19 @@ export { verifyCheckpointNote, type CheckpointAnchors, type VerifiedCheckpoint }
 export { NoPublishedLogError, TrustStoreError, defaultStateDir, loadTrust, saveTrust, type SeenCheckpoint, type TrustAnchors } from './trust-store.js'
 // Every named verification failure (exit code 3): VerificationError and one subclass per check.
 export * from './verify-errors.js'
+export {
+  EntryNotFoundError,
+  MalformedProofBundleError,
+  MAX_PROOF_HASHES,
+  PROOF_BUNDLE_FORMAT,
+  formatProofBundle,
+  parseProofBundle,
+  proveEntry,
+  verifyProofBundle,
+  type ProofBundle,
+  type ProveInput,
+  type VerifiedProof,
+} from './proof-bundle.js'
 export { AuditError, LeafHashMismatchError, RootMismatchError, TileMismatchError, auditLog, type AuditInput, type AuditReport } from './audit.js'
 export {
   type Checkpoint,
