@@ -9,8 +9,9 @@
  * - `leaf(log, hash, idx)` and `sha(log, hash, idx)`, WITHOUT ROWID, keyed by (log, hash, idx).
  * Each chunk of entries is inserted in one transaction together with the new `indexed`, so after a
  * crash the index is exactly entries [0, indexed) and catching up resumes there (crash-safe). A
- * missing or unreadable file is recreated empty and rebuilt; a log whose published size is below
- * `indexed` (its data directory restored from an older copy) is dropped and rebuilt.
+ * missing or unreadable file is recreated empty and rebuilt; a log whose published size, when this
+ * process first indexes it, is below `indexed` (its data directory restored from an older copy) is
+ * dropped and rebuilt. Answers hold only indexes below the size of the view asked about.
  *
  * Catching up reads the published entry bundles (LogManager.published: no log is opened), in
  * chunks of at most {@link CATCH_UP_CHUNK} entries / {@link CATCH_UP_CHUNK_BYTES} bytes. It runs in
@@ -73,6 +74,8 @@ export class EntryIndex {
   readonly #running = new Map<string, Promise<void>>()
   /** Logs waiting for a background catch-up (at most one entry per log: bounded by the number of logs). */
   readonly #queue = new Set<string>()
+  /** Logs whose coverage was checked against their published size in this process (at most the number of logs). */
+  readonly #checked = new Set<string>()
   #worker: Promise<void> | undefined
   #closed = false
   readonly #stmts: ReturnType<typeof prepare>
@@ -175,9 +178,14 @@ export class EntryIndex {
   async #index(id: string, view: PublishedView, budget: number): Promise<void> {
     const size = view.checkpoint.size
     let row = this.#stmts.getLog.get(id)
-    if (row && row.indexed > size) {
-      this.#stmts.dropLog(row.n) // restored from an older copy: rebuild
-      row = undefined
+    // Checked once per log per process: later views may be older than what another catch-up
+    // indexed since (a view read before a publication), never smaller than what a past process saw.
+    if (!this.#checked.has(id)) {
+      if (row && row.indexed > size) {
+        this.#stmts.dropLog(row.n) // restored from an older copy: rebuild
+        row = undefined
+      }
+      this.#checked.add(id)
     }
     if (!row) row = this.#stmts.addLog(id)
     let at = row.indexed
