@@ -3,13 +3,12 @@
  * on them, keeping the checkpoint seen, the log key and the witness policy pinned in the trust store
  * (`--state`, src/client/trust-store.ts) that `ucanlog append` shares.
  */
-import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { AUDIT_FAILED_EXIT_CODE, auditLog } from '../client/audit.js'
 import { httpLogFiles } from '../client/verify-append.js'
-import { defaultStateDir, loadTrust, resolveTrust, saveTrust, trustFilePath } from '../client/trust-store.js'
+import { defaultStateDir, saveTrust, trustFilePath } from '../client/trust-store.js'
 import { encodeBase64, parsePolicy } from '../tlog/index.js'
-import { unreachable } from './exit-codes.js'
+import { resolveReaderTrust } from './reader-trust.js'
 
 /** `ucanlog audit`: fetches a log's public files over HTTP, runs {@link auditLog} and keeps the pinned state in `--state`. */
 export function auditCommand(): Command {
@@ -38,20 +37,9 @@ export function auditCommand(): Command {
     .option('--json', 'print the report as JSON')
     .action(async (o: { space: string; url: string; state: string; witnessPolicy?: string; logVkey?: string; sample: string; json?: boolean }) => {
       if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new Error('--space must be a did:key')
-      const reach = (url: URL) =>
-        fetch(url).catch((err: unknown) => {
-          throw unreachable(o.url, err) // exit 4, not a failed audit
-        })
       const stateFile = trustFilePath(o.state, o.space)
-      const stored = await loadTrust(o.state, o.space)
-      const { anchors, notes } = await resolveTrust({
-        url: o.url,
-        space: o.space,
-        stored,
-        explicit: { logVkey: o.logVkey, policy: o.witnessPolicy ? await readFile(o.witnessPolicy, 'utf8') : undefined },
-        get: reach,
-        firstUse: 'first audit',
-      })
+      // A network failure is exit 4, not a failed audit.
+      const { anchors, notes, reach } = await resolveReaderTrust(o, 'first audit')
       const { logVkey, origin } = anchors
       const policy = parsePolicy(anchors.policy)
       const report = await auditLog({

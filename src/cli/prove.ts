@@ -7,9 +7,10 @@ import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import { EntryNotFoundError, formatProofBundle, proveEntry } from '../client/proof-bundle.js'
 import { httpLogFiles } from '../client/verify-append.js'
-import { defaultStateDir, loadTrust, resolveTrust, saveTrust } from '../client/trust-store.js'
+import { defaultStateDir, saveTrust } from '../client/trust-store.js'
 import { encodeBase64, equalBytes, leafHash, parsePolicy } from '../tlog/index.js'
-import { UsageError, unreachable } from './exit-codes.js'
+import { UsageError } from './exit-codes.js'
+import { resolveReaderTrust } from './reader-trust.js'
 import { urlOption } from './service-did.js'
 
 /** Most times `--entry` asks the lookup route again while the service's index catches up (503 + Retry-After). */
@@ -34,19 +35,7 @@ export function proveCommand(): Command {
       if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(o.space)) throw new UsageError('--space must be a did:key')
       if ((o.index === undefined) === (o.entry === undefined)) throw new UsageError('give one of --index N and --entry FILE')
       if (o.index !== undefined && !/^\d{1,15}$/.test(o.index)) throw new UsageError('--index must be an integer ≥ 0')
-      const reach = (url: URL) =>
-        fetch(url).catch((err: unknown) => {
-          throw unreachable(o.url, err)
-        })
-      const stored = await loadTrust(o.state, o.space)
-      const { anchors, notes } = await resolveTrust({
-        url: o.url,
-        space: o.space,
-        stored,
-        explicit: { logVkey: o.logVkey, policy: o.witnessPolicy ? await readFile(o.witnessPolicy, 'utf8') : undefined },
-        get: reach,
-        firstUse: 'first proof',
-      })
+      const { anchors, notes, reach } = await resolveReaderTrust(o, 'first proof')
       const entry = o.entry === undefined ? undefined : new Uint8Array(await readFile(o.entry))
       const index = entry ? await lookupIndex(o.url, o.space, entry, reach) : Number(o.index)
       const proof = await proveEntry({
