@@ -15,8 +15,9 @@
  *
  * Catching up reads the published entry bundles (LogManager.published: no log is opened), in
  * chunks of at most {@link CATCH_UP_CHUNK} entries / {@link CATCH_UP_CHUNK_BYTES} bytes. It runs in
- * the background after each publication (one log at a time, queue bounded by the number of logs)
- * and, bounded by `catchUpEntries`, in a lookup that finds the index behind.
+ * the background after each publication (one log at a time, in slices of `catchUpEntries`, queue
+ * bounded by the number of logs) and, bounded by `catchUpEntries`, in a lookup that finds the index
+ * behind — which waits for at most the one slice running for that log.
  */
 import { createHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
@@ -29,7 +30,7 @@ export const LOOKUP_INDEX_FILE = 'lookup.db'
 /** Default most indexes one lookup answers (more → `truncated: true`). */
 export const DEFAULT_LOOKUP_MAX_RESULTS = 1000
 /** Default most entries one lookup request indexes itself when the index is behind (then 503 + Retry-After while the background catches up). */
-export const DEFAULT_LOOKUP_CATCH_UP_ENTRIES = 65_536
+export const DEFAULT_LOOKUP_CATCH_UP_ENTRIES = 4096
 /** Most entries read and inserted per transaction while catching up. */
 export const CATCH_UP_CHUNK = 1024
 /** Most entry bytes read per chunk while catching up (≥ one maximal entry, so every chunk progresses). */
@@ -151,8 +152,12 @@ export class EntryIndex {
       this.#queue.delete(id)
       if (this.#closed) return
       try {
+        // In slices of catchUpEntries, the log going to the back of the queue between them: a
+        // lookup waits for one slice at most, and one large log does not hold up the others.
         const view = await this.#o.published(id)
-        if (view) await this.#catchUp(id, view, Infinity)
+        if (!view) continue
+        await this.#catchUp(id, view, this.#o.catchUpEntries)
+        if (this.indexed(id) < view.checkpoint.size) this.#queue.add(id)
       } catch (err) {
         this.#o.onError?.(err, id)
       }
