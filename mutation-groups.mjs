@@ -43,7 +43,7 @@ export const GROUPS = {
     tests: ['test/ucan/**/*.test.ts'],
   },
   client: {
-    // the auditor, the log's witness client, and what a client verifies of each append receipt (and the trust store it pins)
+    // the auditor, the log's witness client, what a client verifies of each append receipt (and the trust store it pins), and proof bundles
     mutate: [
       'src/client/audit.ts',
       'src/client/tiles.ts',
@@ -54,6 +54,8 @@ export const GROUPS = {
       'src/client/verify-checkpoint.ts',
       'src/client/trust-store.ts',
       'src/client/verify-session.ts',
+      'src/client/proof-bundle.ts',
+      'src/client/consistency.ts',
     ],
     tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
@@ -63,6 +65,7 @@ export const GROUPS = {
 export const EXCLUDED_TESTS = [
   'test/witness/cli.test.ts', // spawns the built CLI
   'test/auditor/cli-process.test.ts', // spawns the built CLI (test/auditor/cli.test.ts is in-process)
+  'test/e2e/prove-verify.test.ts', // spawns the built CLI (test/client/proof-bundle.test.ts is in-process)
   'test/e2e/security-proof-graph.test.ts', // spawns the built CLI (test/ucan/proof-graph.test.ts is in-process)
   'test/e2e/security-replay-crash.test.ts', // spawns the built CLI
   'test/e2e/security-rate-limit.test.ts', // rate limits: not in the mutated core
