@@ -12,11 +12,11 @@
  * (`/logs/<space>/head` for the log key and origin, `/info` for the witness policy, `/did` for the
  * service DID) and pinned; later a different key at `/head` or `/did` is refused.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { type Hash, decodeHash, encodeBase64 } from '../tlog/index.js'
+import { writePrivateFileAtomic } from './private-file.js'
 import { LogKeyChangedError, ServiceKeyChangedError } from './verify-errors.js'
 
 /** A checkpoint a client verified and saw: tree size (entries), 32-byte root hash, and the note text. */
@@ -126,23 +126,8 @@ export async function saveTrust(stateDir: string, anchors: TrustAnchors): Promis
     policy: anchors.policy,
     ...(last && { size: last.size, rootHash: encodeBase64(last.rootHash), checkpoint: last.note }),
   }
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 })
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(JSON.stringify(out, null, 2) + '\n')
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, file)
-    const dir = await open(stateDir, 'r')
-    try {
-      await dir.sync()
-    } finally {
-      await dir.close()
-    }
+    await writePrivateFileAtomic(file, JSON.stringify(out, null, 2) + '\n')
   } catch (err) {
     throw new TrustStoreError(`cannot write ${file}: ${(err as Error).message}; check that ${stateDir} is writable (--state, UCANLOG_STATE)`)
   }
