@@ -1,6 +1,7 @@
 /**
  * The exit codes of every `ucanlog` command and the errors that carry them (issue 12 item 5): 0 ok,
- * 1 usage or any other error, 2 refused by the service, 3 verification failed, 4 unreachable. An
+ * 1 usage or any other error, 2 refused by the service, 3 verification failed, 4 unreachable, 5 a
+ * log misbehaved (`ucanlog monitor`, issue 13). An
  * error's code is its `exitCode` property; bin/ucanlog.js prints `ucanlog: <name>: <message>` (or,
  * under `--json`, `{"error":{"name","message","exitCode"}}` on stdout) and exits with it.
  */
@@ -17,6 +18,8 @@ export const ExitCode = {
   VerificationFailed: 3,
   /** The service could not be reached: connection refused, DNS failure, timeout. */
   Unreachable: 4,
+  /** `ucanlog monitor` caught a log misbehaving: two signed checkpoints that contradict each other (fork, split view, rollback). */
+  LogMisbehaved: 5,
 } as const
 
 /** One of {@link ExitCode}'s values. */
@@ -146,9 +149,9 @@ export function describeError(err: unknown): { name: string; message: string; ex
   return { name, message, exitCode }
 }
 
-/** The "Exit status" section every command's `--help` ends with; `extra` adds command-specific lines. */
+/** The "Exit status" section every command's `--help` ends with: codes 0..4, and `extra`'s command-specific lines (which may add 5). */
 export function exitStatusHelp(extra: Partial<Record<ExitCode, string>> = {}): string {
-  const lines: Record<ExitCode, string> = {
+  const lines: Partial<Record<ExitCode, string>> = {
     0: 'success',
     1: 'usage error (a flag missing or malformed, a file unreadable or refused) or any other error',
     2: 'refused by the service (a receipt error, or an HTTP 4xx/5xx answer)',

@@ -156,6 +156,7 @@ export async function readNewEntries(r: EntriesRead): Promise<number> {
   const { size } = r.checkpoint
   const tiles = servedTileReader(size, r.checkpoint.rootHash, r.fetchFile, (path) => new MissingFileError(`tile ${path} is missing`))
   let next = r.from
+  if (r.from >= size) return next
   for (let n = Math.floor(r.from / TILE_WIDTH); n * TILE_WIDTH < size; n++) {
     if (r.stopped?.()) break
     const start = n * TILE_WIDTH
