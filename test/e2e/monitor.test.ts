@@ -1,0 +1,241 @@
+/**
+ * `ucanlog monitor` end to end (issue 13 item 4): the built CLI (`npm run build` first) as a child
+ * process against real services with their bundled witness on loopback, appends through the client
+ * library.
+ *
+ * - It follows appends live; stopped and restarted it resumes at its cursor (no entry twice, none
+ *   missing); it keeps going, after backoff, across a restart of the service on the same data.
+ * - A second service with the same keys and a different entry at the same size (a fork of the log,
+ *   test/helpers/same-keys-service.ts): the monitor switched to it, or comparing with it, exits 5
+ *   and prints both checkpoints; a larger fork is LogForked. Comparing with an honest copy exits 0.
+ * - Without --space it follows every space's log of /logs.txt; --match filters what is printed.
+ */
+import type { ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Key, createClient, createKey, delegateSpaceToAgent, formatDelegation } from '../../src/client/index.js'
+import { startSameKeysService } from '../helpers/same-keys-service.js'
+import { spawnCli, startTestService } from './helpers.js'
+
+type Svc = Awaited<ReturnType<typeof startTestService>>
+
+let tmp: string
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'ucanlog-monitor-'))
+})
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true })
+})
+
+interface Entry {
+  space: string
+  index: number
+  leafHash: string
+  size: number
+  data: string
+}
+
+/** A monitor process: its stdout lines (parsed JSON) and stderr text as they arrive, and waits on them. */
+class Monitor {
+  readonly child: ChildProcess
+  readonly lines: Record<string, unknown>[] = []
+  stderr = ''
+  readonly exited: Promise<number | null>
+  readonly #waiters = new Set<() => void>()
+  constructor(args: string[]) {
+    this.child = spawnCli(['monitor', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    this.child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const parts = out.split('\n')
+      out = parts.pop()!
+      for (const p of parts) this.lines.push(JSON.parse(p) as Record<string, unknown>)
+      this.#notify()
+    })
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString()
+      this.#notify()
+    })
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => (this.#notify(), resolve(code))))
+  }
+  get entries(): Entry[] {
+    return this.lines.filter((l) => 'index' in l) as unknown as Entry[]
+  }
+  /** Resolves once `cond` holds (checked on every output); the test's timeout bounds the wait. */
+  until(cond: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (cond()) {
+          this.#waiters.delete(check)
+          resolve()
+        }
+      }
+      this.#waiters.add(check)
+      check()
+    })
+  }
+  #notify() {
+    for (const w of [...this.#waiters]) w()
+  }
+}
+
+/** Runs `ucanlog monitor args… --once` to its end. */
+async function once(args: string[]): Promise<{ code: number | null; lines: Record<string, unknown>[]; entries: Entry[]; stderr: string }> {
+  const m = new Monitor([...args, '--once'])
+  const code = await m.exited
+  return { code, lines: m.lines, entries: m.entries, stderr: m.stderr }
+}
+
+/** A writer of one space's log through the client library (create on first append). */
+async function writer(space: Key, agent: Key, url: string) {
+  const proof = await formatDelegation(await delegateSpaceToAgent({ space, agent }))
+  const client = await createClient({ url, agent, proof })
+  return async (texts: string[]): Promise<Map<number, string>> => {
+    const outcomes = await client.append(texts.map((t) => new TextEncoder().encode(t)))
+    const byIndex = new Map<number, string>()
+    for (const o of outcomes) {
+      expect(o.error).toBeUndefined()
+      byIndex.set(o.ok!.index, new TextDecoder().decode(o.entry))
+    }
+    return byIndex
+  }
+}
+
+const text = (e: Entry) => Buffer.from(e.data, 'base64').toString('utf8')
+
+describe('ucanlog monitor follows a log', () => {
+  let svc: Svc
+  let dataDir: string
+  afterAll(async () => {
+    await svc?.stop()
+  })
+
+  it('prints appends live, resumes after its own restart with no duplicate and no gap, and keeps going across a service restart', async () => {
+    dataDir = join(tmp, 'data')
+    svc = await startTestService({ dataDir })
+    const port = Number(new URL(svc.url).port)
+    const space = await createKey()
+    const agent = await createKey()
+    let append = await writer(space, agent, svc.url)
+    const state = join(tmp, 'state-follow')
+    const expected = new Map<number, string>()
+    const add = (m: Map<number, string>) => m.forEach((v, k) => expected.set(k, v))
+    add(await append(['first', 'second', 'third']))
+
+    const args = ['--url', svc.url, '--space', space.did(), '--state', state, '--interval', '0.1', '--max-backoff', '0.4']
+    const m1 = new Monitor(args)
+    await m1.until(() => m1.entries.length >= 3)
+    add(await append(['fourth', 'fifth']))
+    await m1.until(() => m1.entries.length >= 5)
+    expect(m1.stderr).toMatch(/first monitor of this log: trusting the log key/)
+    for (const e of m1.entries) {
+      expect(e.space).toBe(space.did())
+      expect(text(e)).toBe(expected.get(e.index))
+      expect(e.size).toBe(Buffer.byteLength(expected.get(e.index)!))
+    }
+    // Stopped (SIGTERM) once its cursor is saved past the fifth entry; three more appended meanwhile.
+    await m1.until(() => /cursor 5\n/.test(m1.stderr))
+    m1.child.kill('SIGTERM')
+    expect(await m1.exited).toBe(0)
+    add(await append(['sixth', 'seventh', 'eighth']))
+
+    const m2 = new Monitor(args)
+    await m2.until(() => m2.entries.length >= 3)
+    const all = [...m1.entries, ...m2.entries]
+    expect(all.map((e) => e.index).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    for (const e of all) expect(text(e)).toBe(expected.get(e.index))
+    expect(m2.stderr).not.toMatch(/trusting/) // the pins of the first run were kept
+
+    // The service stops: the monitor retries with backoff; restarted on the same data and port, it is followed again.
+    await m2.until(() => /cursor 8\n/.test(m2.stderr))
+    await svc.stop()
+    await m2.until(() => /retrying in/.test(m2.stderr))
+    svc = await startTestService({ dataDir, port })
+    append = await writer(space, agent, svc.url)
+    add(await append(['ninth', 'tenth']))
+    await m2.until(() => m2.entries.length >= 5)
+    const after = [...m1.entries, ...m2.entries]
+    expect(after.map((e) => e.index).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    for (const e of after) expect(text(e)).toBe(expected.get(e.index))
+    m2.child.kill('SIGTERM')
+    expect(await m2.exited).toBe(0)
+  })
+})
+
+describe('ucanlog monitor detects a forked log', () => {
+  let svc: Svc
+  let fork: Svc
+  let space: Key
+  let agent: Key
+  beforeAll(async () => {
+    svc = await startTestService()
+    fork = await startSameKeysService(svc)
+    space = await createKey()
+    agent = await createKey()
+  })
+  afterAll(async () => {
+    await svc?.stop()
+    await fork?.stop()
+  })
+
+  it('switched to a fork with a different entry at the same size, or comparing with it: exit 5 and both checkpoints; a larger fork is LogForked', async () => {
+    await (await writer(space, agent, svc.url))(['a', 'b', 'c'])
+    const forkAppend = await writer(space, agent, fork.url)
+    await forkAppend(['a', 'b', 'X'])
+    const honestNote = await (await fetch(`${svc.url}/logs/${space.did()}/checkpoint`)).text()
+    const forkNote = await (await fetch(`${fork.url}/logs/${space.did()}/checkpoint`)).text()
+    expect(honestNote.split('\n')[1]).toBe('3')
+    expect(forkNote.split('\n')[1]).toBe('3')
+    expect(forkNote).not.toBe(honestNote)
+
+    const state = join(tmp, 'state-fork')
+    const first = await once(['--url', svc.url, '--space', space.did(), '--state', state])
+    expect(first.code).toBe(0)
+    expect(first.entries.map(text)).toEqual(['a', 'b', 'c'])
+
+    // Switched to the fork: its checkpoint of size 3 contradicts the pinned one.
+    const switched = await once(['--url', fork.url, '--space', space.did(), '--state', state, '--json'])
+    expect(switched.code).toBe(5)
+    expect(switched.entries).toEqual([])
+    const evidence = switched.lines.find((l) => 'misbehavior' in l)!.misbehavior as { kind: string; space: string; checkpoints: { note: string; size: number; source: string }[] }
+    expect(evidence.kind).toBe('SplitView')
+    expect(evidence.space).toBe(space.did())
+    expect(evidence.checkpoints.map((c) => c.note)).toEqual([honestNote, forkNote])
+    expect(evidence.checkpoints[0]!.source).toMatch(/^pinned in /)
+    expect(switched.lines.at(-1)).toMatchObject({ error: { name: 'SplitView', exitCode: 5 } })
+
+    // Comparing the honest service with the fork, from a fresh state: the same split view, in text on stderr.
+    const compared = await once(['--url', svc.url, '--compare', fork.url, '--space', space.did(), '--state', join(tmp, 'state-compare')])
+    expect(compared.code).toBe(5)
+    expect(compared.stderr).toContain(honestNote)
+    expect(compared.stderr).toContain(forkNote)
+    expect(compared.stderr).toMatch(/ucanlog: SplitView: /)
+
+    // The fork grows past the pinned size: its tree does not extend the pinned one.
+    await forkAppend(['Y'])
+    const grown = await once(['--url', fork.url, '--space', space.did(), '--state', state, '--json'])
+    expect(grown.code).toBe(5)
+    const ev2 = grown.lines.find((l) => 'misbehavior' in l)!.misbehavior as { kind: string; checkpoints: { note: string; size: number }[] }
+    expect(ev2.kind).toBe('LogForked')
+    expect(ev2.checkpoints.map((c) => c.size)).toEqual([3, 4])
+    expect(ev2.checkpoints[0]!.note).toBe(honestNote)
+
+    // The control: comparing the honest service with itself is no misbehavior.
+    const honest = await once(['--url', svc.url, '--compare', svc.url, '--space', space.did(), '--state', state])
+    expect(honest.code).toBe(0)
+  })
+
+  it('without --space follows every space of /logs.txt; --match prints only matching entries', async () => {
+    const other = await createKey()
+    await (await writer(other, agent, svc.url))(['hello world', 'bye', 'hello again'])
+    const state = join(tmp, 'state-list')
+    const all = await once(['--url', svc.url, '--state', state])
+    expect(all.code).toBe(0)
+    expect(new Set(all.entries.map((e) => e.space))).toEqual(new Set([space.did(), other.did()]))
+    const matched = await once(['--url', svc.url, '--state', join(tmp, 'state-match'), '--match', '^hello'])
+    expect(matched.code).toBe(0)
+    expect(matched.entries.map(text).sort()).toEqual(['hello again', 'hello world'])
+  })
+})
