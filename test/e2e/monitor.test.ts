@@ -8,10 +8,11 @@
  * - A second service with the same keys and a different entry at the same size (a fork of the log,
  *   test/helpers/same-keys-service.ts): the monitor switched to it, or comparing with it, exits 5
  *   and prints both checkpoints; a larger fork is LogForked. Comparing with an honest copy exits 0.
+ * - An entry altered on disk is refused (exit 3), never printed.
  * - Without --space it follows every space's log of /logs.txt; --match filters what is printed.
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -237,5 +238,18 @@ describe('ucanlog monitor detects a forked log', () => {
     const matched = await once(['--url', svc.url, '--state', join(tmp, 'state-match'), '--match', '^hello'])
     expect(matched.code).toBe(0)
     expect(matched.entries.map(text).sort()).toEqual(['hello again', 'hello world'])
+  })
+
+  it('an entry altered on disk does not hash to its leaf in the signed tiles: exit 3, LeafHashMismatch, nothing printed', async () => {
+    const victim = await createKey()
+    await (await writer(victim, agent, svc.url))(['one', 'two', 'three'])
+    const bundle = join(svc.dataDir, 'logs', victim.did(), 'tile', 'entries', '000.p', '3')
+    const bytes = await readFile(bundle)
+    bytes[bytes.length - 1] ^= 0x01 // 'three' → 'thred': same length, the bundle still parses
+    await writeFile(bundle, bytes)
+    const r = await once(['--url', svc.url, '--space', victim.did(), '--state', join(tmp, 'state-tamper'), '--json'])
+    expect(r.code).toBe(3)
+    expect(r.entries).toEqual([])
+    expect(r.lines.at(-1)).toMatchObject({ error: { name: 'LeafHashMismatch', exitCode: 3 } })
   })
 })
