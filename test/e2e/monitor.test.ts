@@ -228,16 +228,28 @@ describe('ucanlog monitor detects a forked log', () => {
     expect(honest.code).toBe(0)
   })
 
-  it('without --space follows every space of /logs.txt; --match prints only matching entries', async () => {
+  it('without --space follows every space of /logs.txt; --match and --match-hex print only matching entries; --from end starts at the current size', async () => {
     const other = await createKey()
+    const second = await createKey()
     await (await writer(other, agent, svc.url))(['hello world', 'bye', 'hello again'])
+    await (await writer(second, agent, svc.url))(['second log'])
     const state = join(tmp, 'state-list')
     const all = await once(['--url', svc.url, '--state', state])
     expect(all.code).toBe(0)
-    expect(new Set(all.entries.map((e) => e.space))).toEqual(new Set([space.did(), other.did()]))
+    const spaces = new Set(all.entries.map((e) => e.space))
+    expect(spaces.has(other.did()) && spaces.has(second.did())).toBe(true)
     const matched = await once(['--url', svc.url, '--state', join(tmp, 'state-match'), '--match', '^hello'])
     expect(matched.code).toBe(0)
     expect(matched.entries.map(text).sort()).toEqual(['hello again', 'hello world'])
+    const hex = await once(['--url', svc.url, '--state', join(tmp, 'state-hex'), '--space', other.did(), '--match-hex', Buffer.from('bye').toString('hex')])
+    expect(hex.entries.map(text)).toEqual(['bye'])
+    // --from end: a log with no cursor yet starts at its current size; what is appended next is printed.
+    const endState = join(tmp, 'state-end')
+    const fromEnd = await once(['--url', svc.url, '--state', endState, '--space', other.did(), '--from', 'end'])
+    expect([fromEnd.code, fromEnd.entries]).toEqual([0, []])
+    await (await writer(other, agent, svc.url))(['later'])
+    const later = await once(['--url', svc.url, '--state', endState, '--space', other.did(), '--from', 'end'])
+    expect(later.entries.map((e) => [e.index, text(e)])).toEqual([[3, 'later']])
   })
 
   it('an entry altered on disk does not hash to its leaf in the signed tiles: exit 3, LeafHashMismatch, nothing printed', async () => {
