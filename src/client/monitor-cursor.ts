@@ -5,10 +5,9 @@
  * atomically (private-file.ts) after the entries are printed — so a restarted monitor resumes where
  * it stopped and never skips an entry (at-least-once; see `ucanlog monitor --help`).
  */
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeHash, encodeBase64 } from '../tlog/index.js'
-import { writePrivateFileAtomic } from './private-file.js'
+import { readPrivateFile, writePrivateFileAtomic } from './private-file.js'
 import { type SeenCheckpoint, TrustStoreError, trustFilePath } from './trust-store.js'
 
 /** A log's cursor: `next` (entries 0..next−1 were printed, 0 ≤ next ≤ checkpoint.size) and the verified checkpoint they were read from. */
@@ -29,13 +28,8 @@ export function cursorFilePath(stateDir: string, space: string): string {
  */
 export async function loadCursor(stateDir: string, space: string): Promise<MonitorCursor | undefined> {
   const file = cursorFilePath(stateDir, space)
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new TrustStoreError(`cannot read ${file}: ${(err as Error).message}`)
-  }
+  const text = await readPrivateFile(file, (m) => new TrustStoreError(m))
+  if (text === undefined) return undefined
   try {
     const j = JSON.parse(text) as { space?: unknown; next?: unknown; size?: unknown; rootHash?: unknown; checkpoint?: unknown }
     if (j.space !== space) throw new Error(`it is not the cursor of ${space}`)

@@ -24,17 +24,16 @@ import {
   entryBundlePath,
   equalBytes,
   leafHash,
-  parseEntryBundle,
   proveTree,
   storedHashIndex,
 } from '../tlog/index.js'
 import { LeafHashMismatchError, TileMismatchError } from './audit.js'
 import { type CheckpointEvidence, LogMisbehavedError } from './monitor-errors.js'
-import { servedTileReader } from './tiles.js'
+import { readEntryBundle, servedTileReader } from './tiles.js'
 import type { SeenCheckpoint, TrustAnchors } from './trust-store.js'
 import type { LogFileFetcher } from './verify-append.js'
 import { type VerifiedCheckpoint, verifyCheckpointNote } from './verify-checkpoint.js'
-import { MalformedFileError, MissingFileError } from './verify-errors.js'
+import { MissingFileError } from './verify-errors.js'
 
 /** One entry as the monitor prints it (a JSON line): the log, its index (0-based), its RFC 6962 leaf hash (base64), its length in bytes and its bytes (base64). */
 export interface MonitorEntry {
@@ -161,23 +160,14 @@ export async function readNewEntries(r: EntriesRead): Promise<number> {
     if (r.stopped?.()) break
     const start = n * TILE_WIDTH
     const w = Math.min(TILE_WIDTH, size - start)
-    const path = entryBundlePath(n, w)
-    const bytes = await r.fetchFile(path)
-    if (!bytes) throw new MissingFileError(`entry bundle ${path} is missing`)
-    let entries: Uint8Array[]
-    try {
-      entries = parseEntryBundle(bytes)
-    } catch (err) {
-      throw new MalformedFileError(`${path}: ${(err as Error).message}`)
-    }
-    if (entries.length !== w) throw new MalformedFileError(`${path} has ${entries.length} entries, want ${w}`)
+    const entries = await readEntryBundle(r.fetchFile, n, w)
     const lo = Math.max(r.from, start)
     const indexes = Array.from({ length: start + w - lo }, (_, k) => lo + k)
     const leaves = await authenticated(() => tiles.readHashes(indexes.map((i) => storedHashIndex(0, i))), (msg) => new TileMismatchError(`the level-0 tiles of entries ${lo}..${start + w - 1}: ${msg}`))
     const out = indexes.map((i, k): MonitorEntry => {
       const entry = entries[i - start]!
       const lh = leafHash(entry)
-      if (!equalBytes(lh, leaves[k]!)) throw new LeafHashMismatchError(`entry ${i} in ${path} does not hash to its leaf in the level-0 tile`)
+      if (!equalBytes(lh, leaves[k]!)) throw new LeafHashMismatchError(`entry ${i} in ${entryBundlePath(n, w)} does not hash to its leaf in the level-0 tile`)
       return { space: r.space, index: i, leafHash: encodeBase64(lh), size: entry.length, data: encodeBase64(entry) }
     })
     next = start + w

@@ -5,7 +5,7 @@
  * old file or the new one, never a mix.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, rename, unlink } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
 /**
@@ -35,5 +35,18 @@ export async function writePrivateFileAtomic(file: string, text: string): Promis
     await d.sync()
   } finally {
     await d.close()
+  }
+}
+
+/**
+ * The UTF-8 text of `file`, or undefined when it does not exist (ENOENT).
+ * @throws `cannotRead(message)` for any other failure to read it (the caller's named error).
+ */
+export async function readPrivateFile(file: string, cannotRead: (message: string) => Error): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw cannotRead(`cannot read ${file}: ${(err as Error).message}`)
   }
 }

@@ -12,11 +12,10 @@
  * (`/logs/<space>/head` for the log key and origin, `/info` for the witness policy, `/did` for the
  * service DID) and pinned; later a different key at `/head` or `/did` is refused.
  */
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { type Hash, decodeHash, encodeBase64 } from '../tlog/index.js'
-import { writePrivateFileAtomic } from './private-file.js'
+import { readPrivateFile, writePrivateFileAtomic } from './private-file.js'
 import { LogKeyChangedError, ServiceKeyChangedError } from './verify-errors.js'
 
 /** A checkpoint a client verified and saw: tree size (entries), 32-byte root hash, and the note text. */
@@ -91,13 +90,8 @@ export function trustFilePath(stateDir: string, space: string): string {
  */
 export async function loadTrust(stateDir: string, space: string): Promise<TrustAnchors | undefined> {
   const file = trustFilePath(stateDir, space)
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new TrustStoreError(`cannot read ${file}: ${(err as Error).message}`)
-  }
+  const text = await readPrivateFile(file, (m) => new TrustStoreError(m))
+  if (text === undefined) return undefined
   try {
     return fromFile(JSON.parse(text) as unknown, space)
   } catch (err) {
