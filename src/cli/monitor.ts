@@ -8,20 +8,23 @@
  */
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
-import { ServiceRefusedError } from '../client/errors.js'
+import { ServiceRefusedError, UnexpectedAnswerError } from '../client/errors.js'
 import { isUtf8 } from '../client/entries.js'
 import { type CompareSource, type SeenCheckpointAt, checkNewCheckpoint, readNewEntries, type MonitorEntry } from '../client/monitor.js'
 import { loadCursor, saveCursor, cursorFilePath, type MonitorCursor } from '../client/monitor-cursor.js'
 import { LogMisbehavedError, LOG_MISBEHAVED_EXIT_CODE } from '../client/monitor-errors.js'
 import { NoPublishedLogError, type TrustAnchors, defaultStateDir, loadTrust, resolveTrust, saveTrust, trustFilePath } from '../client/trust-store.js'
 import { httpLogFiles } from '../client/verify-append.js'
-import { type Policy, equalBytes, parsePolicy } from '../tlog/index.js'
-import { parseLogList } from '../../witness/index.js'
+import { MAX_ENTRY_SIZE, type Policy, TILE_WIDTH, equalBytes, parsePolicy } from '../tlog/index.js'
+import { MAX_LOG_LIST_SIZE, parseLogList } from '../../witness/index.js'
 import { ExitCode, UsageError, exitStatusHelp, unreachable } from './exit-codes.js'
 import { urlOption } from './service-did.js'
 
 /** Longest wait for one HTTP request of the monitor, ms; past it the source counts as unreachable (retried with backoff). */
 export const MONITOR_FETCH_TIMEOUT_MS = 30_000
+
+/** Largest answer read from a log's routes, bytes: a full entry bundle (256 entries of ≤ 65,535 bytes, each with its 2-byte length). */
+export const MONITOR_MAX_FILE_BYTES = TILE_WIDTH * (MAX_ENTRY_SIZE + 2)
 
 const SPACE_DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
 /** A space's log origin in `/logs.txt`: `<prefix>/logs/<spaceDID>` (the revocation log, `<prefix>/revocations`, is not followed). */
@@ -129,8 +132,9 @@ async function runMonitor(o: Options): Promise<void> {
       throw new UsageError(`not a URL: ${JSON.stringify(u)}`)
     }
   }
-  const get = getter(o.url)
-  const compareGets = o.compare.map((u) => ({ url: u, get: getter(u) }))
+  const get = getter(o.url, MONITOR_MAX_FILE_BYTES)
+  const getList = getter(o.url, MAX_LOG_LIST_SIZE)
+  const compareGets = o.compare.map((u) => ({ url: u, get: getter(u, MONITOR_MAX_FILE_BYTES) }))
 
   let stop = false
   let wake: (() => void) | undefined
@@ -140,6 +144,8 @@ async function runMonitor(o: Options): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // stdout closed by its reader (e.g. `| head`): stop; the failed write ends the run without a stack trace.
+  process.stdout.on('error', onSignal)
 
   const logs = new Map<string, Followed>()
   const list = { failures: 0, dueAt: 0, full: false }
@@ -169,7 +175,7 @@ async function runMonitor(o: Options): Promise<void> {
     for (;;) {
       if (o.space.length === 0 && list.dueAt <= Date.now()) {
         await attempt(`${o.url}/logs.txt`, list, async () => {
-          for (const s of await listedSpaces(o.url, get)) {
+          for (const s of await listedSpaces(o.url, getList)) {
             if (logs.has(s)) continue
             if (logs.size >= maxLogs) {
               if (!list.full) log(`following --max-logs ${maxLogs} logs already; ${s} and any other new log are not followed`)
@@ -203,6 +209,7 @@ async function runMonitor(o: Options): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    process.stdout.off('error', onSignal)
   }
 
   /** One poll of one log: pins, checkpoint checks, the new entries printed and the cursor saved. */
@@ -295,10 +302,11 @@ async function listedSpaces(url: string, get: (u: URL) => Promise<Response>): Pr
 
 /**
  * A GET of one source: a timeout of {@link MONITOR_FETCH_TIMEOUT_MS}, a network failure as the CLI's
- * UnreachableError (exit 4) naming `base`, and HTTP 429 or 5xx as ServiceRefusedError with its status
- * (both retried with backoff); other statuses are the caller's (404: not published).
+ * UnreachableError (exit 4) naming `base`, HTTP 429 or 5xx as ServiceRefusedError with its status
+ * (both retried with backoff), and the body read whole but never past `maxBytes`
+ * (UnexpectedAnswerError, exit 2, before reading more); other statuses are the caller's (404: not published).
  */
-function getter(base: string): (u: URL) => Promise<Response> {
+function getter(base: string, maxBytes: number): (u: URL) => Promise<Response> {
   return async (u) => {
     const res = await fetch(u, { signal: AbortSignal.timeout(MONITOR_FETCH_TIMEOUT_MS) }).catch((err: unknown) => {
       throw unreachable(base, err)
@@ -307,7 +315,25 @@ function getter(base: string): (u: URL) => Promise<Response> {
       await res.body?.cancel()
       throw new ServiceRefusedError({ name: 'HTTPError', message: `GET ${u.href} answered HTTP ${res.status}` }, res.status)
     }
-    return res
+    const tooLarge = () => new UnexpectedAnswerError(`GET ${u.href} answered more than ${maxBytes} bytes`)
+    if (Number(res.headers.get('content-length') ?? 0) > maxBytes) {
+      await res.body?.cancel()
+      throw tooLarge()
+    }
+    const chunks: Uint8Array[] = []
+    let total = 0
+    try {
+      for await (const chunk of res.body ?? []) {
+        total += chunk.length
+        if (total > maxBytes) throw tooLarge()
+        chunks.push(chunk)
+      }
+    } catch (err) {
+      await res.body?.cancel().catch(() => {})
+      throw err instanceof UnexpectedAnswerError ? err : unreachable(base, err)
+    }
+    const nullBody = res.status === 204 || res.status === 304
+    return new Response(nullBody ? null : Buffer.concat(chunks), { status: res.status, headers: res.headers })
   }
 }
 

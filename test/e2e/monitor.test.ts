@@ -181,7 +181,7 @@ describe('ucanlog monitor detects a forked log', () => {
     await fork?.stop()
   })
 
-  it('switched to a fork with a different entry at the same size, or comparing with it: exit 5 and both checkpoints; a larger fork is LogForked', async () => {
+  it('switched to a fork with a different entry at the same size, or comparing with it: exit 5 and both checkpoints; a larger fork is LogForked, a smaller tree after it LogRolledBack', async () => {
     await (await writer(space, agent, svc.url))(['a', 'b', 'c'])
     const forkAppend = await writer(space, agent, fork.url)
     await forkAppend(['a', 'b', 'X'])
@@ -223,9 +223,20 @@ describe('ucanlog monitor detects a forked log', () => {
     expect(ev2.checkpoints.map((c) => c.size)).toEqual([3, 4])
     expect(ev2.checkpoints[0]!.note).toBe(honestNote)
 
-    // The control: comparing the honest service with itself is no misbehavior.
+    // The control: comparing the honest service with itself is no misbehavior; a second source that
+    // cannot be reached proves nothing either way (a warning, not an exit).
     const honest = await once(['--url', svc.url, '--compare', svc.url, '--space', space.did(), '--state', state])
     expect(honest.code).toBe(0)
+    const dead = await once(['--url', svc.url, '--compare', 'http://127.0.0.1:1', '--space', space.did(), '--state', state])
+    expect(dead.code).toBe(0)
+    expect(dead.stderr).toMatch(/--compare http:\/\/127\.0\.0\.1:1\/logs\/\S+: cannot reach .*not compared this time/)
+
+    // Having seen the fork's size 4, the honest service's size 3 is a rollback.
+    const seenFork = await once(['--url', fork.url, '--space', space.did(), '--state', join(tmp, 'state-rollback')])
+    expect(seenFork.code).toBe(0)
+    const back = await once(['--url', svc.url, '--space', space.did(), '--state', join(tmp, 'state-rollback'), '--json'])
+    expect(back.code).toBe(5)
+    expect(back.lines.find((l) => 'misbehavior' in l)).toMatchObject({ misbehavior: { kind: 'LogRolledBack', checkpoints: [{ size: 4 }, { size: 3, note: honestNote }] } })
   })
 
   it('without --space follows every space of /logs.txt; --match and --match-hex print only matching entries; --from end starts at the current size', async () => {
