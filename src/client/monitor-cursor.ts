@@ -10,7 +10,11 @@ import { decodeHash, encodeBase64 } from '../tlog/index.js'
 import { readPrivateFile, writePrivateFileAtomic } from './private-file.js'
 import { type SeenCheckpoint, TrustStoreError, trustFilePath } from './trust-store.js'
 
-/** A log's cursor: `next` (entries 0..next−1 were printed, 0 ≤ next ≤ checkpoint.size) and the verified checkpoint they were read from. */
+/**
+ * A log's cursor: `next` ≥ 0, the first entry index not printed yet (entries before it were printed or
+ * skipped by `--from`; it may pass `checkpoint.size` when `--from` named a later index), and the
+ * verified checkpoint they were read from.
+ */
 export interface MonitorCursor {
   space: string
   next: number
@@ -33,7 +37,7 @@ export async function loadCursor(stateDir: string, space: string): Promise<Monit
   try {
     const j = JSON.parse(text) as { space?: unknown; next?: unknown; size?: unknown; rootHash?: unknown; checkpoint?: unknown }
     if (j.space !== space) throw new Error(`it is not the cursor of ${space}`)
-    if (!Number.isSafeInteger(j.next) || !Number.isSafeInteger(j.size) || (j.next as number) < 0 || (j.next as number) > (j.size as number)) throw new Error('"next" and "size" are not entry counts with next ≤ size')
+    if (!Number.isSafeInteger(j.next) || !Number.isSafeInteger(j.size) || (j.next as number) < 0 || (j.size as number) < 0) throw new Error('"next" and "size" are not entry counts')
     if (typeof j.rootHash !== 'string' || typeof j.checkpoint !== 'string') throw new Error('"rootHash" and "checkpoint" must be strings')
     return { space, next: j.next as number, checkpoint: { size: j.size as number, rootHash: decodeHash(j.rootHash), note: j.checkpoint } }
   } catch (err) {

@@ -179,6 +179,8 @@ describe('the cursor', () => {
     expect(file).toBe(cursorFilePath(dir, space.did()))
     expect((await stat(file)).mode & 0o777).toBe(0o600)
     expect(await loadCursor(dir, space.did())).toEqual({ space: space.did(), next: 2, checkpoint: cp })
+    await saveCursor(dir, { space: space.did(), next: 9, checkpoint: cp }) // --from past the end
+    expect((await loadCursor(dir, space.did()))?.next).toBe(9)
     await writeFile(file, JSON.stringify({ space: space.did(), next: 5, size: 3, rootHash: 'x', checkpoint: v.note }))
     await expect(loadCursor(dir, space.did())).rejects.toThrow(TrustStoreError)
     await expect(loadCursor(dir, space.did())).rejects.toThrow(file)
