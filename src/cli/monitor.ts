@@ -17,6 +17,7 @@ import { NoPublishedLogError, type TrustAnchors, defaultStateDir, loadTrust, res
 import { httpLogFiles } from '../client/verify-append.js'
 import { MAX_ENTRY_SIZE, type Policy, TILE_WIDTH, equalBytes, parsePolicy } from '../tlog/index.js'
 import { MAX_LOG_LIST_SIZE, parseLogList } from '../../witness/index.js'
+import { pollDelay } from './backoff.js'
 import { ExitCode, UsageError, exitStatusHelp, unreachable } from './exit-codes.js'
 import { urlOption } from './service-did.js'
 
@@ -151,21 +152,16 @@ async function runMonitor(o: Options): Promise<void> {
   const list = { failures: 0, dueAt: 0, full: false }
   for (const s of o.space) logs.set(s, { space: s, failures: 0, dueAt: 0 })
   const log = (msg: string) => process.stderr.write(`monitor: ${msg}\n`)
-  const jitter = (ms: number) => ms * (0.9 + Math.random() * 0.2)
-  const backoff = (failures: number) => {
-    const d = Math.min(maxBackoffMs, intervalMs * 2 ** Math.min(failures, 30))
-    return d / 2 + (Math.random() * d) / 2
-  }
   /** Runs `step`; on a source error that may pass, reschedules with backoff (unless --once); anything else ends the run. */
   const attempt = async (what: string, sched: { failures: number; dueAt: number }, step: () => Promise<void>) => {
     try {
       await step()
       sched.failures = 0
-      sched.dueAt = Date.now() + jitter(intervalMs)
+      sched.dueAt = Date.now() + pollDelay(0, intervalMs, maxBackoffMs)
     } catch (err) {
       if (o.once || !retryable(err)) throw err
       sched.failures++
-      const wait = backoff(sched.failures)
+      const wait = pollDelay(sched.failures, intervalMs, maxBackoffMs)
       sched.dueAt = Date.now() + wait
       log(`${what}: ${(err as Error).message}; retrying in ${(wait / 1000).toFixed(1)} s (attempt ${sched.failures})`)
     }
