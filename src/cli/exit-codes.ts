@@ -44,7 +44,7 @@ export function exitCodeOf(err: unknown): number {
 
 /**
  * What the CLI reports for an error: its name, message and exit code. A network failure without a
- * URL of its own becomes an {@link UnreachableError} message; an HTTP refusal names its status.
+ * URL of its own becomes an {@link ServiceUnreachableError} message; an HTTP refusal names its status.
  */
 export function describeError(err: unknown): { name: string; message: string; exitCode: number } {
   const exitCode = exitCodeOf(err)
