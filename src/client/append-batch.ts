@@ -25,8 +25,8 @@ import { appendInvocation, readInvocation, DEFAULT_INVOCATION_LIFETIME } from '.
 import { systemNow } from '../ucan/clock.js'
 import { DEFAULT_MAX_INVOCATION_LIFETIME } from '../ucan/invocation.js'
 import { type AppendResult, DEFAULT_MAX_BODY_BYTES, type TlogService } from '../ucan/wire.js'
-import { AppendRefusedError, RequestTooLargeError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
-import { isNetworkError, rootCause } from './http.js'
+import { AppendRefusedError, RequestTooLargeError, ServiceUnreachableError } from './errors.js'
+import { rootCause } from './http.js'
 import type { SourceEntry } from './entries.js'
 import { INITIAL_INPUT_HASH, type Journal, JournalError, JournalMismatchError, type JournalOutcome, type RecordedError, nextInputHash } from './journal.js'
 import { checkAppendResult } from './receipt.js'
@@ -142,7 +142,6 @@ export interface AppendBatchOptions {
  * Appends every entry of `source` (entries.ts) and resolves to the summary.
  * @throws AppendRefusedError (exit 2) if any entry was refused, after the whole batch (at the first with `failFast`);
  * @throws ServiceUnreachableError (exit 4) when the service does not answer after retries (the batch stops);
- * @throws UnexpectedAnswerError (exit 2) when the service answers something that is not a receipt (the batch stops);
  * @throws VerificationFailedError (exit 3) when an answer does not verify (the batch stops);
  * @throws RequestTooLargeError (exit 1) when a request would be over `maxBodyBytes`;
  * @throws JournalMismatchError / JournalError (exit 1) when the journal is for another input, space or service;
@@ -368,8 +367,7 @@ function requestSize(message: API.AgentMessage): number {
 
 /**
  * Sends, resending the same request while nothing was answered: a network failure (no HTTP status)
- * is retried after {@link NETWORK_RETRY_MS}, then thrown as ServiceUnreachableError; an answer that
- * is not a receipt (ucanto cannot decode it) is UnexpectedAnswerError at once; HTTP 429 or a
+ * is retried after {@link NETWORK_RETRY_MS}, then thrown as ServiceUnreachableError; HTTP 429 or a
  * `RateLimited` receipt (nothing ran) waits 1 s doubling to 8 s, for at most 5 minutes. Resending
  * is safe: it is the same signed invocation, and the service's replay guard answers a repeat with
  * the first result. Other HTTP statuses are thrown as they come (with `status`).
@@ -386,7 +384,6 @@ async function sendRetrying<T>(send: () => T | PromiseLike<T>): Promise<Awaited<
     } catch (err) {
       const status = (err as { status?: unknown }).status
       if (typeof status !== 'number') {
-        if (!isNetworkError(err)) throw new UnexpectedAnswerError(`the service's answer is not a ucanto receipt (${rootCause(err)}); is this a ucanlog service?`, { cause: err })
         if (network >= NETWORK_RETRY_MS.length) throw new ServiceUnreachableError(`no answer from the service (${rootCause(err)})`, { cause: err })
         await new Promise((r) => setTimeout(r, NETWORK_RETRY_MS[network++]))
         continue

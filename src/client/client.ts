@@ -62,7 +62,6 @@ export interface ClientOptions {
  * - `HTTPError`: the service refused the HTTP request itself (`status`: 413, 429, 503 …);
  * - `ServiceUnreachable`: no answer came back after retries (the batch stopped there; the entry may
  *   or may not have been appended — with a `journal`, the same call again resumes exactly once);
- *   `UnexpectedAnswer`: the service answered something that is not a receipt (the batch stopped);
  * - found before sending: `InvalidData` (0 bytes), `EntryTooLarge` (more than 65,535 bytes);
  * - `NotSent`: not tried, because an earlier entry failed and `stopOnError` was set.
  */
@@ -320,12 +319,11 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
       }
       // A receipt that does not check out: the check's own named error; the pins do not move.
       if (stopped instanceof VerificationFailedError) throw stopped.cause ?? stopped
-      const perEntry = stopped instanceof AppendRefusedError || stopped instanceof ServiceUnreachableError || stopped instanceof UnexpectedAnswerError
-      if (stopped !== undefined && !perEntry) throw stopped
+      if (stopped !== undefined && !(stopped instanceof AppendRefusedError || stopped instanceof ServiceUnreachableError)) throw stopped
       // Consistency of the run's checkpoints with the pin and the log's current one; then the pins move.
       trust = await run.finish()
       const left: EntryFailure =
-        stopped instanceof ServiceUnreachableError || stopped instanceof UnexpectedAnswerError
+        stopped instanceof ServiceUnreachableError
           ? { name: stopped.name, message: `${stopped.message}: the batch stopped; this entry may or may not be appended${journal ? ' (call append again with the same journal to resume exactly once)' : ''}` }
           : { name: 'NotSent', message: 'not sent: an earlier entry failed and stopOnError is set' }
       for (let input = 0; input < list.length; input++) outcomes[input] ??= { input, entry: list[input]!, status: 'failed', error: left }
