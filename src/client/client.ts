@@ -36,7 +36,7 @@ export interface ClientOptions {
   space?: `did:key:${string}`
   /** The service DID; default fetched from `GET <url>/did` (or the pinned one). Give it to pin it: every receipt must be signed by it. */
   serviceDID?: `did:key:${string}`
-  /** Seconds each invocation is valid for (its `exp`); default 300, the service accepts at most 3600. */
+  /** Seconds each invocation is valid for (its `exp`); default 300 (an append with a `journal`: 3540, append-batch.ts `JOURNAL_INVOCATION_LIFETIME`), the service accepts at most 3600. */
   invocationLifetime?: number
   /**
    * Where the pins of this log are kept between runs: a trust-store directory, shared with
