@@ -59,6 +59,12 @@ export const GROUPS = {
     ],
     tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
   },
+  append: {
+    // what the client does to append exactly once and bytes exact: the entry sources (UTF-8 and
+    // base64 checks, size limits), the journal, the bulk append pipeline and the library's append on it
+    mutate: ['src/client/entries.ts', 'src/client/journal.ts', 'src/client/append-batch.ts', 'src/client/client.ts'],
+    tests: ['test/client/**/*.test.ts'],
+  },
 }
 
 /** Test files that never run mutated code in-process (they spawn the built CLI) or test no core check. */

@@ -16,6 +16,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { type Hash, decodeHash, encodeBase64 } from '../tlog/index.js'
 import { readPrivateFile, writePrivateFileAtomic } from './private-file.js'
+import { UcanlogError } from './errors.js'
 import { LogKeyChangedError, ServiceKeyChangedError } from './verify-errors.js'
 
 /** A checkpoint a client verified and saw: tree size (entries), 32-byte root hash, and the note text. */
@@ -44,17 +45,13 @@ export interface TrustAnchors {
 }
 
 /** A trust-store file that cannot be read or parsed, or a state directory that cannot be written. CLI exit 1. */
-export class TrustStoreError extends Error {
+export class TrustStoreError extends UcanlogError {
   override name = 'TrustStoreError'
-  /** CLI exit status: 1 (other error). */
-  readonly exitCode = 1
 }
 
 /** The service shows no published log for the space and nothing was pinned (or `createLog` not given). CLI exit 1. */
-export class NoPublishedLogError extends Error {
+export class NoPublishedLogError extends UcanlogError {
   override name = 'NoPublishedLog'
-  /** CLI exit status: 1 (other error). */
-  readonly exitCode = 1
 }
 
 /** The on-disk shape (see the module comment). */

@@ -20,7 +20,7 @@ describe('exit codes', () => {
 
   it('an error carrying its own code keeps it; a network failure is 4; an HTTP 4xx/5xx is 2; anything else 1', () => {
     expect(exitCodeOf(new UsageError('x'))).toBe(1)
-    expect(exitCodeOf(new ServiceRefusedError('x', 'Unauthorized'))).toBe(2)
+    expect(exitCodeOf(new ServiceRefusedError({ name: 'Unauthorized', message: 'x' }))).toBe(2)
     expect(exitCodeOf(Object.assign(new Error('forked'), { exitCode: 3 }))).toBe(3)
     expect(exitCodeOf(fetchFailed('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'))).toBe(4)
     expect(exitCodeOf(fetchFailed('ENOTFOUND', 'getaddrinfo ENOTFOUND x.invalid'))).toBe(4)
@@ -54,7 +54,7 @@ describe('exit codes', () => {
       exitCode: 4,
     })
     expect(describeError(Object.assign(new Error('Payload Too Large'), { status: 413 }))).toEqual({ name: 'ServiceRefused', message: 'the service answered HTTP 413: Payload Too Large', exitCode: 2 })
-    expect(describeError(new ServiceRefusedError('append refused: Unauthorized: no', 'Unauthorized'))).toEqual({ name: 'Unauthorized', message: 'append refused: Unauthorized: no', exitCode: 2 })
+    expect(describeError(new ServiceRefusedError({ name: 'Unauthorized', message: 'append refused: Unauthorized: no' }))).toEqual({ name: 'Unauthorized', message: 'append refused: Unauthorized: no', exitCode: 2 })
     expect(describeError(new TypeError('bad'))).toEqual({ name: 'Error', message: 'bad', exitCode: 1 })
   })
 
