@@ -20,17 +20,15 @@ import {
   decodeBase64,
   decodeHash,
   encodeBase64,
-  entryBundlePath,
   equalBytes,
   leafHash,
-  parseEntryBundle,
   proveRecord,
 } from '../tlog/index.js'
 import { LeafHashMismatchError } from './audit.js'
 import { checkConsistentWith } from './consistency.js'
-import { servedTileReader } from './tiles.js'
+import { readEntryBundle, servedTileReader } from './tiles.js'
 import { type CheckpointAnchors, type VerifiedCheckpoint, verifyCheckpointNote } from './verify-checkpoint.js'
-import { InclusionProofError, MalformedFileError, MissingFileError, OriginMismatchError, VerificationError } from './verify-errors.js'
+import { InclusionProofError, MissingFileError, OriginMismatchError, VerificationError } from './verify-errors.js'
 
 /** The `format` of the bundles this version writes and reads. */
 export const PROOF_BUNDLE_FORMAT = 'ucanlog-proof-bundle/v1'
@@ -180,16 +178,7 @@ export async function proveEntry(p: ProveInput): Promise<VerifiedProof> {
   if (p.previous) await checkConsistentWith(p.previous, cp, reader)
   if (!Number.isSafeInteger(p.index) || p.index < 0 || p.index >= cp.size) throw new EntryNotFoundError(`entry ${p.index} is not in the published tree of ${cp.size} entries`)
   const n = Math.floor(p.index / TILE_WIDTH)
-  const path = entryBundlePath(n, Math.min(TILE_WIDTH, cp.size - n * TILE_WIDTH))
-  const bytes = await p.fetchFile(path)
-  if (!bytes) throw new MissingFileError(`entry bundle ${path} is missing`)
-  let entry: Uint8Array | undefined
-  try {
-    entry = parseEntryBundle(bytes)[p.index - n * TILE_WIDTH]
-  } catch (err) {
-    throw new MalformedFileError(`${path}: ${(err as Error).message}`)
-  }
-  if (!entry) throw new MalformedFileError(`${path} holds no entry ${p.index}`)
+  const entry = (await readEntryBundle(p.fetchFile, n, Math.min(TILE_WIDTH, cp.size - n * TILE_WIDTH)))[p.index - n * TILE_WIDTH]!
   let inclusionProof: Hash[]
   try {
     inclusionProof = await proveRecord(cp.size, p.index, reader)
