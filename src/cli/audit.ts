@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { AUDIT_FAILED_EXIT_CODE, auditLog } from '../client/audit.js'
-import { httpLogFiles } from '../client/verify-append.js'
+import { httpLogFiles } from '../client/http.js'
 import { defaultStateDir, loadTrust, resolveTrust, saveTrust, trustFilePath } from '../client/trust-store.js'
 import { encodeBase64, parsePolicy } from '../tlog/index.js'
 import { unreachable } from './exit-codes.js'

@@ -183,21 +183,6 @@ export async function verifyServiceReceipt(receipt: API.Receipt, service: string
   }
 }
 
-/**
- * A {@link LogFileFetcher} over HTTP: `GET <url>/logs/<space>/<path>`; 404 is undefined, any other
- * non-2xx status an Error naming the path and status.
- * @param get performs the GET (default `fetch`); its rejection (service unreachable) propagates as is.
- */
-export function httpLogFiles(url: string, space: string, get: (url: URL) => Promise<Response> = (u) => fetch(u)): LogFileFetcher {
-  const base = new URL(`/logs/${space}/`, url)
-  return async (path) => {
-    const res = await get(new URL(path, base))
-    if (res.status === 404) return undefined
-    if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`)
-    return new Uint8Array(await res.arrayBuffer())
-  }
-}
-
 /** `fetchFile` with each path fetched once (tiles are immutable; settle builds many proofs over the same tiles). */
 function cached(fetchFile: LogFileFetcher): LogFileFetcher {
   const memo = new Map<string, Promise<Uint8Array | undefined>>()
