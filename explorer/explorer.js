@@ -274,7 +274,7 @@ async function logView({ base, headUrl, infoUrl, vkeyParam }) {
       h('span', { id: 'range' }, ` entries ${size ? start : 0}–${end - 1} of ${size} `),
       h('button', { id: 'next', disabled: end >= size, onclick: () => ((start += PAGE), showEntries()) }, 'next →'),
       ' go to index ', goto,
-      h('button', { onclick: () => { const n = Number(goto.value); if (Number.isSafeInteger(n) && n >= 0 && n < size) { start = n - (n % PAGE); showEntries() } } }, 'go'),
+      h('button', { id: 'goto-button', onclick: () => { const n = Number(goto.value); if (Number.isSafeInteger(n) && n >= 0 && n < size) { start = n - (n % PAGE); showEntries() } } }, 'go'),
     )
   }
   showEntries().catch((e) => table.append(h('tr', {}, h('td', { class: 'bad', colspan: 4 }, `entries unreadable: ${e.message}`))))
