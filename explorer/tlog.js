@@ -210,6 +210,23 @@ function split(n) {
   return largestPow2AtMost(n - 1)
 }
 
+// ---- RFC 9162 §2.1.3.2 / §2.1.4.2 verification walk: fn is the node's index, sn the last index, per level ----
+
+function halve(pos) {
+  pos.fn = Math.floor(pos.fn / 2)
+  pos.sn = Math.floor(pos.sn / 2)
+}
+
+/**
+ * Whether the next proof hash is the left sibling (fn odd, or fn the last node of its level);
+ * when it is and fn is even, moves up until fn is odd or 0, as RFC 9162 says.
+ */
+function isLeftSibling(pos) {
+  if (pos.fn % 2 === 0 && pos.fn !== pos.sn) return false
+  while (pos.fn % 2 === 0 && pos.fn !== 0) halve(pos)
+  return true
+}
+
 // ---- RFC 6962 §2.1.1 inclusion ----
 
 /** PATH(m, D[lo:hi]) built from the tiles (leaf to root). */
@@ -233,24 +250,15 @@ export async function inclusionProof(src, index, size) {
 
 /** The root hash that `path` proves for `leaf` at `index` of `size` (RFC 9162 §2.1.3.2). */
 export async function rootFromInclusionProof(path, index, size, leaf) {
-  let fn = index
-  let sn = size - 1
+  const pos = { fn: index, sn: size - 1 }
   let r = leaf
   for (const p of path) {
-    if (sn === 0) throw new VerificationError('inclusion proof too long')
-    if (fn % 2 === 1 || fn === sn) {
-      r = await nodeHash(p, r)
-      while (fn % 2 === 0 && fn !== 0) {
-        fn = Math.floor(fn / 2)
-        sn = Math.floor(sn / 2)
-      }
-    } else {
-      r = await nodeHash(r, p)
-    }
-    fn = Math.floor(fn / 2)
-    sn = Math.floor(sn / 2)
+    if (pos.sn === 0) throw new VerificationError('inclusion proof too long')
+    if (isLeftSibling(pos)) r = await nodeHash(p, r)
+    else r = await nodeHash(r, p)
+    halve(pos)
   }
-  if (sn !== 0) throw new VerificationError('inclusion proof too short')
+  if (pos.sn !== 0) throw new VerificationError('inclusion proof too short')
   return r
 }
 
@@ -287,30 +295,21 @@ export async function checkConsistency(proof, m, oldRoot, n, newRoot) {
   }
   const p = largestPow2AtMost(m) === m ? [oldRoot, ...proof] : proof
   if (p.length === 0) throw new VerificationError('empty consistency proof')
-  let fn = m - 1
-  let sn = n - 1
-  while (fn % 2 === 1) {
-    fn = Math.floor(fn / 2)
-    sn = Math.floor(sn / 2)
-  }
+  const pos = { fn: m - 1, sn: n - 1 }
+  while (pos.fn % 2 === 1) halve(pos)
   let fr = p[0]
   let sr = p[0]
   for (const c of p.slice(1)) {
-    if (sn === 0) throw new VerificationError('consistency proof too long')
-    if (fn % 2 === 1 || fn === sn) {
+    if (pos.sn === 0) throw new VerificationError('consistency proof too long')
+    if (isLeftSibling(pos)) {
       fr = await nodeHash(c, fr)
       sr = await nodeHash(c, sr)
-      while (fn % 2 === 0 && fn !== 0) {
-        fn = Math.floor(fn / 2)
-        sn = Math.floor(sn / 2)
-      }
     } else {
       sr = await nodeHash(sr, c)
     }
-    fn = Math.floor(fn / 2)
-    sn = Math.floor(sn / 2)
+    halve(pos)
   }
-  if (sn !== 0) throw new VerificationError('consistency proof too short')
+  if (pos.sn !== 0) throw new VerificationError('consistency proof too short')
   if (!equalBytes(fr, oldRoot)) throw new VerificationError(`the proof does not lead to the root of size ${m}`)
   if (!equalBytes(sr, newRoot)) throw new VerificationError(`the proof does not lead to the root of size ${n}`)
 }

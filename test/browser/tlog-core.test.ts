@@ -40,6 +40,13 @@ describe('explorer/tlog.js (the page verification core)', () => {
       expect(await core.rootFromInclusionProof(proof, i, 300, leaf)).toEqual(root)
       expect(() => checkRecord(proof, 300, root, i, leaf)).not.toThrow()
     }
+    // A proof one hash short or long, or for another index, does not give the root.
+    const src2 = new core.TileSource(base())
+    const leaf5 = await core.leafHash(entry(5))
+    const proof5 = await core.inclusionProof(src2, 5, 300)
+    await expect(core.rootFromInclusionProof(proof5.slice(0, -1), 5, 300, leaf5)).rejects.toThrow(/too short/)
+    await expect(core.rootFromInclusionProof([...proof5, proof5[0]], 5, 300, leaf5)).rejects.toThrow(/too long/)
+    expect(core.equalBytes(await core.rootFromInclusionProof(proof5, 4, 300, leaf5), root)).toBe(false)
   })
 
   it('consistency proofs between sizes verify against both roots (and src/tlog agrees); a wrong old root fails', async () => {
@@ -56,6 +63,10 @@ describe('explorer/tlog.js (the page verification core)', () => {
     const bad = rootOf(at100)
     bad[0] ^= 1
     await expect(core.checkConsistency(proof, 100, bad, 300, root300)).rejects.toThrow(/root of size 100/)
+    const bad300 = new Uint8Array(root300)
+    bad300[31] ^= 1
+    await expect(core.checkConsistency(proof, 100, rootOf(at100), 300, bad300)).rejects.toThrow(/root of size 300/)
+    await expect(core.checkConsistency(proof.slice(1), 100, rootOf(at100), 300, root300)).rejects.toThrow()
   })
 
   it('a flipped byte in a hash tile on the proof path, or in the entry bundle, fails the inclusion check', async () => {
