@@ -204,12 +204,24 @@ async function logView({ base, headUrl, infoUrl, vkeyParam }) {
     return
   }
   const origin = tlog.parseCheckpoint(tlog.parseNote(note).text).origin
-  const vkeyInput = h('input', { id: 'vkey', class: 'mono', size: 90, value: vkeyParam ?? store.get(`vkey:${origin}`) ?? head?.vkey ?? '' })
-  const policyInput = h('textarea', { id: 'policy-text', class: 'mono', rows: 4, cols: 90 }, store.get(`policy:${origin}`) ?? info?.witnessPolicy ?? '')
+  // A key pinned in this browser wins over one in the link (?vkey=) or the service's (/head): a
+  // link cannot swap the key a pinned log is checked with; a different suggestion is flagged.
   const pinned = store.get(`vkey:${origin}`)
+  const suggested = vkeyParam ?? head?.vkey
+  const vkeyInput = h('input', { id: 'vkey', class: 'mono', size: 90, value: pinned ?? suggested ?? '' })
+  const policyInput = h('textarea', { id: 'policy-text', class: 'mono', rows: 4, cols: 90 }, store.get(`policy:${origin}`) ?? info?.witnessPolicy ?? '')
+  const keyNote = pinned
+    ? suggested && suggested.trim() !== pinned
+      ? h('span', { id: 'key-warning', class: 'status bad' }, `${vkeyParam ? 'The link' : 'The service'} names another key (${suggested}) than the one pinned here; verifying with the pinned key.`)
+      : 'Pinned in this browser.'
+    : head
+      ? 'Suggested by the service (/head). Paste your own to verify against it.'
+      : vkeyParam
+        ? 'From the link (?vkey=). Paste the key you trust and pin it.'
+        : 'Paste the log key you trust (a copy of the tiles carries no key).'
   keysBox.append(
     h('label', {}, 'log key (vkey) ', vkeyInput),
-    h('p', { class: 'sub' }, pinned ? (head && head.vkey !== pinned ? h('span', { class: 'status bad' }, `The service now shows another key (${head.vkey}) than the one pinned here.`) : 'Pinned in this browser.') : head ? 'Suggested by the service (/head). Paste your own to verify against it.' : 'Paste the log key you trust (a copy of the tiles carries no key).'),
+    h('p', { class: 'sub' }, keyNote),
     h('label', {}, 'witness policy (c2sp.org/tlog-policy) ', policyInput),
     h('p', {}, h('button', { id: 'pin', onclick: () => (store.set(`vkey:${origin}`, vkeyInput.value.trim()), store.set(`policy:${origin}`, policyInput.value), location.reload()) }, 'Pin these keys and re-verify')),
   )

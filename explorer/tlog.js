@@ -16,7 +16,7 @@ const MAX_CACHED_TILES = 512
 /** Largest file the page reads from a tile root (a full entry bundle of 256 × 64 KiB entries is ≤ 16.1 MiB). */
 const MAX_FILE_BYTES = 17 << 20
 
-/** A verification failure: the page shows `message` in red. */
+/** A verification failure (malformed file, proof or note; wrong size or hash): the page shows `message` in red. */
 export class VerificationError extends Error {
   constructor(message) {
     super(message)
@@ -47,6 +47,7 @@ export async function nodeHash(left, right) {
   return sha256(b)
 }
 
+/** Whether two byte arrays are equal (constant time in their length). */
 export function equalBytes(a, b) {
   if (a.length !== b.length) return false
   let d = 0
@@ -54,10 +55,12 @@ export function equalBytes(a, b) {
   return d === 0
 }
 
+/** Lowercase hex of `b`. */
 export function toHex(b) {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 }
 
+/** Standard padded base64 of `b`. */
 export function toBase64(b) {
   let s = ''
   for (const x of b) s += String.fromCharCode(x)
@@ -120,6 +123,7 @@ export class TileSource {
     this.stats = { fetched: 0 }
   }
 
+  /** The bytes at `<base><path>` (at most MAX_FILE_BYTES); `fresh` bypasses the HTTP cache. Throws VerificationError on a non-2xx answer. */
   async get(path, { fresh = false } = {}) {
     this.stats.fetched++
     const res = await fetch(this.base + path, fresh ? { cache: 'no-store' } : {})
@@ -131,6 +135,7 @@ export class TileSource {
     return b
   }
 
+  /** The checkpoint note, never from the cache (it changes with every publication). */
   async checkpoint() {
     return new TextDecoder().decode(await this.get('checkpoint', { fresh: true }))
   }
@@ -316,6 +321,7 @@ export async function checkConsistency(proof, m, oldRoot, n, newRoot) {
 
 // ---- c2sp.org/signed-note, tlog-checkpoint, tlog-cosignature ----
 
+/** c2sp.org/signed-note signature types: Ed25519 note signature, and cosignature/v1 (c2sp.org/tlog-cosignature). */
 export const SIG_ED25519 = 0x01
 export const SIG_COSIGNATURE_V1 = 0x04
 

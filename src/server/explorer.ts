@@ -52,7 +52,7 @@ function explorerDir(): string | undefined {
 
 /**
  * The explorer routes as a Hono sub-app to mount at `/`: `GET /`, `GET /logs/:space/` (only for a
- * did:key space id, matched by `space`; anything else falls through to 404) and
+ * did:key space id, matched by `space`; anything else is 404; without the slash, 301 to it) and
  * `GET /explorer/<file>` for the files above. The files are read once, here.
  */
 export function explorerRoutes(space: RegExp): Hono {
@@ -67,6 +67,8 @@ export function explorerRoutes(space: RegExp): Hono {
   }
   app.get('/', () => page())
   app.get('/logs/:space/', (c) => (space.test(c.req.param('space')) ? page() : c.text('not found\n', 404)))
+  // Without the trailing slash, the page's relative URLs (`head`, `checkpoint`, `tile/…`) would miss the log.
+  app.get('/logs/:space', (c) => (space.test(c.req.param('space')) ? c.redirect(`/logs/${c.req.param('space')}/`, 301) : c.text('not found\n', 404)))
   app.get('/explorer/:file', (c) => {
     const name = c.req.param('file')
     const body = name === 'index.html' ? undefined : files.get(name)

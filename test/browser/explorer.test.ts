@@ -17,6 +17,7 @@ import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createClient, createKey, delegateSpaceToAgent, formatDelegation, type UcanlogClient } from '../../src/client/index.js'
 import { EXPLORER_CSP } from '../../src/server/explorer.js'
+import { ed25519Signer } from '../../src/tlog/index.js'
 import { closeServer } from '../helpers/loopback.js'
 import { REPO, startTestService } from '../e2e/helpers.js'
 
@@ -170,6 +171,18 @@ describe('the log explorer in Chromium', () => {
     // Entry 61's own leaf hash is the flipped one: the page says the tile disagrees with the entry.
     await page.click('tr.entry[data-index="61"]')
     await poll(() => page.locator('#inclusion-status').textContent()).toContain('inclusion FAILED: the leaf hash stored in tile 0')
+
+    // The user's own key, pasted and pinned: a key other than the log's fails the checkpoint, and
+    // neither the service's /head nor a link's ?vkey= replaces the pin.
+    const origin = (await page.locator('#checkpoint table td.mono').first().textContent())!
+    await page.fill('#vkey', ed25519Signer(origin, new Uint8Array(32).fill(9)).vkey)
+    await page.click('#pin')
+    await poll(() => page.locator('#checkpoint-status').textContent()).toContain('checkpoint FAILED: the log signature does not verify with this key')
+    expect(await page.locator('#key-warning').textContent()).toContain('The service names another key')
+    const headVkey = ((await (await fetch(`${logUrl}head`)).json()) as { vkey: string }).vkey
+    await page.goto(`${logUrl}?vkey=${encodeURIComponent(headVkey)}`)
+    await poll(() => page.locator('#checkpoint-status').getAttribute('data-state')).toBe('failed')
+    expect(await page.locator('#key-warning').textContent()).toContain('The link names another key')
     await context.close()
   })
 })

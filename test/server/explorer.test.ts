@@ -21,6 +21,8 @@ describe('explorer routes', () => {
       expect(res.headers.get('content-security-policy')).toBe(EXPLORER_CSP)
       expect([res.headers.get('x-content-type-options'), res.headers.get('referrer-policy')]).toEqual(['nosniff', 'no-referrer'])
     }
+    const moved = await app.request(`/logs/${SPACE}`)
+    expect([moved.status, moved.headers.get('location')]).toEqual([301, `/logs/${SPACE}/`])
     expect(EXPLORER_CSP).toContain("script-src 'self'")
     expect(EXPLORER_CSP).not.toContain('unsafe')
   })
