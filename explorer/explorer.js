@@ -181,7 +181,7 @@ function latestCosignature(note) {
 
 // ---- log view ----
 
-async function logView({ base, headUrl, infoUrl, vkeyParam }) {
+async function logView({ base, headUrl, infoUrl, vkeyParam, pollSeconds }) {
   main.replaceChildren()
   const src = new tlog.TileSource(base)
   const head = headUrl ? await getJSON(headUrl).catch(() => null) : null
@@ -261,6 +261,33 @@ async function logView({ base, headUrl, infoUrl, vkeyParam }) {
   const size = state.checkpoint.size
   const history = state.verified ? recordCheckpoint(origin, state.checkpoint, note) : (store.get(`history:${origin}`) ?? [])
   drawChart(chartBox, history)
+  // While the page is open, the checkpoint is fetched every pollSeconds; a new one that verifies
+  // with the same keys joins the history (and the chart). Browsing stays on the tree loaded.
+  const live = h('p', { id: 'live-status', class: 'sub' }, `Checking for new checkpoints every ${pollSeconds} s.`)
+  chartBox.append(live)
+  let polling = false
+  setInterval(async () => {
+    if (polling || !state.verified) return
+    polling = true
+    try {
+      const next = await src.checkpoint()
+      const policy = policyInput.value.trim() ? tlog.parsePolicy(policyInput.value) : undefined
+      const v = await tlog.verifyCheckpointNote(next, vkeyInput.value, policy)
+      const ok = v.logSignature && v.origin && (!policy || v.quorum)
+      if (!ok) status(live, false, `a newer checkpoint (size ${v.checkpoint.size}) does NOT verify with these keys`)
+      else if (v.checkpoint.size !== history[history.length - 1]?.size) {
+        history.splice(0, history.length, ...recordCheckpoint(origin, v.checkpoint, next))
+        chartBox.querySelector('svg')?.remove()
+        chartBox.querySelector('p.sub')?.remove()
+        drawChart(chartBox, history, live)
+        status(live, true, `new checkpoint verified: size ${v.checkpoint.size} (reload to browse it)`)
+      }
+    } catch (e) {
+      status(live, false, `checkpoint poll failed: ${e.message}`)
+    } finally {
+      polling = false
+    }
+  }, pollSeconds * 1000)
 
   // Entries, page by page, from the entry bundles.
   const table = h('table', { id: 'entry-table' })
@@ -367,7 +394,7 @@ async function logView({ base, headUrl, infoUrl, vkeyParam }) {
 }
 
 /** An SVG step chart of the verified checkpoints this browser has seen (size against time). */
-function drawChart(box, history) {
+function drawChart(box, history, before = null) {
   const NS = 'http://www.w3.org/2000/svg'
   const svg = (tag, attrs, ...kids) => {
     const el = document.createElementNS(NS, tag)
@@ -375,7 +402,8 @@ function drawChart(box, history) {
     el.append(...kids)
     return el
   }
-  box.append(h('p', { class: 'sub' }, `${history.length} checkpoints verified by this browser (kept locally, last ${MAX_HISTORY}); the service keeps no history, so the chart grows as you revisit.`))
+  const add = (el) => box.insertBefore(el, before)
+  add(h('p', { class: 'sub' }, `${history.length} checkpoints verified by this browser (kept locally, last ${MAX_HISTORY}); the service keeps no history, so the chart grows as you revisit.`))
   if (history.length === 0) return
   const W = 640, H = 160, P = 40
   const t0 = history[0].seen, t1 = Math.max(history[history.length - 1].seen, t0 + 1)
@@ -384,7 +412,7 @@ function drawChart(box, history) {
   const y = (s) => H - P / 2 - (s / smax) * (H - P)
   let d = ''
   history.forEach((c, i) => (d += i === 0 ? `M${x(c.seen)},${y(c.size)}` : `H${x(c.seen)}V${y(c.size)}`))
-  box.append(svg('svg', { id: 'size-chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'tree size over time' },
+  add(svg('svg', { id: 'size-chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'tree size over time' },
     svg('line', { x1: P, y1: H - P / 2, x2: W - P, y2: H - P / 2, stroke: '#888' }),
     svg('path', { d, fill: 'none', stroke: '#2a6', 'stroke-width': 2 }),
     ...history.map((c) => svg('circle', { cx: x(c.seen), cy: y(c.size), r: 3, fill: '#2a6' }, svg('title', {}, `${c.size} entries, seen ${new Date(c.seen).toISOString()}`))),
@@ -403,12 +431,14 @@ async function start() {
   }
   const q = new URLSearchParams(location.search)
   const base = q.get('base')
+  // ?poll=<seconds> (2..3600, default 30): how often an open log page looks for a new checkpoint.
+  const pollSeconds = Math.min(3600, Math.max(2, Number(q.get('poll')) || 30))
   const m = /^\/logs\/(did:key:z[1-9A-HJ-NP-Za-km-z]+)\/$/.exec(location.pathname)
   if (base) {
     const b = new URL(base, location.href).href
-    await logView({ base: b.endsWith('/') ? b : `${b}/`, vkeyParam: q.get('vkey') ?? undefined })
+    await logView({ base: b.endsWith('/') ? b : `${b}/`, vkeyParam: q.get('vkey') ?? undefined, pollSeconds })
   } else if (m) {
-    await logView({ base: new URL(location.pathname, location.href).href, headUrl: `${location.pathname}head`, infoUrl: '/info', vkeyParam: q.get('vkey') ?? undefined })
+    await logView({ base: new URL(location.pathname, location.href).href, headUrl: `${location.pathname}head`, infoUrl: '/info', vkeyParam: q.get('vkey') ?? undefined, pollSeconds })
   } else {
     await listView()
   }

@@ -4,7 +4,7 @@
  * real service with the bundled witness and 300 entries appended through the client library.
  * Everything asserted as verified is computed by the page's own script from the public tiles:
  * paging, an inclusion proof, a consistency check between a checkpoint the page saw earlier and
- * the latest; the same page against a copy of the tiles on another origin (`?base=`); and, after
+ * the latest, a new checkpoint found by the page's poll; the same page against a copy of the tiles on another origin (`?base=`); and, after
  * one byte of a tile file is flipped on disk, the failure. Screenshots: test-artifacts/explorer/.
  */
 import { execFileSync } from 'node:child_process'
@@ -122,6 +122,13 @@ describe('the log explorer in Chromium', () => {
     await poll(() => row.locator('td').nth(1).textContent()).toBe('300')
     expect(await page.locator('#policy').textContent()).toContain('bundled')
     await page.screenshot({ path: join(ARTIFACTS, 'list.png'), fullPage: true })
+
+    // An open log page polls (?poll=2): the next checkpoint is verified in the page and joins the chart.
+    await page.goto(`${logUrl}?poll=2`)
+    await poll(() => page.locator('#checkpoint-status').getAttribute('data-state')).toBe('ok')
+    await append(300, 310)
+    await poll(() => page.locator('#live-status').textContent()).toContain('new checkpoint verified: size 310')
+    expect(await page.locator('#size-chart circle').count()).toBe(3)
     expect(errors).toEqual([])
     await context.close()
   })
