@@ -4,8 +4,9 @@
  * real service with the bundled witness and 300 entries appended through the client library.
  * Everything asserted as verified is computed by the page's own script from the public tiles:
  * paging, an inclusion proof, a consistency check between a checkpoint the page saw earlier and
- * the latest, a new checkpoint found by the page's poll; the same page against a copy of the tiles on another origin (`?base=`); and, after
- * one byte of a tile file is flipped on disk, the failure. Screenshots: test-artifacts/explorer/.
+ * the latest, a new checkpoint found by the page's poll; the same page against a copy of the tiles
+ * on another origin (`?base=`); a pasted key; and, after one byte of a tile file is flipped on
+ * disk, the failure. Screenshots: test-artifacts/explorer/.
  */
 import { execFileSync } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
