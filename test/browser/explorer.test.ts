@@ -121,6 +121,8 @@ describe('the log explorer in Chromium', () => {
     await page.goto(`${svc.url}/`)
     const row = page.locator('#log-table tr.log', { hasText: space })
     await poll(() => row.locator('td').nth(1).textContent()).toBe('300')
+    await poll(() => row.locator('td').nth(2).textContent()).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) // the newest cosignature's time
+    expect(await row.locator('td').nth(3).textContent()).toBe('uploads off') // upload lag: this service has no Storacha uploads
     expect(await page.locator('#policy').textContent()).toContain('bundled')
     await page.screenshot({ path: join(ARTIFACTS, 'list.png'), fullPage: true })
 
