@@ -39,13 +39,14 @@ function status(el, ok, text) {
 const fmtTime = (s) => (s ? new Date(s * 1000).toISOString().replace('.000Z', 'Z') : '—')
 const short = (hex) => `${hex.slice(0, 16)}…`
 
-/** Text when `bytes` is UTF-8 without control characters (tab and newlines aside), else hex. */
+/** Text when `bytes` is UTF-8 without control or bidi-override characters (tab and newlines aside), else hex. */
 function render(bytes, max) {
   const cut = bytes.subarray(0, max)
   const more = bytes.length > max ? '…' : ''
   try {
     const s = new TextDecoder('utf-8', { fatal: true }).decode(cut)
-    if (!/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s)) return { kind: 'text', value: s + more }
+    // Control and bidirectional-override characters could hide or reorder what is shown: hex then.
+    if (!/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(s)) return { kind: 'text', value: s + more }
   } catch {
     // not UTF-8 (or cut inside a character): hex
   }

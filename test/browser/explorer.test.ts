@@ -32,8 +32,9 @@ let client: UcanlogClient
 let space: string
 let logUrl: string
 
-/** Entry i: text, except every 7th, which is binary (shown as hex). */
-const entryBytes = (i: number) => (i % 7 === 3 ? new Uint8Array([0xff, 0x00, i & 0xff, 0x80, 0x01]) : new TextEncoder().encode(`explorer entry ${i}: {"event":"deploy","n":${i}}`))
+/** Entry i: text, except every 7th, which is binary, and entry 5, valid UTF-8 with a right-to-left override (both shown as hex). */
+const entryBytes = (i: number) =>
+  i % 7 === 3 ? new Uint8Array([0xff, 0x00, i & 0xff, 0x80, 0x01]) : new TextEncoder().encode(i === 5 ? 'invoice \u202egnp.exe' : `explorer entry ${i}: {"event":"deploy","n":${i}}`)
 
 async function append(from: number, to: number) {
   const out = await client.append(Array.from({ length: to - from }, (_, k) => entryBytes(from + k)))
@@ -88,6 +89,7 @@ describe('the log explorer in Chromium', () => {
 
     // Paging: 25 per page; text as text, binary as hex.
     await poll(() => page.locator('tr.entry').count()).toBe(25)
+    expect(await page.locator('tr.entry[data-index="5"] td.hex').textContent()).toBe(Buffer.from('invoice \u202egnp.exe').toString('hex'))
     await page.click('#next')
     await poll(() => page.locator('#range').textContent()).toContain('entries 25–49 of 300')
     await page.click('#next')
