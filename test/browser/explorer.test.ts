@@ -179,6 +179,10 @@ describe('the log explorer in Chromium', () => {
     await page.click('tr.entry[data-index="60"]')
     await poll(() => page.locator('#inclusion-status').getAttribute('data-state')).toBe('failed')
     expect(await page.locator('#inclusion-status').textContent()).toContain("inclusion FAILED: the root computed from the proof is not the checkpoint's")
+    // The consistency proof from 100 to the signed latest root needs hashes of that tile too.
+    await page.fill('#old-size', '100')
+    await page.click('#check-consistency')
+    await poll(() => page.locator('#consistency-status').textContent()).toContain('consistency FAILED: the proof does not lead to the root of size')
     await page.screenshot({ path: join(ARTIFACTS, 'tampered-tile.png'), fullPage: true })
     // Entry 61's own leaf hash is the flipped one: the page says the tile disagrees with the entry.
     await page.click('tr.entry[data-index="61"]')
