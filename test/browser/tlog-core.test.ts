@@ -6,7 +6,21 @@
  * (explorer.test.ts) runs the same module in Chromium through the page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { checkRecord, checkTree, decodeBase64, leafHash as nodeLeafHash, parseCheckpoint as nodeParseCheckpoint, parseNote as nodeParseNote } from '../../src/tlog/index.js'
+import {
+  checkRecord,
+  checkTree,
+  decodeBase64,
+  leafHash as nodeLeafHash,
+  MemoryHashStore,
+  newTiles,
+  parseCheckpoint as nodeParseCheckpoint,
+  parseNote as nodeParseNote,
+  proveRecord,
+  proveTree,
+  readTileData,
+  tilePath,
+  treeHash,
+} from '../../src/tlog/index.js'
 import { buildLog, checkpointOf, entry, flipByte, LOG_SIGNER, type LogFilesMap, POLICY_TEXT, SPACE, startLogServer, type LogServer } from '../auditor/fixtures.js'
 // @ts-expect-error plain ES module without types (served as is to the browser)
 import * as core from '../../explorer/tlog.js'
@@ -67,6 +81,29 @@ describe('explorer/tlog.js (the page verification core)', () => {
     bad300[31] ^= 1
     await expect(core.checkConsistency(proof, 100, rootOf(at100), 300, bad300)).rejects.toThrow(/root of size 300/)
     await expect(core.checkConsistency(proof.slice(1), 100, rootOf(at100), 300, root300)).rejects.toThrow()
+  })
+
+  it('a tree with level-2 tiles (65,836 entries, hash tiles only): proofs from the tiles equal src/tlog\'s, byte for byte', async () => {
+    const N = 65_536 + 300
+    const store = new MemoryHashStore()
+    for (let i = 0; i < N; i++) store.append(nodeLeafHash(entry(i)))
+    const files: LogFilesMap = new Map()
+    for (const t of newTiles(0, N)) files.set(tilePath(t), await readTileData(t, store))
+    expect(files.has('tile/2/000.p/1')).toBe(true)
+    server.serve(files)
+    const src = new core.TileSource(base())
+    const root = await treeHash(N, store)
+    for (const i of [0, 255, 40_000, 65_535, 65_536, 65_835]) {
+      const proof = await core.inclusionProof(src, i, N)
+      expect(proof).toEqual(await proveRecord(N, i, store))
+      expect(await core.rootFromInclusionProof(proof, i, N, nodeLeafHash(entry(i)))).toEqual(root)
+    }
+    for (const m of [1, 1000, 65_535, 65_536, 65_537, N]) {
+      const proof = await core.consistencyProof(src, m, N)
+      expect(proof).toEqual(await proveTree(N, m, store))
+      await core.checkConsistency(proof, m, await treeHash(m, store), N, root)
+    }
+    server.serve(at300)
   })
 
   it('a flipped byte in a hash tile on the proof path, or in the entry bundle, fails the inclusion check', async () => {
