@@ -43,7 +43,7 @@ export const GROUPS = {
     tests: ['test/ucan/**/*.test.ts'],
   },
   client: {
-    // the auditor, the log's witness client, and what a client verifies of each append receipt (and the trust store it pins)
+    // the auditor, the log's witness client, what a client verifies of each append receipt (and the trust store it pins), and the monitor's checks
     mutate: [
       'src/client/audit.ts',
       'src/client/tiles.ts',
@@ -54,8 +54,16 @@ export const GROUPS = {
       'src/client/verify-checkpoint.ts',
       'src/client/trust-store.ts',
       'src/client/verify-session.ts',
+      'src/client/monitor.ts',
+      'src/client/monitor-cursor.ts',
     ],
     tests: ['test/auditor/**/*.test.ts', 'test/client/**/*.test.ts', 'test/log/**/*.test.ts', 'test/witness/client.test.ts'],
+  },
+  append: {
+    // what the client does to append exactly once and bytes exact: the entry sources (UTF-8 and
+    // base64 checks, size limits), the journal, the bulk append pipeline and the library's append on it
+    mutate: ['src/client/entries.ts', 'src/client/journal.ts', 'src/client/append-batch.ts', 'src/client/client.ts'],
+    tests: ['test/client/**/*.test.ts'],
   },
 }
 

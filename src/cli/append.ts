@@ -13,16 +13,19 @@ import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { type AppendSummary, type EntryOutcome, appendBatch } from '../client/append-batch.js'
-import { AppendRefusedError, UnreachableError } from '../client/append-errors.js'
+import { parseDelegation } from '../client/delegations.js'
+import { AppendRefusedError, InvalidDelegationError, ServiceRefusedError, ServiceUnreachableError } from '../client/errors.js'
+import { namedGet } from '../client/http.js'
 import { type LineFormat, type SourceEntry, entriesFromArguments, entriesFromLines, entryFromFile } from '../client/entries.js'
 import { Journal } from '../client/journal.js'
 import { defaultStateDir, trustFilePath } from '../client/trust-store.js'
 import { verifyServiceReceipt } from '../client/verify-append.js'
 import { openAppendVerification } from '../client/verify-session.js'
 import type { API } from '@ucanto/core'
-import { DEFAULT_MAX_BODY_BYTES, connect, createInvocation, delegateAgentToService, parseDelegation } from '../ucan/index.js'
+import { DEFAULT_MAX_BODY_BYTES, connect, createInvocation, delegateAgentToService } from '../ucan/index.js'
+import { UsageError } from './exit-codes.js'
 import { readKey } from './key.js'
-import { fetchServiceDID, urlOption } from './service-did.js'
+import { urlOption } from './service-did.js'
 
 /** Options of `ucanlog append`, as commander parses them. */
 interface AppendOptions {
@@ -70,32 +73,30 @@ export function appendCommand(): Command {
     .option('--json', 'print one JSON object per entry, then one with the summary')
     .action(async (args: string[], o: AppendOptions) => {
       const format: LineFormat = o.base64 ? 'base64' : 'text'
-      if (o.lines && !o.file) throw usage('--lines splits --file; stdin is always read one entry per line')
-      if (o.file && args.length) throw usage('pass entries as arguments or --file, not both')
-      if (o.file && o.base64 && !o.lines) throw usage('--base64 reads lines: add --lines to read --file as base64 lines, or drop --base64 to append its raw bytes')
+      if (o.lines && !o.file) throw new UsageError('--lines splits --file; stdin is always read one entry per line')
+      if (o.file && args.length) throw new UsageError('pass entries as arguments or --file, not both')
+      if (o.file && o.base64 && !o.lines) throw new UsageError('--base64 reads lines: add --lines to read --file as base64 lines, or drop --base64 to append its raw bytes')
       const maxBodyBytes = positiveInteger(o.maxBodyBytes, '--max-body-bytes')
       const concurrency = positiveInteger(o.concurrency, '--concurrency')
       // Arguments are checked before anything else is done.
       const source = entrySource(args, o, format)
-      if (source === undefined) throw usage('nothing to append: pass entries as arguments, --file, or lines on stdin')
+      if (source === undefined) throw new UsageError('nothing to append: pass entries as arguments, --file, or lines on stdin')
 
       const agent = await readKey(o.agentKey)
-      const proofText = (await readFile(o.proof, 'utf8').catch(() => {
-        throw new Error(`cannot read --proof ${o.proof}; create one with: ucanlog delegate --space-key <space.key> --agent ${agent.did()}`)
-      })).trim()
-      const parsed = await parseDelegation(proofText)
-      if (parsed.error) throw new Error(`--proof ${o.proof} is not a delegation: ${parsed.error.message}`)
-      const spaceToAgent = parsed.ok
+      const proofText = await readFile(o.proof, 'utf8').catch(() => {
+        throw new UsageError(`cannot read --proof ${o.proof}; create one with: ucanlog delegate --space-key <space.key> --agent ${agent.did()}`)
+      })
+      // The client's parser: surrounding whitespace (the file's newline) ignored, the text never echoed.
+      const spaceToAgent = await parseDelegation(proofText).catch((err: unknown) => {
+        throw err instanceof InvalidDelegationError ? new UsageError(`--proof ${o.proof} is ${err.message}`, { cause: err }) : err
+      })
       const space = spaceToAgent.capabilities[0]?.with as `did:key:${string}`
       if (spaceToAgent.audience.did() !== agent.did()) {
-        throw new Error(`the proof is delegated to ${spaceToAgent.audience.did()}, not to this agent (${agent.did()})`)
+        throw new UsageError(`the proof is delegated to ${spaceToAgent.audience.did()}, not to this agent (${agent.did()})`)
       }
       // The receipts are verified against the trust store `ucanlog audit` shares (src/client/verify-session.ts):
       // the service DID, log key and witness policy pinned (trusted on first use), and the last checkpoint seen.
-      const reach = (url: URL) =>
-        fetch(url).catch((err: Error & { cause?: { code?: string } }) => {
-          throw Object.assign(new Error(`cannot reach the service at ${o.url} (${err.cause?.code ?? err.message}); is \`ucanlog serve\` running? (--url or UCANLOG_URL)`), { name: 'Unreachable', exitCode: 4 })
-        })
+      const reach = namedGet(o.url, fetch, 'check --url / UCANLOG_URL')
       const run = await openAppendVerification({
         url: o.url,
         space,
@@ -110,7 +111,7 @@ export function appendCommand(): Command {
           const [receipt] = await connect(o.url, service).execute(inv)
           await verifyServiceReceipt(receipt as unknown as API.Receipt, service, (await inv.delegate()).cid)
           const out = receipt!.out as { ok?: { origin: string; vkey: string }; error?: { name: string; message: string } }
-          if (out.error) throw Object.assign(new Error(`tlog/create refused: ${out.error.name}: ${out.error.message}`), { name: 'AppendRefused', exitCode: 2 })
+          if (out.error) throw new ServiceRefusedError({ name: out.error.name, message: `tlog/create refused: ${out.error.name}: ${out.error.message}` })
           return out.ok!
         },
       })
@@ -158,13 +159,13 @@ export function appendCommand(): Command {
             if (o.json) process.stdout.write(JSON.stringify(outcomeJson(out)) + '\n')
           },
         })
-      } catch (err) {
+      } catch (err: unknown) {
         bar?.stop()
         const s = (err as { summary?: AppendSummary }).summary
         if (s) printSummary(s, o.json)
         // Refused entries do not make the others unverified: settle and pin what was verified (its failure, exit 3, wins).
         if (err instanceof AppendRefusedError) await run.finish()
-        if (err instanceof UnreachableError) {
+        if (err instanceof ServiceUnreachableError) {
           err.message = `${o.url}: ${err.message}; ${o.journal ? `rerun with the same --journal ${o.journal} to resume (nothing is appended twice)` : 'entries without an answer may or may not be appended; use --journal FILE to be able to resume exactly once'}`
         }
         throw err
@@ -173,7 +174,7 @@ export function appendCommand(): Command {
         await journal?.close()
       }
       bar?.stop()
-      if (summary.entries === 0) throw usage('nothing to append: the input has no entries (empty lines are skipped)')
+      if (summary.entries === 0) throw new UsageError('nothing to append: the input has no entries (empty lines are skipped)')
       // Only now, with every checkpoint consistent with the pinned one and the log's current one, are they verified.
       await run.finish()
       printSummary(summary, o.json, trustFilePath(o.state, space))
@@ -267,15 +268,8 @@ function printSummary(s: AppendSummary, json: boolean | undefined, pinned?: stri
   process.stdout.write(lines.join('\n') + '\n')
 }
 
-function usage(message: string): Error {
-  return Object.assign(new Error(message), { name: 'Usage', exitCode: 1 })
-}
-
 function positiveInteger(s: string, flag: string): number {
   const n = Number(s)
-  if (!Number.isSafeInteger(n) || n < 1) throw usage(`${flag} must be a positive integer, got ${s}`)
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got ${s}`)
   return n
 }
-
-/** The service DID from `GET <url>/did` (src/cli/service-did.ts; unreachable → exit 4, a refusal or a non-did:key answer → 2). */
-export { fetchServiceDID } from './service-did.js'

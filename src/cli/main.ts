@@ -1,5 +1,5 @@
 /**
- * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `witness …`. Every command has
+ * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `witness …`, `monitor`. Every command has
  * `--help` (ending with its exit status) and `--json`; errors say what to do next and never print a stack trace.
  */
 import { Command, CommanderError, Option } from 'commander'
@@ -19,10 +19,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./audit.js')).auditCommand(),
   restore: async () => (await import('./restore.js')).restoreCommand(),
   witness: async () => (await import('./witness.js')).witnessCommand(),
+  monitor: async () => (await import('./monitor.js')).monitorCommand(),
 }
 
-/** Commands whose --help already has its own "Exit status" section (audit names its failed checks). */
-const OWN_EXIT_STATUS = new Set(['audit'])
+/** Commands whose --help already has its own "Exit status" section (audit names its failed checks, monitor adds 5). */
+const OWN_EXIT_STATUS = new Set(['audit', 'monitor'])
 
 /**
  * Builds the command tree (exported for tests). With `argv`, only the subcommand it names is

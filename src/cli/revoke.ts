@@ -8,7 +8,9 @@
  */
 import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
-import { connect, parseDelegation, revokeInvocation } from '../ucan/index.js'
+import { parseDelegation } from '../client/delegations.js'
+import { InvalidDelegationError } from '../client/errors.js'
+import { connect, revokeInvocation } from '../ucan/index.js'
 import { ServiceRefusedError, UsageError, unreachable, isNetworkError } from './exit-codes.js'
 import { readKey } from './key.js'
 import { fetchServiceDID, urlOption } from './service-did.js'
@@ -35,22 +37,24 @@ export function revokeCommand(): Command {
     .option('--json', 'print the result as JSON')
     .action(async (o: { key: string; delegation: string; url: string; json?: boolean }) => {
       const issuer = await readKey(o.key)
-      const text = (await readFile(o.delegation, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      const text = await readFile(o.delegation, 'utf8').catch((err: NodeJS.ErrnoException) => {
         throw new UsageError(`cannot read --delegation ${o.delegation} (${err.code ?? err.message})`)
-      })).trim()
-      const parsed = await parseDelegation(text)
-      if (parsed.error) throw new UsageError(`--delegation ${o.delegation} is not a delegation: ${parsed.error.message}`)
+      })
+      // The client's parser: surrounding whitespace (the file's newline) ignored, the text never echoed.
+      const ucan = await parseDelegation(text).catch((err: unknown) => {
+        throw err instanceof InvalidDelegationError ? new UsageError(`--delegation ${o.delegation} is ${err.message}`, { cause: err }) : err
+      })
       const service = await fetchServiceDID(o.url)
       let receipt
       try {
-        ;[receipt] = await connect(o.url, service).execute(revokeInvocation({ issuer, service, ucan: parsed.ok }))
+        ;[receipt] = await connect(o.url, service).execute(revokeInvocation({ issuer, service, ucan }))
       } catch (err) {
         throw isNetworkError(err) ? unreachable(o.url, err) : err
       }
       const out = receipt!.out as { ok?: RevokeOk; error?: { name: string; message: string } }
       if (out.error) {
         const none = out.error.name === 'UnrelatedRevocation' ? ' Nothing was revoked: revoke with the space key, or the key of the delegation\'s issuer or audience.' : ''
-        throw new ServiceRefusedError(`revocation refused: ${out.error.name}: ${out.error.message}.${none}`, out.error.name)
+        throw new ServiceRefusedError({ name: out.error.name, message: `revocation refused: ${out.error.name}: ${out.error.message}.${none}` })
       }
       const ok = out.ok!
       const already = ok.alreadyRevoked === true

@@ -20,7 +20,7 @@ export function urlOption(): Option {
 
 /**
  * The service DID from `GET <url>/did`.
- * @throws UsageError for a malformed URL; UnreachableError (exit 4) naming the URL, the cause and
+ * @throws UsageError for a malformed URL; ServiceUnreachableError (exit 4) naming the URL, the cause and
  *   `--url` / `UCANLOG_URL` when the service cannot be reached (or does not answer within
  *   {@link SERVICE_DID_TIMEOUT_MS}); the client's ServiceRefusedError (`HTTPError`, exit 2) for an
  *   HTTP error status and UnexpectedAnswerError (exit 2) for an answer that is not a did:key.

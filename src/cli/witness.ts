@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Command } from 'commander'
 import { encodeBase64, parseVerifierKey } from '../tlog/index.js'
-import { UnreachableError, isNetworkError } from './exit-codes.js'
+import { ServiceUnreachableError, isNetworkError } from './exit-codes.js'
 import { SqliteWitnessStore, openWitness, parseLogList, pullLogs, witnessApp, witnessVkey } from '../../witness/index.js'
 
 /** Default listen address of `witness serve` (litewitness's default). */
@@ -189,7 +189,7 @@ async function withStore(db: string, f: (s: SqliteWitnessStore) => void | Promis
 async function readSource(source: string): Promise<string> {
   if (/^https?:\/\//i.test(source)) {
     const res = await fetch(source, { signal: AbortSignal.timeout(PULL_TIMEOUT_MS) }).catch((e: Error) => {
-      if (isNetworkError(e)) throw new UnreachableError(source, `cannot fetch ${source}: ${(e.cause as Error | undefined)?.message ?? e.message}; check the URL and the network, or pass a file`)
+      if (isNetworkError(e)) throw new ServiceUnreachableError(`cannot fetch ${source}: ${(e.cause as Error | undefined)?.message ?? e.message}; check the URL and the network, or pass a file`, { cause: e, url: source })
       throw new Error(`cannot fetch ${source}: ${e.message}`)
     })
     if (!res.ok) throw new Error(`cannot fetch ${source}: HTTP ${res.status}`)

@@ -25,11 +25,13 @@ import { appendInvocation, readInvocation, DEFAULT_INVOCATION_LIFETIME } from '.
 import { systemNow } from '../ucan/clock.js'
 import { DEFAULT_MAX_INVOCATION_LIFETIME } from '../ucan/invocation.js'
 import { type AppendResult, DEFAULT_MAX_BODY_BYTES, type TlogService } from '../ucan/wire.js'
-import { AppendRefusedError, RequestTooLargeError, UnreachableError, VerificationFailedError, type AppendBatchError } from './append-errors.js'
+import { AppendRefusedError, RequestTooLargeError, ServiceUnreachableError } from './errors.js'
+import { rootCause } from './http.js'
 import type { SourceEntry } from './entries.js'
 import { INITIAL_INPUT_HASH, type Journal, JournalError, JournalMismatchError, type JournalOutcome, type RecordedError, nextInputHash } from './journal.js'
 import { checkAppendResult } from './receipt.js'
 import type { VerifiedReceipt } from './verify-append.js'
+import { VerificationFailedError } from './verify-errors.js'
 
 /**
  * What checks each receipt: verify-append.ts `AppendVerifier` (from verify-session.ts
@@ -52,6 +54,9 @@ export const RESEND_MARGIN = 30
 
 /** Delays between sends of the same invocation when no answer came (connection refused, reset, timeout), in ms. */
 const NETWORK_RETRY_MS = [250, 500, 1000, 2000]
+
+/** An error {@link appendBatch} throws once the batch started: it carries the summary of what was done before it stopped. */
+export type AppendBatchError = Error & { exitCode?: number; summary?: AppendSummary }
 
 /** What happened to one entry. */
 export interface EntryOutcome {
@@ -136,7 +141,7 @@ export interface AppendBatchOptions {
 /**
  * Appends every entry of `source` (entries.ts) and resolves to the summary.
  * @throws AppendRefusedError (exit 2) if any entry was refused, after the whole batch (at the first with `failFast`);
- * @throws UnreachableError (exit 4) when the service does not answer after retries (the batch stops);
+ * @throws ServiceUnreachableError (exit 4) when the service does not answer after retries (the batch stops);
  * @throws VerificationFailedError (exit 3) when an answer does not verify (the batch stops);
  * @throws RequestTooLargeError (exit 1) when a request would be over `maxBodyBytes`;
  * @throws JournalMismatchError / JournalError (exit 1) when the journal is for another input, space or service;
@@ -256,7 +261,7 @@ export async function appendBatch(source: AsyncIterable<SourceEntry> | Iterable<
     } catch (err) {
       const status = (err as { status?: unknown }).status
       if (typeof status !== 'number') throw err
-      const error = { name: 'HTTPError', message: `the service answered HTTP ${status}${(err as { statusText?: string }).statusText ? ` ${(err as { statusText?: string }).statusText}` : ''} (nothing was appended)` }
+      const error = { name: 'HTTPError', status, message: `the service answered HTTP ${status}${(err as { statusText?: string }).statusText ? ` ${(err as { statusText?: string }).statusText}` : ''} (nothing was appended)` }
       await journal?.record({ type: 'outcome', position: e.position, cid, error })
       return report({ position: e.position, line: e.line, status: 'refused', error, resent })
     }
@@ -362,7 +367,7 @@ function requestSize(message: API.AgentMessage): number {
 
 /**
  * Sends, resending the same request while nothing was answered: a network failure (no HTTP status)
- * is retried after {@link NETWORK_RETRY_MS}, then thrown as {@link UnreachableError}; HTTP 429 or a
+ * is retried after {@link NETWORK_RETRY_MS}, then thrown as ServiceUnreachableError; HTTP 429 or a
  * `RateLimited` receipt (nothing ran) waits 1 s doubling to 8 s, for at most 5 minutes. Resending
  * is safe: it is the same signed invocation, and the service's replay guard answers a repeat with
  * the first result. Other HTTP statuses are thrown as they come (with `status`).
@@ -379,10 +384,7 @@ async function sendRetrying<T>(send: () => T | PromiseLike<T>): Promise<Awaited<
     } catch (err) {
       const status = (err as { status?: unknown }).status
       if (typeof status !== 'number') {
-        if (network >= NETWORK_RETRY_MS.length) {
-          const cause = (err as { cause?: { code?: string; message?: string } }).cause
-          throw new UnreachableError(`no answer from the service (${cause?.code ?? cause?.message ?? (err as Error).message})`, { cause: err })
-        }
+        if (network >= NETWORK_RETRY_MS.length) throw new ServiceUnreachableError(`no answer from the service (${rootCause(err)})`, { cause: err })
         await new Promise((r) => setTimeout(r, NETWORK_RETRY_MS[network++]))
         continue
       }

@@ -19,10 +19,8 @@ import {
   checkRecord,
   checkTree,
   encodeBase64,
-  entryBundlePath,
   leafHash,
   newTiles,
-  parseEntryBundle,
   proveRecord,
   proveTree,
   readTileData,
@@ -30,7 +28,7 @@ import {
   treeHash,
   equalBytes,
 } from '../tlog/index.js'
-import { servedTileReader } from './tiles.js'
+import { readEntryBundle, servedTileReader } from './tiles.js'
 import { verifyCheckpointNote } from './verify-checkpoint.js'
 import {
   ForkError,
@@ -132,18 +130,9 @@ export async function auditLog(a: AuditInput): Promise<AuditReport> {
   const leaves: Hash[] = []
   for (let n = 0; n < bundles; n++) {
     const w = Math.min(TILE_WIDTH, cp.size - n * TILE_WIDTH)
-    const bPath = entryBundlePath(n, w)
     const tPath = tilePath({ level: 0, index: n, width: w })
-    const [b, t] = await Promise.all([a.fetchFile(bPath), a.fetchFile(tPath)])
-    if (!b) throw new MissingFileError(`entry bundle ${bPath} is missing`)
+    const [entries, t] = await Promise.all([readEntryBundle(a.fetchFile, n, w), a.fetchFile(tPath)])
     if (!t) throw new MissingFileError(`tile ${tPath} is missing`)
-    let entries: Uint8Array[]
-    try {
-      entries = parseEntryBundle(b)
-    } catch (err) {
-      throw new MalformedFileError(`${bPath}: ${(err as Error).message}`)
-    }
-    if (entries.length !== w) throw new MalformedFileError(`${bPath} has ${entries.length} entries, want ${w}`)
     if (t.length !== w * 32) throw new MalformedFileError(`${tPath} is ${t.length} bytes, want ${w * 32}`)
     for (let j = 0; j < w; j++) {
       const lh = leafHash(entries[j]!)

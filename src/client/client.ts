@@ -6,16 +6,18 @@
  */
 import type { API } from '@ucanto/core'
 import { MAX_ENTRY_SIZE, decodeBase64 } from '../tlog/index.js'
-import { appendInvocation, connect, createInvocation, delegateAgentToService, readInvocation, revokeInvocation } from '../ucan/client.js'
-import type { AppendResult, CreateResult, RevokeResult, TlogService } from '../ucan/wire.js'
+import { connect, createInvocation, delegateAgentToService, readInvocation, revokeInvocation } from '../ucan/client.js'
+import { type AppendResult, type CreateResult, DEFAULT_MAX_BODY_BYTES, type RevokeResult } from '../ucan/wire.js'
 import type { FailureJSON } from '../ucan/errors.js'
+import { type EntryOutcome, appendBatch } from './append-batch.js'
 import { parseDelegation } from './delegations.js'
-import { InvalidDelegationError, ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
+import { AppendRefusedError, InvalidDelegationError, ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
 import { fetchServiceDID, namedGet, unreachable } from './http.js'
 import type { Key } from './keys.js'
 import type { TrustAnchors } from './trust-store.js'
 import { verifyServiceReceipt } from './verify-append.js'
-import { ServiceKeyChangedError } from './verify-errors.js'
+import { ServiceKeyChangedError, VerificationFailedError } from './verify-errors.js'
+import { Journal } from './journal.js'
 import { openAppendVerification } from './verify-session.js'
 
 /** What {@link createClient} needs. */
@@ -34,7 +36,7 @@ export interface ClientOptions {
   space?: `did:key:${string}`
   /** The service DID; default fetched from `GET <url>/did` (or the pinned one). Give it to pin it: every receipt must be signed by it. */
   serviceDID?: `did:key:${string}`
-  /** Seconds each invocation is valid for (its `exp`); default 300, the service accepts at most 3600. */
+  /** Seconds each invocation is valid for (its `exp`); default 300 (an append with a `journal`: 3540, append-batch.ts `JOURNAL_INVOCATION_LIFETIME`), the service accepts at most 3600. */
   invocationLifetime?: number
   /**
    * Where the pins of this log are kept between runs: a trust-store directory, shared with
@@ -58,8 +60,8 @@ export interface ClientOptions {
  * - the service's refusal (a receipt error): `Unauthorized`, `Expired`, `Revoked`, `EntryTooLarge`,
  *   `RateLimited`, … (docs/wire.md);
  * - `HTTPError`: the service refused the HTTP request itself (`status`: 413, 429, 503 …);
- * - `ServiceUnreachable`: the request did not reach the service, or its answer did not come back
- *   (then the entry may or may not have been appended);
+ * - `ServiceUnreachable`: no answer came back after retries (the batch stopped there; the entry may
+ *   or may not have been appended — with a `journal`, the same call again resumes exactly once);
  * - found before sending: `InvalidData` (0 bytes), `EntryTooLarge` (more than 65,535 bytes);
  * - `NotSent`: not tried, because an earlier entry failed and `stopOnError` was set.
  */
@@ -70,13 +72,18 @@ export interface EntryFailure extends FailureJSON {
 
 /**
  * What one entry of {@link UcanlogClient.append} came to, in the order given: `input` is its
- * position in the `entries` argument, `entry` its bytes, and either `ok` (the wire result,
- * docs/wire.md: `index`, `treeSize`, `checkpoint`, `inclusionProof`, `published` …) or `error`
- * ({@link EntryFailure}).
+ * position in the `entries` argument, `entry` its bytes, `status` what became of it:
+ * - `appended`: appended by this call; `ok` is the verified wire result (docs/wire.md: `index`,
+ *   `treeSize`, `checkpoint`, `inclusionProof`, `published` …), `index` its log index;
+ * - `already-appended`: appended by an earlier call with the same `journal` (not sent again):
+ *   `ok` is the result recorded then, or absent when the entry was found in the log by a lookup
+ *   (its invocation had expired unanswered); `index` its log index either way;
+ * - `failed`: `error` says why ({@link EntryFailure}).
  */
 export type AppendOutcome =
-  | { input: number; entry: Uint8Array; ok: AppendResult; error?: undefined }
-  | { input: number; entry: Uint8Array; ok?: undefined; error: EntryFailure }
+  | { input: number; entry: Uint8Array; status: 'appended' | 'already-appended'; index: number; ok: AppendResult; error?: undefined }
+  | { input: number; entry: Uint8Array; status: 'already-appended'; index: number; ok?: undefined; error?: undefined }
+  | { input: number; entry: Uint8Array; status: 'failed'; index?: undefined; ok?: undefined; error: EntryFailure }
 
 /** The options of {@link UcanlogClient.append}. */
 export interface AppendOptions {
@@ -84,6 +91,17 @@ export interface AppendOptions {
   concurrency?: number
   /** After the first entry that fails, send no more (the rest are `NotSent`); default false: every entry is tried. */
   stopOnError?: boolean
+  /**
+   * Exactly-once across calls (and crashes): the path of an append journal (journal.ts, the file
+   * `ucanlog append --journal` writes). Each invocation is signed and recorded before it is sent,
+   * each outcome as it comes; calling `append` again with the same journal and the same entries
+   * resends the invocations whose answer never came (the service answers a repeat with the first
+   * result) and sends nothing for entries whose outcome is recorded. One journal per list of entries.
+   * Default: none (an entry whose answer was lost may be appended twice by a retry of the caller's).
+   */
+  journal?: string
+  /** The service's request body limit in bytes (its `--max-body`), checked before sending; default {@link DEFAULT_MAX_BODY_BYTES}. */
+  maxBodyBytes?: number
 }
 
 /** What {@link UcanlogClient.read} returns: the entries' bytes from `offset`, and the log's published size. */
@@ -124,9 +142,10 @@ export interface UcanlogClient {
   readonly trust: TrustAnchors | undefined
   /**
    * Appends each entry (bytes, 1..65,535 each) as its own signed `tlog/append` invocation, up to
-   * `concurrency` at once, and resolves once every entry has an outcome. A failure is that entry's
-   * `error` ({@link EntryFailure}: a refusal, an HTTP refusal, the service unreachable), and the
-   * others go on unless `stopOnError`.
+   * `concurrency` at once, and resolves once every entry has an outcome — the same pipeline as
+   * `ucanlog append` (append-batch.ts `appendBatch`; opt-in `journal` for exactly-once). A refusal
+   * is that entry's `error` ({@link EntryFailure}) and the others go on unless `stopOnError`; a
+   * service that stops answering stops the batch (the entries left are `ServiceUnreachable`).
    *
    * Every receipt is verified before `append` resolves, trusting nothing the service says (the
    * verification `ucanlog append` runs, verify-session.ts): signed by the pinned service DID and
@@ -143,7 +162,9 @@ export interface UcanlogClient {
    *   when the service's answers do not check out: no more entries are sent, and the call throws
    *   once those in flight have ended; the pins are not moved. Before anything is sent:
    *   ServiceUnreachableError, TrustStoreError, NoPublishedLogError (from resolving the anchors),
-   *   InvalidDelegationError without a proof, TypeError when an entry is not a Uint8Array.
+   *   InvalidDelegationError without a proof, TypeError when an entry is not a Uint8Array;
+   *   JournalError / JournalMismatchError (the journal is unreadable, or for other entries, space or
+   *   service); RequestTooLargeError (a request over `maxBodyBytes`; nothing more is sent).
    */
   append(entries: Uint8Array | readonly Uint8Array[], options?: AppendOptions): Promise<AppendOutcome[]>
   /**
@@ -259,55 +280,53 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
       }
       const concurrency = Math.min(256, Math.max(1, Math.floor(appendOptions.concurrency ?? 8)))
       const outcomes: AppendOutcome[] = new Array(list.length)
-      let next = 0
-      let stopped: number | undefined // the input whose failure stops the batch (stopOnError)
-      let untrusted: unknown // a result that did not check out: thrown once the workers end
-      const fail = (input: number, entry: Uint8Array, error: EntryFailure): void => {
-        outcomes[input] = { input, entry, error }
-        if (appendOptions.stopOnError && stopped === undefined) stopped = input
+      // Entries refused locally are not sent (nor journaled): the batch gets the others, numbered 0.. in order.
+      const sent: number[] = []
+      for (const [input, entry] of list.entries()) {
+        const local = localRefusal(entry)
+        if (local === undefined) sent.push(input)
+        else outcomes[input] = { input, entry, status: 'failed', error: local }
       }
-      const worker = async (): Promise<void> => {
-        while (next < list.length && stopped === undefined && untrusted === undefined) {
-          const input = next++
-          const entry = list[input]!
-          const local = localRefusal(entry)
-          if (local) {
-            fail(input, entry, local)
-            continue
-          }
-          const invocation = await appendInvocation({ agent, service: serviceDID, space, entry, agentToService: delegation, lifetime })
-          let answer: Awaited<ReturnType<typeof exchange<AppendResult>>>
-          try {
-            answer = await exchange<AppendResult>(invocation)
-          } catch (err) {
-            if (!(err instanceof ServiceRefusedError || err instanceof ServiceUnreachableError || err instanceof UnexpectedAnswerError)) throw err
-            fail(input, entry, { name: err.name, message: err.message, ...(err instanceof ServiceRefusedError && err.status !== undefined && { status: err.status }) })
-            continue
-          }
-          // Every receipt verified (verify-append.ts): the service's signature and the invocation it
-          // answers, then for a published result its checkpoint and inclusion proof.
-          let verified: Awaited<ReturnType<typeof run.verifier.verifyReceipt>>
-          try {
-            verified = await run.verifier.verifyReceipt(answer.receipt, entry, answer.link)
-          } catch (err) {
-            untrusted ??= err
-            return
-          }
-          if (verified.status === 'refused') {
-            fail(input, entry, verified.error)
-            continue
-          }
-          outcomes[input] = { input, entry, ok: verified.result }
-        }
+      const firstLocal = outcomes.findIndex((o) => o !== undefined)
+      const batch = appendOptions.stopOnError && firstLocal >= 0 ? sent.filter((input) => input < firstLocal) : sent
+      const journal = appendOptions.journal === undefined ? undefined : await Journal.open(appendOptions.journal)
+      let stopped: Error | undefined
+      try {
+        await appendBatch(
+          batch.map((input, position) => ({ position, line: input + 1, bytes: list[input]! })),
+          {
+            connection,
+            agent,
+            service: serviceDID,
+            space,
+            agentToService: delegation,
+            journal,
+            concurrency,
+            failFast: appendOptions.stopOnError,
+            maxBodyBytes: appendOptions.maxBodyBytes,
+            lifetime,
+            verifier: run.verifier,
+            onOutcome: (out) => {
+              const input = batch[out.position]!
+              outcomes[input] = toOutcome(input, list[input]!, out)
+            },
+          },
+        )
+      } catch (err) {
+        stopped = err as Error
+      } finally {
+        await journal?.close()
       }
-      const settled = await Promise.allSettled(Array.from({ length: Math.min(concurrency, list.length) }, worker))
-      if (untrusted !== undefined) throw untrusted
-      for (const s of settled) if (s.status === 'rejected') throw s.reason
+      // A receipt that does not check out: the check's own named error; the pins do not move.
+      if (stopped instanceof VerificationFailedError) throw stopped.cause ?? stopped
+      if (stopped !== undefined && !(stopped instanceof AppendRefusedError || stopped instanceof ServiceUnreachableError)) throw stopped
       // Consistency of the run's checkpoints with the pin and the log's current one; then the pins move.
       trust = await run.finish()
-      for (let input = 0; input < list.length; input++) {
-        outcomes[input] ??= { input, entry: list[input]!, error: { name: 'NotSent', message: `not sent: entry ${stopped} failed and stopOnError is set` } }
-      }
+      const left: EntryFailure =
+        stopped instanceof ServiceUnreachableError
+          ? { name: stopped.name, message: `${stopped.message}: the batch stopped; this entry may or may not be appended${journal ? ' (call append again with the same journal to resume exactly once)' : ''}` }
+          : { name: 'NotSent', message: 'not sent: an earlier entry failed and stopOnError is set' }
+      for (let input = 0; input < list.length; input++) outcomes[input] ??= { input, entry: list[input]!, status: 'failed', error: left }
       return outcomes
     },
 
@@ -334,6 +353,13 @@ export async function createClient(options: ClientOptions): Promise<UcanlogClien
       return okOrThrow<RevokeResult>(await send(invocation))
     },
   }
+}
+
+/** An outcome of append-batch.ts as {@link AppendOutcome}: `input` the entry's position in the call's `entries`. */
+function toOutcome(input: number, entry: Uint8Array, out: EntryOutcome): AppendOutcome {
+  if (out.status === 'refused') return { input, entry, status: 'failed', error: out.error! }
+  const index = out.index ?? out.result!.index
+  return out.result ? { input, entry, status: out.status, index, ok: out.result } : { input, entry, status: 'already-appended', index }
 }
 
 /** The refusal the service would answer for an entry of 0 or more than {@link MAX_ENTRY_SIZE} bytes, found before sending it. */

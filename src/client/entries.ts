@@ -9,6 +9,7 @@
 import { open, stat } from 'node:fs/promises'
 import { MAX_ENTRY_SIZE } from '../tlog/bundle.js'
 import { MalformedBase64Error, decodeBase64 } from '../tlog/encoding.js'
+import { ExitCode, UcanlogError } from './errors.js'
 
 export { MAX_ENTRY_SIZE }
 
@@ -26,15 +27,13 @@ export interface SourceEntry {
 export type LineFormat = 'text' | 'base64'
 
 /** Input that cannot be appended as given, found before it is sent. Exit code 1 (the input, not the service). */
-export abstract class EntryInputError extends Error {
-  /** Process exit code of the CLI contract: 1, a usage/input error. */
-  readonly exitCode = 1
+export abstract class EntryInputError extends UcanlogError {
   /** @param line 1-based line or argument number (1 for a whole file). */
   constructor(
     message: string,
     readonly line: number,
   ) {
-    super(message)
+    super(message, ExitCode.Usage)
   }
 }
 

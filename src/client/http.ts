@@ -21,11 +21,52 @@ function get(url: string | URL, path: string, fetchImpl: Fetch): Promise<Respons
   return namedGet(url, fetchImpl)(new URL(path, url))
 }
 
-/** The {@link ServiceUnreachableError} for a failed request to `url`, with the cause's code (ECONNREFUSED, ENOTFOUND, …). */
-export function unreachable(url: string | URL, err: unknown): ServiceUnreachableError {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause
-  const why = cause?.code ?? cause?.message ?? (err as Error).message
-  return new ServiceUnreachableError(`cannot reach the service at ${String(url)} (${why}); is \`ucanlog serve\` running there? (check the URL)`)
+/** Error codes of Node and undici meaning the peer could not be reached (never that it answered). */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_SOCKET',
+])
+
+/**
+ * Whether `err` is a failure to reach a peer: `fetch`'s `TypeError('fetch failed')` whose cause
+ * has one of the network error codes, such an error itself, or an abort by timeout.
+ */
+export function isNetworkError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, name } = e as { code?: unknown; name?: unknown }
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true
+    if (name === 'TimeoutError' || name === 'ConnectTimeoutError') return true
+  }
+  return false
+}
+
+/** The innermost message of an error chain, e.g. `connect ECONNREFUSED 127.0.0.1:8787` under `fetch failed`. */
+export function rootCause(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined
+  let msg = String(e?.message ?? e)
+  for (let depth = 0; e?.cause && depth < 4; depth++) {
+    e = e.cause as { message?: string; cause?: unknown }
+    if (e?.message) msg = e.message
+  }
+  return msg
+}
+
+/**
+ * The {@link ServiceUnreachableError} for a failed request to the service at `url`, naming the URL,
+ * the cause (`connect ECONNREFUSED …`, `getaddrinfo ENOTFOUND …`) and `next`, the step to take.
+ */
+export function unreachable(url: string | URL, err: unknown, next = 'check the URL'): ServiceUnreachableError {
+  return new ServiceUnreachableError(`cannot reach the service at ${String(url)} (${rootCause(err)}); is \`ucanlog serve\` running there? ${next}`, { cause: err, url })
 }
 
 /**
@@ -99,14 +140,15 @@ export function logFiles(url: string | URL, space: string, fetchImpl: Fetch = fe
 
 /**
  * A GET for the verifiers' `get` options (trust-store.ts, verify-session.ts): `fetchImpl(url)`,
- * with a network failure turned into {@link ServiceUnreachableError} naming the service `base`.
+ * with a network failure turned into {@link ServiceUnreachableError} naming the service `base` and
+ * `next`, the step to take (default: check the URL).
  */
-export function namedGet(base: string | URL, fetchImpl: Fetch = fetch): (url: URL) => Promise<Response> {
+export function namedGet(base: string | URL, fetchImpl: Fetch = fetch, next?: string): (url: URL) => Promise<Response> {
   return async (url) => {
     try {
       return await fetchImpl(url)
     } catch (err) {
-      throw unreachable(base, err)
+      throw unreachable(base, err, next)
     }
   }
 }

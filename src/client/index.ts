@@ -4,7 +4,9 @@
  * - keys: {@link createKey}, {@link parseKey}, {@link formatKey};
  * - delegations: {@link parseDelegation} (whitespace tolerant), {@link formatDelegation},
  *   {@link delegateSpaceToAgent}, {@link delegateAgentToService};
- * - the client: {@link createClient} → `append(entries)`, `read(offset, limit)`, `create()`, `revoke(…)`;
+ * - the client: {@link createClient} → `append(entries, { journal? })`, `read(offset, limit)`, `create()`, `revoke(…)`;
+ * - bulk input: {@link entriesFromLines} and the other entry sources, the {@link Journal},
+ *   {@link appendBatch} (the streaming pipeline under `append` and `ucanlog append`);
  *   the service over plain HTTP: {@link fetchServiceDID}, {@link fetchLogHead},
  *   {@link fetchWitnessPolicy}, {@link logFiles};
  * - verification: what `append` runs ({@link openAppendVerification}, {@link AppendVerifier}), the
@@ -24,8 +26,18 @@
  */
 export const CLIENT_API_VERSION = '1.0.0'
 
-// Errors
-export { InvalidDelegationError, InvalidKeyError, ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
+// Errors and the exit codes they carry
+export {
+  AppendRefusedError,
+  ExitCode,
+  InvalidDelegationError,
+  InvalidKeyError,
+  RequestTooLargeError,
+  ServiceRefusedError,
+  ServiceUnreachableError,
+  UcanlogError,
+  UnexpectedAnswerError,
+} from './errors.js'
 
 // Keys and delegations
 export { createKey, formatKey, parseKey, type Key } from './keys.js'
@@ -36,6 +48,31 @@ export { delegateAgentToService, delegateSpaceToAgent, DEFAULT_DELEGATION_LIFETI
 // The client
 export { createClient, type AppendOptions, type AppendOutcome, type EntryFailure, type ClientOptions, type ReadEntries, type RevokeOptions, type UcanlogClient } from './client.js'
 export { fetchLogHead, fetchServiceDID, fetchWitnessPolicy, logFiles, type Fetch, type LogHead } from './http.js'
+
+// Bulk input (bytes from lines, arguments, files), the exactly-once journal, the streaming bulk append under `append`
+export {
+  EntryInputError,
+  EntryTooLargeError,
+  InvalidBase64Error,
+  InvalidUtf8Error,
+  entriesFromArguments,
+  entriesFromLines,
+  entryFromFile,
+  isUtf8,
+  type LineFormat,
+  type SourceEntry,
+} from './entries.js'
+export { Journal, JournalError, JournalMismatchError, type JournalEntry, type RecordedError } from './journal.js'
+export {
+  JOURNAL_INVOCATION_LIFETIME,
+  RESEND_MARGIN,
+  appendBatch,
+  type AppendBatchError,
+  type AppendBatchOptions,
+  type AppendSummary,
+  type EntryOutcome,
+  type ReceiptVerifier,
+} from './append-batch.js'
 
 // Verification: receipts (what append runs), the trust store (pins shared with the CLI), the auditor
 export { InvalidReceiptError, checkAppendResult } from './receipt.js'
@@ -79,5 +116,5 @@ export {
 export { appendInvocation, connect, createInvocation, readInvocation, revokeInvocation } from '../ucan/client.js'
 
 // The wire (docs/wire.md)
-export type { AppendResult, CreateResult, ReadResult, RevokeResult, TlogService } from '../ucan/wire.js'
+export { DEFAULT_MAX_BODY_BYTES, type AppendResult, type CreateResult, type ReadResult, type RevokeResult, type TlogService } from '../ucan/wire.js'
 export type { AppendFailure, CreateFailure, FailureJSON, ReadFailure, RevokeFailure } from '../ucan/errors.js'

@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto'
 import { type FileHandle, open } from 'node:fs/promises'
 import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
 import type { AppendResult } from '../ucan/wire.js'
+import { UcanlogError } from './errors.js'
 
 /** The journal's first record. */
 export interface JournalStart {
@@ -61,6 +62,8 @@ export interface JournalSigned {
 export interface RecordedError {
   name: string
   message: string
+  /** The HTTP status, for `HTTPError` (the service refused the request itself). */
+  status?: number
 }
 
 /** An outcome: the append result, a refusal, or the entry found in the log by a lookup. */
@@ -91,10 +94,8 @@ export interface JournalEntry {
 }
 
 /** The journal file cannot be used: unreadable, not a journal, or for another space or service. Exit code 1. */
-export class JournalError extends Error {
+export class JournalError extends UcanlogError {
   override name = 'JournalError'
-  /** Process exit code of the CLI contract: 1. */
-  readonly exitCode = 1
 }
 
 /** The input differs from the one the journal was started with. Exit code 1. */

@@ -12,11 +12,11 @@
  * (`/logs/<space>/head` for the log key and origin, `/info` for the witness policy, `/did` for the
  * service DID) and pinned; later a different key at `/head` or `/did` is refused.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { type Hash, decodeHash, encodeBase64 } from '../tlog/index.js'
+import { readPrivateFile, writePrivateFileAtomic } from './private-file.js'
+import { UcanlogError } from './errors.js'
 import { LogKeyChangedError, ServiceKeyChangedError } from './verify-errors.js'
 
 /** A checkpoint a client verified and saw: tree size (entries), 32-byte root hash, and the note text. */
@@ -45,17 +45,13 @@ export interface TrustAnchors {
 }
 
 /** A trust-store file that cannot be read or parsed, or a state directory that cannot be written. CLI exit 1. */
-export class TrustStoreError extends Error {
+export class TrustStoreError extends UcanlogError {
   override name = 'TrustStoreError'
-  /** CLI exit status: 1 (other error). */
-  readonly exitCode = 1
 }
 
 /** The service shows no published log for the space and nothing was pinned (or `createLog` not given). CLI exit 1. */
-export class NoPublishedLogError extends Error {
+export class NoPublishedLogError extends UcanlogError {
   override name = 'NoPublishedLog'
-  /** CLI exit status: 1 (other error). */
-  readonly exitCode = 1
 }
 
 /** The on-disk shape (see the module comment). */
@@ -91,13 +87,8 @@ export function trustFilePath(stateDir: string, space: string): string {
  */
 export async function loadTrust(stateDir: string, space: string): Promise<TrustAnchors | undefined> {
   const file = trustFilePath(stateDir, space)
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new TrustStoreError(`cannot read ${file}: ${(err as Error).message}`)
-  }
+  const text = await readPrivateFile(file, (m) => new TrustStoreError(m))
+  if (text === undefined) return undefined
   try {
     return fromFile(JSON.parse(text) as unknown, space)
   } catch (err) {
@@ -126,23 +117,8 @@ export async function saveTrust(stateDir: string, anchors: TrustAnchors): Promis
     policy: anchors.policy,
     ...(last && { size: last.size, rootHash: encodeBase64(last.rootHash), checkpoint: last.note }),
   }
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 })
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(JSON.stringify(out, null, 2) + '\n')
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, file)
-    const dir = await open(stateDir, 'r')
-    try {
-      await dir.sync()
-    } finally {
-      await dir.close()
-    }
+    await writePrivateFileAtomic(file, JSON.stringify(out, null, 2) + '\n')
   } catch (err) {
     throw new TrustStoreError(`cannot write ${file}: ${(err as Error).message}; check that ${stateDir} is writable (--state, UCANLOG_STATE)`)
   }

@@ -5,14 +5,26 @@
  * 3 = verification failed). Messages say what was expected and what was found.
  */
 
-/** Exit status of a CLI command when a verification check fails (0 ok, 1 usage/other, 2 refused, 3 verification failed, 4 unreachable). */
-export const VERIFICATION_FAILED_EXIT_CODE = 3
+import { ExitCode, UcanlogError } from './errors.js'
 
-/** A verification check that failed: the message says which and why; subclasses name the check. */
-export class VerificationError extends Error {
+/** Exit status of a CLI command when a verification check fails: `ExitCode.VerificationFailed` (3). */
+export const VERIFICATION_FAILED_EXIT_CODE = ExitCode.VerificationFailed
+
+/** A verification check that failed: the message says which and why; subclasses name the check. Exit 3. */
+export class VerificationError extends UcanlogError {
   override name = 'VerificationError'
-  /** The CLI exit status for every failed check: {@link VERIFICATION_FAILED_EXIT_CODE}. */
-  readonly exitCode = VERIFICATION_FAILED_EXIT_CODE
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.VerificationFailed, options)
+  }
+}
+
+/**
+ * A bulk append's receipt did not verify (append-batch.ts): the check's own error is `cause` and
+ * the message names it and the input line. Nothing is recorded as the entry's outcome: a rerun with
+ * the journal resends the same invocation and checks the answer again. Exit 3.
+ */
+export class VerificationFailedError extends VerificationError {
+  override name = 'VerificationFailed'
 }
 
 /** A file a checkpoint covers is not served: the checkpoint, an entry bundle or a tile (c2sp.org/tlog-tiles). */

@@ -10,8 +10,9 @@ import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { connect, delegateSpaceToAgent, formatDelegation, formatKey, generateKey, readInvocation } from '../../src/ucan/index.js'
 import { decodeBase64 } from '../../src/tlog/index.js'
-import { afterAll, beforeAll } from 'vitest'
-import { REPO, startTestService } from '../e2e/helpers.js'
+import { REPO } from '../e2e/helpers.js'
+
+export { serviceForFile } from '../e2e/helpers.js'
 
 /** A space, an agent, and the files `ucanlog append` needs, in `dir`. */
 export interface AppendFixture {
@@ -98,16 +99,4 @@ export function counts(entries: Uint8Array[]): Map<string, number> {
     m.set(t, (m.get(t) ?? 0) + 1)
   }
   return m
-}
-
-/** Starts one real service for the test file (beforeAll) and stops it after (afterAll); call the result for it. */
-export function serviceForFile(): () => Awaited<ReturnType<typeof startTestService>> {
-  let svc: Awaited<ReturnType<typeof startTestService>> | undefined
-  beforeAll(async () => {
-    svc = await startTestService()
-  })
-  afterAll(async () => {
-    await svc?.stop()
-  })
-  return () => svc!
 }

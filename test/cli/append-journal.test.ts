@@ -54,7 +54,7 @@ describe('ucanlog append --journal: exactly once', () => {
       const journal = join(fx.dir, 'run.journal')
       const first = await runUcanlog(['append', ...fx.args(proxy.url), '--journal', journal, '--concurrency', '3'], stdin)
       expect(first.code, first.stderr).toBe(4)
-      expect(first.stderr).toMatch(/^ucanlog: Unreachable: /m)
+      expect(first.stderr).toMatch(/^ucanlog: ServiceUnreachable: /m)
       expect(first.stderr).toMatch(/rerun with the same --journal/)
       const before = (await log()).length
       expect(before).toBeGreaterThan(10) // the dropped answers' appends did happen

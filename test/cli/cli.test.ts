@@ -19,7 +19,7 @@ const cli = (...args: string[]) => exec(process.execPath, [join(REPO, 'bin', 'uc
 
 describe('ucanlog CLI', () => {
   it('has --help on every command', async () => {
-    for (const cmd of [[], ['serve'], ['key'], ['key', 'create'], ['key', 'did'], ['delegate'], ['append'], ['revoke'], ['audit'], ['restore'], ['witness']]) {
+    for (const cmd of [[], ['serve'], ['key'], ['key', 'create'], ['key', 'did'], ['delegate'], ['append'], ['revoke'], ['audit'], ['restore'], ['witness'], ['monitor']]) {
       const r = await cli(...cmd, '--help')
       expect(r.code, cmd.join(' ')).toBe(0)
       expect(r.stdout).toMatch(/^Usage: ucanlog/)

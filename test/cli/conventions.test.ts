@@ -87,12 +87,13 @@ describe('exit codes and --json errors', () => {
     expect(JSON.parse(missing.stdout)).toMatchObject({ error: { exitCode: 1, message: expect.stringContaining('nope.key') } })
   })
 
-  it('an unreachable service exits 4 in append, revoke, audit and restore, naming the URL and the next step', async () => {
+  it('an unreachable service exits 4 in append, revoke, audit, monitor --once and restore, naming the URL and the next step', async () => {
     const url = await deadUrl()
     for (const args of [
       ['append', '--agent-key', agentKey, '--proof', proof, '--url', url, 'x'],
       ['revoke', '--key', spaceKey, '--delegation', proof, '--url', url],
       ['audit', '--space', 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp', '--url', url, '--state', join(dir, 'audit')],
+      ['monitor', '--once', '--space', 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp', '--url', url, '--state', join(dir, 'monitor')],
       // The IPFS gateway of restore is a URL too.
       ['restore', '--space', RESTORE_SPACE, '--root', 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', '--gateway', url, '--data', join(dir, 'restore'), '--log-vkey', ed25519Signer(`x.example/logs/${RESTORE_SPACE}`, new Uint8Array(32)).vkey],
     ]) {
@@ -116,7 +117,7 @@ describe('exit codes and --json errors', () => {
   })
 
   it('--help of every command has an Exit status section', async () => {
-    for (const cmd of [['serve'], ['key', 'create'], ['key', 'did'], ['delegate'], ['append'], ['revoke'], ['audit'], ['restore'], ['witness', 'serve'], ['witness', 'vkey']]) {
+    for (const cmd of [['serve'], ['key', 'create'], ['key', 'did'], ['delegate'], ['append'], ['revoke'], ['audit'], ['restore'], ['witness', 'serve'], ['witness', 'vkey'], ['monitor']]) {
       const r = await cli([...cmd, '--help'])
       expect(r.stdout, cmd.join(' ')).toMatch(/Exit status:/)
       expect(r.stdout, cmd.join(' ')).toMatch(/\n {2}4 {2}/)

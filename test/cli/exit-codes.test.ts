@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { ExitCode, ServiceRefusedError, UsageError, describeError, exitCodeOf, exitStatusHelp, isNetworkError, unreachable } from '../../src/cli/exit-codes.js'
 import { wantsJson } from '../../src/cli/main.js'
+import { LOG_MISBEHAVED_EXIT_CODE } from '../../src/client/monitor-errors.js'
 
 /** What fetch throws for a refused connection: TypeError('fetch failed') caused by a system error. */
 function fetchFailed(code: string, message: string): TypeError {
@@ -12,13 +13,14 @@ function fetchFailed(code: string, message: string): TypeError {
 }
 
 describe('exit codes', () => {
-  it('are distinct: 0 ok, 1 usage, 2 refused, 3 verification failed, 4 unreachable', () => {
-    expect(ExitCode).toEqual({ Ok: 0, Usage: 1, Refused: 2, VerificationFailed: 3, Unreachable: 4 })
+  it('are distinct: 0 ok, 1 usage, 2 refused, 3 verification failed, 4 unreachable, 5 a log misbehaved (monitor)', () => {
+    expect(ExitCode).toEqual({ Ok: 0, Usage: 1, Refused: 2, VerificationFailed: 3, Unreachable: 4, LogMisbehaved: 5 })
+    expect(ExitCode.LogMisbehaved).toBe(LOG_MISBEHAVED_EXIT_CODE)
   })
 
   it('an error carrying its own code keeps it; a network failure is 4; an HTTP 4xx/5xx is 2; anything else 1', () => {
     expect(exitCodeOf(new UsageError('x'))).toBe(1)
-    expect(exitCodeOf(new ServiceRefusedError('x', 'Unauthorized'))).toBe(2)
+    expect(exitCodeOf(new ServiceRefusedError({ name: 'Unauthorized', message: 'x' }))).toBe(2)
     expect(exitCodeOf(Object.assign(new Error('forked'), { exitCode: 3 }))).toBe(3)
     expect(exitCodeOf(fetchFailed('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'))).toBe(4)
     expect(exitCodeOf(fetchFailed('ENOTFOUND', 'getaddrinfo ENOTFOUND x.invalid'))).toBe(4)
@@ -52,7 +54,7 @@ describe('exit codes', () => {
       exitCode: 4,
     })
     expect(describeError(Object.assign(new Error('Payload Too Large'), { status: 413 }))).toEqual({ name: 'ServiceRefused', message: 'the service answered HTTP 413: Payload Too Large', exitCode: 2 })
-    expect(describeError(new ServiceRefusedError('append refused: Unauthorized: no', 'Unauthorized'))).toEqual({ name: 'Unauthorized', message: 'append refused: Unauthorized: no', exitCode: 2 })
+    expect(describeError(new ServiceRefusedError({ name: 'Unauthorized', message: 'append refused: Unauthorized: no' }))).toEqual({ name: 'Unauthorized', message: 'append refused: Unauthorized: no', exitCode: 2 })
     expect(describeError(new TypeError('bad'))).toEqual({ name: 'Error', message: 'bad', exitCode: 1 })
   })
 
@@ -61,6 +63,8 @@ describe('exit codes', () => {
     expect(h).toMatch(/^\nExit status:\n {2}0 {2}success\n {2}1 {2}usage error/)
     expect(h).toContain('\n  3  the log failed a check\n')
     expect(h).toMatch(/\n {2}4 {2}the service could not be reached/)
+    expect(h).not.toMatch(/\n {2}5 /) // only the monitor's help adds it
+    expect(exitStatusHelp({ 5: 'the log misbehaved' })).toMatch(/\n {2}4 .*\n {2}5 {2}the log misbehaved\n$/)
   })
 })
 

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { describe, expect, it } from 'vitest'
-import { JOURNAL_INVOCATION_LIFETIME, RESEND_MARGIN, appendBatch } from '../../src/client/append-batch.js'
-import { UnreachableError } from '../../src/client/append-errors.js'
+import { type AppendBatchError, JOURNAL_INVOCATION_LIFETIME, RESEND_MARGIN, appendBatch } from '../../src/client/append-batch.js'
+import { ServiceUnreachableError } from '../../src/client/errors.js'
 import { entriesFromArguments } from '../../src/client/entries.js'
 import { Journal } from '../../src/client/journal.js'
 import { connect, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
@@ -39,8 +39,8 @@ describe('appendBatch with a journal', () => {
       const j1 = await Journal.open(path)
       const first = await appendBatch(entries, { ...base, connection: connect(proxy.url, service), journal: j1 }).catch((e: unknown) => e)
       await j1.close()
-      expect(first).toBeInstanceOf(UnreachableError)
-      expect((first as UnreachableError).summary).toMatchObject({ appended: 0, alreadyAppended: 0 })
+      expect(first).toBeInstanceOf(ServiceUnreachableError)
+      expect((first as AppendBatchError).summary).toMatchObject({ appended: 0, alreadyAppended: 0 })
       expect([...counts(await readLog(svc.url, svc.did, space.did())).keys()].sort()).toEqual(['kept-0', 'kept-2'])
 
       // Past every recorded invocation's exp (and the margin): they can no longer be resent.

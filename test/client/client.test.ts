@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   InvalidDelegationError,
   InvalidKeyError,
@@ -35,20 +35,12 @@ import {
   parseKey,
   parsePolicy,
 } from '../../src/client/index.js'
-import { startTestService } from '../e2e/helpers.js'
+import { serviceForFile, startTestService } from '../e2e/helpers.js'
 import { startForgingProxy } from '../helpers/forging-proxy.js'
 import { startSameKeysService } from '../helpers/same-keys-service.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
 
-type Svc = Awaited<ReturnType<typeof startTestService>>
-let svc: Svc
-
-beforeAll(async () => {
-  svc = await startTestService()
-})
-afterAll(async () => {
-  await svc?.stop()
-})
+const svc = serviceForFile()
 
 /** A space, an agent, and the Space → Agent delegation as its file text (with the trailing newline). */
 async function principals() {
@@ -70,8 +62,8 @@ async function closedPort(): Promise<number> {
 describe('createClient', () => {
   it('appends bytes (binary, text) with one published, proof-checked result each, and reads back the same bytes', async () => {
     const { agent, proofText, space } = await principals()
-    const client = await createClient({ url: svc.url, agent, proof: proofText })
-    expect([client.serviceDID, client.space]).toEqual([svc.did, space.did()])
+    const client = await createClient({ url: svc().url, agent, proof: proofText })
+    expect([client.serviceDID, client.space]).toEqual([svc().did, space.did()])
     const entries = [new Uint8Array([0xff, 0xfe, 0x00, 0x80, 0xc3]), new TextEncoder().encode('héllo, log'), new Uint8Array([0x0a, 0x0d, 0x0a])]
     const outcomes = await client.append(entries)
     expect(outcomes.map((o) => [o.input, o.error, o.ok?.published])).toEqual([
@@ -89,40 +81,40 @@ describe('createClient', () => {
 
   it('an empty or oversized entry is refused before sending, by name, and the rest of the batch is appended', async () => {
     const { agent, proofText, space } = await principals()
-    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    const client = await createClient({ url: svc().url, agent, proof: proofText })
     const outcomes = await client.append([new Uint8Array(0), new Uint8Array(65_536), new Uint8Array([1]), new Uint8Array(65_535).fill(7)])
     expect(outcomes.map((o) => o.error?.name ?? 'ok')).toEqual(['InvalidData', 'EntryTooLarge', 'ok', 'ok'])
-    const head = await fetchLogHead(svc.url, space.did())
+    const head = await fetchLogHead(svc().url, space.did())
     expect(head?.treeSize).toBe(2)
   })
 
   it('create answers the log key the head shows; revoke of the proof makes the next append Revoked, an outcome not a throw', async () => {
     const { space, agent, proofText } = await principals()
-    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    const client = await createClient({ url: svc().url, agent, proof: proofText })
     const created = await client.create()
     expect(created.treeSize).toBe(0)
     expect((await client.append(new Uint8Array([42])))[0]!.ok?.index).toBe(0)
-    const head = await fetchLogHead(svc.url, space.did())
+    const head = await fetchLogHead(svc().url, space.did())
     expect([head?.origin, head?.vkey]).toEqual([created.origin, created.vkey])
 
     const revoked = await client.revoke(proofText, { issuer: space })
     expect(revoked.scope).toBe(space.did())
     const [after] = await client.append(new Uint8Array([43]))
     expect(after!.error?.name).toBe('Revoked')
-    expect((await fetchLogHead(svc.url, space.did()))?.treeSize).toBe(1)
+    expect((await fetchLogHead(svc().url, space.did()))?.treeSize).toBe(1)
   })
 
   it('audits the log from the exported HTTP readers (head, policy, files)', async () => {
     const { agent, proofText, space } = await principals()
-    const client = await createClient({ url: svc.url, agent, proof: proofText })
+    const client = await createClient({ url: svc().url, agent, proof: proofText })
     const entries = Array.from({ length: 5 }, (_, i) => new Uint8Array([i, 0xff - i]))
     expect((await client.append(entries)).every((o) => o.ok?.published)).toBe(true)
-    const head = (await fetchLogHead(svc.url, space.did()))!
-    const report = await auditLog({ fetchFile: logFiles(svc.url, space.did()), origin: head.origin, logVkey: head.vkey, policy: parsePolicy(await fetchWitnessPolicy(svc.url)) })
+    const head = (await fetchLogHead(svc().url, space.did()))!
+    const report = await auditLog({ fetchFile: logFiles(svc().url, space.did()), origin: head.origin, logVkey: head.vkey, policy: parsePolicy(await fetchWitnessPolicy(svc().url)) })
     expect(report.size).toBe(5)
     expect(report.inclusionProofsChecked).toBe(5)
     expect(leafHash(entries[0]!)).toHaveLength(32)
-    expect(await fetchLogHead(svc.url, (await createKey()).did())).toBeUndefined()
+    expect(await fetchLogHead(svc().url, (await createKey()).did())).toBeUndefined()
   })
 
   it('named errors: unreachable (exit 4), a refusal (exit 2, the service\'s name), a proof of another agent', async () => {
@@ -133,12 +125,12 @@ describe('createClient', () => {
     expect([(unreachable as ServiceUnreachableError).name, (unreachable as ServiceUnreachableError).exitCode]).toEqual(['ServiceUnreachable', 4])
     expect((unreachable as Error).message).toContain(url)
     // The DID given: nothing is fetched until append, which fails the same way before sending anything.
-    const offline = await createClient({ url, agent, proof: proofText, serviceDID: await fetchServiceDID(svc.url) })
+    const offline = await createClient({ url, agent, proof: proofText, serviceDID: await fetchServiceDID(svc().url) })
     await expect(offline.append([new Uint8Array([1]), new Uint8Array([2])])).rejects.toBeInstanceOf(ServiceUnreachableError)
     await expect(offline.read()).rejects.toBeInstanceOf(ServiceUnreachableError)
 
     // Reading a log that does not exist: the service's refusal, by its name.
-    const reader = await createClient({ url: svc.url, agent, space: (await createKey()).did() })
+    const reader = await createClient({ url: svc().url, agent, space: (await createKey()).did() })
     const refused = await reader.read().catch((e: unknown) => e)
     expect(refused).toBeInstanceOf(ServiceRefusedError)
     expect([(refused as ServiceRefusedError).name, (refused as ServiceRefusedError).exitCode]).toEqual(['UnknownLog', 2])
@@ -146,7 +138,7 @@ describe('createClient', () => {
     await expect(reader.append(new Uint8Array([1]))).rejects.toBeInstanceOf(InvalidDelegationError)
 
     const other = await createKey()
-    await expect(createClient({ url: svc.url, agent: other, proof: proofText })).rejects.toThrow(/not to this agent/)
+    await expect(createClient({ url: svc().url, agent: other, proof: proofText })).rejects.toThrow(/not to this agent/)
   })
 
   it('an HTTP refusal (413: the request is over the service\'s body limit) is that entry\'s outcome, with its status; stopOnError sends no more', async () => {
@@ -189,22 +181,22 @@ describe('createClient', () => {
   it('pins on first use (noted), verifies later runs against the pins, and in a stateDir refuses a fork of the log served with the same keys', async () => {
     const { space, agent, proofText } = await principals()
     const notes: string[] = []
-    const first = await createClient({ url: svc.url, agent, proof: proofText, onNote: (n) => notes.push(n) })
+    const first = await createClient({ url: svc().url, agent, proof: proofText, onNote: (n) => notes.push(n) })
     expect(first.trust).toBeUndefined()
     expect((await first.append([new Uint8Array([1]), new Uint8Array([2])])).every((o) => o.ok?.published)).toBe(true)
     expect(notes.join('\n')).toMatch(/trusting the service DID[\s\S]*trusting the log key[\s\S]*witness policy/)
-    expect([first.trust?.serviceDid, first.trust?.last?.size]).toEqual([svc.did, 2])
+    expect([first.trust?.serviceDid, first.trust?.last?.size]).toEqual([svc().did, 2])
     notes.length = 0
     // The next client starts from the app's saved pins: nothing is trusted anew.
-    const second = await createClient({ url: svc.url, agent, proof: proofText, trust: first.trust, onNote: (n) => notes.push(n) })
+    const second = await createClient({ url: svc().url, agent, proof: proofText, trust: first.trust, onNote: (n) => notes.push(n) })
     expect((await second.append(new Uint8Array([3])))[0]!.ok?.index).toBe(2)
     expect([notes, second.trust?.last?.size]).toEqual([[], 3])
 
     // A trust-store directory, then the same keys serving another log for the space: a fork.
     const state = await mkdtemp(join(tmpdir(), 'ucanlog-client-state-'))
-    const fork = await startSameKeysService(svc)
+    const fork = await startSameKeysService(svc())
     try {
-      const pinning = await createClient({ url: svc.url, agent, proof: proofText, stateDir: state })
+      const pinning = await createClient({ url: svc().url, agent, proof: proofText, stateDir: state })
       expect((await pinning.append(new Uint8Array([4])))[0]!.ok?.index).toBe(3)
       expect((await loadTrust(state, space.did()))?.last?.size).toBe(4)
       const forked = await createClient({ url: fork.url, agent, proof: proofText, stateDir: state })
@@ -224,7 +216,7 @@ describe('createClient', () => {
 /** A proxy that replaces the first proof hash of the `forge`-th append result (1-based); `appends()` counts the append results it passed. */
 async function proxyForging(forge: number) {
   let appends = 0
-  const proxy = await startForgingProxy(svc, (r: AppendResult) => {
+  const proxy = await startForgingProxy(svc(), (r: AppendResult) => {
     if (!('inclusionProof' in r)) return r // tlog/create's result
     appends++
     return appends === forge ? { ...r, inclusionProof: [Buffer.alloc(32, 7).toString('base64'), ...r.inclusionProof.slice(1)] } : r

@@ -10,7 +10,7 @@ import { CarBlockIterator } from '@ipld/car'
 import { Verifier } from '@ucanto/principal'
 import type * as API from '@ucanto/interface'
 import { CID } from 'multiformats/cid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/client/audit.js'
 import { checkAppendResult } from '../../src/client/receipt.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
@@ -27,22 +27,14 @@ import {
   readInvocation,
 } from '../../src/ucan/index.js'
 import { encodeRequest, outOf, sendRaw } from '../ucan/helpers.js'
-import { httpTarget, impostor, startTestService } from './helpers.js'
+import { httpTarget, impostor, serviceForFile } from './helpers.js'
 
-type Svc = Awaited<ReturnType<typeof startTestService>>
-let svc: Svc
+const svc = serviceForFile()
 const now = () => Math.floor(Date.now() / 1000)
 const text = (s: string) => new TextEncoder().encode(s)
 
-beforeAll(async () => {
-  svc = await startTestService()
-})
-afterAll(async () => {
-  await svc?.stop()
-})
-
 async function head(space: string) {
-  const res = await fetch(`${svc.url}/logs/${space}/head`)
+  const res = await fetch(`${svc().url}/logs/${space}/head`)
   return res.ok ? ((await res.json()) as { treeSize: number; vkey: string; origin: string }) : undefined
 }
 
@@ -51,17 +43,17 @@ describe('append → cosign → audit, over HTTP', () => {
     const space = await generateKey()
     const agent = await generateKey()
     const spaceToAgent = await delegateSpaceToAgent({ space, agent })
-    const conn = connect(`${svc.url}/rpc`, svc.did as API.DID)
+    const conn = connect(`${svc().url}/rpc`, svc().did as API.DID)
     const entries = Array.from({ length: 40 }, (_, i) => text(`e2e entry ${i}`))
     const receipts = await Promise.all(
       entries.map(async (entry) => {
-        const inv = await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry, spaceToAgent })
+        const inv = await appendInvocation({ agent, service: svc().did as API.DID, space: space.did(), entry, spaceToAgent })
         return (await conn.execute(inv))[0]!
       }),
     )
-    const service = Verifier.parse(svc.did as API.DID)
+    const service = Verifier.parse(svc().did as API.DID)
     const logVkey = (await head(space.did()))!.vkey
-    const witness = cosignatureVerifier(svc.witnessVkey!)
+    const witness = cosignatureVerifier(svc().witnessVkey!)
     const seen = new Set<number>()
     for (const [k, r] of receipts.entries()) {
       expect((await r.verifySignature(service)).ok).toBeDefined()
@@ -79,15 +71,15 @@ describe('append → cosign → audit, over HTTP', () => {
     expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i))
 
     // /info shows the effective policy with the bundled witness's vkey.
-    const info = (await (await fetch(`${svc.url}/info`)).json()) as { did: string; witnessPolicy: string; witnesses: { vkey: string; url: string }[] }
-    expect(info.did).toBe(svc.did)
-    expect(info.witnessPolicy).toContain(svc.witnessVkey)
-    expect(info.witnesses[0]!.url).toBe(`${svc.url}/witness`)
+    const info = (await (await fetch(`${svc().url}/info`)).json()) as { did: string; witnessPolicy: string; witnesses: { vkey: string; url: string }[] }
+    expect(info.did).toBe(svc().did)
+    expect(info.witnessPolicy).toContain(svc().witnessVkey)
+    expect(info.witnesses[0]!.url).toBe(`${svc().url}/witness`)
 
     // An auditor with nothing but HTTP verifies everything.
     const report = await auditLog({
       fetchFile: async (p) => {
-        const res = await fetch(`${svc.url}/logs/${space.did()}/${p}`)
+        const res = await fetch(`${svc().url}/logs/${space.did()}/${p}`)
         return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
       },
       origin: `ucanlog/logs/${space.did()}`,
@@ -100,11 +92,11 @@ describe('append → cosign → audit, over HTTP', () => {
 
     // tlog/read returns the entries, to anyone who signs an invocation.
     const reader = await generateKey()
-    const [rr] = await conn.execute(readInvocation({ issuer: reader, service: svc.did as API.DID, space: space.did(), offset: 5, limit: 3 }))
+    const [rr] = await conn.execute(readInvocation({ issuer: reader, service: svc().did as API.DID, space: space.did(), offset: 5, limit: 3 }))
     expect(rr!.out.ok).toEqual({ entries: entries.slice(5, 8).map(encodeBase64), total: 40 })
 
     // The newest CAR's root is a UnixFS directory with the tlog-tiles layout of the whole log.
-    const carsDir = join(svc.dataDir, 'cars', space.did())
+    const carsDir = join(svc().dataDir, 'cars', space.did())
     const cars = (await readdir(carsDir)).filter((f) => f.endsWith('.car')).sort()
     expect(cars.length).toBeGreaterThanOrEqual(1)
     const blocks = new Map<string, Uint8Array>()
@@ -116,21 +108,21 @@ describe('append → cosign → audit, over HTTP', () => {
     }
     const get = async (cid: CID) => blocks.get(cid.toString())
     const cpFromCar = Buffer.from((await readUnixfs(get, root!, 'checkpoint'))!).toString()
-    expect(cpFromCar).toBe(await (await fetch(`${svc.url}/logs/${space.did()}/checkpoint`)).text())
+    expect(cpFromCar).toBe(await (await fetch(`${svc().url}/logs/${space.did()}/checkpoint`)).text())
     const bundle = await readUnixfs(get, root!, 'tile/entries/000.p/40')
-    expect(Buffer.from(bundle!).equals(Buffer.from(await (await fetch(`${svc.url}/logs/${space.did()}/tile/entries/000.p/40`)).arrayBuffer()))).toBe(true)
+    expect(Buffer.from(bundle!).equals(Buffer.from(await (await fetch(`${svc().url}/logs/${space.did()}/tile/entries/000.p/40`)).arrayBuffer()))).toBe(true)
 
     // The bundled witness's status page lists the log.
-    expect(await (await fetch(`${svc.url}/witness`)).text()).toContain(`ucanlog/logs/${space.did()}`)
+    expect(await (await fetch(`${svc().url}/witness`)).text()).toContain(`ucanlog/logs/${space.did()}`)
   })
 
   it('serves only published files, with C2SP content types and caching', async () => {
     const space = await generateKey()
     const agent = await generateKey()
-    const conn = connect(`${svc.url}/rpc`, svc.did as API.DID)
+    const conn = connect(`${svc().url}/rpc`, svc().did as API.DID)
     const spaceToAgent = await delegateSpaceToAgent({ space, agent })
-    await conn.execute(await appendInvocation({ agent, service: svc.did as API.DID, space: space.did(), entry: text('x'), spaceToAgent }))
-    const base = `${svc.url}/logs/${space.did()}`
+    await conn.execute(await appendInvocation({ agent, service: svc().did as API.DID, space: space.did(), entry: text('x'), spaceToAgent }))
+    const base = `${svc().url}/logs/${space.did()}`
     const cp = await fetch(`${base}/checkpoint`)
     expect(cp.headers.get('content-type')).toBe('text/plain; charset=utf-8')
     const tile = await fetch(`${base}/tile/0/000.p/1`)
@@ -147,10 +139,10 @@ describe('append → cosign → audit, over HTTP', () => {
   it('unknown logs are 404 and create nothing', async () => {
     const stranger = (await generateKey()).did()
     for (const p of ['checkpoint', 'head', 'tile/0/000', 'tile/entries/000.p/1']) {
-      expect((await fetch(`${svc.url}/logs/${stranger}/${p}`)).status).toBe(404)
+      expect((await fetch(`${svc().url}/logs/${stranger}/${p}`)).status).toBe(404)
     }
-    expect((await fetch(`${svc.url}/logs/..%2F..%2Fetc/checkpoint`)).status).toBe(404)
-    expect(existsSync(join(svc.dataDir, 'logs', stranger))).toBe(false)
+    expect((await fetch(`${svc().url}/logs/..%2F..%2Fetc/checkpoint`)).status).toBe(404)
+    expect(existsSync(join(svc().dataDir, 'logs', stranger))).toBe(false)
   })
 })
 
@@ -267,20 +259,20 @@ describe('every authorization check, failing alone, refuses the append and write
   for (const c of cases) {
     it(`${c.name} → ${c.want}`, async () => {
       const [space, agent, mallory] = [await generateKey(), await generateKey(), await generateKey()]
-      const inv = await c.build({ space, agent, mallory, service: svc.did as API.DID })
-      const [receipt] = await sendRaw(httpTarget(svc.url), await encodeRequest([inv]))
+      const inv = await c.build({ space, agent, mallory, service: svc().did as API.DID })
+      const [receipt] = await sendRaw(httpTarget(svc().url), await encodeRequest([inv]))
       const out = outOf(receipt!)
       expect(out.ok).toBeUndefined()
       expect(out.error?.name).toBe(c.want)
       // Nothing was written: no log, no directory, no witness state for this space.
       expect(await head(space.did())).toBeUndefined()
-      expect(existsSync(join(svc.dataDir, 'logs', space.did()))).toBe(false)
-      expect(await svc.logs.get(space.did())).toBeUndefined()
+      expect(existsSync(join(svc().dataDir, 'logs', space.did()))).toBe(false)
+      expect(await svc().logs.get(space.did())).toBeUndefined()
     })
   }
 
   it('transport errors are answered without a receipt and without crashing', async () => {
-    const post = (headers: Record<string, string>, body: Uint8Array | string) => fetch(`${svc.url}/rpc`, { method: 'POST', headers, body })
+    const post = (headers: Record<string, string>, body: Uint8Array | string) => fetch(`${svc().url}/rpc`, { method: 'POST', headers, body })
     expect((await post({ 'content-type': 'text/plain' }, 'hello')).status).toBe(415)
     expect((await post({ 'content-type': 'application/vnd.ipld.car' }, new Uint8Array([1, 2, 3]))).status).toBe(400)
     const big = await post({ 'content-type': 'application/vnd.ipld.car' }, new Uint8Array((1 << 20) + 1))
@@ -290,6 +282,6 @@ describe('every authorization check, failing alone, refuses the append and write
     expect(big.headers.get('connection')).toBe('close')
     expect(await big.text()).not.toMatch(/at .*\.js/) // no stack trace
     expect((await post({ 'content-type': 'text/plain' }, 'after the 413')).status).toBe(415)
-    expect((await fetch(`${svc.url}/healthz`)).status).toBe(200)
+    expect((await fetch(`${svc().url}/healthz`)).status).toBe(200)
   })
 })

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
+import { afterAll, beforeAll } from 'vitest'
 import { startService, type RunningService, type ServiceHooks } from '../../src/server/service.js'
 import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
 import { connectionLimits } from '../../src/server/connection-limits.js'
@@ -157,4 +158,16 @@ export function httpTargetFrom(url: string, localAddress: string): RequestTarget
 export async function call(url: string, inv: API.Invocation): Promise<Out> {
   const [receipt] = await sendRaw(httpTarget(url), await encodeRequest([inv]))
   return outOf(receipt!)
+}
+
+/** Starts one real service for the test file (beforeAll) and stops it after (afterAll); call the result for it. */
+export function serviceForFile(config: Partial<ServiceConfig> = {}): () => Awaited<ReturnType<typeof startTestService>> {
+  let svc: Awaited<ReturnType<typeof startTestService>> | undefined
+  beforeAll(async () => {
+    svc = await startTestService(config)
+  })
+  afterAll(async () => {
+    await svc?.stop()
+  })
+  return () => svc!
 }
