@@ -25,8 +25,7 @@ import { REPO, startTestService } from '../e2e/helpers.js'
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium'
 const ARTIFACTS = join(REPO, 'test-artifacts', 'explorer')
 
-type Svc = Awaited<ReturnType<typeof startTestService>>
-let svc: Svc
+let svc: Awaited<ReturnType<typeof startTestService>>
 let browser: Browser
 let client: UcanlogClient
 let space: string
