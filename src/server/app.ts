@@ -11,6 +11,7 @@ import type { LogManager } from '../log/log-manager.js'
 import { encodeBase64 } from '../tlog/index.js'
 import { formatLogList } from '../../witness/index.js'
 import { tileRoutes } from './tile-routes.js'
+import { explorerRoutes } from './explorer.js'
 import { DEFAULT_MAX_BODY_BYTES } from '../ucan/wire.js'
 
 // Declared with the wire format, so clients (src/client) check a request against it before sending.
@@ -96,6 +97,9 @@ export function createApp(o: AppOptions): Hono {
 
   // Reads never open a log (LogManager.published): anonymous traffic costs no open-log slot.
   const published = async (space: string) => (SPACE_DID.test(space) ? o.logs.published(space) : undefined)
+
+  // The log explorer (explorer.ts): GET / and GET /logs/<space>/, a static page verifying in the browser.
+  app.route('/', explorerRoutes(SPACE_DID))
 
   app.get('/logs/:space/head', async (c) => {
     const p = await published(c.req.param('space'))
