@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander'
 import { AUDIT_FAILED_EXIT_CODE, auditLog } from '../client/audit.js'
-import { httpLogFiles } from '../client/verify-append.js'
+import { httpLogFiles } from '../client/http.js'
 import { defaultStateDir, saveTrust, trustFilePath } from '../client/trust-store.js'
 import { encodeBase64, parsePolicy } from '../tlog/index.js'
 import { resolveReaderTrust } from './reader-trust.js'

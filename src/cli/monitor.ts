@@ -10,12 +10,12 @@ import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { ServiceRefusedError, UnexpectedAnswerError } from '../client/errors.js'
 import { isUtf8 } from '../client/entries.js'
+import { MAX_LOG_FILE_BYTES, httpLogFiles, readBody } from '../client/http.js'
 import { type CompareSource, type SeenCheckpointAt, checkNewCheckpoint, readNewEntries, type MonitorEntry } from '../client/monitor.js'
 import { loadCursor, saveCursor, cursorFilePath, type MonitorCursor } from '../client/monitor-cursor.js'
 import { LogMisbehavedError, LOG_MISBEHAVED_EXIT_CODE } from '../client/monitor-errors.js'
 import { NoPublishedLogError, type TrustAnchors, defaultStateDir, loadTrust, resolveTrust, saveTrust, trustFilePath } from '../client/trust-store.js'
-import { httpLogFiles } from '../client/verify-append.js'
-import { MAX_ENTRY_SIZE, type Policy, TILE_WIDTH, equalBytes, parsePolicy } from '../tlog/index.js'
+import { type Policy, equalBytes, parsePolicy } from '../tlog/index.js'
 import { MAX_LOG_LIST_SIZE, parseLogList } from '../../witness/index.js'
 import { pollDelay } from './backoff.js'
 import { ExitCode, UsageError, exitStatusHelp, unreachable } from './exit-codes.js'
@@ -24,8 +24,6 @@ import { urlOption } from './service-did.js'
 /** Longest wait for one HTTP request of the monitor, ms; past it the source counts as unreachable (retried with backoff). */
 export const MONITOR_FETCH_TIMEOUT_MS = 30_000
 
-/** Largest answer read from a log's routes, bytes: a full entry bundle (256 entries of ≤ 65,535 bytes, each with its 2-byte length). */
-export const MONITOR_MAX_FILE_BYTES = TILE_WIDTH * (MAX_ENTRY_SIZE + 2)
 
 const SPACE_DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]+$/
 /** A space's log origin in `/logs.txt`: `<prefix>/logs/<spaceDID>` (the revocation log, `<prefix>/revocations`, is not followed). */
@@ -133,9 +131,9 @@ async function runMonitor(o: Options): Promise<void> {
       throw new UsageError(`not a URL: ${JSON.stringify(u)}`)
     }
   }
-  const get = getter(o.url, MONITOR_MAX_FILE_BYTES)
+  const get = getter(o.url, MAX_LOG_FILE_BYTES)
   const getList = getter(o.url, MAX_LOG_LIST_SIZE)
-  const compareGets = o.compare.map((u) => ({ url: u, get: getter(u, MONITOR_MAX_FILE_BYTES) }))
+  const compareGets = o.compare.map((u) => ({ url: u, get: getter(u, MAX_LOG_FILE_BYTES) }))
 
   let stop = false
   let wake: (() => void) | undefined
@@ -311,25 +309,11 @@ function getter(base: string, maxBytes: number): (u: URL) => Promise<Response> {
       await res.body?.cancel()
       throw new ServiceRefusedError({ name: 'HTTPError', message: `GET ${u.href} answered HTTP ${res.status}` }, res.status)
     }
-    const tooLarge = () => new UnexpectedAnswerError(`GET ${u.href} answered more than ${maxBytes} bytes`)
-    if (Number(res.headers.get('content-length') ?? 0) > maxBytes) {
-      await res.body?.cancel()
-      throw tooLarge()
-    }
-    const chunks: Uint8Array[] = []
-    let total = 0
-    try {
-      for await (const chunk of res.body ?? []) {
-        total += chunk.length
-        if (total > maxBytes) throw tooLarge()
-        chunks.push(chunk)
-      }
-    } catch (err) {
-      await res.body?.cancel().catch(() => {})
+    const body = await readBody(res, maxBytes).catch((err: unknown) => {
       throw err instanceof UnexpectedAnswerError ? err : unreachable(base, err)
-    }
+    })
     const nullBody = res.status === 204 || res.status === 304
-    return new Response(nullBody ? null : Buffer.concat(chunks), { status: res.status, headers: res.headers })
+    return new Response(nullBody ? null : body, { status: res.status, headers: res.headers })
   }
 }
 

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import { EntryNotFoundError, formatProofBundle, proveEntry } from '../client/proof-bundle.js'
-import { httpLogFiles } from '../client/verify-append.js'
+import { httpLogFiles } from '../client/http.js'
 import { defaultStateDir, saveTrust } from '../client/trust-store.js'
 import { encodeBase64, equalBytes, leafHash, parsePolicy } from '../tlog/index.js'
 import { UsageError } from './exit-codes.js'

@@ -5,7 +5,8 @@
  * failure turned into a named error.
  */
 import { ServiceRefusedError, ServiceUnreachableError, UnexpectedAnswerError } from './errors.js'
-import { type LogFileFetcher, httpLogFiles } from './verify-append.js'
+import { MAX_ENTRY_SIZE, TILE_WIDTH } from '../tlog/index.js'
+import type { LogFileFetcher } from './verify-append.js'
 
 /** A `fetch` (the global one by default); tests and apps may pass their own. */
 export type Fetch = typeof fetch
@@ -131,11 +132,74 @@ export async function fetchWitnessPolicy(url: string | URL, fetchImpl: Fetch = f
 /**
  * A reader of a log's public files for `auditLog`'s `fetchFile`: `path` is a tlog-tiles path
  * (`checkpoint`, `tile/0/000`, `tile/entries/000`, …) under `<url>/logs/<space>/`; the bytes, or
- * undefined on 404 (verify-append.ts `httpLogFiles`, with the network failure named).
+ * undefined on 404 ({@link httpLogFiles}, with the network failure named and each file bounded).
  * @throws (when called) ServiceUnreachableError; Error naming the path on another non-2xx status.
  */
 export function logFiles(url: string | URL, space: string, fetchImpl: Fetch = fetch): LogFileFetcher {
-  return httpLogFiles(String(url), space, namedGet(url, fetchImpl))
+  return httpLogFiles(url, space, namedGet(url, fetchImpl))
+}
+
+/**
+ * The largest public file of a log (c2sp.org/tlog-tiles), in bytes: a full entry bundle, 256
+ * entries of at most 65,535 bytes each with its 2-byte length prefix (16,777,472 bytes). Tiles
+ * (≤ 8,192 bytes) and checkpoints are far smaller.
+ */
+export const MAX_LOG_FILE_BYTES = TILE_WIDTH * (MAX_ENTRY_SIZE + 2)
+
+/**
+ * A {@link LogFileFetcher} over HTTP: `GET <url>/logs/<space>/<path>`; 404 is undefined. Each body is
+ * read up to `maxBytes` ({@link readBody}), so a hostile server cannot make the reader buffer more.
+ * @param get performs the GET (default `fetch`); its rejection (service unreachable) propagates as is.
+ * @param maxBytes bound on one file, bytes; default {@link MAX_LOG_FILE_BYTES}.
+ * @throws (when called) ServiceRefusedError (`HTTPError`, exit 2) naming the path on another non-2xx
+ *   status; UnexpectedAnswerError past `maxBytes`.
+ */
+export function httpLogFiles(
+  url: string | URL,
+  space: string,
+  get: (url: URL) => Promise<Response> = (u) => fetch(u),
+  maxBytes = MAX_LOG_FILE_BYTES,
+): LogFileFetcher {
+  const base = new URL(`/logs/${space}/`, url)
+  return async (path) => {
+    const res = await get(new URL(path, base))
+    if (res.status === 404) {
+      await res.body?.cancel()
+      return undefined
+    }
+    if (!res.ok) {
+      await res.body?.cancel()
+      throw httpRefusal(res, path)
+    }
+    return readBody(res, maxBytes)
+  }
+}
+
+/**
+ * Reads a response body of at most `maxBytes` bytes: a declared `content-length` past it is refused
+ * before reading, and an undeclared body is read chunk by chunk and abandoned (the connection
+ * closed) as soon as it passes the bound.
+ * @throws UnexpectedAnswerError past `maxBytes`; ServiceUnreachableError when the body breaks off.
+ */
+export async function readBody(res: Response, maxBytes: number): Promise<Uint8Array> {
+  const tooLarge = () => new UnexpectedAnswerError(`GET ${res.url} answered more than ${maxBytes} bytes`)
+  if (Number(res.headers.get('content-length') ?? 0) > maxBytes) {
+    await res.body?.cancel()
+    throw tooLarge()
+  }
+  const chunks: Uint8Array[] = []
+  let total = 0
+  try {
+    for await (const chunk of res.body ?? []) {
+      total += chunk.length
+      if (total > maxBytes) throw tooLarge()
+      chunks.push(chunk)
+    }
+  } catch (err) {
+    await res.body?.cancel().catch(() => {})
+    throw err instanceof UnexpectedAnswerError ? err : unreachable(res.url, err)
+  }
+  return chunks.length === 1 ? chunks[0]! : new Uint8Array(Buffer.concat(chunks))
 }
 
 /**

@@ -8,7 +8,7 @@
  * with the log's current checkpoint.
  *
  * Pure of the server: the log's public files come through an injected `fetchFile`, so it runs over
- * HTTP ({@link httpLogFiles}) and in tests alike.
+ * HTTP (http.ts `httpLogFiles`) and in tests alike.
  */
 import type * as API from '@ucanto/interface'
 import { type Policy, checkTree, equalBytes, parsePolicy, proveTree } from '../tlog/index.js'
@@ -180,21 +180,6 @@ export async function verifyServiceReceipt(receipt: API.Receipt, service: string
   if (invocation) {
     const ran = (receipt.ran as { link(): API.Link }).link()
     if (!ran.equals(invocation)) throw new ReceiptMismatchError(`the receipt answers invocation ${ran}, not ${invocation}`)
-  }
-}
-
-/**
- * A {@link LogFileFetcher} over HTTP: `GET <url>/logs/<space>/<path>`; 404 is undefined, any other
- * non-2xx status an Error naming the path and status.
- * @param get performs the GET (default `fetch`); its rejection (service unreachable) propagates as is.
- */
-export function httpLogFiles(url: string, space: string, get: (url: URL) => Promise<Response> = (u) => fetch(u)): LogFileFetcher {
-  const base = new URL(`/logs/${space}/`, url)
-  return async (path) => {
-    const res = await get(new URL(path, base))
-    if (res.status === 404) return undefined
-    if (!res.ok) throw new Error(`GET ${path} answered ${res.status}`)
-    return new Uint8Array(await res.arrayBuffer())
   }
 }
 

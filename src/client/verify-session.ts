@@ -5,7 +5,8 @@
  * `append()` both call, so they verify and pin exactly alike (and alike with `ucanlog audit`).
  */
 import { type ResolveTrustOptions, type TrustAnchors, loadTrust, resolveTrust, saveTrust } from './trust-store.js'
-import { AppendVerifier, httpLogFiles } from './verify-append.js'
+import { httpLogFiles } from './http.js'
+import { AppendVerifier } from './verify-append.js'
 
 /** Options of {@link openAppendVerification}. */
 export interface AppendVerificationOptions {

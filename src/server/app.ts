@@ -14,6 +14,7 @@ import { tileRoutes } from './tile-routes.js'
 import { readCors } from './cors.js'
 import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX, readRoutes } from './read-routes.js'
 import type { EntryIndex } from './entry-index.js'
+import { explorerRoutes } from './explorer.js'
 import { DEFAULT_MAX_BODY_BYTES } from '../ucan/wire.js'
 
 // Declared with the wire format, so clients (src/client) check a request against it before sending.
@@ -109,6 +110,9 @@ export function createApp(o: AppOptions): Hono {
 
   // Reads never open a log (LogManager.published): anonymous traffic costs no open-log slot.
   const published = async (space: string) => (SPACE_DID.test(space) ? o.logs.published(space) : undefined)
+
+  // The log explorer (explorer.ts): GET / and GET /logs/<space>/, a static page verifying in the browser.
+  app.route('/', explorerRoutes(SPACE_DID))
 
   app.get('/logs/:space/head', async (c) => {
     const p = await published(c.req.param('space'))

@@ -156,12 +156,13 @@ describe('ucanlog audit (in-process)', () => {
     expect((await run('--space', other)).error?.message).toBe(`the service has no published log for ${other}`)
   })
 
-  it('a file answered 404 is missing (MissingFile); any other failure status is an error naming it', async () => {
+  it('a file answered 404 is missing (MissingFile); any other failure status is a refusal (exit 2) naming it', async () => {
     server.status.set('tile/0/000.p/10', 404)
     expect((await run()).error?.name).toBe('MissingFile')
     server.status.set('tile/0/000.p/10', 500)
     const r = await run()
-    expect(r.error?.message).toBe('GET tile/0/000.p/10 answered 500')
+    expect(r.error?.message).toBe('GET tile/0/000.p/10 answered HTTP 500')
+    expect(r.error).toMatchObject({ name: 'HTTPError', exitCode: 2 }) // refused by the service, not a failed check
     expect(r.error).not.toBeInstanceOf(AuditError)
   })
 

@@ -66,7 +66,7 @@ afterAll(async () => {
 describe('the packed package, installed in a fresh project', () => {
   it('holds what a user needs and nothing of the development: dist js and declarations, bin, README, the user docs', () => {
     const files = packed.files.map((f) => f.path).sort()
-    for (const f of ['package.json', 'README.md', 'bin/ucanlog.js', 'docs/client.md', 'docs/wire.md', 'dist/src/client/index.js', 'dist/src/client/index.d.ts', 'dist/src/server/index.js', 'dist/src/server/index.d.ts', 'dist/src/cli/main.js', 'dist/witness/index.js']) {
+    for (const f of ['package.json', 'README.md', 'bin/ucanlog.js', 'docs/client.md', 'docs/wire.md', 'dist/src/client/index.js', 'dist/src/client/index.d.ts', 'dist/src/server/index.js', 'dist/src/server/index.d.ts', 'dist/src/cli/main.js', 'dist/witness/index.js', 'explorer/index.html', 'explorer/explorer.js', 'explorer/tlog.js', 'explorer/explorer.css']) {
       expect(files, f).toContain(f)
     }
     const stray = files.filter((f) => /^(test|bench|scripts|reports|examples|src|witness|data)\//.test(f) || f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts')) || /^docs\/(testing|tests|contracts)\.md$/.test(f))
@@ -138,5 +138,9 @@ describe('the packed package, installed in a fresh project', () => {
     expect(did).toMatch(/^did:key:z6Mk/)
     const server = await sh(process.execPath, ['--input-type=module', '-e', "const s = await import('ucanlog/server'); const c = await import('ucanlog'); console.log(typeof s.startService, typeof s.openWitness, s.VERSION, typeof c.createClient)"], app)
     expect(server.trim()).toBe(`function function ${version} function`)
+    // The explorer's page ships with the server (explorer/ at the package root, read by dist/src/server/explorer.js).
+    const explorer = join(app, 'node_modules', 'ucanlog', 'dist', 'src', 'server', 'explorer.js')
+    const page = await sh(process.execPath, ['--input-type=module', '-e', `const { explorerRoutes } = await import(${JSON.stringify(explorer)}); const r = await explorerRoutes(/^x$/).request('/explorer/tlog.js'); console.log(r.status, (await r.text()).includes('inclusionProof'))`], app)
+    expect(page.trim()).toBe('200 true')
   })
 })
