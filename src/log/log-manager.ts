@@ -119,8 +119,8 @@ export interface LogManagerOptions {
    * charges) it, a number refuses it with that many seconds to wait. Default: admit all.
    */
   admitCreate?(client: string | undefined, o?: { dryRun?: boolean }): number | undefined
-  /** Called after a log publishes a checkpoint, with the log id and tree size (entries); must not throw (the lookup index catches up). */
-  onPublished?(id: string, size: number): void
+  /** Called after a log publishes a checkpoint, with the log id, tree size (entries) and root hash (32 bytes); must not throw (the lookup index catches up, the checkpoint history records it). */
+  onPublished?(id: string, size: number, rootHash: Uint8Array): void
   /** Test hook: runs before an evicted log is closed (a stall here holds the close). */
   beforeClose?(id: string): void | Promise<void>
   /** Test hook: called when an `acquire` finds log `id` closing and starts waiting for that close to finish (before opening it again). */
@@ -425,7 +425,7 @@ export class LogManager {
     if (!storage) throw new Error(`log ${id} does not exist`)
     const origin = this.origin(id)
     try {
-      return await Log.open({ id, origin, signer: this.o.signer(origin), verifier: this.o.verifier?.(origin), witnesses: this.o.witnesses(origin), ...storage, ...this.o.log, onPublished: (size) => this.o.onPublished?.(id, size) })
+      return await Log.open({ id, origin, signer: this.o.signer(origin), verifier: this.o.verifier?.(origin), witnesses: this.o.witnesses(origin), ...storage, ...this.o.log, onPublished: (size, rootHash) => this.o.onPublished?.(id, size, rootHash) })
     } catch (err) {
       // Release the CAR index (exclusive): left open, every later open failed with "database is locked".
       await Promise.resolve(storage.archive.close?.()).catch(() => {})

@@ -118,8 +118,8 @@ export interface LogOptions {
   /** Where the log's hash tiles are cached (shared by the logs of a process); default the process's `sharedTileCache()`. */
   tileCache?: TileCache
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
-  /** Called after each checkpoint is published, with its tree size (entries); must not throw (e.g. the lookup index is told to catch up). */
-  onPublished?: (size: number) => void
+  /** Called after each checkpoint is published, with its tree size (entries) and root hash (32 bytes); must not throw (e.g. the lookup index is told to catch up). */
+  onPublished?: (size: number, rootHash: Hash) => void
 }
 
 /**
@@ -414,7 +414,7 @@ export class Log {
     this.published = { size, rootHash: root, note: result.note }
     this.retryDelay = this.o.publishRetryMs
     this.o.logger?.info({ log: this.id, size, witnesses: [...result.cosigned] }, 'checkpoint published')
-    this.o.onPublished?.(size)
+    this.o.onPublished?.(size, root)
     await this.archive()
   }
 

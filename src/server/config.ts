@@ -15,6 +15,7 @@ import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
 import { availableParallelism } from 'node:os'
 import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX } from './read-routes.js'
 import { DEFAULT_LOOKUP_CATCH_UP_ENTRIES, DEFAULT_LOOKUP_MAX_RESULTS } from './entry-index.js'
+import { DEFAULT_HISTORY_MAX_POINTS } from './checkpoint-history.js'
 import { DEFAULT_MAX_VERIFIED_UCAN_BYTES, DEFAULT_MAX_VERIFIED_UCANS } from '../ucan/verified-ucans.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
@@ -145,6 +146,8 @@ export interface ServiceConfig {
   lookupMaxResults: number
   /** Most entries one lookup request adds to the lookup index itself when it is behind (then 503 + Retry-After while the background catches up). */
   lookupCatchUpEntries: number
+  /** Most checkpoint-history points kept per log (`GET /logs/<space>/history`); older ones are thinned when full. */
+  historyMaxPoints: number
 }
 
 /**
@@ -216,6 +219,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   entriesPageBytes: DEFAULT_ENTRIES_PAGE_BYTES,
   lookupMaxResults: DEFAULT_LOOKUP_MAX_RESULTS,
   lookupCatchUpEntries: DEFAULT_LOOKUP_CATCH_UP_ENTRIES,
+  historyMaxPoints: DEFAULT_HISTORY_MAX_POINTS,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -293,6 +297,7 @@ export const KNOBS: Knob[] = [
   { key: 'entriesPageBytes', flag: '--entries-page-bytes', env: 'UCANLOG_ENTRIES_PAGE_BYTES', unit: 'bytes', description: 'most entry bytes one GET /logs/<space>/entries page returns (the JSON is ~4/3 of it); at least one entry always fits', integer: { min: 65_535, max: 1 << 30 } },
   { key: 'lookupMaxResults', flag: '--lookup-max-results', env: 'UCANLOG_LOOKUP_MAX_RESULTS', unit: 'indexes', description: 'most indexes one GET /logs/<space>/lookup answers (more → truncated: true)', integer: { min: 1, max: 1_000_000 } },
   { key: 'lookupCatchUpEntries', flag: '--lookup-catch-up', env: 'UCANLOG_LOOKUP_CATCH_UP', unit: 'entries', description: 'most entries a lookup adds to the lookup index itself when the index is behind the published tree; past it → 503 + Retry-After while the background catches up', integer: { min: 1, max: 100_000_000 } },
+  { key: 'historyMaxPoints', flag: '--history-max', env: 'UCANLOG_HISTORY_MAX', unit: 'points', description: "most checkpoints (size, root hash, publication time) kept per log for GET /logs/<space>/history and the explorer's chart (~60 B each in lookup.db); when full, every other point of the older half is dropped, so the points span the log's whole life", integer: { min: 2, max: 100_000 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -18,12 +18,16 @@
  * the background after each publication (one log at a time, in slices of `catchUpEntries`, queue
  * bounded by the number of logs) and, bounded by `catchUpEntries`, in a lookup that finds the index
  * behind — which waits for at most the one slice running for that log.
+ *
+ * The same file holds each log's checkpoint history ({@link EntryIndex.history},
+ * src/server/checkpoint-history.ts).
  */
 import { createHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { leafHash } from '../tlog/index.js'
 import type { PublishedView } from '../log/log-manager.js'
+import { CheckpointHistory } from './checkpoint-history.js'
 
 /** The index file's name in the data directory. */
 export const LOOKUP_INDEX_FILE = 'lookup.db'
@@ -53,6 +57,8 @@ export interface EntryIndexOptions {
   maxResults?: number
   /** Most entries a lookup indexes itself, ≥ 1; default {@link DEFAULT_LOOKUP_CATCH_UP_ENTRIES}. */
   catchUpEntries?: number
+  /** Most checkpoint-history points kept per log, ≥ 2; default DEFAULT_HISTORY_MAX_POINTS (checkpoint-history.ts). */
+  historyMaxPoints?: number
   /** Where background catch-up failures are reported (they are retried at the next publication or lookup). */
   onError?(err: unknown, id: string): void
 }
@@ -71,7 +77,9 @@ export class IndexCatchingUpError extends Error {
 /** The service's lookup index (see the module comment). */
 export class EntryIndex {
   readonly #db: Database.Database
-  readonly #o: Required<Omit<EntryIndexOptions, 'onError'>> & Pick<EntryIndexOptions, 'onError'>
+  readonly #o: Required<Omit<EntryIndexOptions, 'onError' | 'historyMaxPoints'>> & Pick<EntryIndexOptions, 'onError'>
+  /** Each log's published checkpoints (size, root, time), in the same file: the explorer's chart. */
+  readonly history: CheckpointHistory
   readonly #running = new Map<string, Promise<void>>()
   /** Logs waiting for a background catch-up (at most one entry per log: bounded by the number of logs). */
   readonly #queue = new Set<string>()
@@ -87,6 +95,7 @@ export class EntryIndex {
     if (!Number.isSafeInteger(this.#o.maxResults) || this.#o.maxResults < 1) throw new RangeError('maxResults must be an integer ≥ 1')
     if (!Number.isSafeInteger(this.#o.catchUpEntries) || this.#o.catchUpEntries < 1) throw new RangeError('catchUpEntries must be an integer ≥ 1')
     this.#stmts = prepare(db)
+    this.history = new CheckpointHistory(db, o.historyMaxPoints)
   }
 
   /** Opens (or creates, or recreates when unreadable) the index file `file`. */

@@ -8,6 +8,11 @@
  * - `GET /logs/<space>/lookup?leafHash=B64 | sha256=B64|HEX` → `{ size, indexes, truncated }`: the
  *   indexes of the published entries with that RFC 6962 leaf hash or SHA-256 content hash
  *   (src/server/entry-index.ts), at most `maxResults`.
+ * - `GET /logs/<space>/history?limit=N` (1..{@link MAX_HISTORY_LIMIT}, default
+ *   {@link DEFAULT_HISTORY_LIMIT}) → `{ size, points: [{ size, rootHash, time }] }`: the log's
+ *   published checkpoints (src/server/checkpoint-history.ts; `time` in Unix seconds of
+ *   publication), evenly sampled over the kept points, oldest first — the service's unsigned
+ *   claim, for the explorer's chart.
  *
  * Every parameter is validated before any file is read; hashes in base64 (standard, as the rest of
  * the wire format) or, for `sha256`, 64 hex digits (what `sha256sum` prints).
@@ -17,6 +22,7 @@ import { HASH_SIZE, encodeBase64, leafHash } from '../tlog/index.js'
 import type { PublishedView } from '../log/log-manager.js'
 import { type EntryIndex, IndexCatchingUpError, type LookupKind } from './entry-index.js'
 import { CHECKPOINT_CACHE } from './tile-routes.js'
+import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from './checkpoint-history.js'
 
 /** Default most entries per `/entries` page. */
 export const DEFAULT_ENTRIES_PAGE_MAX = 1000
@@ -27,7 +33,7 @@ export const DEFAULT_ENTRIES_PAGE_BYTES = 1 << 20
 export interface ReadRoutesOptions {
   /** The published view of the log the request is for (`c.req.param('space')`), undefined when unknown. */
   published(c: Context): Promise<PublishedView | undefined>
-  /** The lookup index; without it `/lookup` is 404. */
+  /** The lookup index (and the checkpoint history it holds); without it `/lookup` and `/history` are 404. */
   index?: EntryIndex
   /** Most entries per page, ≥ 1. */
   maxEntries: number
@@ -78,6 +84,17 @@ export function readRoutes(o: ReadRoutesOptions): Hono {
       }
       throw err
     }
+  })
+  app.get('/history', async (c) => {
+    const history = o.index?.history
+    if (!history) return c.json({ error: 'history is not enabled' }, 404)
+    const limit = nonNegative(c.req.query('limit') ?? String(DEFAULT_HISTORY_LIMIT))
+    if (limit === undefined || limit < 1 || limit > MAX_HISTORY_LIMIT) return c.json({ error: `limit must be an integer 1..${MAX_HISTORY_LIMIT}` }, 400)
+    const p = await o.published(c)
+    if (!p) return c.json({ error: 'unknown log' }, 404)
+    const size = p.checkpoint.size
+    const points = history.sample(p.id, limit, size).map((x) => ({ size: x.size, rootHash: encodeBase64(x.rootHash), time: x.time }))
+    return c.json({ size, points }, 200, { 'cache-control': CHECKPOINT_CACHE })
   })
   return app
 }

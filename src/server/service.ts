@@ -204,13 +204,22 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
     admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
-    onPublished: (id) => entryIndex.schedule(id),
+    onPublished: (id, size, rootHash) => {
+      entryIndex.schedule(id)
+      // The explorer's chart (checkpoint-history.ts): informational, so a failure is only logged.
+      try {
+        entryIndex.history.record(id, { size, rootHash, time: Math.floor(Date.now() / 1000) })
+      } catch (err) {
+        log.warn({ err, log: id }, 'checkpoint history not recorded')
+      }
+    },
   })
   // The lookup index (entry-index.ts): derived from the published bundles, caught up after each publication.
   const entryIndex = EntryIndex.open(join(dataDir, LOOKUP_INDEX_FILE), {
     published: (id) => logs.published(id),
     maxResults: c.lookupMaxResults,
     catchUpEntries: c.lookupCatchUpEntries,
+    historyMaxPoints: c.historyMaxPoints,
     onError: (err, id) => log.warn({ err, log: id }, 'lookup index catch-up failed; retried at the next publication or lookup'),
   })
 
