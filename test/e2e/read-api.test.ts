@@ -2,7 +2,9 @@
  * The read API for tools (issue 13 item 2) against a real service with the bundled witness: CORS and
  * caching headers on every public read route (table-driven) and on none of the others, the JSON
  * entries route and its bounds, and the lookup route (by leaf hash, by SHA-256, absent, truncated,
- * after a restart, rebuilt when its file is deleted, catching up past its per-request bound).
+ * after a restart, rebuilt when its file is deleted, catching up past its per-request bound), and the
+ * checkpoint-history route (bounded by --history-max, thinned keeping the first and newest points,
+ * kept across a restart, starting again when its file is lost).
  */
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -21,10 +23,12 @@ const text = (i: number) => new TextEncoder().encode(`read-api entry ${i}`)
 const big = (i: number) => new Uint8Array(30_000).fill(65 + i)
 /** 300 small entries, 3 of 30,000 bytes, then entry 7 again (a duplicate): 304 entries. */
 const ENTRIES = [...Array.from({ length: SMALL }, (_, i) => text(i)), big(0), big(1), big(2), text(7)]
-const CONFIG = { entriesPageMax: 50, entriesPageBytes: 65_535, lookupMaxResults: 1 }
+const CONFIG = { entriesPageMax: 50, entriesPageBytes: 65_535, lookupMaxResults: 1, historyMaxPoints: 4 }
 
 let dataDir: string
 let svc: Svc
+/** Unix seconds before the first append. */
+let t0: number
 let writer: Writer
 /** index → entry bytes, as the service acknowledged them. */
 const at = new Map<number, Uint8Array>()
@@ -32,6 +36,7 @@ const at = new Map<number, Uint8Array>()
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'ucanlog-read-api-'))
   svc = await startTestService({ dataDir, ...CONFIG })
+  t0 = Math.floor(Date.now() / 1000)
   writer = await newWriter()
   const small = await writer.append(svc.url, svc.did, ENTRIES.slice(0, SMALL))
   small.forEach((r, k) => at.set(r.index, ENTRIES[k]!))
@@ -66,6 +71,7 @@ describe('CORS and caching on every public read route', () => {
     [`/logs/${space}/tile/entries/001.p/48`, PARTIAL, 200],
     [`/logs/${space}/entries?start=0&limit=2`, SHORT, 200],
     [`/logs/${space}/lookup?sha256=${sha256(text(3)).toString('hex')}`, SHORT, 200],
+    [`/logs/${space}/history?limit=3`, SHORT, 200],
     ['/revocations/checkpoint', '', 404], // nothing revoked yet: CORS still applies
   ]
 
@@ -149,6 +155,56 @@ describe('GET /logs/<space>/entries', () => {
   })
 })
 
+describe('GET /logs/<space>/history', () => {
+  type Point = { size: number; rootHash: string; time: number }
+  const history = async (q = '', space = writer.space) => {
+    const res = await get(`/logs/${space}/history${q}`)
+    return { status: res.status, body: (await res.json()) as { size?: number; points?: Point[] } }
+  }
+  const head = async () => (await (await get(`/logs/${writer.space}/head`)).json()) as { treeSize: number; rootHash: string }
+
+  it('the published checkpoints, oldest first, at most --history-max (4) kept: the first publication and the current checkpoint always in', async () => {
+    const { status, body } = await history()
+    expect(status).toBe(200)
+    const h = await head()
+    expect(body.size).toBe(h.treeSize)
+    const points = body.points!
+    // 300 appends 16 at a time, then 4 one at a time: many more publications than 4.
+    expect(points.length).toBeGreaterThanOrEqual(2)
+    expect(points.length).toBeLessThanOrEqual(CONFIG.historyMaxPoints)
+    expect(points[points.length - 1]).toMatchObject({ size: h.treeSize, rootHash: h.rootHash })
+    // The first publication: the first batch, well before the 300 small entries were all in.
+    expect(points[0]!.size).toBeLessThan(SMALL)
+    for (let k = 1; k < points.length; k++) {
+      expect(points[k]!.size).toBeGreaterThan(points[k - 1]!.size)
+      expect(points[k]!.time).toBeGreaterThanOrEqual(points[k - 1]!.time)
+    }
+    expect(points[0]!.time).toBeGreaterThanOrEqual(t0)
+    expect(points[points.length - 1]!.time).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000))
+    for (const p of points) expect(Buffer.from(p.rootHash, 'base64')).toHaveLength(32)
+  })
+
+  it('?limit=N samples evenly: 1 → the newest, 2 → the first and the newest', async () => {
+    const all = (await history()).body.points!
+    expect((await history('?limit=1')).body.points).toEqual([all[all.length - 1]])
+    expect((await history('?limit=2')).body.points).toEqual([all[0], all[all.length - 1]])
+    expect((await history('?limit=1000')).body.points).toEqual(all)
+  })
+
+  it('a bad limit is 400, an unknown log 404', async () => {
+    for (const q of ['?limit=0', '?limit=1001', '?limit=x', '?limit=-1', '?limit=1.5']) expect({ q, status: (await history(q)).status }).toEqual({ q, status: 400 })
+    expect((await history('', 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK')).status).toBe(404)
+  })
+
+  it('kept across a restart of the service', async () => {
+    const before = (await history()).body.points!
+    expect(before.length).toBeGreaterThanOrEqual(2)
+    await svc.stop()
+    svc = await startTestService({ dataDir, ...CONFIG })
+    expect((await history()).body.points).toEqual(before)
+  })
+})
+
 describe('GET /logs/<space>/lookup', () => {
   const lookup = async (q: string) => {
     const res = await get(`/logs/${writer.space}/lookup?${q}`)
@@ -198,5 +254,18 @@ describe('GET /logs/<space>/lookup', () => {
     for (let k = 0; k < 100 && r.status === 503; k++) r = await lookup(`leafHash=${b64url(leafHash(e))}`)
     expect(r.status).toBe(200)
     expect(r.body.indexes).toEqual(want)
+  })
+})
+
+// Last: it appends one more entry (the sizes the tests above expect change).
+describe('GET /logs/<space>/history after lookup.db was deleted (the lookup test above)', () => {
+  it('starts again: empty, then the next publication, at most --history-max', async () => {
+    const history = async () => ((await (await get(`/logs/${writer.space}/history`)).json()) as { size: number; points: { size: number; rootHash: string }[] })
+    expect(await history()).toEqual({ size: ENTRIES.length, points: [] })
+    const e = text(1_000_001)
+    await writer.append(svc.url, svc.did, [e])
+    const head = (await (await get(`/logs/${writer.space}/head`)).json()) as { treeSize: number; rootHash: string }
+    expect(head.treeSize).toBe(ENTRIES.length + 1)
+    expect((await history()).points).toMatchObject([{ size: ENTRIES.length + 1, rootHash: head.rootHash }])
   })
 })
