@@ -261,7 +261,9 @@ async function logView({ base, headUrl, infoUrl, vkeyParam, pollSeconds }) {
   }
   const size = state.checkpoint.size
   const history = state.verified ? recordCheckpoint(origin, state.checkpoint, note) : (store.get(`history:${origin}`) ?? [])
-  drawChart(chartBox, history)
+  // The service's history (null from a source without the route: local points only).
+  let service = await fetchServiceHistory(base)
+  drawChart(chartBox, history, service)
   // While the page is open, the checkpoint is fetched every pollSeconds; a new one that verifies
   // with the same keys joins the history (and the chart). Browsing stays on the tree loaded.
   const live = h('p', { id: 'live-status', class: 'sub' }, `Checking for new checkpoints every ${pollSeconds} s.`)
@@ -278,9 +280,10 @@ async function logView({ base, headUrl, infoUrl, vkeyParam, pollSeconds }) {
       if (!ok) status(live, false, `a newer checkpoint (size ${v.checkpoint.size}) does NOT verify with these keys`)
       else if (v.checkpoint.size !== history[history.length - 1]?.size) {
         history.splice(0, history.length, ...recordCheckpoint(origin, v.checkpoint, next))
-        chartBox.querySelector('svg')?.remove()
-        chartBox.querySelector('p.sub')?.remove()
-        drawChart(chartBox, history, live)
+        if (service !== null) service = (await fetchServiceHistory(base)) ?? service
+        chartBox.querySelector('#size-chart')?.remove()
+        chartBox.querySelector('#chart-caption')?.remove()
+        drawChart(chartBox, history, service, live)
         status(live, true, `new checkpoint verified: size ${v.checkpoint.size} (reload to browse it)`)
       }
     } catch (e) {
@@ -394,8 +397,35 @@ async function logView({ base, headUrl, infoUrl, vkeyParam, pollSeconds }) {
   }
 }
 
-/** An SVG step chart of the verified checkpoints this browser has seen (size against time). */
-function drawChart(box, history, before = null) {
+/** Most points of the service's history the chart asks for (the route's default; it allows 1000). */
+const SERVICE_HISTORY_POINTS = 500
+
+/**
+ * The service's checkpoint history (`<base>history`, docs/wire.md): its unsigned claim of the
+ * (size, root, time) of the checkpoints it published, or null when the source has no such route
+ * (a copy of the tiles on a gateway) or answers anything malformed.
+ */
+async function fetchServiceHistory(base) {
+  try {
+    const res = await fetch(`${base}history?limit=${SERVICE_HISTORY_POINTS}`)
+    if (!res.ok) return null
+    const j = await res.json()
+    if (!Array.isArray(j?.points)) return null
+    const points = j.points.slice(0, 1000)
+    const ok = (p) => Number.isSafeInteger(p?.size) && p.size >= 0 && typeof p.rootHash === 'string' && Number.isSafeInteger(p.time) && p.time >= 0
+    return points.every(ok) ? points.map((p) => ({ size: p.size, root: p.rootHash, time: p.time })) : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * An SVG step chart of tree size against time: the checkpoints this browser verified (filled
+ * green, data-kind="verified") merged with the service's history (hollow grey, "service": its
+ * claim, not verified here; red, "conflict", when its root at a size differs from the one this
+ * browser verified). `service` null: the source has no history route, local points only.
+ */
+function drawChart(box, history, service, before = null) {
   const NS = 'http://www.w3.org/2000/svg'
   const svg = (tag, attrs, ...kids) => {
     const el = document.createElementNS(NS, tag)
@@ -404,19 +434,39 @@ function drawChart(box, history, before = null) {
     return el
   }
   const add = (el) => box.insertBefore(el, before)
-  add(h('p', { class: 'sub' }, `${history.length} checkpoints verified by this browser (kept locally, last ${MAX_HISTORY}); the service keeps no history, so the chart grows as you revisit.`))
-  if (history.length === 0) return
+  const verified = new Map(history.map((c) => [c.size, c.root]))
+  const points = history.map((c) => ({ size: c.size, t: c.seen, kind: 'verified' }))
+  for (const p of service ?? []) {
+    const v = verified.get(p.size)
+    if (v === p.root) continue // the same checkpoint, verified here: drawn once, as verified
+    points.push({ size: p.size, t: p.time * 1000, kind: v === undefined ? 'service' : 'conflict' })
+  }
+  points.sort((a, b) => a.t - b.t || a.size - b.size)
+  const n = (kind) => points.filter((p) => p.kind === kind).length
+  const local = `${n('verified')} checkpoints verified by this browser (filled green; kept locally, last ${MAX_HISTORY})`
+  add(h('p', { class: 'sub', id: 'chart-caption' },
+    service === null
+      ? `${local}. This source serves no checkpoint history, so the chart grows as you revisit.`
+      : `${local}; ${n('service')} points of the service's history (hollow grey): the service's own claim (/history), unsigned and not verified here.` +
+        (n('conflict') ? ` ${n('conflict')} of them (red) name another root than the checkpoint this browser verified at that size.` : '')))
+  if (points.length === 0) return
   const W = 640, H = 160, P = 40
-  const t0 = history[0].seen, t1 = Math.max(history[history.length - 1].seen, t0 + 1)
-  const smax = Math.max(1, ...history.map((c) => c.size))
+  const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1)
+  const smax = Math.max(1, ...points.map((c) => c.size))
   const x = (t) => P + ((t - t0) / (t1 - t0)) * (W - 2 * P)
   const y = (s) => H - P / 2 - (s / smax) * (H - P)
   let d = ''
-  history.forEach((c, i) => (d += i === 0 ? `M${x(c.seen)},${y(c.size)}` : `H${x(c.seen)}V${y(c.size)}`))
+  points.forEach((c, i) => (d += i === 0 ? `M${x(c.t)},${y(c.size)}` : `H${x(c.t)}V${y(c.size)}`))
+  const style = {
+    verified: { fill: '#2a6', stroke: '#2a6', what: 'verified by this browser, seen' },
+    service: { fill: 'white', stroke: '#888', what: "the service's claim, published" },
+    conflict: { fill: '#c22', stroke: '#c22', what: "the service's claim (another root than the one verified here), published" },
+  }
   add(svg('svg', { id: 'size-chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': 'tree size over time' },
     svg('line', { x1: P, y1: H - P / 2, x2: W - P, y2: H - P / 2, stroke: '#888' }),
     svg('path', { d, fill: 'none', stroke: '#2a6', 'stroke-width': 2 }),
-    ...history.map((c) => svg('circle', { cx: x(c.seen), cy: y(c.size), r: 3, fill: '#2a6' }, svg('title', {}, `${c.size} entries, seen ${new Date(c.seen).toISOString()}`))),
+    ...points.map((c) => svg('circle', { cx: x(c.t), cy: y(c.size), r: 3, fill: style[c.kind].fill, stroke: style[c.kind].stroke, 'data-kind': c.kind },
+      svg('title', {}, `${c.size} entries, ${style[c.kind].what} ${new Date(c.t).toISOString()}`))),
     svg('text', { x: 2, y: y(smax) + 4, 'font-size': 11 }, String(smax)),
     svg('text', { x: P, y: H - 4, 'font-size': 11 }, new Date(t0).toISOString().slice(0, 19) + 'Z'),
     svg('text', { x: W - P, y: H - 4, 'font-size': 11, 'text-anchor': 'end' }, new Date(t1).toISOString().slice(0, 19) + 'Z'),

@@ -4,7 +4,8 @@
  * real service with the bundled witness and 300 entries appended through the client library.
  * Everything asserted as verified is computed by the page's own script from the public tiles:
  * paging, an inclusion proof, a consistency check between a checkpoint the page saw earlier and
- * the latest, a new checkpoint found by the page's poll; the same page against a copy of the tiles
+ * the latest, a new checkpoint found by the page's poll; the tree-size chart of a fresh browser
+ * drawn from the service's history (marked apart from the points it verified); the same page against a copy of the tiles
  * on another origin (`?base=`); a pasted key; and, after one byte of a tile file is flipped on
  * disk, the failure. Screenshots: test-artifacts/explorer/.
  */
@@ -84,7 +85,7 @@ describe('the log explorer in Chromium', () => {
     expect(await page.locator('#checkpoint-status').textContent()).toContain('witness quorum met')
     expect(await page.locator('#tree-size').textContent()).toBe('300')
     expect(await page.locator('#cosignatures tr td.ok').count()).toBe(1) // the bundled witness
-    expect(await page.locator('#size-chart circle').count()).toBe(2)
+    await poll(() => page.locator('#size-chart circle[data-kind="verified"]').count()).toBe(2)
 
     // Paging: 25 per page; text as text, binary as hex.
     await poll(() => page.locator('tr.entry').count()).toBe(25)
@@ -132,8 +133,27 @@ describe('the log explorer in Chromium', () => {
     await poll(() => page.locator('#checkpoint-status').getAttribute('data-state')).toBe('ok')
     await append(300, 310)
     await poll(() => page.locator('#live-status').textContent()).toContain('new checkpoint verified: size 310')
-    expect(await page.locator('#size-chart circle').count()).toBe(3)
+    expect(await page.locator('#size-chart circle[data-kind="verified"]').count()).toBe(3)
     expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("a fresh browser's chart draws the service's history (its claim), marked apart from what the page verified", async () => {
+    // 310 entries appended in several publications (100, then 200, then 10; the batches split them further).
+    const history = ((await (await fetch(`${logUrl}history`)).json()) as { points: { size: number }[] }).points
+    expect(history.length).toBeGreaterThanOrEqual(3)
+    const context = await browser.newContext({ viewport: { width: 1100, height: 900 } }) // no local history
+    const page = await context.newPage()
+    await page.goto(logUrl)
+    await poll(() => page.locator('#checkpoint-status').getAttribute('data-state')).toBe('ok')
+    // The latest checkpoint, verified here, is drawn once as verified; the earlier ones as the service's.
+    await poll(() => page.locator('#size-chart circle[data-kind="verified"]').count()).toBe(1)
+    const service = await page.locator('#size-chart circle[data-kind="service"]').count()
+    expect(service).toBeGreaterThanOrEqual(2)
+    expect(service).toBe(history.length - 1)
+    expect(await page.locator('#size-chart circle[data-kind="conflict"]').count()).toBe(0)
+    expect(await page.locator('#chart-caption').textContent()).toContain(`1 checkpoints verified by this browser (filled green; kept locally, last 500); ${service} points of the service's history (hollow grey): the service's own claim`)
+    await page.locator('#chart').screenshot({ path: join(ARTIFACTS, 'chart-history.png') })
     await context.close()
   })
 
@@ -148,6 +168,10 @@ describe('the log explorer in Chromium', () => {
       await page.goto(`${svc.url}/?base=${encodeURIComponent(server.url + '/')}&vkey=${encodeURIComponent(vkey)}`)
       await poll(() => page.locator('#checkpoint-status').getAttribute('data-state')).toBe('ok')
       expect(await page.locator('#base').textContent()).toContain(server.url)
+      // No history route on a copy of the tiles: the chart falls back to what this browser verified.
+      await poll(() => page.locator('#chart-caption').textContent()).toContain('This source serves no checkpoint history')
+      expect(await page.locator('#size-chart circle[data-kind="verified"]').count()).toBe(1)
+      expect(await page.locator('#size-chart circle[data-kind="service"]').count()).toBe(0)
       await page.click('tr.entry[data-index="3"]')
       await poll(() => page.locator('#inclusion-status').textContent()).toContain('inclusion verified: entry 3')
       expect(await page.locator('#entry-content').textContent()).toBe('ff0003800' + '1')
