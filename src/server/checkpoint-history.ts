@@ -74,28 +74,20 @@ export class CheckpointHistory {
   /**
    * At most `limit` (≥ 1) of log `id`'s points with `size ≤ maxSize`, oldest first, evenly sampled
    * over the kept points: the first and the last are always in (when `limit` ≥ 2). Reads at most
-   * `maxPoints` rows and holds at most `limit`.
+   * `maxPoints` sequence numbers (integers) and `limit` rows.
    */
   sample(id: string, limit: number, maxSize = Number.MAX_SAFE_INTEGER): HistoryPoint[] {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('limit must be an integer ≥ 1')
     const n = this.#s.getLog.get(id)?.n
     if (n === undefined) return []
-    const total = this.#s.count.get(n, maxSize)!.c
-    const out: HistoryPoint[] = []
-    let k = 0
-    // The j-th point picked is row round(j·(total−1)/(limit−1)); all of them when total ≤ limit.
-    let j = 0
-    const pick = (jj: number) => (total <= limit ? jj : limit === 1 ? total - 1 : Math.round((jj * (total - 1)) / (limit - 1)))
-    let next = pick(0)
-    for (const r of this.#s.points.iterate(n, maxSize)) {
-      if (j >= Math.min(limit, total)) break
-      if (k === next) {
-        out.push({ size: r.size, rootHash: new Uint8Array(r.root), time: r.time })
-        next = pick(++j)
-      }
-      k++
-    }
-    return out
+    // The sequence numbers only (integers, ≤ maxPoints of them), then the rows picked: the j-th is
+    // row round(j·(total−1)/(limit−1)) — all of them when total ≤ limit, the newest when limit = 1.
+    const seqs = this.#s.seqs.all(n, maxSize)
+    const total = seqs.length
+    const picked =
+      total <= limit ? seqs : limit === 1 ? [seqs[total - 1]!] : Array.from({ length: limit }, (_, j) => seqs[Math.round((j * (total - 1)) / (limit - 1))]!)
+    if (picked.length === 0) return []
+    return this.#s.rows.all(n, picked[0]!, picked[picked.length - 1]!, JSON.stringify(picked)).map((r) => ({ size: r.size, rootHash: new Uint8Array(r.root), time: r.time }))
   }
 }
 
@@ -113,7 +105,11 @@ function prepare(db: Database.Database) {
   return {
     getLog,
     count: db.prepare<[number, number], { c: number }>('SELECT count(*) AS c FROM history WHERE log = ? AND size <= ?'),
-    points: db.prepare<[number, number], Row>('SELECT size, root, time FROM history WHERE log = ? AND size <= ? ORDER BY seq'),
+    seqs: db.prepare<[number, number], number>('SELECT seq FROM history WHERE log = ? AND size <= ? ORDER BY seq').pluck(),
+    // Between the first and last seq picked (a range of the primary key), those in the JSON array.
+    rows: db.prepare<[number, number, number, string], Row>(
+      'SELECT size, root, time FROM history WHERE log = ? AND seq BETWEEN ? AND ? AND seq IN (SELECT value FROM json_each(?)) ORDER BY seq',
+    ),
     record: db.transaction((id: string, p: HistoryPoint, max: number) => {
       let log = getLog.get(id)
       if (!log) {
