@@ -62,7 +62,8 @@ export interface RunningService {
 export interface ServiceHooks {
   /**
    * Clock of every rate limit (the client, agent and space token buckets, the charge memory, the
-   * log-creation and revocation limits), milliseconds since the Unix epoch; default `Date.now`.
+   * log-creation and revocation limits), milliseconds; default `performance.now` for the token buckets
+   * (intervals only, monotonic) and `Date.now` for the charge memory (compared with invocation `exp`).
    * Invocation expiry and timeouts keep the system clock (see {@link ServiceHooks.ucanClock}).
    */
   limitsClock?: () => number
