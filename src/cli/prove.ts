@@ -6,12 +6,16 @@
 import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import { EntryNotFoundError, formatProofBundle, proveEntry } from '../client/proof-bundle.js'
-import { httpLogFiles } from '../client/http.js'
+import { ServiceRefusedError } from '../client/errors.js'
+import { httpLogFiles, readBody } from '../client/http.js'
 import { defaultStateDir, saveTrust } from '../client/trust-store.js'
 import { encodeBase64, equalBytes, leafHash, parsePolicy } from '../tlog/index.js'
 import { UsageError } from './exit-codes.js'
 import { resolveReaderTrust } from './reader-trust.js'
 import { urlOption } from './service-did.js'
+
+/** Largest lookup answer read, bytes (32 MiB): the service answers at most `--lookup-max-results` (≤ 1,000,000) indexes of ≤ 16 digits each. */
+const LOOKUP_MAX_BYTES = 1 << 25
 
 /** Most times `--entry` asks the lookup route again while the service's index catches up (503 + Retry-After). */
 const LOOKUP_ATTEMPTS = 5
@@ -55,7 +59,8 @@ export function proveCommand(): Command {
 
 /**
  * The lowest index of `entry` in the log, from `GET /logs/<space>/lookup?leafHash=…`.
- * @throws EntryNotFoundError when the service knows no such entry (or has no lookup route); Error on another status.
+ * @throws EntryNotFoundError when the service knows no such entry (or has no lookup route); ServiceRefusedError
+ *   (`HTTPError`, exit 2) on another status; UnexpectedAnswerError past {@link LOOKUP_MAX_BYTES}; Error when it names no index.
  */
 async function lookupIndex(url: string, space: string, entry: Uint8Array, get: (u: URL) => Promise<Response>): Promise<number> {
   const u = new URL(`/logs/${space}/lookup`, url)
@@ -63,13 +68,21 @@ async function lookupIndex(url: string, space: string, entry: Uint8Array, get: (
   for (let attempt = 1; ; attempt++) {
     const res = await get(u)
     if (res.status === 503 && attempt < LOOKUP_ATTEMPTS) {
-      await res.arrayBuffer()
+      await res.body?.cancel()
       await new Promise((r) => setTimeout(r, 1000 * Math.min(5, Number(res.headers.get('retry-after')) || 1)))
       continue
     }
     if (res.status === 404) throw new EntryNotFoundError(`the service at ${url} has no lookup for ${space}: give --index`)
-    if (!res.ok) throw new Error(`GET ${u.pathname} answered ${res.status}`)
-    const { indexes } = (await res.json()) as { indexes?: unknown }
+    if (!res.ok) {
+      await res.body?.cancel()
+      throw new ServiceRefusedError({ name: 'HTTPError', message: `GET ${u.pathname} answered HTTP ${res.status}` }, res.status)
+    }
+    let indexes: unknown
+    try {
+      ;({ indexes } = JSON.parse(new TextDecoder().decode(await readBody(res, LOOKUP_MAX_BYTES))) as { indexes?: unknown })
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err
+    }
     if (!Array.isArray(indexes) || !indexes.every((i) => Number.isSafeInteger(i) && i >= 0)) throw new Error(`GET ${u.pathname} answered no indexes`)
     if (indexes.length === 0) throw new EntryNotFoundError(`the log of ${space} has no entry with leaf hash ${u.searchParams.get('leafHash')}`)
     return indexes[0] as number

@@ -19,6 +19,13 @@ import {
 
 /** Default per-witness request timeout (ms), as Tessera's DefaultWitnessTimeout. */
 export const DEFAULT_WITNESS_TIMEOUT_MS = 1000
+/**
+ * The most bytes read from one witness response (c2sp.org/tlog-witness add-checkpoint: a 200 is one
+ * cosignature line per key at that URL, ~130 bytes each; a 409 is a decimal size): beyond it the
+ * answer is refused with {@link WitnessResponseTooLarge} and the connection dropped, so a witness
+ * sending an endless body costs at most this much memory.
+ */
+export const MAX_WITNESS_RESPONSE_BYTES = 4096
 /** Retries of one witness after a 409 resync, per round. */
 const MAX_TRIES = 3
 
@@ -36,8 +43,25 @@ export interface WitnessClientOptions {
    * function cancels it first. Default: `setTimeout`/`clearTimeout` (tests inject one they fire by hand).
    */
   timer?: (ms: number, fire: () => void) => () => void
-  /** Called with per-witness failures, for logs and metrics. */
+  /** Called with every per-URL failure of every round (each request that failed or answered no valid cosignature). */
   onWitnessError?: (url: string, message: string) => void
+  /**
+   * Called for each round a policy witness (by name) did not cosign, with `episodeStart` true for
+   * the first such round since this client started or since that witness last cosigned: log on
+   * `episodeStart` (once per failure episode, not once per checkpoint), count every call. A
+   * witness cancelled because the quorum was already met neither fails nor recovers.
+   */
+  onWitnessFailure?: (e: { name: string; url: string; message: string; episodeStart: boolean }) => void
+  /** Called when a policy witness whose failure episode was reported cosigns again (the episode ends). */
+  onWitnessRecovered?: (e: { name: string; url: string }) => void
+}
+
+/** A witness response body longer than {@link MAX_WITNESS_RESPONSE_BYTES}: not read further, not counted. */
+export class WitnessResponseTooLarge extends Error {
+  override name = 'WitnessResponseTooLarge'
+  constructor(max: number) {
+    super(`witness response has more than ${max} bytes`)
+  }
 }
 
 /** The outcome of one cosigning round. */
@@ -62,6 +86,8 @@ class PermanentWitnessError extends Error {}
  */
 export class WitnessClient {
   private readonly lastSize = new Map<string, number>()
+  /** Names of the policy witnesses in a failure episode (reported failing, not cosigned since). */
+  private readonly failing = new Set<string>()
   private readonly urls: Map<string, string[]>
   private readonly timeoutMs: number
   private readonly fetch: typeof fetch
@@ -118,12 +144,19 @@ export class WitnessClient {
               // a line for another key at this URL, or an invalid one: not counted
             }
           }
-          if (!cosigned.has(name)) this.opts.onWitnessError?.(url, `no valid cosignature from ${name}`)
+          if (cosigned.has(name)) this.recovered(name, url)
+          else {
+            this.opts.onWitnessError?.(url, `no valid cosignature from ${name}`)
+            this.failed(name, url, `no valid cosignature from ${name}`)
+          }
         }
       } catch (err) {
-        if (timedOut) this.opts.onWitnessError?.(url, `no answer within ${this.timeoutMs} ms`)
-        else if (!controller.signal.aborted) this.opts.onWitnessError?.(url, (err as Error).message)
-        // else: the quorum was met and this straggler was cancelled
+        const message = timedOut ? `no answer within ${this.timeoutMs} ms` : controller.signal.aborted ? undefined : describe(err)
+        // undefined: the quorum was met and this straggler was cancelled
+        if (message !== undefined) {
+          this.opts.onWitnessError?.(url, message)
+          for (const name of names) this.failed(name, url, message)
+        }
       }
       if (quorum() && !this.opts.greedy) finish()
     })
@@ -136,6 +169,18 @@ export class WitnessClient {
     controller.abort() // stop stragglers once the quorum is met
     const note = checkpoint + [...new Set(lines)].join('')
     return { note, cosigned: new Set(cosigned), satisfied: quorum() }
+  }
+
+  /** Reports a round `name` did not cosign (see {@link WitnessClientOptions.onWitnessFailure}). */
+  private failed(name: string, url: string, message: string): void {
+    const episodeStart = !this.failing.has(name)
+    this.failing.add(name)
+    this.opts.onWitnessFailure?.({ name, url, message, episodeStart })
+  }
+
+  /** Ends `name`'s failure episode, if any (see {@link WitnessClientOptions.onWitnessRecovered}). */
+  private recovered(name: string, url: string): void {
+    if (this.failing.delete(name)) this.opts.onWitnessRecovered?.({ name, url })
   }
 
   /** One witness: up to {@link MAX_TRIES} requests, resyncing the old size on a 409. Returns its signature lines. */
@@ -157,7 +202,7 @@ export class WitnessClient {
         signal,
         redirect: 'error',
       })
-      const text = await res.text()
+      const text = await readBounded(res, MAX_WITNESS_RESPONSE_BYTES)
       if (res.status === 200) {
         this.lastSize.set(url, size)
         return parseSignatureLines(text)
@@ -175,6 +220,42 @@ export class WitnessClient {
     }
     throw new PermanentWitnessError('witness kept answering 409')
   }
+}
+
+/**
+ * The body of `res` as UTF-8, read up to `max` bytes.
+ * @throws WitnessResponseTooLarge past `max` bytes (the body is cancelled, the connection dropped).
+ */
+async function readBounded(res: Response, max: number): Promise<string> {
+  if (!res.body) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let n = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    n += value.byteLength
+    if (n > max) {
+      await reader.cancel().catch(() => {})
+      throw new WitnessResponseTooLarge(max)
+    }
+    chunks.push(value)
+  }
+  const all = new Uint8Array(n)
+  let at = 0
+  for (const c of chunks) all.set(c, (at += c.byteLength) - c.byteLength)
+  return new TextDecoder().decode(all)
+}
+
+/**
+ * A failure's message, with its name when it is a named error (WitnessResponseTooLarge: …) and the
+ * network cause of a failed fetch (`fetch failed: ECONNRESET`), never a stack.
+ */
+function describe(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } }
+  const head = e instanceof WitnessResponseTooLarge ? `${e.name}: ${e.message}` : String(e?.message ?? e)
+  const cause = e?.cause?.code ?? e?.cause?.message
+  return cause ? `${head}: ${cause}` : head
 }
 
 /** The default {@link WitnessClientOptions.timer}: `setTimeout`, cancelled by `clearTimeout`. */

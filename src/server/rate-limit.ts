@@ -37,7 +37,11 @@ export interface TokenBucketOptions {
   rate: number
   /** Bucket capacity, tokens (≥ 1 when `rate` > 0). */
   burst: number
-  /** Clock in milliseconds; default `Date.now`. */
+  /**
+   * Clock in milliseconds, read only for intervals (refill since a bucket's last take); default
+   * `performance.now` (monotonic: a wall-clock jump neither stalls nor refills a bucket). A clock
+   * that goes back counts as no time elapsed.
+   */
   now?: () => number
   /** Most keys tracked; default {@link DEFAULT_MAX_KEYS}. */
   maxKeys?: number
@@ -57,7 +61,7 @@ export class TokenBuckets {
     if (o.rate > 0 && !(o.burst >= 1)) throw new RangeError('burst must be ≥ 1')
     this.rate = o.rate
     this.burst = o.burst
-    this.#now = o.now ?? Date.now
+    this.#now = o.now ?? (() => performance.now())
     this.#max = o.maxKeys ?? DEFAULT_MAX_KEYS
   }
 
@@ -84,7 +88,9 @@ export class TokenBuckets {
   #tokens(key: string): number {
     const b = this.#buckets.get(key)
     if (b === undefined) return this.burst
-    return Math.min(this.burst, b.tokens + ((this.#now() - b.at) / 1000) * this.rate)
+    const t = this.#now()
+    if (t < b.at) b.at = t // the clock went back: no time elapsed, and refill resumes from now
+    return Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate)
   }
 
   /** Drops full buckets (no state lost), then the least recently used until under the cap. */

@@ -62,7 +62,8 @@ export interface RunningService {
 export interface ServiceHooks {
   /**
    * Clock of every rate limit (the client, agent and space token buckets, the charge memory, the
-   * log-creation and revocation limits), milliseconds since the Unix epoch; default `Date.now`.
+   * log-creation and revocation limits), milliseconds; default `performance.now` for the token buckets
+   * (intervals only, monotonic) and `Date.now` for the charge memory (compared with invocation `exp`).
    * Invocation expiry and timeouts keep the system clock (see {@link ServiceHooks.ucanClock}).
    */
   limitsClock?: () => number
@@ -116,6 +117,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // policy is read. Requests get 503 until the app is ready.
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
   const preverified = new Counter({ name: 'ucanlog_preverify_requests_total', help: 'requests handed to the pre-verification workers, by who checked their signatures (worker; main-thread: pool busy, failed or closed)', labelNames: ['by'], registers: [metrics] })
+  const witnessFailures = new Counter({ name: 'ucanlog_witness_failures_total', help: 'checkpoint cosigning rounds a policy witness did not cosign (error, timeout, invalid answer), by witness name', labelNames: ['witness'], registers: [metrics] })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
   const server = await listen({ fetch: (req, env) => handler(req, env), port: c.port, hostname: c.host, limits, onRefused: (cap) => refused.inc({ cap }), onConnection: hooks.onConnection }).catch(
@@ -187,7 +189,13 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       timeoutMs: c.witnessTimeoutMs,
       greedy: c.witnessGreedy,
       fetch: fetchWitness,
-      onWitnessError: (u, message) => log.warn({ witness: u, origin, message }, 'witness did not cosign'),
+      // Logged once per failure episode (and its end), counted every time: a witness down for an hour
+      // is one line per log, not one per checkpoint.
+      onWitnessFailure: ({ name, url, message, episodeStart }) => {
+        witnessFailures.inc({ witness: name })
+        if (episodeStart) log.warn({ witness: name, url, origin, message }, 'witness failing')
+      },
+      onWitnessRecovered: ({ name, url }) => log.info({ witness: name, url, origin }, 'witness recovered'),
     })
   }
   const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local

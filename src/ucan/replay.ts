@@ -7,7 +7,7 @@
  * service's lifetime bound ahead, and after `exp` the invocation is refused as `Expired`, so a
  * guard only has to remember an invocation until its `exp`.
  */
-import { systemNow } from './clock.js'
+import { forgettingClockOf } from './clock.js'
 
 /** What {@link ReplayGuard.once} remembers an invocation by. */
 export interface ReplayKey {
@@ -76,8 +76,10 @@ export function checkReplayShare(max: number): number {
 
 /** Options of {@link createMemoryReplayGuard}. */
 export interface MemoryReplayGuardOptions {
-  /** Clock, Unix seconds. Default: the system clock. */
+  /** Clock, Unix seconds. Default: the system clock, guarded by {@link forgettingClock}. */
   now?: () => number
+  /** Monotonic seconds: with `now`, guards it like the system clock (see {@link forgettingClockOf}). */
+  monotonic?: () => number
   /** Most unexpired ids remembered per owner; past it `once` rejects. Default {@link DEFAULT_REPLAY_PER_SPACE}. */
   maxPerOwner?: number
 }
@@ -87,7 +89,7 @@ export interface MemoryReplayGuardOptions {
  * owner, swept of expired ids at most once a second. Lost on restart.
  */
 export function createMemoryReplayGuard(options: MemoryReplayGuardOptions = {}): ReplayGuard {
-  const now = options.now ?? systemNow
+  const now = forgettingClockOf(options) // every reading here decides what is forgotten
   const max = checkReplayShare(options.maxPerOwner ?? DEFAULT_REPLAY_PER_SPACE)
   const entries = new Map<string, { owner: string; expiresAt: number; outcome: Promise<unknown> }>()
   const counts = new Map<string, number>()

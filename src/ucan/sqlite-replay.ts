@@ -7,7 +7,7 @@
 import { setImmediate } from 'node:timers'
 import type Database from 'better-sqlite3'
 import { DEFAULT_REPLAY_PER_SPACE, type ReplayGuard, ReplayGuardFull, type ReplayKey, checkReplayShare } from './replay.js'
-import { systemNow } from './clock.js'
+import { forgettingClockOf } from './clock.js'
 import type { UcanStoreOptions } from './store.js'
 
 /** The outcome a `seen` row remembers: its JSON, or {@link UNKNOWN_OUTCOME} while it has none (its run died). */
@@ -53,7 +53,7 @@ export class SqliteReplayGuard implements ReplayGuard {
 
   constructor(db: Database.Database, options: UcanStoreOptions = {}) {
     this.#db = db
-    this.#now = options.now ?? systemNow
+    this.#now = forgettingClockOf(options) // every reading here decides what is forgotten
     this.#max = checkReplayShare(options.maxReplayPerOwner ?? DEFAULT_REPLAY_PER_SPACE)
     this.#get = db.prepare('SELECT expires_at, outcome FROM seen WHERE id = ?')
     this.#settle = db.prepare('UPDATE seen SET outcome = ? WHERE id = ?')

@@ -25,6 +25,12 @@ import { SqliteRevocations } from './sqlite-revocations.js'
 export interface UcanStoreOptions {
   /** Clock, Unix seconds; default the system clock. */
   now?: () => number
+  /**
+   * Monotonic seconds for the replay guard's forgetting clock (src/ucan/clock.ts forgettingClockOf):
+   * with `now`, the guard forgets nothing early when `now` jumps forward. Default: none when `now`
+   * is injected (it is used as is), performance.now otherwise.
+   */
+  monotonic?: () => number
   /** Most revocation records per principal (scope); default {@link DEFAULT_REVOCATIONS_PER_SCOPE}. */
   maxRevocationsPerScope?: number
   /** Most unexpired invocations the replay guard remembers per owner (space); default {@link DEFAULT_REPLAY_PER_SPACE}. */

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
+import type { Logger } from 'pino'
 import { afterAll, beforeAll } from 'vitest'
 import { startService, type RunningService, type ServiceHooks } from '../../src/server/service.js'
 import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
@@ -40,9 +41,10 @@ export function ucanSeconds(clock: { now(): number }): () => number {
 /**
  * A real service on 127.0.0.1 (port 0) with a fresh data directory (removed by `stop` unless the
  * config names one), test-friendly defaults overridden by `config`; `hooks` (e.g. a
- * {@link manualClock} for the rate limits) go to {@link startService}.
+ * {@link manualClock} for the rate limits) go to {@link startService}; `logger` replaces the silent
+ * one (tests that read the service's log lines pass a pino logger writing to a stream they hold).
  */
-export async function startTestService(config: Partial<ServiceConfig> = {}, hooks: ServiceHooks = {}): Promise<RunningService & { dataDir: string; stop(): Promise<void> }> {
+export async function startTestService(config: Partial<ServiceConfig> = {}, hooks: ServiceHooks = {}, logger?: Logger): Promise<RunningService & { dataDir: string; stop(): Promise<void> }> {
   const dataDir = config.dataDir ?? (await mkdtemp(join(tmpdir(), 'ucanlog-e2e-')))
   const svc = await startService({
     port: 0,
@@ -62,7 +64,7 @@ export async function startTestService(config: Partial<ServiceConfig> = {}, hook
     // it use every connection the budget allows, not a quarter.
     maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve((config.maxOpenLogs ?? DEFAULT_CONFIG.maxOpenLogs) + 1)).maxConnections,
     ...config,
-  }, undefined, hooks)
+  }, logger, hooks)
   return {
     ...svc,
     dataDir,
