@@ -6,7 +6,7 @@ import { access, constants, mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
-import { Registry, Counter, collectDefaultMetrics } from 'prom-client'
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 import { LogManager } from '../log/log-manager.js'
 import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
@@ -163,7 +163,14 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
     uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
-    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log })
+    const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
+    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log, onAttempt: (result) => attempts.inc({ result }) })
+    const queue = uploadQueue
+    // Read from the queue database at each scrape (one grouped scan of the pending jobs).
+    const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })
+    new Gauge({ name: 'ucanlog_upload_pending_checkpoints', help: 'checkpoint CARs packed but not yet stored in their Storacha space, over every log', registers: [metrics], collect() { this.set(totals().pendingCheckpoints) } })
+    new Gauge({ name: 'ucanlog_upload_lag_entries', help: 'entries published but not yet in their Storacha space, summed over every log (each log: /logs/<space>/head upload.lagEntries)', registers: [metrics], collect() { this.set(totals().lagEntries) } })
+    new Gauge({ name: 'ucanlog_upload_failing_logs', help: 'logs whose oldest pending upload failed its last attempt', registers: [metrics], collect() { this.set(totals().failingLogs) } })
   }
   /** Every log's checkpoint signer: the service key under the log's origin as key name (one per origin, reused). */
   // Bounded (most recently used kept): one per log ever used would grow with every fresh-key space.

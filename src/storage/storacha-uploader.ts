@@ -74,6 +74,8 @@ export interface StorachaUploaderOptions {
   clientRetries?: number
   /** Clock, Unix ms (default Date.now). */
   now?: () => number
+  /** Called after each upload attempt with `ok` or the failure's stable name (module comment), for the metrics. */
+  onAttempt?: (result: string) => void
   /** pino-compatible logger. */
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 }
@@ -199,6 +201,7 @@ export class StorachaUploader {
     try {
       const root = await this.upload(job)
       this.o.queue.markDone(job.space, job.treeSize, this.now())
+      this.o.onAttempt?.('ok')
       log?.info({ log: job.space, treeSize: job.treeSize, root, car: job.carCid }, 'checkpoint CAR stored in the space')
       for (const f of this.listeners) f({ job, root })
     } catch (err) {
@@ -206,6 +209,7 @@ export class StorachaUploader {
       const blocked = e.name !== 'StorachaUnavailable' && e.name !== 'UploadFailed'
       const delay = blocked ? this.maxMs : Math.min(this.maxMs, this.minMs * 2 ** Math.min(job.attempts, 30))
       this.o.queue.markFailed(job.space, job.treeSize, e, this.now() + delay)
+      this.o.onAttempt?.(e.name)
       const line = { log: job.space, treeSize: job.treeSize, error: e.name, message: e.message, attempt: job.attempts + 1, retryInMs: delay }
       if (blocked) log?.error(line, `cannot store the log in its space: ${e.name}`)
       else log?.warn(line, 'checkpoint upload failed; will retry')

@@ -247,6 +247,36 @@ export class UploadQueue {
     return status
   }
 
+  /**
+   * Totals over every log, for the metrics: checkpoint CARs not yet uploaded, and the entries they
+   * hold that are published but not yet in their space (the sum of each log's `lagEntries`; 0 when
+   * nothing is pending). One indexed scan of the pending jobs (the `jobs_due` index) plus one
+   * lookup per log with pending jobs.
+   */
+  totals(): { pendingCheckpoints: number; lagEntries: number; failingLogs: number } {
+    const rows = this.db
+      .prepare(
+        `SELECT space, COUNT(*) AS pending, MIN(tree_size) AS first_pending, MAX(tree_size) AS latest, SUM(error_name IS NOT NULL) AS failing
+         FROM jobs WHERE done_at IS NULL GROUP BY space`,
+      )
+      .all() as { space: string; pending: number; first_pending: number; latest: number; failing: number }[]
+    const uploadedBelow = this.db.prepare('SELECT MAX(tree_size) AS t FROM jobs WHERE space = ? AND done_at IS NOT NULL AND tree_size < ?')
+    let pendingCheckpoints = 0
+    let lagEntries = 0
+    let failingLogs = 0
+    for (const r of rows) {
+      pendingCheckpoints += r.pending
+      lagEntries += r.latest - (((uploadedBelow.get(r.space, r.first_pending) as { t: number | null }).t) ?? 0)
+      if (r.failing > 0) failingLogs++
+    }
+    return { pendingCheckpoints, lagEntries, failingLogs }
+  }
+
+  /** False once {@link close} ran. */
+  get isOpen(): boolean {
+    return this.db.open
+  }
+
   /** Closes the database. */
   close(): void {
     if (this.db.open) this.db.close()
