@@ -8,7 +8,7 @@
  * is in the log exactly once, and a resent invocation gets the original result.
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
@@ -18,6 +18,7 @@ import { checkTree, decodeBase64, entryBundlePath, parseEntryBundle, parsePolicy
 import type { AppendResult } from '../../src/ucan/wire.js'
 import { appendInvocation, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { type Out, encodeRequest, outOf, sendRaw } from '../ucan/helpers.js'
+import { appendFixture, counts, finished, numberedLines, readLog, runUcanlog, spawnUcanlog } from '../cli/append-helpers.js'
 import { REPO, spawnServe } from './helpers.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
@@ -108,4 +109,48 @@ describe('SIGSTOP past the witness and client timeouts, then SIGCONT', () => {
       await rm(dataDir, { recursive: true, force: true })
     }
   }, 60_000)
+
+  it('`ucanlog append --journal` killed while the service is stopped, rerun after SIGCONT with the same journal: every line exactly once, unanswered invocations resent', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ucanlog-sigstop-cli-'))
+    const fx = await appendFixture()
+    try {
+      const svc = await spawnServe(['--data', dataDir, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt'), '--witness-timeout', String(WITNESS_TIMEOUT_MS)])
+      children.push(svc.child)
+      const { lines, stdin } = numberedLines('sigstop', 200)
+      const journal = join(fx.dir, 'run.journal')
+      const child = spawnUcanlog(['append', ...fx.args(svc.url), '--journal', journal, '--concurrency', '4'])
+      const done = finished(child)
+      child.stdin!.on('error', () => {})
+      child.stdin!.end(Buffer.from(stdin))
+      const outcomes = async () => (await readFile(journal, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('"outcome"')).length
+      while ((await outcomes()) < 20) await new Promise((r) => setTimeout(r, 20))
+      svc.child.kill('SIGSTOP')
+      // The client waits on the stopped service; past its timeout it is given up on (killed).
+      await new Promise((r) => setTimeout(r, CLIENT_TIMEOUT_MS))
+      child.kill('SIGKILL')
+      const first = await done
+      expect(first.signal).toBe('SIGKILL')
+      const answeredBefore = await outcomes()
+      expect(answeredBefore).toBeLessThan(200)
+      await new Promise((r) => setTimeout(r, PAUSE_MS - CLIENT_TIMEOUT_MS))
+      svc.child.kill('SIGCONT')
+
+      const again = await runUcanlog(['append', ...fx.args(svc.url), '--journal', journal, '--json'], stdin)
+      expect(again.code, again.stderr).toBe(0)
+      const out = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      const summary = out.at(-1) as { summary: { appended: number; alreadyAppended: number; refused: unknown[] } }
+      expect(summary.summary.appended + summary.summary.alreadyAppended).toBe(200)
+      expect(summary.summary.alreadyAppended).toBe(answeredBefore)
+      expect(summary.summary.refused).toEqual([])
+      // The invocations in flight at the stop were resent as the same signed bytes (answered by the replay guard or run now).
+      expect(out.filter((x) => x.resent === true).length).toBeGreaterThan(0)
+      const stored = counts(await readLog(svc.url, svc.did, fx.space.did()))
+      expect([...stored.entries()].filter(([, k]) => k !== 1)).toEqual([])
+      expect([...stored.keys()].sort()).toEqual([...lines].sort())
+      svc.child.kill('SIGKILL')
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+      await rm(fx.dir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })
