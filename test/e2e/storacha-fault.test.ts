@@ -15,7 +15,7 @@ import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storach
 import { TILE_WIDTH, entryBundlePath, parseEntryBundle, parsePolicy } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { REPO, spawnServe } from './helpers.js'
-import { head, localCars, waitForHead } from './storacha-helpers.js'
+import { expectEveryCarInSpace, head, spaceReader, waitForHead } from './storacha-helpers.js'
 
 const children: ChildProcess[] = []
 let storacha: LocalStoracha | undefined
@@ -109,20 +109,11 @@ describe('Storacha down during a load of appends, service killed and restarted',
     const done = await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'uploaded' && h.upload.uploadedTreeSize === h.treeSize)
     expect(done.upload!.lagEntries).toBe(0)
 
-    const cars = await localCars(dataDir, space.did())
-    const uploads = new Set((await storacha.uploads(space.did())).map((u) => u.root))
-    const stored = await storacha.blocks(space.did())
-    for (const car of cars) {
-      expect(uploads.has(car.root), `upload of the CAR of tree size ${car.treeSize}`).toBe(true)
-      for (const [cid, bytes] of car.blocks) expect(new Uint8Array(stored.get(cid) ?? []), cid).toEqual(new Uint8Array(bytes))
-    }
+    const { cars } = await expectEveryCarInSpace(dataDir, space.did(), storacha)
     expect(cars.at(-1)!.treeSize).toBe(done.treeSize)
 
     // The space alone: the newest root audits, every acknowledged entry at its index.
-    const gw = async (path: string) => {
-      const res = await fetch(`${storacha!.gateway}/ipfs/${done.upload!.latestRoot}/${path}`)
-      return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
-    }
+    const gw = spaceReader(storacha, done.upload!.latestRoot)
     const info = (await (await fetch(`${s.url}/info`)).json()) as { witnessPolicy: string }
     const report = await auditLog({ fetchFile: gw, origin: done.origin, logVkey: done.vkey, policy: parsePolicy(info.witnessPolicy) })
     expect(report.size).toBe(done.treeSize)

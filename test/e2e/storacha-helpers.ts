@@ -5,6 +5,7 @@ import { CarBlockIterator } from '@ipld/car'
 import type * as API from '@ucanto/interface'
 import { expect } from 'vitest'
 import { appendInvocation, connect, delegateAgentToService } from '../../src/ucan/index.js'
+import type { LocalStoracha } from '../helpers/local-storacha.js'
 
 export interface Head {
   treeSize: number
@@ -61,3 +62,27 @@ export async function appendAll(url: string, did: string, space: API.Signer<API.
   return out
 }
 
+/**
+ * Asserts that every CAR in the log's local CAR directory is an upload of `space` in `storacha`
+ * (its root registered) with every block stored byte for byte; returns the local CARs and the
+ * space's uploads.
+ */
+export async function expectEveryCarInSpace(dataDir: string, space: string, storacha: LocalStoracha) {
+  const cars = await localCars(dataDir, space)
+  const uploads = await storacha.uploads(space)
+  const roots = new Set(uploads.map((u) => u.root))
+  const stored = await storacha.blocks(space)
+  for (const car of cars) {
+    expect(roots.has(car.root), `upload of the CAR of tree size ${car.treeSize}`).toBe(true)
+    for (const [cid, bytes] of car.blocks) expect(new Uint8Array(stored.get(cid) ?? []), cid).toEqual(new Uint8Array(bytes))
+  }
+  return { cars, uploads }
+}
+
+/** Reads a log's files from the space alone: the local Storacha gateway at upload root `root` (undefined = 404). */
+export function spaceReader(storacha: LocalStoracha, root: string | undefined): (path: string) => Promise<Uint8Array | undefined> {
+  return async (path) => {
+    const res = await fetch(`${storacha.gateway}/ipfs/${root}/${path}`)
+    return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
+  }
+}

@@ -20,7 +20,7 @@ import { parsePolicy } from '../../src/tlog/index.js'
 import { delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storacha.js'
 import { REPO, spawnServe } from './helpers.js'
-import { appendAll, head, localCars, waitForHead } from './storacha-helpers.js'
+import { appendAll, expectEveryCarInSpace, head, localCars, spaceReader, waitForHead } from './storacha-helpers.js'
 
 const children: ChildProcess[] = []
 let storacha: LocalStoracha | undefined
@@ -92,23 +92,13 @@ describe('Storacha down for many checkpoints, then back', () => {
     expect(await metric(s.url, 'ucanlog_upload_pending_checkpoints')).toBe(0)
     expect(await metric(s.url, 'ucanlog_upload_lag_entries')).toBe(0)
     expect(await metric(s.url, 'ucanlog_upload_failing_logs')).toBe(0)
-    const cars = await localCars(dataDir, space.did())
-    const uploads = await storacha.uploads(space.did())
-    const roots = new Set(uploads.map((u) => u.root))
-    const stored = await storacha.blocks(space.did())
-    for (const car of cars) {
-      expect(roots.has(car.root), `upload of the CAR of tree size ${car.treeSize}`).toBe(true)
-      for (const [cid, bytes] of car.blocks) expect(new Uint8Array(stored.get(cid) ?? []), cid).toEqual(new Uint8Array(bytes))
-    }
+    const { cars, uploads } = await expectEveryCarInSpace(dataDir, space.did(), storacha)
     // The catch-up cost as it is today: one upload per checkpoint of the outage (no coalescing).
     expect(uploads.length - uploadsBefore).toBe(backlog)
     expect(await metric(s.url, 'ucanlog_upload_attempts_total{result="ok"}')).toBe(cars.length)
 
     // The space alone audits at the newest root.
-    const gw = async (path: string) => {
-      const res = await fetch(`${storacha!.gateway}/ipfs/${done.upload!.latestRoot}/${path}`)
-      return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
-    }
+    const gw = spaceReader(storacha, done.upload!.latestRoot)
     const info = (await (await fetch(`${s.url}/info`)).json()) as { witnessPolicy: string }
     const report = await auditLog({ fetchFile: gw, origin: done.origin, logVkey: done.vkey, policy: parsePolicy(info.witnessPolicy) })
     expect(report.size).toBe(done.treeSize)
