@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/client/audit.js'
+import { CarPacker } from '../../src/storage/car-packer.js'
 import { entryBundlePath, parseEntryBundle, parsePolicy, tilePath } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { startTestService } from './helpers.js'
@@ -48,6 +49,7 @@ describe('disk full (ENOSPC) on a size-limited tmpfs', () => {
       throw new Error(`this test needs to mount a tmpfs (run as root, or with CAP_SYS_ADMIN): mount -t tmpfs -o size=2m tmpfs ${dir} failed: ${(err as Error).message}`)
     }
     const svc = await startTestService({ dataDir: mountDir })
+    let stopped = false
     try {
       const space = await generateKey()
       const agent = await generateKey()
@@ -127,8 +129,19 @@ describe('disk full (ENOSPC) on a size-limited tmpfs', () => {
         if (!bundles.has(n)) bundles.set(n, parseEntryBundle((await fetchFile(entryBundlePath(n, Math.min(256, report.size - n * 256))))!))
         expect(new TextDecoder().decode(bundles.get(n)![index % 256]), `entry at ${index}`).toBe(entry)
       }
-    } finally {
+
+      // Archiving resumed too (the CAR packer, closed by the failed pack, reopened at the next one):
+      // once the service has stopped, the newest CAR is of the final checkpoint.
       await svc.stop()
+      stopped = true
+      const packer = await CarPacker.open(join(mountDir, 'cars', space.did()))
+      try {
+        expect(packer.lastTreeSize).toBe(report.size)
+      } finally {
+        await packer.close()
+      }
+    } finally {
+      if (!stopped) await svc.stop()
     }
   }, 120_000)
 })
