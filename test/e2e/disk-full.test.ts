@@ -17,9 +17,10 @@ import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/client/audit.js'
 import { CarPacker } from '../../src/storage/car-packer.js'
-import { entryBundlePath, parseEntryBundle, parsePolicy, tilePath } from '../../src/tlog/index.js'
+import { entryBundlePath, parseEntryBundle, tilePath } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { startTestService } from './helpers.js'
+import { servedLog } from './read-helpers.js'
 
 let mountDir: string | undefined
 afterAll(async () => {
@@ -96,14 +97,9 @@ describe('disk full (ENOSPC) on a size-limited tmpfs', () => {
       const files = await walk(mountDir)
       expect(files.filter((f) => f.split('/').some((seg) => seg.startsWith('.tmp-'))), 'temporary files left').toEqual([])
       const base = `${svc.url}/logs/${space.did()}/`
-      const fetchFile = async (p: string) => {
-        const res = await fetch(base + p)
-        return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
-      }
-      const head = (await (await fetch(base + 'head')).json()) as { vkey: string; origin: string }
-      const info = (await (await fetch(`${svc.url}/info`)).json()) as { witnessPolicy: string }
-      const policy = parsePolicy(info.witnessPolicy)
-      const whileFullReport = await auditLog({ fetchFile, origin: head.origin, logVkey: head.vkey, policy })
+      const served = await servedLog(svc.url, space.did())
+      const { fetchFile } = served
+      const whileFullReport = await auditLog(served)
       const state = JSON.parse(await readFile(join(mountDir, 'logs', space.did(), '.state', 'tree'), 'utf8')) as { size: number }
       expect(state.size).toBeGreaterThanOrEqual(whileFullReport.size)
       expect(whileFullReport.size).toBeGreaterThanOrEqual(Math.max(...acked.keys()) + 1)
@@ -121,7 +117,7 @@ describe('disk full (ENOSPC) on a size-limited tmpfs', () => {
       expect((await fetch(`${svc.url}/healthz`)).status).toBe(200)
 
       // The whole log audits clean and holds every acknowledged entry at its index.
-      const report = await auditLog({ fetchFile, origin: head.origin, logVkey: head.vkey, policy, previous: { size: whileFullReport.size, rootHash: whileFullReport.rootHash } })
+      const report = await auditLog({ ...served, previous: { size: whileFullReport.size, rootHash: whileFullReport.rootHash } })
       expect(report.size).toBeGreaterThanOrEqual(Math.max(...acked.keys()) + 1)
       const bundles = new Map<number, Uint8Array[]>()
       for (const [index, entry] of acked) {
