@@ -67,8 +67,11 @@ describe('disk full (ENOSPC) on a size-limited tmpfs', () => {
         return { ok: false, name: out.error!.name, message: out.error!.message }
       }
 
-      // Fill the disk: 4 KiB entries until an append is refused (2 MiB cannot hold 2,000 of them).
-      const pad = 'x'.repeat(4000)
+      // Fill the disk: ~60 KB entries (near the 65,535-byte maximum, so the right-edge bundle the
+      // log rewrites each batch soon outgrows the room left: the log's own writes fail ENOSPC, and
+      // the replay guard's SQLite SQLITE_FULL) until an append is refused (2 MiB holds far fewer
+      // than 2,000).
+      const pad = 'x'.repeat(60000)
       let refused: { ok: boolean; name?: string; message?: string } | undefined
       let i = 0
       for (; i < 2000 && !refused; i++) {
@@ -91,6 +94,7 @@ describe('disk full (ENOSPC) on a size-limited tmpfs', () => {
       expect(health.status).toBe(503)
       const healthBody = (await health.json()) as { storage?: { status: string; code: string } }
       expect(healthBody.storage?.status).toBe('StorageFull')
+      expect(healthBody.storage?.code).toMatch(/^(ENOSPC|SQLITE_FULL)$/)
 
       // Nothing half-written: no temporary file left behind, the commit point and the published
       // checkpoint consistent, nothing past the published size served.
