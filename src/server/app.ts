@@ -15,6 +15,7 @@ import { readCors } from './cors.js'
 import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX, readRoutes } from './read-routes.js'
 import type { EntryIndex } from './entry-index.js'
 import { explorerRoutes } from './explorer.js'
+import type { StorageFullStatus } from './storage-health.js'
 import { DEFAULT_MAX_BODY_BYTES } from '../ucan/wire.js'
 
 // Declared with the wire format, so clients (src/client) check a request against it before sending.
@@ -39,6 +40,8 @@ export interface AppOptions {
   /** The note verifier key (vkey) of a log's checkpoint signer. */
   logVkey: (origin: string) => string
   metrics?: Registry
+  /** The storage-full status (src/server/storage-health.ts), shown at `/healthz` (503) while set. */
+  storageFull?: () => StorageFullStatus | undefined
   /** The upload status of a log's CARs to its Storacha space (shown at /head as `upload`), when uploads are on. */
   uploadStatus?: (space: string) => object | null
   /** Mounted at `/witness` when given (the bundled witness). */
@@ -86,11 +89,13 @@ export function createApp(o: AppOptions): Hono {
 
   app.get('/did', (c) => c.text(o.did + '\n', 200, { 'cache-control': 'no-cache' }))
   app.get('/info', (c) => c.json(o.info(), 200, { 'cache-control': 'no-cache' }))
-  // `ok` while every log can be served; 503 with the damaged logs (file and problem) otherwise.
+  // `ok` while every log can be served and the storage has room; 503 with the damaged logs (file and
+  // problem) and, while the last append failed for want of space, `storage: {status: 'StorageFull'}`.
   app.get('/healthz', (c) => {
     const damaged = o.logs.damaged()
-    if (damaged.length === 0) return c.text('ok\n')
-    return c.json({ status: 'degraded', logs: damaged.map((d) => ({ ...d, status: 'damaged' })) }, 503, { 'cache-control': 'no-cache' })
+    const storage = o.storageFull?.()
+    if (damaged.length === 0 && !storage) return c.text('ok\n')
+    return c.json({ status: 'degraded', logs: damaged.map((d) => ({ ...d, status: 'damaged' })), ...(storage ? { storage } : {}) }, 503, { 'cache-control': 'no-cache' })
   })
   // Every log of this service in the witness network's log-list format (logs/v0), for witness
   // operators: `ucanlog witness pull-logs --source <url>/logs.txt`. Key name = origin, so no

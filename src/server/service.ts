@@ -25,6 +25,7 @@ import { createApp } from './app.js'
 import { EntryIndex, LOOKUP_INDEX_FILE } from './entry-index.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
 import { didKeyOfVkey, loadServiceKey, publicKeyOf } from './keys.js'
+import { StorageHealth } from './storage-health.js'
 import { BUILTIN_POLICY, loadPolicy } from './policy.js'
 import { type OriginPrefixSource, decideOriginPrefix } from './origin-prefix.js'
 import { connectionLimits } from './connection-limits.js'
@@ -238,6 +239,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     onError: (err, id) => log.warn({ err, log: id }, 'lookup index catch-up failed; retried at the next publication or lookup'),
   })
 
+  const storage = new StorageHealth({ logger: log })
   const logService: LogService = {
     async append(space, entry, meta) {
       try {
@@ -247,13 +249,15 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
         try {
           const r = await lease.log.append(entry)
           appends.inc({ result: r.published ? 'published' : 'unpublished' })
+          storage.succeeded()
           return r
         } finally {
           lease.release()
         }
       } catch (err) {
         appends.inc({ result: 'error' })
-        throw err
+        // A full disk is answered StorageFull (and shown at /healthz), not InternalError.
+        throw storage.failed(err)
       }
     },
     async read(space, offset, limit, maxBytes) {
@@ -292,6 +296,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxInvocationLifetime: c.maxInvocationLifetime,
     now: hooks.ucanClock,
     logger: log,
+    onStorageFull: (cause) => void storage.failed(cause),
     revocations: revocationLog,
     revocationRecorder: revocationLog,
     replay: ucanStore.replay,
@@ -340,6 +345,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   })
   const app = createApp({
     logs,
+    storageFull: () => storage.full(),
     rpc,
     info,
     did: signer.did(),

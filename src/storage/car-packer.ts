@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { fsyncDir, hasCode, mkdirDurable, tempPathFor, writeTemp } from './durable.js'
+import { isStorageFull } from './storage-full.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
 import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile, sharedShardCache } from './unixfs.js'
 
@@ -143,6 +144,45 @@ const SCHEMA = `
 `
 
 /**
+ * Opens the index in the packer directory `real` (a real path), creating it if missing, and removes
+ * the files of a pack that a crash (or a pack failed for want of space) left uncommitted; see
+ * {@link CarPacker}.
+ */
+async function openIndex(real: string): Promise<Database.Database> {
+  const db = new Database(join(real, INDEX_FILE), { timeout: 0 })
+  try {
+    // EXCLUSIVE before WAL: no shared-memory index, and the write lock is held until close.
+    db.pragma('locking_mode = EXCLUSIVE')
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    db.transaction(() => {
+      const version = db.pragma('user_version', { simple: true }) as number
+      if (version === 0) {
+        db.exec(SCHEMA)
+        db.pragma(`user_version = ${SCHEMA_VERSION}`)
+      } else if (version !== SCHEMA_VERSION) {
+        throw new Error(`${join(real, INDEX_FILE)}: unknown schema version ${version}`)
+      }
+    }).immediate()
+    const pending = db.prepare('SELECT tmp, file FROM pending').get() as { tmp: string; file: string } | undefined
+    if (pending !== undefined) {
+      const committed = db.prepare('SELECT 1 FROM packs WHERE file = ?').get(pending.file) !== undefined
+      for (const name of committed ? [pending.tmp] : [pending.tmp, pending.file]) {
+        await unlink(join(real, name)).catch((err: unknown) => {
+          if (!hasCode(err, 'ENOENT')) throw err
+        })
+      }
+      await fsyncDir(real)
+      db.prepare('DELETE FROM pending').run()
+    }
+    return db
+  } catch (err) {
+    db.close()
+    throw err
+  }
+}
+
+/**
  * Packs a log's checkpoints into CARs, one per checkpoint, for upload to the log's space.
  *
  * Each CAR (CARv1, single root) holds exactly the blocks of the files the checkpoint added or
@@ -173,7 +213,9 @@ const SCHEMA = `
  * - Errors: StaleTreeSizeError (treeSize ≤ lastTreeSize), InvalidPathError (a refused path, or one
  *   that needs a file where the log has a directory or the other way round), RangeError (treeSize
  *   not a positive safe integer, or no files) leave the packer unchanged and usable. Any failure
- *   while writing closes the packer (PackerClosedError afterwards); reopen to recover.
+ *   while writing closes the packer (PackerClosedError afterwards); reopen to recover. A failure
+ *   for want of space (ENOSPC, SQLITE_FULL: storage-full.ts) closes it too, but the next pack
+ *   reopens it (the same recovery as open), so archiving resumes once space is freed.
  */
 export class CarPacker {
   /** Real absolute path of the packer's directory. */
@@ -182,6 +224,8 @@ export class CarPacker {
   private readonly faultHook: CarPackerOptions['faultHook']
   private last: PackResult | undefined
   private tail: Promise<void> = Promise.resolve()
+  /** A pack failed for want of space (not closed by close()): the next pack reopens the index first. */
+  private reopenable = false
   /** HAMT shard nodes of recent packs, shared by every packer of the process (memo only: every pack stays correct without it). */
   private readonly shards: ShardCache = sharedShardCache()
 
@@ -200,37 +244,7 @@ export class CarPacker {
   static async open(dir: string, options: CarPackerOptions = {}): Promise<CarPacker> {
     await mkdirDurable(dir)
     const real = await realpath(dir)
-    const db = new Database(join(real, INDEX_FILE), { timeout: 0 })
-    try {
-      // EXCLUSIVE before WAL: no shared-memory index, and the write lock is held until close.
-      db.pragma('locking_mode = EXCLUSIVE')
-      db.pragma('journal_mode = WAL')
-      db.pragma('synchronous = FULL')
-      db.transaction(() => {
-        const version = db.pragma('user_version', { simple: true }) as number
-        if (version === 0) {
-          db.exec(SCHEMA)
-          db.pragma(`user_version = ${SCHEMA_VERSION}`)
-        } else if (version !== SCHEMA_VERSION) {
-          throw new Error(`${join(real, INDEX_FILE)}: unknown schema version ${version}`)
-        }
-      }).immediate()
-      const pending = db.prepare('SELECT tmp, file FROM pending').get() as { tmp: string; file: string } | undefined
-      if (pending !== undefined) {
-        const committed = db.prepare('SELECT 1 FROM packs WHERE file = ?').get(pending.file) !== undefined
-        for (const name of committed ? [pending.tmp] : [pending.tmp, pending.file]) {
-          await unlink(join(real, name)).catch((err: unknown) => {
-            if (!hasCode(err, 'ENOENT')) throw err
-          })
-        }
-        await fsyncDir(real)
-        db.prepare('DELETE FROM pending').run()
-      }
-      return new CarPacker(real, db, options)
-    } catch (err) {
-      db.close()
-      throw err
-    }
+    return new CarPacker(real, await openIndex(real), options)
   }
 
   /**
@@ -302,11 +316,16 @@ export class CarPacker {
   /** Waits for pending packs to settle, then closes the index. Idempotent. */
   async close(): Promise<void> {
     await this.tail
+    this.reopenable = false
     this.db?.close()
     this.db = undefined
   }
 
   private async packNow(treeSize: number, files: Map<string, Uint8Array>): Promise<PackResult> {
+    if (this.db === undefined && this.reopenable) {
+      this.db = await openIndex(this.dir)
+      this.reopenable = false
+    }
     const db = this.open_()
     if (!Number.isSafeInteger(treeSize) || treeSize < 1) throw new RangeError(`tree size ${treeSize} is not a positive safe integer`)
     if (treeSize <= this.lastTreeSize) throw new StaleTreeSizeError(treeSize, this.lastTreeSize)
@@ -410,8 +429,10 @@ export class CarPacker {
       })()
     } catch (err) {
       // Past this point the disk may hold a half-done pack: stop, like a crash, and let open recover.
+      // A full disk is no crash: the next pack reopens (recovering the same way) once space is freed.
       this.db = undefined
       db.close()
+      this.reopenable = isStorageFull(err)
       throw err
     }
     this.last = result

@@ -87,3 +87,4 @@ export async function mkdirDurable(dir: string): Promise<void> {
     await fsyncDir(dirname(d))
   }
 }
+

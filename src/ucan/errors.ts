@@ -8,6 +8,7 @@
  * {@link MAX_DETAIL_LENGTH} characters.
  */
 import { Failure } from '@ucanto/core'
+import { storageFullCode, storageFullMessage } from '../storage/storage-full.js'
 
 /** Longest interpolated value (a DID, CID, capability, or cause message) kept in a message, in characters. */
 export const MAX_DETAIL_LENGTH = 100
@@ -311,8 +312,17 @@ export class Pushback extends TlogFailure {
   override readonly name = 'Pushback' as const
 }
 
+/**
+ * The service's storage is full (ENOSPC, a disk quota, a database that cannot grow: issue 15 item
+ * 1); nothing was appended and nothing half-written is served. Retry once the operator has freed
+ * space (`/healthz` answers 503 `storage: StorageFull` meanwhile); no restart is needed.
+ */
+export class StorageFull extends TlogFailure {
+  override readonly name = 'StorageFull' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
@@ -320,14 +330,19 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogCreationLimited,
   LogFull,
   Pushback,
+  StorageFull,
 }
 
 /**
  * The named failure for a log service rejection (or a stored `{ name, message }`) whose `name` is a
- * {@link LogRefusal}'s; undefined for anything else (which stays InternalError).
+ * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code says the disk is full
+ * (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL); undefined for anything else
+ * (which stays InternalError).
  */
 export function logRefusal(cause: unknown): LogRefusal | undefined {
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
-  return make ? new make(truncate(String((cause as { message?: unknown }).message ?? name))) : undefined
+  if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
+  const full = storageFullCode(cause)
+  return full === undefined ? undefined : new StorageFull(storageFullMessage(full))
 }

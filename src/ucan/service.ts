@@ -118,6 +118,11 @@ export interface UcanServiceOptions {
    * calling thread.
    */
   preverify?: (body: Uint8Array, contentType: string) => Promise<Preverified | undefined>
+  /**
+   * Told of every failure answered `StorageFull` (a store's error whose code says the disk is full,
+   * src/storage/storage-full.ts), e.g. so `/healthz` reports it; must not throw. Default: none.
+   */
+  onStorageFull?: (cause: unknown) => void
 }
 
 /**
@@ -165,6 +170,7 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
     attester: options.attester,
     trust: attesterTrust(signer, options.attester),
     reservedSpaces: new Set(options.reservedSpaces ?? []),
+    onStorageFull: options.onStorageFull,
   }
   const server = Server.create<TlogService>({
     id: signer,

@@ -3,6 +3,8 @@
  * through real UCAN invocations over HTTP, several at once.
  */
 import type * as API from '@ucanto/interface'
+import type { AuditInput } from '../../src/client/audit.js'
+import { parsePolicy } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
 
@@ -36,4 +38,20 @@ export async function newWriter(concurrency = 16): Promise<Writer> {
       return out
     },
   }
+}
+
+/**
+ * What {@link auditLog} needs to audit a space's log as the real service at `url` serves it: its
+ * files over HTTP (undefined for a non-2xx), the origin and log key from `/head`, the witness policy
+ * from `/info`.
+ */
+export async function servedLog(url: string, space: string): Promise<Pick<AuditInput, 'fetchFile' | 'origin' | 'logVkey' | 'policy'>> {
+  const base = `${url}/logs/${space}/`
+  const fetchFile = async (p: string) => {
+    const res = await fetch(base + p)
+    return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
+  }
+  const head = (await (await fetch(base + 'head')).json()) as { vkey: string; origin: string }
+  const info = (await (await fetch(`${url}/info`)).json()) as { witnessPolicy: string }
+  return { fetchFile, origin: head.origin, logVkey: head.vkey, policy: parsePolicy(info.witnessPolicy) }
 }

@@ -12,9 +12,10 @@ import type * as API from '@ucanto/interface'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/client/audit.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
-import { checkTree, decodeBase64, entryBundlePath, parseEntryBundle, parsePolicy, proveTree, tileHashReader, tilePath } from '../../src/tlog/index.js'
+import { checkTree, decodeBase64, entryBundlePath, parseEntryBundle, proveTree, tileHashReader, tilePath } from '../../src/tlog/index.js'
 import { appendInvocation, connect, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { REPO, spawnServe } from './helpers.js'
+import { servedLog } from './read-helpers.js'
 
 const children: ChildProcess[] = []
 afterAll(() => {
@@ -82,14 +83,9 @@ describe('kill -9 mid-load, restart, append more', () => {
       expect(acked.size).toBe(ackedBeforeKill + 60)
 
       // Every acknowledged entry is where its receipt said, verified by a full audit.
-      const base = `${second.url}/logs/${space.did()}/`
-      const fetchFile = async (p: string) => {
-        const res = await fetch(base + p)
-        return res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
-      }
-      const head = (await (await fetch(base + 'head')).json()) as { vkey: string; origin: string }
-      const info = (await (await fetch(`${second.url}/info`)).json()) as { witnessPolicy: string }
-      const report = await auditLog({ fetchFile, origin: head.origin, logVkey: head.vkey, policy: parsePolicy(info.witnessPolicy) })
+      const served = await servedLog(second.url, space.did())
+      const { fetchFile } = served
+      const report = await auditLog(served)
       expect(report.size).toBeGreaterThanOrEqual(Math.max(...acked.keys()) + 1)
       const bundles = new Map<number, Uint8Array[]>()
       for (const [index, { entry }] of acked) {

@@ -44,6 +44,8 @@ export interface Service {
   /** ucanto validator options trusting the attester (attester.ts `attesterTrust`). */
   trust: ReturnType<typeof attesterTrust>
   reservedSpaces: ReadonlySet<string>
+  /** Told of every failure answered `StorageFull` (the disk is full), e.g. for `/healthz`; must not throw. */
+  onStorageFull: ((cause: unknown) => void) | undefined
 }
 
 /**
@@ -85,7 +87,9 @@ export function internal(s: Service, cause: unknown, invocation: API.Invocation,
 
 /** A log refusal by its name, or else {@link internal}: how every handler answers what it caught. */
 export function failed(s: Service, cause: unknown, invocation: API.Invocation, what: string): { error: LogRefusal | InternalError } {
-  return { error: logRefusal(cause) ?? internal(s, cause, invocation, what).error }
+  const refusal = logRefusal(cause)
+  if (refusal?.name === 'StorageFull') s.onStorageFull?.(cause)
+  return { error: refusal ?? internal(s, cause, invocation, what).error }
 }
 
 /** Runs `wait` (pure waiting: a batch being integrated and witnessed) with the invocation's turn given back. */
