@@ -107,7 +107,9 @@ export interface LogHead {
  * @throws ServiceUnreachableError; ServiceRefusedError on another non-2xx status.
  */
 export async function fetchLogHead(url: string | URL, space: string, fetchImpl: Fetch = fetch): Promise<LogHead | undefined> {
-  const path = `/logs/${encodeURIComponent(space)}/head`
+  // Escaped as a path segment, except `:` (a did:key spelled as every other reader spells it: `:` is
+  // reserved in URLs, so a static copy of the log need not treat `%3A` as `:`).
+  const path = `/logs/${encodeURIComponent(space).replaceAll('%3A', ':')}/head`
   const res = await get(url, path, fetchImpl)
   if (res.status === 404) return undefined
   if (!res.ok) throw httpRefusal(res, path)
@@ -133,7 +135,8 @@ export async function fetchWitnessPolicy(url: string | URL, fetchImpl: Fetch = f
  * A reader of a log's public files for `auditLog`'s `fetchFile`: `path` is a tlog-tiles path
  * (`checkpoint`, `tile/0/000`, `tile/entries/000`, …) under `<url>/logs/<space>/`; the bytes, or
  * undefined on 404 ({@link httpLogFiles}, with the network failure named and each file bounded).
- * @throws (when called) ServiceUnreachableError; Error naming the path on another non-2xx status.
+ * @throws (when called) ServiceUnreachableError; ServiceRefusedError (`HTTPError`) naming the path on
+ *   another non-2xx status; UnexpectedAnswerError past {@link MAX_LOG_FILE_BYTES}.
  */
 export function logFiles(url: string | URL, space: string, fetchImpl: Fetch = fetch): LogFileFetcher {
   return httpLogFiles(url, space, namedGet(url, fetchImpl))
@@ -212,6 +215,8 @@ export function namedGet(base: string | URL, fetchImpl: Fetch = fetch, next?: st
     try {
       return await fetchImpl(url)
     } catch (err) {
+      // Already named (a caller's GET that names its service and next step): kept as it is.
+      if (err instanceof ServiceUnreachableError) throw err
       throw unreachable(base, err, next)
     }
   }

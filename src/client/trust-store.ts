@@ -16,7 +16,8 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { type Hash, decodeHash, encodeBase64 } from '../tlog/index.js'
 import { readPrivateFile, writePrivateFileAtomic } from './private-file.js'
-import { UcanlogError } from './errors.js'
+import { UcanlogError, UnexpectedAnswerError } from './errors.js'
+import { type Fetch, fetchLogHead, fetchServiceDID, fetchWitnessPolicy } from './http.js'
 import { LogKeyChangedError, ServiceKeyChangedError } from './verify-errors.js'
 
 /** A checkpoint a client verified and saw: tree size (entries), 32-byte root hash, and the note text. */
@@ -158,17 +159,17 @@ export interface ResolveTrustOptions {
  * `needServiceDid`, then `/logs/<space>/head` always, and `/info` only when no policy is given or pinned.
  * @throws LogKeyChangedError when /head shows another vkey than the pinned one (and none is given);
  *   ServiceKeyChangedError when /did shows another DID than the pinned one (and none is given);
- *   NoPublishedLogError; Error when a route answers an unexpected status or shape.
+ *   NoPublishedLogError; ServiceRefusedError (`HTTPError`, exit 2) when a route answers a non-2xx
+ *   status; UnexpectedAnswerError when it answers another shape (http.ts).
  */
 export async function resolveTrust(o: ResolveTrustOptions): Promise<{ anchors: TrustAnchors; notes: string[] }> {
   const first = o.firstUse ?? 'first use'
   const notes: string[] = []
+  // The routes are read by http.ts, through the caller's GET (which names an unreachable service).
+  const fetchImpl: Fetch = (input) => o.get(new URL(String(input)))
   let serviceDid = o.explicit?.serviceDid ?? o.stored?.serviceDid
   if (o.needServiceDid) {
-    const res = await o.get(new URL('/did', o.url))
-    if (!res.ok) throw new Error(`GET ${new URL('/did', o.url)} answered ${res.status}`)
-    const shown = (await res.text()).trim()
-    if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]+$/.test(shown)) throw new Error(`${o.url}/did is not a did:key: ${shown.slice(0, 80)}`)
+    const shown = await fetchServiceDID(o.url, fetchImpl)
     if (!serviceDid) {
       serviceDid = shown
       notes.push(`${first} of this service: trusting the service DID it shows at /did (${shown}); it is pinned from now on`)
@@ -177,13 +178,9 @@ export async function resolveTrust(o: ResolveTrustOptions): Promise<{ anchors: T
     }
   }
 
-  const headRes = await o.get(new URL(`/logs/${o.space}/head`, o.url))
-  let head: { origin: string; vkey: string } | undefined
-  if (headRes.ok) head = (await headRes.json()) as { origin: string; vkey: string }
-  else if (headRes.status === 404 && o.createLog) head = await o.createLog(serviceDid)
-  else if (headRes.status !== 404) throw new Error(`GET ${new URL(`/logs/${o.space}/head`, o.url)} answered ${headRes.status}`)
+  const head = (await fetchLogHead(o.url, o.space, fetchImpl)) ?? (await o.createLog?.(serviceDid))
   if (!head) throw new NoPublishedLogError(`the service has no published log for ${o.space}`)
-  if (typeof head.vkey !== 'string' || typeof head.origin !== 'string') throw new Error(`${o.url}/logs/${o.space}/head has no origin and vkey`)
+  if (typeof head.vkey !== 'string' || typeof head.origin !== 'string') throw new UnexpectedAnswerError(`the log ${o.space} was created without an origin and vkey`)
 
   let logVkey = o.explicit?.logVkey ?? o.stored?.logVkey
   if (!logVkey) {
@@ -195,9 +192,7 @@ export async function resolveTrust(o: ResolveTrustOptions): Promise<{ anchors: T
 
   let policy = o.explicit?.policy ?? o.stored?.policy
   if (!policy) {
-    const info = (await (await o.get(new URL('/info', o.url))).json()) as { witnessPolicy?: unknown }
-    if (typeof info.witnessPolicy !== 'string') throw new Error(`${o.url}/info shows no witness policy`)
-    policy = info.witnessPolicy
+    policy = await fetchWitnessPolicy(o.url, fetchImpl)
     notes.push(`${first} of this log: using the witness policy the service shows at /info; it is pinned from now on`)
   }
 
