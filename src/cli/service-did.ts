@@ -31,16 +31,10 @@ export async function fetchServiceDID(url: string): Promise<`did:key:${string}`>
   } catch {
     throw new UsageError(`--url / UCANLOG_URL is not a URL: ${JSON.stringify(url)}; e.g. ${DEFAULT_SERVICE_URL}`)
   }
-  // The network failure itself, so that the message can name its cause (ECONNREFUSED, ENOTFOUND, timeout).
-  let failure: unknown
+  // Named here, with the CLI's next step; the client keeps an error already named ServiceUnreachable.
   const fetchImpl: Fetch = (input, init) =>
     fetch(input, { ...init, signal: AbortSignal.timeout(SERVICE_DID_TIMEOUT_MS) }).catch((err: unknown) => {
-      failure = err
-      throw err
+      throw unreachable(url, err)
     })
-  try {
-    return await clientFetchServiceDID(url, fetchImpl)
-  } catch (err) {
-    throw failure !== undefined ? unreachable(url, failure) : err
-  }
+  return clientFetchServiceDID(url, fetchImpl)
 }
