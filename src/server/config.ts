@@ -138,6 +138,10 @@ export interface ServiceConfig {
   verifiedUcanBytes: number
   /** Worker threads checking requests' UCAN signatures beside the main thread; 0 = none. */
   verifyWorkers: number
+  /** Worker threads running whole append requests (decode, checks, receipts), the main thread only sequencing; 0 = none. */
+  requestWorkers: number
+  /** Requests each request worker checks at once at most; past it on every worker → 503 + Retry-After. */
+  requestWorkerQueue: number
   /** Most entries per `GET /logs/<space>/entries` page. */
   entriesPageMax: number
   /** Most entry bytes per `GET /logs/<space>/entries` page (≥ 65535: a page always holds one entry). */
@@ -157,6 +161,12 @@ export interface ServiceConfig {
  * and the witness). Larger machines are not measured yet.
  */
 export const DEFAULT_VERIFY_WORKERS = Math.min(8, Math.max(0, availableParallelism() - 2))
+
+/** Default request worker threads (src/ucan/request-pool.ts): none (BENCHMARKS.md, 2026-11-30 afternoon). */
+export const DEFAULT_REQUEST_WORKERS = 0
+
+/** Default queue of each request worker, requests (a 16-append request is ~40 KB: ~10 MB per worker when full). */
+export const DEFAULT_REQUEST_WORKER_QUEUE = 256
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -215,6 +225,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   verifiedUcans: DEFAULT_MAX_VERIFIED_UCANS,
   verifiedUcanBytes: DEFAULT_MAX_VERIFIED_UCAN_BYTES,
   verifyWorkers: DEFAULT_VERIFY_WORKERS,
+  requestWorkers: DEFAULT_REQUEST_WORKERS,
+  requestWorkerQueue: DEFAULT_REQUEST_WORKER_QUEUE,
   entriesPageMax: DEFAULT_ENTRIES_PAGE_MAX,
   entriesPageBytes: DEFAULT_ENTRIES_PAGE_BYTES,
   lookupMaxResults: DEFAULT_LOOKUP_MAX_RESULTS,
@@ -293,6 +305,8 @@ export const KNOBS: Knob[] = [
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
   { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default two less than the cores (none on 2 cores)", integer: { min: 0, max: 64 } },
+  { key: 'requestWorkers', flag: '--request-workers', env: 'UCANLOG_REQUEST_WORKERS', unit: 'threads', description: 'worker threads that decode and check whole append requests (every UCAN check but revocation) and sign their receipts, the main thread keeping HTTP, rate limits, the replay guard, revocation lookups and the log (one writer per log); requests that are not only appends run on the main thread; 0 = none', integer: { min: 0, max: 64 } },
+  { key: 'requestWorkerQueue', flag: '--request-worker-queue', env: 'UCANLOG_REQUEST_WORKER_QUEUE', unit: 'requests', description: 'requests each request worker checks at once at most; when every worker is full a request is refused 503 ServiceBusy with Retry-After', integer: { min: 1, max: 65536 } },
   { key: 'entriesPageMax', flag: '--entries-page-max', env: 'UCANLOG_ENTRIES_PAGE_MAX', unit: 'entries', description: 'most entries one GET /logs/<space>/entries page returns', integer: { min: 1, max: 100_000 } },
   { key: 'entriesPageBytes', flag: '--entries-page-bytes', env: 'UCANLOG_ENTRIES_PAGE_BYTES', unit: 'bytes', description: 'most entry bytes one GET /logs/<space>/entries page returns (the JSON is ~4/3 of it); at least one entry always fits', integer: { min: 65_535, max: 1 << 30 } },
   { key: 'lookupMaxResults', flag: '--lookup-max-results', env: 'UCANLOG_LOOKUP_MAX_RESULTS', unit: 'indexes', description: 'most indexes one GET /logs/<space>/lookup answers (more → truncated: true)', integer: { min: 1, max: 1_000_000 } },

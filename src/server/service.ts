@@ -16,7 +16,7 @@ import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
 import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
-import { createPreverifyPool, createUcanService, type LogService } from '../ucan/index.js'
+import { createPreverifyPool, createRequestPool, createUcanService, loadDelegation, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
@@ -118,6 +118,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // policy is read. Requests get 503 until the app is ready.
   let handler: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response('starting\n', { status: 503 })
   const preverified = new Counter({ name: 'ucanlog_preverify_requests_total', help: 'requests handed to the pre-verification workers, by who checked their signatures (worker; main-thread: pool busy, failed or closed)', labelNames: ['by'], registers: [metrics] })
+  const requestRoutes = new Counter({ name: 'ucanlog_request_workers_total', help: 'RPC requests offered to the request workers, by where they ran (worker; fallback: not only appends, run on the main thread; main-thread: no worker answered; busy: refused 503)', labelNames: ['by'], registers: [metrics] })
   const witnessFailures = new Counter({ name: 'ucanlog_witness_failures_total', help: 'checkpoint cosigning rounds a policy witness did not cosign (error, timeout, invalid answer), by witness name', labelNames: ['witness'], registers: [metrics] })
   const refused = new Counter({ name: 'ucanlog_connections_refused_total', help: 'connections closed on arrival, by cap', labelNames: ['cap'], registers: [metrics] })
   // env carries the node:http request, whose socket gives the client address.
@@ -244,7 +245,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     async append(space, entry, meta) {
       try {
         // The Agent→Service delegation of the log's most recent append is kept (durably) for its uploads.
-        await uploader?.rememberDelegation(space, meta.delegation)
+        await uploader?.rememberDelegation(space, await loadDelegation(meta.delegation))
         const lease = (await logs.acquire(space, { create: true, client: meta.client }))!
         try {
           const r = await lease.log.append(entry)
@@ -290,6 +291,17 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     c.verifyWorkers > 0
       ? createPreverifyPool({ workers: c.verifyWorkers, maxInvocations: c.maxInvocationsPerRequest, onError: (err) => log.warn({ err }, 'pre-verification worker failed; its requests are checked on the main thread') })
       : undefined
+  // Whole append requests on the other cores, this thread only sequencing (src/ucan/request-pool.ts).
+  const reservedSpaces = [didKeyOfVkey(bundled.witness.vkey)]
+  const requestPool =
+    c.requestWorkers > 0
+      ? createRequestPool({
+          workers: c.requestWorkers,
+          maxQueue: c.requestWorkerQueue,
+          settings: { signer: signer.encode(), maxInvocationLifetime: c.maxInvocationLifetime, reservedSpaces, maxInvocations: c.maxInvocationsPerRequest, maxVerifiedUcans: c.verifiedUcans, maxVerifiedUcanBytes: c.verifiedUcanBytes },
+          onError: (err) => log.warn({ err }, 'request worker failed; its requests run on the main thread'),
+        })
+      : undefined
   const rpc = createUcanService({
     signer,
     log: logService,
@@ -302,7 +314,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     replay: ucanStore.replay,
     attester,
     // The service DID is always refused as a space; the bundled witness's key is the service's too.
-    reservedSpaces: [didKeyOfVkey(bundled.witness.vkey)],
+    reservedSpaces,
     maxInvocationsPerRequest: c.maxInvocationsPerRequest,
     maxVerifiedUcans: c.verifiedUcans,
     maxVerifiedUcanBytes: c.verifiedUcanBytes,
@@ -313,6 +325,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
         return pre
       },
     }),
+    ...(requestPool && { requestPool, onRequestRoute: (by: string) => requestRoutes.inc({ by }) }),
     refusalDelayMs: c.refusalDelayMs,
     admitRevocation: createClientLimit({ rate: c.revokeRate, burst: c.revokeBurst, now: hooks.limitsClock }),
     admission: createAdmission({
@@ -396,6 +409,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     uploader,
     async close() {
       await preverifyPool?.close()
+      await requestPool?.close()
       await logs.close()
       await entryIndex.close()
       await checking

@@ -146,17 +146,30 @@ export async function admit<T, F extends API.Failure>(
   spaceOf: (ok: T) => string | undefined,
   authorize: (signatureVerified: boolean) => Promise<API.Result<T, F>>,
 ): Promise<API.Result<T, F | RateLimited>> {
-  const limit = (seconds: number): { error: RateLimited } => {
-    o.rateLimited?.(seconds)
-    return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
-  }
   const verified = await o.verify(invocation)
   const charge: Charge | undefined = verified
     ? { id: chargeId(invocation), expiresAt: invocation.expiration, issuer: issuerOf(invocation) }
     : undefined
+  return admitCharge(charge, o, spaceOf, () => authorize(verified))
+}
+
+/**
+ * {@link admit} once the invocation's signature is known: `charge` is its {@link Charge} when it
+ * verified, undefined when not (for an invocation checked on a request worker, request-sequencer.ts).
+ */
+export async function admitCharge<T, F extends API.Failure>(
+  charge: Charge | undefined,
+  o: { admission: Admission; rateLimited?: ((seconds: number) => void) | undefined },
+  spaceOf: (ok: T) => string | undefined,
+  authorize: () => Promise<API.Result<T, F>>,
+): Promise<API.Result<T, F | RateLimited>> {
+  const limit = (seconds: number): { error: RateLimited } => {
+    o.rateLimited?.(seconds)
+    return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
+  }
   const early = charge && o.admission.check(charge)
   if (early !== undefined) return limit(early)
-  const result = await authorize(verified)
+  const result = await authorize()
   if (result.error) {
     if (charge) o.admission.debit(charge)
     return result

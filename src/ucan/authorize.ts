@@ -69,7 +69,16 @@ export interface AuthorizeAppendOptions {
   reservedSpaces?: ReadonlySet<string>
   /** The invocation's signature outcome when the caller verified it already (see {@link checkInvocation}). */
   signatureVerified?: boolean
+  /**
+   * A thread without ucanto's validator setup (request-check.ts): a chain that needs it (chain.ts
+   * `needsValidator`, i.e. through `did:mailto`) is not judged; the check fails with
+   * {@link NEEDS_VALIDATOR} (never sent to a client: the caller runs the request the usual way).
+   */
+  withoutValidator?: boolean
 }
+
+/** What a check with `withoutValidator` fails with for a chain only ucanto's validator can judge (compared by identity). */
+export const NEEDS_VALIDATOR: InternalError = new InternalError('this chain is judged by ucanto\'s validator')
 
 /** What an authorized `tlog/append` asks for. */
 export interface AuthorizedAppend {
@@ -113,6 +122,29 @@ export async function authorizeAppend(
   return { ok: { space: shape.ok.space, entry: authorized.ok.entry, delegation: authorized.ok.delegation } }
 }
 
+/** What {@link checkAppend} found: an append authorized but for check (5), and that check's query. */
+export interface CheckedAppend extends AuthorizedAppend {
+  /** The UCANs (by CID) whose revocation check (5) must look up, each with the DIDs that may revoke it. */
+  revocation: RevocationQuery
+}
+
+/**
+ * Every check of {@link authorizeAppend} except (5), revocation, which needs the service's store:
+ * the same failures, in the same order; `options.revocations` is not used. For a thread that holds
+ * no shared state (request-check.ts): the caller runs {@link checkRevocation} over `revocation`.
+ * Never throws for bad input.
+ */
+export async function checkAppend(invocation: API.Invocation, options: AuthorizeAppendOptions): Promise<API.Result<CheckedAppend, AppendFailure>> {
+  const shape = readCapability(invocation, 'tlog/append')
+  if (shape.error) return shape
+  const nb = TlogAppendCaveats.read((shape.ok.capability as { nb?: unknown }).nb ?? {})
+  if (nb.error) return { error: new InvalidCapability('nb must be { data: string, delegation: string }') }
+  const data = nb.ok.data
+  const checked = await checkWrite(invocation, shape.ok.space, nb.ok.delegation, options, () => decodeEntry(data))
+  if (checked.error) return checked
+  return { ok: { space: shape.ok.space, entry: checked.ok.entry, delegation: checked.ok.delegation, revocation: checked.ok.revocation } }
+}
+
 /** What an authorized `tlog/create` asks for. */
 export interface AuthorizedCreate {
   /** The space DID: the log id. */
@@ -147,6 +179,21 @@ async function authorizeWrite<T>(
   options: AuthorizeAppendOptions,
   payload: () => API.Result<T, InvalidData | EntryTooLarge>,
 ): Promise<API.Result<{ entry: T; delegation: API.Delegation }, AppendFailure>> {
+  const checked = await checkWrite(invocation, space, delegationString, options, payload)
+  if (checked.error) return checked
+  const revocation = await checkRevocation(checked.ok.revocation, options.revocations)
+  if (revocation.error) return revocation
+  return { ok: { entry: checked.ok.entry, delegation: checked.ok.delegation } }
+}
+
+/** Checks (1)–(4) for a write to `space` (see {@link authorizeWrite}); on success, the revocation query of check (5). */
+async function checkWrite<T>(
+  invocation: API.Invocation,
+  space: SpaceDID,
+  delegationString: string,
+  options: AuthorizeAppendOptions,
+  payload: () => API.Result<T, InvalidData | EntryTooLarge>,
+): Promise<API.Result<{ entry: T; delegation: API.Delegation; revocation: RevocationQuery }, AppendFailure>> {
   const service = options.service
   const principal = options.principal ?? Verifier
   const now = (options.now ?? systemNow)()
@@ -192,6 +239,7 @@ async function authorizeWrite<T>(
   // alone can judge (did:mailto sessions); the same outcomes.
   const query: RevocationQuery = new Map()
   if (needsValidator(delegation)) {
+    if (options.withoutValidator === true) return { error: NEEDS_VALIDATOR }
     const paths = await findGrants(space, delegation, { service, principal, attester: options.attester, grants: options.grants })
     if (paths.error) return paths
     for (const auth of paths.ok) for (const proof of auth.proofs) toRevocationQuery(proof, query)
@@ -201,18 +249,25 @@ async function authorizeWrite<T>(
     for (const path of paths.ok) addPathToRevocationQuery(path, query)
   }
 
-  // (5)
+  // (5) is the caller's (authorizeWrite, or the main thread for a request checked by a worker).
   const upstream = query.get(delegation.cid.toString()) ?? new Set<API.DID>()
   query.set(invocation.cid.toString(), new Set([issuerOf(invocation), audienceOf(invocation), ...upstream]))
+  return { ok: { entry: entry.ok, delegation, revocation: query } }
+}
+
+/**
+ * Check (5): nothing named in `query` (the invocation and its authorizing chain, scoped as
+ * `ucan/revoke`) is revoked in `revocations` → `Revoked`; the store failing → `InternalError`.
+ */
+export async function checkRevocation(query: RevocationQuery, revocations: RevocationChecker | undefined): Promise<API.Result<API.Unit, Revoked | InternalError>> {
   let revoked: string | undefined
   try {
-    revoked = await (options.revocations ?? noRevocations).findRevoked(query)
+    revoked = await (revocations ?? noRevocations).findRevoked(query)
   } catch {
     return { error: new InternalError('revocation store unavailable') }
   }
   if (revoked !== undefined) return { error: new Revoked(`UCAN ${truncate(revoked)} has been revoked`) }
-
-  return { ok: { entry: entry.ok, delegation } }
+  return { ok: {} }
 }
 
 /** Decodes `nb.data`: canonical base64 of 1..{@link MAX_ENTRY_SIZE} bytes. */

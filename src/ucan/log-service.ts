@@ -51,13 +51,15 @@ export interface LogService {
    * invocation is valid; safe to call concurrently, also for the same space.
    * @param entry 1..65535 bytes.
    * @param meta.invocation the invocation's CID (canonical; see delegation.ts).
-   * @param meta.delegation the verified Agent→Service delegation to write to the space with.
+   * @param meta.delegation the verified Agent→Service delegation to write to the space with, or
+   *   (an append checked on a request worker, request-check.ts) a {@link DelegationRef} to it:
+   *   {@link loadDelegation} gives the delegation either way.
    * @param meta.client the client's IP address, when known (to charge log creation to it).
    */
   append(
     space: SpaceDID,
     entry: Uint8Array,
-    meta: { invocation: string; delegation: API.Delegation; client?: string },
+    meta: { invocation: string; delegation: API.Delegation | DelegationRef; client?: string },
   ): Promise<Appended>
   /**
    * Reads up to `limit` entries from index `offset` (0-based), stopping before the entry that would
@@ -91,4 +93,21 @@ export interface LogService {
    * Charges nothing. `space` is the invocation's unverified `with`: a refusal only spares work.
    */
   creationRefusal?(space: SpaceDID, meta: { client?: string }): Promise<Error | undefined>
+}
+
+/**
+ * A verified Agent→Service delegation not decoded on this thread: a request worker checked it
+ * (request-check.ts) and handed over its `nb.delegation` string, decoded only when the log needs
+ * the delegation itself (to upload with it).
+ */
+export interface DelegationRef {
+  /** The delegation's CID (string form). */
+  cid: string
+  /** Decodes the delegation (delegation.ts `parseDelegation` of the string the worker checked). @throws if it does not parse (it did on the worker). */
+  load(): Promise<API.Delegation>
+}
+
+/** The delegation `d` is or refers to (see {@link DelegationRef}). */
+export async function loadDelegation(d: API.Delegation | DelegationRef): Promise<API.Delegation> {
+  return 'load' in d && typeof d.load === 'function' ? d.load() : (d as API.Delegation)
 }

@@ -28,7 +28,9 @@ import { type ReplayGuard, createMemoryReplayGuard } from './replay.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT, createResponsePool } from './response-budget.js'
 import { type RevocationChecker, type RevocationRecorder, noRevocations } from './revocation.js'
 import type { Preverified } from './preverify.js'
-import { withSafeRequest } from './transport.js'
+import { type RequestWorkers, withSafeRequest } from './transport.js'
+import type { RequestPool } from './request-pool.js'
+import { sequenceAppends } from './request-sequencer.js'
 import type { TlogService } from './wire.js'
 
 /** How long a rate-limited request is held before its 429 is sent, by default (ms). */
@@ -119,6 +121,14 @@ export interface UcanServiceOptions {
    */
   preverify?: (body: Uint8Array, contentType: string) => Promise<Preverified | undefined>
   /**
+   * Runs append requests on worker threads (request-pool.ts), this thread only sequencing them
+   * (request-sequencer.ts); other requests run here. The pool must be made for this service's
+   * signer and settings. Default: none, every request on the calling thread.
+   */
+  requestPool?: RequestPool
+  /** Told where each request went when `requestPool` is set (transport.ts `RequestWorkers.onRoute`). */
+  onRequestRoute?: RequestWorkers['onRoute']
+  /**
    * Told of every failure answered `StorageFull` (a store's error whose code says the disk is full,
    * src/storage/storage-full.ts), e.g. so `/healthz` reports it; must not throw. Default: none.
    */
@@ -186,7 +196,14 @@ export function createUcanService(options: UcanServiceOptions): API.ServerView<T
       logger.error({ err: error }, 'ucanto handler execution error')
     },
   })
-  return withSafeRequest(server, logger, { maxInvocations, admission, responses, refusalDelayMs, preverify: options.preverify, ucans: service.grants.ucans })
+  const pool = options.requestPool
+  const workers: RequestWorkers | undefined = pool && {
+    pool,
+    now,
+    sequence: (verdicts, request, rateLimited) => sequenceAppends(service, verdicts, request, rateLimited),
+    ...(options.onRequestRoute && { onRoute: options.onRequestRoute }),
+  }
+  return withSafeRequest(server, logger, { maxInvocations, admission, responses, refusalDelayMs, preverify: options.preverify, ucans: service.grants.ucans, workers })
 }
 
 /**

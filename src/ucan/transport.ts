@@ -15,6 +15,8 @@ import { PREVERIFY_MIN_INVOCATIONS, type Preverified } from './preverify.js'
 import type { ResponsePool } from './response-budget.js'
 import { type VerifiedUcanCache, markPreverified } from './verified-ucans.js'
 import { runInvocation } from './run-invocation.js'
+import { type AppendOutcome, type AppendVerdict, encodeResponse } from './request-check.js'
+import type { RequestPool } from './request-pool.js'
 import type { TlogService } from './wire.js'
 
 /**
@@ -55,6 +57,8 @@ export function withSafeRequest(
     preverify?: ((body: Uint8Array, contentType: string) => Promise<Preverified | undefined>) | undefined
     /** Where pre-verified delegations and proofs are remembered (the chain check's cache). */
     ucans?: VerifiedUcanCache | undefined
+    /** The whole request on worker threads, the main thread only sequencing (request-pool.ts); none: all on this thread. */
+    workers?: RequestWorkers | undefined
   },
 ): API.ServerView<TlogService> {
   // The abilities the service implements: ucanto finds a handler by property access on the `can`
@@ -99,6 +103,29 @@ export function withSafeRequest(
           return { status, headers, body: new TextEncoder().encode(message) }
         }
         const { encoder, decoder } = selection.ok
+        // The common request (appends only) is decoded, checked and answered on a worker thread;
+        // this thread only sequences it. Anything else falls through and runs here as always.
+        if (limits.workers !== undefined) {
+          held = undefined
+          turn.idle()
+          const verdicts = await limits.workers.pool.check(req.body as Uint8Array, contentTypeOf(req), limits.workers.now())
+          limits.workers.onRoute?.(verdicts === undefined ? 'main-thread' : Array.isArray(verdicts) ? 'worker' : verdicts)
+          if (verdicts === 'busy') return await tooMany(1, true)
+          if (Array.isArray(verdicts)) {
+            if (verdicts.length > 1) {
+              const rest = limits.admission.request(verdicts.length - 1, context)
+              if (rest !== undefined) return await tooMany(rest)
+            }
+            const waits = new Map<number, number>()
+            const outcomes = await limits.workers.sequence(verdicts, context, (i, seconds) => waits.set(i, seconds))
+            // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as below.
+            if (waits.size === verdicts.length) return await tooMany(Math.max(...waits.values()))
+            const headers = { 'content-type': contentTypeOf(req), accept: headerOf(req, 'accept') }
+            return (await limits.workers.pool.encode(outcomes, headers)) ?? (await encodeResponse(outcomes, headers, server.id as API.Signer))
+          }
+          await turn.busy()
+          held = turn
+        }
         let message: API.AgentMessage
         try {
           message = (await decoder.decode(req as never)) as API.AgentMessage
@@ -215,8 +242,25 @@ export function withSafeRequest(
 
 /** The request's `content-type` header, whatever its case. */
 function contentTypeOf(req: API.HTTPRequest): string {
+  return headerOf(req, 'content-type')
+}
+
+/** The request's header `name` (lower case), whatever its case; '' when absent. */
+function headerOf(req: API.HTTPRequest, name: string): string {
   const headers = req.headers as Record<string, string | undefined>
-  return headers['content-type'] ?? headers['Content-Type'] ?? ''
+  const found = headers[name] ?? Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1]
+  return found ?? ''
+}
+
+/** How the transport hands requests to worker threads (request-pool.ts, request-sequencer.ts). */
+export interface RequestWorkers {
+  pool: RequestPool
+  /** The service's clock, Unix seconds (sent with each request: the worker checks time bounds at it). */
+  now: () => number
+  /** request-sequencer.ts `sequenceAppends` bound to the service. */
+  sequence: (verdicts: AppendVerdict[], request: RequestContext, rateLimited: (index: number, seconds: number) => void) => Promise<AppendOutcome[]>
+  /** Told where each request went: checked by a `worker`, `fallback` (not only appends: run here), `main-thread` (no worker answered), `busy` (refused 503). */
+  onRoute?: (by: 'worker' | 'fallback' | 'main-thread' | 'busy') => void
 }
 
 /**

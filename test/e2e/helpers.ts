@@ -63,6 +63,9 @@ export async function startTestService(config: Partial<ServiceConfig> = {}, hook
     // The test process is one client address (127.0.0.1) sending up to ~250 requests at once: let
     // it use every connection the budget allows, not a quarter.
     maxConnectionsPerClient: connectionLimits({ ...DEFAULT_CONFIG, ...config }, readFdLimit(), defaultFdReserve((config.maxOpenLogs ?? DEFAULT_CONFIG.maxOpenLogs) + 1)).maxConnections,
+    // UCANLOG_TEST_REQUEST_WORKERS=N runs these tests with N request workers (--request-workers; the
+    // attack and security tests must pass either way).
+    ...(process.env.UCANLOG_TEST_REQUEST_WORKERS !== undefined && { requestWorkers: Number(process.env.UCANLOG_TEST_REQUEST_WORKERS) }),
     ...config,
   }, logger, hooks)
   return {

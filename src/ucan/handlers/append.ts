@@ -9,10 +9,12 @@ import { type AuthorizedAppend, authorizeAppend } from '../authorize.js'
 import { checkContentAddressed } from '../delegation.js'
 import { type AppendFailure, type FailureJSON, InternalError, TooManyPendingInvocations, logRefusal, truncate } from '../errors.js'
 import { type AppendResult, appendResultOf } from '../wire.js'
-import { type HandlerContext, type Service, admitted, authorizeOptions, creationRefusal, failed, internal, waiting } from './context.js'
+import type { SpaceDID } from '../capabilities.js'
+import type { DelegationRef } from '../log-service.js'
+import { type HandlerContext, type Service, admitted, authorizeOptions, creationRefusal, failed, internalFor, waiting } from './context.js'
 
 /** An append's outcome as the replay guard stores it: plain JSON (a durable guard writes it to disk). */
-type Outcome = { ok: AppendResult } | { error: FailureJSON }
+export type Outcome = { ok: AppendResult } | { error: FailureJSON }
 
 /** The `tlog/append` handler of service `s`. */
 export function appendHandler(s: Service) {
@@ -23,46 +25,69 @@ export function appendHandler(s: Service) {
       const authorized = await admitted(s, invocation, context, (ok: AuthorizedAppend) => ok.space, (verified) => authorizeAppend(invocation, authorizeOptions(s, verified)))
       if (authorized.error) return authorized
       const { space, entry, delegation } = authorized.ok
-      const request = context?.request ?? {}
       // checkInvocation established that this CID is the canonical address of the signed UCAN.
-      const id = invocation.cid.toString()
-      // A refusal to open or create the log comes before the replay guard: the invocation stays unused.
-      let reserved: { release(): void } | undefined
-      try {
-        reserved = await s.log.reserve?.(space, request)
-      } catch (cause) {
-        const refusal = logRefusal(cause)
-        if (refusal) return { error: refusal }
-        throw cause
-      }
-      // Failures come back as InternalError or, for a log refusal, by its name. The replay guard's
-      // capacity is per space: a space at its share is refused, no one else.
-      let outcome: Outcome | { full: TooManyPendingInvocations }
-      try {
-        // Waiting for the outcome (the batch, or the same invocation run by another request) is done
-        // with the request's turn given back: holding it could starve the very run it waits for.
-        outcome = await waiting(context, () => s.replay
-          .once({ owner: space, id, expiresAt: invocation.expiration }, async (): Promise<Outcome> => {
-            try {
-              return { ok: appendResultOf(await s.log.append(space, entry, { invocation: id, delegation, ...request })) }
-            } catch (cause) {
-              const refusal = logRefusal(cause)
-              return { error: (refusal ?? internal(s, cause, invocation, 'tlog/append: log append failed').error).toJSON() as FailureJSON }
-            }
-          })
-          .catch((err: unknown) => {
-            if (!(err instanceof ReplayGuardFull)) throw err
-            return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
-          }))
-      } finally {
-        reserved?.release()
-      }
-      if ('full' in outcome) return { error: outcome.full }
-      return answer(outcome)
+      return await commitAppend(s, { space, entry, id: invocation.cid.toString(), expiresAt: invocation.expiration, delegation }, context)
     } catch (cause) {
       return failed(s, cause, invocation, 'tlog/append failed')
     }
   }
+}
+
+/** An authorized append to sequence: its space, entry, the invocation's CID and `exp`, and the delegation that authorized it. */
+export interface AuthorizedWrite {
+  space: SpaceDID
+  /** 1..65535 bytes. */
+  entry: Uint8Array
+  /** The invocation's CID (the canonical address of its signed block). */
+  id: string
+  /** The invocation's `exp`, Unix seconds (Infinity when none). */
+  expiresAt: number
+  delegation: API.Delegation | DelegationRef
+}
+
+/**
+ * The shared-state half of an authorized append, the same whichever thread checked it: reserve
+ * the space's log (a refusal by its name, the invocation left unused), then append the entry
+ * exactly once per invocation CID (the replay guard; a space past its share of it →
+ * `TooManyPendingInvocations`), waiting without the invocation's turn. Rejects only on a bug of
+ * the stores (the caller answers `failed`).
+ */
+export async function commitAppend(s: Service, w: AuthorizedWrite, context: HandlerContext | undefined): Promise<API.Result<AppendResult, AppendFailure>> {
+  const { space, entry, id, delegation } = w
+  const request = context?.request ?? {}
+  // A refusal to open or create the log comes before the replay guard: the invocation stays unused.
+  let reserved: { release(): void } | undefined
+  try {
+    reserved = await s.log.reserve?.(space, request)
+  } catch (cause) {
+    const refusal = logRefusal(cause)
+    if (refusal) return { error: refusal }
+    throw cause
+  }
+  // Failures come back as InternalError or, for a log refusal, by its name. The replay guard's
+  // capacity is per space: a space at its share is refused, no one else.
+  let outcome: Outcome | { full: TooManyPendingInvocations }
+  try {
+    // Waiting for the outcome (the batch, or the same invocation run by another request) is done
+    // with the request's turn given back: holding it could starve the very run it waits for.
+    outcome = await waiting(context, () => s.replay
+      .once({ owner: space, id, expiresAt: w.expiresAt }, async (): Promise<Outcome> => {
+        try {
+          return { ok: appendResultOf(await s.log.append(space, entry, { invocation: id, delegation, ...request })) }
+        } catch (cause) {
+          const refusal = logRefusal(cause)
+          return { error: (refusal ?? internalFor(s, cause, id, 'tlog/append: log append failed').error).toJSON() as FailureJSON }
+        }
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof ReplayGuardFull)) throw err
+        return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
+      }))
+  } finally {
+    reserved?.release()
+  }
+  if ('full' in outcome) return { error: outcome.full }
+  return answer(outcome)
 }
 
 /**
@@ -82,7 +107,7 @@ async function early(s: Service, invocation: API.Invocation, context: HandlerCon
 }
 
 /** The wire answer of a replay-guard outcome (a stored failure keeps its log refusal name, else InternalError). */
-function answer(outcome: Outcome): API.Result<AppendResult, AppendFailure> {
+export function answer(outcome: Outcome): API.Result<AppendResult, AppendFailure> {
   if ('ok' in outcome && outcome.ok !== undefined) return { ok: outcome.ok }
   const failure = (outcome as { error: FailureJSON }).error
   return { error: logRefusal(failure) ?? new InternalError(failure.message) }

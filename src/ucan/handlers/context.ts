@@ -81,15 +81,25 @@ export function admitted<T, F extends API.Failure>(
 
 /** Logs `cause` with the invocation's CID and ability; the client gets a bare `InternalError`. */
 export function internal(s: Service, cause: unknown, invocation: API.Invocation, what: string): { error: InternalError } {
-  s.logger.error({ err: cause, invocation: invocation.cid.toString(), can: invocation.capabilities[0]?.can }, what)
+  return internalFor(s, cause, invocation.cid.toString(), what, invocation.capabilities[0]?.can)
+}
+
+/** {@link internal} for an invocation known by its CID (`can` defaults to `tlog/append`). */
+export function internalFor(s: Service, cause: unknown, id: string, what: string, can: string | undefined = 'tlog/append'): { error: InternalError } {
+  s.logger.error({ err: cause, invocation: id, can }, what)
   return { error: new InternalError() }
 }
 
 /** A log refusal by its name, or else {@link internal}: how every handler answers what it caught. */
 export function failed(s: Service, cause: unknown, invocation: API.Invocation, what: string): { error: LogRefusal | InternalError } {
+  return failedFor(s, cause, invocation.cid.toString(), what, invocation.capabilities[0]?.can)
+}
+
+/** {@link failed} for an invocation known by its CID (`can` defaults to `tlog/append`). */
+export function failedFor(s: Service, cause: unknown, id: string, what: string, can: string | undefined = 'tlog/append'): { error: LogRefusal | InternalError } {
   const refusal = logRefusal(cause)
   if (refusal?.name === 'StorageFull') s.onStorageFull?.(cause)
-  return { error: refusal ?? internal(s, cause, invocation, what).error }
+  return { error: refusal ?? internalFor(s, cause, id, what, can).error }
 }
 
 /** Runs `wait` (pure waiting: a batch being integrated and witnessed) with the invocation's turn given back. */

@@ -1,0 +1,58 @@
+/**
+ * A request worker thread (request-pool.ts; issue 11 item 2): answers the main thread's
+ * `check` jobs (request-check.ts `checkRequest`: decode a request and check its appends) and
+ * `encode` jobs (`encodeResponse`: sign the receipts, encode the response CAR). It holds no
+ * shared state: its only memory between jobs is its bounded caches of verified UCANs and parsed
+ * keys (the service's knobs, per thread), and it trusts nothing it is sent.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { ed25519 } from '@ucanto/principal'
+import { createGrantCache } from './grants.js'
+import { createFastSigner, createPrincipalParser } from './principal.js'
+import { type AppendOutcome, type AppendVerdict, FALLBACK, checkRequest, encodeResponse } from './request-check.js'
+
+/** What the pool passes at start (request-pool.ts `RequestWorkerSettings`). */
+interface Settings {
+  signer: Uint8Array
+  maxInvocationLifetime: number
+  reservedSpaces: string[]
+  maxInvocations: number
+  maxVerifiedUcans: number
+  maxVerifiedUcanBytes: number
+}
+
+/** A job from the pool. */
+type Job =
+  | { kind: 'check'; id: number; body: Uint8Array; contentType: string; now: number }
+  | { kind: 'encode'; id: number; outcomes: AppendOutcome[]; headers: Record<string, string> }
+
+const settings = workerData as Settings
+const service = createFastSigner(ed25519.decode(settings.signer))
+const ctx = {
+  authorize: {
+    service,
+    principal: createPrincipalParser(),
+    maxInvocationLifetime: settings.maxInvocationLifetime,
+    grants: createGrantCache({ maxUcans: settings.maxVerifiedUcans, maxUcanBytes: settings.maxVerifiedUcanBytes }),
+    reservedSpaces: new Set(settings.reservedSpaces),
+  },
+  maxInvocations: settings.maxInvocations,
+}
+
+parentPort?.on('message', (job: Job) => {
+  if (job.kind === 'check') {
+    void checkRequest(job.body, job.contentType, job.now, ctx).then((verdicts) => {
+      // Entries are moved, not copied (each has its own buffer).
+      const transfer = verdicts === FALLBACK ? [] : verdicts.flatMap((v: AppendVerdict) => (v.result.ok ? [v.result.ok.entry.buffer] : []))
+      parentPort?.postMessage({ id: job.id, verdicts }, transfer as ArrayBuffer[])
+    })
+    return
+  }
+  encodeResponse(job.outcomes, job.headers, service).then(
+    (response) => {
+      const body = new Uint8Array(response.body)
+      parentPort?.postMessage({ id: job.id, response: { ...response, body } }, [body.buffer])
+    },
+    () => parentPort?.postMessage({ id: job.id, response: undefined }),
+  )
+})
