@@ -105,13 +105,16 @@ export function withSafeRequest(
         const { encoder, decoder } = selection.ok
         // The common request (appends only) is decoded, checked and answered on a worker thread;
         // this thread only sequences it. Anything else falls through and runs here as always.
+        // The request keeps its turn while a worker checks it (the fair scheduler orders the
+        // workers' work as it does this thread's, and its bounded queue refuses a flood), and
+        // gives it back once checked: what is left here is sequencing, mostly waiting on the log.
         if (limits.workers !== undefined) {
-          held = undefined
-          turn.idle()
           const verdicts = await limits.workers.pool.check(req.body as Uint8Array, contentTypeOf(req), limits.workers.now())
           limits.workers.onRoute?.(verdicts === undefined ? 'main-thread' : Array.isArray(verdicts) ? 'worker' : verdicts)
           if (verdicts === 'busy') return await tooMany(1, true)
           if (Array.isArray(verdicts)) {
+            held = undefined
+            turn.idle()
             if (verdicts.length > 1) {
               const rest = limits.admission.request(verdicts.length - 1, context)
               if (rest !== undefined) return await tooMany(rest)
@@ -123,8 +126,6 @@ export function withSafeRequest(
             const headers = { 'content-type': contentTypeOf(req), accept: headerOf(req, 'accept') }
             return (await limits.workers.pool.encode(outcomes, headers)) ?? (await encodeResponse(outcomes, headers, server.id as API.Signer))
           }
-          await turn.busy()
-          held = turn
         }
         let message: API.AgentMessage
         try {

@@ -1,0 +1,154 @@
+/**
+ * Request workers (src/ucan/request-check.ts, request-pool.ts, request-sequencer.ts; issue 11 item
+ * 2): a service with a request pool answers every request byte for byte as the same service
+ * without one — honest appends, each refusal by its name (forged signature, wrong audience,
+ * expired, bad data, an entry too large, a bad delegation, an issuer mismatch, a reserved space,
+ * a revoked delegation), replays, and requests that are not only appends (which fall back to the
+ * main thread). The pool refuses past its queue (`busy`), and the worker falls back on anything
+ * it does not handle.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import type { API } from '@ucanto/core'
+import {
+  FALLBACK,
+  TlogAppend,
+  checkRequest,
+  createMemoryRevocations,
+  createPrincipalParser,
+  createRequestPool,
+  createUcanService,
+  delegateAgentToService,
+  delegateSpaceToAgent,
+  formatDelegation,
+  readInvocation,
+  type RequestPool,
+} from '../../src/ucan/index.js'
+import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { type Principals, RecordingLog, encodeRequest, impostor, now, principals } from './helpers.js'
+
+let P: Principals
+let delegationString: string
+let agentToService: API.Delegation
+const pools: RequestPool[] = []
+
+beforeAll(async () => {
+  P = await principals()
+  const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent, expiration: now() + 86400 })
+  agentToService = await delegateAgentToService({ agent: P.agent, service: P.service.did(), proofs: [spaceToAgent], expiration: now() + 86400 })
+  delegationString = await formatDelegation(agentToService)
+})
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()))
+})
+
+/** A signed tlog/append (a nonce each: distinct CIDs) with the given overrides. */
+async function append(o: { issuer?: API.Signer; audience?: API.Principal; space?: string; data?: string; delegation?: string; expiration?: number } = {}): Promise<API.Invocation> {
+  return await TlogAppend.invoke({
+    issuer: o.issuer ?? P.agent,
+    audience: o.audience ?? P.service,
+    with: (o.space ?? P.space.did()) as API.DID<'key'>,
+    nb: { data: o.data ?? encodeBase64(new TextEncoder().encode(`entry ${Math.random()}`)), delegation: o.delegation ?? delegationString },
+    expiration: o.expiration ?? now() + 300,
+    nonce: Math.random().toString(36),
+  }).delegate()
+}
+
+/** A service over its own recording log and revocations, with `workers` request workers (0: none). */
+function service(workers: number) {
+  const log = new RecordingLog()
+  const revocations = createMemoryRevocations()
+  const reserved = [P.spaceB.did()]
+  const pool =
+    workers > 0
+      ? createRequestPool({
+          workers,
+          maxQueue: 64,
+          settings: { signer: P.service.encode(), maxInvocationLifetime: 3600, reservedSpaces: reserved, maxInvocations: 64, maxVerifiedUcans: 1000, maxVerifiedUcanBytes: 1 << 20 },
+        })
+      : undefined
+  if (pool) pools.push(pool)
+  const routes: string[] = []
+  const server = createUcanService({
+    signer: P.service,
+    log,
+    revocations,
+    reservedSpaces: reserved,
+    refusalDelayMs: 0,
+    ...(pool && { requestPool: pool, onRequestRoute: (by) => routes.push(by) }),
+  })
+  return { server, log, revocations, routes }
+}
+
+describe('a service with request workers answers as one without', () => {
+  test('every outcome, byte for byte, and the same log', async () => {
+    const plain = service(0)
+    const offloaded = service(1)
+    const toAlice = await delegateSpaceToAgent({ space: P.space, agent: P.alice, expiration: now() + 86400 })
+    const other = await delegateAgentToService({ agent: P.alice, service: P.service.did(), proofs: [toAlice], expiration: now() + 86400 })
+    const requests: API.Invocation[][] = [
+      await Promise.all(Array.from({ length: 16 }, () => append())),
+      [
+        await append({ issuer: impostor(P.agent, P.alice) }), // forged signature
+        await append({ audience: P.alice }), // not addressed to the service
+        await append({ expiration: now() - 10 }), // expired
+        await append({ data: 'not base64!' }), // bad data
+        await append({ data: encodeBase64(new Uint8Array(70_000)) }), // too large
+        await append({ delegation: 'mAYIEAAAA' }), // not a delegation
+        await append({ delegation: await formatDelegation(other) }), // issued by someone else
+        await append({ space: P.service.did() }), // the service itself
+        await append({ space: P.spaceB.did() }), // reserved
+        await append(),
+      ],
+    ]
+    // The same requests again (replays), then a read (not only appends: the main thread's).
+    requests.push(requests[0]!.slice(0, 4), [...requests[1]!])
+    requests.push([await readInvocation({ issuer: P.agent, service: P.service.did(), space: P.space.did(), offset: 0, limit: 2 }).delegate()])
+    for (const invocations of requests) {
+      const body = await encodeRequest(invocations)
+      const a = await plain.server.request(body as never)
+      const b = await offloaded.server.request(body as never)
+      expect(b.status).toBe(a.status)
+      expect(Buffer.from(b.body).equals(Buffer.from(a.body))).toBe(true)
+    }
+    // Revoked: the agent's delegation is revoked in both services; a new append is refused alike.
+    for (const s of [plain, offloaded]) s.revocations.add(agentToService.cid.toString(), P.agent.did())
+    const late = await encodeRequest([await append(), await append()])
+    const [a, b] = [await plain.server.request(late as never), await offloaded.server.request(late as never)]
+    expect(Buffer.from(b.body).equals(Buffer.from(a.body))).toBe(true)
+    expect(Buffer.from(a.body).toString('latin1')).toContain('Revoked')
+
+    expect(offloaded.log.appends.map((x) => x.invocation)).toEqual(plain.log.appends.map((x) => x.invocation))
+    expect(plain.log.appends.length).toBe(17)
+    expect(offloaded.routes).toEqual(['worker', 'worker', 'worker', 'worker', 'fallback', 'worker'])
+  })
+})
+
+describe('the pool and the worker', () => {
+  test('a worker whose queue is full refuses busy; the next request is taken again', async () => {
+    const pool = createRequestPool({
+      workers: 1,
+      maxQueue: 1,
+      settings: { signer: P.service.encode(), maxInvocationLifetime: 3600, reservedSpaces: [], maxInvocations: 64, maxVerifiedUcans: 1000, maxVerifiedUcanBytes: 1 << 20 },
+    })
+    pools.push(pool)
+    const body = await encodeRequest(await Promise.all(Array.from({ length: 16 }, () => append())))
+    const [first, second] = await Promise.all([pool.check(body.body, body.headers['content-type']!, now()), pool.check(body.body, body.headers['content-type']!, now())])
+    expect(Array.isArray(first)).toBe(true)
+    expect(second).toBe('busy')
+    expect(Array.isArray(await pool.check(body.body, body.headers['content-type']!, now()))).toBe(true)
+  })
+
+  test('checkRequest falls back for what it does not handle', async () => {
+    const ctx = { authorize: { service: P.service, principal: createPrincipalParser() }, maxInvocations: 4 }
+    const ct = 'application/vnd.ipld.car'
+    expect(await checkRequest(new Uint8Array([1, 2, 3]), ct, now(), ctx)).toBe(FALLBACK)
+    const read = await encodeRequest([await readInvocation({ issuer: P.agent, service: P.service.did(), space: P.space.did() }).delegate()])
+    expect(await checkRequest(read.body, ct, now(), ctx)).toBe(FALLBACK)
+    const many = await encodeRequest(await Promise.all(Array.from({ length: 5 }, () => append())))
+    expect(await checkRequest(many.body, ct, now(), ctx)).toBe(FALLBACK)
+    const four = await encodeRequest(await Promise.all(Array.from({ length: 4 }, () => append())))
+    const verdicts = await checkRequest(four.body, ct, now(), ctx)
+    expect(verdicts).not.toBe(FALLBACK)
+    expect((verdicts as { result: { ok?: unknown } }[]).every((v) => v.result.ok !== undefined)).toBe(true)
+  })
+})
