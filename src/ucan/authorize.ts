@@ -112,14 +112,11 @@ export async function authorizeAppend(
   invocation: API.Invocation,
   options: AuthorizeAppendOptions,
 ): Promise<API.Result<AuthorizedAppend, AppendFailure>> {
-  const shape = readCapability(invocation, 'tlog/append')
-  if (shape.error) return shape
-  const nb = TlogAppendCaveats.read((shape.ok.capability as { nb?: unknown }).nb ?? {})
-  if (nb.error) return { error: new InvalidCapability('nb must be { data: string, delegation: string }') }
-  const data = nb.ok.data
-  const authorized = await authorizeWrite(invocation, shape.ok.space, nb.ok.delegation, options, () => decodeEntry(data))
-  if (authorized.error) return authorized
-  return { ok: { space: shape.ok.space, entry: authorized.ok.entry, delegation: authorized.ok.delegation } }
+  const checked = await checkAppend(invocation, options)
+  if (checked.error) return checked
+  const revocation = await checkRevocation(checked.ok.revocation, options.revocations)
+  if (revocation.error) return revocation
+  return { ok: { space: checked.ok.space, entry: checked.ok.entry, delegation: checked.ok.delegation } }
 }
 
 /** What {@link checkAppend} found: an append authorized but for check (5), and that check's query. */

@@ -11,11 +11,9 @@
  * that request itself. Bounded: at most `workers` threads (started on first use), each with its
  * heap limited as {@link REQUEST_WORKER_HEAP_LIMITS} and its caches by the service's knobs.
  */
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
 import type { API } from '@ucanto/core'
 import type { AppendOutcome, AppendVerdict } from './request-check.js'
+import { createWorkerPool, workerScript } from './worker-pool.js'
 
 /** What every worker is started with: the service's settings (request-check.ts `RequestCheckContext`). */
 export interface RequestWorkerSettings {
@@ -60,123 +58,38 @@ export interface RequestPool {
   close(): Promise<void>
 }
 
-/** Workers failing in a row (no answer between) before the pool gives up for good. */
-const MAX_FAILURES = 3
-
 /** V8 heap limits of each worker, MiB: young generation (a few requests live at once) and old (its caches). */
 export const REQUEST_WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 64 } as const
-
-interface Slot {
-  worker: Worker
-  /** Check jobs in flight (what `maxQueue` bounds). */
-  checking: number
-  pending: Map<number, { resolve: (m: unknown) => void; timer: NodeJS.Timeout; check: boolean }>
-}
-
-/** The compiled request-worker.js beside this file; from TypeScript sources (tests), the one under dist/ (`npm run build`). */
-function workerUrl(): URL {
-  const here = new URL('./request-worker.js', import.meta.url)
-  if (!import.meta.url.endsWith('.ts')) return here
-  const built = new URL('../../dist/src/ucan/request-worker.js', import.meta.url)
-  if (!existsSync(fileURLToPath(built))) throw new Error('the request worker is not built: run `npm run build`')
-  return built
-}
 
 /**
  * Creates the pool (no thread starts until the first request).
  * @throws RangeError unless `workers` and `maxQueue` are positive integers.
  */
 export function createRequestPool(options: RequestPoolOptions): RequestPool {
-  const { workers, maxQueue } = options
-  if (!Number.isSafeInteger(workers) || workers < 1) throw new RangeError('workers must be a positive integer')
+  const { maxQueue } = options
   if (!Number.isSafeInteger(maxQueue) || maxQueue < 1) throw new RangeError('maxQueue must be a positive integer')
-  const timeoutMs = options.timeoutMs ?? 10_000
-  const slots: (Slot | undefined)[] = new Array(workers).fill(undefined)
-  let nextId = 0
-  let closed = false
-  let failures = 0
-
-  const settle = (slot: Slot, id: number, value: unknown): void => {
-    const p = slot.pending.get(id)
-    if (p === undefined) return
-    slot.pending.delete(id)
-    if (p.check) slot.checking--
-    clearTimeout(p.timer)
-    p.resolve(value)
-  }
-  const fail = (i: number, slot: Slot, err: unknown): void => {
-    if (slots[i] !== slot) return
-    slots[i] = undefined
-    if (!closed) options.onError?.(err)
-    if (++failures > MAX_FAILURES) closed = true
-    for (const id of [...slot.pending.keys()]) settle(slot, id, undefined)
-    void slot.worker.terminate()
-  }
-  const start = (i: number): Slot => {
-    const worker = new Worker(workerUrl(), { workerData: options.settings, resourceLimits: REQUEST_WORKER_HEAP_LIMITS })
-    worker.unref()
-    const slot: Slot = { worker, checking: 0, pending: new Map() }
-    worker.on('message', (m: { id: number; verdicts?: unknown; response?: unknown }) => {
-      failures = 0
-      settle(slot, m.id, 'verdicts' in m ? m.verdicts : m.response)
-    })
-    worker.on('error', (err) => fail(i, slot, err))
-    worker.on('exit', (code) => fail(i, slot, new Error(`request worker exited with code ${code}`)))
-    slots[i] = slot
-    return slot
-  }
-  /** The slot with the fewest checks in flight (started if needed). */
-  const pick = (): Slot => {
-    let best = -1
-    for (let i = 0; i < slots.length; i++) {
-      const s = slots[i]
-      if (s === undefined) return start(i)
-      if (best < 0 || s.checking < (slots[best] as Slot).checking) best = i
-    }
-    return slots[best] as Slot
-  }
-  const post = <T>(check: boolean, message: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<T | 'busy' | undefined> => {
-    if (closed) return Promise.resolve(undefined)
-    let slot: Slot
-    try {
-      slot = pick()
-    } catch (err) {
-      options.onError?.(err)
-      closed = true
-      return Promise.resolve(undefined)
-    }
-    if (check && slot.checking >= maxQueue) return Promise.resolve('busy')
-    const id = nextId++
-    if (check) slot.checking++
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(slot, id, undefined), timeoutMs)
-      timer.unref()
-      slot.pending.set(id, { resolve: resolve as (m: unknown) => void, timer, check })
-      slot.worker.postMessage({ ...message, id }, transfer)
-    })
-  }
-
+  const pool = createWorkerPool({
+    script: () => workerScript('request-worker.js'),
+    workers: options.workers,
+    workerData: options.settings,
+    resourceLimits: REQUEST_WORKER_HEAP_LIMITS,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    onError: options.onError,
+    name: 'request worker',
+  })
   return {
-    check(body, contentType, now) {
+    async check(body, contentType, now) {
       // An exact copy, moved: posting `body` itself would clone the whole buffer it views
       // (HTTP bodies are often slices of a larger pooled one).
       const copy = new Uint8Array(body)
-      return post<AppendVerdict[] | 'fallback'>(true, { kind: 'check', body: copy, contentType, now }, [copy.buffer])
+      const r = await pool.post<{ verdicts: AppendVerdict[] | 'fallback' }>({ kind: 'check', body: copy, contentType, now }, [copy.buffer], { maxLoad: maxQueue })
+      return r === 'busy' || r === undefined ? r : r.verdicts
     },
     async encode(outcomes, headers) {
-      const r = await post<API.HTTPResponse>(false, { kind: 'encode', outcomes, headers }, [])
-      return r === 'busy' ? undefined : r
+      // Not counted: the request was admitted when checked, and what ran must be answered.
+      const r = await pool.post<{ response: API.HTTPResponse | undefined }>({ kind: 'encode', outcomes, headers }, [], { counted: false })
+      return r === 'busy' || r === undefined ? undefined : r.response
     },
-    async close() {
-      closed = true
-      await Promise.all(
-        slots.map((s, i) => {
-          if (s === undefined) return undefined
-          slots[i] = undefined
-          for (const id of [...s.pending.keys()]) settle(s, id, undefined)
-          return s.worker.terminate()
-        }),
-      )
-    },
+    close: () => pool.close(),
   }
 }

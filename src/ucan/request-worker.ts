@@ -9,24 +9,15 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { ed25519 } from '@ucanto/principal'
 import { createGrantCache } from './grants.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
+import type { RequestWorkerSettings } from './request-pool.js'
 import { type AppendOutcome, type AppendVerdict, FALLBACK, checkRequest, encodeResponse } from './request-check.js'
-
-/** What the pool passes at start (request-pool.ts `RequestWorkerSettings`). */
-interface Settings {
-  signer: Uint8Array
-  maxInvocationLifetime: number
-  reservedSpaces: string[]
-  maxInvocations: number
-  maxVerifiedUcans: number
-  maxVerifiedUcanBytes: number
-}
 
 /** A job from the pool. */
 type Job =
   | { kind: 'check'; id: number; body: Uint8Array; contentType: string; now: number }
   | { kind: 'encode'; id: number; outcomes: AppendOutcome[]; headers: Record<string, string> }
 
-const settings = workerData as Settings
+const settings = workerData as RequestWorkerSettings
 const service = createFastSigner(ed25519.decode(settings.signer))
 const ctx = {
   authorize: {
