@@ -162,8 +162,14 @@ export interface ServiceConfig {
  */
 export const DEFAULT_VERIFY_WORKERS = Math.min(8, Math.max(0, availableParallelism() - 2))
 
-/** Default request worker threads (src/ucan/request-pool.ts): none (BENCHMARKS.md, 2026-11-30 afternoon). */
-export const DEFAULT_REQUEST_WORKERS = 0
+/**
+ * Default request worker threads (src/ucan/request-pool.ts): one per core, at most 8; none on one
+ * core. Measured on 2 cores (BENCHMARKS.md, 2026-11-30 afternoon): with 2 workers the main thread
+ * spends ~0.3 ms per append instead of ~1.2 (16 per request) for the same total CPU, so the ceiling
+ * is both cores' CPU rather than the main thread's; one worker costs the same CPU but carries nearly
+ * all of it on its one thread (the old bottleneck moved), two split it, for ~45 MiB more RSS.
+ */
+export const DEFAULT_REQUEST_WORKERS = availableParallelism() >= 2 ? Math.min(8, availableParallelism()) : 0
 
 /** Default queue of each request worker, requests (a 16-append request is ~40 KB: ~10 MB per worker when full). */
 export const DEFAULT_REQUEST_WORKER_QUEUE = 256
@@ -305,7 +311,7 @@ export const KNOBS: Knob[] = [
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
   { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default two less than the cores (none on 2 cores)", integer: { min: 0, max: 64 } },
-  { key: 'requestWorkers', flag: '--request-workers', env: 'UCANLOG_REQUEST_WORKERS', unit: 'threads', description: 'worker threads that decode and check whole append requests (every UCAN check but revocation) and sign their receipts, the main thread keeping HTTP, rate limits, the replay guard, revocation lookups and the log (one writer per log); requests that are not only appends run on the main thread; 0 = none', integer: { min: 0, max: 64 } },
+  { key: 'requestWorkers', flag: '--request-workers', env: 'UCANLOG_REQUEST_WORKERS', unit: 'threads', description: 'worker threads that decode and check whole append requests (every UCAN check but revocation) and sign their receipts, the main thread keeping HTTP, rate limits, the replay guard, revocation lookups and the log (one writer per log); requests that are not only appends run on the main thread; 0 = none; default one per core, at most 8 (2 on 2 cores, none on one)', integer: { min: 0, max: 64 } },
   { key: 'requestWorkerQueue', flag: '--request-worker-queue', env: 'UCANLOG_REQUEST_WORKER_QUEUE', unit: 'requests', description: 'requests each request worker checks at once at most; when every worker is full a request is refused 503 ServiceBusy with Retry-After', integer: { min: 1, max: 65536 } },
   { key: 'entriesPageMax', flag: '--entries-page-max', env: 'UCANLOG_ENTRIES_PAGE_MAX', unit: 'entries', description: 'most entries one GET /logs/<space>/entries page returns', integer: { min: 1, max: 100_000 } },
   { key: 'entriesPageBytes', flag: '--entries-page-bytes', env: 'UCANLOG_ENTRIES_PAGE_BYTES', unit: 'bytes', description: 'most entry bytes one GET /logs/<space>/entries page returns (the JSON is ~4/3 of it); at least one entry always fits', integer: { min: 65_535, max: 1 << 30 } },

@@ -59,7 +59,7 @@ export interface RequestPool {
 }
 
 /** V8 heap limits of each worker, MiB: young generation (a few requests live at once) and old (its caches). */
-export const REQUEST_WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 16, maxOldGenerationSizeMb: 64 } as const
+export const REQUEST_WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 } as const
 
 /**
  * Creates the pool (no thread starts until the first request).

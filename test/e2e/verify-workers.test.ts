@@ -3,7 +3,8 @@
  * on a worker thread (src/ucan/preverify-pool.ts, the compiled worker under dist/). Through the
  * real server over HTTP: a request of 16 appends is answered exactly as without workers (every
  * entry appended, at its index, cosigned), and in a request mixing forged and honest invocations
- * the forged ones are still refused by name while the rest append.
+ * the forged ones are still refused by name while the rest append. (With request workers, the
+ * default, such requests are checked there instead: request-workers.test.ts; off here.)
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
@@ -32,7 +33,7 @@ async function post(s: Svc, invocations: API.Invocation[]) {
 describe('--verify-workers: signature checks on a worker thread', () => {
   for (const workers of [1, 0]) {
     it(`with ${workers} worker(s): 16 appends in one request all land, in order, cosigned; forged ones are refused by name`, async () => {
-      const s = (svc = await startTestService({ verifyWorkers: workers }))
+      const s = (svc = await startTestService({ verifyWorkers: workers, requestWorkers: 0 }))
       const [space, agent, mallory] = [await generateKey(), await generateKey(), await generateKey()]
       const s2a = await delegateSpaceToAgent({ space, agent })
       const a2s = await delegateAgentToService({ agent, service: s.did as API.DID, proofs: [s2a] })
