@@ -109,22 +109,36 @@ export function withSafeRequest(
         // workers' work as it does this thread's, and its bounded queue refuses a flood), and
         // gives it back once checked: what is left here is sequencing, mostly waiting on the log.
         if (limits.workers !== undefined) {
-          const verdicts = await limits.workers.pool.check(req.body as Uint8Array, contentTypeOf(req), limits.workers.now())
-          limits.workers.onRoute?.(verdicts === undefined ? 'main-thread' : Array.isArray(verdicts) ? 'worker' : verdicts)
-          if (verdicts === 'busy') return await tooMany(1, true)
-          if (Array.isArray(verdicts)) {
-            held = undefined
-            turn.idle()
-            if (verdicts.length > 1) {
-              const rest = limits.admission.request(verdicts.length - 1, context)
-              if (rest !== undefined) return await tooMany(rest)
+          // Requests are sequenced in the order they were handed to the workers, whichever worker
+          // finishes first: appends sent one after another land in that order, as on one thread.
+          const ticket = takeTicket(limits.workers)
+          let outcomes: Promise<AppendOutcome[]> | undefined
+          let waits: Map<number, number> | undefined
+          let verdicts: Awaited<ReturnType<RequestPool['check']>>
+          try {
+            verdicts = await limits.workers.pool.check(req.body as Uint8Array, contentTypeOf(req), limits.workers.now())
+            limits.workers.onRoute?.(verdicts === undefined ? 'main-thread' : Array.isArray(verdicts) ? 'worker' : verdicts)
+            if (Array.isArray(verdicts)) {
+              held = undefined
+              turn.idle()
+              await ticket.ready
+              if (verdicts.length > 1) {
+                const rest = limits.admission.request(verdicts.length - 1, context)
+                if (rest !== undefined) return await tooMany(rest)
+              }
+              const limited = (waits = new Map<number, number>())
+              outcomes = limits.workers.sequence(verdicts, context, (i, seconds) => limited.set(i, seconds))
             }
-            const waits = new Map<number, number>()
-            const outcomes = await limits.workers.sequence(verdicts, context, (i, seconds) => waits.set(i, seconds))
+          } finally {
+            ticket.done()
+          }
+          if (verdicts === 'busy') return await tooMany(1, true)
+          if (outcomes !== undefined && waits !== undefined && Array.isArray(verdicts)) {
+            const answered = await outcomes
             // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as below.
             if (waits.size === verdicts.length) return await tooMany(Math.max(...waits.values()))
             const headers = { 'content-type': contentTypeOf(req), accept: headerOf(req, 'accept') }
-            return (await limits.workers.pool.encode(outcomes, headers)) ?? (await encodeResponse(outcomes, headers, server.id as API.Signer))
+            return (await limits.workers.pool.encode(answered, headers)) ?? (await encodeResponse(answered, headers, server.id as API.Signer))
           }
         }
         let message: API.AgentMessage
@@ -251,6 +265,29 @@ function headerOf(req: API.HTTPRequest, name: string): string {
   const headers = req.headers as Record<string, string | undefined>
   const found = headers[name] ?? Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1]
   return found ?? ''
+}
+
+/**
+ * A place in the order requests were handed to the workers: `ready` once every earlier request
+ * has started sequencing (or left the worker path); `done` when this one has (call it exactly
+ * once, on every path: the next request waits for it).
+ */
+interface Ticket {
+  ready: Promise<void>
+  done(): void
+}
+
+/** The sequencing order of `workers`' requests, kept on the object (one chain per transport). */
+const tails = new WeakMap<RequestWorkers, Promise<void>>()
+
+/** Takes the next {@link Ticket} of `workers`. */
+function takeTicket(workers: RequestWorkers): Ticket {
+  const ready = tails.get(workers) ?? Promise.resolve()
+  let release!: () => void
+  const mine = new Promise<void>((r) => (release = r))
+  tails.set(workers, mine)
+  // Done only after every earlier one is: whatever path this request takes, the order holds.
+  return { ready, done: () => void ready.then(release) }
 }
 
 /** How the transport hands requests to worker threads (request-pool.ts, request-sequencer.ts). */
