@@ -26,7 +26,9 @@
 //   BENCH_BASELINE_ROOT     also run another built checkout's `ucanlog serve` as `baseline`, side by
 //                           side with this one (e.g. the tree before a change, built in a temp dir);
 //                           'self' runs this checkout again, with BENCH_TP_BASELINE_ARGS added (e.g.
-//                           --verify-workers 0: the same build with every check on the main thread)
+//                           --verify-workers 0, or --request-workers 0: the same build with every
+//                           check on the main thread; BENCHMARKS.md 2026-11-30 afternoon compares
+//                           --request-workers 2 with 0 so)
 //   BENCH_TP_BASELINE_ARGS  extra `ucanlog serve` flags for the baseline only
 //   BENCH_TP_WARMUP         appends sent to each server before the timed runs (JIT warm-up); default 512
 //
