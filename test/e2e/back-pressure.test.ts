@@ -5,21 +5,17 @@
  * bound refuses the party that caused it. Over real HTTP from distinct loopback source addresses;
  * no timing assertion (only what was answered, and what was appended).
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
 import * as CAR from '@ucanto/transport/car'
 import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, type Key } from '../../src/ucan/index.js'
 import { encodeRequest, outOf } from '../ucan/helpers.js'
-import { postFrom, startTestService } from './helpers.js'
+import { postFrom, servicePerTest, type startTestService } from './helpers.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 const text = (s: string) => new TextEncoder().encode(s)
 
-let svc: Svc | undefined
-afterEach(async () => {
-  await svc?.stop()
-  svc = undefined
-})
+const start = servicePerTest()
 
 async function agentOf(s: Svc): Promise<{ space: Key; append: (entry: string) => Promise<API.Invocation> }> {
   const [space, agent] = [await generateKey(), await generateKey()]
@@ -36,7 +32,7 @@ const integrated = async (s: Svc, space: Key) => ((await (await fetch(`${s.url}/
 describe('back-pressure: a bounded service-wide queue', () => {
   it('a flood from one address gets 503 ServiceBusy with Retry-After once the queue is full; another address\'s appends all succeed', async () => {
     // One turn at a time in the whole service, a queue of 3: the flood must wait and overflow it.
-    const s = (svc = await startTestService({ authorizeConcurrency: 1, clientConcurrency: 1, maxQueuedRequests: 3 }))
+    const s = await start({ authorizeConcurrency: 1, clientConcurrency: 1, maxQueuedRequests: 3 })
     const flooder = await agentOf(s)
     const honest = await agentOf(s)
     const FLOOD = 80

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import type { Logger } from 'pino'
-import { afterAll, beforeAll } from 'vitest'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import * as CAR from '@ucanto/transport/car'
 import { startService, type RunningService, type ServiceHooks } from '../../src/server/service.js'
 import { DEFAULT_CONFIG, type ServiceConfig } from '../../src/server/config.js'
 import { connectionLimits } from '../../src/server/connection-limits.js'
@@ -175,4 +176,25 @@ export function serviceForFile(config: Partial<ServiceConfig> = {}): () => Await
     await svc?.stop()
   })
   return () => svc!
+}
+
+/** Starts a real service per test (`start(config)`), stopped after each test. */
+export function servicePerTest(): (config?: Partial<ServiceConfig>) => Promise<Awaited<ReturnType<typeof startTestService>>> {
+  let svc: Awaited<ReturnType<typeof startTestService>> | undefined
+  afterEach(async () => {
+    await svc?.stop()
+    svc = undefined
+  })
+  return async (config = {}) => (svc = await startTestService(config))
+}
+
+/**
+ * POSTs one request of `invocations` from `localAddress` (default 127.0.0.1, see {@link postFrom}):
+ * its status, its headers and, for a 200, each invocation's outcome in order (else none).
+ */
+export async function postInvocations(url: string, invocations: API.Invocation[], localAddress = '127.0.0.1'): Promise<{ status: number; headers: Record<string, string>; body: Uint8Array; outs: Out[] }> {
+  const res = await postFrom(url, await encodeRequest(invocations), localAddress)
+  if (res.status !== 200) return { ...res, outs: [] }
+  const message = (await CAR.response.decode({ headers: res.headers, body: res.body } as never)) as API.AgentMessage
+  return { ...res, outs: invocations.map((inv) => outOf(message.receipts.get(inv.cid.toString() as never) as API.Receipt)) }
 }

@@ -7,28 +7,19 @@
  * replayed request gets its first outcomes and appends nothing; a revoked delegation is `Revoked`;
  * a request that is not only appends (a read) runs on the main thread; a rate-limited issuer gets 429.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
-import * as CAR from '@ucanto/transport/car'
 import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, readInvocation, revokeInvocation } from '../../src/ucan/index.js'
-import { encodeRequest, outOf } from '../ucan/helpers.js'
-import { impostor, postFrom, startTestService } from './helpers.js'
+import { impostor, postInvocations, servicePerTest, type startTestService } from './helpers.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 const text = (s: string) => new TextEncoder().encode(s)
+const start = servicePerTest()
 
-let svc: Svc | undefined
-afterEach(async () => {
-  await svc?.stop()
-  svc = undefined
-})
-
-/** Posts one request of `invocations`: its status and each invocation's outcome, in order. */
+/** Posts one request of `invocations`: its status, `Retry-After` and each invocation's outcome, in order. */
 async function post(s: Svc, invocations: API.Invocation[]) {
-  const res = await postFrom(s.url, await encodeRequest(invocations), '127.0.0.1')
-  if (res.status !== 200) return { status: res.status, outs: [], retryAfter: res.headers['retry-after'] }
-  const message = (await CAR.response.decode({ headers: res.headers, body: res.body } as never)) as API.AgentMessage
-  return { status: res.status, outs: invocations.map((inv) => outOf(message.receipts.get(inv.cid.toString() as never) as API.Receipt)) }
+  const res = await postInvocations(s.url, invocations)
+  return { status: res.status, outs: res.outs, retryAfter: res.headers['retry-after'] }
 }
 
 /** The service's `ucanlog_request_workers_total` count for `by`. */
@@ -40,7 +31,7 @@ async function routed(s: Svc, by: string): Promise<number> {
 describe('--request-workers: whole append requests on a worker thread', () => {
   for (const workers of [1, 0]) {
     it(`with ${workers} worker(s): appends land cosigned, forgeries, replays and revocations answered as in process`, async () => {
-      const s = (svc = await startTestService({ requestWorkers: workers }))
+      const s = await start({ requestWorkers: workers })
       const [space, agent, mallory] = [await generateKey(), await generateKey(), await generateKey()]
       const s2a = await delegateSpaceToAgent({ space, agent })
       const a2s = await delegateAgentToService({ agent, service: s.did as API.DID, proofs: [s2a] })
@@ -86,7 +77,7 @@ describe('--request-workers: whole append requests on a worker thread', () => {
     })
 
     it(`with ${workers} worker(s): an issuer out of tokens gets 429 with Retry-After, nothing appended`, async () => {
-      const s = (svc = await startTestService({ requestWorkers: workers, agentRate: 1, agentBurst: 2 }))
+      const s = await start({ requestWorkers: workers, agentRate: 1, agentBurst: 2 })
       const [space, agent] = [await generateKey(), await generateKey()]
       const s2a = await delegateSpaceToAgent({ space, agent })
       const a2s = await delegateAgentToService({ agent, service: s.did as API.DID, proofs: [s2a] })

@@ -6,34 +6,26 @@
  * the forged ones are still refused by name while the rest append. (With request workers, the
  * default, such requests are checked there instead: request-workers.test.ts; off here.)
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type * as API from '@ucanto/interface'
-import * as CAR from '@ucanto/transport/car'
 import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
-import { encodeRequest, outOf } from '../ucan/helpers.js'
-import { impostor, postFrom, startTestService } from './helpers.js'
+import { impostor, postInvocations, servicePerTest, type startTestService } from './helpers.js'
 
 type Svc = Awaited<ReturnType<typeof startTestService>>
 const text = (s: string) => new TextEncoder().encode(s)
-
-let svc: Svc | undefined
-afterEach(async () => {
-  await svc?.stop()
-  svc = undefined
-})
+const start = servicePerTest()
 
 /** Posts one request of `invocations`; each one's outcome, in order. */
 async function post(s: Svc, invocations: API.Invocation[]) {
-  const res = await postFrom(s.url, await encodeRequest(invocations), '127.0.0.1')
+  const res = await postInvocations(s.url, invocations)
   expect(res.status, new TextDecoder().decode(res.body)).toBe(200)
-  const message = (await CAR.response.decode({ headers: res.headers, body: res.body } as never)) as API.AgentMessage
-  return invocations.map((inv) => outOf(message.receipts.get(inv.cid.toString() as never) as API.Receipt))
+  return res.outs
 }
 
 describe('--verify-workers: signature checks on a worker thread', () => {
   for (const workers of [1, 0]) {
     it(`with ${workers} worker(s): 16 appends in one request all land, in order, cosigned; forged ones are refused by name`, async () => {
-      const s = (svc = await startTestService({ verifyWorkers: workers, requestWorkers: 0 }))
+      const s = await start({ verifyWorkers: workers, requestWorkers: 0 })
       const [space, agent, mallory] = [await generateKey(), await generateKey(), await generateKey()]
       const s2a = await delegateSpaceToAgent({ space, agent })
       const a2s = await delegateAgentToService({ agent, service: s.did as API.DID, proofs: [s2a] })
