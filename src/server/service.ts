@@ -163,9 +163,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const local = new LocalBackend(dataDir)
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
-    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
+    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
-    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log, onAttempt: (result) => attempts.inc({ result }) })
+    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, batchCheckpoints: c.uploadBatchCheckpoints, batchBytes: c.uploadBatchBytes, logger: log, onAttempt: (result) => attempts.inc({ result }) })
     const queue = uploadQueue
     // Read from the queue database at each scrape (one grouped scan of the pending jobs).
     const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })
