@@ -143,6 +143,28 @@ describe('StorachaUploader', () => {
     }
   })
 
+  it('retries are scheduled on a monotonic clock: the wall clock jumping back an hour does not stall them', { timeout: 30_000 }, async () => {
+    const queue = new UploadQueue(join(dir, 'q5.sqlite'))
+    let offset = 0
+    const u = uploader(queue, () => Date.now() + offset)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      await u.rememberDelegation(space.did(), await delegation(space, agent))
+      await storacha.stop()
+      u.start()
+      u.enqueue(space.did(), pack)
+      expect((await until(u, space.did(), (s) => s.state === 'failing')).error!.name).toBe('StorachaUnavailable')
+      // The wall clock goes back an hour, then Storacha returns: the next retry (≤ 100 ms of backoff) still runs.
+      offset = -3_600_000
+      await storacha.start()
+      expect(await until(u, space.did(), (s) => s.state === 'uploaded')).toMatchObject({ uploadedTreeSize: 3, pendingCheckpoints: 0 })
+    } finally {
+      await storacha.start()
+      await u.close()
+      queue.close()
+    }
+  })
+
   it("keeps the delegation of the log's most recent append, durably", async () => {
     const file = join(dir, 'q4.sqlite')
     const space = await generateKey()
