@@ -22,7 +22,7 @@ import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_MAX_QUEUED_REQUESTS } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_BATCH_BYTES, DEFAULT_UPLOAD_BATCH_CHECKPOINTS, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
-import { DEFAULT_UPLOAD_KEEP_DONE } from '../storage/upload-queue.js'
+import { DEFAULT_UPLOAD_BACKLOG_MAX, DEFAULT_UPLOAD_KEEP_DONE } from '../storage/upload-queue.js'
 
 /** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
 export interface ServiceConfig {
@@ -123,6 +123,8 @@ export interface ServiceConfig {
   uploadBatchCheckpoints: number
   /** Most bytes of checkpoint CARs stored by one Storacha upload (held in memory while sent). */
   uploadBatchBytes: number
+  /** Most checkpoints of one log waiting for upload; at it, that log's appends → UploadBacklogFull. */
+  uploadBacklogMax: number
   /** Uploaded checkpoints kept per log in the upload queue (older rows deleted). */
   uploadKeepDone: number
   /** Most logs open at once (each holds FDS_PER_OPEN_LOG descriptors); idle ones are closed first, then → TooManyOpenLogs. */
@@ -214,6 +216,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   uploadRetryMaxMs: DEFAULT_UPLOAD_RETRY_MAX_MS,
   uploadBatchCheckpoints: DEFAULT_UPLOAD_BATCH_CHECKPOINTS,
   uploadBatchBytes: DEFAULT_UPLOAD_BATCH_BYTES,
+  uploadBacklogMax: DEFAULT_UPLOAD_BACKLOG_MAX,
   uploadKeepDone: DEFAULT_UPLOAD_KEEP_DONE,
   maxOpenLogs: DEFAULT_MAX_OPEN_LOGS,
   logCreateRate: DEFAULT_LOG_CREATE_RATE,
@@ -299,6 +302,7 @@ export const KNOBS: Knob[] = [
   { key: 'uploadRetryMaxMs', flag: '--upload-retry-max', env: 'UCANLOG_UPLOAD_RETRY_MAX_MS', unit: 'ms', description: 'longest wait between attempts of a failing upload (backoff doubles from 1 s)', integer: { min: 1, max: 86_400_000 } },
   { key: 'uploadBatchCheckpoints', flag: '--upload-batch-checkpoints', env: 'UCANLOG_UPLOAD_BATCH_CHECKPOINTS', unit: 'checkpoints', description: "most of a log's pending checkpoints stored by one Storacha upload (one CAR shard and its index; every checkpoint's root still registered)", integer: { min: 1, max: 10_000 } },
   { key: 'uploadBatchBytes', flag: '--upload-batch-bytes', env: 'UCANLOG_UPLOAD_BATCH_BYTES', unit: 'bytes', description: 'most bytes of checkpoint CARs stored by one Storacha upload, held in memory while it is sent (a larger single CAR goes alone)', integer: { min: 1, max: 2 ** 32 } },
+  { key: 'uploadBacklogMax', flag: '--upload-backlog-max', env: 'UCANLOG_UPLOAD_BACKLOG_MAX', unit: 'checkpoints', description: "most checkpoints of one log waiting for their Storacha upload; at it, that log's appends → UploadBacklogFull (the message says when to retry: its next upload attempt), other logs unaffected", integer: { min: 1, max: 100_000_000 } },
   { key: 'uploadKeepDone', flag: '--upload-keep-done', env: 'UCANLOG_UPLOAD_KEEP_DONE', unit: 'checkpoints', description: "uploaded checkpoints of each log kept in uploads.sqlite (the newest); older rows are deleted", integer: { min: 1, max: 1_000_000 } },
   { key: 'tileCacheBytes', flag: '--tile-cache-bytes', env: 'UCANLOG_TILE_CACHE_BYTES', unit: 'bytes', description: 'level-0 hash tiles (and the hashes inside them) all open logs keep in memory together, least recently used dropped first; misses read the tile file', integer: { min: 0, max: 2 ** 40 } },
   { key: 'upperTileCacheBytes', flag: '--upper-tile-cache-bytes', env: 'UCANLOG_UPPER_TILE_CACHE_BYTES', unit: 'bytes', description: 'hash tiles of levels ≥ 1 all open logs keep in memory together (~16 KiB per 65,536 entries; every proof reads one per level), least recently used dropped first', integer: { min: 0, max: 2 ** 40 } },

@@ -45,7 +45,7 @@ import { CAR as StorachaCAR, uploadBlocks } from '@storacha/upload-client'
 import * as UploadCapabilities from '@storacha/capabilities/upload'
 import { CID } from 'multiformats/cid'
 import { STORACHA_ABILITIES } from './storacha-capabilities.js'
-import { expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
+import { DEFAULT_UPLOAD_BACKLOG_MAX, expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
 
 /** Production upload service URL. */
 export const DEFAULT_STORACHA_URL = 'https://up.storacha.network'
@@ -65,6 +65,22 @@ export const DEFAULT_UPLOAD_BATCH_CHECKPOINTS = 32
 export const DEFAULT_UPLOAD_BATCH_BYTES = 32 * 1024 * 1024
 /** Default p-retry retries inside one upload-client call (receipt polling, PUT). */
 export const DEFAULT_CLIENT_RETRIES = 3
+
+/**
+ * The log has `backlogMax` checkpoints waiting for upload: its append is refused (name
+ * `UploadBacklogFull`, passed to the client by the RPC layer); `retryAfter` is in seconds.
+ */
+export class UploadBacklogFullError extends Error {
+  override name = 'UploadBacklogFull'
+  constructor(
+    readonly pending: number,
+    readonly retryAfter: number,
+    reason: string,
+  ) {
+    // ≤ 100 characters: the RPC layer cuts refusal messages there (errors.ts MAX_DETAIL_LENGTH).
+    super(`${pending} checkpoints wait for upload to the space (${reason}); retry after ${retryAfter} s`)
+  }
+}
 
 /** Where uploads go. */
 export interface StorachaTarget {
@@ -94,6 +110,8 @@ export interface StorachaUploaderOptions {
   batchBytes?: number
   /** upload-client retries per call (default DEFAULT_CLIENT_RETRIES). */
   clientRetries?: number
+  /** Most pending checkpoints of one log before {@link StorachaUploader.admit} refuses its appends, integer ≥ 1 (default DEFAULT_UPLOAD_BACKLOG_MAX). */
+  backlogMax?: number
   /** Wall clock, Unix ms (default Date.now): delegation expiry, and the anchor of the schedule's clock. */
   now?: () => number
   /** Monotonic clock, ms from any origin (default performance.now): the retry schedule. */
@@ -141,7 +159,7 @@ export class StorachaUploader {
     this.maxMs = o.retryMaxMs ?? DEFAULT_UPLOAD_RETRY_MAX_MS
     this.minMs = Math.min(o.retryMinMs ?? DEFAULT_UPLOAD_RETRY_MIN_MS, this.maxMs)
     if (!(this.minMs > 0)) throw new RangeError('retry delays must be positive')
-    for (const [k, v] of [['batchCheckpoints', o.batchCheckpoints], ['batchBytes', o.batchBytes], ['concurrency', o.concurrency]] as const) {
+    for (const [k, v] of [['batchCheckpoints', o.batchCheckpoints], ['batchBytes', o.batchBytes], ['concurrency', o.concurrency], ['backlogMax', o.backlogMax]] as const) {
       if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new RangeError(`${k} must be an integer ≥ 1`)
     }
     new URL(o.target.url)
@@ -178,9 +196,21 @@ export class StorachaUploader {
     }
   }
 
-  /** Checkpoint CARs of `space` not yet uploaded (its backlog). */
-  pendingCount(space: string): number {
-    return this.o.queue.pendingCount(space)
+  /**
+   * Admits an append to `space` with respect to its upload backlog: first keeps its delegation
+   * (as {@link rememberDelegation}: a fresh one makes the log's uploads due at once), then refuses
+   * when `backlogMax` of the log's checkpoints wait for upload. Only this log is refused; entries
+   * already acknowledged stay queued (nothing is dropped). One indexed count per call.
+   * @throws UploadBacklogFullError, retryAfter = seconds until the log's next upload attempt (1 ..
+   *   retryMaxMs / 1000, rounded up).
+   */
+  async admit(space: string, delegation: API.Delegation | undefined): Promise<void> {
+    if (delegation) await this.rememberDelegation(space, delegation)
+    const pending = this.o.queue.pendingCount(space)
+    if (pending < (this.o.backlogMax ?? DEFAULT_UPLOAD_BACKLOG_MAX)) return
+    const status = this.o.queue.status(space)
+    const wait = Math.min(this.maxMs, Math.max(0, (status?.nextAttemptAt ?? 0) - this.clock()))
+    throw new UploadBacklogFullError(pending, Math.max(1, Math.ceil(wait / 1000)), status?.error ? status.error.name : 'uploading')
   }
 
   /** The upload status of `space` (undefined when nothing was ever queued for it). */

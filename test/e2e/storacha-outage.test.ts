@@ -18,7 +18,8 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/client/audit.js'
 import { parsePolicy } from '../../src/tlog/index.js'
-import { delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
+import type * as API from '@ucanto/interface'
+import { appendInvocation, connect, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storacha.js'
 import { REPO, spawnServe } from './helpers.js'
 import { appendAll, expectEveryCarInSpace, head, localCars, spaceReader, waitForHead } from './storacha-helpers.js'
@@ -115,5 +116,75 @@ describe('Storacha down for many checkpoints, then back', () => {
     expect(report.size).toBe(done.treeSize)
     expect(report.size).toBe(n)
     s.child.kill('SIGKILL')
+  })
+})
+
+describe('the upload backlog is bounded per log', () => {
+  it("at --upload-backlog-max that log's appends are refused UploadBacklogFull (unused: resent later, they land), other logs append, nothing acknowledged is lost", { timeout: 240_000 }, async () => {
+    const st = await startLocalStoracha()
+    const data = await mkdtemp(join(tmpdir(), 'ucanlog-storacha-backlog-'))
+    try {
+      const [a, b, agent] = [await generateKey(), await generateKey(), await generateKey()]
+      await st.provision(a.did())
+      await st.provision(b.did())
+      const args = ['--data', data, '--port', '0', '--log-level', 'fatal', '--witness-policy', join(REPO, 'witness_policy.txt'), '--batch-max-age', '50']
+      args.push('--storacha-url', st.url, '--storacha-did', st.did, '--storacha-receipts', st.receiptsEndpoint, '--upload-retry-max', '500', '--upload-backlog-max', '3')
+      const s = await spawnServe(args, 'ignore')
+      children.push(s.child)
+      const conn = connect(`${s.url}/rpc`, s.did as API.DID)
+      const toService = new Map<string, API.Delegation>()
+      let n = 0
+      const invocation = async (space: typeof a) => {
+        if (!toService.has(space.did())) toService.set(space.did(), await delegateAgentToService({ agent, service: s.did as API.DID, proofs: [await delegateSpaceToAgent({ space, agent })] }))
+        return appendInvocation({ agent, service: s.did as API.DID, space: space.did(), entry: new TextEncoder().encode(`backlog entry ${n++}`), agentToService: toService.get(space.did())! })
+      }
+      type Out = { ok?: { index: number }; error?: { name: string; message: string } }
+      const send = async (inv: Awaited<ReturnType<typeof invocation>>) => (await conn.execute(inv))[0]!.out as Out
+      const acked = { a: 0, b: 0 }
+
+      // Both logs upload once, then Storacha goes down.
+      for (const [space, key] of [[a, 'a'], [b, 'b']] as const) {
+        expect((await send(await invocation(space))).ok).toBeDefined()
+        acked[key]++
+        await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'uploaded')
+      }
+      await st.stop()
+
+      // One append at a time to a (a checkpoint each) until the bound refuses one.
+      let refused: { inv: Awaited<ReturnType<typeof invocation>>; error: { name: string; message: string } } | undefined
+      for (let i = 0; i < 30 && !refused; i++) {
+        const inv = await invocation(a)
+        const out = await send(inv)
+        if (out.ok) acked.a++
+        else refused = { inv, error: out.error! }
+      }
+      expect(refused, 'an append refused at the bound').toBeDefined()
+      expect(refused!.error.name).toBe('UploadBacklogFull')
+      expect(refused!.error.message).toMatch(/retry after \d+ s$/)
+      const full = (await head(s.url, a.did())).upload as unknown as Upload
+      expect(full.pendingCheckpoints).toBeGreaterThanOrEqual(3)
+      expect(await metric(s.url, 'ucanlog_upload_pending_checkpoints')).toBeGreaterThanOrEqual(3)
+      // Only that log is refused: b (one pending checkpoint) appends.
+      expect((await send(await invocation(b))).ok).toBeDefined()
+      acked.b++
+
+      // Storacha back: a's backlog drains, and the refused invocation itself (it was never run) now lands.
+      await st.start()
+      await waitForHead(s.url, a.did(), (h) => h.upload?.state === 'uploaded')
+      const again = await send(refused!.inv)
+      expect(again.ok?.index).toBe(acked.a)
+      acked.a++
+      for (const [space, key] of [[a, 'a'], [b, 'b']] as const) {
+        const done = await waitForHead(s.url, space.did(), (h) => h.upload?.state === 'uploaded' && h.upload.uploadedTreeSize === h.treeSize)
+        await expectEveryCarInSpace(data, space.did(), st)
+        const info = (await (await fetch(`${s.url}/info`)).json()) as { witnessPolicy: string }
+        const report = await auditLog({ fetchFile: spaceReader(st, done.upload!.latestRoot), origin: done.origin, logVkey: done.vkey, policy: parsePolicy(info.witnessPolicy) })
+        expect(report.size).toBe(acked[key])
+      }
+      s.child.kill('SIGKILL')
+    } finally {
+      await st.close()
+      await rm(data, { recursive: true, force: true })
+    }
   })
 })
