@@ -165,7 +165,19 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     const target = storachaTarget(c)
     uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
-    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, batchCheckpoints: c.uploadBatchCheckpoints, batchBytes: c.uploadBatchBytes, backlogMax: c.uploadBacklogMax, logger: log, onAttempt: (result) => attempts.inc({ result }) })
+    const backlogFull = new Counter({ name: 'ucanlog_upload_backlog_refusals_total', help: 'appends refused UploadBacklogFull: their log had --upload-backlog-max checkpoints waiting for upload', registers: [metrics] })
+    uploader = new StorachaUploader({
+      queue: uploadQueue,
+      signer,
+      target,
+      retryMaxMs: c.uploadRetryMaxMs,
+      batchCheckpoints: c.uploadBatchCheckpoints,
+      batchBytes: c.uploadBatchBytes,
+      backlogMax: c.uploadBacklogMax,
+      logger: log,
+      onAttempt: (result) => attempts.inc({ result }),
+      onBacklogFull: () => backlogFull.inc(),
+    })
     const queue = uploadQueue
     // Read from the queue database at each scrape (one grouped scan of the pending jobs).
     const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })

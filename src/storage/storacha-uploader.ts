@@ -61,8 +61,8 @@ export const DEFAULT_UPLOAD_RETRY_MAX_MS = 300_000
 export const DEFAULT_UPLOAD_CONCURRENCY = 4
 /** Default most checkpoints of one log stored by one upload (one CAR shard). */
 export const DEFAULT_UPLOAD_BATCH_CHECKPOINTS = 32
-/** Default most bytes of checkpoint CARs stored by one upload (the group is held in memory while it is sent): 32 MiB. */
-export const DEFAULT_UPLOAD_BATCH_BYTES = 32 * 1024 * 1024
+/** Default most bytes of checkpoint CARs stored by one upload (the group is held in memory while it is sent): 16 MiB. */
+export const DEFAULT_UPLOAD_BATCH_BYTES = 16 * 1024 * 1024
 /** Default p-retry retries inside one upload-client call (receipt polling, PUT). */
 export const DEFAULT_CLIENT_RETRIES = 3
 
@@ -118,6 +118,8 @@ export interface StorachaUploaderOptions {
   monotonic?: () => number
   /** Called after each upload attempt with `ok` or the failure's stable name (module comment), for the metrics. */
   onAttempt?: (result: string) => void
+  /** Called each time {@link StorachaUploader.admit} refuses an append, for the metrics. */
+  onBacklogFull?: (space: string) => void
   /** pino-compatible logger. */
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 }
@@ -208,6 +210,7 @@ export class StorachaUploader {
     if (delegation) await this.rememberDelegation(space, delegation)
     const pending = this.o.queue.pendingCount(space)
     if (pending < (this.o.backlogMax ?? DEFAULT_UPLOAD_BACKLOG_MAX)) return
+    this.o.onBacklogFull?.(space)
     const status = this.o.queue.status(space)
     const wait = Math.min(this.maxMs, Math.max(0, (status?.nextAttemptAt ?? 0) - this.clock()))
     throw new UploadBacklogFullError(pending, Math.max(1, Math.ceil(wait / 1000)), status?.error ? status.error.name : 'uploading')

@@ -164,6 +164,7 @@ describe('the upload backlog is bounded per log', () => {
       const full = (await head(s.url, a.did())).upload as unknown as Upload
       expect(full.pendingCheckpoints).toBeGreaterThanOrEqual(3)
       expect(await metric(s.url, 'ucanlog_upload_pending_checkpoints')).toBeGreaterThanOrEqual(3)
+      expect(await metric(s.url, 'ucanlog_upload_backlog_refusals_total')).toBe(1)
       // Only that log is refused: b (one pending checkpoint) appends.
       expect((await send(await invocation(b))).ok).toBeDefined()
       acked.b++
