@@ -171,6 +171,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       signer,
       target,
       retryMaxMs: c.uploadRetryMaxMs,
+      concurrency: c.uploadConcurrency,
       batchCheckpoints: c.uploadBatchCheckpoints,
       batchBytes: c.uploadBatchBytes,
       backlogMax: c.uploadBacklogMax,

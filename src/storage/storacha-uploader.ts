@@ -58,7 +58,7 @@ export const DEFAULT_UPLOAD_RETRY_MIN_MS = 1000
 /** Default longest delay between upload attempts, ms (5 min). */
 export const DEFAULT_UPLOAD_RETRY_MAX_MS = 300_000
 /** Default logs whose uploads are in flight at once (one group of checkpoints each). */
-export const DEFAULT_UPLOAD_CONCURRENCY = 4
+export const DEFAULT_UPLOAD_CONCURRENCY = 16
 /** Default most checkpoints of one log stored by one upload (one CAR shard). */
 export const DEFAULT_UPLOAD_BATCH_CHECKPOINTS = 32
 /** Default most bytes of checkpoint CARs stored by one upload (the group is held in memory while it is sent): 16 MiB. */
