@@ -163,9 +163,22 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const local = new LocalBackend(dataDir)
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
-    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
+    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
-    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log, onAttempt: (result) => attempts.inc({ result }) })
+    const backlogFull = new Counter({ name: 'ucanlog_upload_backlog_refusals_total', help: 'appends refused UploadBacklogFull: their log had --upload-backlog-max checkpoints waiting for upload', registers: [metrics] })
+    uploader = new StorachaUploader({
+      queue: uploadQueue,
+      signer,
+      target,
+      retryMaxMs: c.uploadRetryMaxMs,
+      concurrency: c.uploadConcurrency,
+      batchCheckpoints: c.uploadBatchCheckpoints,
+      batchBytes: c.uploadBatchBytes,
+      backlogMax: c.uploadBacklogMax,
+      logger: log,
+      onAttempt: (result) => attempts.inc({ result }),
+      onBacklogFull: () => backlogFull.inc(),
+    })
     const queue = uploadQueue
     // Read from the queue database at each scrape (one grouped scan of the pending jobs).
     const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })
@@ -272,7 +285,11 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       const l = lease.log
       return { logId: l.id, origin: l.origin, vkey: logSigner(l.origin).vkey, treeSize: l.treeSize }
     },
-    reserve: async (space, meta) => (await logs.acquire(space, { create: true, client: meta.client }))!,
+    reserve: async (space, meta) => {
+      // A log whose upload backlog is at --upload-backlog-max is refused UploadBacklogFull (its delegation kept first).
+      await uploader?.admit(space, meta.delegation)
+      return (await logs.acquire(space, { create: true, client: meta.client }))!
+    },
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
