@@ -6,6 +6,7 @@
  * its area's list.
  */
 import type { MigrationStep } from '../storage/postgres/migrate.js'
+import { LOG_MIGRATIONS } from '../storage/postgres/schema.js'
 
 /** The full, ordered list of schema steps (docs/storage.md, PostgreSQL). */
-export const MIGRATIONS: readonly MigrationStep[] = []
+export const MIGRATIONS: readonly MigrationStep[] = [...LOG_MIGRATIONS]
