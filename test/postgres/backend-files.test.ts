@@ -4,8 +4,8 @@
  * LogBackend contract says; its archive builds byte-for-byte the CARs the file archive builds; and
  * the log engine runs on it across a close and reopen.
  */
-import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type pg from 'pg'
+import { describe, expect, it } from 'vitest'
 import { type WitnessQuorum, Log } from '../../src/log/log.js'
 import { checkStoredState, readEntries } from '../../src/log/state.js'
 import { CarPacker } from '../../src/storage/car-packer.js'
@@ -13,27 +13,18 @@ import { migrate } from '../../src/storage/postgres/migrate.js'
 import { PgBackend } from '../../src/storage/postgres/pg-backend.js'
 import { LOG_MIGRATIONS } from '../../src/storage/postgres/schema.js'
 import { ed25519Signer, ed25519Verifier } from '../../src/tlog/index.js'
-import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
+import { usePostgres } from '../helpers/postgres.js'
 import { describeStore } from '../storage/store-conformance.js'
 import { tempDir } from '../storage/helpers.js'
 
 const SPACE = 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp'
 const OTHER = 'did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH'
 
-let server: PostgresServer
-const pools: pg.Pool[] = []
-beforeAll(async () => {
-  server = await startPostgres()
-}, 60_000)
-afterAll(async () => {
-  await Promise.all(pools.map((p) => p.end()))
-  await server?.stop()
-})
+const postgres = usePostgres()
 
 /** A pool on a fresh database with the log schema applied. */
 async function freshPool(): Promise<pg.Pool> {
-  const pool = new pg.Pool({ connectionString: await server.database(), max: 8 })
-  pools.push(pool)
+  const pool = postgres.pool(await postgres.server().database(), 8)
   await migrate(pool, LOG_MIGRATIONS)
   return pool
 }

@@ -6,8 +6,8 @@
  * state stays consistent; a write in flight when the other instance takes over is either wholly
  * before the takeover or refused.
  */
-import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type pg from 'pg'
+import { describe, expect, it } from 'vitest'
 import { type WitnessQuorum, Log } from '../../src/log/log.js'
 import { checkStoredState, readEntries } from '../../src/log/state.js'
 import { WriteLease } from '../../src/storage/postgres/lease.js'
@@ -15,7 +15,7 @@ import { migrate } from '../../src/storage/postgres/migrate.js'
 import { PgBackend, type PgBackendOptions } from '../../src/storage/postgres/pg-backend.js'
 import { LOG_MIGRATIONS } from '../../src/storage/postgres/schema.js'
 import { ed25519Signer, ed25519Verifier } from '../../src/tlog/index.js'
-import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
+import { usePostgres } from '../helpers/postgres.js'
 
 const SPACE = 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp'
 const ORIGIN = `example.com/logs/${SPACE}`
@@ -26,26 +26,15 @@ const witnesses: WitnessQuorum = { cosign: async (note) => ({ note, cosigned: ne
 const entry = (who: string, i: number) => new TextEncoder().encode(`${who} ${i}`)
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
 
-let server: PostgresServer
-const pools: pg.Pool[] = []
-beforeAll(async () => {
-  server = await startPostgres()
-}, 60_000)
-afterAll(async () => {
-  await Promise.all(pools.map((p) => p.end()))
-  await server?.stop()
-})
+const postgres = usePostgres()
 
 /** A fresh database with the log schema; `instance()` gives each caller its own pool (an instance). */
 async function database(): Promise<{ instance: (o?: PgBackendOptions) => { pool: pg.Pool; backend: PgBackend } }> {
-  const url = await server.database()
-  const admin = new pg.Pool({ connectionString: url, max: 2 })
-  pools.push(admin)
-  await migrate(admin, LOG_MIGRATIONS)
+  const url = await postgres.server().database()
+  await migrate(postgres.pool(url, 2), LOG_MIGRATIONS)
   return {
     instance(o = {}) {
-      const pool = new pg.Pool({ connectionString: url, max: 6 })
-      pools.push(pool)
+      const pool = postgres.pool(url, 6)
       return { pool, backend: new PgBackend(pool, { leaseMs: 300, ...o }) }
     },
   }

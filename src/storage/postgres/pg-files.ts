@@ -11,7 +11,7 @@
  * - Writes of one batch lock their rows in path order, so concurrent batches never deadlock.
  */
 import type pg from 'pg'
-import { checkRelativePath } from '../file-store.js'
+import { checkedBatch, checkRelativePath } from '../file-store.js'
 import { namedDatabaseError } from './errors.js'
 import type { WriteLease } from './lease.js'
 
@@ -68,12 +68,7 @@ export class PgFiles {
    * are validated first. @throws InvalidPathError, ReadOnlyFilesError, LeaseLostError, DatabaseUnavailableError
    */
   async write(files: Iterable<[string, Uint8Array]>): Promise<void> {
-    const batch = new Map<string, Uint8Array>()
-    for (const [path, bytes] of files) {
-      checkRelativePath(path)
-      if (!(bytes instanceof Uint8Array)) throw new TypeError(`contents of ${path} is not a Uint8Array`)
-      batch.set(path, bytes)
-    }
+    const batch = checkedBatch(files)
     const lease = this.writable()
     if (batch.size === 0) return
     const paths = [...batch.keys()].sort()
