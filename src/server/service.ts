@@ -297,6 +297,18 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
+  }).catch(async (err: unknown) => {
+    // E.g. LeaseHeld: another instance writes this database's revocation log. Close what is open
+    // (the database pool, the listener, …) so the process can exit with the error.
+    await logs.close()
+    await entryIndex.close()
+    ucanStore.close()
+    await pgBackend?.close()
+    await db?.close()
+    uploadQueue?.close()
+    await closeListener(server)
+    bundled.close()
+    throw err
   })
   // Signature checks of RPC requests on the other cores (src/ucan/preverify-pool.ts).
   const preverifyPool =

@@ -96,4 +96,28 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
       await rm(dataDir, { recursive: true, force: true })
     }
   })
+
+  it('stops a second instance on the same database with LeaseHeld while the first runs (one instance per database in this version)', async () => {
+    const url = await postgres.server().database()
+    const dirs = [await mkdtemp(join(tmpdir(), 'ucanlog-pg-one-')), await mkdtemp(join(tmpdir(), 'ucanlog-pg-two-'))]
+    try {
+      const first = await serve(dirs[0]!, url, [])
+      const second = spawnCli(['serve', '--data', dirs[1]!, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt'), '--database-lease', '1000'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { UCANLOG_DATABASE_URL: url },
+      })
+      children.push(second)
+      let err = ''
+      second.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+      // It exits by itself (nothing left open), naming the lease and the revocation log.
+      expect(await new Promise((ok) => second.once('exit', ok))).not.toBe(0)
+      expect(err).toMatch(/LeaseHeld|service:revocations is being written by another instance/)
+      // The first is unaffected.
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200)
+      first.child.kill('SIGTERM')
+      await new Promise((ok) => first.child.once('exit', ok))
+    } finally {
+      await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+    }
+  })
 })
