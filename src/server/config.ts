@@ -21,6 +21,7 @@ import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RAT
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_MAX_QUEUED_REQUESTS } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
+import { DEFAULT_LEASE_MS } from '../storage/postgres/lease.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_BATCH_BYTES, DEFAULT_UPLOAD_BATCH_CHECKPOINTS, DEFAULT_UPLOAD_CONCURRENCY, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 import { DEFAULT_UPLOAD_BACKLOG_MAX, DEFAULT_UPLOAD_KEEP_DONE } from '../storage/upload-queue.js'
 
@@ -159,6 +160,14 @@ export interface ServiceConfig {
   lookupCatchUpEntries: number
   /** Most checkpoint-history points kept per log (`GET /logs/<space>/history`); older ones are thinned when full. */
   historyMaxPoints: number
+  /** PostgreSQL connection URL (`postgres://user:password@host:port/db`) holding the logs; '' = the embedded file store. Never logged with its password. */
+  databaseUrl: string
+  /** Most connections this instance opens to the database (the pool's size). */
+  databasePoolMax: number
+  /** Longest wait for a database connection, and longest statement, ms (then DatabaseUnavailable / the statement fails). */
+  databaseTimeoutMs: number
+  /** A log's write lease, ms: another instance may take a log this long after its holder stops renewing (renewed every third of it). */
+  databaseLeaseMs: number
 }
 
 /**
@@ -168,6 +177,11 @@ export interface ServiceConfig {
  * and the witness). Larger machines are not measured yet.
  */
 export const DEFAULT_VERIFY_WORKERS = Math.min(8, Math.max(0, availableParallelism() - 2))
+
+/** Default most connections per instance to the database (`--database-pool-max`; src/server/database.ts). */
+export const DEFAULT_DATABASE_POOL_MAX = 10
+/** Default longest wait for a database connection and longest statement, ms (`--database-timeout`). */
+export const DEFAULT_DATABASE_TIMEOUT_MS = 10_000
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -236,6 +250,10 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   lookupMaxResults: DEFAULT_LOOKUP_MAX_RESULTS,
   lookupCatchUpEntries: DEFAULT_LOOKUP_CATCH_UP_ENTRIES,
   historyMaxPoints: DEFAULT_HISTORY_MAX_POINTS,
+  databaseUrl: '',
+  databasePoolMax: DEFAULT_DATABASE_POOL_MAX,
+  databaseTimeoutMs: DEFAULT_DATABASE_TIMEOUT_MS,
+  databaseLeaseMs: DEFAULT_LEASE_MS,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -319,6 +337,10 @@ export const KNOBS: Knob[] = [
   { key: 'lookupMaxResults', flag: '--lookup-max-results', env: 'UCANLOG_LOOKUP_MAX_RESULTS', unit: 'indexes', description: 'most indexes one GET /logs/<space>/lookup answers (more → truncated: true)', integer: { min: 1, max: 1_000_000 } },
   { key: 'lookupCatchUpEntries', flag: '--lookup-catch-up', env: 'UCANLOG_LOOKUP_CATCH_UP', unit: 'entries', description: 'most entries a lookup adds to the lookup index itself when the index is behind the published tree; past it → 503 + Retry-After while the background catches up', integer: { min: 1, max: 100_000_000 } },
   { key: 'historyMaxPoints', flag: '--history-max', env: 'UCANLOG_HISTORY_MAX', unit: 'points', description: "most checkpoints (size, root hash, publication time) kept per log for GET /logs/<space>/history and the explorer's chart (~60 B each in lookup.db); when full, every other point of the older half is dropped, so the points span the log's whole life", integer: { min: 2, max: 100_000 } },
+  { key: 'databaseUrl', flag: '--database-url', env: 'UCANLOG_DATABASE_URL', unit: 'URL', description: 'PostgreSQL holding the logs (postgres://user:password@host:port/database; several instances may share it); schema migrations are applied at start; never logged with its password', defaultText: 'none: the embedded file store in --data' },
+  { key: 'databasePoolMax', flag: '--database-pool-max', env: 'UCANLOG_DATABASE_POOL_MAX', unit: 'connections', description: 'most connections this instance opens to the database', integer: { min: 1, max: 1000 } },
+  { key: 'databaseTimeoutMs', flag: '--database-timeout', env: 'UCANLOG_DATABASE_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a database connection (then DatabaseUnavailable) and longest statement', integer: { min: 100, max: 600_000 } },
+  { key: 'databaseLeaseMs', flag: '--database-lease', env: 'UCANLOG_DATABASE_LEASE_MS', unit: 'ms', description: "a log's write lease: another instance may take the log this long after its holder stops renewing it (renewed every third of it); every write checks the lease's fencing token", integer: { min: 100, max: 600_000 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

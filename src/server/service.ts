@@ -11,6 +11,8 @@ import { LogManager } from '../log/log-manager.js'
 import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
 import { LocalBackend } from '../storage/local-backend.js'
+import { PgBackend } from '../storage/postgres/pg-backend.js'
+import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
@@ -53,6 +55,8 @@ export interface RunningService {
   /** Start-up warnings for the operator (e.g. an origin prefix that is not host-like); also logged. */
   warnings: string[]
   logs: LogManager
+  /** The logs' database URL without its password, when `databaseUrl` is set (else the logs are in the data directory). */
+  database: string | undefined
   /** The Storacha uploader, when `storachaUrl` is not `off`. */
   uploader: StorachaUploader | undefined
   /** Flushes every log, stops listening and closes state. */
@@ -102,6 +106,9 @@ export interface ServiceHooks {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  if (c.databaseUrl !== '' && c.storachaUrl !== 'off') {
+    throw new ConfigError('--storacha-url / UCANLOG_STORACHA_URL is not yet supported with --database-url / UCANLOG_DATABASE_URL (the upload queue is still local); use one or the other')
+  }
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
     throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
   }
@@ -133,9 +140,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
 
   // Keys, the bundled witness, the policy and the origin prefix; on any failure the port is freed.
   let bw: Awaited<ReturnType<typeof openWitness>> | undefined
+  let db: Database | undefined
   let started: Awaited<ReturnType<typeof prepare>>
   const prepare = async () => {
     await usableDataDir(dataDir)
+    // The logs' database (--database-url), its schema migrated before anything is served.
+    if (c.databaseUrl !== '') db = await openDatabase(c, log)
     const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
     if (created) log.info({ did: signer.did(), file: join(dataDir, 'service.key') }, 'created service key')
     // The bundled witness, in-process, mounted at /witness on the same listener.
@@ -150,6 +160,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     started = await prepare()
   } catch (err) {
     bw?.close()
+    await db?.close().catch(() => {})
     await closeListener(server)
     throw err
   }
@@ -219,7 +230,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       onWitnessRecovered: ({ name, url }) => log.info({ witness: name, url, origin }, 'witness recovered'),
     })
   }
-  const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local
+  // With a database, every log (and the revocation log) lives there, written under per-log leases.
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log }) : undefined
+  const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
   sharedShardCache(c.shardCacheBytes)
@@ -301,6 +314,18 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
+  }).catch(async (err: unknown) => {
+    // E.g. LeaseHeld: another instance writes this database's revocation log. Close what is open
+    // (the database pool, the listener, …) so the process can exit with the error.
+    await logs.close()
+    await entryIndex.close()
+    ucanStore.close()
+    await pgBackend?.close()
+    await db?.close()
+    uploadQueue?.close()
+    await closeListener(server)
+    bundled.close()
+    throw err
   })
   // Signature checks of RPC requests on the other cores (src/ucan/preverify-pool.ts).
   const preverifyPool =
@@ -363,6 +388,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const app = createApp({
     logs,
     storageFull: () => storage.full(),
+    ...(db && { database: () => db!.health() }),
     rpc,
     info,
     did: signer.did(),
@@ -398,7 +424,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     })().catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
   }
-  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey }, 'ucanlog listening')
+  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey, ...(db && { database: db.url }) }, 'ucanlog listening')
 
   return {
     url,
@@ -411,6 +437,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     warnings: prefix.warning ? [prefix.warning] : [],
     logs,
     uploader,
+    database: db?.url,
     async close() {
       await preverifyPool?.close()
       await logs.close()
@@ -418,6 +445,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       await checking
       await catchUp
       await revocationLog.close()
+      await pgBackend?.close()
+      await db?.close()
       ucanStore.close()
       await uploader?.close()
       uploadQueue?.close()
