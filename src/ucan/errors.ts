@@ -321,8 +321,18 @@ export class StorageFull extends TlogFailure {
   override readonly name = 'StorageFull' as const
 }
 
+/**
+ * A write or fsync of the space's log storage failed (issue 15 item 2: EIO and the like): the log
+ * stopped and refused this append; nothing was acknowledged. The service reopens the log from its
+ * last committed state at the next request for it, so retrying (a new invocation, or the same one
+ * if this was not its recorded answer) works once the fault is gone. Only this space is refused.
+ */
+export class StorageFailed extends TlogFailure {
+  override readonly name = 'StorageFailed' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | StorageFailed
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
@@ -331,18 +341,19 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogFull,
   Pushback,
   StorageFull,
+  StorageFailed,
 }
 
 /**
  * The named failure for a log service rejection (or a stored `{ name, message }`) whose `name` is a
- * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code says the disk is full
- * (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL); undefined for anything else
- * (which stays InternalError).
+ * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code (or its cause's) says
+ * the disk is full (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL, or a
+ * `StorageFailed` caused by ENOSPC); undefined for anything else (which stays InternalError).
  */
 export function logRefusal(cause: unknown): LogRefusal | undefined {
+  const full = storageFullCode(cause)
+  if (full !== undefined) return new StorageFull(storageFullMessage(full))
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
-  if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
-  const full = storageFullCode(cause)
-  return full === undefined ? undefined : new StorageFull(storageFullMessage(full))
+  return make ? new make(truncate(String((cause as { message?: unknown }).message ?? name))) : undefined
 }
