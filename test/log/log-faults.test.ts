@@ -18,9 +18,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type Appended, Log, type WitnessQuorum } from '../../src/log/log.js'
+import { LogManager } from '../../src/log/log-manager.js'
 import { CarPacker } from '../../src/storage/car-packer.js'
 import { FileStore } from '../../src/storage/file-store.js'
+import { LocalBackend } from '../../src/storage/local-backend.js'
 import { checkTree, ed25519Signer, ed25519Verifier, type Hash } from '../../src/tlog/index.js'
+import { generateKey } from '../../src/ucan/index.js'
 import { FaultyIO, signature } from '../helpers/faulty-io.js'
 
 const ORIGIN = 'ucanlog/logs/did:key:z6MkFaultFaultFaultFaultFaultFaultFaultFault'
@@ -174,5 +177,65 @@ describe('a failed write or fsync at each step of a batch (issue 15 item 2)', ()
       await cars.close()
     }
     expect(stopped).toBeGreaterThan(0)
+  })
+})
+
+describe('LogManager and a log stopped by a failed write (issue 15 item 2)', () => {
+  it('only that log is refused; its next acquire reopens it from the last committed state; a reopen that fails again is refused by name', async () => {
+    const dir = await tmp()
+    const io = new FaultyIO(dir)
+    const logs = new LogManager({
+      backend: new LocalBackend(dir, { io }),
+      signer: (origin) => ed25519Signer(origin, new Uint8Array(32).fill(9)),
+      verifier: (origin) => ed25519Verifier(ed25519Signer(origin, new Uint8Array(32).fill(9)).vkey),
+      witnesses: () => witnesses,
+      log: { batchMaxAgeMs: 0 },
+    })
+    const [a, b] = await Promise.all([0, 1].map(async () => (await generateKey()).did()))
+    const append = async (id: string, e: Uint8Array) => {
+      const lease = (await logs.acquire(id, { create: true }))!
+      try {
+        return await lease.log.append(e)
+      } finally {
+        lease.release()
+      }
+    }
+    for (let i = 0; i < 3; i++) {
+      await append(a!, entry(i))
+      await append(b!, entry(i))
+    }
+    // The commit point of log a fails at its directory fsync: the rename is visible, not durable.
+    io.failWhen = (s) => s.op === 'fsyncDir' && s.path === `logs/${a}/.state`
+    await expect(append(a!, entry(3))).rejects.toMatchObject({ name: 'StorageFailed' })
+    // Log b keeps working meanwhile.
+    expect((await append(b!, entry(3))).index).toBe(3)
+    // A power loss now: log a holds its three acknowledged entries.
+    const image = await tmp()
+    await io.crashImage(`logs/${a}`, image)
+    const crashed = await Log.open({ id: a!, origin: logs.origin(a!), signer: ed25519Signer(logs.origin(a!), new Uint8Array(32).fill(9)), files: await FileStore.create(image), witnesses })
+    expect(crashed.treeSize).toBe(3)
+    await crashed.close()
+    // While the disk still fails, the reopen fails too: refused StorageFailed, and retried next time.
+    io.failed = undefined
+    io.failWhen = (s) => s.op === 'write' && s.path.startsWith(`logs/${a}/.state/`)
+    await expect(append(a!, entry(4))).rejects.toMatchObject({ name: 'StorageFailed' })
+    expect(io.failed).toBeDefined()
+    // The fault gone, the next acquire reopens log a (recommitting) and it continues.
+    io.failWhen = undefined
+    const r = await append(a!, entry(5))
+    expect(r.index).toBeGreaterThanOrEqual(3)
+    const log = (await logs.get(a!))!
+    expect(log.failed).toBeUndefined()
+    await log.settled()
+    const all = (await log.read(0, log.treeSize)).entries.map(text)
+    expect(all.slice(0, 3)).toEqual(['entry 0', 'entry 1', 'entry 2'])
+    expect(all.at(-1)).toBe('entry 5')
+    // A power loss after the reopen: everything acknowledged is there.
+    const image2 = await tmp()
+    await io.crashImage(`logs/${a}`, image2)
+    const again = await Log.open({ id: a!, origin: logs.origin(a!), signer: ed25519Signer(logs.origin(a!), new Uint8Array(32).fill(9)), files: await FileStore.create(image2), witnesses })
+    expect(again.treeSize).toBe(log.treeSize)
+    await again.close()
+    await logs.close()
   })
 })
