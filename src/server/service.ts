@@ -283,7 +283,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
+  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
     backend,
     originPrefix,

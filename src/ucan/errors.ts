@@ -8,6 +8,7 @@
  * {@link MAX_DETAIL_LENGTH} characters.
  */
 import { Failure } from '@ucanto/core'
+import { storageFailedCode } from '../storage/storage-failed.js'
 import { storageFullCode, storageFullMessage } from '../storage/storage-full.js'
 
 /** Longest interpolated value (a DID, CID, capability, or cause message) kept in a message, in characters. */
@@ -322,10 +323,11 @@ export class StorageFull extends TlogFailure {
 }
 
 /**
- * A write or fsync of the space's log storage failed (issue 15 item 2: EIO and the like): the log
- * stopped and refused this append; nothing was acknowledged. The service reopens the log from its
- * last committed state at the next request for it, so retrying (a new invocation, or the same one
- * if this was not its recorded answer) works once the fault is gone. Only this space is refused.
+ * A write or fsync of the service's storage failed (issue 15 item 2: EIO, a read-only filesystem,
+ * SQLITE_IOERR): the space's log stopped (it is reopened from its last committed state at the next
+ * request for it; other spaces are not affected), or the replay guard could not record the answer.
+ * Nothing was acknowledged; the entry may have been sequenced. A retry works once the fault is gone
+ * (the same invocation gets its first answer if it had one, never a second append).
  */
 export class StorageFailed extends TlogFailure {
   override readonly name = 'StorageFailed' as const
@@ -348,12 +350,16 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
  * The named failure for a log service rejection (or a stored `{ name, message }`) whose `name` is a
  * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code (or its cause's) says
  * the disk is full (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL, or a
- * `StorageFailed` caused by ENOSPC); undefined for anything else (which stays InternalError).
+ * `StorageFailed` caused by ENOSPC), or {@link StorageFailed} for one whose code says a write or
+ * fsync failed (src/storage/storage-failed.ts: EIO, EROFS, SQLITE_IOERR*); undefined for anything
+ * else (which stays InternalError).
  */
 export function logRefusal(cause: unknown): LogRefusal | undefined {
   const full = storageFullCode(cause)
   if (full !== undefined) return new StorageFull(storageFullMessage(full))
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
-  return make ? new make(truncate(String((cause as { message?: unknown }).message ?? name))) : undefined
+  if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
+  const failed = storageFailedCode(cause)
+  return failed === undefined ? undefined : new StorageFailed(`a write of the service's storage failed (${failed}); retry once the operator has fixed it`)
 }
