@@ -280,6 +280,8 @@ export type RevokeFailure =
   | TooManyRevocations
   | RateLimited
   | ProofGraphFailure
+  | StorageFull
+  | StorageFailed
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
