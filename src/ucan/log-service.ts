@@ -80,7 +80,7 @@ export interface LogService {
    * invocation unused and the client may send it again. The append runs while the reservation is
    * held; `release` is called after it.
    * A rejection whose `name` is a {@link LogRefusal}'s (`LogUnavailable`, `TooManyOpenLogs`,
-   * `LogCreationLimited`, `LogFull`, `Pushback`, `StorageFull`) reaches the client by that name, from here and
+   * `LogCreationLimited`, `LogFull`, `Pushback`, `StorageFull`, `StorageFailed`) reaches the client by that name, from here and
    * from every other method (errors.ts `logRefusal`, the one mapping); any other is `InternalError`.
    */
   reserve?(space: SpaceDID, meta: { client?: string }): Promise<{ release(): void }>
