@@ -126,22 +126,28 @@ describe('SqliteReplayGuard', () => {
     s.close()
   })
 
-  test('an outcome whose commit fails is not returned; while the fault lasts a retry is refused, never run; once it clears the retry gets the first outcome, durably (issue 15 item 2)', async () => {
-    let fail = true
-    const file = join(dir, 'ucan.db')
-    const s = UcanStore.open(file, {
+  /** A store at `<dir>/ucan.db` whose replay group commits throw `err` until `heal()`. */
+  function failingStore(err: Error) {
+    const state = { fail: true }
+    const s = UcanStore.open(join(dir, 'ucan.db'), {
       now: () => 1000,
-      onReplayCommit: (c) => {
-        if (fail && c.ids.length > 0) throw Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' })
+      onReplayCommit: () => {
+        if (state.fail) throw err
       },
     })
+    return { s, heal: () => void (state.fail = false) }
+  }
+
+  test('an outcome whose commit fails is not returned; while the fault lasts a retry is refused, never run; once it clears the retry gets the first outcome, durably (issue 15 item 2)', async () => {
+    const { s, heal } = failingStore(Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' }))
+    const file = join(dir, 'ucan.db')
     const key = { owner: 'o', id: 'x', expiresAt: 2000 }
     await expect(s.replay.once(key, async () => ({ ok: 1 }))).rejects.toThrow('disk full')
     let ran = false
     // Still failing: refused again (by the same named cause), the task not run, no UNKNOWN_OUTCOME.
     await expect(s.replay.once(key, async () => (ran = true))).rejects.toMatchObject({ code: 'SQLITE_FULL' })
     await expect(s.replay.seen(key.id)).rejects.toMatchObject({ code: 'SQLITE_FULL' })
-    fail = false
+    heal()
     // The fault gone: the first outcome, committed now, never the task again.
     expect(await s.replay.seen(key.id)).toEqual({ ok: 1 })
     expect(await s.replay.once(key, async () => (ran = true))).toEqual({ ok: 1 })
@@ -154,16 +160,10 @@ describe('SqliteReplayGuard', () => {
   })
 
   test('an outcome whose commit failed is committed with the next group commit, without a retry (issue 15 item 2)', async () => {
-    let fail = true
+    const { s, heal } = failingStore(new Error('EIO'))
     const file = join(dir, 'ucan.db')
-    const s = UcanStore.open(file, {
-      now: () => 1000,
-      onReplayCommit: () => {
-        if (fail) throw new Error('EIO')
-      },
-    })
     await expect(s.replay.once({ owner: 'o', id: 'x', expiresAt: 2000 }, async () => ({ ok: 1 }))).rejects.toThrow('EIO')
-    fail = false
+    heal()
     expect(await s.replay.once({ owner: 'o', id: 'y', expiresAt: 2000 }, async () => ({ ok: 2 }))).toEqual({ ok: 2 })
     s.close()
     const again = UcanStore.open(file, { now: () => 1000 })
