@@ -196,8 +196,7 @@ export class LogManager {
       }
       if (slot?.state === 'open' && slot.log?.failed) {
         // Stopped by a failed write: close it (whoever holds it), then open it again from its files.
-        if (!this.failed.has(id)) this.o.log?.logger?.warn({ log: id }, 'reopening a log stopped by a failed write')
-        this.failed.add(id)
+        this.o.log?.logger?.warn({ log: id }, 'reopening a log stopped by a failed write')
         this.evict(slot)
         continue
       }
@@ -386,6 +385,8 @@ export class LogManager {
   }
 
   private evict(s: Slot): Extract<Slot, { state: 'closing' }> {
+    // However it is closed, a log stopped by a failed write recommits at its next open.
+    if (s.log?.failed) this.failed.add(s.id)
     const closing = s as Extract<Slot, { state: 'closing' }>
     closing.state = 'closing'
     closing.done = (async () => {

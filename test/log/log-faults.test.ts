@@ -238,4 +238,30 @@ describe('LogManager and a log stopped by a failed write (issue 15 item 2)', () 
     await again.close()
     await logs.close()
   })
+
+  it('a stopped log closed to make room (--max-open-logs) still recommits at its next open', async () => {
+    const dir = await tmp()
+    const io = new FaultyIO(dir)
+    const lines: string[] = []
+    const logger = { info: (_o: object, m?: string) => void lines.push(`info ${m}`), warn: (_o: object, m?: string) => void lines.push(`warn ${m}`), error: (_o: object, m?: string) => void lines.push(`error ${m}`) }
+    const seed = new Uint8Array(32).fill(9)
+    const logs = new LogManager({ backend: new LocalBackend(dir, { io }), signer: (origin) => ed25519Signer(origin, seed), witnesses: () => witnesses, log: { batchMaxAgeMs: 0, logger }, maxOpenLogs: 1 })
+    const [a, b] = await Promise.all([0, 1].map(async () => (await generateKey()).did()))
+    const append = async (id: string, e: Uint8Array) => {
+      const lease = (await logs.acquire(id, { create: true }))!
+      try {
+        return await lease.log.append(e)
+      } finally {
+        lease.release()
+      }
+    }
+    await append(a!, entry(0))
+    io.failWhen = (s) => s.op === 'fsyncDir' && s.path === `logs/${a}/.state`
+    await expect(append(a!, entry(1))).rejects.toMatchObject({ name: 'StorageFailed' })
+    // Log b needs the only place: the stopped log a is closed for it.
+    expect((await append(b!, entry(0))).index).toBe(0)
+    expect((await append(a!, entry(2))).index).toBeGreaterThanOrEqual(1)
+    expect(lines).toContain('info log reopened after a failed write')
+    await logs.close()
+  })
 })
