@@ -12,6 +12,7 @@
  * open the log a power loss would have left and check that every acknowledged entry is there.
  *
  * Only what runs through this object is modelled: attach it before the first write under `root`.
+ * Directories are not (the image creates those its files need), nor SQLite's own writes.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
