@@ -180,6 +180,16 @@ describe('a failed write or fsync at each step of a batch (issue 15 item 2)', ()
   })
 })
 
+/** Appends `e` to log `id` under a lease, creating the log, as the service does. */
+async function leasedAppend(logs: LogManager, id: string, e: Uint8Array): Promise<Appended> {
+  const lease = (await logs.acquire(id, { create: true }))!
+  try {
+    return await lease.log.append(e)
+  } finally {
+    lease.release()
+  }
+}
+
 describe('LogManager and a log stopped by a failed write (issue 15 item 2)', () => {
   it('only that log is refused; its next acquire reopens it from the last committed state; a reopen that fails again is refused by name', async () => {
     const dir = await tmp()
@@ -192,14 +202,7 @@ describe('LogManager and a log stopped by a failed write (issue 15 item 2)', () 
       log: { batchMaxAgeMs: 0 },
     })
     const [a, b] = await Promise.all([0, 1].map(async () => (await generateKey()).did()))
-    const append = async (id: string, e: Uint8Array) => {
-      const lease = (await logs.acquire(id, { create: true }))!
-      try {
-        return await lease.log.append(e)
-      } finally {
-        lease.release()
-      }
-    }
+    const append = (id: string, e: Uint8Array) => leasedAppend(logs, id, e)
     for (let i = 0; i < 3; i++) {
       await append(a!, entry(i))
       await append(b!, entry(i))
@@ -247,14 +250,7 @@ describe('LogManager and a log stopped by a failed write (issue 15 item 2)', () 
     const seed = new Uint8Array(32).fill(9)
     const logs = new LogManager({ backend: new LocalBackend(dir, { io }), signer: (origin) => ed25519Signer(origin, seed), witnesses: () => witnesses, log: { batchMaxAgeMs: 0, logger }, maxOpenLogs: 1 })
     const [a, b] = await Promise.all([0, 1].map(async () => (await generateKey()).did()))
-    const append = async (id: string, e: Uint8Array) => {
-      const lease = (await logs.acquire(id, { create: true }))!
-      try {
-        return await lease.log.append(e)
-      } finally {
-        lease.release()
-      }
-    }
+    const append = (id: string, e: Uint8Array) => leasedAppend(logs, id, e)
     await append(a!, entry(0))
     io.failWhen = (s) => s.op === 'fsyncDir' && s.path === `logs/${a}/.state`
     await expect(append(a!, entry(1))).rejects.toMatchObject({ name: 'StorageFailed' })
