@@ -12,6 +12,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
+import { DEFAULT_REPLAY_UNCOMMITTED } from '../ucan/sqlite-replay.js'
 import { availableParallelism } from 'node:os'
 import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX } from './read-routes.js'
 import { DEFAULT_LOOKUP_CATCH_UP_ENTRIES, DEFAULT_LOOKUP_MAX_RESULTS } from './entry-index.js'
@@ -84,6 +85,8 @@ export interface ServiceConfig {
   spaceBurst: number
   /** Most unexpired invocations the replay guard remembers per space; at it, that space's appends → TooManyPendingInvocations. */
   replayPerSpace: number
+  /** Most replay-guard outcomes kept in memory after their commit failed (full or failing disk), to be committed again; past it the oldest is dropped (its retry answered as unknown). */
+  replayUncommitted: number
   /** Most revocation records per principal (`ucan/revoke`'s with); past it, that principal's new revocations → TooManyRevocations. */
   revocationsPerScope: number
   /** Sustained revocations recorded per second per client address; 0 = unlimited. Over → RateLimited / 429. */
@@ -212,6 +215,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   spaceRate: DEFAULT_SPACE_RATE,
   spaceBurst: DEFAULT_SPACE_BURST,
   replayPerSpace: DEFAULT_REPLAY_PER_SPACE,
+  replayUncommitted: DEFAULT_REPLAY_UNCOMMITTED,
   revocationsPerScope: DEFAULT_REVOCATIONS_PER_SCOPE,
   revokeRate: DEFAULT_REVOKE_RATE,
   revokeBurst: DEFAULT_REVOKE_BURST,
@@ -299,6 +303,7 @@ export const KNOBS: Knob[] = [
   { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space of writes a verified chain authorized; over → 429 + Retry-After or RateLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },
   { key: 'replayPerSpace', flag: '--replay-per-space', env: 'UCANLOG_REPLAY_PER_SPACE', unit: 'invocations', description: "unexpired appends remembered per space by the replay guard (default: space rate × max invocation lifetime + burst); at it, that space's appends → TooManyPendingInvocations until some expire", integer: { min: 1, max: 1_000_000_000 } },
+  { key: 'replayUncommitted', flag: '--replay-uncommitted', env: 'UCANLOG_REPLAY_UNCOMMITTED', unit: 'outcomes', description: 'append outcomes the replay guard keeps in memory after their commit failed (full or failing disk), committed again with the next commit so a retry gets its first answer; past it the oldest is dropped (its retry answered as unknown, never run twice)', integer: { min: 0, max: 1_000_000 } },
   { key: 'revocationsPerScope', flag: '--revocations-per-scope', env: 'UCANLOG_REVOCATIONS_PER_SCOPE', unit: 'records', description: "revocation log records per principal (ucan/revoke's with); past it, that principal's new revocations → TooManyRevocations", integer: { min: 1, max: 1_000_000_000 } },
   { key: 'revokeRate', flag: '--revoke-rate', env: 'UCANLOG_REVOKE_RATE', unit: 'revocations/s', description: 'sustained revocations recorded per client address (each is a permanent entry of the revocation log); over → RateLimited / 429; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'revokeBurst', flag: '--revoke-burst', env: 'UCANLOG_REVOKE_BURST', unit: 'revocations', description: 'burst of revocations recorded per client address', integer: { min: 1, max: 10_000_000 } },

@@ -16,11 +16,15 @@
  *   and on every retry in this process — the entries integrated since the last look (published or
  *   not) are read back and their rows given their index. Only a row still pending after that is
  *   appended, so a failure or crash between the append and the index write never duplicates it.
+ * - A failed write of the log's files (issue 15 item 2) stops the log (log.ts StorageFailedError):
+ *   that `ucan/revoke` is refused StorageFailed, its row stays pending (in force: fail-safe). The
+ *   next record reopens the log from its last committed state (`recommit`), reconciles, and
+ *   appends every row still pending, so the two stay in step without a restart.
  */
 import type { Hono } from 'hono'
 import { Log, type LogOptions, type WitnessQuorum } from '../log/log.js'
 import { readEntries } from '../log/state.js'
-import type { LogBackend } from '../log/storage.js'
+import type { LogBackend, LogFiles } from '../log/storage.js'
 import { TILE_WIDTH, encodeBase64, type NoteSigner } from '../tlog/index.js'
 import {
   type RevocationQuery,
@@ -57,11 +61,22 @@ export class RevocationLog implements RevocationRecorder {
   /** Entries [0, #reconciled) of the integrated tree have been matched with their SQLite rows. */
   #reconciled = 0
   #reconciling: Promise<void> | undefined
+  #log: Log
+  /** A reopen after a failed write, while it runs. */
+  #reopening: Promise<void> | undefined
 
   private constructor(
-    readonly log: Log,
+    log: Log,
     readonly store: SqliteRevocations,
-  ) {}
+    private readonly openLog: (recommit: boolean) => Promise<Log>,
+  ) {
+    this.#log = log
+  }
+
+  /** The log (a new instance after a reopen). */
+  get log(): Log {
+    return this.#log
+  }
 
   /** The log's checkpoint origin, `<prefix>/revocations`. */
   get origin(): string {
@@ -75,12 +90,34 @@ export class RevocationLog implements RevocationRecorder {
    */
   static async open(o: RevocationLogOptions): Promise<RevocationLog> {
     const origin = `${o.originPrefix}/revocations`
-    const files = await o.backend.serviceLog('revocations')
-    const log = await Log.open({ id: 'revocations', origin, signer: o.signer(origin), witnesses: o.witnesses(origin), files, ...o.log })
-    const r = new RevocationLog(log, o.store)
+    const files: LogFiles = await o.backend.serviceLog('revocations')
+    const openLog = (recommit: boolean) => Log.open({ id: 'revocations', origin, signer: o.signer(origin), witnesses: o.witnesses(origin), files, ...o.log, recommit })
+    const r = new RevocationLog(await openLog(false), o.store, openLog)
     await r.#reconcile()
     for (const record of o.store.unlogged()) await r.#append(record)
     return r
+  }
+
+  /**
+   * After a failed write stopped the log: closes it and opens it again (recommitting), once for
+   * concurrent callers, then reconciles and appends the rows left pending. A reopen that fails
+   * rejects (the caller's revoke is refused) and is tried again at the next record.
+   */
+  #reopenIfFailed(): Promise<void> {
+    if (!this.#log.failed) return this.#reopening ?? Promise.resolve()
+    this.#reopening ??= (async () => {
+      try {
+        await this.#log.close()
+        this.#log = await this.openLog(true)
+        await this.#reconcile()
+        for (const record of this.store.unlogged()) {
+          if (this.store.logIndex(record) === undefined) await this.#appendNow(record)
+        }
+      } finally {
+        this.#reopening = undefined
+      }
+    })()
+    return this.#reopening
   }
 
   findRevoked(query: RevocationQuery): Promise<string | undefined> {
@@ -111,9 +148,15 @@ export class RevocationLog implements RevocationRecorder {
     return p
   }
 
-  /** Appends a pending record and stores its index. */
+  /** Appends a pending record and stores its index (reopening the log first if a failed write stopped it). */
   async #append(record: RevocationRecord): Promise<number> {
-    const { index } = await this.log.append(formatRevocationRecord(record))
+    await this.#reopenIfFailed()
+    const known = this.store.logIndex(record)
+    return known ?? (await this.#appendNow(record))
+  }
+
+  async #appendNow(record: RevocationRecord): Promise<number> {
+    const { index } = await this.#log.append(formatRevocationRecord(record))
     this.store.setLogIndex(record, index)
     return index
   }
@@ -141,8 +184,9 @@ export class RevocationLog implements RevocationRecorder {
   }
 
   /** Flushes and closes the log. */
-  close(): Promise<void> {
-    return this.log.close()
+  async close(): Promise<void> {
+    await this.#reopening?.catch(() => {})
+    return this.#log.close()
   }
 }
 

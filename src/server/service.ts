@@ -10,6 +10,7 @@ import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 import { LogManager } from '../log/log-manager.js'
 import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
+import type { DurableIO } from '../storage/durable.js'
 import { LocalBackend } from '../storage/local-backend.js'
 import { PgBackend } from '../storage/postgres/pg-backend.js'
 import { type Database, openDatabase } from './database.js'
@@ -90,6 +91,12 @@ export interface ServiceHooks {
    * without sending requests of its own, which would count against the caps under test.
    */
   onConnection?: (event: ConnectionEvent) => void
+  /**
+   * How every file write, fsync, rename and removal of the logs, their CARs and the revocation log
+   * runs (src/storage/durable.ts DurableIO); default the direct one. Tests inject failed writes
+   * and fsyncs through it (issue 15 item 2, test/helpers/faulty-io.ts).
+   */
+  storageIO?: DurableIO
 }
 
 /**
@@ -171,7 +178,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // Storacha uploads (opt-in): a durable queue in the data directory, fed by every CAR packed.
   let uploader: StorachaUploader | undefined
   let uploadQueue: UploadQueue | undefined
-  const local = new LocalBackend(dataDir)
+  const local = new LocalBackend(dataDir, { io: hooks.storageIO })
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
     uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
@@ -306,7 +313,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
+  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
   const revocationLog = await RevocationLog.open({
     backend,
     originPrefix,

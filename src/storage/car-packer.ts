@@ -3,12 +3,11 @@
 
 import { CarWriter } from '@ipld/car/writer'
 import Database from 'better-sqlite3'
-import { realpath, rename, unlink } from 'node:fs/promises'
+import { realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { fsyncDir, hasCode, mkdirDurable, tempPathFor, writeTemp } from './durable.js'
-import { isStorageFull } from './storage-full.js'
+import { DIRECT_IO, type DurableIO, fsyncDir, mkdirDurable, renameDurable, tempPathFor, unlinkFile, writeTemp } from './durable.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
 import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile, sharedShardCache } from './unixfs.js'
 
@@ -65,6 +64,8 @@ export type PackFaultPoint = 'intent-recorded' | 'car-written' | 'car-renamed'
 export interface CarPackerOptions {
   /** Test hook for fault injection, see PackFaultPoint. Default none. */
   faultHook?: (point: PackFaultPoint) => void | Promise<void>
+  /** How each file write, fsync, rename and removal runs (durable.ts {@link DurableIO}); default {@link DIRECT_IO}, tests inject faults through it. */
+  io?: DurableIO
 }
 
 /** `<treeSize zero-padded to TREE_SIZE_DIGITS>-<carCid>.car`. */
@@ -148,7 +149,7 @@ const SCHEMA = `
  * the files of a pack that a crash (or a pack failed for want of space) left uncommitted; see
  * {@link CarPacker}.
  */
-async function openIndex(real: string): Promise<Database.Database> {
+async function openIndex(real: string, io: DurableIO): Promise<Database.Database> {
   const db = new Database(join(real, INDEX_FILE), { timeout: 0 })
   try {
     // EXCLUSIVE before WAL: no shared-memory index, and the write lock is held until close.
@@ -167,12 +168,8 @@ async function openIndex(real: string): Promise<Database.Database> {
     const pending = db.prepare('SELECT tmp, file FROM pending').get() as { tmp: string; file: string } | undefined
     if (pending !== undefined) {
       const committed = db.prepare('SELECT 1 FROM packs WHERE file = ?').get(pending.file) !== undefined
-      for (const name of committed ? [pending.tmp] : [pending.tmp, pending.file]) {
-        await unlink(join(real, name)).catch((err: unknown) => {
-          if (!hasCode(err, 'ENOENT')) throw err
-        })
-      }
-      await fsyncDir(real)
+      for (const name of committed ? [pending.tmp] : [pending.tmp, pending.file]) await unlinkFile(join(real, name), io)
+      await fsyncDir(real, io)
       db.prepare('DELETE FROM pending').run()
     }
     return db
@@ -212,16 +209,18 @@ async function openIndex(real: string): Promise<Database.Database> {
  * - Concurrency: calls to pack are serialized in call order.
  * - Errors: StaleTreeSizeError (treeSize ≤ lastTreeSize), InvalidPathError (a refused path, or one
  *   that needs a file where the log has a directory or the other way round), RangeError (treeSize
- *   not a positive safe integer, or no files) leave the packer unchanged and usable. Any failure
- *   while writing closes the packer (PackerClosedError afterwards); reopen to recover. A failure
- *   for want of space (ENOSPC, SQLITE_FULL: storage-full.ts) closes it too, but the next pack
- *   reopens it (the same recovery as open), so archiving resumes once space is freed.
+ *   not a positive safe integer, or no files) leave the packer unchanged and usable. A failure
+ *   while writing (a write or fsync error, ENOSPC, SQLITE_FULL or IOERR) rejects that pack and
+ *   closes the index; the next pack reopens it first, with the same recovery as open (the failed
+ *   pack's CAR is deleted, renamed or not), so archiving resumes once the fault clears. A throw
+ *   from `faultHook` is a crash instead: the packer stays closed (PackerClosedError) until reopened.
  */
 export class CarPacker {
   /** Real absolute path of the packer's directory. */
   readonly dir: string
   private db: Database.Database | undefined
   private readonly faultHook: CarPackerOptions['faultHook']
+  private readonly io: DurableIO
   private last: PackResult | undefined
   private tail: Promise<void> = Promise.resolve()
   /** A pack failed for want of space (not closed by close()): the next pack reopens the index first. */
@@ -233,6 +232,7 @@ export class CarPacker {
     this.dir = dir
     this.db = db
     this.faultHook = options.faultHook
+    this.io = options.io ?? DIRECT_IO
     const row = db.prepare('SELECT * FROM packs ORDER BY tree_size DESC LIMIT 1').get() as PackRow | undefined
     this.last = row === undefined ? undefined : this.toResult(row)
   }
@@ -242,9 +242,10 @@ export class CarPacker {
    * missing, and removing the files of a pack that a crash left uncommitted.
    */
   static async open(dir: string, options: CarPackerOptions = {}): Promise<CarPacker> {
-    await mkdirDurable(dir)
+    const io = options.io ?? DIRECT_IO
+    await mkdirDurable(dir, io)
     const real = await realpath(dir)
-    return new CarPacker(real, await openIndex(real), options)
+    return new CarPacker(real, await openIndex(real, io), options)
   }
 
   /**
@@ -269,8 +270,7 @@ export class CarPacker {
       const file = join(packer.dir, name)
       const tmp = tempPathFor(file)
       await writeTemp(tmp, r.car)
-      await rename(tmp, file)
-      await fsyncDir(packer.dir)
+      await renameDurable(tmp, file)
       const upsert = db.prepare('INSERT OR REPLACE INTO entries (dir, name, is_dir, cid, tsize) VALUES (?, ?, ?, ?, ?)')
       db.transaction(() => {
         for (const e of r.entries) upsert.run(e.dir, e.name, e.isDir ? 1 : 0, e.cid.bytes, e.tsize)
@@ -323,7 +323,7 @@ export class CarPacker {
 
   private async packNow(treeSize: number, files: Map<string, Uint8Array>): Promise<PackResult> {
     if (this.db === undefined && this.reopenable) {
-      this.db = await openIndex(this.dir)
+      this.db = await openIndex(this.dir, this.io)
       this.reopenable = false
     }
     const db = this.open_()
@@ -341,14 +341,23 @@ export class CarPacker {
     const tmp = tempPathFor(file)
     const result: PackResult = { treeSize, root, carCid, file, bytes: car.length, blocks: plan.blocks }
 
+    // A throw from the test hook is a crash; anything else a failed write, recovered at the next pack.
+    let crashed = false
+    const hook = async (point: PackFaultPoint) => {
+      try {
+        await this.faultHook?.(point)
+      } catch (err) {
+        crashed = true
+        throw err
+      }
+    }
     try {
       db.prepare('INSERT OR REPLACE INTO pending (id, tmp, file) VALUES (1, ?, ?)').run(tmpName(tmp), name)
-      await this.faultHook?.('intent-recorded')
-      await writeTemp(tmp, car)
-      await this.faultHook?.('car-written')
-      await rename(tmp, file)
-      await fsyncDir(this.dir)
-      await this.faultHook?.('car-renamed')
+      await hook('intent-recorded')
+      await writeTemp(tmp, car, this.io)
+      await hook('car-written')
+      await renameDurable(tmp, file, this.io)
+      await hook('car-renamed')
       const upsert = db.prepare('INSERT OR REPLACE INTO entries (dir, name, is_dir, cid, tsize) VALUES (?, ?, ?, ?, ?)')
       db.transaction(() => {
         for (const e of plan.entries) upsert.run(e.dir, e.name, e.isDir ? 1 : 0, e.cid.bytes, e.tsize)
@@ -364,10 +373,12 @@ export class CarPacker {
       })()
     } catch (err) {
       // Past this point the disk may hold a half-done pack: stop, like a crash, and let open recover.
-      // A full disk is no crash: the next pack reopens (recovering the same way) once space is freed.
+      // A failed write or fsync (a full disk, EIO) is no crash: the next pack reopens, recovering
+      // the same way (the CAR of the failed pack, renamed or not, is deleted: a rename whose
+      // directory fsync failed is never trusted, issue 15 item 2), so archiving resumes.
       this.db = undefined
       db.close()
-      this.reopenable = isStorageFull(err)
+      this.reopenable = !crashed
       throw err
     }
     this.last = result

@@ -8,6 +8,7 @@
  * {@link MAX_DETAIL_LENGTH} characters.
  */
 import { Failure } from '@ucanto/core'
+import { storageFailedCode } from '../storage/storage-failed.js'
 import { storageFullCode, storageFullMessage } from '../storage/storage-full.js'
 
 /** Longest interpolated value (a DID, CID, capability, or cause message) kept in a message, in characters. */
@@ -279,6 +280,8 @@ export type RevokeFailure =
   | TooManyRevocations
   | RateLimited
   | ProofGraphFailure
+  | StorageFull
+  | StorageFailed
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
@@ -331,8 +334,19 @@ export class UploadBacklogFull extends TlogFailure {
   override readonly name = 'UploadBacklogFull' as const
 }
 
+/**
+ * A write or fsync of the service's storage failed (issue 15 item 2: EIO, a read-only filesystem,
+ * SQLITE_IOERR): the space's log stopped (it is reopened from its last committed state at the next
+ * request for it; other spaces are not affected), or the replay guard could not record the answer.
+ * Nothing was acknowledged; the entry may have been sequenced. A retry works once the fault is gone
+ * (the same invocation gets its first answer if it had one, never a second append).
+ */
+export class StorageFailed extends TlogFailure {
+  override readonly name = 'StorageFailed' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | UploadBacklogFull
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | StorageFailed | UploadBacklogFull
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
@@ -342,18 +356,23 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   Pushback,
   StorageFull,
   UploadBacklogFull,
+  StorageFailed,
 }
 
 /**
  * The named failure for a log service rejection (or a stored `{ name, message }`) whose `name` is a
- * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code says the disk is full
- * (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL); undefined for anything else
- * (which stays InternalError).
+ * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code (or its cause's) says
+ * the disk is full (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL, or a
+ * `StorageFailed` caused by ENOSPC), or {@link StorageFailed} for one whose code says a write or
+ * fsync failed (src/storage/storage-failed.ts: EIO, EROFS, SQLITE_IOERR*); undefined for anything
+ * else (which stays InternalError).
  */
 export function logRefusal(cause: unknown): LogRefusal | undefined {
+  const full = storageFullCode(cause)
+  if (full !== undefined) return new StorageFull(storageFullMessage(full))
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
   if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
-  const full = storageFullCode(cause)
-  return full === undefined ? undefined : new StorageFull(storageFullMessage(full))
+  const failed = storageFailedCode(cause)
+  return failed === undefined ? undefined : new StorageFailed(`a write of the service's storage failed (${failed}); retry once the operator has fixed it`)
 }

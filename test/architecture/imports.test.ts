@@ -30,9 +30,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   // ucan does not import log: it declares the LogService port it needs (src/ucan/log-service.ts).
   // ucan → storage's list of the Storacha capabilities a delegation must grant (checked by ucan,
   // invoked by storage: one declaration).
-  // ucan → storage's list of the error codes meaning a full disk (storage-full.ts: one list, for
-  // the replay guard's failures as for the log's).
-  'src/ucan/': ['src/ucan/', 'src/tlog/', 'src/storage/storacha-capabilities.ts', 'src/storage/storage-full.ts'],
+  // ucan → storage's lists of the error codes meaning a full disk (storage-full.ts) or a failed
+  // write (storage-failed.ts): one list each, for the replay guard's failures as for the log's.
+  'src/ucan/': ['src/ucan/', 'src/tlog/', 'src/storage/storacha-capabilities.ts', 'src/storage/storage-full.ts', 'src/storage/storage-failed.ts'],
   'src/client/': ['src/client/', 'src/tlog/', 'src/ucan/', 'src/log/state.ts', 'src/storage/index.ts'],
   'src/server/': ['src/server/', 'src/tlog/', 'src/log/', 'src/storage/', 'src/ucan/', 'witness/index.ts'],
   'src/cli/': ['src/', 'witness/index.ts'],

@@ -27,7 +27,9 @@ describe('a full disk', () => {
       expect(JSON.stringify(r?.toJSON())).not.toMatch(/\bat /)
     }
     expect(logRefusal(sysError('SQLITE_FULL'))?.message).toContain('SQLITE_FULL')
-    expect(logRefusal(sysError('EIO'))).toBeUndefined()
+    // A failed write is named too, StorageFailed (issue 15 item 2); anything else stays unnamed.
+    expect(logRefusal(sysError('EIO'))?.name).toBe('StorageFailed')
+    expect(logRefusal(sysError('EACCES'))).toBeUndefined()
   })
 
   it('shows at /healthz from the first failure until an append succeeds', () => {

@@ -29,6 +29,7 @@ import {
   delegateAgentToService,
   delegateSpaceToAgent,
   readInvocation,
+  UcanStore,
   revokeInvocation,
 } from '../../src/ucan/index.js'
 import { SchedulerFull, ServiceBusy } from '../../src/server/fair-scheduler.js'
@@ -826,6 +827,25 @@ describe('failures hidden from clients are logged with the invocation', () => {
     }
     const broken = setup({ logger: throwing, admission })
     expect((await post(broken.server, [await append()])).status).toBe(400)
+  })
+
+  test('the replay guard cannot commit the answer (SQLITE_IOERR): refused StorageFailed, never appended twice; the same invocation gets its first answer once the disk works (issue 15 item 2)', async () => {
+    let fail = true
+    const store = UcanStore.open(':memory:', {
+      onReplayCommit: () => {
+        if (fail) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_FSYNC' })
+      },
+    })
+    const { server, log } = setup({ replay: store.replay })
+    const inv = await append()
+    expect((await send(server, inv)).error?.name).toBe('StorageFailed')
+    expect((await send(server, inv)).error?.name).toBe('StorageFailed')
+    fail = false
+    const out = await send(server, inv)
+    expect(out.ok?.index).toBe(0)
+    expect((await send(server, inv)).ok?.index).toBe(0)
+    expect(log.calls).toBe(1)
+    store.close()
   })
 
   test('a replay guard that fails (not full) → InternalError, not TooManyPendingInvocations', async () => {
