@@ -53,7 +53,7 @@ import {
   treeHash,
 } from '../tlog/index.js'
 import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, formatStoredTree, readEntries } from './state.js'
-import type { LogArchive, LogFiles } from './storage.js'
+import { FENCED_OUT_ERROR, type LogArchive, type LogFiles } from './storage.js'
 import type { TileCache } from './tile-cache.js'
 import { TileHashes } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
@@ -209,7 +209,7 @@ export class Log {
   private chain: Promise<void> = Promise.resolve()
   private closed = false
   /** Set by the first failed write: the log is stopped (see {@link StorageFailedError}). */
-  private failure: StorageFailedError | undefined
+  private failure: Error | undefined
 
   private constructor(o: LogOptions, size: number, root: Hash, published: Published | undefined) {
     this.o = {
@@ -274,8 +274,8 @@ export class Log {
     return !this.closed && this.queue.length === 0 && this.timer === undefined && this.retryTimer === undefined
   }
 
-  /** The {@link StorageFailedError} that stopped the log, if a write failed; it must be reopened. */
-  get failed(): StorageFailedError | undefined {
+  /** The error that stopped the log — a {@link StorageFailedError}, or the backend's fencing error ({@link FENCED_OUT_ERROR}) — if a write failed; it must be reopened. */
+  get failed(): Error | undefined {
     return this.failure
   }
 
@@ -475,7 +475,7 @@ export class Log {
     }
   }
 
-  /** Runs a write of the log's files; a failure stops the log ({@link fail}) and rejects with its StorageFailedError. */
+  /** Runs a write of the log's files; a failure stops the log ({@link fail}) and rejects with the error that stopped it. */
   private async durably(write: () => Promise<void>): Promise<void> {
     try {
       await write()
@@ -485,18 +485,20 @@ export class Log {
   }
 
   /**
-   * Stops the log after a failed write (see {@link StorageFailedError}): refuses every queued append,
+   * Stops the log after a failed write (see {@link StorageFailedError}, {@link FENCED_OUT_ERROR}): refuses every queued append,
    * cancels timers and the publication retry; logged once. Returns the error the log now answers.
    */
-  private fail(cause: unknown): StorageFailedError {
+  private fail(cause: unknown): Error {
     if (this.failure) return this.failure
-    const failure = new StorageFailedError(this.id, cause)
+    // Fenced out (another instance writes this log now): refused by that name, not as a failed disk.
+    const failure = cause instanceof Error && cause.name === FENCED_OUT_ERROR ? cause : new StorageFailedError(this.id, cause)
     this.failure = failure
     clearTimeout(this.timer)
     clearTimeout(this.retryTimer)
     this.timer = this.retryTimer = undefined
     for (const p of this.queue.splice(0)) p.reject(failure)
-    this.o.logger?.error({ err: cause, log: this.id }, 'log storage write failed: the log refuses appends until it is reopened')
+    if (failure === cause) this.o.logger?.warn({ log: this.id, reason: failure.message }, 'log fenced out: another instance writes it now; refusing appends until it is reopened')
+    else this.o.logger?.error({ err: cause, log: this.id }, 'log storage write failed: the log refuses appends until it is reopened')
     return failure
   }
 

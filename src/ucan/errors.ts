@@ -345,8 +345,27 @@ export class StorageFailed extends TlogFailure {
   override readonly name = 'StorageFailed' as const
 }
 
+/**
+ * With the PostgreSQL backend (several instances on one database, docs/storage.md): this instance
+ * lost the log's lease to another one while appending (fencing); nothing of the refused batch is
+ * visible and nothing was acknowledged. Retry: the next request reopens the log.
+ */
+export class LeaseLost extends TlogFailure {
+  override readonly name = 'LeaseLost' as const
+}
+
+/** With the PostgreSQL backend: another instance holds this log's lease; nothing ran. Retry later (the message says when). */
+export class LeaseHeld extends TlogFailure {
+  override readonly name = 'LeaseHeld' as const
+}
+
+/** With the PostgreSQL backend: the database did not answer; nothing was acknowledged. Retry later. */
+export class DatabaseUnavailable extends TlogFailure {
+  override readonly name = 'DatabaseUnavailable' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | StorageFailed | UploadBacklogFull
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | StorageFailed | UploadBacklogFull | LeaseLost | LeaseHeld | DatabaseUnavailable
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
@@ -357,6 +376,9 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   StorageFull,
   UploadBacklogFull,
   StorageFailed,
+  LeaseLost,
+  LeaseHeld,
+  DatabaseUnavailable,
 }
 
 /**

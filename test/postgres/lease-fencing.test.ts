@@ -6,6 +6,7 @@
  * state stays consistent; a write in flight when the other instance takes over is either wholly
  * before the takeover or refused.
  */
+import { logRefusal } from '../../src/ucan/errors.js'
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { type WitnessQuorum, Log } from '../../src/log/log.js'
@@ -73,7 +74,10 @@ describe('write leases and fencing (two instances, one database)', () => {
     expect(fromB.map((r) => r.index)).toEqual([10, 11, 12, 13, 14])
 
     // The first instance still believes it holds the log (size 10): its append is refused.
-    await expect(logA.append(entry('a', 10))).rejects.toMatchObject({ name: 'LeaseLost' })
+    const refused = await logA.append(entry('a', 10)).then(() => undefined, (e: unknown) => e)
+    expect(refused).toMatchObject({ name: 'LeaseLost' })
+    // Over RPC the append is refused by that name (a retryable refusal), not InternalError.
+    expect(logRefusal(refused)?.name).toBe('LeaseLost')
     // And every later write through it, even once the lease is free again.
     await logB.close()
     await expect(logA.append(entry('a', 11))).rejects.toMatchObject({ name: 'LeaseLost' })
