@@ -60,6 +60,20 @@ export function createMemoryRevocations(): MemoryRevocations {
 }
 
 /**
+ * The first CID of `query` (in its order) that `revoked` (CID → the scopes that revoked it) lists
+ * for one of its principals, or undefined: how a store answers {@link RevocationChecker.findRevoked}
+ * from the rows it read for a batch of queries.
+ */
+export function firstRevoked(query: RevocationQuery, revoked: ReadonlyMap<string, ReadonlySet<string>>): string | undefined {
+  for (const [cid, principals] of query) {
+    const scopes = revoked.get(cid)
+    if (scopes === undefined) continue
+    for (const scope of scopes) if (principals.has(scope as API.DID)) return cid
+  }
+  return undefined
+}
+
+/**
  * The revocation query of a ucanto authorization path (what `claim`/`access` return): every UCAN
  * on the path, each with its issuer and audience plus the principals of every UCAN above it.
  * Merges into `into` when given (so several paths can share one store lookup) and returns it.
@@ -189,4 +203,31 @@ export interface RevocationRecorder extends RevocationChecker {
    *   (ucan, scope) is not one of them; nothing is recorded.
    */
   record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }>
+}
+
+/** A value or a promise of it: the SQLite index answers synchronously, the PostgreSQL one asynchronously. */
+export type Awaitable<T> = T | Promise<T>
+
+/**
+ * The revocation index behind the revocation log (src/server/revocations.ts): a
+ * {@link RevocationRecorder} whose rows remember their revocation-log index, so the two are kept
+ * in step. Implemented by SqliteRevocations and PgRevocations.
+ */
+export interface RevocationIndex extends RevocationRecorder {
+  /**
+   * Adds a record read back from the revocation log at `index` (rebuilding a lost index; the
+   * per-scope cap does not apply: the log is authoritative); a record already present only gets
+   * its index. Resolves to whether it was new.
+   */
+  restore(record: RevocationRecord, index: number): Awaitable<boolean>
+  /** The revocation log index of a recorded (ucan, scope), or undefined if not recorded or not yet appended. */
+  logIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>): Awaitable<number | undefined>
+  /** Notes that `record` is entry `index` of the revocation log. */
+  setLogIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>, index: number): Awaitable<void>
+  /** Records not yet in the revocation log, oldest first (by time, then ucan, then scope). */
+  unlogged(): Awaitable<RevocationRecord[]>
+  /** How many (ucan, scope) revocations are recorded. */
+  count(): Awaitable<number>
+  /** The store's clock, Unix seconds (what `time` of a new record should be). */
+  now(): number
 }

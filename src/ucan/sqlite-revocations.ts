@@ -10,8 +10,9 @@ import {
   DEFAULT_REVOCATIONS_PER_SCOPE,
   type RevocationQuery,
   type RevocationRecord,
-  type RevocationRecorder,
+  type RevocationIndex,
   RevocationScopeFull,
+  firstRevoked,
 } from './revocation.js'
 
 interface RevocationRow {
@@ -27,7 +28,7 @@ interface RevocationRow {
  * Revocations in SQLite, scoped as `ucan/revoke` (revocation.ts). A revocation is effective once
  * {@link record} resolves. `findRevoked` throws (the caller fails closed) if the file is unusable.
  */
-export class SqliteRevocations implements RevocationRecorder {
+export class SqliteRevocations implements RevocationIndex {
   readonly #lookup: Database.Statement<[string], { ucan: string; scope: string }>
   #pending: { query: RevocationQuery; resolve(cid: string | undefined): void; reject(err: unknown): void }[] = []
   readonly #get: Database.Statement<[string, string], RevocationRow>
@@ -139,16 +140,6 @@ export class SqliteRevocations implements RevocationRecorder {
   now(): number {
     return this.#now()
   }
-}
-
-/** The first CID of `query` (in its order) that `revoked` (CID → scopes) lists for one of its principals. */
-function firstRevoked(query: RevocationQuery, revoked: ReadonlyMap<string, ReadonlySet<string>>): string | undefined {
-  for (const [cid, principals] of query) {
-    const scopes = revoked.get(cid)
-    if (scopes === undefined) continue
-    for (const scope of scopes) if (principals.has(scope as API.DID)) return cid
-  }
-  return undefined
 }
 
 function toRecord(row: RevocationRow): RevocationRecord {

@@ -32,6 +32,6 @@ export class Pools {
   }
   /** Ends every pool opened. */
   async end(): Promise<void> {
-    await Promise.all(this.#pools.splice(0).map((p) => p.end()))
+    await Promise.all(this.#pools.splice(0).filter((p) => !p.ended).map((p) => p.end()))
   }
 }
