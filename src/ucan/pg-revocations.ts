@@ -15,7 +15,7 @@ import {
   RevocationScopeFull,
   firstRevoked,
 } from './revocation.js'
-import { durably } from './pg-transaction.js'
+import { transaction } from './pg-transaction.js'
 
 /**
  * The revocation index's schema as ordered migration steps (applied by the service's migration
@@ -125,7 +125,7 @@ export class PgRevocations implements RevocationIndex {
   }
 
   async record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {
-    return durably(this.#pool, async (c) => {
+    return transaction(this.#pool, async (c) => {
       // Serializes the cap check and insert of one scope across instances (a row lock could not:
       // the scope's count row may not exist yet).
       await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [SCOPE_LOCK, record.scope])
@@ -145,7 +145,7 @@ export class PgRevocations implements RevocationIndex {
   }
 
   async restore(record: RevocationRecord, index: number): Promise<boolean> {
-    return durably(this.#pool, async (c) => {
+    return transaction(this.#pool, async (c) => {
       const r = await c.query(
         `INSERT INTO ucan_revocations (ucan, scope, revoker, invocation, time, log_index) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (ucan, scope) DO NOTHING`,
@@ -163,7 +163,7 @@ export class PgRevocations implements RevocationIndex {
   }
 
   async setLogIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>, index: number): Promise<void> {
-    await durably(this.#pool, (c) => c.query('UPDATE ucan_revocations SET log_index = $1 WHERE ucan = $2 AND scope = $3', [index, record.ucan, record.scope]))
+    await transaction(this.#pool, (c) => c.query('UPDATE ucan_revocations SET log_index = $1 WHERE ucan = $2 AND scope = $3', [index, record.ucan, record.scope]))
   }
 
   async unlogged(): Promise<RevocationRecord[]> {

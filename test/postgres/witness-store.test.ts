@@ -113,24 +113,19 @@ describe('PgWitnessStore: the database itself', () => {
 
   it('commits each change with synchronous_commit on, whatever the server default (off here)', async () => {
     const pool = pools.open(await databaseWith(server, WITNESS_MIGRATIONS))
-    expect((await pool.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off')
     // Fault-injection probe: before each write the store sends, read the setting on the same connection.
     const levels: string[] = []
-    const probed = new WeakSet<pg.PoolClient>()
-    const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>
-    ;(pool as { connect: () => Promise<pg.PoolClient> }).connect = async () => {
-      const c = await connect()
-      if (probed.has(c)) return c // the pool hands the same connection out again
-      probed.add(c)
+    pool.on('connect', (c) => {
       const query = c.query.bind(c) as (...a: unknown[]) => Promise<pg.QueryResult>
-      ;(c as { query: unknown }).query = async (...args: unknown[]) => {
-        if (typeof args[0] === 'string' && /^(UPDATE|INSERT|DELETE)/.test(args[0])) {
-          levels.push((await query('SHOW synchronous_commit')).rows[0].synchronous_commit as string)
-        }
-        return query(...args)
+      ;(c as { query: unknown }).query = (...args: unknown[]) => {
+        if (typeof args[0] !== 'string' || !/^(UPDATE|INSERT|DELETE)/.test(args[0])) return query(...args)
+        return query('SHOW synchronous_commit').then((r) => {
+          levels.push(r.rows[0].synchronous_commit as string)
+          return query(...args)
+        })
       }
-      return c
-    }
+    })
+    expect((await pool.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off')
     const s = new PgWitnessStore(pool)
     await s.addLog(LOG.origin)
     await s.addKey(LOG.origin, LOG.vkey)
