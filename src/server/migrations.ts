@@ -6,6 +6,8 @@
  * its area's list.
  */
 import type { MigrationStep } from '../storage/postgres/migrate.js'
+import { REPLAY_MIGRATIONS, REVOCATION_MIGRATIONS } from '../ucan/index.js'
+import { WITNESS_MIGRATIONS } from '../../witness/index.js'
 
 /** The full, ordered list of schema steps (docs/storage.md, PostgreSQL). */
-export const MIGRATIONS: readonly MigrationStep[] = []
+export const MIGRATIONS: readonly MigrationStep[] = [...REPLAY_MIGRATIONS, ...REVOCATION_MIGRATIONS, ...WITNESS_MIGRATIONS]

@@ -7,6 +7,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { PgReplayGuard, REPLAY_MIGRATIONS, ReplayGuardFull, ReplayPending, UNKNOWN_OUTCOME } from '../../src/ucan/index.js'
+import { MIGRATIONS } from '../../src/server/migrations.js'
+import { openPgUcanStores, pgWitnessStore } from '../../src/server/pg-stores.js'
+import { migrate } from '../../src/storage/postgres/migrate.js'
 import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
 import { replayGuardConformance } from '../ucan/replay-conformance.js'
 import { Pools, databaseWith } from './schema.js'
@@ -189,5 +192,26 @@ describe('PgReplayGuard: several instances on one database', () => {
     guards.push(g)
     expect(await Promise.all([g.once(key('p'), async () => 1), g.once(key('q'), async () => 2)])).toEqual([1, 2])
     expect(levels).toEqual(['INSERT off', 'UPDATE on'])
+  })
+})
+
+describe('the service wiring (src/server/pg-stores.ts) over the full migration list', () => {
+  test('every step of src/server/migrations.ts applies once (again: nothing); the stores built from one pool work together', async () => {
+    const url = await server.database()
+    const pool = pools.open(url)
+    const first = await migrate(pool, MIGRATIONS)
+    expect(first.applied).toEqual(expect.arrayContaining(['ucan-0001-replay', 'ucan-0002-revocations', 'witness-0001-state']))
+    expect((await migrate(pool, MIGRATIONS)).applied).toEqual([])
+    const stores = await openPgUcanStores(pool, { now: () => 1000, maxRevocationsPerScope: 1 })
+    expect(await stores.replay.once(key('w'), async () => 'ran')).toBe('ran')
+    expect(await stores.revocations.record({ ucan: 'bafyU', scope: 'did:key:z6MkS', revoker: 'did:key:z6MkS', invocation: 'bafyI', time: 1000 })).toMatchObject({ created: true })
+    const witness = pgWitnessStore(pool)
+    expect(await witness.addLog('example.com/log')).toBe(true)
+    await stores.close()
+    await expect(stores.replay.once(key('x'), async () => 'closed')).rejects.toThrow('the replay guard is closed')
+    // A restart on the same database: the outcome is remembered.
+    const again = await openPgUcanStores(pool, { now: () => 1000 })
+    expect(await again.replay.once(key('w'), async () => 'again')).toBe('ran')
+    await again.close()
   })
 })

@@ -1,22 +1,23 @@
 /**
  * Fixtures for the UCAN-layer and witness store tests on PostgreSQL: a fresh database with the
- * given schema steps applied in order (the stores' exported migration lists), and pools on it.
+ * given schema steps applied by the service's migration runner (the stores' exported migration
+ * lists), and pools on it.
  */
 import pg from 'pg'
+import { migrate } from '../../src/storage/postgres/migrate.js'
 import type { PostgresServer } from '../helpers/postgres.js'
 
 /** A schema step as the stores export them. */
 export type Step = { readonly id: string; readonly sql: string }
 
-/** A fresh database on `server` with `steps` applied in order; returns its URL. */
+/** A fresh database on `server` with `steps` applied (src/storage/postgres/migrate.ts); returns its URL. */
 export async function databaseWith(server: PostgresServer, steps: readonly Step[]): Promise<string> {
   const url = await server.database()
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
+  const pool = new pg.Pool({ connectionString: url, max: 1 })
   try {
-    for (const step of steps) await client.query(step.sql)
+    await migrate(pool, steps)
   } finally {
-    await client.end()
+    await pool.end()
   }
   return url
 }
