@@ -30,9 +30,11 @@ export interface PgUcanStores {
 /**
  * Builds the UCAN layer's stores on `pool` (schema applied). The replay guard keeps one of the
  * pool's connections while open (its liveness lock and LISTEN): size the pool one larger.
- * @throws RangeError for a bad share or cap; the driver's error when the database cannot be reached.
+ * @throws RangeError for a bad share or cap, or a pool of fewer than 2 connections (the kept one
+ *   would leave none for the claims); the driver's error when the database cannot be reached.
  */
 export async function openPgUcanStores(pool: pg.Pool, options: PgUcanStoresOptions = {}): Promise<PgUcanStores> {
+  if ((pool.options.max ?? 10) < 2) throw new RangeError('the database pool must allow at least 2 connections: the replay guard keeps one')
   const revocations = new PgRevocations(pool, options.now ?? systemNow, options.maxRevocationsPerScope)
   const replay = await PgReplayGuard.open(pool, options)
   return { replay, revocations, close: () => replay.close() }

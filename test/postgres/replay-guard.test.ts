@@ -202,6 +202,7 @@ describe('the service wiring (src/server/pg-stores.ts) over the full migration l
     const first = await migrate(pool, MIGRATIONS)
     expect(first.applied).toEqual(expect.arrayContaining(['ucan-0001-replay', 'ucan-0002-revocations', 'witness-0001-state']))
     expect((await migrate(pool, MIGRATIONS)).applied).toEqual([])
+    await expect(openPgUcanStores(pools.open(url, 1))).rejects.toThrow(/at least 2 connections/)
     const stores = await openPgUcanStores(pool, { now: () => 1000, maxRevocationsPerScope: 1 })
     expect(await stores.replay.once(key('w'), async () => 'ran')).toBe('ran')
     expect(await stores.revocations.record({ ucan: 'bafyU', scope: 'did:key:z6MkS', revoker: 'did:key:z6MkS', invocation: 'bafyI', time: 1000 })).toMatchObject({ created: true })
