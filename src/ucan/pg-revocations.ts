@@ -4,7 +4,6 @@
  * (src/server/revocations.ts keeps the two in step) — shared by every instance on one database.
  * Tables `ucan_revocations` and `ucan_revocation_scopes` ({@link REVOCATION_MIGRATIONS}).
  */
-import { setImmediate } from 'node:timers'
 import type pg from 'pg'
 import type { API } from '@ucanto/core'
 import {
@@ -13,7 +12,7 @@ import {
   type RevocationQuery,
   type RevocationRecord,
   RevocationScopeFull,
-  firstRevoked,
+  batchedRevocationLookup,
 } from './revocation.js'
 import { transaction } from './pg-transaction.js'
 
@@ -73,7 +72,9 @@ export class PgRevocations implements RevocationIndex {
   readonly #pool: pg.Pool
   readonly #now: () => number
   readonly #max: number
-  #pending: { query: RevocationQuery; resolve(cid: string | undefined): void; reject(err: unknown): void }[] = []
+  readonly #find = batchedRevocationLookup(async (cids) =>
+    cids.length === 0 ? [] : (await this.#pool.query<{ ucan: string; scope: string }>('SELECT ucan, scope FROM ucan_revocations WHERE ucan = ANY($1::text[])', [cids])).rows,
+  )
 
   /**
    * @param pool the database (schema {@link REVOCATION_MIGRATIONS} applied).
@@ -96,32 +97,7 @@ export class PgRevocations implements RevocationIndex {
    * the database cannot answer.
    */
   findRevoked(query: RevocationQuery): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ query, resolve, reject })
-      if (this.#pending.length === 1) setImmediate(() => void this.#lookupBatch())
-    })
-  }
-
-  async #lookupBatch(): Promise<void> {
-    const batch = this.#pending
-    this.#pending = []
-    const revoked = new Map<string, Set<string>>()
-    try {
-      const cids = new Set<string>()
-      for (const { query } of batch) for (const cid of query.keys()) cids.add(cid)
-      if (cids.size > 0) {
-        const { rows } = await this.#pool.query<{ ucan: string; scope: string }>('SELECT ucan, scope FROM ucan_revocations WHERE ucan = ANY($1::text[])', [[...cids]])
-        for (const { ucan, scope } of rows) {
-          const scopes = revoked.get(ucan) ?? new Set<string>()
-          scopes.add(scope)
-          revoked.set(ucan, scopes)
-        }
-      }
-    } catch (err) {
-      for (const { reject } of batch) reject(err)
-      return
-    }
-    for (const { query, resolve } of batch) resolve(firstRevoked(query, revoked))
+    return this.#find(query)
   }
 
   async record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {

@@ -3,7 +3,6 @@
  * index the authorizer queries on every append, each row with its revocation-log index once
  * appended (src/server/revocations.ts keeps the two in step).
  */
-import { setImmediate } from 'node:timers'
 import type Database from 'better-sqlite3'
 import type { API } from '@ucanto/core'
 import {
@@ -12,7 +11,7 @@ import {
   type RevocationRecord,
   type RevocationIndex,
   RevocationScopeFull,
-  firstRevoked,
+  batchedRevocationLookup,
 } from './revocation.js'
 
 interface RevocationRow {
@@ -30,7 +29,7 @@ interface RevocationRow {
  */
 export class SqliteRevocations implements RevocationIndex {
   readonly #lookup: Database.Statement<[string], { ucan: string; scope: string }>
-  #pending: { query: RevocationQuery; resolve(cid: string | undefined): void; reject(err: unknown): void }[] = []
+  readonly #find = batchedRevocationLookup((cids) => this.#lookup.all(JSON.stringify(cids)))
   readonly #get: Database.Statement<[string, string], RevocationRow>
   readonly #insert: Database.Statement<[string, string, string, string, number, number | null]>
   readonly #setIndex: Database.Statement<[number, string, string]>
@@ -74,30 +73,7 @@ export class SqliteRevocations implements RevocationIndex {
    * principals. Rejects (all of the batch) if the file is unusable.
    */
   findRevoked(query: RevocationQuery): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ query, resolve, reject })
-      if (this.#pending.length === 1) setImmediate(() => this.#lookupBatch())
-    })
-  }
-
-  /** Answers every pending {@link findRevoked} with one statement. */
-  #lookupBatch(): void {
-    const batch = this.#pending
-    this.#pending = []
-    const revoked = new Map<string, Set<string>>()
-    try {
-      const cids = new Set<string>()
-      for (const { query } of batch) for (const cid of query.keys()) cids.add(cid)
-      for (const { ucan, scope } of this.#lookup.all(JSON.stringify([...cids]))) {
-        const scopes = revoked.get(ucan) ?? new Set<string>()
-        scopes.add(scope)
-        revoked.set(ucan, scopes)
-      }
-    } catch (err) {
-      for (const { reject } of batch) reject(err)
-      return
-    }
-    for (const { query, resolve } of batch) resolve(firstRevoked(query, revoked))
+    return this.#find(query)
   }
 
   async record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {

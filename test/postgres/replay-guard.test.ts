@@ -5,38 +5,29 @@
  * instance died answers UNKNOWN_OUTCOME and never runs again; a claim of a live but stalled
  * instance is waited for, then refused by name (ReplayPending), and answered once it settles.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test } from 'vitest'
 import { PgReplayGuard, REPLAY_MIGRATIONS, ReplayGuardFull, ReplayPending, UNKNOWN_OUTCOME } from '../../src/ucan/index.js'
 import { MIGRATIONS } from '../../src/server/migrations.js'
 import { openPgUcanStores, pgWitnessStore } from '../../src/server/pg-stores.js'
 import { migrate } from '../../src/storage/postgres/migrate.js'
-import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
 import { replayGuardConformance } from '../ucan/replay-conformance.js'
-import { Pools, databaseWith } from './schema.js'
+import { databaseWith, serverForFile } from './schema.js'
 
-let server: PostgresServer
-const pools = new Pools()
+const { server: pgServer, pools } = serverForFile()
 const guards: PgReplayGuard[] = []
-beforeAll(async () => {
-  server = await startPostgres()
-}, 60_000)
 afterEach(async () => {
   await Promise.allSettled(guards.splice(0).map((g) => g.close()))
 })
-afterAll(async () => {
-  await pools.end()
-  await server?.stop()
-})
 
 replayGuardConformance('PgReplayGuard', async ({ now, maxPerOwner }) => {
-  const pool = pools.open(await databaseWith(server, REPLAY_MIGRATIONS))
+  const pool = pools.open(await databaseWith(pgServer(), REPLAY_MIGRATIONS))
   const guard = await PgReplayGuard.open(pool, { now, maxReplayPerOwner: maxPerOwner })
   return { guard, close: () => guard.close() }
 })
 
 /** `n` guards, each on its own pool (one per instance), on one fresh database. */
 async function instances(n: number, options: { maxReplayPerOwner?: number; waitMs?: number; pollMs?: number } = {}) {
-  const url = await databaseWith(server, REPLAY_MIGRATIONS)
+  const url = await databaseWith(pgServer(), REPLAY_MIGRATIONS)
   const out: PgReplayGuard[] = []
   for (let i = 0; i < n; i++) out.push(await PgReplayGuard.open(pools.open(url), { now: () => 1000, ...options }))
   guards.push(...out)
@@ -197,7 +188,7 @@ describe('PgReplayGuard: several instances on one database', () => {
 
 describe('the service wiring (src/server/pg-stores.ts) over the full migration list', () => {
   test('every step of src/server/migrations.ts applies once (again: nothing); the stores built from one pool work together', async () => {
-    const url = await server.database()
+    const url = await pgServer().database()
     const pool = pools.open(url)
     const first = await migrate(pool, MIGRATIONS)
     expect(first.applied).toEqual(expect.arrayContaining(['ucan-0001-replay', 'ucan-0002-revocations', 'witness-0001-state']))

@@ -4,30 +4,21 @@
  * is effective for the other at once, the per-scope cap holds across instances, and a database
  * that cannot answer makes lookups reject (the authorizer fails closed).
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { PgRevocations, REVOCATION_MIGRATIONS, RevocationScopeFull } from '../../src/ucan/index.js'
-import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
 import { query, revocation, revocationIndexConformance } from '../ucan/revocations-conformance.js'
-import { Pools, databaseWith } from './schema.js'
+import { databaseWith, serverForFile } from './schema.js'
 
-let server: PostgresServer
-const pools = new Pools()
-beforeAll(async () => {
-  server = await startPostgres()
-}, 60_000)
-afterAll(async () => {
-  await pools.end()
-  await server?.stop()
-})
+const { server: pgServer, pools } = serverForFile()
 
 revocationIndexConformance('PgRevocations', async ({ now, maxPerScope }) => {
-  const pool = pools.open(await databaseWith(server, REVOCATION_MIGRATIONS))
+  const pool = pools.open(await databaseWith(pgServer(), REVOCATION_MIGRATIONS))
   return { store: new PgRevocations(pool, now, maxPerScope), close() {} }
 })
 
 describe('PgRevocations: two instances on one database', () => {
   test('a revocation recorded through one is effective through the other as soon as record resolves; idempotent across them', async () => {
-    const url = await databaseWith(server, REVOCATION_MIGRATIONS)
+    const url = await databaseWith(pgServer(), REVOCATION_MIGRATIONS)
     const a = new PgRevocations(pools.open(url), () => 1000)
     const b = new PgRevocations(pools.open(url), () => 1000)
     expect(await b.findRevoked(query([['bafyA', ['did:key:z6MkScope']]]))).toBeUndefined()
@@ -40,7 +31,7 @@ describe('PgRevocations: two instances on one database', () => {
   })
 
   test('the per-scope cap holds when both record at once: exactly the cap is created, the rest RevocationScopeFull', async () => {
-    const url = await databaseWith(server, REVOCATION_MIGRATIONS)
+    const url = await databaseWith(pgServer(), REVOCATION_MIGRATIONS)
     const a = new PgRevocations(pools.open(url), () => 1000, 3)
     const b = new PgRevocations(pools.open(url), () => 1000, 3)
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).record(revocation(`bafy${i}`))))
@@ -55,7 +46,7 @@ describe('PgRevocations: two instances on one database', () => {
   })
 
   test('a database that cannot answer: lookups reject (fail closed) and nothing is recorded', async () => {
-    const pool = pools.open(await databaseWith(server, REVOCATION_MIGRATIONS))
+    const pool = pools.open(await databaseWith(pgServer(), REVOCATION_MIGRATIONS))
     const s = new PgRevocations(pool, () => 1000)
     await pool.end()
     await expect(s.findRevoked(query([['bafyA', ['did:key:z6MkScope']]]))).rejects.toThrow()

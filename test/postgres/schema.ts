@@ -4,8 +4,9 @@
  * lists), and pools on it.
  */
 import pg from 'pg'
+import { afterAll, beforeAll } from 'vitest'
 import { migrate } from '../../src/storage/postgres/migrate.js'
-import type { PostgresServer } from '../helpers/postgres.js'
+import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
 
 /** A schema step as the stores export them. */
 export type Step = { readonly id: string; readonly sql: string }
@@ -35,4 +36,21 @@ export class Pools {
   async end(): Promise<void> {
     await Promise.all(this.#pools.splice(0).filter((p) => !p.ended).map((p) => p.end()))
   }
+}
+
+/**
+ * One server for the test file (started in beforeAll, stopped in afterAll after every pool opened
+ * through the returned {@link Pools} has ended). Read `server()` inside tests only.
+ */
+export function serverForFile(): { server(): PostgresServer; pools: Pools } {
+  let server: PostgresServer | undefined
+  const pools = new Pools()
+  beforeAll(async () => {
+    server = await startPostgres()
+  }, 60_000)
+  afterAll(async () => {
+    await pools.end()
+    await server?.stop()
+  })
+  return { server: () => server!, pools }
 }

@@ -5,51 +5,26 @@
  * stalled compare-and-swap can never roll the log back.
  */
 import type pg from 'pg'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { PgWitnessStore, WITNESS_MIGRATIONS, type WitnessLog, type WitnessStore } from '../../witness/index.js'
-import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { PgWitnessStore, WITNESS_MIGRATIONS } from '../../witness/index.js'
 import { CP1, CP3, CP5, LOG, note, PROOF_1_3, PROOF_1_5 } from '../vectors/litewitness.js'
 import { expectResponse, request, startWitness, type Running } from '../witness/helpers.js'
 import { witnessStoreConformance } from '../witness/store-conformance.js'
-import { Pools, databaseWith } from './schema.js'
+import { databaseWith, serverForFile } from './schema.js'
 
-let server: PostgresServer
-const pools = new Pools()
-beforeAll(async () => {
-  server = await startPostgres()
-}, 60_000)
-afterAll(async () => {
-  await pools.end()
-  await server?.stop()
-})
+const { server: pgServer, pools } = serverForFile()
 
 witnessStoreConformance('PgWitnessStore', async () => {
-  const store = new PgWitnessStore(pools.open(await databaseWith(server, WITNESS_MIGRATIONS)))
+  const store = new PgWitnessStore(pools.open(await databaseWith(pgServer(), WITNESS_MIGRATIONS)))
   return { store, close() {} }
 })
 
 /** A store whose compare-and-swap can be held just before its write (to force an interleaving). */
-class Stalling implements WitnessStore {
+class Stalling extends PgWitnessStore {
   stall: ((newSize: number) => Promise<void> | undefined) | undefined
-  constructor(readonly inner: PgWitnessStore) {}
-  getLog(origin: string) {
-    return this.inner.getLog(origin)
-  }
-  async compareAndSwap(origin: string, oldSize: number, newSize: number, rootHash: Uint8Array, checkpoint: string) {
+  override async compareAndSwap(origin: string, oldSize: number, newSize: number, rootHash: Uint8Array, checkpoint: string) {
     await this.stall?.(newSize)
-    return this.inner.compareAndSwap(origin, oldSize, newSize, rootHash, checkpoint)
-  }
-  addLog(origin: string) {
-    return this.inner.addLog(origin)
-  }
-  addKey(origin: string, vkey: string) {
-    return this.inner.addKey(origin, vkey)
-  }
-  deleteKey(origin: string, vkey: string) {
-    return this.inner.deleteKey(origin, vkey)
-  }
-  listLogs(): Promise<WitnessLog[]> {
-    return this.inner.listLogs()
+    return super.compareAndSwap(origin, oldSize, newSize, rootHash, checkpoint)
   }
 }
 
@@ -61,9 +36,9 @@ describe('PgWitnessStore: two witness processes on one database', () => {
 
   /** Two witnesses (one pool each) on a fresh database holding the litewitness log at size 1. */
   async function twoWitnesses() {
-    const url = await databaseWith(server, WITNESS_MIGRATIONS)
-    const a = new Stalling(new PgWitnessStore(pools.open(url)))
-    const b = new Stalling(new PgWitnessStore(pools.open(url)))
+    const url = await databaseWith(pgServer(), WITNESS_MIGRATIONS)
+    const a = new Stalling(pools.open(url))
+    const b = new Stalling(pools.open(url))
     await a.addLog(LOG.origin)
     await b.addKey(LOG.origin, LOG.vkey)
     const [wa, wb] = [await startWitness(a), await startWitness(b)]
@@ -103,7 +78,7 @@ describe('PgWitnessStore: two witness processes on one database', () => {
 
 describe('PgWitnessStore: the database itself', () => {
   it('a trigger refuses any update lowering a size, even from other tools', async () => {
-    const pool = pools.open(await databaseWith(server, WITNESS_MIGRATIONS))
+    const pool = pools.open(await databaseWith(pgServer(), WITNESS_MIGRATIONS))
     const s = new PgWitnessStore(pool)
     await s.addLog('o')
     expect(await s.compareAndSwap('o', 0, 5, new Uint8Array(32), 'cp5')).toBe(true)
@@ -112,7 +87,7 @@ describe('PgWitnessStore: the database itself', () => {
   })
 
   it('commits each change with synchronous_commit on, whatever the server default (off here)', async () => {
-    const pool = pools.open(await databaseWith(server, WITNESS_MIGRATIONS))
+    const pool = pools.open(await databaseWith(pgServer(), WITNESS_MIGRATIONS))
     // Fault-injection probe: before each write the store sends, read the setting on the same connection.
     const levels: string[] = []
     pool.on('connect', (c) => {
