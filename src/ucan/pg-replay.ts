@@ -128,8 +128,9 @@ export class PgReplayGuard implements ReplayGuard {
   readonly #pollMs: number
   /** This instance's key: its liveness lock, and `claimed_by` of its claims. */
   readonly instance: number
+  /** The kept connection (liveness lock, LISTEN); undefined once lost, until {@link #reconnect}. */
   #listener: pg.PoolClient | undefined
-  #broken = false
+  #reconnecting: Promise<void> | undefined
   readonly #inFlight = new Map<string, Promise<unknown>>()
   /** Ids waited for (another instance's claims) → wake-ups of their waiters. */
   readonly #waiters = new Map<string, Set<() => void>>()
@@ -179,12 +180,37 @@ export class PgReplayGuard implements ReplayGuard {
       for (const id of n.payload.split('\n')) for (const wake of this.#waiters.get(id) ?? []) wake()
     })
     // A lost connection loses the liveness lock too: other instances then answer this one's
-    // pending claims UNKNOWN_OUTCOME (never a second run). Waiters fall back to polling.
-    client.on('error', () => {
-      this.#broken = true
+    // pending claims UNKNOWN_OUTCOME (never a second run; a run that finishes still stores its
+    // outcome). Waiters fall back to polling; the next admission takes the lock again.
+    client.on('error', (err) => {
+      if (this.#listener !== client) return
+      this.#listener = undefined
+      client.release(err)
     })
     await client.query(`LISTEN ${CHANNEL}`)
     this.#listener = client
+  }
+
+  /**
+   * Takes a connection, this instance's liveness lock (same key: its claims name it) and LISTEN
+   * again after the kept connection was lost (the database restarted, a network cut).
+   * @throws when the database cannot be reached, or another instance took the key meanwhile.
+   */
+  #reconnect(): Promise<void> {
+    this.#reconnecting ??= (async () => {
+      const client = await this.#pool.connect()
+      try {
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [LIVE_LOCK, this.instance])
+        if (!rows[0]!.ok) throw new Error('the replay guard lost its database connection and its instance key is taken; restart the instance')
+        await this.#listen(client)
+      } catch (err) {
+        client.release(err instanceof Error ? err : true)
+        throw err
+      }
+    })().finally(() => {
+      this.#reconnecting = undefined
+    })
+    return this.#reconnecting
   }
 
   once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T> {
@@ -228,6 +254,15 @@ export class PgReplayGuard implements ReplayGuard {
     return known
   }
 
+  /**
+   * Whether the guard holds its kept connection (its liveness lock): false from the moment the
+   * driver reports it lost until the next admission takes it again. Claims made without it are
+   * answered UNKNOWN_OUTCOME by the other instances (never run twice). For health and tests.
+   */
+  get connected(): boolean {
+    return this.#listener !== undefined
+  }
+
   /** Ids of `owner` remembered (unexpired, or expired but not yet forgotten). */
   async count(owner: string): Promise<number> {
     const { rows } = await this.#pool.query<{ n: string }>('SELECT n FROM ucan_replay_owners WHERE owner = $1', [owner])
@@ -264,7 +299,7 @@ export class PgReplayGuard implements ReplayGuard {
     this.#admits = []
     let decided: Decision[]
     try {
-      if (this.#broken) throw new Error('the replay guard lost its database connection; restart the instance')
+      if (this.#listener === undefined) await this.#reconnect()
       decided = await retrying(() => transaction(this.#pool, (c) => this.#admit(c, batch), false))
     } catch (err) {
       for (const b of batch) b.reject(err)

@@ -5,7 +5,7 @@
  * instance died answers UNKNOWN_OUTCOME and never runs again; a claim of a live but stalled
  * instance is waited for, then refused by name (ReplayPending), and answered once it settles.
  */
-import { afterEach, describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import { PgReplayGuard, REPLAY_MIGRATIONS, ReplayGuardFull, ReplayPending, UNKNOWN_OUTCOME } from '../../src/ucan/index.js'
 import { MIGRATIONS } from '../../src/server/migrations.js'
 import { openPgUcanStores, pgWitnessStore } from '../../src/server/pg-stores.js'
@@ -124,6 +124,23 @@ describe('PgReplayGuard: several instances on one database', () => {
     stuck.release()
     await a!.close()
     expect(await c.seen('d')).toBe('never')
+  })
+
+  test('an instance whose kept connection was cut takes its liveness lock again at its next admission: claims go on, and are waited for again', async () => {
+    const { url, guards: [a, b] } = await instances(2, { pollMs: 60_000, waitMs: 60_000 })
+    const admin = pools.open(url, 1)
+    expect(a!.connected).toBe(true)
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1::bigint::oid AND objsubid = 2`, [a!.instance])
+    await vi.waitFor(() => expect(a!.connected).toBe(false))
+    const slow = gated('after the cut')
+    const onA = a!.once(key('r'), slow.task)
+    await slow.running
+    let ran = false
+    const onB = b!.once(key('r'), async () => (ran = true)) // a is alive again: b waits, then gets a's outcome
+    slow.release()
+    expect(await Promise.all([onA, onB])).toEqual(['after the cut', 'after the cut'])
+    expect(ran).toBe(false)
+    expect(a!.connected).toBe(true)
   })
 
   test('a live instance stalled on a claim: the other waits up to its bound, then ReplayPending (nothing run); once the claim settles, its outcome', async () => {
