@@ -11,6 +11,8 @@ import { LogManager } from '../log/log-manager.js'
 import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
 import { LocalBackend } from '../storage/local-backend.js'
+import { PgBackend } from '../storage/postgres/pg-backend.js'
+import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
@@ -18,6 +20,9 @@ import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
 import { createPreverifyPool, createUcanService, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
+import type { ReplayGuard } from '../ucan/replay.js'
+import type { RevocationIndex } from '../ucan/revocation.js'
+import { openPgUcanStores } from './pg-stores.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
@@ -53,6 +58,8 @@ export interface RunningService {
   /** Start-up warnings for the operator (e.g. an origin prefix that is not host-like); also logged. */
   warnings: string[]
   logs: LogManager
+  /** The logs' database URL without its password, when `databaseUrl` is set (else the logs are in the data directory). */
+  database: string | undefined
   /** The Storacha uploader, when `storachaUrl` is not `off`. */
   uploader: StorachaUploader | undefined
   /** Flushes every log, stops listening and closes state. */
@@ -102,6 +109,9 @@ export interface ServiceHooks {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  if (c.databaseUrl !== '' && c.storachaUrl !== 'off') {
+    throw new ConfigError('--storacha-url / UCANLOG_STORACHA_URL is not yet supported with --database-url / UCANLOG_DATABASE_URL (the upload queue is still local); use one or the other')
+  }
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
     throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
   }
@@ -133,9 +143,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
 
   // Keys, the bundled witness, the policy and the origin prefix; on any failure the port is freed.
   let bw: Awaited<ReturnType<typeof openWitness>> | undefined
+  let db: Database | undefined
   let started: Awaited<ReturnType<typeof prepare>>
   const prepare = async () => {
     await usableDataDir(dataDir)
+    // The logs' database (--database-url), its schema migrated before anything is served.
+    if (c.databaseUrl !== '') db = await openDatabase(c, log)
     const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
     if (created) log.info({ did: signer.did(), file: join(dataDir, 'service.key') }, 'created service key')
     // The bundled witness, in-process, mounted at /witness on the same listener.
@@ -150,6 +163,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     started = await prepare()
   } catch (err) {
     bw?.close()
+    await db?.close().catch(() => {})
     await closeListener(server)
     throw err
   }
@@ -163,9 +177,22 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const local = new LocalBackend(dataDir)
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
-    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
+    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
-    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log, onAttempt: (result) => attempts.inc({ result }) })
+    const backlogFull = new Counter({ name: 'ucanlog_upload_backlog_refusals_total', help: 'appends refused UploadBacklogFull: their log had --upload-backlog-max checkpoints waiting for upload', registers: [metrics] })
+    uploader = new StorachaUploader({
+      queue: uploadQueue,
+      signer,
+      target,
+      retryMaxMs: c.uploadRetryMaxMs,
+      concurrency: c.uploadConcurrency,
+      batchCheckpoints: c.uploadBatchCheckpoints,
+      batchBytes: c.uploadBatchBytes,
+      backlogMax: c.uploadBacklogMax,
+      logger: log,
+      onAttempt: (result) => attempts.inc({ result }),
+      onBacklogFull: () => backlogFull.inc(),
+    })
     const queue = uploadQueue
     // Read from the queue database at each scrape (one grouped scan of the pending jobs).
     const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })
@@ -206,7 +233,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       onWitnessRecovered: ({ name, url }) => log.info({ witness: name, url, origin }, 'witness recovered'),
     })
   }
-  const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local
+  // With a database, every log (and the revocation log) lives there, written under per-log leases.
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log }) : undefined
+  const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
   sharedShardCache(c.shardCacheBytes)
@@ -272,11 +301,19 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       const l = lease.log
       return { logId: l.id, origin: l.origin, vkey: logSigner(l.origin).vkey, treeSize: l.treeSize }
     },
-    reserve: async (space, meta) => (await logs.acquire(space, { create: true, client: meta.client }))!,
+    reserve: async (space, meta) => {
+      // A log whose upload backlog is at --upload-backlog-max is refused UploadBacklogFull (its delegation kept first).
+      await uploader?.admit(space, meta.delegation)
+      return (await logs.acquire(space, { create: true, client: meta.client }))!
+    },
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
-  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
+  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable; with
+  // a database, shared there by every instance (src/server/pg-stores.ts), else in <data>/ucan.db.
+  const ucanOptions = { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock }
+  const ucanStore: { replay: ReplayGuard; revocations: RevocationIndex; close(): void | Promise<void> } = db
+    ? await openPgUcanStores(db.pool, ucanOptions)
+    : UcanStore.open(join(dataDir, 'ucan.db'), ucanOptions)
   const revocationLog = await RevocationLog.open({
     backend,
     originPrefix,
@@ -284,6 +321,18 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
+  }).catch(async (err: unknown) => {
+    // E.g. LeaseHeld: another instance writes this database's revocation log. Close what is open
+    // (the database pool, the listener, …) so the process can exit with the error.
+    await logs.close()
+    await entryIndex.close()
+    await ucanStore.close()
+    await pgBackend?.close()
+    await db?.close()
+    uploadQueue?.close()
+    await closeListener(server)
+    bundled.close()
+    throw err
   })
   // Signature checks of RPC requests on the other cores (src/ucan/preverify-pool.ts).
   const preverifyPool =
@@ -346,6 +395,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const app = createApp({
     logs,
     storageFull: () => storage.full(),
+    ...(db && { database: () => db!.health() }),
     rpc,
     info,
     did: signer.did(),
@@ -381,7 +431,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     })().catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
   }
-  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey }, 'ucanlog listening')
+  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey, ...(db && { database: db.url }) }, 'ucanlog listening')
 
   return {
     url,
@@ -394,6 +444,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     warnings: prefix.warning ? [prefix.warning] : [],
     logs,
     uploader,
+    database: db?.url,
     async close() {
       await preverifyPool?.close()
       await logs.close()
@@ -401,7 +452,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       await checking
       await catchUp
       await revocationLog.close()
-      ucanStore.close()
+      await pgBackend?.close()
+      await ucanStore.close()
+      await db?.close()
       await uploader?.close()
       uploadQueue?.close()
       await closeListener(server)

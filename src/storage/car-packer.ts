@@ -329,77 +329,17 @@ export class CarPacker {
     const db = this.open_()
     if (!Number.isSafeInteger(treeSize) || treeSize < 1) throw new RangeError(`tree size ${treeSize} is not a positive safe integer`)
     if (treeSize <= this.lastTreeSize) throw new StaleTreeSizeError(treeSize, this.lastTreeSize)
-    if (files.size === 0) throw new RangeError('a pack needs at least one file')
-
-    // dir ('' = root) → name → change, for every directory on a changed path.
-    const tree = new Map<string, Map<string, Change>>([['', new Map()]])
-    for (const [path, bytes] of files) {
-      const segments = checkRelativePath(path).split('/')
-      for (let i = 0; i < segments.length; i++) {
-        const dir = segments.slice(0, i).join('/')
-        const isFile = i === segments.length - 1
-        let changes = tree.get(dir)
-        if (changes === undefined) tree.set(dir, (changes = new Map()))
-        const prior = changes.get(segments[i]!)
-        if (prior !== undefined && (prior.kind === 'file' || isFile)) {
-          throw new InvalidPathError(path, 'needs a file and a directory at the same path')
-        }
-        changes.set(segments[i]!, isFile ? { kind: 'file', bytes } : { kind: 'dir' })
-      }
-    }
-    for (const changes of tree.values()) {
-      for (const change of changes.values()) if (change.kind === 'file') change.file = await encodeFile(change.bytes)
-    }
-
-    // New directory nodes, deepest first, each from its current entries plus its changes.
     const selectDir = db.prepare('SELECT name, is_dir, cid, tsize FROM entries WHERE dir = ?')
-    const dirs = new Map<string, EncodedDirectory>()
-    // Sharded directories that were already sharded: only their nodes on changed names' paths are new.
-    const wasSharded = new Set<string>()
-    for (const dir of [...tree.keys()].sort((a, b) => depth(b) - depth(a))) {
-      const entries = new Map<string, { name: string; cid: CID; tsize: number; isDir: boolean }>()
-      for (const row of selectDir.all(dir) as EntryRow[]) {
-        entries.set(row.name, { name: row.name, cid: CID.decode(row.cid), tsize: row.tsize, isDir: row.is_dir === 1 })
-      }
-      if (entries.size > SHARD_THRESHOLD) wasSharded.add(dir)
-      for (const [name, change] of tree.get(dir)!) {
-        const path = child(dir, name)
-        const isDir = change.kind === 'dir'
-        if (entries.get(name)?.isDir === !isDir) {
-          throw new InvalidPathError(path, `is a ${isDir ? 'file' : 'directory'} in the log`)
-        }
-        const node = change.kind === 'dir' ? dirs.get(path)! : change.file!
-        entries.set(name, { name, cid: node.cid, tsize: node.tsize, isDir })
-      }
-      dirs.set(dir, await encodeDirectory(entries.values(), new Set(tree.get(dir)!.keys()), this.shards))
-    }
-    const root = dirs.get('')!.cid
-
-    // Blocks in depth-first pre-order from the root, each once.
-    const blocks = new Map<string, Block>()
-    const add = (b: Block) => {
-      const key = b.cid.toString()
-      if (!blocks.has(key)) blocks.set(key, b)
-    }
-    const emit = (dir: string): void => {
-      // A sharded directory contributes only its new shard nodes; unchanged ones are in earlier CARs.
-      const d = dirs.get(dir)!
-      for (const b of d.blocks) if (!wasSharded.has(dir) || d.dirty!.has(b.cid.toString())) add(b)
-      const changes = tree.get(dir)!
-      for (const name of [...changes.keys()].sort(byUtf8)) {
-        const change = changes.get(name)!
-        if (change.kind === 'dir') emit(child(dir, name))
-        else change.file!.blocks.forEach(add)
-      }
-    }
-    emit('')
-
-    const car = await encodeCar(root, blocks.values())
-    const carCid = CID.createV1(CAR_CODE, await sha256.digest(car))
+    const plan = await planPack(
+      files,
+      (dir) => (selectDir.all(dir) as EntryRow[]).map((r) => ({ name: r.name, isDir: r.is_dir === 1, cid: CID.decode(r.cid), tsize: r.tsize })),
+      this.shards,
+    )
+    const { root, car, carCid } = plan
     const name = carFileName(treeSize, carCid)
     const file = join(this.dir, name)
     const tmp = tempPathFor(file)
-    const result: PackResult = { treeSize, root, carCid, file, bytes: car.length, blocks: blocks.size }
+    const result: PackResult = { treeSize, root, carCid, file, bytes: car.length, blocks: plan.blocks }
 
     try {
       db.prepare('INSERT OR REPLACE INTO pending (id, tmp, file) VALUES (1, ?, ?)').run(tmpName(tmp), name)
@@ -411,12 +351,7 @@ export class CarPacker {
       await this.faultHook?.('car-renamed')
       const upsert = db.prepare('INSERT OR REPLACE INTO entries (dir, name, is_dir, cid, tsize) VALUES (?, ?, ?, ?, ?)')
       db.transaction(() => {
-        for (const [dir, changes] of tree) {
-          for (const [name, change] of changes) {
-            const node = change.kind === 'dir' ? dirs.get(child(dir, name))! : change.file!
-            upsert.run(dir, name, change.kind === 'dir' ? 1 : 0, node.cid.bytes, node.tsize)
-          }
-        }
+        for (const e of plan.entries) upsert.run(e.dir, e.name, e.isDir ? 1 : 0, e.cid.bytes, e.tsize)
         db.prepare('INSERT INTO packs (tree_size, root, car_cid, file, bytes, blocks) VALUES (?, ?, ?, ?, ?, ?)').run(
           treeSize,
           root.toString(),
@@ -454,6 +389,118 @@ export class CarPacker {
       blocks: row.blocks,
     }
   }
+}
+
+/** One entry of a directory of the archived tree (dir is '' for the root, else a store path). */
+export interface ArchivedEntry {
+  dir: string
+  name: string
+  isDir: boolean
+  cid: CID
+  tsize: number
+}
+
+/** A checkpoint's CAR, built by {@link planPack}, and the directory entries it changes. */
+export interface PackPlan {
+  /** CID of the new root UnixFS directory. */
+  root: CID
+  /** The CAR bytes (CARv1, single root `root`). */
+  car: Uint8Array
+  /** CIDv1 of the CAR: codec CAR 0x0202, sha2-256 of `car`. */
+  carCid: CID
+  /** Number of blocks in the CAR. */
+  blocks: number
+  /** Every directory entry the pack adds or replaces (the new index rows), once `car` is stored. */
+  entries: ArchivedEntry[]
+}
+
+/**
+ * Builds the CAR of one checkpoint (see {@link CarPacker}: the blocks of the files it added or
+ * changed and the new directory nodes on their paths, in depth-first pre-order from the new root)
+ * from `files` and the current entries of the directories on changed paths, which `readDir(dir)`
+ * returns (dir '' = the root; [] for a directory not yet in the tree). Stores nothing: the caller
+ * stores the CAR and then the returned entries, so every archive backend (the SQLite index here,
+ * PostgreSQL tables elsewhere) shares one CAR encoding.
+ * @throws InvalidPathError (a refused path, or one needing a file where the tree has a directory or
+ *   the other way round), RangeError (no files).
+ */
+export async function planPack(
+  files: ReadonlyMap<string, Uint8Array>,
+  readDir: (dir: string) => Iterable<Omit<ArchivedEntry, 'dir'>> | Promise<Iterable<Omit<ArchivedEntry, 'dir'>>>,
+  shards: ShardCache = sharedShardCache(),
+): Promise<PackPlan> {
+  if (files.size === 0) throw new RangeError('a pack needs at least one file')
+
+  // dir ('' = root) → name → change, for every directory on a changed path.
+  const tree = new Map<string, Map<string, Change>>([['', new Map()]])
+  for (const [path, bytes] of files) {
+    const segments = checkRelativePath(path).split('/')
+    for (let i = 0; i < segments.length; i++) {
+      const dir = segments.slice(0, i).join('/')
+      const isFile = i === segments.length - 1
+      let changes = tree.get(dir)
+      if (changes === undefined) tree.set(dir, (changes = new Map()))
+      const prior = changes.get(segments[i]!)
+      if (prior !== undefined && (prior.kind === 'file' || isFile)) {
+        throw new InvalidPathError(path, 'needs a file and a directory at the same path')
+      }
+      changes.set(segments[i]!, isFile ? { kind: 'file', bytes } : { kind: 'dir' })
+    }
+  }
+  for (const changes of tree.values()) {
+    for (const change of changes.values()) if (change.kind === 'file') change.file = await encodeFile(change.bytes)
+  }
+
+  // New directory nodes, deepest first, each from its current entries plus its changes.
+  const dirs = new Map<string, EncodedDirectory>()
+  // Sharded directories that were already sharded: only their nodes on changed names' paths are new.
+  const wasSharded = new Set<string>()
+  for (const dir of [...tree.keys()].sort((a, b) => depth(b) - depth(a))) {
+    const entries = new Map<string, { name: string; cid: CID; tsize: number; isDir: boolean }>()
+    for (const row of await readDir(dir)) entries.set(row.name, { name: row.name, cid: row.cid, tsize: row.tsize, isDir: row.isDir })
+    if (entries.size > SHARD_THRESHOLD) wasSharded.add(dir)
+    for (const [name, change] of tree.get(dir)!) {
+      const path = child(dir, name)
+      const isDir = change.kind === 'dir'
+      if (entries.get(name)?.isDir === !isDir) {
+        throw new InvalidPathError(path, `is a ${isDir ? 'file' : 'directory'} in the log`)
+      }
+      const node = change.kind === 'dir' ? dirs.get(path)! : change.file!
+      entries.set(name, { name, cid: node.cid, tsize: node.tsize, isDir })
+    }
+    dirs.set(dir, await encodeDirectory(entries.values(), new Set(tree.get(dir)!.keys()), shards))
+  }
+  const root = dirs.get('')!.cid
+
+  // Blocks in depth-first pre-order from the root, each once.
+  const blocks = new Map<string, Block>()
+  const add = (b: Block) => {
+    const key = b.cid.toString()
+    if (!blocks.has(key)) blocks.set(key, b)
+  }
+  const emit = (dir: string): void => {
+    // A sharded directory contributes only its new shard nodes; unchanged ones are in earlier CARs.
+    const d = dirs.get(dir)!
+    for (const b of d.blocks) if (!wasSharded.has(dir) || d.dirty!.has(b.cid.toString())) add(b)
+    const changes = tree.get(dir)!
+    for (const name of [...changes.keys()].sort(byUtf8)) {
+      const change = changes.get(name)!
+      if (change.kind === 'dir') emit(child(dir, name))
+      else change.file!.blocks.forEach(add)
+    }
+  }
+  emit('')
+
+  const car = await encodeCar(root, blocks.values())
+  const carCid = CID.createV1(CAR_CODE, await sha256.digest(car))
+  const entries: ArchivedEntry[] = []
+  for (const [dir, changes] of tree) {
+    for (const [name, change] of changes) {
+      const node = change.kind === 'dir' ? dirs.get(child(dir, name))! : change.file!
+      entries.push({ dir, name, isDir: change.kind === 'dir', cid: node.cid, tsize: node.tsize })
+    }
+  }
+  return { root, car, carCid, blocks: blocks.size, entries }
 }
 
 function depth(dir: string): number {

@@ -58,6 +58,22 @@ export function checkRelativePath(path: string): string {
 }
 
 /**
+ * A write's files by path, every path checked (checkRelativePath) and every value a Uint8Array
+ * before anything is written; a path given twice keeps its last bytes. Shared by every store's
+ * `write`, so a refused batch writes nothing in any of them.
+ * @throws InvalidPathError, TypeError (a value that is not a Uint8Array)
+ */
+export function checkedBatch(files: Iterable<[string, Uint8Array]>): Map<string, Uint8Array> {
+  const batch = new Map<string, Uint8Array>()
+  for (const [path, bytes] of files) {
+    checkRelativePath(path)
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`contents of ${path} is not a Uint8Array`)
+    batch.set(path, bytes)
+  }
+  return batch
+}
+
+/**
  * Files under one root directory (for a log, `data/logs/<spaceDID>/`), addressed by store paths
  * (see checkRelativePath), with sunlight-style Backend guarantees:
  *
@@ -128,13 +144,7 @@ export class FileStore {
    * concurrently.
    */
   async write(files: Iterable<[string, Uint8Array]>): Promise<void> {
-    const batch = new Map<string, Uint8Array>()
-    for (const [path, bytes] of files) {
-      checkRelativePath(path)
-      if (!(bytes instanceof Uint8Array)) throw new TypeError(`contents of ${path} is not a Uint8Array`)
-      batch.set(path, bytes)
-    }
-    await Promise.all([...batch].map(([path, bytes]) => this.writeOne(path, bytes)))
+    await Promise.all([...checkedBatch(files)].map(([path, bytes]) => this.writeOne(path, bytes)))
   }
 
   /**

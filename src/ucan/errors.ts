@@ -331,8 +331,18 @@ export class StorageFull extends TlogFailure {
   override readonly name = 'StorageFull' as const
 }
 
+/**
+ * Too many of this log's checkpoints are waiting for their upload to its Storacha space
+ * (`--upload-backlog-max`: Storacha down, or the space or delegation refused); nothing was appended
+ * and the invocation is unused. Only this log is refused. The message ends `retry after <s> s`
+ * (when its next upload is attempted); an append with a fresh delegation makes the uploads due at once.
+ */
+export class UploadBacklogFull extends TlogFailure {
+  override readonly name = 'UploadBacklogFull' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | UploadBacklogFull
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
@@ -341,6 +351,7 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogFull,
   Pushback,
   StorageFull,
+  UploadBacklogFull,
 }
 
 /**

@@ -359,7 +359,7 @@ export class PgReplayGuard implements ReplayGuard {
         `INSERT INTO ucan_replay (id, owner, expires_at, claimed_by)
            SELECT id, owner, expires_at, $4 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, owner, expires_at)
            ON CONFLICT (id) DO NOTHING RETURNING id`,
-        [claims.map((k) => k.id), claims.map((k) => k.owner), claims.map((k) => (Number.isFinite(k.expiresAt) ? k.expiresAt : Number.MAX_SAFE_INTEGER)), this.instance],
+        [claims.map((k) => k.id), claims.map((k) => k.owner), claims.map((k) => (Number.isFinite(k.expiresAt) ? Math.ceil(k.expiresAt) : Number.MAX_SAFE_INTEGER)), this.instance],
       )
       for (const { id } of r.rows) inserted.add(id)
     }
@@ -413,7 +413,7 @@ export class PgReplayGuard implements ReplayGuard {
            CROSS JOIN LATERAL (SELECT id FROM ucan_replay WHERE owner = o.owner AND expires_at < $2 LIMIT $3) r
        ), gone AS (DELETE FROM ucan_replay WHERE id IN (SELECT id FROM doomed) RETURNING owner)
        SELECT owner, count(*) AS n FROM gone GROUP BY owner`,
-      [owners, t, MAX_FORGET],
+      [owners, Math.ceil(t), MAX_FORGET], // expires_at < t ⟺ expires_at < ⌈t⌉ (whole seconds stored; the clock may not be)
     )
     const { rows } = await c.query<{ owner: string; n: string }>('SELECT owner, n FROM ucan_replay_owners WHERE owner = ANY($1::text[])', [owners])
     const counts = new Map<string, number>(owners.map((o) => [o, 0]))
@@ -430,7 +430,7 @@ export class PgReplayGuard implements ReplayGuard {
   async #sweep(t: number): Promise<void> {
     const { rows } = await this.#pool.query<{ owner: string }>(
       'SELECT DISTINCT owner FROM (SELECT owner FROM ucan_replay WHERE expires_at < $1 LIMIT $2) e',
-      [t, MAX_SWEEP_OWNERS * 10],
+      [Math.ceil(t), MAX_SWEEP_OWNERS * 10],
     )
     if (rows.length === 0) return
     const owners = rows.slice(0, MAX_SWEEP_OWNERS).map((r) => r.owner)

@@ -18,6 +18,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { afterAll, beforeAll } from 'vitest'
 
 /** A running test server: its superuser URL and a way to make one database per test. */
 export interface PostgresServer {
@@ -140,6 +141,31 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
       stopSync()
       process.removeListener('exit', stopSync)
       await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * Registers, in the calling test file, a server started in `beforeAll` and stopped (with every pool
+ * made through it) in `afterAll`. `pool(url)` makes a pool on `url` (an instance of the service,
+ * as far as the database can tell), ended in `afterAll`.
+ */
+export function usePostgres(): { server(): PostgresServer; pool(url: string, max?: number): pg.Pool } {
+  let server: PostgresServer | undefined
+  const pools: pg.Pool[] = []
+  beforeAll(async () => {
+    server = await startPostgres()
+  }, 60_000)
+  afterAll(async () => {
+    await Promise.all(pools.map((p) => p.end()))
+    await server?.stop()
+  })
+  return {
+    server: () => server!,
+    pool(url, max = 4) {
+      const p = new pg.Pool({ connectionString: url, max })
+      pools.push(p)
+      return p
     },
   }
 }

@@ -3,26 +3,14 @@
  * concurrent runs from several pools apply each step exactly once, a failing step rolls back the
  * whole run and is named, and a re-run skips what is recorded.
  */
-import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { InvalidMigrationListError, migrate, MigrationError, type MigrationStep } from '../../src/storage/postgres/migrate.js'
-import { type PostgresServer, startPostgres } from '../helpers/postgres.js'
+import { usePostgres } from '../helpers/postgres.js'
 
 describe('migrate (PostgreSQL schema migrations)', () => {
-  let server: PostgresServer
-  const pools: pg.Pool[] = []
-  beforeAll(async () => {
-    server = await startPostgres()
-  }, 60_000)
-  afterAll(async () => {
-    await Promise.all(pools.map((p) => p.end()))
-    await server?.stop()
-  })
-  function pool(url: string): pg.Pool {
-    const p = new pg.Pool({ connectionString: url, max: 2 })
-    pools.push(p)
-    return p
-  }
+  const pg = usePostgres()
+  const server = { database: () => pg.server().database() }
+  const pool = (url: string) => pg.pool(url, 2)
 
   // Each step counts its own runs in a table without a uniqueness constraint: a second run of a
   // step would add a second row (and the CREATE TABLE step would fail outright).

@@ -11,25 +11,26 @@ import { MIGRATIONS } from '../../src/server/migrations.js'
 import { openPgUcanStores, pgWitnessStore } from '../../src/server/pg-stores.js'
 import { migrate } from '../../src/storage/postgres/migrate.js'
 import { replayGuardConformance } from '../ucan/replay-conformance.js'
-import { databaseWith, serverForFile } from './schema.js'
+import { usePostgres } from '../helpers/postgres.js'
+import { databaseWith } from './schema.js'
 
-const { server: pgServer, pools } = serverForFile()
+const db = usePostgres()
 const guards: PgReplayGuard[] = []
 afterEach(async () => {
   await Promise.allSettled(guards.splice(0).map((g) => g.close()))
 })
 
 replayGuardConformance('PgReplayGuard', async ({ now, maxPerOwner }) => {
-  const pool = pools.open(await databaseWith(pgServer(), REPLAY_MIGRATIONS))
+  const pool = db.pool(await databaseWith(db.server(), REPLAY_MIGRATIONS))
   const guard = await PgReplayGuard.open(pool, { now, maxReplayPerOwner: maxPerOwner })
   return { guard, close: () => guard.close() }
 })
 
 /** `n` guards, each on its own pool (one per instance), on one fresh database. */
 async function instances(n: number, options: { maxReplayPerOwner?: number; waitMs?: number; pollMs?: number } = {}) {
-  const url = await databaseWith(pgServer(), REPLAY_MIGRATIONS)
+  const url = await databaseWith(db.server(), REPLAY_MIGRATIONS)
   const out: PgReplayGuard[] = []
-  for (let i = 0; i < n; i++) out.push(await PgReplayGuard.open(pools.open(url), { now: () => 1000, ...options }))
+  for (let i = 0; i < n; i++) out.push(await PgReplayGuard.open(db.pool(url), { now: () => 1000, ...options }))
   guards.push(...out)
   return { url, guards: out }
 }
@@ -109,14 +110,14 @@ describe('PgReplayGuard: several instances on one database', () => {
     // The claim is committed and pending: a live claimer is waited for, not answered.
     expect(await b!.seen('d')).toBeUndefined()
     // Instance a dies: its connections are gone (as after kill -9), so is its liveness lock.
-    const admin = pools.open(url, 1)
+    const admin = db.pool(url, 1)
     await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
       AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1::bigint::oid AND objsubid = 2)`, [a!.instance])
     let ran = false
     expect(await b!.once(key('d'), async () => (ran = true))).toEqual(UNKNOWN_OUTCOME)
     expect(await b!.seen('d')).toEqual(UNKNOWN_OUTCOME)
     // A new instance (a restart of a) answers the same.
-    const c = await PgReplayGuard.open(pools.open(url), { now: () => 1000 })
+    const c = await PgReplayGuard.open(db.pool(url), { now: () => 1000 })
     guards.push(c)
     expect(await c.once(key('d'), async () => (ran = true))).toEqual(UNKNOWN_OUTCOME)
     expect(ran).toBe(false)
@@ -128,7 +129,7 @@ describe('PgReplayGuard: several instances on one database', () => {
 
   test('an instance whose kept connection was cut takes its liveness lock again at its next admission: claims go on, and are waited for again', async () => {
     const { url, guards: [a, b] } = await instances(2, { pollMs: 60_000, waitMs: 60_000 })
-    const admin = pools.open(url, 1)
+    const admin = db.pool(url, 1)
     expect(a!.connected).toBe(true)
     await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1::bigint::oid AND objsubid = 2`, [a!.instance])
     await vi.waitFor(() => expect(a!.connected).toBe(false))
@@ -181,7 +182,7 @@ describe('PgReplayGuard: several instances on one database', () => {
 
   test('outcomes commit with synchronous_commit on, whatever the server default (off here); claims follow the server', async () => {
     const { url } = await instances(0)
-    const pool = pools.open(url)
+    const pool = db.pool(url)
     const levels: string[] = []
     // Fault-injection probe on every connection the pool makes: before each claim or outcome
     // write, read the setting on the same connection.
@@ -205,12 +206,12 @@ describe('PgReplayGuard: several instances on one database', () => {
 
 describe('the service wiring (src/server/pg-stores.ts) over the full migration list', () => {
   test('every step of src/server/migrations.ts applies once (again: nothing); the stores built from one pool work together', async () => {
-    const url = await pgServer().database()
-    const pool = pools.open(url)
+    const url = await db.server().database()
+    const pool = db.pool(url)
     const first = await migrate(pool, MIGRATIONS)
     expect(first.applied).toEqual(expect.arrayContaining(['ucan-0001-replay', 'ucan-0002-revocations', 'witness-0001-state']))
     expect((await migrate(pool, MIGRATIONS)).applied).toEqual([])
-    await expect(openPgUcanStores(pools.open(url, 1))).rejects.toThrow(/at least 2 connections/)
+    await expect(openPgUcanStores(db.pool(url, 1))).rejects.toThrow(/at least 2 connections/)
     const stores = await openPgUcanStores(pool, { now: () => 1000, maxRevocationsPerScope: 1 })
     expect(await stores.replay.once(key('w'), async () => 'ran')).toBe('ran')
     expect(await stores.revocations.record({ ucan: 'bafyU', scope: 'did:key:z6MkS', revoker: 'did:key:z6MkS', invocation: 'bafyI', time: 1000 })).toMatchObject({ created: true })

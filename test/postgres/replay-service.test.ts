@@ -14,18 +14,19 @@ import {
   delegateSpaceToAgent,
 } from '../../src/ucan/index.js'
 import { RecordingLog, now, principals, send } from '../ucan/helpers.js'
-import { databaseWith, serverForFile } from './schema.js'
+import { usePostgres } from '../helpers/postgres.js'
+import { databaseWith } from './schema.js'
 
-const { server, pools } = serverForFile()
+const db = usePostgres()
 
 describe('UCAN services on one database', () => {
   test('the same invocation sent to two instances at once: appended once, the same result from both; a later replay on either: that result', async () => {
-    const url = await databaseWith(server(), [...REPLAY_MIGRATIONS, ...REVOCATION_MIGRATIONS])
+    const url = await databaseWith(db.server(), [...REPLAY_MIGRATIONS, ...REVOCATION_MIGRATIONS])
     const P = await principals()
     const log = new RecordingLog() // the log both instances append to
     const guards: PgReplayGuard[] = []
     const instance = async () => {
-      const pool = pools.open(url)
+      const pool = db.pool(url)
       const replay = await PgReplayGuard.open(pool)
       guards.push(replay)
       return createUcanService({ signer: P.service, log, replay, revocations: new PgRevocations(pool, now) })
@@ -44,7 +45,7 @@ describe('UCAN services on one database', () => {
     expect(log.calls).toBe(1)
 
     // Revoked through a's store: b refuses the chain at once.
-    await new PgRevocations(pools.open(url), now).record({
+    await new PgRevocations(db.pool(url), now).record({
       ucan: spaceToAgent.cid.toString(),
       scope: P.space.did(),
       revoker: P.space.did(),

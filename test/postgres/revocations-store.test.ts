@@ -4,23 +4,25 @@
  * is effective for the other at once, the per-scope cap holds across instances, and a database
  * that cannot answer makes lookups reject (the authorizer fails closed).
  */
+import pg from 'pg'
 import { describe, expect, test } from 'vitest'
 import { PgRevocations, REVOCATION_MIGRATIONS, RevocationScopeFull } from '../../src/ucan/index.js'
 import { query, revocation, revocationIndexConformance } from '../ucan/revocations-conformance.js'
-import { databaseWith, serverForFile } from './schema.js'
+import { usePostgres } from '../helpers/postgres.js'
+import { databaseWith } from './schema.js'
 
-const { server: pgServer, pools } = serverForFile()
+const db = usePostgres()
 
 revocationIndexConformance('PgRevocations', async ({ now, maxPerScope }) => {
-  const pool = pools.open(await databaseWith(pgServer(), REVOCATION_MIGRATIONS))
+  const pool = db.pool(await databaseWith(db.server(), REVOCATION_MIGRATIONS))
   return { store: new PgRevocations(pool, now, maxPerScope), close() {} }
 })
 
 describe('PgRevocations: two instances on one database', () => {
   test('a revocation recorded through one is effective through the other as soon as record resolves; idempotent across them', async () => {
-    const url = await databaseWith(pgServer(), REVOCATION_MIGRATIONS)
-    const a = new PgRevocations(pools.open(url), () => 1000)
-    const b = new PgRevocations(pools.open(url), () => 1000)
+    const url = await databaseWith(db.server(), REVOCATION_MIGRATIONS)
+    const a = new PgRevocations(db.pool(url), () => 1000)
+    const b = new PgRevocations(db.pool(url), () => 1000)
     expect(await b.findRevoked(query([['bafyA', ['did:key:z6MkScope']]]))).toBeUndefined()
     expect(await a.record(revocation('bafyA'))).toMatchObject({ created: true })
     expect(await b.findRevoked(query([['bafyA', ['did:key:z6MkScope']]]))).toBe('bafyA')
@@ -31,9 +33,9 @@ describe('PgRevocations: two instances on one database', () => {
   })
 
   test('the per-scope cap holds when both record at once: exactly the cap is created, the rest RevocationScopeFull', async () => {
-    const url = await databaseWith(pgServer(), REVOCATION_MIGRATIONS)
-    const a = new PgRevocations(pools.open(url), () => 1000, 3)
-    const b = new PgRevocations(pools.open(url), () => 1000, 3)
+    const url = await databaseWith(db.server(), REVOCATION_MIGRATIONS)
+    const a = new PgRevocations(db.pool(url), () => 1000, 3)
+    const b = new PgRevocations(db.pool(url), () => 1000, 3)
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).record(revocation(`bafy${i}`))))
     const created = results.filter((r) => r.status === 'fulfilled')
     expect(created).toHaveLength(3)
@@ -46,7 +48,7 @@ describe('PgRevocations: two instances on one database', () => {
   })
 
   test('a database that cannot answer: lookups reject (fail closed) and nothing is recorded', async () => {
-    const pool = pools.open(await databaseWith(pgServer(), REVOCATION_MIGRATIONS))
+    const pool = new pg.Pool({ connectionString: await databaseWith(db.server(), REVOCATION_MIGRATIONS) }) // ended here, not by the file's afterAll
     const s = new PgRevocations(pool, () => 1000)
     await pool.end()
     await expect(s.findRevoked(query([['bafyA', ['did:key:z6MkScope']]]))).rejects.toThrow()

@@ -10,12 +10,13 @@ import { PgWitnessStore, WITNESS_MIGRATIONS } from '../../witness/index.js'
 import { CP1, CP3, CP5, LOG, note, PROOF_1_3, PROOF_1_5 } from '../vectors/litewitness.js'
 import { expectResponse, request, startWitness, type Running } from '../witness/helpers.js'
 import { witnessStoreConformance } from '../witness/store-conformance.js'
-import { databaseWith, serverForFile } from './schema.js'
+import { usePostgres } from '../helpers/postgres.js'
+import { databaseWith } from './schema.js'
 
-const { server: pgServer, pools } = serverForFile()
+const db = usePostgres()
 
 witnessStoreConformance('PgWitnessStore', async () => {
-  const store = new PgWitnessStore(pools.open(await databaseWith(pgServer(), WITNESS_MIGRATIONS)))
+  const store = new PgWitnessStore(db.pool(await databaseWith(db.server(), WITNESS_MIGRATIONS)))
   return { store, close() {} }
 })
 
@@ -36,9 +37,9 @@ describe('PgWitnessStore: two witness processes on one database', () => {
 
   /** Two witnesses (one pool each) on a fresh database holding the litewitness log at size 1. */
   async function twoWitnesses() {
-    const url = await databaseWith(pgServer(), WITNESS_MIGRATIONS)
-    const a = new Stalling(pools.open(url))
-    const b = new Stalling(pools.open(url))
+    const url = await databaseWith(db.server(), WITNESS_MIGRATIONS)
+    const a = new Stalling(db.pool(url))
+    const b = new Stalling(db.pool(url))
     await a.addLog(LOG.origin)
     await b.addKey(LOG.origin, LOG.vkey)
     const [wa, wb] = [await startWitness(a), await startWitness(b)]
@@ -78,7 +79,7 @@ describe('PgWitnessStore: two witness processes on one database', () => {
 
 describe('PgWitnessStore: the database itself', () => {
   it('a trigger refuses any update lowering a size, even from other tools', async () => {
-    const pool = pools.open(await databaseWith(pgServer(), WITNESS_MIGRATIONS))
+    const pool = db.pool(await databaseWith(db.server(), WITNESS_MIGRATIONS))
     const s = new PgWitnessStore(pool)
     await s.addLog('o')
     expect(await s.compareAndSwap('o', 0, 5, new Uint8Array(32), 'cp5')).toBe(true)
@@ -87,7 +88,7 @@ describe('PgWitnessStore: the database itself', () => {
   })
 
   it('commits each change with synchronous_commit on, whatever the server default (off here)', async () => {
-    const pool = pools.open(await databaseWith(pgServer(), WITNESS_MIGRATIONS))
+    const pool = db.pool(await databaseWith(db.server(), WITNESS_MIGRATIONS))
     // Fault-injection probe: before each write the store sends, read the setting on the same connection.
     const levels: string[] = []
     pool.on('connect', (c) => {

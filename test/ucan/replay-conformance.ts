@@ -95,6 +95,19 @@ export function replayGuardConformance(name: string, open: OpenReplayGuard): voi
       await close()
     })
 
+    test('a clock between whole seconds: an id whose expiry has passed by a fraction is run again; one not yet passed is remembered', async () => {
+      let t = 1000
+      const { guard, close } = await open({ now: () => t, maxPerOwner: 2 })
+      expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1000 }, async () => 1)).toBe(1)
+      expect(await guard.once({ owner: 'A', id: 'b', expiresAt: 1001 }, async () => 2)).toBe(2)
+      t = 1000.5
+      expect(await guard.seen('a')).toBeUndefined()
+      expect(await guard.once({ owner: 'A', id: 'a', expiresAt: 1100 }, async () => 3)).toBe(3)
+      expect(await guard.once({ owner: 'A', id: 'b', expiresAt: 1001 }, async () => 4)).toBe(2)
+      expect(await guard.seen('b')).toBe(2)
+      await close()
+    })
+
     test('rejects a bad share at construction', async () => {
       await expect(open({ now: () => 0, maxPerOwner: 0 })).rejects.toThrow(RangeError)
       await expect(open({ now: () => 0, maxPerOwner: 1.5 })).rejects.toThrow(RangeError)

@@ -29,7 +29,7 @@ export function appendHandler(s: Service) {
       // A refusal to open or create the log comes before the replay guard: the invocation stays unused.
       let reserved: { release(): void } | undefined
       try {
-        reserved = await s.log.reserve?.(space, request)
+        reserved = await s.log.reserve?.(space, { ...request, delegation })
       } catch (cause) {
         const refusal = logRefusal(cause)
         if (refusal) return { error: refusal }
