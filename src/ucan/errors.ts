@@ -183,6 +183,15 @@ export class TooManyPendingInvocations extends TlogFailure {
 }
 
 /**
+ * The same invocation is being run by another instance of the service (several instances on one
+ * database) and had not finished within the wait bound. Nothing new ran; send the same
+ * invocation again later (it is answered with the first outcome, never appended twice).
+ */
+export class InvocationPending extends TlogFailure {
+  override readonly name = 'InvocationPending' as const
+}
+
+/**
  * `with` names a DID the service itself controls (its own identity, or another key it holds such
  * as the bundled witness's): it is never a space. Checked before any signature or chain work,
  * because the service's own authority would otherwise stand in for a grant on it.
@@ -218,6 +227,7 @@ export type AppendFailure =
   | EntryTooLarge
   | InvalidCapability
   | TooManyPendingInvocations
+  | InvocationPending
   | ReservedSpace
   | RateLimited
   | InternalError
@@ -285,7 +295,7 @@ export type RevokeFailure =
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
-export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>
+export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations | InvocationPending>
 
 // Refusals by the log service (log-service.ts LogService): it rejects with an Error whose
 // `name` is one of these, and the client gets that name, never InternalError.
