@@ -8,6 +8,7 @@
  * {@link MAX_DETAIL_LENGTH} characters.
  */
 import { Failure } from '@ucanto/core'
+import { isDatabaseUnavailable } from '../storage/postgres/errors.js'
 import { storageFailedCode } from '../storage/storage-failed.js'
 import { storageFullCode, storageFullMessage } from '../storage/storage-full.js'
 
@@ -405,6 +406,8 @@ export function logRefusal(cause: unknown): LogRefusal | undefined {
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
   if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
+  // The PostgreSQL replay guard and revocation index pass the driver's errors through.
+  if (isDatabaseUnavailable(cause)) return new DatabaseUnavailable('the database did not answer; retry later')
   const failed = storageFailedCode(cause)
   return failed === undefined ? undefined : new StorageFailed(`a write of the service's storage failed (${failed}); retry once the operator has fixed it`)
 }
