@@ -85,7 +85,7 @@ try {
   console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s after the last append)`)
   const uploads = await storacha.uploads(space)
   const blobs = await storacha.blobs(space)
-  console.log(`Storacha's upload table: ${uploads.length} uploads in the space (one per checkpoint), ${blobs.length} blobs (a CAR shard and an index each), ${blobs.reduce((n, b) => n + b.size, 0)} bytes`)
+  console.log(`Storacha's upload table: ${uploads.length} uploads in the space (one per checkpoint), ${blobs.length} blobs (CAR shards of one or more checkpoints each, and their indexes), ${blobs.reduce((n, b) => n + b.size, 0)} bytes`)
 
   step(`the space's content alone, through the gateway: ${storacha.gateway}/ipfs/${head.upload.latestRoot}/…`)
   const gw = async (path) => {

@@ -1,5 +1,5 @@
 /**
- * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `prove`, `verify`, `witness …`, `monitor`. Every command has
+ * The `ucanlog` command: `serve`, `key create`, `delegate`, `append`, `revoke`, `audit`, `prove`, `verify`, `witness …`, `monitor`, `db migrate`. Every command has
  * `--help` (ending with its exit status) and `--json`; errors say what to do next and never print a stack trace.
  */
 import { Command, CommanderError, Option } from 'commander'
@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   restore: async () => (await import('./restore.js')).restoreCommand(),
   witness: async () => (await import('./witness.js')).witnessCommand(),
   monitor: async () => (await import('./monitor.js')).monitorCommand(),
+  db: async () => (await import('./db.js')).dbCommand(),
 }
 
 /** Commands whose --help already has its own "Exit status" section (audit names its failed checks, monitor adds 5). */

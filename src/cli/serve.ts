@@ -49,6 +49,7 @@ export function serveCommand(): Command {
           witnessPolicy: svc.policySource,
           originPrefix: svc.originPrefix,
           originPrefixSource: svc.originPrefixSource,
+          database: svc.database ?? null,
         }) + '\n',
       )
     } else {
@@ -56,7 +57,8 @@ export function serveCommand(): Command {
         `ucanlog serving on ${svc.url}\n  service DID: ${svc.did}\n  bundled witness: ${svc.witnessVkey}\n` +
           `  witness policy: ${svc.policySource === 'built-in' ? `built-in (the bundled witness alone; ${config.witnessPolicyFile} not found)` : svc.policySource}\n` +
           `  origin prefix: ${svc.originPrefix} (${PREFIX_SOURCE[svc.originPrefixSource]})\n` +
-          `  data: ${config.dataDir}\n`,
+          `  data: ${config.dataDir}\n` +
+          (svc.database ? `  logs: PostgreSQL ${svc.database}\n` : ''),
       )
     }
     let stopping = false

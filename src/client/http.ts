@@ -74,12 +74,12 @@ export function unreachable(url: string | URL, err: unknown, next = 'check the U
  * The service's DID, from `GET <url>/did`: the audience of every invocation and the issuer of
  * every receipt.
  * @throws ServiceUnreachableError; ServiceRefusedError (`HTTPError`) on a non-2xx status;
- *   UnexpectedAnswerError when the answer is not a did:key.
+ *   UnexpectedAnswerError when the answer is not a did:key (or longer than 1 KiB).
  */
 export async function fetchServiceDID(url: string | URL, fetchImpl: Fetch = fetch): Promise<`did:key:${string}`> {
   const res = await get(url, '/did', fetchImpl)
   if (!res.ok) throw httpRefusal(res, '/did')
-  const did = (await res.text()).trim()
+  const did = new TextDecoder().decode(await readBody(res, MAX_DID_ANSWER_BYTES)).trim()
   if (!DID_KEY.test(did)) throw new UnexpectedAnswerError(`${new URL('/did', url).href} did not answer a did:key; is ${String(url)} a ucanlog service?`)
   return did as `did:key:${string}`
 }
@@ -104,7 +104,8 @@ export interface LogHead {
  * A log's head, from `GET <url>/logs/<space>/head`; undefined when the service has no published log
  * for `space` (404). Trust on first use: the `vkey` here is what the service claims — pin it (as
  * `ucanlog audit` does) and compare later answers against the pinned one.
- * @throws ServiceUnreachableError; ServiceRefusedError on another non-2xx status.
+ * @throws ServiceUnreachableError; ServiceRefusedError on another non-2xx status;
+ *   UnexpectedAnswerError for a body that is not a log head, not JSON, or past {@link MAX_JSON_ANSWER_BYTES}.
  */
 export async function fetchLogHead(url: string | URL, space: string, fetchImpl: Fetch = fetch): Promise<LogHead | undefined> {
   // Escaped as a path segment, except `:` (a did:key spelled as every other reader spells it: `:` is
@@ -113,7 +114,7 @@ export async function fetchLogHead(url: string | URL, space: string, fetchImpl: 
   const res = await get(url, path, fetchImpl)
   if (res.status === 404) return undefined
   if (!res.ok) throw httpRefusal(res, path)
-  const head = (await res.json()) as LogHead
+  const head = (await readJson(res, path)) as LogHead
   if (typeof head?.origin !== 'string' || typeof head.vkey !== 'string') throw new UnexpectedAnswerError(`${path} is not a log head`)
   return head
 }
@@ -121,14 +122,38 @@ export async function fetchLogHead(url: string | URL, space: string, fetchImpl: 
 /**
  * The witness policy text the service runs with (c2sp.org/tlog-policy), from `GET <url>/info`.
  * Trust on first use, like {@link fetchLogHead}'s key: pin it. Parse it with `parsePolicy`.
- * @throws ServiceUnreachableError; ServiceRefusedError on a non-2xx status; UnexpectedAnswerError without one.
+ * @throws ServiceUnreachableError; ServiceRefusedError on a non-2xx status; UnexpectedAnswerError
+ *   without one, for a body that is not JSON or past {@link MAX_JSON_ANSWER_BYTES}.
  */
 export async function fetchWitnessPolicy(url: string | URL, fetchImpl: Fetch = fetch): Promise<string> {
   const res = await get(url, '/info', fetchImpl)
   if (!res.ok) throw httpRefusal(res, '/info')
-  const info = (await res.json()) as { witnessPolicy?: unknown }
+  const info = (await readJson(res, '/info')) as { witnessPolicy?: unknown }
   if (typeof info?.witnessPolicy !== 'string') throw new UnexpectedAnswerError('/info has no witnessPolicy')
   return info.witnessPolicy
+}
+
+/** Bound on the answer of `GET /did` (a did:key is ~56 bytes), bytes. */
+const MAX_DID_ANSWER_BYTES = 1024
+
+/**
+ * Bound on a JSON answer the client reads (`/logs/<space>/head`, `/info`), bytes: 1 MiB, far above
+ * a head (a cosigned checkpoint of a few KiB) or the service's witness policy.
+ */
+export const MAX_JSON_ANSWER_BYTES = 1 << 20
+
+/**
+ * Reads a JSON answer of at most {@link MAX_JSON_ANSWER_BYTES} bytes ({@link readBody}).
+ * @throws UnexpectedAnswerError past the bound or when the body is not JSON (naming `path`);
+ *   ServiceUnreachableError when the body breaks off.
+ */
+async function readJson(res: Response, path: string): Promise<unknown> {
+  const text = new TextDecoder().decode(await readBody(res, MAX_JSON_ANSWER_BYTES))
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new UnexpectedAnswerError(`${path} did not answer JSON`)
+  }
 }
 
 /**

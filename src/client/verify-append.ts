@@ -11,15 +11,15 @@
  * HTTP (http.ts `httpLogFiles`) and in tests alike.
  */
 import type * as API from '@ucanto/interface'
-import { type Policy, checkTree, equalBytes, parsePolicy, proveTree } from '../tlog/index.js'
+import { type Policy, equalBytes, parsePolicy } from '../tlog/index.js'
 import { createPrincipalParser } from '../ucan/principal.js'
 import type { AppendResult } from '../ucan/wire.js'
+import { checkConsistentWith } from './consistency.js'
 import { checkAppendResult } from './receipt.js'
 import { servedTileReader } from './tiles.js'
 import type { SeenCheckpoint, TrustAnchors } from './trust-store.js'
 import { type VerifiedCheckpoint, verifyCheckpointNote } from './verify-checkpoint.js'
 import {
-  ForkError,
   InclusionProofError,
   MissingFileError,
   OriginMismatchError,
@@ -137,17 +137,8 @@ export class AppendVerifier {
     }
     const reader = servedTileReader(cur.size, cur.rootHash, cached(this.#fetchFile), (path) => new MissingFileError(`tile ${path} is missing`))
     for (const c of [...bySize.values()].sort((a, b) => a.size - b.size)) {
-      if (c.size === 0) continue
-      try {
-        if (c.size === cur.size) {
-          if (!equalBytes(c.rootHash, cur.rootHash)) throw new SplitViewError(`the current checkpoint of size ${cur.size} has another root than ${c.what}`)
-        } else {
-          checkTree(await proveTree(cur.size, c.size, reader), cur.size, cur.rootHash, c.size, c.rootHash)
-        }
-      } catch (err) {
-        if (err instanceof VerificationError) throw err
-        throw new ForkError(`the log forked: its checkpoint of size ${cur.size} is not consistent with ${c.what}`)
-      }
+      if (c.size === cur.size && !equalBytes(c.rootHash, cur.rootHash)) throw new SplitViewError(`the current checkpoint of size ${cur.size} has another root than ${c.what}`)
+      if (c.size < cur.size) await checkConsistentWith(c, cur, reader, c.what)
     }
     return { ...this.#trust, last: { size: cur.size, rootHash: cur.rootHash, note: current.note } }
   }

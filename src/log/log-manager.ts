@@ -17,9 +17,16 @@
  * file and problem ({@link LogManager.damaged}, shown at /healthz) and refused with
  * {@link LogUnavailableError} until the service restarts; a failed open releases everything it
  * opened.
+ *
+ * A log stopped by a failed write (log.ts {@link StorageFailedError}, issue 15 item 2) is reopened
+ * at the next {@link LogManager.acquire} of it: the stopped instance is closed (its lease holders'
+ * appends are refused StorageFailed meanwhile), then a new one is opened from the files with
+ * `recommit` (the commit point and checkpoint written again, durably), so it continues from the
+ * last committed state. While the fault lasts, each reopen fails and the request is refused
+ * (StorageFull for a full disk, StorageFailed otherwise); no other log is affected.
  */
 import type { NoteSigner, NoteVerifier } from '../tlog/index.js'
-import { Log, LogClosedError, type LogOptions, type WitnessQuorum } from './log.js'
+import { Log, LogClosedError, type LogOptions, StorageFailedError, type WitnessQuorum } from './log.js'
 import { CorruptLogError, type StoredCheckpoint, checkStoredState, readEntries, readStoredCheckpoint, readStoredTree } from './state.js'
 import type { LogBackend, LogFiles } from './storage.js'
 
@@ -137,6 +144,8 @@ export class LogManager {
   /** Open, opening and closing logs, least recently used first. */
   private readonly slots = new Map<string, Slot>()
   private readonly damage = new Map<string, LogDamage>()
+  /** Logs stopped by a failed write, not yet reopened: their next open recommits (log.ts `recommit`). */
+  private readonly failed = new Set<string>()
   private readonly maxOpen: number
   private readonly maxLogs: number
   /** Logs existing, once counted (for `maxLogs`). */
@@ -183,6 +192,12 @@ export class LogManager {
       if (slot?.state === 'closing') {
         this.o.onWaitForClose?.(id)
         await slot.done // never open a log twice: wait until its close has finished
+        continue
+      }
+      if (slot?.state === 'open' && slot.log?.failed) {
+        // Stopped by a failed write: close it (whoever holds it), then open it again from its files.
+        this.o.log?.logger?.warn({ log: id }, 'reopening a log stopped by a failed write')
+        this.evict(slot)
         continue
       }
       if (slot) return this.lease(slot)
@@ -364,12 +379,14 @@ export class LogManager {
     for (const s of this.slots.values()) if (s.state !== 'closing') active++
     if (active < this.maxOpen) return undefined
     for (const s of this.slots.values()) {
-      if (s.state === 'open' && s.leases === 0 && s.log?.idle) return this.evict(s)
+      if (s.state === 'open' && ((s.leases === 0 && s.log?.idle) || s.log?.failed)) return this.evict(s)
     }
     throw new TooManyOpenLogsError(`${this.maxOpen} logs are open and busy; retry later`)
   }
 
   private evict(s: Slot): Extract<Slot, { state: 'closing' }> {
+    // However it is closed, a log stopped by a failed write recommits at its next open.
+    if (s.log?.failed) this.failed.add(s.id)
     const closing = s as Extract<Slot, { state: 'closing' }>
     closing.state = 'closing'
     closing.done = (async () => {
@@ -424,13 +441,21 @@ export class LogManager {
     }
     if (!storage) throw new Error(`log ${id} does not exist`)
     const origin = this.origin(id)
+    const recommit = this.failed.has(id)
     try {
-      return await Log.open({ id, origin, signer: this.o.signer(origin), verifier: this.o.verifier?.(origin), witnesses: this.o.witnesses(origin), ...storage, ...this.o.log, onPublished: (size, rootHash) => this.o.onPublished?.(id, size, rootHash) })
+      const log = await Log.open({ id, origin, signer: this.o.signer(origin), verifier: this.o.verifier?.(origin), witnesses: this.o.witnesses(origin), ...storage, ...this.o.log, recommit, onPublished: (size, rootHash) => this.o.onPublished?.(id, size, rootHash) })
+      if (recommit) {
+        this.failed.delete(id)
+        this.o.log?.logger?.info({ log: id, treeSize: log.treeSize }, 'log reopened after a failed write')
+      }
+      return log
     } catch (err) {
       // Release the CAR index (exclusive): left open, every later open failed with "database is locked".
       await Promise.resolve(storage.archive.close?.()).catch(() => {})
       if (err instanceof CorruptLogError) throw new LogUnavailableError(this.recordDamage(id, err))
-      throw outOfDescriptors(err) ? new TooManyOpenLogsError('out of file descriptors; retry later') : err
+      if (outOfDescriptors(err)) throw new TooManyOpenLogsError('out of file descriptors; retry later')
+      // Reopening after a failed write can fail the same way: refused by name, retried at the next acquire.
+      throw recommit && !(err instanceof StorageFailedError) ? new StorageFailedError(id, err) : err
     }
   }
 }

@@ -20,6 +20,14 @@
  * so a crash at any moment loses no acknowledged entry and never rolls the log back. Files written
  * past the commit point by a batch that crashed are overwritten by the next batch; they were never
  * published, and the read routes only serve what a published checkpoint covers.
+ *
+ * A failed write (a write, fsync, rename or directory fsync of a bundle, tile, `.state/tree` or
+ * `checkpoint`: issue 15 item 2) stops the log, like PostgreSQL after a failed fsync: what the
+ * kernel may have dropped is never trusted. The batch's appends and every queued one are rejected
+ * with {@link StorageFailedError}, later appends too, nothing more is written or published, and the
+ * in-memory state stays at the last write that succeeded. Only a new {@link Log.open} (LogManager
+ * reopens a failed log at its next acquire) continues, from what the files say, after
+ * `recommit` has written the commit point and the checkpoint again, durably.
  */
 import {
   type Hash,
@@ -45,7 +53,7 @@ import {
   treeHash,
 } from '../tlog/index.js'
 import { CHECKPOINT_PATH, CorruptLogError, STATE_PATH, checkStoredState, formatStoredTree, readEntries } from './state.js'
-import type { LogArchive, LogFiles } from './storage.js'
+import { FENCED_OUT_ERROR, type LogArchive, type LogFiles } from './storage.js'
 import type { TileCache } from './tile-cache.js'
 import { TileHashes } from './tile-hashes.js'
 import type { CosignResult, ProveConsistency } from './witness-client.js'
@@ -84,6 +92,21 @@ export class LogFullError extends Error {
 export class LogClosedError extends Error {
   override name = 'LogClosed'
 }
+/**
+ * A write, fsync, rename or directory fsync of this log's files failed (issue 15 item 2: EIO, a
+ * full disk, …; the original error is the `cause`). The log stopped: nothing past the failure is
+ * trusted, the appends of the failed batch and every one after it are refused with this error until
+ * the log is reopened ({@link Log.open} with `recommit`; LogManager does it at the next acquire).
+ * The refused entries were not acknowledged; an entry of the failed batch may still be in the log
+ * after the reopen (its commit point may have reached the disk), never an acknowledged one lost.
+ */
+export class StorageFailedError extends Error {
+  override name = 'StorageFailed'
+  constructor(readonly log: string, cause: unknown) {
+    const code = (cause as { code?: unknown } | null)?.code
+    super(`a write of this log's storage failed${typeof code === 'string' ? ` (${code})` : ''}; the log refuses appends until it is reopened`, { cause })
+  }
+}
 /** Stored state is unusable (see state.ts): refuse to serve or append. */
 export { CorruptLogError }
 
@@ -120,6 +143,13 @@ export interface LogOptions {
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
   /** Called after each checkpoint is published, with its tree size (entries) and root hash (32 bytes); must not throw (e.g. the lookup index is told to catch up). */
   onPublished?: (size: number, rootHash: Hash) => void
+  /**
+   * Reopening after a {@link StorageFailedError}: before anything else, write `.state/tree` and
+   * `checkpoint` again (new files, fsynced, renamed, directory fsynced) from what is read now, so
+   * a commit point or checkpoint whose rename was visible but whose directory fsync failed is made
+   * durable before anything builds on it. Default false.
+   */
+  recommit?: boolean
 }
 
 /**
@@ -163,7 +193,7 @@ interface Pending {
 export class Log {
   readonly id: string
   readonly origin: string
-  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger' | 'verifier' | 'tileCache' | 'onPublished'>> & Pick<LogOptions, 'archive' | 'logger' | 'onPublished'>
+  private readonly o: Required<Omit<LogOptions, 'archive' | 'logger' | 'verifier' | 'tileCache' | 'onPublished' | 'recommit'>> & Pick<LogOptions, 'archive' | 'logger' | 'onPublished'>
   private readonly hashes: TileHashes
   private size: number
   private root: Hash
@@ -178,6 +208,8 @@ export class Log {
   private retryDelay: number
   private chain: Promise<void> = Promise.resolve()
   private closed = false
+  /** Set by the first failed write: the log is stopped (see {@link StorageFailedError}). */
+  private failure: Error | undefined
 
   private constructor(o: LogOptions, size: number, root: Hash, published: Published | undefined) {
     this.o = {
@@ -208,6 +240,13 @@ export class Log {
    */
   static async open(opts: LogOptions): Promise<Log> {
     const { size, root, published } = await checkStoredState(opts.files, { origin: opts.origin, verifier: opts.verifier })
+    if (opts.recommit) {
+      // The commit point first, then the checkpoint (never ahead of it), each rewritten as read.
+      for (const path of [STATE_PATH, CHECKPOINT_PATH]) {
+        const bytes = await opts.files.read(path)
+        if (bytes) await opts.files.write([[path, bytes]])
+      }
+    }
     await removeUncommitted(opts.files, size)
     const log = new Log(opts, size, root, published)
     if ((published?.size ?? 0) < size) log.enqueue(() => log.publishOrRetry())
@@ -235,6 +274,11 @@ export class Log {
     return !this.closed && this.queue.length === 0 && this.timer === undefined && this.retryTimer === undefined
   }
 
+  /** The error that stopped the log — a {@link StorageFailedError}, or the backend's fencing error ({@link FENCED_OUT_ERROR}) — if a write failed; it must be reopened. */
+  get failed(): Error | undefined {
+    return this.failure
+  }
+
   /** Resolves once the operations queued so far (e.g. the publication or archiving started at open) have finished. */
   settled(): Promise<void> {
     return this.chain
@@ -243,9 +287,10 @@ export class Log {
   /**
    * Appends one entry (1..65535 bytes). Resolves once it is durable and the batch's checkpoint has
    * been published, or with `published: false` when the witness quorum was not met.
-   * @throws EntryTooLargeError, EmptyEntryError, PushbackError, LogFullError, LogClosedError
+   * @throws EntryTooLargeError, EmptyEntryError, PushbackError, LogFullError, LogClosedError, StorageFailedError
    */
   append(entry: Uint8Array): Promise<Appended> {
+    if (this.failure) return Promise.reject(this.failure)
     if (this.closed) return Promise.reject(new LogClosedError('log is closed'))
     if (entry.length === 0) return Promise.reject(new EmptyEntryError('entry is empty'))
     if (entry.length > MAX_ENTRY_SIZE) return Promise.reject(new EntryTooLargeError(`entry is ${entry.length} bytes, the maximum is ${MAX_ENTRY_SIZE}`))
@@ -340,6 +385,7 @@ export class Log {
         await this.integrate(batch.map((p) => p.entry))
       } catch (err) {
         for (const p of batch) p.reject(err)
+        if (err === this.failure) return // stopped: logged once by fail()
         throw err
       } finally {
         this.integrating = 0
@@ -383,8 +429,8 @@ export class Log {
       const tiles = newTiles(old, n)
       const tileData = await Promise.all(tiles.map((t) => readTileData(t, h)))
       tiles.forEach((t, k) => files.set(tilePath(t), tileData[k]!))
-      await this.o.files.write(files)
-      await this.o.files.write([[STATE_PATH, formatStoredTree({ size: n, root })]])
+      await this.durably(() => this.o.files.write(files))
+      await this.durably(() => this.o.files.write([[STATE_PATH, formatStoredTree({ size: n, root })]]))
       tiles.forEach((t, k) => h.remember(t, tileData[k]!))
       this.size = n
       this.root = root
@@ -410,7 +456,7 @@ export class Log {
       this.scheduleRetry()
       return
     }
-    await this.o.files.write([[CHECKPOINT_PATH, Buffer.from(result.note, 'utf8')]])
+    await this.durably(() => this.o.files.write([[CHECKPOINT_PATH, Buffer.from(result.note, 'utf8')]]))
     this.published = { size, rootHash: root, note: result.note }
     this.retryDelay = this.o.publishRetryMs
     this.o.logger?.info({ log: this.id, size, witnesses: [...result.cosigned] }, 'checkpoint published')
@@ -419,16 +465,45 @@ export class Log {
   }
 
   private async publishOrRetry(): Promise<void> {
+    if (this.failure) return
     try {
       await this.publish()
     } catch (err) {
+      if (err === this.failure) return // stopped: logged once by fail()
       this.o.logger?.error({ err, log: this.id }, 'publishing checkpoint failed; will retry')
       this.scheduleRetry()
     }
   }
 
+  /** Runs a write of the log's files; a failure stops the log ({@link fail}) and rejects with the error that stopped it. */
+  private async durably(write: () => Promise<void>): Promise<void> {
+    try {
+      await write()
+    } catch (err) {
+      throw this.fail(err)
+    }
+  }
+
+  /**
+   * Stops the log after a failed write (see {@link StorageFailedError}, {@link FENCED_OUT_ERROR}): refuses every queued append,
+   * cancels timers and the publication retry; logged once. Returns the error the log now answers.
+   */
+  private fail(cause: unknown): Error {
+    if (this.failure) return this.failure
+    // Fenced out (another instance writes this log now): refused by that name, not as a failed disk.
+    const failure = cause instanceof Error && cause.name === FENCED_OUT_ERROR ? cause : new StorageFailedError(this.id, cause)
+    this.failure = failure
+    clearTimeout(this.timer)
+    clearTimeout(this.retryTimer)
+    this.timer = this.retryTimer = undefined
+    for (const p of this.queue.splice(0)) p.reject(failure)
+    if (failure === cause) this.o.logger?.warn({ log: this.id, reason: failure.message }, 'log fenced out: another instance writes it now; refusing appends until it is reopened')
+    else this.o.logger?.error({ err: cause, log: this.id }, 'log storage write failed: the log refuses appends until it is reopened')
+    return failure
+  }
+
   private scheduleRetry(): void {
-    if (this.closed) return
+    if (this.closed || this.failure) return
     clearTimeout(this.retryTimer)
     const delay = this.retryDelay
     this.retryDelay = Math.min(this.retryDelay * 2, 30_000)

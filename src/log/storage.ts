@@ -5,6 +5,15 @@
  * `tile/0/x001/067.p/5`, `tile/entries/000`), plus engine-private state under `.state/`.
  */
 
+/**
+ * Name of the error a backend rejects a write with once it has lost the right to write the log
+ * (fencing: another instance took the log's lease, docs/storage.md): nothing of that write is
+ * visible, and no later write through the same handle will succeed. The engine stops the log with
+ * that error as is (so appenders are refused by that name, not as a failed disk) and the next
+ * acquire reopens the log, which takes the right again or is refused.
+ */
+export const FENCED_OUT_ERROR = 'LeaseLost'
+
 /** The files of one log. */
 export interface LogFiles {
   /**

@@ -42,6 +42,8 @@ export interface AppOptions {
   metrics?: Registry
   /** The storage-full status (src/server/storage-health.ts), shown at `/healthz` (503) while set. */
   storageFull?: () => StorageFullStatus | undefined
+  /** The database's health (src/server/database.ts): `ok` or the named error, shown at `/healthz`; absent without a database. */
+  database?: () => Promise<string>
   /** The upload status of a log's CARs to its Storacha space (shown at /head as `upload`), when uploads are on. */
   uploadStatus?: (space: string) => object | null
   /** Mounted at `/witness` when given (the bundled witness). */
@@ -91,11 +93,19 @@ export function createApp(o: AppOptions): Hono {
   app.get('/info', (c) => c.json(o.info(), 200, { 'cache-control': 'no-cache' }))
   // `ok` while every log can be served and the storage has room; 503 with the damaged logs (file and
   // problem) and, while the last append failed for want of space, `storage: {status: 'StorageFull'}`.
-  app.get('/healthz', (c) => {
+  // With a database (--database-url), `database` is `ok` or the named error its check met (JSON, 503 unless ok).
+  app.get('/healthz', async (c) => {
     const damaged = o.logs.damaged()
     const storage = o.storageFull?.()
-    if (damaged.length === 0 && !storage) return c.text('ok\n')
-    return c.json({ status: 'degraded', logs: damaged.map((d) => ({ ...d, status: 'damaged' })), ...(storage ? { storage } : {}) }, 503, { 'cache-control': 'no-cache' })
+    const database = await o.database?.()
+    if (damaged.length === 0 && !storage && (database === undefined || database === 'ok')) {
+      return database === undefined ? c.text('ok\n') : c.json({ status: 'ok', database }, 200, { 'cache-control': 'no-cache' })
+    }
+    return c.json(
+      { status: 'degraded', logs: damaged.map((d) => ({ ...d, status: 'damaged' })), ...(storage ? { storage } : {}), ...(database !== undefined ? { database } : {}) },
+      503,
+      { 'cache-control': 'no-cache', ...(database !== undefined && database !== 'ok' ? { 'retry-after': '1' } : {}) },
+    )
   })
   // Every log of this service in the witness network's log-list format (logs/v0), for witness
   // operators: `ucanlog witness pull-logs --source <url>/logs.txt`. Key name = origin, so no
@@ -157,6 +167,9 @@ export function createApp(o: AppOptions): Hono {
     // Named refusals of the log manager (log-manager.ts): the damage was logged when found.
     if (err.name === 'LogUnavailable') return c.text(`log unavailable: ${err.message}\n`, 503)
     if (err.name === 'TooManyOpenLogs') return c.text('too many open logs; retry later\n', 503, { 'retry-after': '1' })
+    // The PostgreSQL backend (src/storage/postgres): the database cannot be reached, or another instance is writing the log.
+    if (err.name === 'DatabaseUnavailable') return c.text('database unavailable; retry later\n', 503, { 'retry-after': '1' })
+    if (err.name === 'LeaseHeld') return c.text('the log is being written by another instance; retry later\n', 503, { 'retry-after': '1' })
     o.onError?.(err)
     return c.text('internal error\n', 500)
   })

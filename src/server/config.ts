@@ -12,6 +12,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
 import { DEFAULT_REPLAY_PER_SPACE } from '../ucan/replay.js'
+import { DEFAULT_REPLAY_UNCOMMITTED } from '../ucan/sqlite-replay.js'
 import { availableParallelism } from 'node:os'
 import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX } from './read-routes.js'
 import { DEFAULT_LOOKUP_CATCH_UP_ENTRIES, DEFAULT_LOOKUP_MAX_RESULTS } from './entry-index.js'
@@ -21,7 +22,9 @@ import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RAT
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_MAX_QUEUED_REQUESTS } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
-import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
+import { DEFAULT_LEASE_MS } from '../storage/postgres/lease.js'
+import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_BATCH_BYTES, DEFAULT_UPLOAD_BATCH_CHECKPOINTS, DEFAULT_UPLOAD_CONCURRENCY, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
+import { DEFAULT_UPLOAD_BACKLOG_MAX, DEFAULT_UPLOAD_KEEP_DONE } from '../storage/upload-queue.js'
 
 /** Every knob of `ucanlog serve`, resolved; units are in each field's comment. */
 export interface ServiceConfig {
@@ -82,6 +85,8 @@ export interface ServiceConfig {
   spaceBurst: number
   /** Most unexpired invocations the replay guard remembers per space; at it, that space's appends → TooManyPendingInvocations. */
   replayPerSpace: number
+  /** Most replay-guard outcomes kept in memory after their commit failed (full or failing disk), to be committed again; past it the oldest is dropped (its retry answered as unknown). */
+  replayUncommitted: number
   /** Most revocation records per principal (`ucan/revoke`'s with); past it, that principal's new revocations → TooManyRevocations. */
   revocationsPerScope: number
   /** Sustained revocations recorded per second per client address; 0 = unlimited. Over → RateLimited / 429. */
@@ -118,6 +123,16 @@ export interface ServiceConfig {
   storachaReceipts: string
   /** Longest wait between attempts of a failing upload, ms (backoff doubles from 1 s up to it). */
   uploadRetryMaxMs: number
+  /** Logs whose Storacha uploads are in flight at once (one group of checkpoints each). */
+  uploadConcurrency: number
+  /** Most checkpoints of one log stored by one Storacha upload (one CAR shard). */
+  uploadBatchCheckpoints: number
+  /** Most bytes of checkpoint CARs stored by one Storacha upload (held in memory while sent). */
+  uploadBatchBytes: number
+  /** Most checkpoints of one log waiting for upload; at it, that log's appends → UploadBacklogFull. */
+  uploadBacklogMax: number
+  /** Uploaded checkpoints kept per log in the upload queue (older rows deleted). */
+  uploadKeepDone: number
   /** Most logs open at once (each holds FDS_PER_OPEN_LOG descriptors); idle ones are closed first, then → TooManyOpenLogs. */
   maxOpenLogs: number
   /** Sustained log creations per second per client address; 0 = unlimited. Over → LogCreationLimited. */
@@ -152,6 +167,14 @@ export interface ServiceConfig {
   lookupCatchUpEntries: number
   /** Most checkpoint-history points kept per log (`GET /logs/<space>/history`); older ones are thinned when full. */
   historyMaxPoints: number
+  /** PostgreSQL connection URL (`postgres://user:password@host:port/db`) holding the logs; '' = the embedded file store. Never logged with its password. */
+  databaseUrl: string
+  /** Most connections this instance opens to the database (the pool's size). */
+  databasePoolMax: number
+  /** Longest wait for a database connection, and longest statement, ms (then DatabaseUnavailable / the statement fails). */
+  databaseTimeoutMs: number
+  /** A log's write lease, ms: another instance may take a log this long after its holder stops renewing (renewed every third of it). */
+  databaseLeaseMs: number
 }
 
 /**
@@ -173,6 +196,11 @@ export const DEFAULT_REQUEST_WORKERS = availableParallelism() >= 2 ? Math.min(8,
 
 /** Default queue of each request worker, requests (a 16-append request is ~40 KB: ~10 MB per worker when full). */
 export const DEFAULT_REQUEST_WORKER_QUEUE = 256
+
+/** Default most connections per instance to the database (`--database-pool-max`; src/server/database.ts). */
+export const DEFAULT_DATABASE_POOL_MAX = 10
+/** Default longest wait for a database connection and longest statement, ms (`--database-timeout`). */
+export const DEFAULT_DATABASE_TIMEOUT_MS = 10_000
 
 /** The embedded default: what `npm start` runs with no flags or env vars. */
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -203,6 +231,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   spaceRate: DEFAULT_SPACE_RATE,
   spaceBurst: DEFAULT_SPACE_BURST,
   replayPerSpace: DEFAULT_REPLAY_PER_SPACE,
+  replayUncommitted: DEFAULT_REPLAY_UNCOMMITTED,
   revocationsPerScope: DEFAULT_REVOCATIONS_PER_SCOPE,
   revokeRate: DEFAULT_REVOKE_RATE,
   revokeBurst: DEFAULT_REVOKE_BURST,
@@ -221,6 +250,11 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   storachaDid: DEFAULT_STORACHA_DID,
   storachaReceipts: 'auto',
   uploadRetryMaxMs: DEFAULT_UPLOAD_RETRY_MAX_MS,
+  uploadConcurrency: DEFAULT_UPLOAD_CONCURRENCY,
+  uploadBatchCheckpoints: DEFAULT_UPLOAD_BATCH_CHECKPOINTS,
+  uploadBatchBytes: DEFAULT_UPLOAD_BATCH_BYTES,
+  uploadBacklogMax: DEFAULT_UPLOAD_BACKLOG_MAX,
+  uploadKeepDone: DEFAULT_UPLOAD_KEEP_DONE,
   maxOpenLogs: DEFAULT_MAX_OPEN_LOGS,
   logCreateRate: DEFAULT_LOG_CREATE_RATE,
   logCreateBurst: DEFAULT_LOG_CREATE_BURST,
@@ -238,6 +272,10 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   lookupMaxResults: DEFAULT_LOOKUP_MAX_RESULTS,
   lookupCatchUpEntries: DEFAULT_LOOKUP_CATCH_UP_ENTRIES,
   historyMaxPoints: DEFAULT_HISTORY_MAX_POINTS,
+  databaseUrl: '',
+  databasePoolMax: DEFAULT_DATABASE_POOL_MAX,
+  databaseTimeoutMs: DEFAULT_DATABASE_TIMEOUT_MS,
+  databaseLeaseMs: DEFAULT_LEASE_MS,
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -283,6 +321,7 @@ export const KNOBS: Knob[] = [
   { key: 'spaceRate', flag: '--space-rate', env: 'UCANLOG_SPACE_RATE', unit: 'invocations/s', description: 'sustained rate per space of writes a verified chain authorized; over → 429 + Retry-After or RateLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'spaceBurst', flag: '--space-burst', env: 'UCANLOG_SPACE_BURST', unit: 'invocations', description: 'burst per space', integer: { min: 1, max: 10_000_000 } },
   { key: 'replayPerSpace', flag: '--replay-per-space', env: 'UCANLOG_REPLAY_PER_SPACE', unit: 'invocations', description: "unexpired appends remembered per space by the replay guard (default: space rate × max invocation lifetime + burst); at it, that space's appends → TooManyPendingInvocations until some expire", integer: { min: 1, max: 1_000_000_000 } },
+  { key: 'replayUncommitted', flag: '--replay-uncommitted', env: 'UCANLOG_REPLAY_UNCOMMITTED', unit: 'outcomes', description: 'append outcomes the replay guard keeps in memory after their commit failed (full or failing disk), committed again with the next commit so a retry gets its first answer; past it the oldest is dropped (its retry answered as unknown, never run twice)', integer: { min: 0, max: 1_000_000 } },
   { key: 'revocationsPerScope', flag: '--revocations-per-scope', env: 'UCANLOG_REVOCATIONS_PER_SCOPE', unit: 'records', description: "revocation log records per principal (ucan/revoke's with); past it, that principal's new revocations → TooManyRevocations", integer: { min: 1, max: 1_000_000_000 } },
   { key: 'revokeRate', flag: '--revoke-rate', env: 'UCANLOG_REVOKE_RATE', unit: 'revocations/s', description: 'sustained revocations recorded per client address (each is a permanent entry of the revocation log); over → RateLimited / 429; 0 = unlimited', integer: { min: 0, max: 1_000_000 } },
   { key: 'revokeBurst', flag: '--revoke-burst', env: 'UCANLOG_REVOKE_BURST', unit: 'revocations', description: 'burst of revocations recorded per client address', integer: { min: 1, max: 10_000_000 } },
@@ -305,6 +344,11 @@ export const KNOBS: Knob[] = [
   { key: 'logCreateBurst', flag: '--log-create-burst', env: 'UCANLOG_LOG_CREATE_BURST', unit: 'logs', description: 'burst of log creations per client address', integer: { min: 1, max: 10_000_000 } },
   { key: 'maxLogs', flag: '--max-logs', env: 'UCANLOG_MAX_LOGS', unit: 'logs', description: 'most logs the service holds; a new log beyond it → LogCreationLimited; 0 = unlimited', integer: { min: 0, max: 1_000_000_000 } },
   { key: 'uploadRetryMaxMs', flag: '--upload-retry-max', env: 'UCANLOG_UPLOAD_RETRY_MAX_MS', unit: 'ms', description: 'longest wait between attempts of a failing upload (backoff doubles from 1 s)', integer: { min: 1, max: 86_400_000 } },
+  { key: 'uploadConcurrency', flag: '--upload-concurrency', env: 'UCANLOG_UPLOAD_CONCURRENCY', unit: 'logs', description: 'logs whose Storacha uploads are in flight at once, one upload each (memory: up to this × --upload-batch-bytes)', integer: { min: 1, max: 1024 } },
+  { key: 'uploadBatchCheckpoints', flag: '--upload-batch-checkpoints', env: 'UCANLOG_UPLOAD_BATCH_CHECKPOINTS', unit: 'checkpoints', description: "most of a log's pending checkpoints stored by one Storacha upload (one CAR shard and its index; every checkpoint's root still registered)", integer: { min: 1, max: 10_000 } },
+  { key: 'uploadBatchBytes', flag: '--upload-batch-bytes', env: 'UCANLOG_UPLOAD_BATCH_BYTES', unit: 'bytes', description: 'most bytes of checkpoint CARs stored by one Storacha upload, held in memory while it is sent (a larger single CAR goes alone)', integer: { min: 1, max: 2 ** 32 } },
+  { key: 'uploadBacklogMax', flag: '--upload-backlog-max', env: 'UCANLOG_UPLOAD_BACKLOG_MAX', unit: 'checkpoints', description: "most checkpoints of one log waiting for their Storacha upload; at it, that log's appends → UploadBacklogFull (the message says when to retry: its next upload attempt), other logs unaffected", integer: { min: 1, max: 100_000_000 } },
+  { key: 'uploadKeepDone', flag: '--upload-keep-done', env: 'UCANLOG_UPLOAD_KEEP_DONE', unit: 'checkpoints', description: "uploaded checkpoints of each log kept in uploads.sqlite (the newest); older rows are deleted", integer: { min: 1, max: 1_000_000 } },
   { key: 'tileCacheBytes', flag: '--tile-cache-bytes', env: 'UCANLOG_TILE_CACHE_BYTES', unit: 'bytes', description: 'level-0 hash tiles (and the hashes inside them) all open logs keep in memory together, least recently used dropped first; misses read the tile file', integer: { min: 0, max: 2 ** 40 } },
   { key: 'upperTileCacheBytes', flag: '--upper-tile-cache-bytes', env: 'UCANLOG_UPPER_TILE_CACHE_BYTES', unit: 'bytes', description: 'hash tiles of levels ≥ 1 all open logs keep in memory together (~16 KiB per 65,536 entries; every proof reads one per level), least recently used dropped first', integer: { min: 0, max: 2 ** 40 } },
   { key: 'shardCacheBytes', flag: '--shard-cache-bytes', env: 'UCANLOG_SHARD_CACHE_BYTES', unit: 'bytes', description: "encoded HAMT shard nodes of the CARs' directories all logs keep in memory together (~1 MiB per log of 1 M entries); misses re-encode the node", integer: { min: 0, max: 2 ** 40 } },
@@ -318,6 +362,10 @@ export const KNOBS: Knob[] = [
   { key: 'lookupMaxResults', flag: '--lookup-max-results', env: 'UCANLOG_LOOKUP_MAX_RESULTS', unit: 'indexes', description: 'most indexes one GET /logs/<space>/lookup answers (more → truncated: true)', integer: { min: 1, max: 1_000_000 } },
   { key: 'lookupCatchUpEntries', flag: '--lookup-catch-up', env: 'UCANLOG_LOOKUP_CATCH_UP', unit: 'entries', description: 'most entries a lookup adds to the lookup index itself when the index is behind the published tree; past it → 503 + Retry-After while the background catches up', integer: { min: 1, max: 100_000_000 } },
   { key: 'historyMaxPoints', flag: '--history-max', env: 'UCANLOG_HISTORY_MAX', unit: 'points', description: "most checkpoints (size, root hash, publication time) kept per log for GET /logs/<space>/history and the explorer's chart (~60 B each in lookup.db); when full, every other point of the older half is dropped, so the points span the log's whole life", integer: { min: 2, max: 100_000 } },
+  { key: 'databaseUrl', flag: '--database-url', env: 'UCANLOG_DATABASE_URL', unit: 'URL', description: 'PostgreSQL holding the logs (postgres://user:password@host:port/database; several instances may share it); schema migrations are applied at start; never logged with its password', defaultText: 'none: the embedded file store in --data' },
+  { key: 'databasePoolMax', flag: '--database-pool-max', env: 'UCANLOG_DATABASE_POOL_MAX', unit: 'connections', description: 'most connections this instance opens to the database', integer: { min: 1, max: 1000 } },
+  { key: 'databaseTimeoutMs', flag: '--database-timeout', env: 'UCANLOG_DATABASE_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a database connection (then DatabaseUnavailable) and longest statement', integer: { min: 100, max: 600_000 } },
+  { key: 'databaseLeaseMs', flag: '--database-lease', env: 'UCANLOG_DATABASE_LEASE_MS', unit: 'ms', description: "a log's write lease: another instance may take the log this long after its holder stops renewing it (renewed every third of it); every write checks the lease's fencing token", integer: { min: 100, max: 600_000 } },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -10,7 +10,10 @@ import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 import { LogManager } from '../log/log-manager.js'
 import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
+import type { DurableIO } from '../storage/durable.js'
 import { LocalBackend } from '../storage/local-backend.js'
+import { PgBackend } from '../storage/postgres/pg-backend.js'
+import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
@@ -18,9 +21,12 @@ import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
 import { createPreverifyPool, createRequestPool, createUcanService, loadDelegation, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
+import type { ReplayGuard } from '../ucan/replay.js'
+import type { RevocationIndex } from '../ucan/revocation.js'
+import { openPgUcanStores, pgWitnessStore } from './pg-stores.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
-import { openWitness, witnessApp } from '../../witness/index.js'
+import { type Witness, type WitnessStore, openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { EntryIndex, LOOKUP_INDEX_FILE } from './entry-index.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
@@ -53,6 +59,8 @@ export interface RunningService {
   /** Start-up warnings for the operator (e.g. an origin prefix that is not host-like); also logged. */
   warnings: string[]
   logs: LogManager
+  /** The logs' database URL without its password, when `databaseUrl` is set (else the logs are in the data directory). */
+  database: string | undefined
   /** The Storacha uploader, when `storachaUrl` is not `off`. */
   uploader: StorachaUploader | undefined
   /** Flushes every log, stops listening and closes state. */
@@ -86,6 +94,12 @@ export interface ServiceHooks {
    * without sending requests of its own, which would count against the caps under test.
    */
   onConnection?: (event: ConnectionEvent) => void
+  /**
+   * How every file write, fsync, rename and removal of the logs, their CARs and the revocation log
+   * runs (src/storage/durable.ts DurableIO); default the direct one. Tests inject failed writes
+   * and fsyncs through it (issue 15 item 2, test/helpers/faulty-io.ts).
+   */
+  storageIO?: DurableIO
 }
 
 /**
@@ -102,6 +116,9 @@ export interface ServiceHooks {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  if (c.databaseUrl !== '' && c.storachaUrl !== 'off') {
+    throw new ConfigError('--storacha-url / UCANLOG_STORACHA_URL is not yet supported with --database-url / UCANLOG_DATABASE_URL (the upload queue is still local); use one or the other')
+  }
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
     throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
   }
@@ -133,14 +150,19 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const url = `http://${urlHost}:${port}`
 
   // Keys, the bundled witness, the policy and the origin prefix; on any failure the port is freed.
-  let bw: Awaited<ReturnType<typeof openWitness>> | undefined
+  let bw: { witness: Witness; store: WitnessStore; close(): void } | undefined
+  let db: Database | undefined
   let started: Awaited<ReturnType<typeof prepare>>
   const prepare = async () => {
     await usableDataDir(dataDir)
+    // The logs' database (--database-url), its schema migrated before anything is served.
+    if (c.databaseUrl !== '') db = await openDatabase(c, log)
     const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
     if (created) log.info({ did: signer.did(), file: join(dataDir, 'service.key') }, 'created service key')
-    // The bundled witness, in-process, mounted at /witness on the same listener.
-    bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), dbFile: join(dataDir, 'witness.db') })
+    // The bundled witness, in-process, mounted at /witness on the same listener; its state in the
+    // database when there is one (one witness identity shared by the instances: same witness.key).
+    const witnessState = db ? { store: pgWitnessStore(db.pool) as WitnessStore } : { dbFile: join(dataDir, 'witness.db') }
+    bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), ...witnessState })
     const { text: policyText, source: policySource } = await readPolicyFile(c.witnessPolicyFile)
     const { effective, policy } = loadPolicy(policyText, { vkey: bw.witness.vkey, url: `${url}/witness` }, policySource)
     const prefix = await decideOriginPrefix({ dataDir, configured: c.originPrefix, publicKey: publicKeyOf(signer), keyCreated: created })
@@ -151,6 +173,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     started = await prepare()
   } catch (err) {
     bw?.close()
+    await db?.close().catch(() => {})
     await closeListener(server)
     throw err
   }
@@ -161,12 +184,25 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // Storacha uploads (opt-in): a durable queue in the data directory, fed by every CAR packed.
   let uploader: StorachaUploader | undefined
   let uploadQueue: UploadQueue | undefined
-  const local = new LocalBackend(dataDir)
+  const local = new LocalBackend(dataDir, { io: hooks.storageIO })
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
-    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE))
+    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
-    uploader = new StorachaUploader({ queue: uploadQueue, signer, target, retryMaxMs: c.uploadRetryMaxMs, logger: log, onAttempt: (result) => attempts.inc({ result }) })
+    const backlogFull = new Counter({ name: 'ucanlog_upload_backlog_refusals_total', help: 'appends refused UploadBacklogFull: their log had --upload-backlog-max checkpoints waiting for upload', registers: [metrics] })
+    uploader = new StorachaUploader({
+      queue: uploadQueue,
+      signer,
+      target,
+      retryMaxMs: c.uploadRetryMaxMs,
+      concurrency: c.uploadConcurrency,
+      batchCheckpoints: c.uploadBatchCheckpoints,
+      batchBytes: c.uploadBatchBytes,
+      backlogMax: c.uploadBacklogMax,
+      logger: log,
+      onAttempt: (result) => attempts.inc({ result }),
+      onBacklogFull: () => backlogFull.inc(),
+    })
     const queue = uploadQueue
     // Read from the queue database at each scrape (one grouped scan of the pending jobs).
     const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })
@@ -191,13 +227,26 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
-    bundled.store.addLog(origin)
-    bundled.store.addKey(origin, logSigner(origin).vkey)
+    // Registered before the witness is first asked (at once for the SQLite store; a PostgreSQL one
+    // answers later, so the log's witness requests wait for it, and a failure is tried again).
+    let registered: Promise<unknown> | undefined
+    const register = () =>
+      (registered ??= (async () => {
+        await bundled.store.addLog(origin)
+        await bundled.store.addKey(origin, logSigner(origin).vkey)
+      })().catch((err: unknown) => {
+        registered = undefined
+        throw err
+      }))
+    register().catch(() => {}) // reported by the witness request that waits for it
     return new WitnessClient({
       policy,
       timeoutMs: c.witnessTimeoutMs,
       greedy: c.witnessGreedy,
-      fetch: fetchWitness,
+      fetch: async (input, init) => {
+        await register()
+        return fetchWitness(input, init)
+      },
       // Logged once per failure episode (and its end), counted every time: a witness down for an hour
       // is one line per log, not one per checkpoint.
       onWitnessFailure: ({ name, url, message, episodeStart }) => {
@@ -207,7 +256,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       onWitnessRecovered: ({ name, url }) => log.info({ witness: name, url, origin }, 'witness recovered'),
     })
   }
-  const backend = uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local
+  // With a database, every log (and the revocation log) lives there, written under per-log leases.
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log }) : undefined
+  const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
   sharedShardCache(c.shardCacheBytes)
@@ -273,11 +324,19 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       const l = lease.log
       return { logId: l.id, origin: l.origin, vkey: logSigner(l.origin).vkey, treeSize: l.treeSize }
     },
-    reserve: async (space, meta) => (await logs.acquire(space, { create: true, client: meta.client }))!,
+    reserve: async (space, meta) => {
+      // A log whose upload backlog is at --upload-backlog-max is refused UploadBacklogFull (its delegation kept first).
+      await uploader?.admit(space, meta.delegation && (await loadDelegation(meta.delegation)))
+      return (await logs.acquire(space, { create: true, client: meta.client }))!
+    },
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
-  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
+  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable; with
+  // a database, shared there by every instance (src/server/pg-stores.ts), else in <data>/ucan.db.
+  const ucanOptions = { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock }
+  const ucanStore: { replay: ReplayGuard; revocations: RevocationIndex; close(): void | Promise<void> } = db
+    ? await openPgUcanStores(db.pool, ucanOptions)
+    : UcanStore.open(join(dataDir, 'ucan.db'), ucanOptions)
   const revocationLog = await RevocationLog.open({
     backend,
     originPrefix,
@@ -285,6 +344,18 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
+  }).catch(async (err: unknown) => {
+    // E.g. LeaseHeld: another instance writes this database's revocation log. Close what is open
+    // (the database pool, the listener, …) so the process can exit with the error.
+    await logs.close()
+    await entryIndex.close()
+    await ucanStore.close()
+    await pgBackend?.close()
+    await db?.close()
+    uploadQueue?.close()
+    await closeListener(server)
+    bundled.close()
+    throw err
   })
   // Signature checks of RPC requests on the other cores (src/ucan/preverify-pool.ts).
   const preverifyPool =
@@ -359,6 +430,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const app = createApp({
     logs,
     storageFull: () => storage.full(),
+    ...(db && { database: () => db!.health() }),
     rpc,
     info,
     did: signer.did(),
@@ -394,7 +466,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     })().catch((err) => log.error({ err }, 'opening logs for upload catch-up failed'))
   }
-  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey }, 'ucanlog listening')
+  log.info({ url, did: signer.did(), data: dataDir, witness: bundled.witness.vkey, ...(db && { database: db.url }) }, 'ucanlog listening')
 
   return {
     url,
@@ -407,6 +479,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     warnings: prefix.warning ? [prefix.warning] : [],
     logs,
     uploader,
+    database: db?.url,
     async close() {
       await preverifyPool?.close()
       await requestPool?.close()
@@ -415,7 +488,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       await checking
       await catchUp
       await revocationLog.close()
-      ucanStore.close()
+      await pgBackend?.close()
+      await ucanStore.close()
+      await db?.close()
       await uploader?.close()
       uploadQueue?.close()
       await closeListener(server)

@@ -3,12 +3,11 @@
 
 import { CarWriter } from '@ipld/car/writer'
 import Database from 'better-sqlite3'
-import { realpath, rename, unlink } from 'node:fs/promises'
+import { realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { fsyncDir, hasCode, mkdirDurable, tempPathFor, writeTemp } from './durable.js'
-import { isStorageFull } from './storage-full.js'
+import { DIRECT_IO, type DurableIO, fsyncDir, mkdirDurable, renameDurable, tempPathFor, unlinkFile, writeTemp } from './durable.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
 import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile, sharedShardCache } from './unixfs.js'
 
@@ -65,6 +64,8 @@ export type PackFaultPoint = 'intent-recorded' | 'car-written' | 'car-renamed'
 export interface CarPackerOptions {
   /** Test hook for fault injection, see PackFaultPoint. Default none. */
   faultHook?: (point: PackFaultPoint) => void | Promise<void>
+  /** How each file write, fsync, rename and removal runs (durable.ts {@link DurableIO}); default {@link DIRECT_IO}, tests inject faults through it. */
+  io?: DurableIO
 }
 
 /** `<treeSize zero-padded to TREE_SIZE_DIGITS>-<carCid>.car`. */
@@ -148,7 +149,7 @@ const SCHEMA = `
  * the files of a pack that a crash (or a pack failed for want of space) left uncommitted; see
  * {@link CarPacker}.
  */
-async function openIndex(real: string): Promise<Database.Database> {
+async function openIndex(real: string, io: DurableIO): Promise<Database.Database> {
   const db = new Database(join(real, INDEX_FILE), { timeout: 0 })
   try {
     // EXCLUSIVE before WAL: no shared-memory index, and the write lock is held until close.
@@ -167,12 +168,8 @@ async function openIndex(real: string): Promise<Database.Database> {
     const pending = db.prepare('SELECT tmp, file FROM pending').get() as { tmp: string; file: string } | undefined
     if (pending !== undefined) {
       const committed = db.prepare('SELECT 1 FROM packs WHERE file = ?').get(pending.file) !== undefined
-      for (const name of committed ? [pending.tmp] : [pending.tmp, pending.file]) {
-        await unlink(join(real, name)).catch((err: unknown) => {
-          if (!hasCode(err, 'ENOENT')) throw err
-        })
-      }
-      await fsyncDir(real)
+      for (const name of committed ? [pending.tmp] : [pending.tmp, pending.file]) await unlinkFile(join(real, name), io)
+      await fsyncDir(real, io)
       db.prepare('DELETE FROM pending').run()
     }
     return db
@@ -212,16 +209,18 @@ async function openIndex(real: string): Promise<Database.Database> {
  * - Concurrency: calls to pack are serialized in call order.
  * - Errors: StaleTreeSizeError (treeSize ≤ lastTreeSize), InvalidPathError (a refused path, or one
  *   that needs a file where the log has a directory or the other way round), RangeError (treeSize
- *   not a positive safe integer, or no files) leave the packer unchanged and usable. Any failure
- *   while writing closes the packer (PackerClosedError afterwards); reopen to recover. A failure
- *   for want of space (ENOSPC, SQLITE_FULL: storage-full.ts) closes it too, but the next pack
- *   reopens it (the same recovery as open), so archiving resumes once space is freed.
+ *   not a positive safe integer, or no files) leave the packer unchanged and usable. A failure
+ *   while writing (a write or fsync error, ENOSPC, SQLITE_FULL or IOERR) rejects that pack and
+ *   closes the index; the next pack reopens it first, with the same recovery as open (the failed
+ *   pack's CAR is deleted, renamed or not), so archiving resumes once the fault clears. A throw
+ *   from `faultHook` is a crash instead: the packer stays closed (PackerClosedError) until reopened.
  */
 export class CarPacker {
   /** Real absolute path of the packer's directory. */
   readonly dir: string
   private db: Database.Database | undefined
   private readonly faultHook: CarPackerOptions['faultHook']
+  private readonly io: DurableIO
   private last: PackResult | undefined
   private tail: Promise<void> = Promise.resolve()
   /** A pack failed for want of space (not closed by close()): the next pack reopens the index first. */
@@ -233,6 +232,7 @@ export class CarPacker {
     this.dir = dir
     this.db = db
     this.faultHook = options.faultHook
+    this.io = options.io ?? DIRECT_IO
     const row = db.prepare('SELECT * FROM packs ORDER BY tree_size DESC LIMIT 1').get() as PackRow | undefined
     this.last = row === undefined ? undefined : this.toResult(row)
   }
@@ -242,9 +242,10 @@ export class CarPacker {
    * missing, and removing the files of a pack that a crash left uncommitted.
    */
   static async open(dir: string, options: CarPackerOptions = {}): Promise<CarPacker> {
-    await mkdirDurable(dir)
+    const io = options.io ?? DIRECT_IO
+    await mkdirDurable(dir, io)
     const real = await realpath(dir)
-    return new CarPacker(real, await openIndex(real), options)
+    return new CarPacker(real, await openIndex(real, io), options)
   }
 
   /**
@@ -269,8 +270,7 @@ export class CarPacker {
       const file = join(packer.dir, name)
       const tmp = tempPathFor(file)
       await writeTemp(tmp, r.car)
-      await rename(tmp, file)
-      await fsyncDir(packer.dir)
+      await renameDurable(tmp, file)
       const upsert = db.prepare('INSERT OR REPLACE INTO entries (dir, name, is_dir, cid, tsize) VALUES (?, ?, ?, ?, ?)')
       db.transaction(() => {
         for (const e of r.entries) upsert.run(e.dir, e.name, e.isDir ? 1 : 0, e.cid.bytes, e.tsize)
@@ -323,100 +323,44 @@ export class CarPacker {
 
   private async packNow(treeSize: number, files: Map<string, Uint8Array>): Promise<PackResult> {
     if (this.db === undefined && this.reopenable) {
-      this.db = await openIndex(this.dir)
+      this.db = await openIndex(this.dir, this.io)
       this.reopenable = false
     }
     const db = this.open_()
     if (!Number.isSafeInteger(treeSize) || treeSize < 1) throw new RangeError(`tree size ${treeSize} is not a positive safe integer`)
     if (treeSize <= this.lastTreeSize) throw new StaleTreeSizeError(treeSize, this.lastTreeSize)
-    if (files.size === 0) throw new RangeError('a pack needs at least one file')
-
-    // dir ('' = root) → name → change, for every directory on a changed path.
-    const tree = new Map<string, Map<string, Change>>([['', new Map()]])
-    for (const [path, bytes] of files) {
-      const segments = checkRelativePath(path).split('/')
-      for (let i = 0; i < segments.length; i++) {
-        const dir = segments.slice(0, i).join('/')
-        const isFile = i === segments.length - 1
-        let changes = tree.get(dir)
-        if (changes === undefined) tree.set(dir, (changes = new Map()))
-        const prior = changes.get(segments[i]!)
-        if (prior !== undefined && (prior.kind === 'file' || isFile)) {
-          throw new InvalidPathError(path, 'needs a file and a directory at the same path')
-        }
-        changes.set(segments[i]!, isFile ? { kind: 'file', bytes } : { kind: 'dir' })
-      }
-    }
-    for (const changes of tree.values()) {
-      for (const change of changes.values()) if (change.kind === 'file') change.file = await encodeFile(change.bytes)
-    }
-
-    // New directory nodes, deepest first, each from its current entries plus its changes.
     const selectDir = db.prepare('SELECT name, is_dir, cid, tsize FROM entries WHERE dir = ?')
-    const dirs = new Map<string, EncodedDirectory>()
-    // Sharded directories that were already sharded: only their nodes on changed names' paths are new.
-    const wasSharded = new Set<string>()
-    for (const dir of [...tree.keys()].sort((a, b) => depth(b) - depth(a))) {
-      const entries = new Map<string, { name: string; cid: CID; tsize: number; isDir: boolean }>()
-      for (const row of selectDir.all(dir) as EntryRow[]) {
-        entries.set(row.name, { name: row.name, cid: CID.decode(row.cid), tsize: row.tsize, isDir: row.is_dir === 1 })
-      }
-      if (entries.size > SHARD_THRESHOLD) wasSharded.add(dir)
-      for (const [name, change] of tree.get(dir)!) {
-        const path = child(dir, name)
-        const isDir = change.kind === 'dir'
-        if (entries.get(name)?.isDir === !isDir) {
-          throw new InvalidPathError(path, `is a ${isDir ? 'file' : 'directory'} in the log`)
-        }
-        const node = change.kind === 'dir' ? dirs.get(path)! : change.file!
-        entries.set(name, { name, cid: node.cid, tsize: node.tsize, isDir })
-      }
-      dirs.set(dir, await encodeDirectory(entries.values(), new Set(tree.get(dir)!.keys()), this.shards))
-    }
-    const root = dirs.get('')!.cid
-
-    // Blocks in depth-first pre-order from the root, each once.
-    const blocks = new Map<string, Block>()
-    const add = (b: Block) => {
-      const key = b.cid.toString()
-      if (!blocks.has(key)) blocks.set(key, b)
-    }
-    const emit = (dir: string): void => {
-      // A sharded directory contributes only its new shard nodes; unchanged ones are in earlier CARs.
-      const d = dirs.get(dir)!
-      for (const b of d.blocks) if (!wasSharded.has(dir) || d.dirty!.has(b.cid.toString())) add(b)
-      const changes = tree.get(dir)!
-      for (const name of [...changes.keys()].sort(byUtf8)) {
-        const change = changes.get(name)!
-        if (change.kind === 'dir') emit(child(dir, name))
-        else change.file!.blocks.forEach(add)
-      }
-    }
-    emit('')
-
-    const car = await encodeCar(root, blocks.values())
-    const carCid = CID.createV1(CAR_CODE, await sha256.digest(car))
+    const plan = await planPack(
+      files,
+      (dir) => (selectDir.all(dir) as EntryRow[]).map((r) => ({ name: r.name, isDir: r.is_dir === 1, cid: CID.decode(r.cid), tsize: r.tsize })),
+      this.shards,
+    )
+    const { root, car, carCid } = plan
     const name = carFileName(treeSize, carCid)
     const file = join(this.dir, name)
     const tmp = tempPathFor(file)
-    const result: PackResult = { treeSize, root, carCid, file, bytes: car.length, blocks: blocks.size }
+    const result: PackResult = { treeSize, root, carCid, file, bytes: car.length, blocks: plan.blocks }
 
+    // A throw from the test hook is a crash; anything else a failed write, recovered at the next pack.
+    let crashed = false
+    const hook = async (point: PackFaultPoint) => {
+      try {
+        await this.faultHook?.(point)
+      } catch (err) {
+        crashed = true
+        throw err
+      }
+    }
     try {
       db.prepare('INSERT OR REPLACE INTO pending (id, tmp, file) VALUES (1, ?, ?)').run(tmpName(tmp), name)
-      await this.faultHook?.('intent-recorded')
-      await writeTemp(tmp, car)
-      await this.faultHook?.('car-written')
-      await rename(tmp, file)
-      await fsyncDir(this.dir)
-      await this.faultHook?.('car-renamed')
+      await hook('intent-recorded')
+      await writeTemp(tmp, car, this.io)
+      await hook('car-written')
+      await renameDurable(tmp, file, this.io)
+      await hook('car-renamed')
       const upsert = db.prepare('INSERT OR REPLACE INTO entries (dir, name, is_dir, cid, tsize) VALUES (?, ?, ?, ?, ?)')
       db.transaction(() => {
-        for (const [dir, changes] of tree) {
-          for (const [name, change] of changes) {
-            const node = change.kind === 'dir' ? dirs.get(child(dir, name))! : change.file!
-            upsert.run(dir, name, change.kind === 'dir' ? 1 : 0, node.cid.bytes, node.tsize)
-          }
-        }
+        for (const e of plan.entries) upsert.run(e.dir, e.name, e.isDir ? 1 : 0, e.cid.bytes, e.tsize)
         db.prepare('INSERT INTO packs (tree_size, root, car_cid, file, bytes, blocks) VALUES (?, ?, ?, ?, ?, ?)').run(
           treeSize,
           root.toString(),
@@ -429,10 +373,12 @@ export class CarPacker {
       })()
     } catch (err) {
       // Past this point the disk may hold a half-done pack: stop, like a crash, and let open recover.
-      // A full disk is no crash: the next pack reopens (recovering the same way) once space is freed.
+      // A failed write or fsync (a full disk, EIO) is no crash: the next pack reopens, recovering
+      // the same way (the CAR of the failed pack, renamed or not, is deleted: a rename whose
+      // directory fsync failed is never trusted, issue 15 item 2), so archiving resumes.
       this.db = undefined
       db.close()
-      this.reopenable = isStorageFull(err)
+      this.reopenable = !crashed
       throw err
     }
     this.last = result
@@ -454,6 +400,118 @@ export class CarPacker {
       blocks: row.blocks,
     }
   }
+}
+
+/** One entry of a directory of the archived tree (dir is '' for the root, else a store path). */
+export interface ArchivedEntry {
+  dir: string
+  name: string
+  isDir: boolean
+  cid: CID
+  tsize: number
+}
+
+/** A checkpoint's CAR, built by {@link planPack}, and the directory entries it changes. */
+export interface PackPlan {
+  /** CID of the new root UnixFS directory. */
+  root: CID
+  /** The CAR bytes (CARv1, single root `root`). */
+  car: Uint8Array
+  /** CIDv1 of the CAR: codec CAR 0x0202, sha2-256 of `car`. */
+  carCid: CID
+  /** Number of blocks in the CAR. */
+  blocks: number
+  /** Every directory entry the pack adds or replaces (the new index rows), once `car` is stored. */
+  entries: ArchivedEntry[]
+}
+
+/**
+ * Builds the CAR of one checkpoint (see {@link CarPacker}: the blocks of the files it added or
+ * changed and the new directory nodes on their paths, in depth-first pre-order from the new root)
+ * from `files` and the current entries of the directories on changed paths, which `readDir(dir)`
+ * returns (dir '' = the root; [] for a directory not yet in the tree). Stores nothing: the caller
+ * stores the CAR and then the returned entries, so every archive backend (the SQLite index here,
+ * PostgreSQL tables elsewhere) shares one CAR encoding.
+ * @throws InvalidPathError (a refused path, or one needing a file where the tree has a directory or
+ *   the other way round), RangeError (no files).
+ */
+export async function planPack(
+  files: ReadonlyMap<string, Uint8Array>,
+  readDir: (dir: string) => Iterable<Omit<ArchivedEntry, 'dir'>> | Promise<Iterable<Omit<ArchivedEntry, 'dir'>>>,
+  shards: ShardCache = sharedShardCache(),
+): Promise<PackPlan> {
+  if (files.size === 0) throw new RangeError('a pack needs at least one file')
+
+  // dir ('' = root) → name → change, for every directory on a changed path.
+  const tree = new Map<string, Map<string, Change>>([['', new Map()]])
+  for (const [path, bytes] of files) {
+    const segments = checkRelativePath(path).split('/')
+    for (let i = 0; i < segments.length; i++) {
+      const dir = segments.slice(0, i).join('/')
+      const isFile = i === segments.length - 1
+      let changes = tree.get(dir)
+      if (changes === undefined) tree.set(dir, (changes = new Map()))
+      const prior = changes.get(segments[i]!)
+      if (prior !== undefined && (prior.kind === 'file' || isFile)) {
+        throw new InvalidPathError(path, 'needs a file and a directory at the same path')
+      }
+      changes.set(segments[i]!, isFile ? { kind: 'file', bytes } : { kind: 'dir' })
+    }
+  }
+  for (const changes of tree.values()) {
+    for (const change of changes.values()) if (change.kind === 'file') change.file = await encodeFile(change.bytes)
+  }
+
+  // New directory nodes, deepest first, each from its current entries plus its changes.
+  const dirs = new Map<string, EncodedDirectory>()
+  // Sharded directories that were already sharded: only their nodes on changed names' paths are new.
+  const wasSharded = new Set<string>()
+  for (const dir of [...tree.keys()].sort((a, b) => depth(b) - depth(a))) {
+    const entries = new Map<string, { name: string; cid: CID; tsize: number; isDir: boolean }>()
+    for (const row of await readDir(dir)) entries.set(row.name, { name: row.name, cid: row.cid, tsize: row.tsize, isDir: row.isDir })
+    if (entries.size > SHARD_THRESHOLD) wasSharded.add(dir)
+    for (const [name, change] of tree.get(dir)!) {
+      const path = child(dir, name)
+      const isDir = change.kind === 'dir'
+      if (entries.get(name)?.isDir === !isDir) {
+        throw new InvalidPathError(path, `is a ${isDir ? 'file' : 'directory'} in the log`)
+      }
+      const node = change.kind === 'dir' ? dirs.get(path)! : change.file!
+      entries.set(name, { name, cid: node.cid, tsize: node.tsize, isDir })
+    }
+    dirs.set(dir, await encodeDirectory(entries.values(), new Set(tree.get(dir)!.keys()), shards))
+  }
+  const root = dirs.get('')!.cid
+
+  // Blocks in depth-first pre-order from the root, each once.
+  const blocks = new Map<string, Block>()
+  const add = (b: Block) => {
+    const key = b.cid.toString()
+    if (!blocks.has(key)) blocks.set(key, b)
+  }
+  const emit = (dir: string): void => {
+    // A sharded directory contributes only its new shard nodes; unchanged ones are in earlier CARs.
+    const d = dirs.get(dir)!
+    for (const b of d.blocks) if (!wasSharded.has(dir) || d.dirty!.has(b.cid.toString())) add(b)
+    const changes = tree.get(dir)!
+    for (const name of [...changes.keys()].sort(byUtf8)) {
+      const change = changes.get(name)!
+      if (change.kind === 'dir') emit(child(dir, name))
+      else change.file!.blocks.forEach(add)
+    }
+  }
+  emit('')
+
+  const car = await encodeCar(root, blocks.values())
+  const carCid = CID.createV1(CAR_CODE, await sha256.digest(car))
+  const entries: ArchivedEntry[] = []
+  for (const [dir, changes] of tree) {
+    for (const [name, change] of changes) {
+      const node = change.kind === 'dir' ? dirs.get(child(dir, name))! : change.file!
+      entries.push({ dir, name, isDir: change.kind === 'dir', cid: node.cid, tsize: node.tsize })
+    }
+  }
+  return { root, car, carCid, blocks: blocks.size, entries }
 }
 
 function depth(dir: string): number {

@@ -1,9 +1,9 @@
 // A directory of files addressed by relative POSIX paths: the embedded log's local tile store
 // (c2sp.org/tlog-tiles layout: `checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`).
 
-import { chmod, lstat, mkdir, readFile, realpath, stat, unlink } from 'node:fs/promises'
+import { chmod, lstat, mkdir, readFile, realpath, stat } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
-import { DIR_MODE, fsyncDir, hasCode, mkdirDurable, TEMP_PREFIX, writeFileAtomic } from './durable.js'
+import { DIR_MODE, DIRECT_IO, type DurableIO, fsyncDir, hasCode, mkdirDurable, TEMP_PREFIX, unlinkFile, writeFileAtomic } from './durable.js'
 
 /** Longest path checkRelativePath accepts, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 1024
@@ -58,6 +58,22 @@ export function checkRelativePath(path: string): string {
 }
 
 /**
+ * A write's files by path, every path checked (checkRelativePath) and every value a Uint8Array
+ * before anything is written; a path given twice keeps its last bytes. Shared by every store's
+ * `write`, so a refused batch writes nothing in any of them.
+ * @throws InvalidPathError, TypeError (a value that is not a Uint8Array)
+ */
+export function checkedBatch(files: Iterable<[string, Uint8Array]>): Map<string, Uint8Array> {
+  const batch = new Map<string, Uint8Array>()
+  for (const [path, bytes] of files) {
+    checkRelativePath(path)
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`contents of ${path} is not a Uint8Array`)
+    batch.set(path, bytes)
+  }
+  return batch
+}
+
+/**
  * Files under one root directory (for a log, `data/logs/<spaceDID>/`), addressed by store paths
  * (see checkRelativePath), with sunlight-style Backend guarantees:
  *
@@ -83,14 +99,22 @@ export class FileStore {
   /** Real (symlink-free) absolute path of the root directory. */
   readonly root: string
 
-  private constructor(root: string) {
+  private constructor(
+    root: string,
+    private readonly io: DurableIO,
+  ) {
     this.root = root
   }
 
-  /** Opens the store at `root`, creating it and its parents (mode 0755, durably) if missing. */
-  static async create(root: string): Promise<FileStore> {
-    await mkdirDurable(root)
-    return new FileStore(await realpath(root))
+  /**
+   * Opens the store at `root`, creating it and its parents (mode 0755, durably) if missing.
+   * `o.io`: how each write, fsync, rename and removal runs (durable.ts {@link DurableIO}); default
+   * {@link DIRECT_IO}, tests inject faults through it.
+   */
+  static async create(root: string, o: { io?: DurableIO } = {}): Promise<FileStore> {
+    const io = o.io ?? DIRECT_IO
+    await mkdirDurable(root, io)
+    return new FileStore(await realpath(root), io)
   }
 
   /**
@@ -125,16 +149,13 @@ export class FileStore {
    * Writes each `[path, bytes]` atomically and durably (see the class comment), creating
    * directories as needed. All paths are validated before anything is touched, so a refused path
    * writes nothing. If a path appears twice, the last bytes win. The files are written
-   * concurrently.
+   * concurrently; when one fails, the promise rejects (with the first failure) only once every
+   * other has finished, so nothing of the call is still being written afterwards.
    */
   async write(files: Iterable<[string, Uint8Array]>): Promise<void> {
-    const batch = new Map<string, Uint8Array>()
-    for (const [path, bytes] of files) {
-      checkRelativePath(path)
-      if (!(bytes instanceof Uint8Array)) throw new TypeError(`contents of ${path} is not a Uint8Array`)
-      batch.set(path, bytes)
-    }
-    await Promise.all([...batch].map(([path, bytes]) => this.writeOne(path, bytes)))
+    const settled = await Promise.allSettled([...checkedBatch(files)].map(([path, bytes]) => this.writeOne(path, bytes)))
+    const failed = settled.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
   }
 
   /**
@@ -148,21 +169,16 @@ export class FileStore {
       list.map(async (rel) => {
         const real = await this.resolveExisting(rel)
         if (real === undefined) return
-        try {
-          await unlink(real)
-          dirs.add(dirname(real))
-        } catch (err) {
-          if (!hasCode(err, 'ENOENT')) throw err
-        }
+        if (await unlinkFile(real, this.io)) dirs.add(dirname(real))
       }),
     )
-    await Promise.all([...dirs].map(fsyncDir))
+    await Promise.all([...dirs].map((d) => fsyncDir(d, this.io)))
   }
 
   private async writeOne(path: string, bytes: Uint8Array): Promise<void> {
     const slash = path.lastIndexOf('/')
     const dir = slash < 0 ? this.root : await this.ensureDir(path.slice(0, slash))
-    await writeFileAtomic(join(dir, path.slice(slash + 1)), bytes)
+    await writeFileAtomic(join(dir, path.slice(slash + 1)), bytes, undefined, this.io)
   }
 
   /** Real path of `rel` if it exists and lies inside the root; undefined if it does not exist. */
@@ -195,9 +211,9 @@ export class FileStore {
       })
       if (info === undefined) {
         try {
-          await mkdir(next, { mode: DIR_MODE })
+          await this.io.step({ op: 'mkdir', path: next }, () => mkdir(next, { mode: DIR_MODE }))
           await chmod(next, DIR_MODE)
-          await fsyncDir(cur)
+          await fsyncDir(cur, this.io)
         } catch (err) {
           if (!hasCode(err, 'EEXIST')) throw err // lost a race with a concurrent write: fine
         }

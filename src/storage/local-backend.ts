@@ -8,6 +8,7 @@
 import { mkdir, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CarPacker } from './car-packer.js'
+import type { DurableIO } from './durable.js'
 import { FileStore } from './file-store.js'
 
 /** A log id that is not a did:key DID (it becomes a directory name, so it is checked strictly). */
@@ -28,8 +29,15 @@ export class LocalBackend {
   readonly logsDir: string
   readonly carsDir: string
 
-  /** @param dataDir the service's data directory (`--data`, default `./data`). */
-  constructor(readonly dataDir: string) {
+  /**
+   * @param dataDir the service's data directory (`--data`, default `./data`).
+   * @param o.io how every file write, fsync, rename and removal of the logs and CARs runs
+   *   (durable.ts DurableIO); default the direct one. Tests inject faults through it (issue 15 item 2).
+   */
+  constructor(
+    readonly dataDir: string,
+    private readonly o: { io?: DurableIO } = {},
+  ) {
     this.logsDir = join(dataDir, 'logs')
     this.carsDir = join(dataDir, 'cars')
   }
@@ -48,15 +56,15 @@ export class LocalBackend {
     checkLogId(id)
     if (!create && !(await this.exists(id))) return undefined
     await mkdir(this.logsDir, { recursive: true })
-    const files = await FileStore.create(join(this.logsDir, id))
-    const archive = await CarPacker.open(join(this.carsDir, id))
+    const files = await FileStore.create(join(this.logsDir, id), this.o)
+    const archive = await CarPacker.open(join(this.carsDir, id), this.o)
     return { files, archive }
   }
 
   /** The files of an existing log, for reading (opens no descriptor until a read); undefined when it does not exist. */
   async files(id: string): Promise<FileStore | undefined> {
     if (!(await this.exists(id))) return undefined
-    return FileStore.create(join(this.logsDir, id))
+    return FileStore.create(join(this.logsDir, id), this.o)
   }
 
   /**
@@ -66,7 +74,7 @@ export class LocalBackend {
    */
   serviceLog(name: string): Promise<FileStore> {
     if (!/^[a-z]+$/.test(name)) throw new InvalidLogIdError(`not a service log name: ${JSON.stringify(name.slice(0, 80))}`)
-    return FileStore.create(join(this.dataDir, name))
+    return FileStore.create(join(this.dataDir, name), this.o)
   }
 
   /** The absolute path of a log's file (`<data>/logs/<id>/<path>`), for operators' messages. */

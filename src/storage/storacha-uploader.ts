@@ -8,12 +8,23 @@
  * recent append (UploadQueue.setDelegation). `filecoin/offer` is not invoked (pieceHasher: null): the
  * delegation carries only the three capabilities above.
  *
- * Jobs come from a durable UploadQueue, oldest checkpoints first, a few of a log at once (each
- * upload is self-contained; the space's newest root needs every earlier CAR, which the queue
- * guarantees eventually). A failed attempt is retried
- * with exponential backoff (retryMinMs doubling to retryMaxMs); a new delegation for the log makes
- * its jobs due at once. Failures get a stable name, shown in the log's status and logged once per
- * attempt:
+ * Jobs come from a durable UploadQueue, oldest checkpoints first. Pending checkpoints of one log
+ * are coalesced: one attempt takes the log's oldest pending checkpoints (at most `batchCheckpoints`
+ * of them and `batchBytes` of CAR, at least one) and stores the blocks of all their CARs as ONE CAR
+ * shard (`uploadBlocks`: deduplicated, rooted at the newest checkpoint's root, its index blob and
+ * `space/index/add`, `upload/add(newest root, [shard])`), then registers each earlier checkpoint's
+ * root with `upload/add(root, [shard])`, all in one ucanto request. So every checkpoint is still an
+ * upload of the space, with its blocks in the space byte for byte, and an outage of N checkpoints
+ * costs ⌈N / batchCheckpoints⌉ blob uploads instead of N. A group is done only when every one of
+ * its `upload/add`s succeeded (then all its jobs are marked done at once); otherwise all fail
+ * together and the group is retried (its blobs are reused when it is the same group).
+ * One group per log in flight, at most `concurrency` logs at once.
+ *
+ * A failed attempt is retried with exponential backoff (retryMinMs doubling to retryMaxMs),
+ * scheduled on a monotonic clock (anchored at the wall clock when the uploader starts), so a jump of
+ * the wall clock neither stalls nor bursts the retries; at start, pending jobs scheduled further
+ * than retryMaxMs ahead are brought back to it. A new delegation for the log makes its jobs due at
+ * once. Failures get a stable name, shown in the log's status and logged once per attempt:
  *
  *   SpaceNotProvisioned          the space has no storage provider (Storacha `InsufficientStorage`)
  *   DelegationMissingCapability  the delegation does not grant a capability Storacha checked (`Unauthorized`)
@@ -23,15 +34,18 @@
  *   CarMissing                   the CAR file is gone from the data directory
  *   UploadFailed                 anything else (the message says what Storacha answered)
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { performance } from 'node:perf_hooks'
 import * as Client from '@ucanto/client'
 import { DID } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
 import * as HTTP from '@ucanto/transport/http'
-import { uploadCAR } from '@storacha/upload-client'
+import { CAR as StorachaCAR, uploadBlocks } from '@storacha/upload-client'
+import * as UploadCapabilities from '@storacha/capabilities/upload'
+import { CID } from 'multiformats/cid'
 import { STORACHA_ABILITIES } from './storacha-capabilities.js'
-import { expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
+import { DEFAULT_UPLOAD_BACKLOG_MAX, expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
 
 /** Production upload service URL. */
 export const DEFAULT_STORACHA_URL = 'https://up.storacha.network'
@@ -43,10 +57,30 @@ export const DEFAULT_RECEIPTS_ENDPOINT = 'https://up.storacha.network/receipt/'
 export const DEFAULT_UPLOAD_RETRY_MIN_MS = 1000
 /** Default longest delay between upload attempts, ms (5 min). */
 export const DEFAULT_UPLOAD_RETRY_MAX_MS = 300_000
-/** Default uploads of one log in flight at once (each its own checkpoint CAR). */
-export const DEFAULT_UPLOAD_CONCURRENCY = 4
+/** Default logs whose uploads are in flight at once (one group of checkpoints each). */
+export const DEFAULT_UPLOAD_CONCURRENCY = 16
+/** Default most checkpoints of one log stored by one upload (one CAR shard). */
+export const DEFAULT_UPLOAD_BATCH_CHECKPOINTS = 32
+/** Default most bytes of checkpoint CARs stored by one upload (the group is held in memory while it is sent): 16 MiB. */
+export const DEFAULT_UPLOAD_BATCH_BYTES = 16 * 1024 * 1024
 /** Default p-retry retries inside one upload-client call (receipt polling, PUT). */
 export const DEFAULT_CLIENT_RETRIES = 3
+
+/**
+ * The log has `backlogMax` checkpoints waiting for upload: its append is refused (name
+ * `UploadBacklogFull`, passed to the client by the RPC layer); `retryAfter` is in seconds.
+ */
+export class UploadBacklogFullError extends Error {
+  override name = 'UploadBacklogFull'
+  constructor(
+    readonly pending: number,
+    readonly retryAfter: number,
+    reason: string,
+  ) {
+    // ≤ 100 characters: the RPC layer cuts refusal messages there (errors.ts MAX_DETAIL_LENGTH).
+    super(`${pending} checkpoints wait for upload to the space (${reason}); retry after ${retryAfter} s`)
+  }
+}
 
 /** Where uploads go. */
 export interface StorachaTarget {
@@ -68,23 +102,34 @@ export interface StorachaUploaderOptions {
   retryMinMs?: number
   /** Longest retry delay, ms (default DEFAULT_UPLOAD_RETRY_MAX_MS). */
   retryMaxMs?: number
-  /** Uploads of one log in flight at once (default DEFAULT_UPLOAD_CONCURRENCY). */
+  /** Logs whose uploads are in flight at once (default DEFAULT_UPLOAD_CONCURRENCY). */
   concurrency?: number
+  /** Most checkpoints of one log per upload, integer ≥ 1 (default DEFAULT_UPLOAD_BATCH_CHECKPOINTS). */
+  batchCheckpoints?: number
+  /** Most bytes of CARs per upload (a single larger CAR still goes alone), integer ≥ 1 (default DEFAULT_UPLOAD_BATCH_BYTES). */
+  batchBytes?: number
   /** upload-client retries per call (default DEFAULT_CLIENT_RETRIES). */
   clientRetries?: number
-  /** Clock, Unix ms (default Date.now). */
+  /** Most pending checkpoints of one log before {@link StorachaUploader.admit} refuses its appends, integer ≥ 1 (default DEFAULT_UPLOAD_BACKLOG_MAX). */
+  backlogMax?: number
+  /** Wall clock, Unix ms (default Date.now): delegation expiry, and the anchor of the schedule's clock. */
   now?: () => number
+  /** Monotonic clock, ms from any origin (default performance.now): the retry schedule. */
+  monotonic?: () => number
   /** Called after each upload attempt with `ok` or the failure's stable name (module comment), for the metrics. */
   onAttempt?: (result: string) => void
+  /** Called each time {@link StorachaUploader.admit} refuses an append, for the metrics. */
+  onBacklogFull?: (space: string) => void
   /** pino-compatible logger. */
   logger?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 }
 
-/** A checkpoint CAR was uploaded: the job and what Storacha recorded. */
+/** Checkpoint CARs were uploaded together: the jobs (oldest first) and the shard that holds them. */
 export interface UploadedEvent {
-  job: UploadJob
-  /** The upload's root as Storacha registered it (equals job.root). */
-  root: string
+  /** The jobs of the group, oldest first; each one's root is now an upload of the space. */
+  jobs: UploadJob[]
+  /** CID of the CAR shard that holds every block of their CARs. */
+  shard: string
 }
 
 /**
@@ -95,6 +140,8 @@ export class StorachaUploader {
   readonly target: StorachaTarget
   private readonly o: StorachaUploaderOptions
   private readonly now: () => number
+  /** The schedule's clock, Unix ms: the wall clock at construction plus monotonic time since. */
+  private readonly clock: () => number
   private readonly minMs: number
   private readonly maxMs: number
   private readonly connection: ReturnType<typeof Client.connect>
@@ -108,9 +155,15 @@ export class StorachaUploader {
     this.o = o
     this.target = o.target
     this.now = o.now ?? Date.now
+    const mono = o.monotonic ?? (() => performance.now())
+    const anchor = this.now() - mono()
+    this.clock = () => Math.round(anchor + mono())
     this.maxMs = o.retryMaxMs ?? DEFAULT_UPLOAD_RETRY_MAX_MS
     this.minMs = Math.min(o.retryMinMs ?? DEFAULT_UPLOAD_RETRY_MIN_MS, this.maxMs)
     if (!(this.minMs > 0)) throw new RangeError('retry delays must be positive')
+    for (const [k, v] of [['batchCheckpoints', o.batchCheckpoints], ['batchBytes', o.batchBytes], ['concurrency', o.concurrency], ['backlogMax', o.backlogMax]] as const) {
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new RangeError(`${k} must be an integer ≥ 1`)
+    }
     new URL(o.target.url)
     new URL(o.target.receiptsEndpoint)
     this.connection = Client.connect({
@@ -120,8 +173,9 @@ export class StorachaUploader {
     })
   }
 
-  /** Starts working through due jobs. */
+  /** Starts working through due jobs (a pending job scheduled more than retryMaxMs ahead is due within retryMaxMs). */
   start(): void {
+    this.o.queue.clampNextAt(this.clock() + this.maxMs)
     this.kick()
   }
 
@@ -130,7 +184,7 @@ export class StorachaUploader {
    * @param pack what CarPacker.pack resolved (root and carCid are CIDs, file an absolute path).
    */
   enqueue(space: string, pack: { treeSize: number; root: { toString(): string }; carCid: { toString(): string }; file: string }): void {
-    if (this.o.queue.enqueue({ space, treeSize: pack.treeSize, root: pack.root.toString(), carFile: pack.file, carCid: pack.carCid.toString() }, this.now())) this.kick()
+    if (this.o.queue.enqueue({ space, treeSize: pack.treeSize, root: pack.root.toString(), carFile: pack.file, carCid: pack.carCid.toString() }, this.clock())) this.kick()
   }
 
   /**
@@ -139,9 +193,27 @@ export class StorachaUploader {
    */
   async rememberDelegation(space: string, delegation: API.Delegation): Promise<void> {
     if (await this.o.queue.setDelegation(space, delegation)) {
-      this.o.queue.wake(space, this.now())
+      this.o.queue.wake(space, this.clock())
       this.kick()
     }
+  }
+
+  /**
+   * Admits an append to `space` with respect to its upload backlog: first keeps its delegation
+   * (as {@link rememberDelegation}: a fresh one makes the log's uploads due at once), then refuses
+   * when `backlogMax` of the log's checkpoints wait for upload. Only this log is refused; entries
+   * already acknowledged stay queued (nothing is dropped). One indexed count per call.
+   * @throws UploadBacklogFullError, retryAfter = seconds until the log's next upload attempt (1 ..
+   *   retryMaxMs / 1000, rounded up).
+   */
+  async admit(space: string, delegation: API.Delegation | undefined): Promise<void> {
+    if (delegation) await this.rememberDelegation(space, delegation)
+    const pending = this.o.queue.pendingCount(space)
+    if (pending < (this.o.backlogMax ?? DEFAULT_UPLOAD_BACKLOG_MAX)) return
+    this.o.onBacklogFull?.(space)
+    const status = this.o.queue.status(space)
+    const wait = Math.min(this.maxMs, Math.max(0, (status?.nextAttemptAt ?? 0) - this.clock()))
+    throw new UploadBacklogFullError(pending, Math.max(1, Math.ceil(wait / 1000)), status?.error ? status.error.name : 'uploading')
   }
 
   /** The upload status of `space` (undefined when nothing was ever queued for it). */
@@ -183,66 +255,125 @@ export class StorachaUploader {
     if (this.closed) return
     const next = this.o.queue.nextDue()
     if (next === undefined) return
-    this.timer = setTimeout(() => this.kick(), Math.max(0, next - this.now()))
+    this.timer = setTimeout(() => this.kick(), Math.min(this.maxMs, Math.max(0, next - this.clock())))
     this.timer.unref()
   }
 
   private async work(): Promise<void> {
+    const perLog = this.o.batchCheckpoints ?? DEFAULT_UPLOAD_BATCH_CHECKPOINTS
     for (;;) {
       if (this.closed) return
-      const jobs = this.o.queue.due(this.now(), this.o.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY)
-      if (jobs.length === 0) return
-      await Promise.all(jobs.map((j) => this.attempt(j)))
+      const groups = this.o.queue.dueGroups(this.clock(), perLog, this.o.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY)
+      if (groups.length === 0) return
+      await Promise.all(groups.map((g) => this.attempt(g)))
     }
   }
 
-  private async attempt(job: UploadJob): Promise<void> {
+  /** Uploads one group of a log's oldest pending jobs (trimmed to batchBytes), or records its failure. */
+  private async attempt(candidates: UploadJob[]): Promise<void> {
     const log = this.o.logger
+    const space = candidates[0]!.space
+    let group = candidates.slice(0, 1)
     try {
-      const root = await this.upload(job)
-      this.o.queue.markDone(job.space, job.treeSize, this.now())
+      group = await this.withinBytes(candidates)
+      const shard = await this.upload(group)
+      this.o.queue.markDone(space, group.map((j) => j.treeSize), this.clock())
       this.o.onAttempt?.('ok')
-      log?.info({ log: job.space, treeSize: job.treeSize, root, car: job.carCid }, 'checkpoint CAR stored in the space')
-      for (const f of this.listeners) f({ job, root })
+      const newest = group[group.length - 1]!
+      log?.info({ log: space, treeSize: newest.treeSize, checkpoints: group.length, root: newest.root, shard }, 'checkpoint CARs stored in the space')
+      for (const f of this.listeners) f({ jobs: group, shard })
     } catch (err) {
-      const e = classifyUploadError(err, this.now())
+      const e = classifyUploadError(err, this.clock())
       const blocked = e.name !== 'StorachaUnavailable' && e.name !== 'UploadFailed'
-      const delay = blocked ? this.maxMs : Math.min(this.maxMs, this.minMs * 2 ** Math.min(job.attempts, 30))
-      this.o.queue.markFailed(job.space, job.treeSize, e, this.now() + delay)
+      const attempts = group[0]!.attempts
+      const delay = blocked ? this.maxMs : Math.min(this.maxMs, this.minMs * 2 ** Math.min(attempts, 30))
+      this.o.queue.markFailed(space, group.map((j) => j.treeSize), e, this.clock() + delay)
       this.o.onAttempt?.(e.name)
-      const line = { log: job.space, treeSize: job.treeSize, error: e.name, message: e.message, attempt: job.attempts + 1, retryInMs: delay }
+      const line = { log: space, treeSize: group[0]!.treeSize, checkpoints: group.length, error: e.name, message: e.message, attempt: attempts + 1, retryInMs: delay }
       if (blocked) log?.error(line, `cannot store the log in its space: ${e.name}`)
       else log?.warn(line, 'checkpoint upload failed; will retry')
     }
   }
 
-  private async upload(job: UploadJob): Promise<string> {
-    const delegation = await this.o.queue.delegation(job.space)
+  /** The longest prefix of `jobs` whose CARs total at most batchBytes (at least the first job). */
+  private async withinBytes(jobs: UploadJob[]): Promise<UploadJob[]> {
+    const max = this.o.batchBytes ?? DEFAULT_UPLOAD_BATCH_BYTES
+    let total = 0
+    const out: UploadJob[] = []
+    for (const j of jobs) {
+      let size: number
+      try {
+        size = (await stat(j.carFile)).size
+      } catch (err) {
+        throw new Failure('CarMissing', `cannot read ${j.carFile}: ${(err as Error).message}`)
+      }
+      if (out.length > 0 && total + size > max) break
+      total += size
+      out.push(j)
+    }
+    return out
+  }
+
+  /** Stores the group's CARs as one shard and registers every job's root; returns the shard's CID. */
+  private async upload(group: UploadJob[]): Promise<string> {
+    const space = group[0]!.space
+    const delegation = await this.o.queue.delegation(space)
     if (!delegation) throw new Failure('NoDelegation', 'no Agent→Service delegation received for this log yet; the next append brings one')
     const exp = expiryOf(delegation)
     if (exp * 1000 <= this.now()) {
       throw new Failure('DelegationExpired', `the Agent→Service delegation ${delegation.cid} (or a proof in it) expired at ${new Date(exp * 1000).toISOString()}; append with a fresh delegation`)
     }
-    let bytes: Uint8Array
-    try {
-      bytes = new Uint8Array(await readFile(job.carFile))
-    } catch (err) {
-      throw new Failure('CarMissing', `cannot read ${job.carFile}: ${(err as Error).message}`)
+    // Every block of every CAR, oldest first (uploadBlocks drops repeated blocks).
+    const blocks: { cid: CID; bytes: Uint8Array }[] = []
+    for (const job of group) {
+      let bytes: Uint8Array
+      try {
+        bytes = new Uint8Array(await readFile(job.carFile))
+      } catch (err) {
+        throw new Failure('CarMissing', `cannot read ${job.carFile}: ${(err as Error).message}`)
+      }
+      const car = await StorachaCAR.decode(new Blob([bytes]))
+      if (car.roots[0]?.toString() !== job.root) throw new Failure('UploadFailed', `${job.carFile} has root ${car.roots[0]}, expected ${job.root}`)
+      for (const b of car.blocks) blocks.push(b as never)
     }
+    const newest = group[group.length - 1]!
     const conf = {
       issuer: this.o.signer,
-      with: job.space as API.DIDKey,
+      with: space as API.DIDKey,
       proofs: [delegation],
       audience: this.connection.id,
     }
-    const root = await uploadCAR(conf as never, new Blob([bytes]), {
+    let shard: CID | undefined
+    const root = await uploadBlocks(conf as never, blocks as never, {
       connection: this.connection as never,
       receiptsEndpoint: this.target.receiptsEndpoint,
       retries: this.o.clientRetries ?? DEFAULT_CLIENT_RETRIES,
       pieceHasher: null as never,
+      rootCID: CID.parse(newest.root) as never,
+      onShardStored: (meta) => {
+        shard = CID.decode(meta.cid.bytes)
+      },
     })
-    if (root.toString() !== job.root) throw new Failure('UploadFailed', `Storacha registered root ${root}, expected ${job.root}`)
-    return root.toString()
+    if (root.toString() !== newest.root) throw new Failure('UploadFailed', `Storacha registered root ${root}, expected ${newest.root}`)
+    if (!shard) throw new Failure('UploadFailed', 'the upload client stored no shard')
+    // The earlier checkpoints' roots, each an upload of the same shard, in one request.
+    const earlier = group.slice(0, -1)
+    if (earlier.length > 0) {
+      const invocations = earlier.map((job) =>
+        UploadCapabilities.add.invoke({
+          issuer: this.o.signer,
+          audience: this.connection.id,
+          with: space as API.DIDKey,
+          nb: { root: CID.parse(job.root) as never, shards: [shard as never] },
+          proofs: [delegation],
+        }),
+      )
+      const execute = this.connection.execute.bind(this.connection) as unknown as (...i: unknown[]) => Promise<{ out: { error?: { name?: string; message?: string } } }[]>
+      for (const r of await execute(...invocations)) {
+        if (r.out.error) throw new Error(`failed ${UploadCapabilities.add.can} invocation`, { cause: r.out.error })
+      }
+    }
+    return shard.toString()
   }
 }
 

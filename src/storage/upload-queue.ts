@@ -9,7 +9,19 @@
  * - A job is done only after markDone; a crash before it leaves the job pending, and the upload is
  *   repeated (Storacha tolerates a blob added twice; a half-done upload leaves orphan blobs, which
  *   are harmless).
+ * - Per log, jobs are uploaded oldest first, in groups ({@link UploadQueue.dueGroups}: the oldest
+ *   pending job decides when the log is due, the group is its `perLog` oldest pending jobs), so the
+ *   uploaded jobs of a log are always its oldest ones.
+ * - Bounded: done jobs beyond the newest `keepDone` of each log are deleted when newer ones are
+ *   marked done (the status needs only the newest); pending jobs are counted per log
+ *   ({@link UploadQueue.pendingCount}) for the service to refuse that log's appends at its bound.
+ * - Times (`nextAt`, `error.at`, `done_at`) are the caller's clock, Unix ms; the uploader passes a
+ *   monotonic one anchored at the wall clock when it started (storacha-uploader.ts).
  * - Synchronous and single-process (better-sqlite3); one UploadQueue per database file.
+ *
+ * The public interface is what the uploader, the service's status routes and `ucanlog restore` use:
+ * enqueue, dueGroups, nextDue, markDone, markFailed, wake, clampNextAt, pendingCount, setDelegation,
+ * delegation, spaces, status, totals, latestTreeSize, close.
  */
 import Database from 'better-sqlite3'
 import { Delegation } from '@ucanto/core'
@@ -17,6 +29,16 @@ import type { API } from '@ucanto/core'
 
 /** Name of the queue database inside the data directory. */
 export const UPLOAD_QUEUE_FILE = 'uploads.sqlite'
+/** Default most pending checkpoints per log before its appends are refused (the service's bound, `--upload-backlog-max`). */
+export const DEFAULT_UPLOAD_BACKLOG_MAX = 10_000
+/** Default done jobs kept per log (the newest ones); older done rows are deleted. */
+export const DEFAULT_UPLOAD_KEEP_DONE = 16
+
+/** Options of UploadQueue. */
+export interface UploadQueueOptions {
+  /** Done jobs kept per log, the newest ones, integer ≥ 1 (default {@link DEFAULT_UPLOAD_KEEP_DONE}). */
+  keepDone?: number
+}
 
 /** One checkpoint CAR to store in a space. */
 export interface UploadJob {
@@ -60,7 +82,7 @@ export interface UploadStatus {
   latestRoot?: string
   /** The last failure, while the log is failing. */
   error?: UploadError
-  /** Next attempt, Unix ms, while uploads are pending. */
+  /** Next attempt (of the oldest pending checkpoint, with the ones after it), Unix ms, while uploads are pending. */
   nextAttemptAt?: number
 }
 
@@ -104,9 +126,12 @@ const SCHEMA = `
 export class UploadQueue {
   private readonly db: Database.Database
   private readonly delegationCids = new Map<string, string>()
+  private readonly keepDone: number
 
-  /** Opens (creating if missing) the queue database at `file`. */
-  constructor(file: string) {
+  /** Opens (creating if missing) the queue database at `file`. @throws RangeError when keepDone < 1. */
+  constructor(file: string, o: UploadQueueOptions = {}) {
+    this.keepDone = o.keepDone ?? DEFAULT_UPLOAD_KEEP_DONE
+    if (!Number.isInteger(this.keepDone) || this.keepDone < 1) throw new RangeError('keepDone must be an integer ≥ 1')
     this.db = new Database(file)
     try {
       this.db.pragma('journal_mode = WAL')
@@ -141,39 +166,66 @@ export class UploadQueue {
   }
 
   /**
-   * Pending jobs whose next attempt is due at `now` (Unix ms): of each space, among its `perSpace`
-   * oldest pending checkpoints, those that are due.
+   * The groups of jobs to upload now: for each log whose oldest pending job is due at `now` (Unix
+   * ms), its `perLog` oldest pending jobs (whatever their own next attempt), oldest first; at most
+   * `maxLogs` logs, the longest waiting first.
+   * @param perLog integer ≥ 1. @param maxLogs integer ≥ 1.
    */
-  due(now: number, perSpace = 1): UploadJob[] {
-    const rows = this.db
+  dueGroups(now: number, perLog: number, maxLogs: number): UploadJob[][] {
+    const heads = this.db
       .prepare(
-        `SELECT * FROM (
-           SELECT *, ROW_NUMBER() OVER (PARTITION BY space ORDER BY tree_size) AS rn
-           FROM jobs WHERE done_at IS NULL
-         ) WHERE rn <= ? AND next_at <= ? ORDER BY next_at, tree_size`,
+        `SELECT space, next_at FROM (
+           SELECT space, MIN(tree_size) AS t, next_at FROM jobs WHERE done_at IS NULL GROUP BY space
+         ) WHERE next_at <= ? ORDER BY next_at, space LIMIT ?`,
       )
-      .all(perSpace, now) as JobRow[]
-    return rows.map(toJob)
+      .all(now, maxLogs) as { space: string }[]
+    const group = this.db.prepare('SELECT * FROM jobs WHERE space = ? AND done_at IS NULL ORDER BY tree_size LIMIT ?')
+    return heads.map((h) => (group.all(h.space, perLog) as JobRow[]).map(toJob))
   }
 
-  /** Earliest next attempt among pending jobs, Unix ms; undefined when nothing is pending. */
+  /** When the next log is due (its oldest pending job's next attempt), Unix ms; undefined when nothing is pending. */
   nextDue(): number | undefined {
-    const r = this.db.prepare('SELECT MIN(next_at) AS t FROM jobs WHERE done_at IS NULL').get() as { t: number | null }
+    const r = this.db
+      .prepare('SELECT MIN(next_at) AS t FROM (SELECT space, MIN(tree_size) AS t, next_at FROM jobs WHERE done_at IS NULL GROUP BY space)')
+      .get() as { t: number | null }
     return r.t ?? undefined
   }
 
-  /** Marks a job uploaded. */
-  markDone(space: string, treeSize: number, now: number): void {
-    this.db
-      .prepare('UPDATE jobs SET done_at = ?, error_name = NULL, error_msg = NULL, error_at = NULL WHERE space = ? AND tree_size = ?')
-      .run(now, space, treeSize)
+  /**
+   * Marks jobs uploaded (one transaction), then deletes the log's done jobs older than its newest
+   * `keepDone`.
+   */
+  markDone(space: string, treeSizes: number | readonly number[], now: number): void {
+    const done = this.db.prepare('UPDATE jobs SET done_at = ?, error_name = NULL, error_msg = NULL, error_at = NULL WHERE space = ? AND tree_size = ?')
+    const prune = this.db.prepare(
+      `DELETE FROM jobs WHERE space = ? AND done_at IS NOT NULL AND tree_size <
+         (SELECT tree_size FROM jobs WHERE space = ? AND done_at IS NOT NULL ORDER BY tree_size DESC LIMIT 1 OFFSET ?)`,
+    )
+    this.db.transaction(() => {
+      for (const t of typeof treeSizes === 'number' ? [treeSizes] : treeSizes) done.run(now, space, t)
+      prune.run(space, space, this.keepDone - 1)
+    }).immediate()
   }
 
-  /** Records a failed attempt and when to try again (Unix ms). */
-  markFailed(space: string, treeSize: number, error: UploadError, nextAt: number): void {
-    this.db
-      .prepare('UPDATE jobs SET attempts = attempts + 1, next_at = ?, error_name = ?, error_msg = ?, error_at = ? WHERE space = ? AND tree_size = ?')
-      .run(nextAt, error.name, error.message, error.at, space, treeSize)
+  /** Records a failed attempt of jobs (one transaction) and when to try again (Unix ms). */
+  markFailed(space: string, treeSizes: number | readonly number[], error: UploadError, nextAt: number): void {
+    const failed = this.db.prepare('UPDATE jobs SET attempts = attempts + 1, next_at = ?, error_name = ?, error_msg = ?, error_at = ? WHERE space = ? AND tree_size = ?')
+    this.db.transaction(() => {
+      for (const t of typeof treeSizes === 'number' ? [treeSizes] : treeSizes) failed.run(nextAt, error.name, error.message, error.at, space, t)
+    }).immediate()
+  }
+
+  /**
+   * Moves every pending job's next attempt to at most `latest` (Unix ms): a schedule written under a
+   * clock that was ahead (or by an earlier process) never postpones an upload past one backoff.
+   */
+  clampNextAt(latest: number): void {
+    this.db.prepare('UPDATE jobs SET next_at = ? WHERE done_at IS NULL AND next_at > ?').run(latest, latest)
+  }
+
+  /** Checkpoint CARs of `space` not yet uploaded (its backlog; one indexed count). */
+  pendingCount(space: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM jobs WHERE space = ? AND done_at IS NULL').get(space) as { n: number }).n
   }
 
   /** Makes every pending job of `space` due at `now` (after a new delegation arrived). */
@@ -218,12 +270,13 @@ export class UploadQueue {
       .prepare(
         `SELECT MAX(tree_size) AS latest,
                 SUM(done_at IS NULL) AS pending,
-                MIN(CASE WHEN done_at IS NULL THEN tree_size END) AS first_pending,
-                MIN(CASE WHEN done_at IS NULL THEN next_at END) AS next_at
+                MIN(CASE WHEN done_at IS NULL THEN tree_size END) AS first_pending
          FROM jobs WHERE space = ?`,
       )
-      .get(space) as { latest: number | null; pending: number | null; first_pending: number | null; next_at: number | null }
+      .get(space) as { latest: number | null; pending: number | null; first_pending: number | null }
     if (agg.latest === null) return undefined
+    // The log is next attempted when its oldest pending job is due (dueGroups).
+    const head = agg.first_pending === null ? undefined : (this.db.prepare('SELECT next_at FROM jobs WHERE space = ? AND tree_size = ?').get(space, agg.first_pending) as { next_at: number })
     const uploaded = this.db
       .prepare('SELECT MAX(tree_size) AS t FROM jobs WHERE space = ? AND done_at IS NOT NULL AND tree_size < ?')
       .get(space, agg.first_pending ?? Number.MAX_SAFE_INTEGER) as { t: number | null }
@@ -243,7 +296,7 @@ export class UploadQueue {
     }
     if (latestDone) status.latestRoot = latestDone.root
     if (failing) status.error = { name: failing.error_name, message: failing.error_msg, at: failing.error_at }
-    if (agg.next_at !== null) status.nextAttemptAt = agg.next_at
+    if (head) status.nextAttemptAt = head.next_at
     return status
   }
 

@@ -5,7 +5,9 @@
  *
  * The queue entry is written right after CarPacker.pack resolves; a crash in between is repaired
  * when the log is next opened, by queueing every pack the packer lists that is newer than the
- * newest queued one. So every packed checkpoint is eventually queued, and every queued one uploaded.
+ * newest queued one. A queue write that fails (its database full or failing: issue 15 item 2) is
+ * repaired the same way at the next pack, before that pack is queued. So every packed checkpoint
+ * is eventually queued, in order, and every queued one uploaded.
  */
 import type { CarPacker, PackResult } from './car-packer.js'
 import type { FileStore } from './file-store.js'
@@ -66,21 +68,34 @@ export class UploadingBackend {
     const s = await this.local.open(id, create)
     if (!s) return undefined
     const packer: CarPacker = s.archive
-    try {
+    /** Queues every pack newer than the newest queued one, oldest first. */
+    const catchUp = () => {
       const queued = this.queue.latestTreeSize(id)
       for (const p of packer.list()) if (p.treeSize > queued) this.uploader.enqueue(id, p)
+    }
+    try {
+      catchUp()
     } catch (err) {
       await packer.close() // a failed open holds nothing (the index is exclusive)
       throw err
     }
     const uploader = this.uploader
+    /** A queue write failed since the last catch-up: the next pack catches up first. */
+    let behind = false
     const archive: UploadingArchive = {
       get lastTreeSize() {
         return packer.lastTreeSize
       },
       async pack(treeSize, files) {
         const r = await packer.pack(treeSize, files)
-        uploader.enqueue(id, r)
+        try {
+          if (behind) catchUp()
+          else uploader.enqueue(id, r)
+          behind = false
+        } catch (err) {
+          behind = true
+          throw err
+        }
         return r
       },
       close: () => packer.close(),

@@ -8,6 +8,8 @@
  * {@link MAX_DETAIL_LENGTH} characters.
  */
 import { Failure } from '@ucanto/core'
+import { isDatabaseUnavailable } from '../storage/postgres/errors.js'
+import { storageFailedCode } from '../storage/storage-failed.js'
 import { storageFullCode, storageFullMessage } from '../storage/storage-full.js'
 
 /** Longest interpolated value (a DID, CID, capability, or cause message) kept in a message, in characters. */
@@ -182,6 +184,15 @@ export class TooManyPendingInvocations extends TlogFailure {
 }
 
 /**
+ * The same invocation is being run by another instance of the service (several instances on one
+ * database) and had not finished within the wait bound. Nothing new ran; send the same
+ * invocation again later (it is answered with the first outcome, never appended twice).
+ */
+export class InvocationPending extends TlogFailure {
+  override readonly name = 'InvocationPending' as const
+}
+
+/**
  * `with` names a DID the service itself controls (its own identity, or another key it holds such
  * as the bundled witness's): it is never a space. Checked before any signature or chain work,
  * because the service's own authority would otherwise stand in for a grant on it.
@@ -217,6 +228,7 @@ export type AppendFailure =
   | EntryTooLarge
   | InvalidCapability
   | TooManyPendingInvocations
+  | InvocationPending
   | ReservedSpace
   | RateLimited
   | InternalError
@@ -279,10 +291,12 @@ export type RevokeFailure =
   | TooManyRevocations
   | RateLimited
   | ProofGraphFailure
+  | StorageFull
+  | StorageFailed
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
-export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>
+export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations | InvocationPending>
 
 // Refusals by the log service (log-service.ts LogService): it rejects with an Error whose
 // `name` is one of these, and the client gets that name, never InternalError.
@@ -321,8 +335,48 @@ export class StorageFull extends TlogFailure {
   override readonly name = 'StorageFull' as const
 }
 
+/**
+ * Too many of this log's checkpoints are waiting for their upload to its Storacha space
+ * (`--upload-backlog-max`: Storacha down, or the space or delegation refused); nothing was appended
+ * and the invocation is unused. Only this log is refused. The message ends `retry after <s> s`
+ * (when its next upload is attempted); an append with a fresh delegation makes the uploads due at once.
+ */
+export class UploadBacklogFull extends TlogFailure {
+  override readonly name = 'UploadBacklogFull' as const
+}
+
+/**
+ * A write or fsync of the service's storage failed (issue 15 item 2: EIO, a read-only filesystem,
+ * SQLITE_IOERR): the space's log stopped (it is reopened from its last committed state at the next
+ * request for it; other spaces are not affected), or the replay guard could not record the answer.
+ * Nothing was acknowledged; the entry may have been sequenced. A retry works once the fault is gone
+ * (the same invocation gets its first answer if it had one, never a second append).
+ */
+export class StorageFailed extends TlogFailure {
+  override readonly name = 'StorageFailed' as const
+}
+
+/**
+ * With the PostgreSQL backend (several instances on one database, docs/storage.md): this instance
+ * lost the log's lease to another one while appending (fencing); nothing of the refused batch is
+ * visible and nothing was acknowledged. Retry: the next request reopens the log.
+ */
+export class LeaseLost extends TlogFailure {
+  override readonly name = 'LeaseLost' as const
+}
+
+/** With the PostgreSQL backend: another instance holds this log's lease; nothing ran. Retry later (the message says when). */
+export class LeaseHeld extends TlogFailure {
+  override readonly name = 'LeaseHeld' as const
+}
+
+/** With the PostgreSQL backend: the database did not answer; nothing was acknowledged. Retry later. */
+export class DatabaseUnavailable extends TlogFailure {
+  override readonly name = 'DatabaseUnavailable' as const
+}
+
 /** A refusal by the log service, passed to the client by name. */
-export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull
+export type LogRefusal = LogUnavailable | TooManyOpenLogs | LogCreationLimited | LogFull | Pushback | StorageFull | StorageFailed | UploadBacklogFull | LeaseLost | LeaseHeld | DatabaseUnavailable
 
 const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogUnavailable,
@@ -331,18 +385,29 @@ const LOG_REFUSALS: Record<string, new (message: string) => LogRefusal> = {
   LogFull,
   Pushback,
   StorageFull,
+  UploadBacklogFull,
+  StorageFailed,
+  LeaseLost,
+  LeaseHeld,
+  DatabaseUnavailable,
 }
 
 /**
  * The named failure for a log service rejection (or a stored `{ name, message }`) whose `name` is a
- * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code says the disk is full
- * (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL); undefined for anything else
- * (which stays InternalError).
+ * {@link LogRefusal}'s, or {@link StorageFull} for a store's error whose code (or its cause's) says
+ * the disk is full (src/storage/storage-full.ts: e.g. the replay guard's SQLITE_FULL, or a
+ * `StorageFailed` caused by ENOSPC), or {@link StorageFailed} for one whose code says a write or
+ * fsync failed (src/storage/storage-failed.ts: EIO, EROFS, SQLITE_IOERR*); undefined for anything
+ * else (which stays InternalError).
  */
 export function logRefusal(cause: unknown): LogRefusal | undefined {
+  const full = storageFullCode(cause)
+  if (full !== undefined) return new StorageFull(storageFullMessage(full))
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
   if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
-  const full = storageFullCode(cause)
-  return full === undefined ? undefined : new StorageFull(storageFullMessage(full))
+  // The PostgreSQL replay guard and revocation index pass the driver's errors through.
+  if (isDatabaseUnavailable(cause)) return new DatabaseUnavailable('the database did not answer; retry later')
+  const failed = storageFailedCode(cause)
+  return failed === undefined ? undefined : new StorageFailed(`a write of the service's storage failed (${failed}); retry once the operator has fixed it`)
 }

@@ -82,10 +82,13 @@ export interface LogService {
    * invocation unused and the client may send it again. The append runs while the reservation is
    * held; `release` is called after it.
    * A rejection whose `name` is a {@link LogRefusal}'s (`LogUnavailable`, `TooManyOpenLogs`,
-   * `LogCreationLimited`, `LogFull`, `Pushback`, `StorageFull`) reaches the client by that name, from here and
+   * `LogCreationLimited`, `LogFull`, `Pushback`, `StorageFull`, `StorageFailed`, `UploadBacklogFull`) reaches the client by that name, from here and
    * from every other method (errors.ts `logRefusal`, the one mapping); any other is `InternalError`.
+   * @param meta.delegation the append's verified Agent→Service delegation (for the log's uploads:
+   *   kept even when the append is refused, so a refusal for an upload backlog caused by an expired
+   *   delegation is cured by the append that brings a fresh one), or a {@link DelegationRef} to it.
    */
-  reserve?(space: SpaceDID, meta: { client?: string }): Promise<{ release(): void }>
+  reserve?(space: SpaceDID, meta: { client?: string; delegation?: API.Delegation | DelegationRef }): Promise<{ release(): void }>
   /**
    * Optional, cheap, asked BEFORE any signature or chain work for `tlog/append` and `tlog/create`:
    * resolves to the {@link LogRefusal} that creating the space's log for `meta.client` would get

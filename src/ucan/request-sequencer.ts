@@ -56,7 +56,10 @@ async function sequenceOne(s: Service, v: AppendVerdict, context: HandlerContext
   const request = context.request ?? {}
   if (v.canonical && s.now() <= v.exp) {
     const known = s.replay.seen<Outcome>(v.cid)
-    if (known !== undefined) return answer(await waiting(context, () => known))
+    if (known !== undefined) {
+      const outcome = await waiting(context, () => known)
+      if (outcome !== undefined) return answer(outcome)
+    }
   }
   if (v.with !== undefined && s.log.creationRefusal !== undefined) {
     const refusal = logRefusal(await s.log.creationRefusal(v.with as SpaceDID, request))

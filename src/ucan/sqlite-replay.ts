@@ -19,6 +19,13 @@ function outcomeOf<T>(row: { outcome: string | null }): T {
 const MAX_SWEEP = 10_000
 
 /**
+ * Default most outcomes kept in memory after their group commit failed (issue 15 item 2), waiting
+ * to be committed again: about 1–2 KB each, so at most ~20 MB. Past it the oldest is dropped (its
+ * retry then gets {@link UNKNOWN_OUTCOME}: never a second run).
+ */
+export const DEFAULT_REPLAY_UNCOMMITTED = 10_000
+
+/**
  * A durable {@link ReplayGuard}: each id is inserted (outcome pending, with its owner) before its
  * task runs — the calls made before the event loop's next check phase together, in one
  * transaction ({@link SqliteReplayGuard.admitPending}) — and its outcome stored as JSON when the task resolves, so a retry — in this process
@@ -30,13 +37,21 @@ const MAX_SWEEP = 10_000
  * {@link UNKNOWN_OUTCOME}. In memory it holds only the tasks in flight; rows are swept once their
  * `exp` has passed, and each owner has at most `maxReplayPerOwner` unexpired ids (`once` rejects
  * with `ReplayGuardFull` beyond; others are unaffected).
+ *
+ * A group commit that fails (SQLITE_FULL, SQLITE_IOERR, …: issue 15 item 2) rejects its callers
+ * (no answer given), and keeps their outcomes in memory (at most `maxUncommittedOutcomes`, oldest
+ * dropped first): the next group commit writes them again, and a retry of one of those ids (`once`
+ * or `seen`) is answered with its first outcome once that outcome is committed, refused with the
+ * commit's error while committing still fails. The task never runs twice, and a retry is not
+ * answered UNKNOWN_OUTCOME just because the disk was full for a while; only a restart before the
+ * outcome could be committed (or one dropped past the bound) leaves it unknown.
  */
 export class SqliteReplayGuard implements ReplayGuard {
   readonly #db: Database.Database
   readonly #get: Database.Statement<[string], { expires_at: number; outcome: string | null }>
   readonly #insert: Database.Statement<[string, string, number]>
   /** Decides each call of a batch (and inserts the new ids) in one transaction. */
-  readonly #admitTx: (batch: readonly Admit[]) => ('run' | { answer: unknown } | { full: true })[]
+  readonly #admitTx: (batch: readonly Admit[]) => Decision[]
   #admits: Admit[] = []
   #admitScheduled = false
   readonly #settle: Database.Statement<[string, string]>
@@ -50,11 +65,16 @@ export class SqliteReplayGuard implements ReplayGuard {
   #batch: Settled[] = []
   #flushScheduled = false
   #nextSweep = -Infinity
+  /** Outcomes (id → JSON) whose group commit failed, oldest first, committed again with the next one. */
+  readonly #uncommitted = new Map<string, string>()
+  readonly #maxUncommitted: number
 
   constructor(db: Database.Database, options: UcanStoreOptions = {}) {
     this.#db = db
     this.#now = forgettingClockOf(options) // every reading here decides what is forgotten
     this.#max = checkReplayShare(options.maxReplayPerOwner ?? DEFAULT_REPLAY_PER_SPACE)
+    this.#maxUncommitted = options.maxUncommittedOutcomes ?? DEFAULT_REPLAY_UNCOMMITTED
+    if (!Number.isSafeInteger(this.#maxUncommitted) || this.#maxUncommitted < 0) throw new RangeError('maxUncommittedOutcomes must be an integer ≥ 0')
     this.#get = db.prepare('SELECT expires_at, outcome FROM seen WHERE id = ?')
     this.#settle = db.prepare('UPDATE seen SET outcome = ? WHERE id = ?')
     this.#forget = db.prepare('DELETE FROM seen WHERE id = ?')
@@ -64,7 +84,7 @@ export class SqliteReplayGuard implements ReplayGuard {
     // One prepared statement per id and per owner, inside the batch's transaction: a keyed lookup
     // or insert each (cheaper in SQLite than one statement over a JSON array: json_each and
     // json_extract cost more per id than the statement step they save).
-    this.#admitTx = db.transaction((batch: readonly Admit[]) => {
+    this.#admitTx = db.transaction((batch: readonly Admit[]): Decision[] => {
       const t = this.#now()
       if (t >= this.#nextSweep) this.#doSweep(t)
       const rows: ({ expires_at: number; outcome: string | null } | undefined)[] = []
@@ -73,6 +93,7 @@ export class SqliteReplayGuard implements ReplayGuard {
         // Expired ids not yet swept are forgotten first (each frees its owner's place).
         if (row !== undefined && row.expires_at < t) {
           this.#forget.run(b.key.id)
+          this.#uncommitted.delete(b.key.id)
           rows.push(undefined)
         } else {
           rows.push(row)
@@ -80,8 +101,10 @@ export class SqliteReplayGuard implements ReplayGuard {
       }
       // Each owner's count, read once (after the forgets above), then kept here as ids are admitted.
       const counts = new Map<string, number>()
-      const decided = batch.map((b, i): 'run' | { answer: unknown } | { full: true } => {
+      const decided = batch.map((b, i): Decision => {
         const row = rows[i]
+        const uncommitted = row?.outcome === null ? this.#uncommitted.get(b.key.id) : undefined
+        if (uncommitted !== undefined) return { recommit: uncommitted }
         if (row !== undefined) return { answer: outcomeOf(row) }
         const n = counts.get(b.key.owner) ?? this.#count.get(b.key.owner) ?? 0
         if (n >= this.#max) return { full: true }
@@ -135,7 +158,7 @@ export class SqliteReplayGuard implements ReplayGuard {
     const batch = this.#admits
     if (batch.length === 0) return
     this.#admits = []
-    let decided: ('run' | { answer: unknown } | { full: true })[]
+    let decided: Decision[]
     try {
       decided = this.#admitTx(batch)
     } catch (err) {
@@ -157,6 +180,8 @@ export class SqliteReplayGuard implements ReplayGuard {
           .then(b.resolve, b.reject)
       } else if (d !== undefined && 'answer' in d) {
         b.resolve(d.answer)
+      } else if (d !== undefined && 'recommit' in d) {
+        this.#durable(b.key.id, JSON.parse(d.recommit) as unknown).then(b.resolve, b.reject)
       } else {
         b.reject(new ReplayGuardFull(b.key.owner, this.#max))
       }
@@ -168,7 +193,14 @@ export class SqliteReplayGuard implements ReplayGuard {
     if (flying !== undefined) return flying as Promise<T>
     const row = this.#get.get(id)
     if (row === undefined || row.expires_at < this.#now()) return undefined
+    const uncommitted = row.outcome === null ? this.#uncommitted.get(id) : undefined
+    if (uncommitted !== undefined) return this.#durable(id, JSON.parse(uncommitted) as T)
     return Promise.resolve(outcomeOf<T>(row))
+  }
+
+  /** Outcomes whose group commit failed, kept in memory until a later one commits them (≤ `maxUncommittedOutcomes`). */
+  get uncommitted(): number {
+    return this.#uncommitted.size
   }
 
   /** Ids of `owner` remembered (unexpired or not yet swept). */
@@ -176,25 +208,41 @@ export class SqliteReplayGuard implements ReplayGuard {
     return this.#count.get(owner) ?? 0
   }
 
-  /** Commits the outcomes waiting for the next group commit now (synchronously), resolving their callers. */
+  /**
+   * Commits the outcomes waiting for the next group commit now (synchronously), with those whose
+   * earlier commit failed, resolving their callers. If it fails, the callers are rejected with the
+   * error and the outcomes kept for the next commit (see the class comment).
+   */
   flush(): void {
     this.#flushScheduled = false
     const batch = this.#batch
     if (batch.length === 0) return
     this.#batch = []
+    const ids = new Set(batch.map((b) => b.id))
+    const again: Settled[] = [...this.#uncommitted].filter(([id]) => !ids.has(id)).map(([id, json]) => ({ id, json, resolve: () => {}, reject: () => {} }))
     try {
       // Through pragma() each time, not a statement prepared once: SQLite applies a `synchronous`
       // setting when the PRAGMA is prepared, not when a prepared one is run again.
       this.#db.pragma('synchronous = FULL')
       try {
-        this.#commit(batch)
+        this.#commit([...batch, ...again])
       } finally {
         this.#db.pragma('synchronous = NORMAL')
       }
     } catch (err) {
+      // Never answered, never forgotten: kept for the next commit (the oldest dropped past the bound).
+      for (const b of batch) {
+        this.#uncommitted.delete(b.id)
+        this.#uncommitted.set(b.id, b.json)
+      }
+      for (const id of this.#uncommitted.keys()) {
+        if (this.#uncommitted.size <= this.#maxUncommitted) break
+        this.#uncommitted.delete(id)
+      }
       for (const b of batch) b.reject(err)
       return
     }
+    for (const b of [...batch, ...again]) this.#uncommitted.delete(b.id)
     for (const b of batch) b.resolve()
   }
 
@@ -224,6 +272,9 @@ interface Admit {
   resolve(value: unknown): void
   reject(err: unknown): void
 }
+
+/** What the admission decides for one call: run its task, answer a remembered outcome, commit a kept one again, or refuse (share full). */
+type Decision = 'run' | { answer: unknown } | { recommit: string } | { full: true }
 
 /** An outcome waiting for its group commit. */
 interface Settled {

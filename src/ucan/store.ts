@@ -36,6 +36,11 @@ export interface UcanStoreOptions {
   /** Most unexpired invocations the replay guard remembers per owner (space); default {@link DEFAULT_REPLAY_PER_SPACE}. */
   maxReplayPerOwner?: number
   /**
+   * Most replay outcomes kept in memory after their group commit failed, to be committed again
+   * (sqlite-replay.ts, issue 15 item 2); integer ≥ 0, default DEFAULT_REPLAY_UNCOMMITTED (10,000).
+   */
+  maxUncommittedOutcomes?: number
+  /**
    * Called inside each group commit of replay outcomes, just before it commits, with the ids it
    * makes durable and the `synchronous` level in effect (2 = FULL). Throwing rolls the batch back
    * (its callers' promises reject). For tests and metrics; default none.

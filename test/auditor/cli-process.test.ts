@@ -61,7 +61,7 @@ describe('ucanlog audit (built CLI)', () => {
     server.serve(forked12)
     const r = await audit()
     expect(r.code).toBe(3)
-    expect(r.stderr).toMatch(/^ucanlog: LogForked: the log forked: size 12 is not consistent with the size 10 seen last time\n$/)
+    expect(r.stderr).toMatch(/^ucanlog: LogForked: the log forked: its checkpoint of size 12 is not consistent with the size 10 seen last time\n$/)
     expect(r.stdout).toBe('')
   })
 

@@ -7,11 +7,28 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MAX_LOG_FILE_BYTES, httpLogFiles } from '../../src/client/http.js'
+import { MAX_JSON_ANSWER_BYTES, MAX_LOG_FILE_BYTES, fetchLogHead, fetchServiceDID, fetchWitnessPolicy, httpLogFiles } from '../../src/client/http.js'
 
 let server: Server
 let url = ''
+let endlessServer: Server
+let endlessUrl = ''
+let garbledServer: Server
+let garbledUrl = ''
 let sent = 0
+/** Bytes written to the endless answers of /did, /head and /info. */
+let sentSmall = 0
+
+/** Writes 64 KiB chunks to `res` until the client hangs up, counting them with `count`. */
+function endless(res: import('node:http').ServerResponse, count: (n: number) => void): void {
+  const chunk = Buffer.alloc(1 << 16, 0x20)
+  const pump = () => {
+    while (!res.destroyed && res.write(chunk)) count(chunk.length)
+    if (!res.destroyed) res.once('drain', pump)
+  }
+  res.on('close', () => res.removeAllListeners('drain'))
+  pump()
+}
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -37,10 +54,39 @@ beforeAll(async () => {
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  // Every route (/did, /logs/<space>/head, /info) answered with an endless body (JSON whitespace).
+  endlessServer = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    endless(res, (n) => (sentSmall += n))
+  })
+  garbledServer = createServer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"origin": '))
+  for (const s of [endlessServer, garbledServer]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  endlessUrl = `http://127.0.0.1:${(endlessServer.address() as AddressInfo).port}`
+  garbledUrl = `http://127.0.0.1:${(garbledServer.address() as AddressInfo).port}`
 })
 afterAll(async () => {
-  server.closeAllConnections()
-  await new Promise((r) => server.close(r))
+  for (const s of [server, endlessServer, garbledServer]) {
+    s.closeAllConnections()
+    await new Promise((r) => s.close(r))
+  }
+})
+
+describe('the small answers (/did, /logs/<space>/head, /info)', () => {
+  it('are read up to a bound: an endless body is refused UnexpectedAnswer, never buffered whole', async () => {
+    for (const read of [
+      () => fetchServiceDID(endlessUrl),
+      () => fetchLogHead(endlessUrl, 'did:key:z6MkTest'),
+      () => fetchWitnessPolicy(endlessUrl),
+    ]) {
+      sentSmall = 0
+      await expect(read()).rejects.toMatchObject({ name: 'UnexpectedAnswer' })
+      expect(sentSmall).toBeLessThan(MAX_JSON_ANSWER_BYTES + (4 << 20))
+    }
+  })
+  it('name a body that is not JSON UnexpectedAnswer (not a SyntaxError)', async () => {
+    await expect(fetchLogHead(garbledUrl, 'did:key:z6MkTest')).rejects.toMatchObject({ name: 'UnexpectedAnswer' })
+    await expect(fetchWitnessPolicy(garbledUrl)).rejects.toMatchObject({ name: 'UnexpectedAnswer' })
+  })
 })
 
 describe('httpLogFiles', () => {

@@ -109,21 +109,26 @@ describe('Log', () => {
     expect(files.violations).toEqual([])
   })
 
-  it('a failed write rejects the batch, acknowledges nothing, and the log continues', async () => {
+  it('a failed write rejects the batch StorageFailed, acknowledges nothing, and stops the log until it is reopened', async () => {
     for (const persist of [false, true]) {
       const files = new MemoryFiles()
       const log = await open(files)
       await Promise.all(Array.from({ length: 10 }, (_, i) => log.append(entry(i))))
       files.failNext(persist)
       const failed = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => log.append(entry(100 + i))))
-      expect(failed.every((r) => r.status === 'rejected')).toBe(true)
+      expect(failed.map((r) => r.status === 'rejected' && (r.reason as Error).name)).toEqual(Array(5).fill('StorageFailed'))
       expect(log.treeSize).toBe(10)
-      const ok = await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(entry(10 + i))))
-      ok.forEach((r, i) => checkResult(r, 10 + i))
+      // Stopped: refused by name, nothing written, until reopened (issue 15 item 2).
+      const writes = files.writes
+      await expect(log.append(entry(10))).rejects.toMatchObject({ name: 'StorageFailed' })
+      expect(log.failed?.name).toBe('StorageFailed')
+      expect(files.writes).toBe(writes)
       await log.close()
-      // A reopened log sees exactly the acknowledged entries.
-      const again = await open(files)
-      expect(again.treeSize).toBe(15)
+      // A reopened log sees exactly the acknowledged entries and continues.
+      const again = await open(files, undefined, { recommit: true })
+      expect(again.treeSize).toBe(10)
+      const ok = await Promise.all(Array.from({ length: 5 }, (_, i) => again.append(entry(10 + i))))
+      ok.forEach((r, i) => checkResult(r, 10 + i))
       const { entries } = await again.read(0, 100)
       expect(entries.map((e) => new TextDecoder().decode(e))).toEqual(Array.from({ length: 15 }, (_, i) => `entry ${i}`))
       await again.close()

@@ -13,6 +13,7 @@ import { RevocationLog } from '../../src/server/revocations.js'
 import { LocalBackend } from '../../src/storage/local-backend.js'
 import { TILE_WIDTH, ed25519Signer, entryBundlePath, parseEntryBundle } from '../../src/tlog/index.js'
 import { type RevocationRecord, UcanStore, parseRevocationRecord } from '../../src/ucan/index.js'
+import { FaultyIO } from '../helpers/faulty-io.js'
 
 const SEED = new Uint8Array(32).fill(9)
 
@@ -40,9 +41,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-async function open(store: UcanStore, witnesses: WitnessQuorum = new Witnesses()): Promise<RevocationLog> {
+async function open(store: UcanStore, witnesses: WitnessQuorum = new Witnesses(), io?: FaultyIO): Promise<RevocationLog> {
   return RevocationLog.open({
-    backend: new LocalBackend(dir),
+    backend: new LocalBackend(dir, { io }),
     originPrefix: 'test',
     signer: (origin) => ed25519Signer(origin, SEED),
     witnesses: () => witnesses,
@@ -121,5 +122,33 @@ describe('revocation log: one record per (ucan, scope), whatever fails in betwee
     expect((await logged(r2)).map((x) => x.ucan)).toEqual(['bafyA', 'bafyB'])
     await r2.close()
     b.close()
+  })
+})
+
+describe('revocation log: a failed write of its files (issue 15 item 2)', () => {
+  test('refused StorageFailed; the row stays pending (in force, fail-safe); the next record reopens the log and appends every pending row exactly once', async () => {
+    const io = new FaultyIO(dir)
+    const store = UcanStore.open(join(dir, 'ucan.db'))
+    const r = await open(store, new Witnesses(), io)
+    await r.record(record('bafyA'))
+    // The commit point's directory fsync fails: the log stops.
+    io.failWhen = (s) => s.op === 'fsyncDir' && s.path === 'revocations/.state'
+    await expect(r.record(record('bafyB'))).rejects.toMatchObject({ name: 'StorageFailed' })
+    expect(io.failed).toBeDefined()
+    // In force already (the row is durable before the append), not yet logged.
+    expect(await store.revocations.findRevoked(new Map([['bafyB', new Set(['did:key:z6MkScope' as const])]]))).toBe('bafyB')
+    expect(store.revocations.unlogged().map((x) => x.ucan)).toEqual(['bafyB'])
+    // The fault gone: another revocation reopens the log; every pending row ends up logged once.
+    io.failWhen = undefined
+    expect((await r.record(record('bafyC'))).index).toBeDefined()
+    expect(await r.record(record('bafyB'))).toMatchObject({ created: false })
+    expect(store.revocations.unlogged()).toEqual([])
+    expect((await logged(r)).map((x) => x.ucan).sort()).toEqual(['bafyA', 'bafyB', 'bafyC'])
+    await r.close()
+    // After a restart, the same: nothing pending, nothing twice.
+    const again = await open(store)
+    expect((await logged(again)).map((x) => x.ucan).sort()).toEqual(['bafyA', 'bafyB', 'bafyC'])
+    await again.close()
+    store.close()
   })
 })

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CarPacker, type PackResult } from '../../src/storage/car-packer.js'
 import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storacha.js'
-import { StorachaUploader, classifyUploadError } from '../../src/storage/storacha-uploader.js'
+import { StorachaUploader, UploadBacklogFullError, classifyUploadError } from '../../src/storage/storacha-uploader.js'
 import { UploadQueue, type UploadStatus } from '../../src/storage/upload-queue.js'
 import { type Key, delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 
@@ -45,8 +45,9 @@ async function delegation(space: Key, agent: Key, capabilities?: string[]) {
   return delegateAgentToService({ agent, service, proofs: [spaceToAgent], ...(capabilities ? { capabilities: capabilities as never } : {}) })
 }
 
-function uploader(queue: UploadQueue, now?: () => number) {
+function uploader(queue: UploadQueue, now?: () => number, backlogMax?: number) {
   return new StorachaUploader({
+    ...(backlogMax ? { backlogMax } : {}),
     queue,
     signer: service,
     target: { url: storacha.url, did: storacha.did, receiptsEndpoint: storacha.receiptsEndpoint },
@@ -137,6 +138,49 @@ describe('StorachaUploader', () => {
     try {
       u.start()
       expect(await until(u, space.did(), (s) => s.state === 'uploaded')).toMatchObject({ uploadedTreeSize: 3, pendingCheckpoints: 0 })
+    } finally {
+      await u.close()
+      queue.close()
+    }
+  })
+
+  it('retries are scheduled on a monotonic clock: the wall clock jumping back an hour does not stall them', { timeout: 30_000 }, async () => {
+    const queue = new UploadQueue(join(dir, 'q5.sqlite'))
+    let offset = 0
+    const u = uploader(queue, () => Date.now() + offset)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      await u.rememberDelegation(space.did(), await delegation(space, agent))
+      await storacha.stop()
+      u.start()
+      u.enqueue(space.did(), pack)
+      expect((await until(u, space.did(), (s) => s.state === 'failing')).error!.name).toBe('StorachaUnavailable')
+      // The wall clock goes back an hour, then Storacha returns: the next retry (≤ 100 ms of backoff) still runs.
+      offset = -3_600_000
+      await storacha.start()
+      expect(await until(u, space.did(), (s) => s.state === 'uploaded')).toMatchObject({ uploadedTreeSize: 3, pendingCheckpoints: 0 })
+    } finally {
+      await storacha.start()
+      await u.close()
+      queue.close()
+    }
+  })
+
+  it('an append refused UploadBacklogFull still brings its delegation: a backlog stuck for want of one drains, and the log is admitted again', async () => {
+    const queue = new UploadQueue(join(dir, 'q6.sqlite'))
+    const u = uploader(queue, undefined, 1)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      const other = await generateKey()
+      u.start()
+      u.enqueue(space.did(), pack)
+      expect((await until(u, space.did(), (s) => s.state === 'failing')).error!.name).toBe('NoDelegation')
+      const refusal = await u.admit(space.did(), await delegation(space, agent)).catch((e: Error) => e)
+      expect(refusal).toBeInstanceOf(UploadBacklogFullError)
+      expect((refusal as UploadBacklogFullError).message).toMatch(/^1 checkpoints wait for upload to the space \(NoDelegation\); retry after \d+ s$/)
+      await u.admit(other.did(), undefined) // another log is not refused
+      await until(u, space.did(), (s) => s.state === 'uploaded')
+      await u.admit(space.did(), undefined)
     } finally {
       await u.close()
       queue.close()

@@ -346,6 +346,22 @@ describe('ucan/revoke', () => {
     expect(String(out.error?.message)).not.toMatch(/sqlite|database|\//i)
     expect((await send(server, await append())).error?.name).toBe('InternalError')
   })
+
+  test('a revocation whose write fails (SQLITE_IOERR, SQLITE_FULL, a stopped revocation log) is refused by name, StorageFailed or StorageFull, never InternalError (issue 15 item 2)', async () => {
+    for (const [code, name] of [['SQLITE_IOERR_FSYNC', 'StorageFailed'], ['SQLITE_FULL', 'StorageFull'], ['EIO', 'StorageFailed']] as const) {
+      const { server, store } = setup({
+        revocationRecorder: {
+          record: async () => {
+            throw Object.assign(new Error(`${code}: /var/lib/ucanlog/ucan.db`), { code })
+          },
+        } as never,
+      })
+      const out = await send(server, await revoke(P.agent, agentToService))
+      expect(out.error?.name, code).toBe(name)
+      expect(String(out.error?.message)).not.toMatch(/\/var|\n\s+at /)
+      store.close()
+    }
+  })
 })
 
 describe('tlog/create', () => {

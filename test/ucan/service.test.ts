@@ -22,6 +22,7 @@ import {
   appendInvocation,
   createInvocation,
   createMemoryReplayGuard,
+  ReplayPending,
   createMemoryRevocations,
   createPrincipalParser,
   createTurn,
@@ -29,6 +30,7 @@ import {
   delegateAgentToService,
   delegateSpaceToAgent,
   readInvocation,
+  UcanStore,
   revokeInvocation,
 } from '../../src/ucan/index.js'
 import { SchedulerFull, ServiceBusy } from '../../src/server/fair-scheduler.js'
@@ -828,6 +830,25 @@ describe('failures hidden from clients are logged with the invocation', () => {
     expect((await post(broken.server, [await append()])).status).toBe(400)
   })
 
+  test('the replay guard cannot commit the answer (SQLITE_IOERR): refused StorageFailed, never appended twice; the same invocation gets its first answer once the disk works (issue 15 item 2)', async () => {
+    let fail = true
+    const store = UcanStore.open(':memory:', {
+      onReplayCommit: () => {
+        if (fail) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_FSYNC' })
+      },
+    })
+    const { server, log } = setup({ replay: store.replay })
+    const inv = await append()
+    expect((await send(server, inv)).error?.name).toBe('StorageFailed')
+    expect((await send(server, inv)).error?.name).toBe('StorageFailed')
+    fail = false
+    const out = await send(server, inv)
+    expect(out.ok?.index).toBe(0)
+    expect((await send(server, inv)).ok?.index).toBe(0)
+    expect(log.calls).toBe(1)
+    store.close()
+  })
+
   test('a replay guard that fails (not full) → InternalError, not TooManyPendingInvocations', async () => {
     // .catch: only ReplayGuardFull becomes TooManyPendingInvocations
     const replay = createMemoryReplayGuard()
@@ -838,6 +859,20 @@ describe('failures hidden from clients are logged with the invocation', () => {
     expect((await send(server, await append())).error?.name).toBe('InternalError')
     expect(log.calls).toBe(0)
     expect(logged.map((l) => l.message)).toEqual(['tlog/append failed'])
+  })
+
+  test('a guard shared by instances that refuses with ReplayPending (another instance runs it) → InvocationPending; seen answering undefined goes on to the guard', async () => {
+    // .catch: ReplayPending becomes InvocationPending; early(): a seen that resolves undefined is not an answer
+    const replay = createMemoryReplayGuard()
+    let seen = 0
+    replay.seen = () => (seen++, Promise.resolve(undefined))
+    replay.once = async (key) => {
+      throw new ReplayPending(key.id, 10)
+    }
+    const { server, log } = setup({ replay })
+    const out = await send(server, await append())
+    expect(out.error).toEqual({ name: 'InvocationPending', message: 'this invocation is being run by another instance; send it again later' })
+    expect([seen, log.calls]).toEqual([1, 0])
   })
 
   test('an append holds its turn while it is checked and gives every turn back while it waits for its batch', async () => {

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import {
   InvalidRevocationRecord,
+  logRefusal,
   ReplayGuardFull,
   UNKNOWN_OUTCOME,
   UcanStore,
@@ -18,6 +19,7 @@ import {
   SqliteReplayGuard,
   SqliteRevocations,
 } from '../../src/ucan/index.js'
+import { revocationIndexConformance } from './revocations-conformance.js'
 
 let dir: string
 beforeEach(async () => {
@@ -125,44 +127,71 @@ describe('SqliteReplayGuard', () => {
     s.close()
   })
 
-  test('an outcome whose commit fails is not returned; the retry gets UNKNOWN_OUTCOME and runs nothing', async () => {
-    let fail = true
-    const s = UcanStore.open(':memory:', {
+  /** A store at `<dir>/ucan.db` whose replay group commits throw `err` until `heal()`. */
+  function failingStore(err: Error) {
+    const state = { fail: true }
+    const s = UcanStore.open(join(dir, 'ucan.db'), {
       now: () => 1000,
       onReplayCommit: () => {
-        if (fail) throw new Error('disk full')
+        if (state.fail) throw err
       },
     })
+    return { s, heal: () => void (state.fail = false) }
+  }
+
+  test('an outcome whose commit fails is not returned; while the fault lasts a retry is refused, never run; once it clears the retry gets the first outcome, durably (issue 15 item 2)', async () => {
+    const { s, heal } = failingStore(Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' }))
+    const file = join(dir, 'ucan.db')
     const key = { owner: 'o', id: 'x', expiresAt: 2000 }
     await expect(s.replay.once(key, async () => ({ ok: 1 }))).rejects.toThrow('disk full')
-    fail = false
     let ran = false
-    expect(await s.replay.once(key, async () => (ran = true))).toEqual(UNKNOWN_OUTCOME)
+    // Still failing: refused again (by the same named cause), the task not run, no UNKNOWN_OUTCOME.
+    await expect(s.replay.once(key, async () => (ran = true))).rejects.toMatchObject({ code: 'SQLITE_FULL' })
+    await expect(s.replay.seen(key.id)).rejects.toMatchObject({ code: 'SQLITE_FULL' })
+    heal()
+    // The fault gone: the first outcome, committed now, never the task again.
+    expect(await s.replay.seen(key.id)).toEqual({ ok: 1 })
+    expect(await s.replay.once(key, async () => (ran = true))).toEqual({ ok: 1 })
     expect(ran).toBe(false)
     s.close()
+    const again = UcanStore.open(file, { now: () => 1000 })
+    expect(await again.replay.once(key, async () => (ran = true))).toEqual({ ok: 1 })
+    expect(ran).toBe(false)
+    again.close()
+  })
+
+  test('an outcome whose commit failed is committed with the next group commit, without a retry (issue 15 item 2)', async () => {
+    const { s, heal } = failingStore(new Error('EIO'))
+    const file = join(dir, 'ucan.db')
+    await expect(s.replay.once({ owner: 'o', id: 'x', expiresAt: 2000 }, async () => ({ ok: 1 }))).rejects.toThrow('EIO')
+    heal()
+    expect(await s.replay.once({ owner: 'o', id: 'y', expiresAt: 2000 }, async () => ({ ok: 2 }))).toEqual({ ok: 2 })
+    s.close()
+    const again = UcanStore.open(file, { now: () => 1000 })
+    let ran = false
+    expect(await again.replay.once({ owner: 'o', id: 'x', expiresAt: 2000 }, async () => (ran = true))).toEqual({ ok: 1 })
+    expect(ran).toBe(false)
+    again.close()
   })
 })
 
+revocationIndexConformance('SqliteRevocations', async ({ now, maxPerScope }) => {
+  const store = UcanStore.open(':memory:', { now, maxRevocationsPerScope: maxPerScope })
+  return { store: store.revocations, close: () => store.close() }
+})
+
 describe('SqliteRevocations', () => {
-  test('records are effective at once, idempotent per (ucan, scope), durable, and remember their log index', async () => {
+  test('records and their log index are durable: a reopened file has them', async () => {
     const file = join(dir, 'ucan.db')
     const a = UcanStore.open(file)
-    const first = await a.revocations.record(record('bafyA'))
-    expect(first).toMatchObject({ created: true, index: undefined })
-    expect(await a.revocations.findRevoked(new Map([['bafyA', new Set(['did:key:z6MkScope' as const])]]))).toBe('bafyA')
-    expect(await a.revocations.findRevoked(new Map([['bafyA', new Set(['did:key:z6MkOther' as const])]]))).toBeUndefined()
-    const again = await a.revocations.record({ ...record('bafyA'), time: 1 })
-    expect(again).toMatchObject({ created: false, record: { time: 1_795_000_000 } })
-    expect(a.revocations.unlogged()).toEqual([record('bafyA')])
+    await a.revocations.record(record('bafyA'))
+    await a.revocations.record(record('bafyB'))
     a.revocations.setLogIndex(record('bafyA'), 7)
     a.close()
     const b = UcanStore.open(file)
-    expect(b.revocations.unlogged()).toEqual([])
+    expect(b.revocations.unlogged()).toEqual([record('bafyB')])
     expect(await b.revocations.record(record('bafyA'))).toMatchObject({ created: false, index: 7 })
-    // Rebuilding from the log: a new record is added with its index; a known one gets its index.
-    expect(b.revocations.restore(record('bafyB'), 8)).toBe(true)
-    expect(b.revocations.restore(record('bafyA'), 7)).toBe(false)
-    expect(b.revocations.count()).toBe(2)
+    expect(await b.revocations.findRevoked(new Map([['bafyB', new Set(['did:key:z6MkScope' as const])]]))).toBe('bafyB')
     b.close()
   })
 
@@ -252,5 +281,19 @@ describe('revocation log records', () => {
     for (let i = 1; i < good.length; i++) bad.push(good.slice(0, i))
     for (const s of bad) expect(() => parseRevocationRecord(new TextEncoder().encode(s)), s).toThrow(InvalidRevocationRecord)
     expect(() => parseRevocationRecord(new Uint8Array([0xff, 0xfe]))).toThrow(InvalidRevocationRecord)
+  })
+})
+
+describe('failed writes of the UCAN stores are named (issue 15 item 2)', () => {
+  test('a store error whose code says a write or fsync failed is StorageFailed; a full disk StorageFull; anything else stays unnamed (InternalError)', () => {
+    expect(logRefusal(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_FSYNC' }))?.name).toBe('StorageFailed')
+    expect(logRefusal(Object.assign(new Error('io'), { code: 'EIO' }))?.name).toBe('StorageFailed')
+    expect(logRefusal(new Error('wrapped', { cause: Object.assign(new Error('ro'), { code: 'EROFS' }) }))?.name).toBe('StorageFailed')
+    expect(logRefusal(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }))?.name).toBe('StorageFull')
+    // A log stopped by a full disk is refused StorageFull (the cause decides), by any other fault StorageFailed.
+    expect(logRefusal({ name: 'StorageFailed', message: 'x', cause: { code: 'ENOSPC' } })?.name).toBe('StorageFull')
+    expect(logRefusal({ name: 'StorageFailed', message: 'x', cause: { code: 'EIO' } })?.name).toBe('StorageFailed')
+    expect(logRefusal(Object.assign(new Error('x'), { code: 'SQLITE_CONSTRAINT' }))).toBeUndefined()
+    expect(logRefusal(new Error('x'))).toBeUndefined()
   })
 })

@@ -19,6 +19,7 @@ import {
   TooManyRevocations,
   UCANNotFound,
   UnrelatedRevocation,
+  logRefusal,
   truncate,
 } from '../errors.js'
 import { checkInvocation } from '../invocation.js'
@@ -111,6 +112,13 @@ export function revokeHandler(s: Service) {
         },
       }
     } catch (cause) {
+      // A failed write of the revocation store or log is named (issue 15 item 2), anything else hidden.
+      const refusal = logRefusal(cause)
+      if (refusal?.name === 'StorageFull' || refusal?.name === 'StorageFailed') {
+        s.logger.error({ err: cause, invocation: invocation.cid.toString(), can: 'ucan/revoke' }, 'ucan/revoke: storage write failed')
+        if (refusal.name === 'StorageFull') s.onStorageFull?.(cause)
+        return { error: refusal }
+      }
       return internal(s, cause, invocation, 'ucan/revoke failed')
     }
   }
