@@ -148,6 +148,8 @@ export class StorachaUploader {
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private again = false
+  /** Clock ms before which no upload is attempted: set when the queue itself could not be written (a full disk). */
+  private pausedUntil = 0
   private closed = false
   private readonly listeners = new Set<(e: UploadedEvent) => void>()
 
@@ -242,7 +244,9 @@ export class StorachaUploader {
       this.again = true
       return
     }
-    this.running = this.work().finally(() => {
+    // Never an unhandled rejection (it would end the process): a failure here is the queue's own
+    // (its database unreadable); logged, and the next kick or schedule tries again.
+    this.running = this.work().catch((err) => void this.o.logger?.error({ err }, 'upload queue failed; uploads retried later')).finally(() => {
       this.running = undefined
       if (this.again) {
         this.again = false
@@ -253,8 +257,9 @@ export class StorachaUploader {
 
   private schedule(): void {
     if (this.closed) return
-    const next = this.o.queue.nextDue()
-    if (next === undefined) return
+    const due = this.o.queue.nextDue()
+    if (due === undefined) return
+    const next = Math.max(due, this.pausedUntil)
     this.timer = setTimeout(() => this.kick(), Math.min(this.maxMs, Math.max(0, next - this.clock())))
     this.timer.unref()
   }
@@ -262,7 +267,7 @@ export class StorachaUploader {
   private async work(): Promise<void> {
     const perLog = this.o.batchCheckpoints ?? DEFAULT_UPLOAD_BATCH_CHECKPOINTS
     for (;;) {
-      if (this.closed) return
+      if (this.closed || this.clock() < this.pausedUntil) return
       const groups = this.o.queue.dueGroups(this.clock(), perLog, this.o.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY)
       if (groups.length === 0) return
       await Promise.all(groups.map((g) => this.attempt(g)))
@@ -287,7 +292,14 @@ export class StorachaUploader {
       const blocked = e.name !== 'StorachaUnavailable' && e.name !== 'UploadFailed'
       const attempts = group[0]!.attempts
       const delay = blocked ? this.maxMs : Math.min(this.maxMs, this.minMs * 2 ** Math.min(attempts, 30))
-      this.o.queue.markFailed(space, group.map((j) => j.treeSize), e, this.clock() + delay)
+      try {
+        this.o.queue.markFailed(space, group.map((j) => j.treeSize), e, this.clock() + delay)
+      } catch (qerr) {
+        // The queue itself cannot be written (a full disk): the jobs stay pending as they were, so
+        // pause every attempt for the delay instead of retrying them at once, and never reject.
+        this.pausedUntil = Math.max(this.pausedUntil, this.clock() + delay)
+        log?.warn({ log: space, error: (qerr as Error).name, code: (qerr as { code?: unknown }).code, retryInMs: delay }, 'upload queue cannot be written; uploads paused')
+      }
       this.o.onAttempt?.(e.name)
       const line = { log: space, treeSize: group[0]!.treeSize, checkpoints: group.length, error: e.name, message: e.message, attempt: attempts + 1, retryInMs: delay }
       if (blocked) log?.error(line, `cannot store the log in its space: ${e.name}`)
