@@ -253,15 +253,24 @@ const faults = {
   },
   diskFill(fraction, leaveBytes = 0) {
     if (!mounted) return 'skipped: no tmpfs'
-    const s = statfsSync(mnt)
-    const total = s.blocks * s.bsize
-    const free = s.bavail * s.bsize
-    const have = existsSync(ballast) ? statSync(ballast).size : 0
-    const want = leaveBytes ? have + free - leaveBytes : Math.floor(total * fraction - (total - free - have))
-    if (want <= have) return `nothing to add (used ${fmt(((total - free) / total) * 100, 1)} %)`
-    execFileSync('fallocate', ['-l', String(want), ballast])
-    const after = statfsSync(mnt)
-    return `ballast ${fmt(want / 2 ** 20)} MiB; ${fmt(((after.blocks - after.bavail) / after.blocks) * 100, 1)} % used`
+    // The ballast grows by the new range only (fallocate -o), so what it already holds is not asked
+    // for again; the service keeps writing meanwhile, so a refused fill is retried leaving more room.
+    for (let leave = leaveBytes; ; leave *= 2) {
+      const s = statfsSync(mnt)
+      const total = s.blocks * s.bsize
+      const free = s.bavail * s.bsize
+      const have = existsSync(ballast) ? statSync(ballast).size : 0
+      const want = leaveBytes ? have + free - leave : Math.floor(total * fraction - (total - free - have))
+      if (want <= have) return `nothing to add (used ${fmt(((total - free) / total) * 100, 1)} %)`
+      try {
+        execFileSync('fallocate', ['-o', String(have), '-l', String(want - have), ballast], { stdio: 'pipe' })
+      } catch (err) {
+        if (!leaveBytes || leave >= 64 * 2 ** 20) throw err
+        continue
+      }
+      const after = statfsSync(mnt)
+      return `ballast ${fmt(want / 2 ** 20)} MiB; ${fmt(((after.blocks - after.bavail) / after.blocks) * 100, 1)} % used, ${fmt((after.bavail * after.bsize) / 2 ** 20, 1)} MiB free`
+    }
   },
   diskFree() {
     if (existsSync(ballast)) unlinkSync(ballast)
