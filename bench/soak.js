@@ -532,9 +532,13 @@ for (const l of warns) {
 console.log(`serve log lines (warn and above): ${Object.entries(msgs).map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'}`)
 console.log(`load average at end: ${la()}; verdict: ${failed ? 'FAILED (see above)' : 'every acknowledged entry present, audit clean, uploads drained'}`)
 
-const kept = join(build, `serve-${new Date(t0).toISOString().replace(/[:.]/g, '-')}.log`)
+const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-')
+const kept = join(build, `serve-${stamp}.log`)
 execFileSync('cp', [join(logs, 'serve.log'), kept])
-console.log(`serve's log kept at ${kept.slice(root.length)}`)
+// The raw figures, for a closer look: every acknowledged and refused append (times in ms since the start), the samples, the phases.
+const raw = join(build, `soak-${stamp}.json`)
+await writeFile(raw, JSON.stringify({ minutes: MINUTES, rate: RATE, cycleS: CYCLE_S, phases, samples, acked: result.acked.map(([i, , s, l, a]) => [i, s, l, a]), refused: result.refused.map(([, ...r]) => r) }))
+console.log(`serve's log and the raw figures kept in ${build.slice(root.length)}: serve-${stamp}.log, soak-${stamp}.json`)
 // A graceful stop (SIGTERM), timed; cleanup() kills what is left.
 const ts = performance.now()
 state.serve.child.kill('SIGTERM')
