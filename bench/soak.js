@@ -207,8 +207,19 @@ await client.ready
 const { space } = await client.call({ cmd: 'init', url, did })
 await storacha.provision(space)
 const base = `${url}/logs/${space}/`
+/** fetch, retried (5 tries, 1 s apart) when no answer came, e.g. a kept-alive connection the server had just closed. */
+async function get(u, init) {
+  for (let i = 1; ; i++) {
+    try {
+      return await fetch(u, init)
+    } catch (err) {
+      if (i >= 5) throw err
+      await sleep(1000)
+    }
+  }
+}
 const head = async () => {
-  const res = await fetch(base + 'head')
+  const res = await get(base + 'head')
   return res.ok ? res.json() : undefined
 }
 
@@ -359,93 +370,107 @@ const result = await running
 phases.at(-1).end = since()
 clearInterval(sampler)
 say(`client settled: ${result.acked.length} acknowledged, ${result.refused.length} refused or abandoned; client CPU ${fmt(result.clientCpuMs / 1000, 1)} s over ${fmt(result.wallMs / 1000)} s`)
+const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-')
+// The raw figures, for a closer look: every acknowledged and refused append (times in ms since the start), the samples, the phases.
+await writeFile(join(build, `soak-${stamp}.json`), JSON.stringify({ minutes: MINUTES, rate: RATE, cycleS: CYCLE_S, phases, samples, acked: result.acked.map(([i, , s, l, a]) => [i, s, l, a]), refused: result.refused.map(([, ...r]) => r) }))
 
 // ---- checks ----------------------------------------------------------------------------------
 
 let failed = false
 const acked = [[warm.ok.index, undefined, 0, warm.latency, warm.attempts], ...result.acked]
-const maxIndex = Math.max(...acked.map((a) => a[0]))
-const deadline = Date.now() + DRAIN_S * 1000
-let h = await head()
-while (!(h && h.treeSize > maxIndex && h.treeSize === h.integratedSize) && Date.now() < deadline) {
-  await sleep(500)
-  h = await head()
-}
-say(`published: tree size ${h?.treeSize}, integrated ${h?.integratedSize}`)
-
-// The log's files as served (published paths never change: fetched once, kept for the audit).
-const files = new Map()
-const fetchFile = async (p) => {
-  if (files.has(p)) return files.get(p)
-  const res = await fetch(base + p)
-  const bytes = res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
-  if (bytes && p !== 'checkpoint') files.set(p, bytes)
-  return bytes
-}
-
-// Read every bundle of the published tree: acknowledged entries at their index, nothing twice.
-const size = h.treeSize
-const log = new Array(size)
-for (let n = 0; n * 256 < size; n++) {
-  const width = Math.min(256, size - n * 256)
-  const bytes = await fetchFile(D.entryBundlePath(n, width))
-  if (!bytes) {
-    say(`bundle ${n} (width ${width}): not served`)
-    continue
-  }
-  D.parseEntryBundle(bytes).forEach((e, i) => (log[n * 256 + i] = new TextDecoder().decode(e)))
-}
-let present = 0
-const missing = []
-for (const [index, entry] of acked) {
-  if (entry === undefined ? log[index]?.startsWith('soak warm-up') : log[index] === entry) present++
-  else missing.push({ index, want: entry?.slice(0, 30), got: log[index]?.slice(0, 30) })
-}
-const seen = new Map()
-for (const e of log) if (e !== undefined) seen.set(e, (seen.get(e) ?? 0) + 1)
-const duplicated = [...seen.values()].filter((c) => c > 1).length
-const ackedSet = new Set(result.acked.map((a) => a[1]))
-const unackedPresent = result.refused.filter(([e]) => seen.has(e)).length
-const holes = log.filter((e) => e === undefined).length
-say(`read back: ${present} of ${acked.length} acknowledged present at their index, ${missing.length} missing, ${duplicated} entries present more than once, ${holes} unreadable indexes, ${unackedPresent} refused/abandoned appends present anyway, ${size - ackedSet.size - 1} log entries not acknowledged`)
-if (missing.length) console.log('missing (first 10):', missing.slice(0, 10))
-if (missing.length || duplicated || holes) failed = true
-
-// The whole log audited from its served files.
-const info = await (await fetch(`${url}/info`)).json()
-const ta = performance.now()
+let present = NaN
+let missing = []
+let duplicated = NaN
 try {
-  const report = await auditLog({ fetchFile, origin: h.origin, logVkey: h.vkey, policy: D.parsePolicy(info.witnessPolicy) })
-  say(`audit: clean, size ${report.size} (${fmt((performance.now() - ta) / 1000, 1)} s)`)
+  const maxIndex = Math.max(...acked.map((a) => a[0]))
+  const deadline = Date.now() + DRAIN_S * 1000
+  let h = await head()
+  while (!(h && h.treeSize > maxIndex && h.treeSize === h.integratedSize) && Date.now() < deadline) {
+    await sleep(500)
+    h = await head()
+  }
+  say(`published: tree size ${h?.treeSize}, integrated ${h?.integratedSize}`)
+
+  // The log's files as served (published paths never change: fetched once, kept for the audit).
+  const files = new Map()
+  const fetchFile = async (p) => {
+    if (files.has(p)) return files.get(p)
+    const res = await get(base + p)
+    const bytes = res.ok ? new Uint8Array(await res.arrayBuffer()) : undefined
+    if (bytes && p !== 'checkpoint') files.set(p, bytes)
+    return bytes
+  }
+
+  // Read every bundle of the published tree: acknowledged entries at their index, nothing twice.
+  const size = h.treeSize
+  const log = new Array(size)
+  for (let n = 0; n * 256 < size; n++) {
+    const width = Math.min(256, size - n * 256)
+    const bytes = await fetchFile(D.entryBundlePath(n, width))
+    if (!bytes) {
+      say(`bundle ${n} (width ${width}): not served`)
+      continue
+    }
+    D.parseEntryBundle(bytes).forEach((e, i) => (log[n * 256 + i] = new TextDecoder().decode(e)))
+  }
+  present = 0
+  missing = []
+  for (const [index, entry] of acked) {
+    if (entry === undefined ? log[index]?.startsWith('soak warm-up') : log[index] === entry) present++
+    else missing.push({ index, want: entry?.slice(0, 30), got: log[index]?.slice(0, 30) })
+  }
+  const seen = new Map()
+  for (const e of log) if (e !== undefined) seen.set(e, (seen.get(e) ?? 0) + 1)
+  duplicated = [...seen.values()].filter((c) => c > 1).length
+  const ackedSet = new Set(result.acked.map((a) => a[1]))
+  const unackedPresent = result.refused.filter(([e]) => seen.has(e)).length
+  const holes = log.filter((e) => e === undefined).length
+  const presentAnyway = {}
+  for (const [e, , name, , , message] of result.refused) if (seen.has(e)) presentAnyway[`${name}: ${message ?? ''}`] = (presentAnyway[`${name}: ${message ?? ''}`] ?? 0) + 1
+  say(`read back: ${present} of ${acked.length} acknowledged present at their index, ${missing.length} missing, ${duplicated} entries present more than once, ${holes} unreadable indexes, ${unackedPresent} refused/abandoned appends present anyway, ${size - ackedSet.size - 1} log entries not acknowledged`)
+  if (missing.length) console.log('missing (first 10):', missing.slice(0, 10))
+  for (const [k, v] of Object.entries(presentAnyway)) console.log(`  in the log although answered ${k}: ${v}`)
+  if (missing.length || duplicated || holes) failed = true
+
+  // The whole log audited from its served files.
+  const info = await (await get(`${url}/info`)).json()
+  const ta = performance.now()
+  try {
+    const report = await auditLog({ fetchFile, origin: h.origin, logVkey: h.vkey, policy: D.parsePolicy(info.witnessPolicy) })
+    say(`audit: clean, size ${report.size} (${fmt((performance.now() - ta) / 1000, 1)} s)`)
+  } catch (err) {
+    failed = true
+    say(`audit FAILED: ${err.name}: ${err.message}`)
+  }
+
+  // The upload queue drained: every local CAR an upload of the space, its bytes a blob of the space.
+  let hu = await head()
+  while (!(hu.upload?.state === 'uploaded' && hu.upload.uploadedTreeSize === hu.treeSize) && Date.now() < deadline) {
+    await sleep(1000)
+    hu = await head()
+  }
+  say(`upload queue: ${JSON.stringify(hu.upload)}`)
+  const carDir = join(dataDir, 'cars', space)
+  const carFiles = readdirSync(carDir).filter((n) => n.endsWith('.car')).sort()
+  const uploads = await storacha.uploads(space)
+  const roots = new Set(uploads.map((u) => u.root))
+  const registered = await storacha.context.registry.entries(space)
+  const { base58btc } = await import('multiformats/bases/base58')
+  const { CID } = await import('multiformats/cid')
+  const digests = new Set(registered.ok.results.map((e) => base58btc.encode(e.blob.digest.bytes)))
+  let carsMissing = 0
+  for (const name of carFiles) {
+    const bytes = readFileSync(join(carDir, name))
+    const carCid = CID.parse(name.slice(17, -4))
+    const carRoot = (await (await CarBlockIterator.fromBytes(bytes)).getRoots())[0].toString()
+    if (!roots.has(carRoot) || !digests.has(base58btc.encode(carCid.multihash.bytes))) carsMissing++
+  }
+  say(`Storacha: ${carFiles.length} local CARs, ${uploads.length} uploads in the space, ${carsMissing} CARs not in the space`)
+  if (carsMissing || hu.upload?.uploadedTreeSize !== hu.treeSize) failed = true
 } catch (err) {
   failed = true
-  say(`audit FAILED: ${err.name}: ${err.message}`)
+  say(`checks aborted: ${err.name}: ${err.message}`)
 }
-
-// The upload queue drained: every local CAR an upload of the space, its bytes a blob of the space.
-let hu = await head()
-while (!(hu.upload?.state === 'uploaded' && hu.upload.uploadedTreeSize === hu.treeSize) && Date.now() < deadline) {
-  await sleep(1000)
-  hu = await head()
-}
-say(`upload queue: ${JSON.stringify(hu.upload)}`)
-const carDir = join(dataDir, 'cars', space)
-const carFiles = readdirSync(carDir).filter((n) => n.endsWith('.car')).sort()
-const uploads = await storacha.uploads(space)
-const roots = new Set(uploads.map((u) => u.root))
-const registered = await storacha.context.registry.entries(space)
-const { base58btc } = await import('multiformats/bases/base58')
-const { CID } = await import('multiformats/cid')
-const digests = new Set(registered.ok.results.map((e) => base58btc.encode(e.blob.digest.bytes)))
-let carsMissing = 0
-for (const name of carFiles) {
-  const bytes = readFileSync(join(carDir, name))
-  const carCid = CID.parse(name.slice(17, -4))
-  const carRoot = (await (await CarBlockIterator.fromBytes(bytes)).getRoots())[0].toString()
-  if (!roots.has(carRoot) || !digests.has(base58btc.encode(carCid.multihash.bytes))) carsMissing++
-}
-say(`Storacha: ${carFiles.length} local CARs, ${uploads.length} uploads in the space, ${carsMissing} CARs not in the space`)
-if (carsMissing || hu.upload?.uploadedTreeSize !== hu.treeSize) failed = true
 
 // ---- summary ---------------------------------------------------------------------------------
 
@@ -500,7 +525,7 @@ const tail = perMinute.map((y, x) => [x, y]).slice(Math.floor(perMinute.length /
 const mx = tail.reduce((a, [x]) => a + x, 0) / tail.length
 const my = tail.reduce((a, [, y]) => a + y, 0) / tail.length
 const slope = tail.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / tail.reduce((a, [x]) => a + (x - mx) ** 2, 0)
-console.log(`RSS slope over the last two thirds of the run: ${fmt(slope, 2)} MiB/min (${slope < 1 ? 'no growth' : 'GROWING'}; each kill -9 restarts the process, see per life below)`)
+console.log(`RSS slope over the last two thirds of the run: ${fmt(slope, 2)} MiB/min (${!Number.isFinite(slope) ? 'too short to tell' : slope < 1 ? 'no growth' : 'GROWING'}; each kill -9 restarts the process, see per life below)`)
 // The same per process life (between kill -9 restarts), from its third minute on (past warm-up and catch-up).
 for (let life = 0; life <= state.restarts; life++) {
   const xs = samples.filter((x) => x.restarts === life && Number.isFinite(x.rss))
@@ -532,12 +557,8 @@ for (const l of warns) {
 console.log(`serve log lines (warn and above): ${Object.entries(msgs).map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'}`)
 console.log(`load average at end: ${la()}; verdict: ${failed ? 'FAILED (see above)' : 'every acknowledged entry present, audit clean, uploads drained'}`)
 
-const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-')
 const kept = join(build, `serve-${stamp}.log`)
 execFileSync('cp', [join(logs, 'serve.log'), kept])
-// The raw figures, for a closer look: every acknowledged and refused append (times in ms since the start), the samples, the phases.
-const raw = join(build, `soak-${stamp}.json`)
-await writeFile(raw, JSON.stringify({ minutes: MINUTES, rate: RATE, cycleS: CYCLE_S, phases, samples, acked: result.acked.map(([i, , s, l, a]) => [i, s, l, a]), refused: result.refused.map(([, ...r]) => r) }))
 console.log(`serve's log and the raw figures kept in ${build.slice(root.length)}: serve-${stamp}.log, soak-${stamp}.json`)
 // A graceful stop (SIGTERM), timed; cleanup() kills what is left.
 const ts = performance.now()
