@@ -148,10 +148,12 @@ const build = join(root, '.tmp', 'bench-soak')
 execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'scripts', 'tsconfig.demo-storacha.json'), '--outDir', build], { stdio: 'inherit' })
 const { startLocalStoracha } = await import(pathToFileURL(join(build, 'test', 'helpers', 'local-storacha.js')).href)
 
-const state = { serve: undefined, witness: undefined, stopped: false, restarts: 0 }
+const state = { serve: undefined, witness: undefined, stopped: false, restarts: 0, crashes: [], restarting: Promise.resolve() }
 const cleanups = []
 async function cleanup() {
+  await state.restarting
   if (state.serve) {
+    state.serve.expected = true
     if (state.stopped) process.kill(state.serve.child.pid, 'SIGCONT')
     state.serve.child.kill('SIGKILL')
     await exited(state.serve.child)
@@ -197,7 +199,27 @@ async function startServe() {
   return { child, url: m[1], did: m[2] }
 }
 const t00 = performance.now()
-state.serve = await startServe()
+/**
+ * Watches `s` (a started serve): an exit nobody asked for is a crash, counted and printed, and serve
+ * is started again at once on the same port and data directory, as a supervisor would.
+ */
+function watch(s) {
+  s.child.once('exit', (code, signal) => {
+    if (s.expected) return
+    state.crashes.push({ t: since(), code, signal })
+    say(`serve EXITED by itself (${signal ?? `code ${code}`}); started again, as a supervisor would (see the stderr lines in the summary)`)
+    state.restarting = startServe()
+      .then((n) => {
+        state.serve = n
+        state.stopped = false
+        state.restarts++
+        watch(n)
+      })
+      .catch((err) => say(`serve did not start again: ${err.message}`))
+  })
+  return s
+}
+state.serve = watch(await startServe())
 const firstStartMs = performance.now() - t00
 const { url, did } = state.serve
 
@@ -287,10 +309,12 @@ const faults = {
     if (existsSync(ballast)) unlinkSync(ballast)
   },
   async kill9() {
+    await state.restarting
+    state.serve.expected = true
     state.serve.child.kill('SIGKILL')
     await exited(state.serve.child)
     const t = performance.now()
-    state.serve = await startServe()
+    state.serve = watch(await startServe())
     state.restarts++
     return `restarted in ${fmt(performance.now() - t)} ms`
   },
@@ -483,7 +507,7 @@ for (const [, , sentAt, latency] of result.acked) {
   byKind.get(k).push(latency)
   all.push(latency)
 }
-console.log(`\n## soak summary (${MINUTES} min, ${RATE} appends/s offered, ${state.restarts} kill -9 restarts)\n`)
+console.log(`\n## soak summary (${MINUTES} min, ${RATE} appends/s offered, ${state.restarts - state.crashes.length} kill -9 restarts, ${state.crashes.length} crashes)\n`)
 console.log(`| acknowledged | present at their index | missing | present twice | refused / abandoned |`)
 console.log(`|---|---|---|---|---|`)
 const refusedBy = {}
@@ -541,7 +565,9 @@ for (let life = 0; life <= state.restarts; life++) {
   }
   console.log(line)
 }
-console.log(`\nphases: ${phases.map((p) => `${clock(p.start)} ${p.kind}`).join('; ')}`)
+console.log(`\nserve exited by itself ${state.crashes.length} times${state.crashes.map((c) => ` at ${clock(c.t)} (${c.signal ?? `code ${c.code}`}, in phase ${kindOf(c.t)})`).join(',')}`)
+if (state.crashes.length) failed = true
+console.log(`phases: ${phases.map((p) => `${clock(p.start)} ${p.kind}`).join('; ')}`)
 const warns = existsSync(join(logs, 'serve.log')) ? readFileSync(join(logs, 'serve.log'), 'utf8').split('\n').filter(Boolean) : []
 const msgs = {}
 for (const l of warns) {
@@ -555,13 +581,15 @@ for (const l of warns) {
   }
 }
 console.log(`serve log lines (warn and above): ${Object.entries(msgs).map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'}`)
-console.log(`load average at end: ${la()}; verdict: ${failed ? 'FAILED (see above)' : 'every acknowledged entry present, audit clean, uploads drained'}`)
+console.log(`load average at end: ${la()}; verdict: ${failed ? 'FAILED (see above)' : 'every acknowledged entry present, audit clean, uploads drained, no crash'}`)
 
 const kept = join(build, `serve-${stamp}.log`)
 execFileSync('cp', [join(logs, 'serve.log'), kept])
 console.log(`serve's log and the raw figures kept in ${build.slice(root.length)}: serve-${stamp}.log, soak-${stamp}.json`)
 // A graceful stop (SIGTERM), timed; cleanup() kills what is left.
 const ts = performance.now()
+await state.restarting
+state.serve.expected = true
 state.serve.child.kill('SIGTERM')
 const stoppedIn = await Promise.race([exited(state.serve.child).then(() => performance.now() - ts), sleep(30_000).then(() => NaN)])
 console.log(`serve stopped on SIGTERM in ${Number.isFinite(stoppedIn) ? `${fmt(stoppedIn)} ms` : 'more than 30 s (then killed)'}`)
