@@ -1,8 +1,8 @@
 /**
  * StorachaUploader and UploadQueue against a local Storacha (upload-api's real service on
  * loopback): named per-log failures (no delegation, a delegation missing a capability, an expired
- * delegation), orphan blobs from a half-done upload tolerated on retry, and a queue that survives
- * being closed and reopened.
+ * delegation), orphan blobs from a half-done upload tolerated on retry, a queue that survives
+ * being closed and reopened, and the queue's writes failing on a full disk (no unhandled rejection).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -238,4 +238,57 @@ describe('the local Storacha harness', () => {
     // Linux routes all of 127/8 to lo: a socket bound to :: or 0.0.0.0 would accept on 127.0.0.2 too.
     expect(await accepts('127.0.0.2', port)).toBe(false)
   })
+})
+
+/** An error as better-sqlite3 throws it when the disk is full. */
+function sqliteFull(): Error {
+  return Object.assign(new Error('database or disk is full'), { name: 'SqliteError', code: 'SQLITE_FULL' })
+}
+
+// Found by the soak (bench/soak.js, issue 15): `ucanlog serve` exited with an uncaught SQLITE_FULL
+// from `UploadQueue.markFailed` in `StorachaUploader.attempt` while the data directory was full:
+// `markDone` after a successful upload fails, the catch's `markFailed` fails too and escapes,
+// `work()` rejected and nothing handled it (fixed). Here the queue's two writes fail as a full disk makes
+// them fail (a fault injected on the real queue, against the real local Storacha).
+describe('StorachaUploader when the upload queue cannot be written (disk full)', () => {
+  // The uploader now pauses its attempts for the retry delay while the queue cannot be written.
+  it('rejects nothing unhandled, keeps the job pending, and uploads it once the queue can be written again', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (err: unknown) => void unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    const queue = new UploadQueue(join(dir, 'q-full.sqlite'))
+    const u = uploader(queue)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      await u.rememberDelegation(space.did(), await delegation(space, agent))
+      const { markDone, markFailed } = queue
+      let failedWrites = 0
+      queue.markDone = () => {
+        failedWrites++
+        throw sqliteFull()
+      }
+      queue.markFailed = () => {
+        failedWrites++
+        throw sqliteFull()
+      }
+      u.start()
+      u.enqueue(space.did(), pack)
+      const t = Date.now()
+      while (failedWrites < 2 && Date.now() - t < 30_000) await new Promise((r) => setTimeout(r, 20))
+      expect(failedWrites).toBeGreaterThanOrEqual(2)
+      await new Promise((r) => setTimeout(r, 200))
+      expect(unhandled, 'promises rejected with nobody to handle them (the process would exit)').toEqual([])
+      expect(u.status(space.did())).toMatchObject({ pendingCheckpoints: 1 })
+
+      // Space freed: the job is uploaded.
+      queue.markDone = markDone
+      queue.markFailed = markFailed
+      await until(u, space.did(), (s) => s.state === 'uploaded')
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await u.close().catch(() => {}) // what it rethrows is the failure asserted above
+      queue.close()
+    }
+  }, 90_000)
 })
