@@ -252,6 +252,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, tileCache, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
+    // With a database, an idle log is closed and its lease let go, so other instances can write it.
+    ...(pgBackend && { idleCloseMs: c.databaseIdleReleaseMs }),
     admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
     onPublished: (id, size, rootHash) => {
       entryIndex.schedule(id)
@@ -321,6 +323,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
+    ...(pgBackend && { idleCloseMs: c.databaseIdleReleaseMs, release: () => pgBackend.releaseServiceLog('revocations') }),
   }).catch(async (err: unknown) => {
     // E.g. LeaseHeld: another instance writes this database's revocation log. Close what is open
     // (the database pool, the listener, …) so the process can exit with the error.

@@ -37,6 +37,12 @@ export class LeaseHeldError extends Error {
   }
 }
 
+/** Default idle time, ms, after which an instance closes a log it holds and lets its lease go (leases follow use; docs/storage.md). */
+export const DEFAULT_IDLE_RELEASE_MS = 1000
+
+/** Longest pause, ms, between two attempts to take a lease another instance holds (one query each). */
+export const ACQUIRE_POLL_MS = 50
+
 /** Options of {@link WriteLease.acquire}. */
 export interface LeaseOptions {
   /** Lease duration, ms, ≥ 100; default {@link DEFAULT_LEASE_MS}. Renewed every third of it. */
@@ -103,7 +109,8 @@ export class WriteLease {
         const ms = left.rows[0]?.ms ?? 0
         const now = performance.now()
         if (now >= deadline) throw new LeaseHeldError(`log ${logId} is being written by another instance; retry later`, Math.max(1, Math.ceil(ms / 1000)))
-        await sleep(Math.min(ms + 10, Math.max(10, deadline - now)))
+        // Polled (the holder may release it long before it expires: leases follow use), at most every ACQUIRE_POLL_MS.
+        await sleep(Math.min(ms + 10, ACQUIRE_POLL_MS, Math.max(10, deadline - now)))
       } catch (err) {
         throw namedDatabaseError(err)
       }
