@@ -201,6 +201,12 @@ export class LogManager {
     return this.slots.size
   }
 
+  /** True when log `id` is open here, or opening (not closing). */
+  isOpen(id: string): boolean {
+    const s = this.slots.get(id)
+    return s !== undefined && s.state !== 'closing'
+  }
+
   /** The damaged logs found so far (at open, by {@link checkAll}, or when read). */
   damaged(): LogDamage[] {
     return [...this.damage.values()]

@@ -23,6 +23,7 @@ import { createPreverifyPool, createUcanService, type LogService } from '../ucan
 import { UcanStore } from '../ucan/store.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
+import { forwardingRpc } from './forward.js'
 import { openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { EntryIndex, LOOKUP_INDEX_FILE } from './entry-index.js'
@@ -238,7 +239,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     })
   }
   // With a database, every log (and the revocation log) lives there, written under per-log leases.
-  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log }) : undefined
+  // Each lease row names this instance's URL, so the others forward appends of its logs to it (forward.ts).
+  const leaseLost = new Counter({ name: 'ucanlog_lease_lost_total', help: "logs this instance found it had lost to another instance (a write refused by the lease's fencing token, or a renewal refused)", registers: [metrics] })
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url, onLost: () => leaseLost.inc() }) : undefined
   const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
@@ -395,11 +398,27 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: Object.fromEntries(uploadQueue!.spaces().map((s) => [s, uploader!.status(s)])) }
       : null,
   })
+  // With a database, an append for a log another instance writes goes to that instance (forward.ts).
+  const forwarded = new Counter({ name: 'ucanlog_forwarded_requests_total', help: 'append requests sent on to the instance holding their log, by result (ok, unreachable, timeout)', labelNames: ['result'], registers: [metrics] })
+  const rpcEntry = pgBackend
+    ? forwardingRpc({
+        rpc,
+        secret: seed,
+        otherHolder: (id) => pgBackend.otherHolder(id),
+        openHere: (id) => logs.isOpen(id),
+        hold: async (id) => {
+          const lease = await logs.acquire(id)
+          return lease && (() => lease.release())
+        },
+        timeoutMs: 2 * c.databaseLeaseMs,
+        onForward: (result) => forwarded.inc({ result }),
+      })
+    : rpc
   const app = createApp({
     logs,
     storageFull: () => storage.full(),
     ...(db && { database: () => db!.health() }),
-    rpc,
+    rpc: rpcEntry,
     info,
     did: signer.did(),
     logVkey: (origin) => logSigner(origin).vkey,

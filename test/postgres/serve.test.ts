@@ -5,8 +5,7 @@
  * acknowledged index, every checkpoint a client saw is consistent with the final one, the audit
  * passes, and the tiles are served from the database (the data directory holds no log files).
  * The database URL's password is never printed (by serve after its start-up lines, nor by
- * `ucanlog db migrate`). Two instances on one database both run and write the same log in turn
- * (each closes it when idle and lets its lease go).
+ * `ucanlog db migrate`). Two instances on one database both run and both accept appends to one log.
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
@@ -89,7 +88,7 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
     }
   })
 
-  it('runs a second instance on the same database: a log written by one is written by the other once idle there (leases follow use)', async () => {
+  it('runs a second instance on the same database (leases follow use); appends to one log through either are accepted', async () => {
     const url = await postgres.server().database()
     const dirs = [await mkdtemp(join(tmpdir(), 'ucanlog-pg-one-')), await mkdtemp(join(tmpdir(), 'ucanlog-pg-two-'))]
     try {
@@ -100,7 +99,7 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
       expect(second.did).toBe(first.did)
       const appends = await ackedAppends('shared entry')
       await appends.load(first.url, first.did, 20, { stop: false }, 4)
-      // The same log through the other instance: it takes the lease once the first let it go.
+      // The same log through the other instance: it forwards to the first, or takes the log once the first let it go.
       await appends.load(second.url, second.did, 40, { stop: false }, 4)
       await appends.load(first.url, first.did, 60, { stop: false }, 4)
       expect(appends.acked.size).toBe(60)
@@ -110,9 +109,6 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
       expect(report.size).toBe(60)
       await checkAcked(first.url, appends)
       for (const s of [first, second]) expect((await fetch(`${s.url}/healthz`)).status).toBe(200)
-      const pool = postgres.pool(url, 1)
-      const leases = await pool.query('SELECT token::int AS token FROM log_leases WHERE log_id = $1', [appends.space])
-      expect(leases.rows[0].token).toBeGreaterThanOrEqual(3) // first, second, first again
       for (const s of [first, second]) {
         s.child.kill('SIGTERM')
         await new Promise((ok) => s.child.once('exit', ok))

@@ -51,6 +51,8 @@ export interface LeaseOptions {
   waitMs?: number
   /** Who holds it: stable per process (default host/pid/random), shown in `log_leases.holder`. */
   holder?: string
+  /** Where the holder takes requests (its internal URL), kept in `log_leases.url` for forwarding; default none. */
+  url?: string
   /** Fault injection for tests: false never renews (as a paused process would not). Default true. */
   renew?: boolean
   /** Told when the lease is found lost (renewal or a write found another token); must not throw. */
@@ -64,6 +66,21 @@ export function defaultHolder(): string {
 }
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms))
+
+/**
+ * The live holder of `logId`'s lease other than `self` (its name and URL), or undefined when the
+ * lease is free, expired or `self`'s. One indexed read.
+ * @throws DatabaseUnavailableError
+ */
+export async function liveHolder(pool: pg.Pool, logId: string, self: string): Promise<{ holder: string; url: string | undefined } | undefined> {
+  try {
+    const r = await pool.query<{ holder: string; url: string | null }>('SELECT holder, url FROM log_leases WHERE log_id = $1 AND expires_at > now() AND holder <> $2', [logId, self])
+    const row = r.rows[0]
+    return row && { holder: row.holder, url: row.url ?? undefined }
+  } catch (err) {
+    throw namedDatabaseError(err)
+  }
+}
 
 /** One held lease on one log; see the module comment. */
 export class WriteLease {
@@ -98,11 +115,11 @@ export class WriteLease {
     for (;;) {
       try {
         const taken = await pool.query<{ token: string }>(
-          `INSERT INTO log_leases (log_id, token, holder, expires_at) VALUES ($1, 1, $2, now() + $3 * interval '1 millisecond')
-           ON CONFLICT (log_id) DO UPDATE SET token = log_leases.token + 1, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+          `INSERT INTO log_leases (log_id, token, holder, expires_at, url) VALUES ($1, 1, $2, now() + $3 * interval '1 millisecond', $4)
+           ON CONFLICT (log_id) DO UPDATE SET token = log_leases.token + 1, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, url = EXCLUDED.url
              WHERE log_leases.expires_at <= now() OR log_leases.holder = EXCLUDED.holder
            RETURNING token::text AS token`,
-          [logId, holder, leaseMs],
+          [logId, holder, leaseMs, o.url ?? null],
         )
         if (taken.rows[0]) return new WriteLease(pool, logId, taken.rows[0].token, leaseMs, { ...o, holder })
         const left = await pool.query<{ ms: number }>(`SELECT GREATEST(0, ceil(extract(epoch FROM expires_at - now()) * 1000))::int AS ms FROM log_leases WHERE log_id = $1`, [logId])

@@ -20,7 +20,7 @@ import type pg from 'pg'
 import { checkLogId, InvalidLogIdError } from '../local-backend.js'
 import { type ShardCache, sharedShardCache } from '../unixfs.js'
 import { namedDatabaseError } from './errors.js'
-import { defaultHolder, type LeaseOptions, WriteLease } from './lease.js'
+import { defaultHolder, type LeaseOptions, liveHolder, WriteLease } from './lease.js'
 import { PgArchive } from './pg-archive.js'
 import { PgFiles } from './pg-files.js'
 
@@ -118,6 +118,14 @@ export class PgBackend {
     const lease = this.serviceLeases.get(id)
     this.serviceLeases.delete(id)
     await lease?.release()
+  }
+
+  /**
+   * Another instance holding log `id`'s lease now (its name and internal URL), or undefined when
+   * nobody else does (free, expired, or this instance's). @throws DatabaseUnavailableError
+   */
+  otherHolder(id: string): Promise<{ holder: string; url: string | undefined } | undefined> {
+    return liveHolder(this.pool, id, this.holder)
   }
 
   /** Releases the service logs' leases (space logs release theirs when closed). Idempotent. */
