@@ -5,13 +5,14 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { SqliteWitnessStore } from './store.js'
+import { SqliteWitnessStore, type WitnessStore } from './store.js'
 import { Witness } from './witness.js'
 import { ed25519Cosigner } from '../src/tlog/cosignature.js'
 
 export { Witness, MAX_ADD_CHECKPOINT_BODY, MAX_PROOF_LINES, TLOG_SIZE_CONTENT_TYPE } from './witness.js'
 export type { WitnessOptions, WitnessResponse } from './witness.js'
 export { SqliteWitnessStore } from './store.js'
+export { PgWitnessStore, WITNESS_MIGRATIONS } from './pg-store.js'
 export type { WitnessLog, WitnessStore, Awaitable } from './store.js'
 export { witnessApp, REQUESTS_METRIC, COSIGNATURES_METRIC } from './http.js'
 export { parseLogList, formatLogList, pullLogs, MalformedLogListError, LOG_LIST_HEADER, MAX_LOG_LIST_SIZE } from './loglist.js'
@@ -27,25 +28,25 @@ export const WITNESS_KEY_SIZE = 32
  *   never write different keys) from crypto.randomBytes if missing; if present it must be a
  *   regular file of exactly 32 bytes that neither group nor others can access.
  * - `dbFile`: the SQLite state (see SqliteWitnessStore). Parent directories are created (0700).
+ * - `store`: instead of `dbFile`, a store the caller owns (e.g. PgWitnessStore); `close()` leaves it open.
  * - `name`: the witness key name; `now`: clock in Unix seconds (default: system clock).
- * @returns the witness, its store and `close()` (closes the database).
+ * @returns the witness, its store and `close()` (closes the SQLite database it opened).
  * @throws Error with a clear message for an unsafe or malformed key file; MalformedKeyError for a
  *   bad name.
  */
-export async function openWitness(opts: {
-  name: string
-  keyFile: string
-  dbFile: string
-  now?: () => number
-}): Promise<{ witness: Witness; store: SqliteWitnessStore; close(): void }> {
+export async function openWitness<S extends WitnessStore = SqliteWitnessStore>(
+  opts: { name: string; keyFile: string; now?: () => number } & ({ dbFile: string; store?: undefined } | { store: S; dbFile?: undefined }),
+): Promise<{ witness: Witness; store: S; close(): void }> {
   const seed = await loadOrCreateKey(opts.keyFile)
-  if (opts.dbFile !== ':memory:') await mkdir(dirname(opts.dbFile), { recursive: true, mode: 0o700 })
-  const store = new SqliteWitnessStore(opts.dbFile)
+  const file = opts.store === undefined ? opts.dbFile! : undefined
+  if (file !== undefined && file !== ':memory:') await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+  const owned = file !== undefined ? new SqliteWitnessStore(file) : undefined
+  const store = (owned ?? opts.store) as S
   try {
     const witness = new Witness({ name: opts.name, seed, store, ...(opts.now ? { now: opts.now } : {}) })
-    return { witness, store, close: () => store.close() }
+    return { witness, store, close: () => owned?.close() }
   } catch (e) {
-    store.close()
+    owned?.close()
     throw e
   }
 }

@@ -365,14 +365,18 @@ function requestSize(message: API.AgentMessage): number {
   return CAR.request.encode(message as never).body.byteLength
 }
 
+/** Receipt errors after which the same invocation is sent again (docs/wire.md: nothing ran, or not yet). */
+const RESEND_REFUSALS = new Set(['RateLimited', 'InvocationPending'])
+
 /**
  * Sends, resending the same request while nothing was answered: a network failure (no HTTP status)
  * is retried after {@link NETWORK_RETRY_MS}, then thrown as ServiceUnreachableError; HTTP 429 or a
- * `RateLimited` receipt (nothing ran) waits 1 s doubling to 8 s, for at most 5 minutes. Resending
+ * `RateLimited` or `InvocationPending` receipt (nothing ran, or another instance of the service is
+ * still running this same invocation) waits 1 s doubling to 8 s, for at most 5 minutes. Resending
  * is safe: it is the same signed invocation, and the service's replay guard answers a repeat with
  * the first result. Other HTTP statuses are thrown as they come (with `status`).
  */
-async function sendRetrying<T>(send: () => T | PromiseLike<T>): Promise<Awaited<T>> {
+export async function sendRetrying<T>(send: () => T | PromiseLike<T>): Promise<Awaited<T>> {
   let network = 0
   let delay = 1000
   let waited = 0
@@ -380,7 +384,7 @@ async function sendRetrying<T>(send: () => T | PromiseLike<T>): Promise<Awaited<
     try {
       const answer = await send()
       const [r] = answer as unknown as [{ out?: { error?: { name?: string } } } | undefined]
-      if (r?.out?.error?.name !== 'RateLimited' || waited >= 300_000) return answer
+      if (!RESEND_REFUSALS.has(r?.out?.error?.name ?? '') || waited >= 300_000) return answer
     } catch (err) {
       const status = (err as { status?: unknown }).status
       if (typeof status !== 'number') {

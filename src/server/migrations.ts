@@ -7,6 +7,8 @@
  */
 import type { MigrationStep } from '../storage/postgres/migrate.js'
 import { LOG_MIGRATIONS } from '../storage/postgres/schema.js'
+import { REPLAY_MIGRATIONS, REVOCATION_MIGRATIONS } from '../ucan/index.js'
+import { WITNESS_MIGRATIONS } from '../../witness/index.js'
 
 /** The full, ordered list of schema steps (docs/storage.md, PostgreSQL). */
-export const MIGRATIONS: readonly MigrationStep[] = [...LOG_MIGRATIONS]
+export const MIGRATIONS: readonly MigrationStep[] = [...LOG_MIGRATIONS, ...REPLAY_MIGRATIONS, ...REVOCATION_MIGRATIONS, ...WITNESS_MIGRATIONS]

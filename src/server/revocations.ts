@@ -9,7 +9,7 @@
  *   `/revocations/tile/entries/{N}[.p/{W}]` (published files only), `/revocations/head` (JSON) and
  *   `/revocations/entries?since=N&limit=M` (JSON records N.. of the published tree).
  * - Versioned by tree size; incremental: a client that has seen size N fetches entries from N.
- * - SQLite (`<data>/ucan.db`, src/ucan/sqlite-revocations.ts) is the index the authorizer queries. A revocation
+ * - The revocation index (SQLite `<data>/ucan.db`, src/ucan/sqlite-revocations.ts, or PostgreSQL, src/ucan/pg-revocations.ts) is what the authorizer queries. A revocation
  *   takes effect when its row is durable (written first, without a log index: pending), then it is
  *   appended to the log and the row gets its index. Each entry carries its unique key (ucan,
  *   scope), so the log itself says what was appended: before a pending row is appended — at start,
@@ -31,13 +31,13 @@ import { readEntries, readStoredCheckpoint, type StoredCheckpoint } from '../log
 import type { LogBackend, LogFiles } from '../log/storage.js'
 import { TILE_WIDTH, encodeBase64, type NoteSigner } from '../tlog/index.js'
 import {
+  type RevocationIndex,
   type RevocationQuery,
   type RevocationRecord,
   type RevocationRecorder,
   formatRevocationRecord,
   parseRevocationRecord,
 } from '../ucan/revocation.js'
-import type { SqliteRevocations } from '../ucan/sqlite-revocations.js'
 import { tileRoutes } from './tile-routes.js'
 
 /** Entries per page of `GET /revocations/entries`, at most. */
@@ -53,8 +53,8 @@ export interface RevocationLogOptions {
   signer(origin: string): NoteSigner
   /** The witness client for an origin, as for every log. */
   witnesses(origin: string): WitnessQuorum
-  /** The SQLite revocation index. */
-  store: SqliteRevocations
+  /** The revocation index (SQLite, or PostgreSQL with a database URL). */
+  store: RevocationIndex
   /** Batching knobs and logger, as for every log. */
   log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'tileCache' | 'logger'>
   /** Closes the log once idle this long, ms (then `release`), opening it again at the next record; 0 or absent: open until {@link RevocationLog.close}. */
@@ -63,10 +63,10 @@ export interface RevocationLogOptions {
   release?: () => Promise<void>
 }
 
-/** The revocation log plus the SQLite index: the service's {@link RevocationRecorder}. */
+/** The revocation log plus the revocation index: the service's {@link RevocationRecorder}. */
 export class RevocationLog implements RevocationRecorder {
   readonly #pending = new Map<string, Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }>>()
-  /** Entries [0, #reconciled) of the integrated tree have been matched with their SQLite rows. */
+  /** Entries [0, #reconciled) of the integrated tree have been matched with their index rows. */
   #reconciled = 0
   #reconciling: Promise<void> | undefined
   #log: Log
@@ -85,7 +85,7 @@ export class RevocationLog implements RevocationRecorder {
   private constructor(
     log: Log,
     files: LogFiles,
-    readonly store: SqliteRevocations,
+    readonly store: RevocationIndex,
     private readonly openLog: (recommit: boolean) => Promise<{ log: Log; files: LogFiles }>,
     private readonly o: RevocationLogOptions,
   ) {
@@ -169,7 +169,7 @@ export class RevocationLog implements RevocationRecorder {
   }
 
   /**
-   * Opens the log (creating it empty) and reconciles it with the SQLite index: every integrated
+   * Opens the log (creating it empty) and reconciles it with the revocation index: every integrated
    * entry (published or not) gets its row and index, then rows still pending are appended.
    * @throws CorruptLogError as `Log.open`; InvalidRevocationRecord if an entry is not a record.
    */
@@ -183,7 +183,7 @@ export class RevocationLog implements RevocationRecorder {
     const first = await openLog(false)
     const r = new RevocationLog(first.log, first.files, o.store, openLog, o)
     await r.#reconcile()
-    for (const record of o.store.unlogged()) await r.#append(record)
+    for (const record of await o.store.unlogged()) await r.#append(record)
     const idleMs = o.idleCloseMs ?? 0
     if (idleMs > 0) {
       r.#idleTimer = setInterval(() => r.#closeIfIdle(idleMs), Math.max(10, Math.floor(idleMs / 2)))
@@ -206,8 +206,8 @@ export class RevocationLog implements RevocationRecorder {
         this.#log = opened.log
         this.#files = opened.files
         await this.#reconcile()
-        for (const record of this.store.unlogged()) {
-          if (this.store.logIndex(record) === undefined) await this.#appendNow(record)
+        for (const record of await this.store.unlogged()) {
+          if ((await this.store.logIndex(record)) === undefined) await this.#appendNow(record)
         }
       } finally {
         this.#reopening = undefined
@@ -221,10 +221,10 @@ export class RevocationLog implements RevocationRecorder {
   }
 
   /**
-   * Makes `record` effective (durable SQLite row), then appends it to the log unless it is there
+   * Makes `record` effective (durable index row), then appends it to the log unless it is there
    * already; resolves once the entry is durable in the log. Idempotent per (ucan, scope), also
    * after a failure between the append and the index write.
-   * @throws TooManyRevocations (rejects) as {@link SqliteRevocations.record}; nothing recorded.
+   * @throws RevocationScopeFull (rejects) as {@link RevocationIndex.record}; nothing recorded.
    */
   record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {
     const key = `${record.ucan} ${record.scope}`
@@ -237,7 +237,7 @@ export class RevocationLog implements RevocationRecorder {
       try {
         // A pending row: an earlier attempt (or another instance) may have appended it and failed before the index write.
         await this.#reconcile()
-        const index = this.store.logIndex(r.record)
+        const index = await this.store.logIndex(r.record)
         return { ...r, index: index ?? (await this.#append(r.record)) }
       } finally {
         this.#done()
@@ -252,19 +252,19 @@ export class RevocationLog implements RevocationRecorder {
   /** Appends a pending record and stores its index (reopening the log first if a failed write stopped it). */
   async #append(record: RevocationRecord): Promise<number> {
     await this.#reopenIfFailed()
-    const known = this.store.logIndex(record)
+    const known = await this.store.logIndex(record)
     return known ?? (await this.#appendNow(record))
   }
 
   async #appendNow(record: RevocationRecord): Promise<number> {
     const { index } = await this.#log.append(formatRevocationRecord(record))
-    this.store.setLogIndex(record, index)
+    await this.store.setLogIndex(record, index)
     return index
   }
 
   /**
    * Reads the entries integrated since the last call (published or not) and gives each its row
-   * and index in SQLite (adding a row the index lost). One reconciliation at a time; each entry is
+   * and index in the revocation index (adding a row the index lost). One reconciliation at a time; each entry is
    * read once per process.
    */
   #reconcile(): Promise<void> {
@@ -275,7 +275,7 @@ export class RevocationLog implements RevocationRecorder {
       while (this.#reconciled < size) {
         const offset = this.#reconciled
         const entries = await readEntries(files, size, offset, TILE_WIDTH - (offset % TILE_WIDTH))
-        entries.forEach((e, k) => this.store.restore(parseRevocationRecord(e), offset + k))
+        for (const [k, e] of entries.entries()) await this.store.restore(parseRevocationRecord(e), offset + k)
         this.#reconciled = offset + entries.length
       }
     }

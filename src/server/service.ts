@@ -21,10 +21,13 @@ import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
 import { createPreverifyPool, createUcanService, type LogService } from '../ucan/index.js'
 import { UcanStore } from '../ucan/store.js'
+import type { ReplayGuard } from '../ucan/replay.js'
+import type { RevocationIndex } from '../ucan/revocation.js'
+import { openPgUcanStores, pgWitnessStore } from './pg-stores.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
 import { forwardingRpc } from './forward.js'
-import { openWitness, witnessApp } from '../../witness/index.js'
+import { type Witness, type WitnessStore, openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { EntryIndex, LOOKUP_INDEX_FILE } from './entry-index.js'
 import { type ServiceConfig, ConfigError, DEFAULT_CONFIG } from './config.js'
@@ -147,7 +150,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const url = `http://${urlHost}:${port}`
 
   // Keys, the bundled witness, the policy and the origin prefix; on any failure the port is freed.
-  let bw: Awaited<ReturnType<typeof openWitness>> | undefined
+  let bw: { witness: Witness; store: WitnessStore; close(): void } | undefined
   let db: Database | undefined
   let started: Awaited<ReturnType<typeof prepare>>
   const prepare = async () => {
@@ -156,8 +159,10 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     if (c.databaseUrl !== '') db = await openDatabase(c, log)
     const { signer, seed, created } = await loadServiceKey(join(dataDir, 'service.key'))
     if (created) log.info({ did: signer.did(), file: join(dataDir, 'service.key') }, 'created service key')
-    // The bundled witness, in-process, mounted at /witness on the same listener.
-    bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), dbFile: join(dataDir, 'witness.db') })
+    // The bundled witness, in-process, mounted at /witness on the same listener; its state in the
+    // database when there is one (one witness identity shared by the instances: same witness.key).
+    const witnessState = db ? { store: pgWitnessStore(db.pool) as WitnessStore } : { dbFile: join(dataDir, 'witness.db') }
+    bw = await openWitness({ name: c.witnessName, keyFile: join(dataDir, 'witness.key'), ...witnessState })
     const { text: policyText, source: policySource } = await readPolicyFile(c.witnessPolicyFile)
     const { effective, policy } = loadPolicy(policyText, { vkey: bw.witness.vkey, url: `${url}/witness` }, policySource)
     const prefix = await decideOriginPrefix({ dataDir, configured: c.originPrefix, publicKey: publicKeyOf(signer), keyCreated: created })
@@ -222,13 +227,26 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
-    bundled.store.addLog(origin)
-    bundled.store.addKey(origin, logSigner(origin).vkey)
+    // Registered before the witness is first asked (at once for the SQLite store; a PostgreSQL one
+    // answers later, so the log's witness requests wait for it, and a failure is tried again).
+    let registered: Promise<unknown> | undefined
+    const register = () =>
+      (registered ??= (async () => {
+        await bundled.store.addLog(origin)
+        await bundled.store.addKey(origin, logSigner(origin).vkey)
+      })().catch((err: unknown) => {
+        registered = undefined
+        throw err
+      }))
+    register().catch(() => {}) // reported by the witness request that waits for it
     return new WitnessClient({
       policy,
       timeoutMs: c.witnessTimeoutMs,
       greedy: c.witnessGreedy,
-      fetch: fetchWitness,
+      fetch: async (input, init) => {
+        await register()
+        return fetchWitness(input, init)
+      },
       // Logged once per failure episode (and its end), counted every time: a witness down for an hour
       // is one line per log, not one per checkpoint.
       onWitnessFailure: ({ name, url, message, episodeStart }) => {
@@ -317,8 +335,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     },
     creationRefusal: (space, meta) => logs.creationRefusal(space, meta.client),
   }
-  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable.
-  const ucanStore = UcanStore.open(join(dataDir, 'ucan.db'), { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock })
+  // UCAN state: revocations (also in their own transparency log) and seen invocations, durable; with
+  // a database, shared there by every instance (src/server/pg-stores.ts), else in <data>/ucan.db.
+  const ucanOptions = { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock }
+  const ucanStore: { replay: ReplayGuard; revocations: RevocationIndex; close(): void | Promise<void> } = db
+    ? await openPgUcanStores(db.pool, ucanOptions)
+    : UcanStore.open(join(dataDir, 'ucan.db'), ucanOptions)
   const revocationLog = await RevocationLog.open({
     backend,
     originPrefix,
@@ -332,7 +354,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     // (the database pool, the listener, …) so the process can exit with the error.
     await logs.close()
     await entryIndex.close()
-    ucanStore.close()
+    await ucanStore.close()
     await pgBackend?.close()
     await db?.close()
     uploadQueue?.close()
@@ -475,8 +497,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       await catchUp
       await revocationLog.close()
       await pgBackend?.close()
+      await ucanStore.close()
       await db?.close()
-      ucanStore.close()
       await uploader?.close()
       uploadQueue?.close()
       await closeListener(server)

@@ -8,6 +8,7 @@
  * {@link MAX_DETAIL_LENGTH} characters.
  */
 import { Failure } from '@ucanto/core'
+import { isDatabaseUnavailable } from '../storage/postgres/errors.js'
 import { storageFailedCode } from '../storage/storage-failed.js'
 import { storageFullCode, storageFullMessage } from '../storage/storage-full.js'
 
@@ -183,6 +184,15 @@ export class TooManyPendingInvocations extends TlogFailure {
 }
 
 /**
+ * The same invocation is being run by another instance of the service (several instances on one
+ * database) and had not finished within the wait bound. Nothing new ran; send the same
+ * invocation again later (it is answered with the first outcome, never appended twice).
+ */
+export class InvocationPending extends TlogFailure {
+  override readonly name = 'InvocationPending' as const
+}
+
+/**
  * `with` names a DID the service itself controls (its own identity, or another key it holds such
  * as the bundled witness's): it is never a space. Checked before any signature or chain work,
  * because the service's own authority would otherwise stand in for a grant on it.
@@ -218,6 +228,7 @@ export type AppendFailure =
   | EntryTooLarge
   | InvalidCapability
   | TooManyPendingInvocations
+  | InvocationPending
   | ReservedSpace
   | RateLimited
   | InternalError
@@ -285,7 +296,7 @@ export type RevokeFailure =
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */
-export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations>
+export type CreateFailure = Exclude<AppendFailure, InvalidData | EntryTooLarge | TooManyPendingInvocations | InvocationPending>
 
 // Refusals by the log service (log-service.ts LogService): it rejects with an Error whose
 // `name` is one of these, and the client gets that name, never InternalError.
@@ -395,6 +406,8 @@ export function logRefusal(cause: unknown): LogRefusal | undefined {
   const name = (cause as { name?: unknown } | null)?.name
   const make = typeof name === 'string' && Object.hasOwn(LOG_REFUSALS, name) ? LOG_REFUSALS[name] : undefined
   if (make) return new make(truncate(String((cause as { message?: unknown }).message ?? name)))
+  // The PostgreSQL replay guard and revocation index pass the driver's errors through.
+  if (isDatabaseUnavailable(cause)) return new DatabaseUnavailable('the database did not answer; retry later')
   const failed = storageFailedCode(cause)
   return failed === undefined ? undefined : new StorageFailed(`a write of the service's storage failed (${failed}); retry once the operator has fixed it`)
 }

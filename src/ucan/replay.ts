@@ -41,9 +41,11 @@ export interface ReplayGuard {
   once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T>
   /**
    * The outcome remembered for `id` (settled, or the promise of one in flight) while its
-   * `expiresAt` has not passed; undefined otherwise. Starts nothing, charges no share.
+   * `expiresAt` has not passed; undefined otherwise — or, for a guard that must ask a database,
+   * a promise of either (undefined also while another instance's run is pending: {@link once}
+   * waits for that). Starts nothing, charges no share.
    */
-  seen<T>(id: string): Promise<T> | undefined
+  seen<T>(id: string): Promise<T | undefined> | undefined
 }
 
 /** An owner (space) already has its share of unexpired invocations remembered; nothing was run. */
@@ -58,6 +60,25 @@ export class ReplayGuardFull extends Error {
     readonly limit: number,
   ) {
     super(`${owner} has ${limit} unexpired invocations remembered, its share of the replay guard`)
+  }
+}
+
+/**
+ * The same invocation is being run by another instance of the service (a guard shared through a
+ * database), and had no outcome within the guard's wait bound. Nothing was run here; sending the
+ * same invocation again later gets its first outcome.
+ */
+export class ReplayPending extends Error {
+  override name = 'ReplayPending'
+  /**
+   * @param id the invocation's id (CID).
+   * @param waitedMs how long the guard waited, in milliseconds.
+   */
+  constructor(
+    readonly id: string,
+    readonly waitedMs: number,
+  ) {
+    super(`invocation ${id} is being run by another instance; no outcome after ${waitedMs} ms`)
   }
 }
 

@@ -7,6 +7,7 @@
  * issuer or audience, or the issuer or audience of any proof upstream of it (closer to the space).
  * So a stranger "revoking" someone's delegation changes nothing.
  */
+import { setImmediate } from 'node:timers'
 import type { API } from '@ucanto/core'
 
 /**
@@ -57,6 +58,53 @@ export function createMemoryRevocations(): MemoryRevocations {
       return undefined
     },
   }
+}
+
+/**
+ * A {@link RevocationChecker.findRevoked} for a store: the lookups made before the event loop's
+ * next check phase (all invocations of one request, and of any other request being worked on) are
+ * answered together by one call of `rowsFor` over every CID they name (each once), run after the
+ * calls; each resolves to the first CID of its own query (in its order) revoked by one of its
+ * principals. If `rowsFor` throws or rejects, the whole batch rejects (the authorizer fails closed).
+ * @param rowsFor the recorded (ucan, scope) pairs whose `ucan` is one of `cids`.
+ */
+export function batchedRevocationLookup(
+  rowsFor: (cids: string[]) => Iterable<{ ucan: string; scope: string }> | Promise<Iterable<{ ucan: string; scope: string }>>,
+): (query: RevocationQuery) => Promise<string | undefined> {
+  let pending: { query: RevocationQuery; resolve(cid: string | undefined): void; reject(err: unknown): void }[] = []
+  const answer = async (): Promise<void> => {
+    const batch = pending
+    pending = []
+    const revoked = new Map<string, Set<string>>()
+    try {
+      const cids = new Set<string>()
+      for (const { query } of batch) for (const cid of query.keys()) cids.add(cid)
+      for (const { ucan, scope } of await rowsFor([...cids])) {
+        const scopes = revoked.get(ucan) ?? new Set<string>()
+        scopes.add(scope)
+        revoked.set(ucan, scopes)
+      }
+    } catch (err) {
+      for (const { reject } of batch) reject(err)
+      return
+    }
+    for (const { query, resolve } of batch) resolve(firstRevoked(query, revoked))
+  }
+  return (query) =>
+    new Promise((resolve, reject) => {
+      pending.push({ query, resolve, reject })
+      if (pending.length === 1) setImmediate(() => void answer())
+    })
+}
+
+/** The first CID of `query` (in its order) that `revoked` (CID → the scopes that revoked it) lists for one of its principals. */
+function firstRevoked(query: RevocationQuery, revoked: ReadonlyMap<string, ReadonlySet<string>>): string | undefined {
+  for (const [cid, principals] of query) {
+    const scopes = revoked.get(cid)
+    if (scopes === undefined) continue
+    for (const scope of scopes) if (principals.has(scope as API.DID)) return cid
+  }
+  return undefined
 }
 
 /**
@@ -189,4 +237,31 @@ export interface RevocationRecorder extends RevocationChecker {
    *   (ucan, scope) is not one of them; nothing is recorded.
    */
   record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }>
+}
+
+/** A value or a promise of it: the SQLite index answers synchronously, the PostgreSQL one asynchronously. */
+export type Awaitable<T> = T | Promise<T>
+
+/**
+ * The revocation index behind the revocation log (src/server/revocations.ts): a
+ * {@link RevocationRecorder} whose rows remember their revocation-log index, so the two are kept
+ * in step. Implemented by SqliteRevocations and PgRevocations.
+ */
+export interface RevocationIndex extends RevocationRecorder {
+  /**
+   * Adds a record read back from the revocation log at `index` (rebuilding a lost index; the
+   * per-scope cap does not apply: the log is authoritative); a record already present only gets
+   * its index. Resolves to whether it was new.
+   */
+  restore(record: RevocationRecord, index: number): Awaitable<boolean>
+  /** The revocation log index of a recorded (ucan, scope), or undefined if not recorded or not yet appended. */
+  logIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>): Awaitable<number | undefined>
+  /** Notes that `record` is entry `index` of the revocation log. */
+  setLogIndex(record: Pick<RevocationRecord, 'ucan' | 'scope'>, index: number): Awaitable<void>
+  /** Records not yet in the revocation log, oldest first (by time, then ucan, then scope). */
+  unlogged(): Awaitable<RevocationRecord[]>
+  /** How many (ucan, scope) revocations are recorded. */
+  count(): Awaitable<number>
+  /** The store's clock, Unix seconds (what `time` of a new record should be). */
+  now(): number
 }

@@ -3,15 +3,15 @@
  * index the authorizer queries on every append, each row with its revocation-log index once
  * appended (src/server/revocations.ts keeps the two in step).
  */
-import { setImmediate } from 'node:timers'
 import type Database from 'better-sqlite3'
 import type { API } from '@ucanto/core'
 import {
   DEFAULT_REVOCATIONS_PER_SCOPE,
   type RevocationQuery,
   type RevocationRecord,
-  type RevocationRecorder,
+  type RevocationIndex,
   RevocationScopeFull,
+  batchedRevocationLookup,
 } from './revocation.js'
 
 interface RevocationRow {
@@ -27,9 +27,9 @@ interface RevocationRow {
  * Revocations in SQLite, scoped as `ucan/revoke` (revocation.ts). A revocation is effective once
  * {@link record} resolves. `findRevoked` throws (the caller fails closed) if the file is unusable.
  */
-export class SqliteRevocations implements RevocationRecorder {
+export class SqliteRevocations implements RevocationIndex {
   readonly #lookup: Database.Statement<[string], { ucan: string; scope: string }>
-  #pending: { query: RevocationQuery; resolve(cid: string | undefined): void; reject(err: unknown): void }[] = []
+  readonly #find = batchedRevocationLookup((cids) => this.#lookup.all(JSON.stringify(cids)))
   readonly #get: Database.Statement<[string, string], RevocationRow>
   readonly #insert: Database.Statement<[string, string, string, string, number, number | null]>
   readonly #setIndex: Database.Statement<[number, string, string]>
@@ -73,30 +73,7 @@ export class SqliteRevocations implements RevocationRecorder {
    * principals. Rejects (all of the batch) if the file is unusable.
    */
   findRevoked(query: RevocationQuery): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ query, resolve, reject })
-      if (this.#pending.length === 1) setImmediate(() => this.#lookupBatch())
-    })
-  }
-
-  /** Answers every pending {@link findRevoked} with one statement. */
-  #lookupBatch(): void {
-    const batch = this.#pending
-    this.#pending = []
-    const revoked = new Map<string, Set<string>>()
-    try {
-      const cids = new Set<string>()
-      for (const { query } of batch) for (const cid of query.keys()) cids.add(cid)
-      for (const { ucan, scope } of this.#lookup.all(JSON.stringify([...cids]))) {
-        const scopes = revoked.get(ucan) ?? new Set<string>()
-        scopes.add(scope)
-        revoked.set(ucan, scopes)
-      }
-    } catch (err) {
-      for (const { reject } of batch) reject(err)
-      return
-    }
-    for (const { query, resolve } of batch) resolve(firstRevoked(query, revoked))
+    return this.#find(query)
   }
 
   async record(record: RevocationRecord): Promise<{ record: RevocationRecord; created: boolean; index: number | undefined }> {
@@ -139,16 +116,6 @@ export class SqliteRevocations implements RevocationRecorder {
   now(): number {
     return this.#now()
   }
-}
-
-/** The first CID of `query` (in its order) that `revoked` (CID → scopes) lists for one of its principals. */
-function firstRevoked(query: RevocationQuery, revoked: ReadonlyMap<string, ReadonlySet<string>>): string | undefined {
-  for (const [cid, principals] of query) {
-    const scopes = revoked.get(cid)
-    if (scopes === undefined) continue
-    for (const scope of scopes) if (principals.has(scope as API.DID)) return cid
-  }
-  return undefined
 }
 
 function toRecord(row: RevocationRow): RevocationRecord {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as API from '@ucanto/interface'
 import { describe, expect, it } from 'vitest'
-import { type AppendBatchError, JOURNAL_INVOCATION_LIFETIME, RESEND_MARGIN, appendBatch } from '../../src/client/append-batch.js'
+import { type AppendBatchError, JOURNAL_INVOCATION_LIFETIME, RESEND_MARGIN, appendBatch, sendRetrying } from '../../src/client/append-batch.js'
 import { ServiceUnreachableError } from '../../src/client/errors.js'
 import { entriesFromArguments } from '../../src/client/entries.js'
 import { Journal } from '../../src/client/journal.js'
@@ -59,4 +59,22 @@ describe('appendBatch with a journal', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+})
+
+describe('sendRetrying', () => {
+  it('resends the same request after RateLimited or InvocationPending, and returns any other answer at once', async () => {
+    const answers = [
+      [{ out: { error: { name: 'InvocationPending', message: 'another instance runs it' } } }],
+      [{ out: { error: { name: 'RateLimited', message: 'slow down' } } }],
+      [{ out: { ok: { index: 7 } } }],
+    ]
+    let sent = 0
+    const got = await sendRetrying(() => answers[sent++])
+    expect(sent).toBe(3)
+    expect(got).toEqual([{ out: { ok: { index: 7 } } }])
+    sent = 0
+    const refused = [{ out: { error: { name: 'Expired', message: 'too late' } } }]
+    expect(await sendRetrying(() => (sent++, refused))).toBe(refused)
+    expect(sent).toBe(1)
+  }, 20_000)
 })

@@ -65,8 +65,15 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
       expect(local).not.toContain('logs')
       expect(local).not.toContain('cars')
       expect(local).not.toContain('revocations')
+      expect(local).not.toContain('ucan.db') // the replay guard and revocation index are in the database
+      expect(local).not.toContain('witness.db') // so is the bundled witness's state
       const pool = postgres.pool(plain.toString(), 1)
       {
+        const claims = await pool.query('SELECT count(*)::int AS n, count(outcome)::int AS settled FROM ucan_replay WHERE owner = $1', [appends.space])
+        expect(claims.rows[0].settled).toBeGreaterThanOrEqual(appends.acked.size) // every acknowledged append's outcome
+        // The bundled witness's latest cosigned size of the log, in the database, is the final checkpoint's.
+        const witnessed = await pool.query('SELECT max(tree_size)::int AS n FROM witness_log')
+        expect(witnessed.rows[0].n).toBe(report.size)
         const files = await pool.query('SELECT count(*)::int AS n FROM log_files WHERE log_id = $1 AND path = $2', [appends.space, tilePath({ level: 0, index: 0, width: Math.min(256, report.size) })])
         expect(files.rows[0].n).toBe(1)
         const leases = await pool.query('SELECT token::int AS token FROM log_leases WHERE log_id = $1', [appends.space])

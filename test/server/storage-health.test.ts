@@ -30,6 +30,10 @@ describe('a full disk', () => {
     // A failed write is named too, StorageFailed (issue 15 item 2); anything else stays unnamed.
     expect(logRefusal(sysError('EIO'))?.name).toBe('StorageFailed')
     expect(logRefusal(sysError('EACCES'))).toBeUndefined()
+    // The PostgreSQL stores' driver errors meaning the database is unreachable: DatabaseUnavailable.
+    for (const code of ['ECONNREFUSED', '57P01', '08006']) expect(logRefusal(sysError(code))?.name, code).toBe('DatabaseUnavailable')
+    expect(logRefusal(new Error('Connection terminated unexpectedly'))?.name).toBe('DatabaseUnavailable')
+    expect(logRefusal(sysError('23505'))).toBeUndefined() // a statement's failure (unique violation) is not an outage
   })
 
   it('shows at /healthz from the first failure until an append succeeds', () => {

@@ -22,6 +22,7 @@ import {
   appendInvocation,
   createInvocation,
   createMemoryReplayGuard,
+  ReplayPending,
   createMemoryRevocations,
   createPrincipalParser,
   createTurn,
@@ -858,6 +859,20 @@ describe('failures hidden from clients are logged with the invocation', () => {
     expect((await send(server, await append())).error?.name).toBe('InternalError')
     expect(log.calls).toBe(0)
     expect(logged.map((l) => l.message)).toEqual(['tlog/append failed'])
+  })
+
+  test('a guard shared by instances that refuses with ReplayPending (another instance runs it) → InvocationPending; seen answering undefined goes on to the guard', async () => {
+    // .catch: ReplayPending becomes InvocationPending; early(): a seen that resolves undefined is not an answer
+    const replay = createMemoryReplayGuard()
+    let seen = 0
+    replay.seen = () => (seen++, Promise.resolve(undefined))
+    replay.once = async (key) => {
+      throw new ReplayPending(key.id, 10)
+    }
+    const { server, log } = setup({ replay })
+    const out = await send(server, await append())
+    expect(out.error).toEqual({ name: 'InvocationPending', message: 'this invocation is being run by another instance; send it again later' })
+    expect([seen, log.calls]).toEqual([1, 0])
   })
 
   test('an append holds its turn while it is checked and gives every turn back while it waits for its batch', async () => {

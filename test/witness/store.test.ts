@@ -1,4 +1,4 @@
-/** SqliteWitnessStore guarantees, persistence across restarts, and openWitness's key file handling. */
+/** SqliteWitnessStore guarantees (the shared conformance suite, store-conformance.ts, and SQLite's own), persistence across restarts, and openWitness's key file handling. */
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +8,7 @@ import { MalformedKeyError, parseVerifierKey } from '../../src/tlog/note.js'
 import { openWitness, SqliteWitnessStore } from '../../witness/index.js'
 import { CP1, CP3, CP5, LOG, note, PROOF_1_3, PROOF_3_5, WITNESS } from '../vectors/litewitness.js'
 import { expectResponse, request, startWitness } from './helpers.js'
+import { witnessStoreConformance } from './store-conformance.js'
 
 const EMPTY = Buffer.from('47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=', 'base64')
 const root = (b64: string) => new Uint8Array(Buffer.from(b64, 'base64'))
@@ -20,50 +21,12 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+witnessStoreConformance('SqliteWitnessStore', async () => {
+  const store = new SqliteWitnessStore(':memory:')
+  return { store, close: () => store.close() }
+})
+
 describe('SqliteWitnessStore', () => {
-  it('adds logs at size 0 with the empty-tree root, idempotently', () => {
-    const s = new SqliteWitnessStore(':memory:')
-    expect(s.getLog('o')).toBeUndefined()
-    expect(s.addLog('o')).toBe(true)
-    expect(s.addLog('o')).toBe(false)
-    const l = s.getLog('o')!
-    expect(l).toMatchObject({ origin: 'o', treeSize: 0, checkpoint: null, keys: [] })
-    expect(Buffer.from(l.rootHash).equals(EMPTY)).toBe(true)
-    expect(() => s.addLog('')).toThrow()
-    expect(() => s.addLog('a\nb')).toThrow()
-    s.close()
-  })
-
-  it('manages keys: valid 0x01 vkeys only, no duplicates, known logs only', () => {
-    const s = new SqliteWitnessStore(':memory:')
-    s.addLog(LOG.origin)
-    expect(() => s.addKey('unknown', LOG.vkey)).toThrow(/unknown log/)
-    expect(() => s.addKey(LOG.origin, WITNESS.vkey)).toThrow(MalformedKeyError) // a 0x04 key is not a log key
-    expect(() => s.addKey(LOG.origin, LOG.vkey.slice(0, -1))).toThrow(MalformedKeyError)
-    expect(s.addKey(LOG.origin, LOG.vkey)).toBe(true)
-    expect(s.addKey(LOG.origin, LOG.vkey)).toBe(false)
-    expect(s.getLog(LOG.origin)?.keys).toEqual([LOG.vkey])
-    expect(s.deleteKey(LOG.origin, LOG.vkey)).toBe(true)
-    expect(s.deleteKey(LOG.origin, LOG.vkey)).toBe(false)
-    expect(s.getLog(LOG.origin)?.keys).toEqual([])
-    s.close()
-  })
-
-  it('compare-and-swaps on the old size and never moves backwards', () => {
-    const s = new SqliteWitnessStore(':memory:')
-    s.addLog('o')
-    const r3 = root(CP3.text.split('\n')[2]!)
-    expect(s.compareAndSwap('o', 0, 3, r3, 'cp3')).toBe(true)
-    expect(s.compareAndSwap('o', 0, 5, r3, 'stale')).toBe(false)
-    expect(s.compareAndSwap('missing', 0, 5, r3, 'x')).toBe(false)
-    expect(s.getLog('o')).toMatchObject({ treeSize: 3, checkpoint: 'cp3' })
-    expect(() => s.compareAndSwap('o', 3, 2, r3, 'back')).toThrow(RangeError)
-    expect(() => s.compareAndSwap('o', 3, 4, r3.subarray(1), 'short')).toThrow(RangeError)
-    expect(s.compareAndSwap('o', 3, 3, r3, 'again')).toBe(true)
-    expect(s.listLogs().map((l) => [l.origin, l.treeSize])).toEqual([['o', 3]])
-    s.close()
-  })
-
   it('uses WAL with synchronous=FULL, and its trigger refuses a rollback even from other tools', () => {
     const file = join(dir, 'w.db')
     const s = new SqliteWitnessStore(file)

@@ -4,10 +4,10 @@
  * an invocation already answered gets the first outcome, checked for nothing but its bytes.
  */
 import type { API } from '@ucanto/core'
-import { ReplayGuardFull } from '../replay.js'
+import { ReplayGuardFull, ReplayPending } from '../replay.js'
 import { type AuthorizedAppend, authorizeAppend } from '../authorize.js'
 import { checkContentAddressed } from '../delegation.js'
-import { type AppendFailure, type FailureJSON, InternalError, TooManyPendingInvocations, logRefusal, truncate } from '../errors.js'
+import { type AppendFailure, type FailureJSON, InternalError, InvocationPending, TooManyPendingInvocations, logRefusal, truncate } from '../errors.js'
 import { type AppendResult, appendResultOf } from '../wire.js'
 import { type HandlerContext, type Service, admitted, authorizeOptions, creationRefusal, failed, internal, waiting } from './context.js'
 
@@ -37,7 +37,7 @@ export function appendHandler(s: Service) {
       }
       // Failures come back as InternalError or, for a log refusal, by its name. The replay guard's
       // capacity is per space: a space at its share is refused, no one else.
-      let outcome: Outcome | { full: TooManyPendingInvocations }
+      let outcome: Outcome | { full: TooManyPendingInvocations | InvocationPending }
       try {
         // Waiting for the outcome (the batch, or the same invocation run by another request) is done
         // with the request's turn given back: holding it could starve the very run it waits for.
@@ -51,6 +51,8 @@ export function appendHandler(s: Service) {
             }
           })
           .catch((err: unknown) => {
+            // Another instance runs this invocation: resend it later (never run twice).
+            if (err instanceof ReplayPending) return { full: new InvocationPending('this invocation is being run by another instance; send it again later') }
             if (!(err instanceof ReplayGuardFull)) throw err
             return { full: new TooManyPendingInvocations(`space ${truncate(space)} has ${err.limit} unexpired invocations pending (its share); retry after they expire, or use shorter lifetimes`) }
           }))
@@ -75,7 +77,10 @@ async function early(s: Service, invocation: API.Invocation, context: HandlerCon
   if (invocation.capabilities.length !== 1) return undefined
   if (invocation.capabilities[0]?.can === 'tlog/append' && s.now() <= invocation.expiration) {
     const known = s.replay.seen<Outcome>(invocation.cid.toString())
-    if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) return answer(await waiting(context, () => known))
+    if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) {
+      const outcome = await waiting(context, () => known)
+      if (outcome !== undefined) return answer(outcome)
+    }
   }
   const refusal = await creationRefusal(s, invocation, context)
   return refusal ? { error: refusal } : undefined
