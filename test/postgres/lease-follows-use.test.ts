@@ -2,14 +2,17 @@
  * Leases follow use (issue 14 item 2): the revocation log on one PostgreSQL database, written by two
  * instances (two pools, two backends, each its own SQLite index). Each closes the log once idle and
  * lets its lease go, so the other takes it, reads what was appended meanwhile and appends after it:
- * one log, every record once, each instance's index given every record's place.
+ * one log, every record once, each instance's index given every record's place. And a holder asleep
+ * inside a write transaction (paused) cannot hold off another instance's takeover past its lease.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { WitnessQuorum } from '../../src/log/log.js'
+import { createPool } from '../../src/server/database.js'
 import { RevocationLog } from '../../src/server/revocations.js'
+import { WriteLease } from '../../src/storage/postgres/lease.js'
 import { migrate } from '../../src/storage/postgres/migrate.js'
 import { PgBackend } from '../../src/storage/postgres/pg-backend.js'
 import { LOG_MIGRATIONS } from '../../src/storage/postgres/schema.js'
@@ -77,6 +80,39 @@ describe('revocation log on PostgreSQL: two instances, leases follow use', () =>
       await b.log.close()
       a.store.close()
       b.store.close()
+    }
+  })
+})
+
+describe('a holder paused inside a write transaction', () => {
+  it("cannot hold off the takeover: the server ends its session after one lease (the service's pool settings), the other instance takes the log, the sleeper's write is refused", async () => {
+    const url = await postgres.server().database()
+    await migrate(postgres.pool(url, 2), LOG_MIGRATIONS)
+    await postgres.pool(url, 1).query("INSERT INTO log_logs (log_id, kind) VALUES ('service:test', 'service')")
+    // Two instances' pools as the service makes them (statement timeout 10 s, lease 300 ms).
+    const pools = [0, 1].map(() => createPool({ databaseUrl: url, databasePoolMax: 2, databaseTimeoutMs: 10_000, databaseLeaseMs: 300 }))
+    try {
+      const a = await WriteLease.acquire(pools[0]!, 'service:test', { leaseMs: 300, renew: false })
+      // a's write takes the lease row FOR SHARE, then its process sleeps (as under SIGSTOP) until woken.
+      let wake: () => void = () => {}
+      const asleep = new Promise<void>((ok) => (wake = ok))
+      let inside: () => void = () => {}
+      const entered = new Promise<void>((ok) => (inside = ok))
+      const write = a.transaction(async (client) => {
+        inside()
+        await asleep
+        await client.query("INSERT INTO log_files (log_id, path, bytes) VALUES ('service:test', 'late', '\\x00')")
+      })
+      await entered
+      // The takeover (an UPDATE of that row) goes through once the server ended a's idle transaction.
+      const b = await WriteLease.acquire(pools[1]!, 'service:test', { leaseMs: 300, waitMs: 5000, renew: false })
+      expect(Number(b.token)).toBe(Number(a.token) + 1)
+      wake()
+      await expect(write).rejects.toMatchObject({ name: expect.stringMatching(/^(DatabaseUnavailable|LeaseLost)$/) })
+      expect((await pools[1]!.query("SELECT count(*)::int AS n FROM log_files WHERE log_id = 'service:test'")).rows[0].n).toBe(0)
+      await b.release()
+    } finally {
+      await Promise.all(pools.map((p) => p.end()))
     }
   })
 })
