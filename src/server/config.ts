@@ -173,6 +173,8 @@ export interface ServiceConfig {
   databaseLeaseMs: number
   /** With a database: a log idle this long, ms, is closed and its write lease let go (leases follow use). */
   databaseIdleReleaseMs: number
+  /** With a database: the URL the other instances reach this one at (forwarded appends); '' = the listening URL. */
+  internalUrl: string
 }
 
 /**
@@ -261,6 +263,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   databaseTimeoutMs: DEFAULT_DATABASE_TIMEOUT_MS,
   databaseLeaseMs: DEFAULT_LEASE_MS,
   databaseIdleReleaseMs: DEFAULT_IDLE_RELEASE_MS,
+  internalUrl: '',
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -350,6 +353,7 @@ export const KNOBS: Knob[] = [
   { key: 'databaseTimeoutMs', flag: '--database-timeout', env: 'UCANLOG_DATABASE_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a database connection (then DatabaseUnavailable) and longest statement', integer: { min: 100, max: 600_000 } },
   { key: 'databaseLeaseMs', flag: '--database-lease', env: 'UCANLOG_DATABASE_LEASE_MS', unit: 'ms', description: "a log's write lease: another instance may take the log this long after its holder stops renewing it (renewed every third of it); every write checks the lease's fencing token", integer: { min: 100, max: 600_000 } },
   { key: 'databaseIdleReleaseMs', flag: '--database-idle-release', env: 'UCANLOG_DATABASE_IDLE_RELEASE_MS', unit: 'ms', description: "with a database: a log (and the revocation log) idle this long is closed and its write lease let go, so another instance can write it (leases follow use)", integer: { min: 10, max: 600_000 } },
+  { key: 'internalUrl', flag: '--internal-url', env: 'UCANLOG_INTERNAL_URL', unit: 'URL', description: 'with a database: the http(s) URL the other instances reach this one at; it is put in the lease rows of the logs this instance writes, and appends for those logs reaching another instance are forwarded there', defaultText: 'the listening URL (http://<host>:<port>)' },
 ]
 
 /** A flag or environment variable with a value out of range. */

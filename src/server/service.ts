@@ -117,6 +117,7 @@ export interface ServiceHooks {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  internalUrl(c.internalUrl, '') // --internal-url validated before anything is opened
   if (c.databaseUrl !== '' && c.storachaUrl !== 'off') {
     throw new ConfigError('--storacha-url / UCANLOG_STORACHA_URL is not yet supported with --database-url / UCANLOG_DATABASE_URL (the upload queue is still local); use one or the other')
   }
@@ -259,7 +260,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // With a database, every log (and the revocation log) lives there, written under per-log leases.
   // Each lease row names this instance's URL, so the others forward appends of its logs to it (forward.ts).
   const leaseLost = new Counter({ name: 'ucanlog_lease_lost_total', help: "logs this instance found it had lost to another instance (a write refused by the lease's fencing token, or a renewal refused)", registers: [metrics] })
-  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url, onLost: () => leaseLost.inc() }) : undefined
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url: internalUrl(c.internalUrl, url), onLost: () => leaseLost.inc() }) : undefined
   const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
@@ -580,4 +581,17 @@ async function readPolicyFile(file: string): Promise<{ text: string; source: str
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === DEFAULT_CONFIG.witnessPolicyFile) return { text: BUILTIN_POLICY, source: 'built-in' }
     throw new ConfigError(`cannot read the witness policy ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass --witness-policy <file> / UCANLOG_WITNESS_POLICY`)
   }
+}
+
+/** The URL other instances forward to (`--internal-url`, else the listening URL), without a trailing `/`. @throws ConfigError unless http(s) */
+function internalUrl(configured: string, listening: string): string {
+  if (configured === '') return listening
+  let u: URL
+  try {
+    u = new URL(configured)
+  } catch {
+    throw new ConfigError('--internal-url / UCANLOG_INTERNAL_URL must be an http(s) URL')
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('--internal-url / UCANLOG_INTERNAL_URL must be an http(s) URL')
+  return configured.replace(/\/+$/, '')
 }

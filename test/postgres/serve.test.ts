@@ -124,4 +124,19 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
       await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
     }
   })
+
+  it('refuses an --internal-url that is not http(s) before opening anything, naming the flag', async () => {
+    const url = await postgres.server().database()
+    const dir = await mkdtemp(join(tmpdir(), 'ucanlog-pg-internal-'))
+    try {
+      const child = spawnCli(['serve', '--data', dir, '--port', '0', '--internal-url', 'ftp://10.0.0.5:8080'], { stdio: ['ignore', 'pipe', 'pipe'], env: { UCANLOG_DATABASE_URL: url } })
+      children.push(child)
+      let err = ''
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+      expect(await new Promise((ok) => child.once('exit', ok))).not.toBe(0)
+      expect(err).toContain('--internal-url / UCANLOG_INTERNAL_URL must be an http(s) URL')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })
