@@ -8,13 +8,14 @@
  * paused instance's late writes are refused by fencing (its LeaseLost counter and log line).
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { entryBundlePath, parseEntryBundle } from '../../src/tlog/index.js'
+import { TILE_WIDTH, encodeBase64, entryBundlePath, newTiles, parseCheckpoint, parseEntryBundle, parseNote, tilePath } from '../../src/tlog/index.js'
 import { ackedAppends, checkAcked, untilAcked } from '../e2e/acked-appends.js'
 import { servedLog } from '../e2e/read-helpers.js'
+import { goTool } from '../interop/go.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { servePg, shareKeys } from './serve-helpers.js'
 
@@ -107,6 +108,24 @@ describe('three serve instances on one database', () => {
       }
       for (const { entry } of appends.acked.values()) expect(count.get(entry), entry).toBe(1)
       expect([...count.values()].every((k) => k === 1)).toBe(true)
+
+      // Go's x/mod agrees: the final checkpoint's signature, and the tree recomputed from the served tiles and bundles.
+      const head = (await (await fetch(`${survivor.url}/logs/${appends.space}/head`)).json()) as { vkey: string }
+      const note = new TextDecoder().decode((await fetchFile('checkpoint'))!)
+      const signed = await goTool(['verify-note', head.vkey], note)
+      expect(signed.code, signed.stderr).toBe(0)
+      const cp = parseCheckpoint(parseNote(note).text)
+      const tiles = await mkdtemp(join(tmpdir(), 'ucanlog-pg-multi-go-'))
+      dirs.push(tiles)
+      const paths = newTiles(0, cp.size).map(tilePath)
+      for (let n = 0; n * TILE_WIDTH < cp.size; n++) paths.push(entryBundlePath(n, Math.min(TILE_WIDTH, cp.size - n * TILE_WIDTH)))
+      for (let n = 0; (n + 1) * TILE_WIDTH <= cp.size; n++) paths.push(tilePath({ level: 0, index: n, width: TILE_WIDTH }))
+      for (const p of new Set(paths)) {
+        await mkdir(dirname(join(tiles, p)), { recursive: true })
+        await writeFile(join(tiles, p), (await fetchFile(p))!)
+      }
+      const tree = await goTool(['verify-tiles', tiles, String(cp.size), encodeBase64(cp.rootHash)])
+      expect(tree.code, tree.stderr).toBe(0)
 
       for (const s of [paused, survivor]) {
         s.child.kill('SIGTERM')
