@@ -10,6 +10,10 @@
  * {@link TooManyOpenLogsError}; the open logs' users are never touched. Public reads of the published
  * state ({@link LogManager.published}) do not open logs at all: they read the files directly.
  *
+ * With `idleCloseMs`, a log idle that long (no lease, nothing queued or scheduled) is closed as
+ * well, whatever the cap: with several instances on one database its backend lets the log's write
+ * lease go, so the lease follows use (docs/storage.md, PostgreSQL).
+ *
  * Creating a log is limited separately: `admitCreate` (per client address) and `maxLogs` (in total)
  * refuse with {@link LogCreationLimitedError}.
  *
@@ -128,6 +132,13 @@ export interface LogManagerOptions {
   admitCreate?(client: string | undefined, o?: { dryRun?: boolean }): number | undefined
   /** Called after a log publishes a checkpoint, with the log id, tree size (entries) and root hash (32 bytes); must not throw (the lookup index catches up, the checkpoint history records it). */
   onPublished?(id: string, size: number, rootHash: Uint8Array): void
+  /**
+   * Closes a log once it has been idle (no lease, nothing queued or scheduled) this long, ms; 0
+   * (default) keeps it open until another log needs its place. With several instances on one
+   * database (docs/storage.md, PostgreSQL), closing lets the log's write lease go, so another
+   * instance can take it: leases follow use.
+   */
+  idleCloseMs?: number
   /** Test hook: runs before an evicted log is closed (a stall here holds the close). */
   beforeClose?(id: string): void | Promise<void>
   /** Test hook: called when an `acquire` finds log `id` closing and starts waiting for that close to finish (before opening it again). */
@@ -135,8 +146,8 @@ export interface LogManagerOptions {
 }
 
 type Slot =
-  | { id: string; state: 'opening' | 'open'; leases: number; ready: Promise<Log>; log?: Log }
-  | { id: string; state: 'closing'; leases: number; ready: Promise<Log>; log?: Log; done: Promise<void> }
+  | { id: string; state: 'opening' | 'open'; leases: number; ready: Promise<Log>; log?: Log; usedAt?: number }
+  | { id: string; state: 'closing'; leases: number; ready: Promise<Log>; log?: Log; usedAt?: number; done: Promise<void> }
 
 /** Opens, bounds and closes the logs; see the module comment. */
 export class LogManager {
@@ -151,6 +162,8 @@ export class LogManager {
   /** Logs existing, once counted (for `maxLogs`). */
   private total: Promise<number> | undefined
   private closing = false
+  private readonly idleCloseMs: number
+  private idleTimer: NodeJS.Timeout | undefined
 
   constructor(private readonly o: LogManagerOptions) {
     this.originPrefix = o.originPrefix ?? DEFAULT_ORIGIN_PREFIX
@@ -161,6 +174,21 @@ export class LogManager {
     if (!Number.isSafeInteger(this.maxOpen) || this.maxOpen < 1) throw new RangeError('maxOpenLogs must be an integer ≥ 1')
     this.maxLogs = o.maxLogs ?? DEFAULT_MAX_LOGS
     if (!Number.isSafeInteger(this.maxLogs) || this.maxLogs < 0) throw new RangeError('maxLogs must be an integer ≥ 0')
+    this.idleCloseMs = o.idleCloseMs ?? 0
+    if (!Number.isSafeInteger(this.idleCloseMs) || this.idleCloseMs < 0) throw new RangeError('idleCloseMs must be an integer ≥ 0')
+    if (this.idleCloseMs > 0) {
+      // One sweep over the open logs (at most maxOpenLogs) every half idle time.
+      this.idleTimer = setInterval(() => this.closeIdle(), Math.max(10, Math.floor(this.idleCloseMs / 2)))
+      this.idleTimer.unref()
+    }
+  }
+
+  /** Closes every open log idle (no lease, {@link Log.idle}) for at least `idleCloseMs`. */
+  private closeIdle(): void {
+    const now = performance.now()
+    for (const s of [...this.slots.values()]) {
+      if (s.state === 'open' && s.leases === 0 && s.log?.idle && now - (s.usedAt ?? 0) >= this.idleCloseMs) this.evict(s)
+    }
   }
 
   /** The c2sp.org/tlog-checkpoint origin of a log: `<prefix>/logs/<id>`. */
@@ -171,6 +199,12 @@ export class LogManager {
   /** Logs open now (including those opening or closing); at most `maxOpenLogs` hold descriptors. */
   get openCount(): number {
     return this.slots.size
+  }
+
+  /** True when log `id` is open here, or opening (not closing). */
+  isOpen(id: string): boolean {
+    const s = this.slots.get(id)
+    return s !== undefined && s.state !== 'closing'
   }
 
   /** The damaged logs found so far (at open, by {@link checkAll}, or when read). */
@@ -317,6 +351,7 @@ export class LogManager {
   /** Flushes and closes every open log. */
   async close(): Promise<void> {
     this.closing = true
+    clearInterval(this.idleTimer)
     const slots = [...this.slots.values()]
     await Promise.allSettled(slots.map(async (s) => (s.state === 'closing' ? s.done : (await s.ready).close())))
     this.slots.clear()
@@ -349,6 +384,7 @@ export class LogManager {
 
   private async lease(slot: Slot): Promise<LogLease> {
     slot.leases++
+    slot.usedAt = performance.now()
     // Most recently used last.
     this.slots.delete(slot.id)
     this.slots.set(slot.id, slot)
@@ -365,6 +401,7 @@ export class LogManager {
       release: () => {
         if (held) slot.leases--
         held = false
+        slot.usedAt = performance.now()
       },
     }
   }

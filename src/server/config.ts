@@ -22,7 +22,7 @@ import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RAT
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_MAX_QUEUED_REQUESTS } from './fair-scheduler.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_BYTES_IN_FLIGHT } from '../ucan/response-budget.js'
-import { DEFAULT_LEASE_MS } from '../storage/postgres/lease.js'
+import { DEFAULT_IDLE_RELEASE_MS, DEFAULT_LEASE_MS } from '../storage/postgres/lease.js'
 import { DEFAULT_RECEIPTS_ENDPOINT, DEFAULT_STORACHA_DID, DEFAULT_STORACHA_URL, DEFAULT_UPLOAD_BATCH_BYTES, DEFAULT_UPLOAD_BATCH_CHECKPOINTS, DEFAULT_UPLOAD_CONCURRENCY, DEFAULT_UPLOAD_RETRY_MAX_MS } from '../storage/storacha-uploader.js'
 import { DEFAULT_UPLOAD_BACKLOG_MAX, DEFAULT_UPLOAD_KEEP_DONE } from '../storage/upload-queue.js'
 
@@ -175,6 +175,10 @@ export interface ServiceConfig {
   databaseTimeoutMs: number
   /** A log's write lease, ms: another instance may take a log this long after its holder stops renewing (renewed every third of it). */
   databaseLeaseMs: number
+  /** With a database: a log idle this long, ms, is closed and its write lease let go (leases follow use). */
+  databaseIdleReleaseMs: number
+  /** With a database: the URL the other instances reach this one at (forwarded appends); '' = the listening URL. */
+  internalUrl: string
 }
 
 /**
@@ -276,6 +280,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   databasePoolMax: DEFAULT_DATABASE_POOL_MAX,
   databaseTimeoutMs: DEFAULT_DATABASE_TIMEOUT_MS,
   databaseLeaseMs: DEFAULT_LEASE_MS,
+  databaseIdleReleaseMs: DEFAULT_IDLE_RELEASE_MS,
+  internalUrl: '',
 }
 
 /** One row of the knob table: config key, flag, env var, unit, description. */
@@ -366,6 +372,8 @@ export const KNOBS: Knob[] = [
   { key: 'databasePoolMax', flag: '--database-pool-max', env: 'UCANLOG_DATABASE_POOL_MAX', unit: 'connections', description: 'most connections this instance opens to the database', integer: { min: 1, max: 1000 } },
   { key: 'databaseTimeoutMs', flag: '--database-timeout', env: 'UCANLOG_DATABASE_TIMEOUT_MS', unit: 'ms', description: 'longest wait for a database connection (then DatabaseUnavailable) and longest statement', integer: { min: 100, max: 600_000 } },
   { key: 'databaseLeaseMs', flag: '--database-lease', env: 'UCANLOG_DATABASE_LEASE_MS', unit: 'ms', description: "a log's write lease: another instance may take the log this long after its holder stops renewing it (renewed every third of it); every write checks the lease's fencing token", integer: { min: 100, max: 600_000 } },
+  { key: 'databaseIdleReleaseMs', flag: '--database-idle-release', env: 'UCANLOG_DATABASE_IDLE_RELEASE_MS', unit: 'ms', description: "with a database: a log (and the revocation log) idle this long is closed and its write lease let go, so another instance can write it (leases follow use)", integer: { min: 10, max: 600_000 } },
+  { key: 'internalUrl', flag: '--internal-url', env: 'UCANLOG_INTERNAL_URL', unit: 'URL', description: 'with a database: the http(s) URL the other instances reach this one at; it is put in the lease rows of the logs this instance writes, and appends for those logs reaching another instance are forwarded there', defaultText: 'the listening URL (http://<host>:<port>)' },
 ]
 
 /** A flag or environment variable with a value out of range. */

@@ -31,6 +31,12 @@ export interface DatabaseConfig {
   databaseUrl: string
   databasePoolMax: number
   databaseTimeoutMs: number
+  /**
+   * The logs' write lease, ms (`--database-lease`): a session idle inside a transaction this long is
+   * ended by the server (`idle_in_transaction_session_timeout`), so a paused or partitioned instance
+   * holding a lease row `FOR SHARE` cannot hold off another instance's takeover longer than a lease.
+   */
+  databaseLeaseMs?: number
 }
 
 /** An open database: the pool, its health, and its end. */
@@ -62,11 +68,16 @@ export function createPool(c: DatabaseConfig, logger?: { warn(o: object, msg?: s
     max: c.databasePoolMax,
     connectionTimeoutMillis: c.databaseTimeoutMs,
     statement_timeout: c.databaseTimeoutMs,
+    ...(c.databaseLeaseMs !== undefined && { idle_in_transaction_session_timeout: c.databaseLeaseMs }),
     idleTimeoutMillis: 30_000,
     application_name: 'ucanlog',
   })
   // An idle connection's failure (the server restarted) is reported here; left unhandled it would end the process.
   pool.on('error', (err) => logger?.warn({ err: namedDatabaseError(err) }, 'idle database connection failed; the pool reconnects'))
+  // A connection the server ends while it is checked out between two statements (e.g. after
+  // idle_in_transaction_session_timeout, once a paused instance resumes) reports it on the client:
+  // without a listener that would end the process. The next statement on it fails and is named.
+  pool.on('connect', (client) => client.on('error', (err) => logger?.warn({ err: namedDatabaseError(err) }, 'database connection ended by the server')))
   return pool
 }
 

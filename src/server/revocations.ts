@@ -20,10 +20,14 @@
  *   that `ucan/revoke` is refused StorageFailed, its row stays pending (in force: fail-safe). The
  *   next record reopens the log from its last committed state (`recommit`), reconciles, and
  *   appends every row still pending, so the two stay in step without a restart.
+ * - With `idleCloseMs` (several instances on one database, docs/storage.md), the log is open only
+ *   while used: closed once idle that long (its write lease let go through `release`) and opened
+ *   again, reading what other instances appended meanwhile, at the next record; reads of a closed
+ *   log come from its files.
  */
 import type { Hono } from 'hono'
 import { Log, type LogOptions, type WitnessQuorum } from '../log/log.js'
-import { readEntries } from '../log/state.js'
+import { readEntries, readStoredCheckpoint, type StoredCheckpoint } from '../log/state.js'
 import type { LogBackend, LogFiles } from '../log/storage.js'
 import { TILE_WIDTH, encodeBase64, type NoteSigner } from '../tlog/index.js'
 import {
@@ -53,6 +57,10 @@ export interface RevocationLogOptions {
   store: RevocationIndex
   /** Batching knobs and logger, as for every log. */
   log?: Pick<LogOptions, 'batchMaxSize' | 'batchMaxAgeMs' | 'tileCache' | 'logger'>
+  /** Closes the log once idle this long, ms (then `release`), opening it again at the next record; 0 or absent: open until {@link RevocationLog.close}. */
+  idleCloseMs?: number
+  /** Called once the log is closed (idle, or by close): lets the backend's write lease go (PgBackend.releaseServiceLog). Must not throw. */
+  release?: () => Promise<void>
 }
 
 /** The revocation log plus the revocation index: the service's {@link RevocationRecorder}. */
@@ -64,23 +72,100 @@ export class RevocationLog implements RevocationRecorder {
   #log: Log
   /** A reopen after a failed write, while it runs. */
   #reopening: Promise<void> | undefined
+  /** False once closed for being idle (idleCloseMs), until reopened by a record. */
+  #isOpen = true
+  /** Records using the log now: it is not closed for being idle meanwhile. */
+  #busy = 0
+  #usedAt = performance.now()
+  #closingIdle: Promise<void> | undefined
+  #idleTimer: NodeJS.Timeout | undefined
+  /** The log's files, as last opened: reads of a closed log come from them. */
+  #files: LogFiles
 
   private constructor(
     log: Log,
+    files: LogFiles,
     readonly store: RevocationIndex,
-    private readonly openLog: (recommit: boolean) => Promise<Log>,
+    private readonly openLog: (recommit: boolean) => Promise<{ log: Log; files: LogFiles }>,
+    private readonly o: RevocationLogOptions,
   ) {
     this.#log = log
+    this.#files = files
   }
 
-  /** The log (a new instance after a reopen). */
+  /** The log (a new instance after a reopen; closed while idle with `idleCloseMs`). */
   get log(): Log {
     return this.#log
   }
 
   /** The log's checkpoint origin, `<prefix>/revocations`. */
   get origin(): string {
-    return this.log.origin
+    return `${this.o.originPrefix}/revocations`
+  }
+
+  /** The published checkpoint and read access to the files it covers (from the files when the log is closed); undefined before the first. */
+  async published(): Promise<{ checkpoint: StoredCheckpoint; readFile(path: string): Promise<Uint8Array | undefined> } | undefined> {
+    if (this.#isOpen) {
+      const log = this.#log
+      const cp = log.checkpoint
+      return cp && { checkpoint: cp, readFile: (path) => log.readFile(path) }
+    }
+    const files = this.#files
+    const cp = await readStoredCheckpoint(files, { origin: this.origin })
+    return cp && { checkpoint: cp, readFile: (path) => files.read(path) }
+  }
+
+  /** Published entries [offset, offset+limit) (fewer at the end); total = published size. */
+  async read(offset: number, limit: number): Promise<{ entries: Uint8Array[]; total: number }> {
+    const p = await this.published()
+    if (!p) return { entries: [], total: 0 }
+    return { entries: await readEntries({ read: (path) => p.readFile(path) }, p.checkpoint.size, offset, limit), total: p.checkpoint.size }
+  }
+
+  /** Holds the log open (opening it again if closed for being idle) until {@link #done}. */
+  async #use(): Promise<void> {
+    this.#busy++
+    try {
+      await this.#closingIdle
+      if (!this.#isOpen) {
+        this.#reopening ??= (async () => {
+          try {
+            const opened = await this.openLog(false)
+            this.#log = opened.log
+            this.#files = opened.files
+            this.#isOpen = true
+          } finally {
+            this.#reopening = undefined
+          }
+        })()
+      }
+      await this.#reopening
+    } catch (err) {
+      this.#done()
+      throw err
+    }
+  }
+
+  #done(): void {
+    this.#busy--
+    this.#usedAt = performance.now()
+  }
+
+  /** Closes the log when idle for idleCloseMs (no record using it, nothing queued), then lets its lease go. */
+  #closeIfIdle(idleMs: number): void {
+    if (!this.#isOpen || this.#busy > 0 || this.#closingIdle || this.#reopening || !this.#log.idle || performance.now() - this.#usedAt < idleMs) return
+    this.#isOpen = false
+    const log = this.#log
+    this.#closingIdle = (async () => {
+      try {
+        await log.close()
+        await this.o.release?.()
+      } catch (err) {
+        this.o.log?.logger?.warn({ err, log: 'revocations' }, 'closing the idle revocation log failed')
+      } finally {
+        this.#closingIdle = undefined
+      }
+    })()
   }
 
   /**
@@ -90,11 +175,20 @@ export class RevocationLog implements RevocationRecorder {
    */
   static async open(o: RevocationLogOptions): Promise<RevocationLog> {
     const origin = `${o.originPrefix}/revocations`
-    const files: LogFiles = await o.backend.serviceLog('revocations')
-    const openLog = (recommit: boolean) => Log.open({ id: 'revocations', origin, signer: o.signer(origin), witnesses: o.witnesses(origin), files, ...o.log, recommit })
-    const r = new RevocationLog(await openLog(false), o.store, openLog)
+    // The files are taken again at every open: with a database, that takes the write lease again.
+    const openLog = async (recommit: boolean) => {
+      const files: LogFiles = await o.backend.serviceLog('revocations')
+      return { files, log: await Log.open({ id: 'revocations', origin, signer: o.signer(origin), witnesses: o.witnesses(origin), files, ...o.log, recommit }) }
+    }
+    const first = await openLog(false)
+    const r = new RevocationLog(first.log, first.files, o.store, openLog, o)
     await r.#reconcile()
     for (const record of await o.store.unlogged()) await r.#append(record)
+    const idleMs = o.idleCloseMs ?? 0
+    if (idleMs > 0) {
+      r.#idleTimer = setInterval(() => r.#closeIfIdle(idleMs), Math.max(10, Math.floor(idleMs / 2)))
+      r.#idleTimer.unref()
+    }
     return r
   }
 
@@ -108,7 +202,9 @@ export class RevocationLog implements RevocationRecorder {
     this.#reopening ??= (async () => {
       try {
         await this.#log.close()
-        this.#log = await this.openLog(true)
+        const opened = await this.openLog(true)
+        this.#log = opened.log
+        this.#files = opened.files
         await this.#reconcile()
         for (const record of await this.store.unlogged()) {
           if ((await this.store.logIndex(record)) === undefined) await this.#appendNow(record)
@@ -137,10 +233,15 @@ export class RevocationLog implements RevocationRecorder {
     const p = (async () => {
       const r = await this.store.record(record)
       if (r.index !== undefined) return r
-      // A pending row: an earlier attempt may have appended it and failed before the index write.
-      await this.#reconcile()
-      const index = await this.store.logIndex(r.record)
-      return { ...r, index: index ?? (await this.#append(r.record)) }
+      await this.#use()
+      try {
+        // A pending row: an earlier attempt (or another instance) may have appended it and failed before the index write.
+        await this.#reconcile()
+        const index = await this.store.logIndex(r.record)
+        return { ...r, index: index ?? (await this.#append(r.record)) }
+      } finally {
+        this.#done()
+      }
     })()
     this.#pending.set(key, p)
     const done = () => this.#pending.delete(key)
@@ -183,10 +284,15 @@ export class RevocationLog implements RevocationRecorder {
     return p
   }
 
-  /** Flushes and closes the log. */
+  /** Flushes and closes the log (and lets its lease go). */
   async close(): Promise<void> {
+    clearInterval(this.#idleTimer)
     await this.#reopening?.catch(() => {})
-    return this.#log.close()
+    await this.#closingIdle
+    if (!this.#isOpen) return
+    this.#isOpen = false
+    await this.#log.close()
+    await this.o.release?.()
   }
 }
 
@@ -197,14 +303,11 @@ export class RevocationLog implements RevocationRecorder {
 export function revocationRoutes(r: RevocationLog, vkey: string): Hono {
   // checkpoint, tiles and entry bundles: the same routes as every space log's (tile-routes.ts).
   const app = tileRoutes({
-    published: async () => {
-      const cp = r.log.checkpoint
-      return cp && { checkpoint: cp, readFile: (path) => r.log.readFile(path) }
-    },
+    published: () => r.published(),
     missing: { checkpoint: 'no checkpoint yet\n', tile: 'not found\n' },
   })
-  app.get('/head', (c) => {
-    const cp = r.log.checkpoint
+  app.get('/head', async (c) => {
+    const cp = (await r.published())?.checkpoint
     return c.json(
       { origin: r.origin, vkey, treeSize: cp?.size ?? 0, rootHash: cp ? encodeBase64(cp.rootHash) : null, checkpoint: cp?.note ?? null },
       200,
@@ -217,7 +320,7 @@ export function revocationRoutes(r: RevocationLog, vkey: string): Hono {
     if (!/^[0-9]{1,15}$/.test(since) || !/^[0-9]{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_REVOCATION_PAGE) {
       return c.json({ error: `since must be an integer ≥ 0 and limit 1..${MAX_REVOCATION_PAGE}` }, 400)
     }
-    const page = await r.log.read(Number(since), Number(limit))
+    const page = await r.read(Number(since), Number(limit))
     const entries = page.entries.map((e, k) => ({ index: Number(since) + k, ...parseRevocationRecord(e) }))
     return c.json({ treeSize: page.total, entries }, 200, { 'cache-control': 'no-cache' })
   })

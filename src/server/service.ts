@@ -26,6 +26,7 @@ import type { RevocationIndex } from '../ucan/revocation.js'
 import { openPgUcanStores, pgWitnessStore } from './pg-stores.js'
 import { createAdmission, createClientLimit } from './rate-limit.js'
 import { RevocationLog, revocationRoutes } from './revocations.js'
+import { forwardingRpc } from './forward.js'
 import { type Witness, type WitnessStore, openWitness, witnessApp } from '../../witness/index.js'
 import { createApp } from './app.js'
 import { EntryIndex, LOOKUP_INDEX_FILE } from './entry-index.js'
@@ -116,6 +117,7 @@ export interface ServiceHooks {
 export async function startService(config: Partial<ServiceConfig> = {}, logger?: Logger, hooks: ServiceHooks = {}): Promise<RunningService> {
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
+  internalUrl(c.internalUrl, '') // --internal-url validated before anything is opened
   if (c.databaseUrl !== '' && c.storachaUrl !== 'off') {
     throw new ConfigError('--storacha-url / UCANLOG_STORACHA_URL is not yet supported with --database-url / UCANLOG_DATABASE_URL (the upload queue is still local); use one or the other')
   }
@@ -257,7 +259,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     })
   }
   // With a database, every log (and the revocation log) lives there, written under per-log leases.
-  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log }) : undefined
+  // Each lease row names this instance's URL, so the others forward appends of its logs to it (forward.ts).
+  const leaseLost = new Counter({ name: 'ucanlog_lease_lost_total', help: "logs this instance found it had lost to another instance (a write refused by the lease's fencing token, or a renewal refused)", registers: [metrics] })
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url: internalUrl(c.internalUrl, url), onLost: () => leaseLost.inc() }) : undefined
   const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
@@ -271,6 +275,8 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, maxEntries: c.maxLogEntries, tileCache, logger: log },
     maxOpenLogs: c.maxOpenLogs,
     maxLogs: c.maxLogs,
+    // With a database, an idle log is closed and its lease let go, so other instances can write it.
+    ...(pgBackend && { idleCloseMs: c.databaseIdleReleaseMs }),
     admitCreate: createClientLimit({ rate: c.logCreateRate, burst: c.logCreateBurst, now: hooks.limitsClock }),
     onPublished: (id, size, rootHash) => {
       entryIndex.schedule(id)
@@ -344,6 +350,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     witnesses: witnessesFor,
     store: ucanStore.revocations,
     log: { batchMaxSize: c.batchMaxSize, batchMaxAgeMs: c.batchMaxAgeMs, tileCache, logger: log },
+    ...(pgBackend && { idleCloseMs: c.databaseIdleReleaseMs, release: () => pgBackend.releaseServiceLog('revocations') }),
   }).catch(async (err: unknown) => {
     // E.g. LeaseHeld: another instance writes this database's revocation log. Close what is open
     // (the database pool, the listener, …) so the process can exit with the error.
@@ -427,11 +434,27 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: Object.fromEntries(uploadQueue!.spaces().map((s) => [s, uploader!.status(s)])) }
       : null,
   })
+  // With a database, an append for a log another instance writes goes to that instance (forward.ts).
+  const forwarded = new Counter({ name: 'ucanlog_forwarded_requests_total', help: 'append requests sent on to the instance holding their log, by result (ok, unreachable, timeout)', labelNames: ['result'], registers: [metrics] })
+  const rpcEntry = pgBackend
+    ? forwardingRpc({
+        rpc,
+        secret: seed,
+        otherHolder: (id) => pgBackend.otherHolder(id),
+        openHere: (id) => logs.isOpen(id),
+        hold: async (id) => {
+          const lease = await logs.acquire(id)
+          return lease && (() => lease.release())
+        },
+        timeoutMs: 2 * c.databaseLeaseMs,
+        onForward: (result) => forwarded.inc({ result }),
+      })
+    : rpc
   const app = createApp({
     logs,
     storageFull: () => storage.full(),
     ...(db && { database: () => db!.health() }),
-    rpc,
+    rpc: rpcEntry,
     info,
     did: signer.did(),
     logVkey: (origin) => logSigner(origin).vkey,
@@ -572,4 +595,17 @@ async function readPolicyFile(file: string): Promise<{ text: string; source: str
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === DEFAULT_CONFIG.witnessPolicyFile) return { text: BUILTIN_POLICY, source: 'built-in' }
     throw new ConfigError(`cannot read the witness policy ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass --witness-policy <file> / UCANLOG_WITNESS_POLICY`)
   }
+}
+
+/** The URL other instances forward to (`--internal-url`, else the listening URL), without a trailing `/`. @throws ConfigError unless http(s) */
+function internalUrl(configured: string, listening: string): string {
+  if (configured === '') return listening
+  let u: URL
+  try {
+    u = new URL(configured)
+  } catch {
+    throw new ConfigError('--internal-url / UCANLOG_INTERNAL_URL must be an http(s) URL')
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('--internal-url / UCANLOG_INTERNAL_URL must be an http(s) URL')
+  return configured.replace(/\/+$/, '')
 }

@@ -22,9 +22,10 @@ export interface AckedAppends {
   /**
    * Appends `<prefix> <n>` entries with `workers` concurrent clients until `count` have been sent
    * (undefined: until `signal.stop`); a connection failure ends a worker (the server died: that
-   * append was never acknowledged), a refusal throws.
+   * append was never acknowledged), a refusal throws — or, with `o.refused`, is handed to it and ends
+   * that worker (an expected refusal, e.g. LeaseLost from a fenced-out instance).
    */
-  load(url: string, did: string, count: number | undefined, signal: { stop: boolean }, workers?: number): Promise<void>
+  load(url: string, did: string, count: number | undefined, signal: { stop: boolean }, workers?: number, o?: { refused?(error: unknown): void }): Promise<void>
 }
 
 /** A fresh space and agent, and an appender for them (entries `<prefix> <n>`). */
@@ -40,7 +41,7 @@ export async function ackedAppends(prefix: string): Promise<AckedAppends> {
     get sent() {
       return sent
     },
-    async load(url, did, count, signal, workers = 16) {
+    async load(url, did, count, signal, workers = 16, o = {}) {
       const conn = connect(`${url}/rpc`, did as API.DID)
       const worker = async () => {
         while (!signal.stop && (count === undefined || sent < count)) {
@@ -52,6 +53,7 @@ export async function ackedAppends(prefix: string): Promise<AckedAppends> {
           } catch {
             return // the server died under us: this append was never acknowledged
           }
+          if (!out.ok && o.refused) return o.refused((out as { error?: unknown }).error)
           if (!out.ok) throw new Error(`append refused: ${JSON.stringify(out)}`)
           acked.set(out.ok.index, { entry, r: out.ok })
         }

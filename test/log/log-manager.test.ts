@@ -162,3 +162,28 @@ describe('LogManager: open logs are bounded', () => {
     await logs.close()
   })
 })
+
+describe('LogManager: idleCloseMs (leases follow use)', () => {
+  it('closes a log once idle (no lease, nothing queued) that long, never one leased, and reopens it at the next acquire', async () => {
+    const { logs, backend } = await manager(8, { idleCloseMs: 20 })
+    const [a, b] = await ids(2)
+    const held = (await logs.acquire(a!, { create: true }))!
+    await held.log.append(entry('a 0'))
+    const idle = (await logs.acquire(b!, { create: true }))!
+    await idle.log.append(entry('b 0'))
+    idle.release()
+    // b, released, closes by itself (its archive closed: with a database, its lease let go); a, leased, stays.
+    await expect.poll(() => backend.open_.has(b!), { timeout: 5000 }).toBe(false)
+    expect(backend.open_.has(a!)).toBe(true)
+    expect(logs.openCount).toBe(1)
+    held.release()
+    await expect.poll(() => logs.openCount, { timeout: 5000 }).toBe(0)
+    // The next acquire opens it again, from what was written.
+    const again = (await logs.acquire(b!))!
+    expect((await again.log.append(entry('b 1'))).index).toBe(1)
+    again.release()
+    expect(backend.opens).toEqual([a, b, b])
+    expect(backend.doubleOpen).toBe(false)
+    await logs.close()
+  })
+})

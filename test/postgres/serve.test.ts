@@ -5,7 +5,7 @@
  * acknowledged index, every checkpoint a client saw is consistent with the final one, the audit
  * passes, and the tiles are served from the database (the data directory holds no log files).
  * The database URL's password is never printed (by serve after its start-up lines, nor by
- * `ucanlog db migrate`).
+ * `ucanlog db migrate`). Two instances on one database both run and both accept appends to one log.
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
@@ -14,8 +14,9 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { tilePath } from '../../src/tlog/index.js'
 import { ackedAppends, checkAcked, killMidLoad } from '../e2e/acked-appends.js'
-import { REPO, spawnCli, spawnServe } from '../e2e/helpers.js'
+import { spawnCli } from '../e2e/helpers.js'
 import { usePostgres } from '../helpers/postgres.js'
+import { servePg, shareKeys } from './serve-helpers.js'
 
 const PASSWORD = 'pw-never-printed-7f3a'
 
@@ -26,17 +27,7 @@ afterAll(() => {
 })
 
 /** Runs `ucanlog serve` on `dataDir` with its logs in `databaseUrl`; collects everything it prints. */
-async function serve(dataDir: string, databaseUrl: string, printed: string[]): Promise<{ url: string; did: string; child: ChildProcess }> {
-  const r = await spawnServe(
-    ['--data', dataDir, '--port', '0', '--log-level', 'info', '--witness-policy', join(REPO, 'witness_policy.txt'), '--database-lease', '1000'],
-    'pipe',
-    { env: { UCANLOG_DATABASE_URL: databaseUrl } },
-  )
-  children.push(r.child)
-  r.child.stdout!.on('data', (d: Buffer) => printed.push(d.toString()))
-  r.child.stderr!.on('data', (d: Buffer) => printed.push(d.toString()))
-  return r
-}
+const serve = (dataDir: string, databaseUrl: string, printed: string[]) => servePg(dataDir, databaseUrl, printed, children)
 
 describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
   it('keeps every acknowledged entry at its index, serves the tiles from the database, and the audit passes', async () => {
@@ -104,27 +95,48 @@ describe('serve on PostgreSQL: kill -9 mid-load, restart, append more', () => {
     }
   })
 
-  it('stops a second instance on the same database with LeaseHeld while the first runs (one instance per database in this version)', async () => {
+  it('runs a second instance on the same database (leases follow use); appends to one log through either are accepted', async () => {
     const url = await postgres.server().database()
     const dirs = [await mkdtemp(join(tmpdir(), 'ucanlog-pg-one-')), await mkdtemp(join(tmpdir(), 'ucanlog-pg-two-'))]
     try {
-      const first = await serve(dirs[0]!, url, [])
-      const second = spawnCli(['serve', '--data', dirs[1]!, '--port', '0', '--log-level', 'warn', '--witness-policy', join(REPO, 'witness_policy.txt'), '--database-lease', '1000'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { UCANLOG_DATABASE_URL: url },
-      })
-      children.push(second)
-      let err = ''
-      second.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-      // It exits by itself (nothing left open), naming the lease and the revocation log.
-      expect(await new Promise((ok) => second.once('exit', ok))).not.toBe(0)
-      expect(err).toMatch(/LeaseHeld|service:revocations is being written by another instance/)
-      // The first is unaffected.
-      expect((await fetch(`${first.url}/healthz`)).status).toBe(200)
-      first.child.kill('SIGTERM')
-      await new Promise((ok) => first.child.once('exit', ok))
+      const first = await servePg(dirs[0]!, url, [], children, ['--database-idle-release', '100'])
+      await shareKeys(dirs[0]!, dirs[1]!)
+      // Before leases followed use, this one stopped with LeaseHeld (the revocation log's lease).
+      const second = await servePg(dirs[1]!, url, [], children, ['--database-idle-release', '100'])
+      expect(second.did).toBe(first.did)
+      const appends = await ackedAppends('shared entry')
+      await appends.load(first.url, first.did, 20, { stop: false }, 4)
+      // The same log through the other instance: it forwards to the first, or takes the log once the first let it go.
+      await appends.load(second.url, second.did, 40, { stop: false }, 4)
+      await appends.load(first.url, first.did, 60, { stop: false }, 4)
+      expect(appends.acked.size).toBe(60)
+      expect([...appends.acked.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i))
+      // Both serve the same log, the audit passes, every receipt's checkpoint consistent with it.
+      const report = await checkAcked(second.url, appends)
+      expect(report.size).toBe(60)
+      await checkAcked(first.url, appends)
+      for (const s of [first, second]) expect((await fetch(`${s.url}/healthz`)).status).toBe(200)
+      for (const s of [first, second]) {
+        s.child.kill('SIGTERM')
+        await new Promise((ok) => s.child.once('exit', ok))
+      }
     } finally {
       await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+    }
+  })
+
+  it('refuses an --internal-url that is not http(s) before opening anything, naming the flag', async () => {
+    const url = await postgres.server().database()
+    const dir = await mkdtemp(join(tmpdir(), 'ucanlog-pg-internal-'))
+    try {
+      const child = spawnCli(['serve', '--data', dir, '--port', '0', '--internal-url', 'ftp://10.0.0.5:8080'], { stdio: ['ignore', 'pipe', 'pipe'], env: { UCANLOG_DATABASE_URL: url } })
+      children.push(child)
+      let err = ''
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+      expect(await new Promise((ok) => child.once('exit', ok))).not.toBe(0)
+      expect(err).toContain('--internal-url / UCANLOG_INTERNAL_URL must be an http(s) URL')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

@@ -25,12 +25,14 @@ const SYSTEM_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFO
 /**
  * Whether `err` means the database could not be reached (not that a statement failed): a system
  * connection error, a SQLSTATE of class 08 (connection exception) or 57P01–57P03 (shutdown, cannot
- * connect now), or node-postgres's connection timeout / terminated connection.
+ * connect now), 25P03 (a session idle in a transaction ended by the server), or node-postgres's
+ * connection timeout / terminated connection.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof DatabaseUnavailableError) return true
   const code = (err as { code?: unknown } | undefined)?.code
-  if (typeof code === 'string' && (SYSTEM_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code))) return true
+  // 25P03: the server ended a session idle inside a transaction (idle_in_transaction_session_timeout: a paused instance), rolling it back.
+  if (typeof code === 'string' && (SYSTEM_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '25P03')) return true
   const message = err instanceof Error ? err.message : ''
   return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)
 }

@@ -37,6 +37,12 @@ export class LeaseHeldError extends Error {
   }
 }
 
+/** Default idle time, ms, after which an instance closes a log it holds and lets its lease go (leases follow use; docs/storage.md). */
+export const DEFAULT_IDLE_RELEASE_MS = 1000
+
+/** Longest pause, ms, between two attempts to take a lease another instance holds (one query each). */
+export const ACQUIRE_POLL_MS = 50
+
 /** Options of {@link WriteLease.acquire}. */
 export interface LeaseOptions {
   /** Lease duration, ms, ≥ 100; default {@link DEFAULT_LEASE_MS}. Renewed every third of it. */
@@ -45,6 +51,8 @@ export interface LeaseOptions {
   waitMs?: number
   /** Who holds it: stable per process (default host/pid/random), shown in `log_leases.holder`. */
   holder?: string
+  /** Where the holder takes requests (its internal URL), kept in `log_leases.url` for forwarding; default none. */
+  url?: string
   /** Fault injection for tests: false never renews (as a paused process would not). Default true. */
   renew?: boolean
   /** Told when the lease is found lost (renewal or a write found another token); must not throw. */
@@ -58,6 +66,21 @@ export function defaultHolder(): string {
 }
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms))
+
+/**
+ * The live holder of `logId`'s lease other than `self` (its name and URL), or undefined when the
+ * lease is free, expired or `self`'s. One indexed read.
+ * @throws DatabaseUnavailableError
+ */
+export async function liveHolder(pool: pg.Pool, logId: string, self: string): Promise<{ holder: string; url: string | undefined } | undefined> {
+  try {
+    const r = await pool.query<{ holder: string; url: string | null }>('SELECT holder, url FROM log_leases WHERE log_id = $1 AND expires_at > now() AND holder <> $2', [logId, self])
+    const row = r.rows[0]
+    return row && { holder: row.holder, url: row.url ?? undefined }
+  } catch (err) {
+    throw namedDatabaseError(err)
+  }
+}
 
 /** One held lease on one log; see the module comment. */
 export class WriteLease {
@@ -92,18 +115,19 @@ export class WriteLease {
     for (;;) {
       try {
         const taken = await pool.query<{ token: string }>(
-          `INSERT INTO log_leases (log_id, token, holder, expires_at) VALUES ($1, 1, $2, now() + $3 * interval '1 millisecond')
-           ON CONFLICT (log_id) DO UPDATE SET token = log_leases.token + 1, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+          `INSERT INTO log_leases (log_id, token, holder, expires_at, url) VALUES ($1, 1, $2, now() + $3 * interval '1 millisecond', $4)
+           ON CONFLICT (log_id) DO UPDATE SET token = log_leases.token + 1, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, url = EXCLUDED.url
              WHERE log_leases.expires_at <= now() OR log_leases.holder = EXCLUDED.holder
            RETURNING token::text AS token`,
-          [logId, holder, leaseMs],
+          [logId, holder, leaseMs, o.url ?? null],
         )
         if (taken.rows[0]) return new WriteLease(pool, logId, taken.rows[0].token, leaseMs, { ...o, holder })
         const left = await pool.query<{ ms: number }>(`SELECT GREATEST(0, ceil(extract(epoch FROM expires_at - now()) * 1000))::int AS ms FROM log_leases WHERE log_id = $1`, [logId])
         const ms = left.rows[0]?.ms ?? 0
         const now = performance.now()
         if (now >= deadline) throw new LeaseHeldError(`log ${logId} is being written by another instance; retry later`, Math.max(1, Math.ceil(ms / 1000)))
-        await sleep(Math.min(ms + 10, Math.max(10, deadline - now)))
+        // Polled (the holder may release it long before it expires: leases follow use), at most every ACQUIRE_POLL_MS.
+        await sleep(Math.min(ms + 10, ACQUIRE_POLL_MS, Math.max(10, deadline - now)))
       } catch (err) {
         throw namedDatabaseError(err)
       }

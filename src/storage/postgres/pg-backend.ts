@@ -9,8 +9,9 @@
  *   lease, `open` waits up to the lease's wait and then refuses with LeaseHeldError.
  * - `files` is a read-only view (no lease): any instance serves any log's checkpoint, tiles and
  *   bundles from the database.
- * - `serviceLog(name)` (the revocation log) is leased the same way, for the backend's life
- *   ({@link PgBackend.close} releases it).
+ * - `serviceLog(name)` (the revocation log) is leased the same way, until its user lets it go
+ *   ({@link PgBackend.releaseServiceLog}, when idle) or {@link PgBackend.close}: leases follow use,
+ *   so several instances share one database.
  * - `exists`/`list` never create anything; space logs only (service logs are never listed).
  *
  * The pool is the caller's (src/server/database.ts makes it); this class never ends it.
@@ -19,7 +20,7 @@ import type pg from 'pg'
 import { checkLogId, InvalidLogIdError } from '../local-backend.js'
 import { type ShardCache, sharedShardCache } from '../unixfs.js'
 import { namedDatabaseError } from './errors.js'
-import { defaultHolder, type LeaseOptions, WriteLease } from './lease.js'
+import { defaultHolder, type LeaseOptions, liveHolder, WriteLease } from './lease.js'
 import { PgArchive } from './pg-archive.js'
 import { PgFiles } from './pg-files.js'
 
@@ -106,6 +107,25 @@ export class PgBackend {
       this.serviceLeases.set(id, lease)
     }
     return new PgFiles(this.pool, id, lease)
+  }
+
+  /**
+   * Lets the lease of service log `name` go (its files refuse writes from now on: take them again
+   * with {@link serviceLog}, reading the log afresh). Idempotent.
+   */
+  async releaseServiceLog(name: string): Promise<void> {
+    const id = serviceLogId(name)
+    const lease = this.serviceLeases.get(id)
+    this.serviceLeases.delete(id)
+    await lease?.release()
+  }
+
+  /**
+   * Another instance holding log `id`'s lease now (its name and internal URL), or undefined when
+   * nobody else does (free, expired, or this instance's). @throws DatabaseUnavailableError
+   */
+  otherHolder(id: string): Promise<{ holder: string; url: string | undefined } | undefined> {
+    return liveHolder(this.pool, id, this.holder)
   }
 
   /** Releases the service logs' leases (space logs release theirs when closed). Idempotent. */

@@ -51,4 +51,12 @@ export const LOG_MIGRATIONS: readonly MigrationStep[] = [
       );
     `,
   },
+  {
+    id: 'log-0002-lease-url',
+    sql: `
+      -- Where the holder of a log's lease takes requests (its internal URL), so another instance can
+      -- forward an append for that log to it (docs/storage.md, PostgreSQL: any instance accepts any append).
+      ALTER TABLE log_leases ADD COLUMN url text;
+    `,
+  },
 ]

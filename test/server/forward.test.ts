@@ -1,0 +1,114 @@
+/**
+ * Forwarding appends to the instance holding their log (src/server/forward.ts): the client address
+ * of a forwarded request is trusted only with a valid MAC under the key the instances share; a
+ * request with a valid MAC runs where it arrives and is never forwarded again; a forged address
+ * is ignored; an unreachable holder (dead) means the request runs here; a request that is not a
+ * single log's appends is never forwarded.
+ */
+import { Message } from '@ucanto/core'
+import * as CAR from '@ucanto/transport/car'
+import { describe, expect, it } from 'vitest'
+import type { RpcHandler } from '../../src/server/app.js'
+import { FORWARDED_FOR, FORWARD_MAC, forwardingRpc } from '../../src/server/forward.js'
+import { appendInvocation, delegateSpaceToAgent, generateKey, readInvocation } from '../../src/ucan/index.js'
+
+type Req = Parameters<RpcHandler['request']>[0]
+
+/** A request body of one `tlog/append` (or `tlog/read`) invocation to a fresh space. */
+async function request(can: 'append' | 'read' = 'append'): Promise<{ req: Req; space: string }> {
+  const space = await generateKey()
+  const agent = await generateKey()
+  const service = await generateKey()
+  const spaceToAgent = await delegateSpaceToAgent({ space, agent })
+  const inv =
+    can === 'append'
+      ? await appendInvocation({ agent, service: service.did() as never, space: space.did(), entry: new TextEncoder().encode('x'), spaceToAgent })
+      : readInvocation({ issuer: agent, service: service.did() as never, space: space.did() })
+  const enc = CAR.request.encode(await Message.build({ invocations: [inv as never] }))
+  return { req: { headers: enc.headers as Record<string, string>, body: enc.body, client: '198.51.100.7' }, space: space.did() }
+}
+
+/** An instance: its inner handler records the client of every request it runs. */
+function instance(secret: Uint8Array, o: { holder?: string; fetch?: typeof fetch; open?: boolean }) {
+  const ran: (string | undefined)[] = []
+  const asked: string[] = []
+  const rpc: RpcHandler = {
+    request(req) {
+      ran.push(req.client)
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: new TextEncoder().encode('ran') }
+    },
+  }
+  const handler = forwardingRpc({
+    rpc,
+    secret,
+    otherHolder: async (id) => {
+      asked.push(id)
+      return o.holder === undefined ? undefined : { holder: 'other', url: o.holder }
+    },
+    openHere: () => o.open ?? false,
+    hold: async () => () => {},
+    timeoutMs: 1000,
+    fetch: o.fetch,
+  })
+  return { handler, ran, asked }
+}
+
+const SECRET = new Uint8Array(32).fill(3)
+
+describe('forwarding appends between instances', () => {
+  it("forwards to the holder with the client's address vouched by a MAC; the holder runs it as the client's and never forwards it again", async () => {
+    // b believes a holds the log (as after a race): with a valid MAC it must not send it back.
+    const b = instance(SECRET, { holder: 'http://a.internal' })
+    const sent: Request[] = []
+    const a = instance(SECRET, {
+      holder: 'http://b.internal',
+      fetch: (async (url: string, init: RequestInit) => {
+        const r = new Request(url, init)
+        sent.push(r.clone())
+        const res = await b.handler.request({ headers: Object.fromEntries(r.headers), body: new Uint8Array(await r.arrayBuffer()), client: '10.0.0.2' })
+        return new Response(res.body, { status: res.status ?? 200, headers: res.headers })
+      }) as typeof fetch,
+    })
+    const { req, space } = await request()
+    const res = await a.handler.request(req)
+    expect(new TextDecoder().decode(res.body)).toBe('ran')
+    expect(sent.map((r) => r.url)).toEqual(['http://b.internal/rpc'])
+    expect(a.asked).toEqual([space])
+    expect(a.ran).toEqual([]) // not run at the forwarder
+    expect(b.ran).toEqual(['198.51.100.7']) // the client's address, not the forwarding instance's
+    expect(b.asked).toEqual([]) // never forwarded again
+  })
+
+  it('ignores a forged forwarded-for header (no valid MAC): the address stays the socket one', async () => {
+    const b = instance(SECRET, {})
+    const { req } = await request()
+    await b.handler.request({ ...req, headers: { ...req.headers, [FORWARDED_FOR]: '203.0.113.9', [FORWARD_MAC]: '00'.repeat(32) } })
+    // A MAC under another secret (another service's instances) is no better.
+    const other = instance(new Uint8Array(32).fill(4), {
+      holder: 'http://b.internal',
+      fetch: (async (_url: string, init: RequestInit) => {
+        const headers = Object.fromEntries(new Headers(init.headers))
+        const res = await b.handler.request({ headers, body: init.body as Uint8Array, client: '10.0.0.3' })
+        return new Response(res.body, { status: res.status ?? 200, headers: res.headers })
+      }) as typeof fetch,
+    })
+    await other.handler.request(req)
+    expect(b.ran).toEqual(['198.51.100.7', '10.0.0.3'])
+  })
+
+  it('runs the request here when the holder cannot be reached (it died), and never forwards what is not one log\'s appends', async () => {
+    const a = instance(SECRET, {
+      holder: 'http://dead.internal',
+      fetch: (async () => {
+        throw new TypeError('fetch failed')
+      }) as typeof fetch,
+    })
+    const { req } = await request()
+    expect(new TextDecoder().decode((await a.handler.request(req)).body)).toBe('ran')
+    const read = await request('read')
+    const asked = a.asked.length
+    await a.handler.request(read.req)
+    expect(a.asked.length).toBe(asked) // a read is never looked up nor forwarded
+    expect(a.ran.length).toBe(2)
+  })
+})
