@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   witness: async () => (await import('./witness.js')).witnessCommand(),
   monitor: async () => (await import('./monitor.js')).monitorCommand(),
   db: async () => (await import('./db.js')).dbCommand(),
+  'migrate-store': async () => (await import('./migrate-store.js')).migrateStoreCommand(),
 }
 
 /** Commands whose --help already has its own "Exit status" section (audit names its failed checks, monitor adds 5). */
