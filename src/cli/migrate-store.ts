@@ -13,6 +13,22 @@ export interface MigrateStoreFailure {
 }
 
 /**
+ * Some logs were not moved (each named in the summary with its error, e.g. LogConflict,
+ * DataDirInUse); the others were. Exit 1; the summary is already on stdout.
+ */
+export class LogsRefusedError extends Error {
+  override name = 'LogsRefused'
+  readonly exitCode = ExitCode.Usage
+  constructor(
+    failed: MigrateStoreFailure[],
+    /** What the command printed (bin/ucanlog.js then names this error on stderr only). */
+    readonly summary: { logs: ImportResult[]; failed: MigrateStoreFailure[] },
+  ) {
+    super(`${failed.length} log(s) not moved: ${failed.map((f) => `${f.logId} (${f.error.name})`).join(', ')}`)
+  }
+}
+
+/**
  * `ucanlog migrate-store --from <data dir> --to <postgres URL>` (docs/storage.md, "Moving a data
  * directory into PostgreSQL"): applies the schema migrations, then copies every space log (files
  * and CARs) and the revocation log of the STOPPED data directory, one transaction per log
@@ -20,7 +36,7 @@ export interface MigrateStoreFailure {
  * stdout (`--json`: `{ database, logs: ImportResult[], failed: MigrateStoreFailure[] }`). A log
  * the database holds with different content is refused (LogConflict) and the others go on; rerun
  * with the same content, nothing changes. Exit 0 when every log is in the database, 1 when any log
- * was refused (or a usage error), 4 (DatabaseUnavailable) when the database cannot be reached.
+ * was refused ({@link LogsRefusedError}) or on a usage error, 4 (DatabaseUnavailable) when the database cannot be reached.
  */
 export function migrateStoreCommand(): Command {
   return new Command('migrate-store')
@@ -67,6 +83,6 @@ export function migrateStoreCommand(): Command {
       }
       if (o.json) process.stdout.write(JSON.stringify({ database: redactDatabaseUrl(url), logs, failed }) + '\n')
       else process.stdout.write(`${database.url}: ${logs.filter((l) => l.outcome === 'copied').length} log(s) copied, ${logs.filter((l) => l.outcome === 'unchanged').length} already there, ${failed.length} refused\n`)
-      if (failed.length > 0) process.exitCode = ExitCode.Usage
+      if (failed.length > 0) throw new LogsRefusedError(failed, { logs, failed })
     })
 }

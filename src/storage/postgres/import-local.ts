@@ -191,7 +191,7 @@ export async function importLog(pool: pg.Pool, log: LocalLog, lease: LeaseOption
   try {
     const outcome = await held.transaction(async (c) => {
       const have = await c.query<{ path: string; bytes: Buffer }>('SELECT path, bytes FROM log_files WHERE log_id = $1', [log.logId])
-      const haveCars = await c.query<{ tree_size: string; car_cid: string }>('SELECT tree_size::text, car_cid FROM log_cars WHERE log_id = $1 ORDER BY tree_size', [log.logId])
+      const haveCars = await c.query<{ tree_size: string; car_cid: string }>('SELECT tree_size::text AS tree_size, car_cid FROM log_cars WHERE log_id = $1 ORDER BY log_cars.tree_size', [log.logId])
       if (have.rowCount! > 0 || haveCars.rowCount! > 0) {
         const diff = difference(log, have.rows, haveCars.rows)
         if (diff) throw new LogConflictError(`log ${log.logId} is already in the database with different content (${diff}); nothing of it written`)
