@@ -8,7 +8,7 @@
  * the database's logs have grown is refused per log (LogConflict) and writes nothing.
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -58,6 +58,13 @@ describe('ucanlog migrate-store', () => {
       const before = { a: await checkAcked(local.url, a), b: await checkAcked(local.url, b) }
       expect(before.a.size).toBe(20)
       expect(before.b.size).toBe(20)
+      // While the server runs, the data directory is refused (its CAR indexes are locked): nothing written.
+      const busy = await runCli(['migrate-store', '--from', dataDir, '--to', url, '--json'])
+      expect(busy.code).toBe(1)
+      const busyOut = JSON.parse(busy.stdout) as { logs: unknown[]; failed: { error: { name: string } }[] }
+      expect(busyOut.failed.map((f) => f.error.name)).toEqual(['DataDirInUse', 'DataDirInUse'])
+      const pool = postgres.pool(url, 1)
+      expect((await pool.query('SELECT count(*)::int AS n FROM log_files')).rows[0].n).toBe(0)
       await stop(local.child)
 
       // 2. Move it: both logs copied, a progress line each on stderr.
@@ -69,6 +76,13 @@ describe('ucanlog migrate-store', () => {
       expect(out.failed).toEqual([])
       expect(out.logs.filter((l) => l.outcome === 'copied').map((l) => l.logId).sort()).toEqual([a.space, b.space].sort())
       for (const l of out.logs) expect(l.cars).toBeGreaterThan(0)
+      // Every CAR of the data directory is in the database at its tree size, with its CID.
+      for (const space of [a.space, b.space]) {
+        const names = (await readdir(join(dataDir, 'cars', space))).filter((n) => n.endsWith('.car')).sort()
+        const rows = await pool.query<{ tree_size: string; car_cid: string }>('SELECT tree_size::text AS tree_size, car_cid FROM log_cars WHERE log_id = $1 ORDER BY log_cars.tree_size', [space])
+        expect(rows.rows.map((r) => `${r.tree_size.padStart(16, '0')}-${r.car_cid}.car`)).toEqual(names)
+        expect((await pool.query('SELECT count(*)::int AS n FROM log_car_entries WHERE log_id = $1', [space])).rows[0].n).toBeGreaterThan(0)
+      }
 
       // 3. Rerun with the same content: nothing changes.
       const again = await runCli(['migrate-store', '--from', dataDir, '--to', url, '--json'])
@@ -94,7 +108,6 @@ describe('ucanlog migrate-store', () => {
       await stop(served.child)
 
       // 6. The database's logs have grown: a rerun refuses both (LogConflict) and writes nothing.
-      const pool = postgres.pool(url, 1)
       const count = async () => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM log_files')).rows[0]!.n
       const filesBefore = await count()
       const conflict = await runCli(['migrate-store', '--from', dataDir, '--to', url, '--json'])
