@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises'
 import { Command } from 'commander'
 import { openDatabase, redactDatabaseUrl } from '../server/database.js'
 import { DEFAULT_CONFIG } from '../server/config.js'
-import { importLog, type ImportResult, listLocalSpaceLogs, readLocalServiceLog, readLocalSpaceLog } from '../storage/postgres/import-local.js'
+import { checkStopped, importLog, type ImportResult, listLocalSpaceLogs, readLocalServiceLog, readLocalSpaceLog } from '../storage/postgres/import-local.js'
 import { ExitCode, UsageError } from './exit-codes.js'
 
 /** One log the command could not move: its id and the named error. */
@@ -36,7 +36,8 @@ export class LogsRefusedError extends Error {
  * stdout (`--json`: `{ database, logs: ImportResult[], failed: MigrateStoreFailure[] }`). A log
  * the database holds with different content is refused (LogConflict) and the others go on; rerun
  * with the same content, nothing changes. Exit 0 when every log is in the database, 1 when any log
- * was refused ({@link LogsRefusedError}) or on a usage error, 4 (DatabaseUnavailable) when the database cannot be reached.
+ * was refused ({@link LogsRefusedError}), the data directory is in use (DataDirInUse: nothing
+ * written) or on a usage error, 4 (DatabaseUnavailable) when the database cannot be reached.
  */
 export function migrateStoreCommand(): Command {
   return new Command('migrate-store')
@@ -52,6 +53,7 @@ export function migrateStoreCommand(): Command {
         () => false,
       )
       if (!isDir) throw new UsageError(`--from ${o.from} is not a directory`)
+      await checkStopped(o.from)
       const database = await openDatabase({ databaseUrl: url, databasePoolMax: 2, databaseTimeoutMs: DEFAULT_CONFIG.databaseTimeoutMs }).catch((err: unknown) => {
         if ((err as Error).name === 'DatabaseUnavailable') Object.assign(err as object, { exitCode: ExitCode.Unreachable })
         throw err

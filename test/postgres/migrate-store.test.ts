@@ -4,7 +4,8 @@
  * migrate-store moves its logs into PostgreSQL; `ucanlog serve --database-url` with the same keys
  * serves both logs, whose audit (auditLog through HTTP) gives the same size and root hash as before
  * the move; further appends extend the same trees (every checkpoint a receipt showed before the
- * move is consistent with the new one). A rerun with the same content changes nothing; a rerun once
+ * move is consistent with the new one). The revocation log moves too, and a delegation revoked
+ * before the move is still refused after it. A rerun with the same content changes nothing; a rerun once
  * the database's logs have grown is refused per log (LogConflict) and writes nothing.
  */
 import type { ChildProcess } from 'node:child_process'
@@ -12,7 +13,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import type * as API from '@ucanto/interface'
 import { ackedAppends, checkAcked } from '../e2e/acked-appends.js'
+import { appendInvocation, connect, delegateSpaceToAgent, generateKey, revokeInvocation } from '../../src/ucan/index.js'
+import { outOf } from '../ucan/helpers.js'
 import { REPO, spawnCli, spawnServe } from '../e2e/helpers.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { servePg, shareKeys } from './serve-helpers.js'
@@ -58,13 +62,28 @@ describe('ucanlog migrate-store', () => {
       const before = { a: await checkAcked(local.url, a), b: await checkAcked(local.url, b) }
       expect(before.a.size).toBe(20)
       expect(before.b.size).toBe(20)
-      // While the server runs, the data directory is refused (its CAR indexes are locked): nothing written.
+      // A revocation (the revocation log gets one entry): its delegation must stay revoked after the move.
+      const space = await generateKey()
+      const agent = await generateKey()
+      const revoked = await delegateSpaceToAgent({ space, agent })
+      const rpc = (u: string, did: string) => connect(`${u}/rpc`, did as API.DID)
+      const [rr] = await rpc(local.url, local.did).execute(revokeInvocation({ issuer: space, service: local.did as API.DID, ucan: revoked }))
+      expect(outOf(rr as never).ok).toMatchObject({ index: 0 })
+      const revHead = async (u: string) => (await (await fetch(`${u}/revocations/head`)).json()) as { treeSize: number; rootHash: string }
+      const revBefore = await revHead(local.url)
+      expect(revBefore.treeSize).toBe(1)
+      const appendRevoked = async (u: string, did: string) => {
+        const inv = await appendInvocation({ agent, service: did as API.DID, space: space.did(), entry: new TextEncoder().encode('revoked'), spaceToAgent: revoked })
+        const [r] = await rpc(u, did).execute(inv)
+        return outOf(r as never)
+      }
+      expect((await appendRevoked(local.url, local.did)).error?.name).toBe('Revoked')
+      // While the server runs, the data directory is refused: nothing written.
       const busy = await runCli(['migrate-store', '--from', dataDir, '--to', url, '--json'])
       expect(busy.code).toBe(1)
-      const busyOut = JSON.parse(busy.stdout) as { logs: unknown[]; failed: { error: { name: string } }[] }
-      expect(busyOut.failed.map((f) => f.error.name)).toEqual(['DataDirInUse', 'DataDirInUse'])
+      expect(JSON.parse(busy.stdout)).toMatchObject({ error: { name: 'DataDirInUse', exitCode: 1 } })
       const pool = postgres.pool(url, 1)
-      expect((await pool.query('SELECT count(*)::int AS n FROM log_files')).rows[0].n).toBe(0)
+      expect((await pool.query("SELECT to_regclass('log_files') AS t")).rows[0].t).toBeNull() // refused before the database was touched
       await stop(local.child)
 
       // 2. Move it: both logs copied, a progress line each on stderr.
@@ -74,8 +93,9 @@ describe('ucanlog migrate-store', () => {
       expect(moved.code).toBe(0)
       const out = JSON.parse(moved.stdout) as { logs: { logId: string; outcome: string; cars: number }[]; failed: unknown[] }
       expect(out.failed).toEqual([])
-      expect(out.logs.filter((l) => l.outcome === 'copied').map((l) => l.logId).sort()).toEqual([a.space, b.space].sort())
-      for (const l of out.logs) expect(l.cars).toBeGreaterThan(0)
+      expect(moved.stderr).toContain('service:revocations: copied')
+      expect(out.logs.filter((l) => l.outcome === 'copied').map((l) => l.logId).sort()).toEqual([a.space, b.space, 'service:revocations'].sort())
+      for (const l of out.logs) if (l.logId !== 'service:revocations') expect(l.cars).toBeGreaterThan(0)
       // Every CAR of the data directory is in the database at its tree size, with its CID.
       for (const space of [a.space, b.space]) {
         const names = (await readdir(join(dataDir, 'cars', space))).filter((n) => n.endsWith('.car')).sort()
@@ -98,6 +118,9 @@ describe('ucanlog migrate-store', () => {
       expect(Buffer.from(after.a.rootHash).toString('hex')).toBe(Buffer.from(before.a.rootHash).toString('hex'))
       expect(after.b.size).toBe(before.b.size)
       expect(Buffer.from(after.b.rootHash).toString('hex')).toBe(Buffer.from(before.b.rootHash).toString('hex'))
+      // The revocation log moved, and the revocation index was rebuilt from it: still Revoked.
+      expect(await revHead(served.url)).toMatchObject({ treeSize: revBefore.treeSize, rootHash: revBefore.rootHash })
+      expect((await appendRevoked(served.url, served.did)).error?.name).toBe('Revoked')
 
       // 5. Further appends extend the same trees: every checkpoint acknowledged before the move is
       //    consistent with the new one (checkAcked proves each against the audited tree).

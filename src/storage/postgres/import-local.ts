@@ -11,10 +11,10 @@
  *   idempotent.
  * - A log the database holds with anything different is refused ({@link LogConflictError}) and
  *   nothing of it is written; the other logs go on.
- * - The data directory must be stopped: a CAR index still locked by a running `ucanlog serve` is
- *   refused ({@link DataDirInUseError}). The data directory is only read, never changed.
+ * - The data directory must be stopped: one a `ucanlog serve` runs on ({@link checkStopped}), or a
+ *   CAR index still locked by one, is refused ({@link DataDirInUseError}). The data directory is only read, never changed.
  */
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type pg from 'pg'
@@ -32,7 +32,7 @@ export class LogConflictError extends Error {
   override name = 'LogConflict'
 }
 
-/** The data directory is in use by a running `ucanlog serve` (its CAR index is locked); nothing of that log was written. */
+/** The data directory is in use by a running `ucanlog serve` (see {@link checkStopped}; or a log's CAR index is locked); nothing (of that log) was written. */
 export class DataDirInUseError extends Error {
   override name = 'DataDirInUse'
 }
@@ -141,6 +141,23 @@ export async function readLocalSpaceLog(dataDir: string, id: string): Promise<Lo
 export async function readLocalServiceLog(dataDir: string, name: string): Promise<LocalLog> {
   const logId = serviceLogId(name)
   return { logId, kind: 'service', files: await readTree(join(dataDir, name)), cars: [], entries: [] }
+}
+
+/**
+ * Refuses a data directory that a `ucanlog serve` is running on: `ucan.db-wal` (or `witness.db-wal`)
+ * exists while a server has the database open and is removed by its clean stop (SQLite deletes the
+ * WAL when its last connection closes). Left behind by a crash too: then start and stop the server
+ * once. Each log's CAR index is checked again when read (a running server locks it).
+ * @throws DataDirInUseError
+ */
+export async function checkStopped(dataDir: string): Promise<void> {
+  for (const name of ['ucan.db-wal', 'witness.db-wal']) {
+    const there = await stat(join(dataDir, name)).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
+    )
+    if (there) throw new DataDirInUseError(`${join(dataDir, name)} exists: \`ucanlog serve\` is running on this data directory or did not stop cleanly; stop it (or start and stop it once) and run again; nothing written`)
+  }
 }
 
 /** Space log ids of data directory `dataDir` (`logs/<did:key>/`), in byte order. */
