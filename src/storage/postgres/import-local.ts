@@ -42,7 +42,10 @@ interface LocalCar {
   treeSize: number
   root: string
   carCid: string
-  car: Buffer
+  /** The CAR file's absolute path (read when it is written, one at a time). */
+  file: string
+  /** Its length, bytes. */
+  bytes: number
   blocks: number
 }
 
@@ -55,7 +58,7 @@ interface LocalEntry {
   tsize: number
 }
 
-/** Everything of one log read from the data directory. */
+/** Everything of one log read from the data directory (its files in memory; its CARs by path, read one at a time when written). */
 export interface LocalLog {
   /** `log_logs.log_id`: the space DID, or `service:revocations`. */
   logId: string
@@ -117,10 +120,10 @@ export async function readLocalSpaceLog(dataDir: string, id: string): Promise<Lo
     throw err
   }
   try {
-    let packs: { tree_size: number; root: string; car_cid: string; file: string; blocks: number }[]
+    let packs: { tree_size: number; root: string; car_cid: string; file: string; bytes: number; blocks: number }[]
     let rows: { dir: string; name: string; is_dir: number; cid: Buffer; tsize: number }[]
     try {
-      packs = db.prepare('SELECT tree_size, root, car_cid, file, blocks FROM packs ORDER BY tree_size').all() as typeof packs
+      packs = db.prepare('SELECT tree_size, root, car_cid, file, bytes, blocks FROM packs ORDER BY tree_size').all() as typeof packs
       rows = db.prepare('SELECT dir, name, is_dir, cid, tsize FROM entries ORDER BY dir, name').all() as typeof rows
     } catch (err) {
       const code = (err as { code?: string }).code ?? ''
@@ -129,7 +132,7 @@ export async function readLocalSpaceLog(dataDir: string, id: string): Promise<Lo
       }
       throw err
     }
-    for (const p of packs) cars.push({ treeSize: p.tree_size, root: p.root, carCid: p.car_cid, car: await readFile(join(carsDir, p.file)), blocks: p.blocks })
+    for (const p of packs) cars.push({ treeSize: p.tree_size, root: p.root, carCid: p.car_cid, file: join(carsDir, p.file), bytes: p.bytes, blocks: p.blocks })
     for (const r of rows) entries.push({ dir: r.dir, name: r.name, isDir: r.is_dir !== 0, cid: r.cid, tsize: r.tsize })
   } finally {
     db.close()
@@ -184,7 +187,7 @@ export async function listLocalSpaceLogs(dataDir: string): Promise<string[]> {
 function sizeOf(log: LocalLog): number {
   let n = 0
   for (const b of log.files.values()) n += b.length
-  for (const c of log.cars) n += c.car.length
+  for (const c of log.cars) n += c.bytes
   return n
 }
 
@@ -214,12 +217,14 @@ export async function importLog(pool: pg.Pool, log: LocalLog, lease: LeaseOption
         if (diff) throw new LogConflictError(`log ${log.logId} is already in the database with different content (${diff}); nothing of it written`)
         return 'unchanged' as const
       }
-      const paths = [...log.files.keys()]
-      if (paths.length > 0) {
+      // Statements of at most INSERT_BATCH_BYTES of files (each under the pool's statement timeout), one CAR each.
+      for (const paths of batches(log.files)) {
         await c.query('INSERT INTO log_files (log_id, path, bytes) SELECT $1, p, b FROM unnest($2::text[], $3::bytea[]) AS t (p, b)', [log.logId, paths, paths.map((p) => log.files.get(p)!)])
       }
       for (const car of log.cars) {
-        await c.query('INSERT INTO log_cars (log_id, tree_size, root, car_cid, car, blocks) VALUES ($1, $2, $3, $4, $5, $6)', [log.logId, car.treeSize, car.root, car.carCid, asBuffer(car.car), car.blocks])
+        const bytes = await readFile(car.file)
+        if (bytes.length !== car.bytes) throw new Error(`${car.file} is ${bytes.length} bytes, its index says ${car.bytes}; nothing of log ${log.logId} written`)
+        await c.query('INSERT INTO log_cars (log_id, tree_size, root, car_cid, car, blocks) VALUES ($1, $2, $3, $4, $5, $6)', [log.logId, car.treeSize, car.root, car.carCid, asBuffer(bytes), car.blocks])
       }
       const e = log.entries
       if (e.length > 0) {
@@ -235,6 +240,25 @@ export async function importLog(pool: pg.Pool, log: LocalLog, lease: LeaseOption
   } finally {
     await held.release()
   }
+}
+
+/** Most bytes of files per INSERT statement of {@link importLog}. */
+export const INSERT_BATCH_BYTES = 8 * 1024 * 1024
+
+/** The paths of `files` in order, in groups of at most INSERT_BATCH_BYTES (a bigger file alone). */
+function* batches(files: Map<string, Buffer>): Generator<string[]> {
+  let group: string[] = []
+  let size = 0
+  for (const [path, bytes] of files) {
+    if (group.length > 0 && size + bytes.length > INSERT_BATCH_BYTES) {
+      yield group
+      group = []
+      size = 0
+    }
+    group.push(path)
+    size += bytes.length
+  }
+  if (group.length > 0) yield group
 }
 
 /** A short description of the first difference between `log` and the database's rows, or undefined when they hold the same. */
