@@ -72,7 +72,7 @@ export class PgArchive {
   /** Every CAR of the log, by increasing tree size, with its bytes. @throws DatabaseUnavailableError */
   async cars(): Promise<{ treeSize: number; carCid: string; car: Uint8Array }[]> {
     try {
-      const r = await this.pool.query<{ tree_size: string; car_cid: string; car: Buffer }>('SELECT tree_size::text, car_cid, car FROM log_cars WHERE log_id = $1 ORDER BY tree_size', [this.logId])
+      const r = await this.pool.query<{ tree_size: string; car_cid: string; car: Buffer }>('SELECT tree_size::text, car_cid, car FROM log_cars WHERE log_id = $1 ORDER BY log_cars.tree_size', [this.logId])
       return r.rows.map((x) => ({ treeSize: Number(x.tree_size), carCid: x.car_cid, car: new Uint8Array(x.car) }))
     } catch (err) {
       throw namedDatabaseError(err)
