@@ -32,7 +32,7 @@ import { setImmediate } from 'node:timers'
 import type pg from 'pg'
 import { forgettingClockOf } from './clock.js'
 import { transaction } from './pg-transaction.js'
-import { DEFAULT_REPLAY_PER_SPACE, type ReplayGuard, ReplayGuardFull, ReplayPending, type ReplayKey, checkReplayShare } from './replay.js'
+import { AdmitQueue, DEFAULT_REPLAY_PER_SPACE, type PendingAdmit, type ReplayGuard, ReplayGuardFull, ReplayPending, type ReplayKey, checkReplayShare } from './replay.js'
 import { UNKNOWN_OUTCOME } from './sqlite-replay.js'
 
 /**
@@ -91,12 +91,7 @@ type Decision = { run: true } | { answer: unknown } | { full: true } | { wait: t
 /** What {@link PgReplayGuard} `#wait` answers when the claim waited for is gone: admit the call again. */
 const AGAIN = Symbol('again')
 
-interface Admit {
-  key: ReplayKey
-  task: () => Promise<unknown>
-  resolve(value: unknown): void
-  reject(err: unknown): void
-}
+type Admit = PendingAdmit
 
 interface Settled {
   id: string
@@ -131,11 +126,9 @@ export class PgReplayGuard implements ReplayGuard {
   /** The kept connection (liveness lock, LISTEN); undefined once lost, until {@link #reconnect}. */
   #listener: pg.PoolClient | undefined
   #reconnecting: Promise<void> | undefined
-  readonly #inFlight = new Map<string, Promise<unknown>>()
   /** Ids waited for (another instance's claims) → wake-ups of their waiters. */
   readonly #waiters = new Map<string, Set<() => void>>()
-  #admits: Admit[] = []
-  #admitScheduled = false
+  readonly #admits = new AdmitQueue(() => void this.#admitBatch())
   #settled: Settled[] = []
   #settleScheduled = false
   #lookups: { id: string; resolve(row: Row | undefined): void; reject(err: unknown): void }[] = []
@@ -214,24 +207,8 @@ export class PgReplayGuard implements ReplayGuard {
   }
 
   once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T> {
-    const flying = this.#inFlight.get(key.id)
-    if (flying !== undefined) return flying as Promise<T>
-    if (this.#closed) return Promise.reject(new Error('the replay guard is closed'))
-    let resolve!: (value: T) => void
-    let reject!: (err: unknown) => void
-    const outcome = new Promise<T>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    this.#admits.push({ key, task, resolve: resolve as (value: unknown) => void, reject })
-    if (!this.#admitScheduled) {
-      this.#admitScheduled = true
-      setImmediate(() => void this.#admitBatch())
-    }
-    this.#inFlight.set(key.id, outcome)
-    const done = () => this.#inFlight.delete(key.id)
-    outcome.then(done, done)
-    return outcome
+    if (this.#closed && !this.#admits.inFlight.has(key.id)) return Promise.reject(new Error('the replay guard is closed'))
+    return this.#admits.join(key, task)
   }
 
   /**
@@ -242,7 +219,7 @@ export class PgReplayGuard implements ReplayGuard {
    * Starts nothing, charges no share.
    */
   seen<T>(id: string): Promise<T | undefined> | undefined {
-    const flying = this.#inFlight.get(id)
+    const flying = this.#admits.inFlight.get(id)
     if (flying !== undefined) return flying as Promise<T>
     if (this.#closed) return undefined
     const known = this.#lookup(id).then(async (row) => {
@@ -274,8 +251,8 @@ export class PgReplayGuard implements ReplayGuard {
    * back the kept connection (releasing the liveness lock). Later calls reject.
    */
   async close(): Promise<void> {
-    while (this.#admits.length > 0 || this.#settled.length > 0 || this.#inFlight.size > 0) {
-      await Promise.allSettled([this.#admitBatch(), this.#settleBatch(), ...this.#inFlight.values()])
+    while (this.#admits.size > 0 || this.#settled.length > 0 || this.#admits.inFlight.size > 0) {
+      await Promise.allSettled([this.#admitBatch(), this.#settleBatch(), ...this.#admits.inFlight.values()])
     }
     this.#closed = true
     const client = this.#listener
@@ -293,10 +270,8 @@ export class PgReplayGuard implements ReplayGuard {
 
   /** Admits every pending {@link once} in one transaction, then starts, answers or refuses each. */
   async #admitBatch(): Promise<void> {
-    this.#admitScheduled = false
-    const batch = this.#admits
+    const batch = this.#admits.take()
     if (batch.length === 0) return
-    this.#admits = []
     let decided: Decision[]
     try {
       if (this.#listener === undefined) await this.#reconnect()
@@ -547,10 +522,6 @@ export class PgReplayGuard implements ReplayGuard {
   /** Queues a call again for admission (the claim it waited for is gone). */
   #requeue(b: Admit): void {
     this.#admits.push(b)
-    if (!this.#admitScheduled) {
-      this.#admitScheduled = true
-      setImmediate(() => void this.#admitBatch())
-    }
   }
 
   /** Whether instance `key` holds its liveness lock (is alive, or at least connected). */

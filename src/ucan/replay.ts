@@ -7,6 +7,7 @@
  * service's lifetime bound ahead, and after `exp` the invocation is refused as `Expired`, so a
  * guard only has to remember an invocation until its `exp`.
  */
+import { setImmediate } from 'node:timers'
 import { forgettingClockOf } from './clock.js'
 
 /** What {@link ReplayGuard.once} remembers an invocation by. */
@@ -145,5 +146,69 @@ export function createMemoryReplayGuard(options: MemoryReplayGuardOptions = {}):
       const entry = entries.get(id)
       return entry !== undefined && entry.expiresAt >= now() ? (entry.outcome as Promise<T>) : undefined
     },
+  }
+}
+
+/** A {@link ReplayGuard.once} call of a batched guard, waiting for its batch to be admitted. */
+export interface PendingAdmit {
+  key: ReplayKey
+  task: () => Promise<unknown>
+  resolve(value: unknown): void
+  reject(err: unknown): void
+}
+
+/**
+ * The calls of one event-loop turn, admitted together in one transaction by the durable guards
+ * (SQLite, PostgreSQL). {@link join} gives a call for an id already in flight that call's promise;
+ * otherwise it queues the call and schedules `admit` at the next check phase (setImmediate), so the
+ * invocations of one request are admitted together. An outcome stays in flight until it settles
+ * (the guard settles it once durable), so a concurrent duplicate shares it.
+ */
+export class AdmitQueue {
+  /** Outcomes of the ids being run (or admitted) in this process, by id. */
+  readonly inFlight = new Map<string, Promise<unknown>>()
+  #pending: PendingAdmit[] = []
+  #scheduled = false
+
+  /** @param admit takes the batch ({@link take}) and admits it. */
+  constructor(private readonly admit: () => void) {}
+
+  /** Calls queued and not yet taken. */
+  get size(): number {
+    return this.#pending.length
+  }
+
+  /** The outcome of `key.id`: the one in flight, or a new call of `task` queued for admission. */
+  join<T>(key: ReplayKey, task: () => Promise<T>): Promise<T> {
+    const flying = this.inFlight.get(key.id)
+    if (flying !== undefined) return flying as Promise<T>
+    let resolve!: (value: T) => void
+    let reject!: (err: unknown) => void
+    const outcome = new Promise<T>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    this.push({ key, task, resolve: resolve as (value: unknown) => void, reject })
+    this.inFlight.set(key.id, outcome)
+    const done = () => this.inFlight.delete(key.id)
+    outcome.then(done, done)
+    return outcome
+  }
+
+  /** Queues a call (again, e.g. after the claim it waited for went away) and schedules the batch. */
+  push(call: PendingAdmit): void {
+    this.#pending.push(call)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(this.admit)
+    }
+  }
+
+  /** Takes every queued call: the batch to admit now. */
+  take(): PendingAdmit[] {
+    this.#scheduled = false
+    const batch = this.#pending
+    this.#pending = []
+    return batch
   }
 }

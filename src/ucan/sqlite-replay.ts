@@ -6,7 +6,7 @@
  */
 import { setImmediate } from 'node:timers'
 import type Database from 'better-sqlite3'
-import { DEFAULT_REPLAY_PER_SPACE, type ReplayGuard, ReplayGuardFull, type ReplayKey, checkReplayShare } from './replay.js'
+import { AdmitQueue, DEFAULT_REPLAY_PER_SPACE, type PendingAdmit, type ReplayGuard, ReplayGuardFull, type ReplayKey, checkReplayShare } from './replay.js'
 import { forgettingClockOf } from './clock.js'
 import type { UcanStoreOptions } from './store.js'
 
@@ -52,14 +52,12 @@ export class SqliteReplayGuard implements ReplayGuard {
   readonly #insert: Database.Statement<[string, string, number]>
   /** Decides each call of a batch (and inserts the new ids) in one transaction. */
   readonly #admitTx: (batch: readonly Admit[]) => Decision[]
-  #admits: Admit[] = []
-  #admitScheduled = false
+  readonly #admits = new AdmitQueue(() => this.admitPending())
   readonly #settle: Database.Statement<[string, string]>
   readonly #forget: Database.Statement<[string]>
   readonly #sweep: Database.Statement<[number, number]>
   readonly #count: Database.Statement<[string], number>
   readonly #commit: (batch: Settled[]) => void
-  readonly #inFlight = new Map<string, Promise<unknown>>()
   readonly #now: () => number
   readonly #max: number
   #batch: Settled[] = []
@@ -124,25 +122,8 @@ export class SqliteReplayGuard implements ReplayGuard {
   }
 
   once<T>(key: ReplayKey, task: () => Promise<T>): Promise<T> {
-    const flying = this.#inFlight.get(key.id)
-    if (flying !== undefined) return flying as Promise<T>
-    let resolve!: (value: T) => void
-    let reject!: (err: unknown) => void
-    const outcome = new Promise<T>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    this.#admits.push({ key, task, resolve: resolve as (value: unknown) => void, reject })
-    if (!this.#admitScheduled) {
-      this.#admitScheduled = true
-      setImmediate(() => this.admitPending())
-    }
-    // Registered at once, so a concurrent duplicate shares it; removed only once the outcome is
-    // committed (or failed), so no caller can read an uncommitted row.
-    this.#inFlight.set(key.id, outcome)
-    const done = () => this.#inFlight.delete(key.id)
-    outcome.then(done, done)
-    return outcome
+    // In flight until the outcome is committed (or failed), so no caller can read an uncommitted row.
+    return this.#admits.join(key, task)
   }
 
   /**
@@ -154,10 +135,8 @@ export class SqliteReplayGuard implements ReplayGuard {
    * event loop's next check phase, so the invocations of one request are admitted together.
    */
   admitPending(): void {
-    this.#admitScheduled = false
-    const batch = this.#admits
+    const batch = this.#admits.take()
     if (batch.length === 0) return
-    this.#admits = []
     let decided: Decision[]
     try {
       decided = this.#admitTx(batch)
@@ -189,7 +168,7 @@ export class SqliteReplayGuard implements ReplayGuard {
   }
 
   seen<T>(id: string): Promise<T> | undefined {
-    const flying = this.#inFlight.get(id)
+    const flying = this.#admits.inFlight.get(id)
     if (flying !== undefined) return flying as Promise<T>
     const row = this.#get.get(id)
     if (row === undefined || row.expires_at < this.#now()) return undefined
@@ -266,12 +245,7 @@ export class SqliteReplayGuard implements ReplayGuard {
 }
 
 /** A {@link SqliteReplayGuard.once} call waiting to be admitted. */
-interface Admit {
-  key: ReplayKey
-  task: () => Promise<unknown>
-  resolve(value: unknown): void
-  reject(err: unknown): void
-}
+type Admit = PendingAdmit
 
 /** What the admission decides for one call: run its task, answer a remembered outcome, commit a kept one again, or refuse (share full). */
 type Decision = 'run' | { answer: unknown } | { recommit: string } | { full: true }
