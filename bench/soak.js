@@ -21,7 +21,8 @@
 // Sampled every 5 s: server RSS, appends acknowledged, refusals by name; one line per minute. At the
 // end: every fault healed, every append settled, then every acknowledged entry read back at its index
 // (missing must be 0; no entry present twice), the whole log audited (auditLog), the upload queue
-// drained (every local CAR an upload of the space, its bytes a blob of the space), and a summary.
+// drained (every local CAR's root an upload of the space, each of its blocks in the space's CAR shards
+// byte for byte: checkpoints are coalesced into shards), and a summary.
 //
 //   BENCH_SOAK_MINUTES        30
 //   BENCH_SOAK_RATE           50     appends/s offered
@@ -150,6 +151,11 @@ const { startLocalStoracha } = await import(pathToFileURL(join(build, 'test', 'h
 
 const state = { serve: undefined, witness: undefined, stopped: false, restarts: 0, crashes: [], restarting: Promise.resolve() }
 const cleanups = []
+/** Whether `a` is exactly the bytes `b`. */
+function equalBytes(a, b) {
+  return a !== undefined && a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
+}
+
 async function cleanup() {
   await state.restarting
   if (state.serve) {
@@ -478,16 +484,16 @@ try {
   const carFiles = readdirSync(carDir).filter((n) => n.endsWith('.car')).sort()
   const uploads = await storacha.uploads(space)
   const roots = new Set(uploads.map((u) => u.root))
-  const registered = await storacha.context.registry.entries(space)
-  const { base58btc } = await import('multiformats/bases/base58')
-  const { CID } = await import('multiformats/cid')
-  const digests = new Set(registered.ok.results.map((e) => base58btc.encode(e.blob.digest.bytes)))
+  // Checkpoints are coalesced into CAR shards (--upload-batch-checkpoints), so a local CAR is in the
+  // space when its root is an upload of the space and each of its blocks is, byte for byte, in the
+  // space's CAR blobs (not when the local CAR itself is a blob).
+  const inSpace = await storacha.blocks(space)
   let carsMissing = 0
   for (const name of carFiles) {
-    const bytes = readFileSync(join(carDir, name))
-    const carCid = CID.parse(name.slice(17, -4))
-    const carRoot = (await (await CarBlockIterator.fromBytes(bytes)).getRoots())[0].toString()
-    if (!roots.has(carRoot) || !digests.has(base58btc.encode(carCid.multihash.bytes))) carsMissing++
+    const car = await CarBlockIterator.fromBytes(readFileSync(join(carDir, name)))
+    let whole = roots.has((await car.getRoots())[0].toString())
+    for await (const b of car) if (whole && !equalBytes(inSpace.get(b.cid.toString()), b.bytes)) whole = false
+    if (!whole) carsMissing++
   }
   say(`Storacha: ${carFiles.length} local CARs, ${uploads.length} uploads in the space, ${carsMissing} CARs not in the space`)
   if (carsMissing || hu.upload?.uploadedTreeSize !== hu.treeSize) failed = true
