@@ -34,6 +34,7 @@
 //   BENCH_SOAK_DISK_FULL      1      1: fill it to full (1 MiB left) for the last third of the disk phase
 //   BENCH_SOAK_DRAIN_S        900    longest wait at the end for publication and the upload queue
 //   BENCH_SOAK_SERVE_ARGS     extra `ucanlog serve` flags
+//   BENCH_SOAK_NODE_ARGS      node flags for serve, e.g. --max-old-space-size=192 (what npm start passes)
 //
 // A benchmark, not a test: it prints figures and checks, and exits 1 when an invariant failed
 // (missing or duplicated entries, an audit failure, CARs not in the space).
@@ -56,6 +57,8 @@ const TMPFS_MB = num('BENCH_SOAK_TMPFS_MB', 1024)
 const DISK_FILL = num('BENCH_SOAK_DISK_FILL', 0.95)
 const DISK_FULL = process.env.BENCH_SOAK_DISK_FULL !== '0'
 const DRAIN_S = num('BENCH_SOAK_DRAIN_S', 900)
+// Node flags for serve, e.g. `--max-old-space-size=192` as `npm start` passes (default none).
+const SERVE_NODE_ARGS = (process.env.BENCH_SOAK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
 const SERVE_ARGS = (process.env.BENCH_SOAK_SERVE_ARGS ?? '').split(' ').filter(Boolean)
 const SAMPLE_MS = 5000
 
@@ -198,7 +201,7 @@ await writeFile(policy, `witness w1 ${state.witness.vkey} ${state.witness.url}\n
 
 let servePort = 0
 async function startServe() {
-  const args = [cli, 'serve', '--port', String(servePort), '--data', dataDir, '--witness-policy', policy, '--log-level', 'warn',
+  const args = [...SERVE_NODE_ARGS, cli, 'serve', '--port', String(servePort), '--data', dataDir, '--witness-policy', policy, '--log-level', 'warn',
     '--storacha-url', storacha.url, '--storacha-did', storacha.did, '--storacha-receipts', storacha.receiptsEndpoint, ...SERVE_ARGS]
   const { child, m } = await spawnUntil(args, /serving on (http:\/\/\S+)\s+service DID: (\S+)/, join(logs, 'serve.log'))
   servePort = Number(new URL(m[1]).port)
