@@ -142,6 +142,7 @@ export async function admit<T, F extends API.Failure>(
     admission: Admission
     verify: (invocation: API.Invocation) => Promise<boolean>
     rateLimited?: ((seconds: number) => void) | undefined
+    place?: ChargePlace | undefined
   },
   spaceOf: (ok: T) => string | undefined,
   authorize: (signatureVerified: boolean) => Promise<API.Result<T, F>>,
@@ -156,10 +157,12 @@ export async function admit<T, F extends API.Failure>(
 /**
  * {@link admit} once the invocation's signature is known: `charge` is its {@link Charge} when it
  * verified, undefined when not (for an invocation checked on a request worker, request-sequencer.ts).
+ * With `o.place` the charge is taken in its request's order (see {@link ChargeOrder}); the place
+ * is passed on however this ends.
  */
 export async function admitCharge<T, F extends API.Failure>(
   charge: Charge | undefined,
-  o: { admission: Admission; rateLimited?: ((seconds: number) => void) | undefined },
+  o: { admission: Admission; rateLimited?: ((seconds: number) => void) | undefined; place?: ChargePlace | undefined },
   spaceOf: (ok: T) => string | undefined,
   authorize: () => Promise<API.Result<T, F>>,
 ): Promise<API.Result<T, F | RateLimited>> {
@@ -167,14 +170,70 @@ export async function admitCharge<T, F extends API.Failure>(
     o.rateLimited?.(seconds)
     return { error: new RateLimited(`rate limited; retry in ${Math.max(1, Math.ceil(seconds))} s`) }
   }
-  const early = charge && o.admission.check(charge)
-  if (early !== undefined) return limit(early)
-  const result = await authorize()
-  if (result.error) {
-    if (charge) o.admission.debit(charge)
-    return result
+  try {
+    const early = charge && o.admission.check(charge)
+    if (early !== undefined) return limit(early)
+    const result = await authorize()
+    if (result.error) {
+      if (charge) o.admission.debit(charge)
+      return result
+    }
+    await o.place?.ready()
+    const space = spaceOf(result.ok as T)
+    const wait = o.admission.charge({ ...charge!, ...(space !== undefined && { space }) })
+    return wait === undefined ? result : limit(wait)
+  } finally {
+    o.place?.pass()
   }
-  const space = spaceOf(result.ok as T)
-  const wait = o.admission.charge({ ...charge!, ...(space !== undefined && { space }) })
-  return wait === undefined ? result : limit(wait)
+}
+
+/**
+ * One invocation's place in its request's {@link ChargeOrder}: `ready()` resolves once every
+ * earlier invocation of the request was charged, refused or dropped out (`wrap`, e.g. giving the
+ * CPU turn back, runs only when it must wait); `pass()` (idempotent) lets the next one be charged.
+ */
+export interface ChargePlace {
+  ready(wrap?: (wait: () => Promise<void>) => Promise<void>): Promise<void>
+  pass(): void
+}
+
+/**
+ * The order in which the invocations of one request are charged: the request's own. Their
+ * lookups (the log's existence, revocations, the replay guard) finish in whatever order the disk
+ * and the stores answer, so without it which of a request's invocations a rate limit refuses would
+ * depend on timing; with it an issuer with n tokens always gets the request's first n. Only the
+ * charge waits (a synchronous step); the checks before it still run concurrently.
+ */
+export class ChargeOrder {
+  private readonly gates: { passed: Promise<void>; open: () => void; done: boolean }[]
+
+  /** @param n the request's invocations. */
+  constructor(n: number) {
+    this.gates = Array.from({ length: n }, () => {
+      const gate = { passed: Promise.resolve(), open: () => {}, done: false }
+      gate.passed = new Promise<void>((resolve) => {
+        gate.open = () => {
+          gate.done = true
+          resolve()
+        }
+      })
+      return gate
+    })
+  }
+
+  /**
+   * Invocation `i`'s place (0 ≤ i < n). Every place must be passed, or the later ones wait for
+   * ever: callers pass it in a `finally` as well.
+   */
+  place(i: number): ChargePlace {
+    const before = i > 0 ? this.gates[i - 1] : undefined
+    const own = this.gates[i]!
+    return {
+      ready: (wrap = (wait) => wait()) => (before === undefined || before.done ? Promise.resolve() : wrap(() => before.passed)),
+      pass: () => {
+        if (before === undefined || before.done) own.open()
+        else void before.passed.then(own.open)
+      },
+    }
+  }
 }

@@ -5,7 +5,8 @@
  * is the one the in-process path gives:
  * 1. a replay of an append already answered gets its first outcome (the replay guard);
  * 2. the log's creation limits (`creationRefusal`, a log refusal by its name);
- * 3. admission: a verified issuer out of tokens → `RateLimited` (admission.ts `admitCharge`);
+ * 3. admission: a verified issuer out of tokens → `RateLimited` (admission.ts `admitCharge`),
+ *    charged in the request's order (`ChargeOrder`) whatever order the lookups finish in;
  * 4. the worker's verdict, then check (5), revocation (`Revoked`, `InternalError` when the store
  *    fails); a failure debits the verified issuer, a success charges it and the space;
  * 5. reserve the log, append exactly once per CID (`commitAppend`: the log is single-writer).
@@ -13,7 +14,7 @@
  * transaction for the replay guard, one statement per kind for revocations), so a request's
  * invocations are sequenced concurrently.
  */
-import { type RequestContext, admitCharge } from './admission.js'
+import { ChargeOrder, type RequestContext, admitCharge } from './admission.js'
 import { checkRevocation } from './authorize.js'
 import { parseDelegation } from './delegation.js'
 import { type AppendFailure, type FailureJSON, logRefusal } from './errors.js'
@@ -38,13 +39,17 @@ export function sequenceAppends(
   request: RequestContext,
   rateLimited: (index: number, seconds: number) => void,
 ): Promise<AppendOutcome[]> {
+  const order = new ChargeOrder(verdicts.length)
   return Promise.all(
     verdicts.map(async (v, i): Promise<AppendOutcome> => {
       let result: API.Result<AppendResult, AppendFailure>
+      const chargePlace = order.place(i)
       try {
-        result = await sequenceOne(s, v, { request, rateLimited: (seconds) => rateLimited(i, seconds) })
+        result = await sequenceOne(s, v, { request, rateLimited: (seconds) => rateLimited(i, seconds), chargePlace })
       } catch (cause) {
         result = failedFor(s, cause, v.cid, 'tlog/append failed')
+      } finally {
+        chargePlace.pass()
       }
       return { cid: v.cid, result: result.error ? { error: result.error.toJSON() as FailureJSON } : { ok: result.ok } }
     }),
@@ -57,6 +62,7 @@ async function sequenceOne(s: Service, v: AppendVerdict, context: HandlerContext
   if (v.canonical && s.now() <= v.exp) {
     const known = s.replay.seen<Outcome>(v.cid)
     if (known !== undefined) {
+      context.chargePlace?.pass() // a replay is not charged
       const outcome = await waiting(context, () => known)
       if (outcome !== undefined) return answer(outcome)
     }
@@ -69,7 +75,7 @@ async function sequenceOne(s: Service, v: AppendVerdict, context: HandlerContext
   const checked = v.result
   const authorized = await admitCharge(
     charge,
-    { admission: s.admission, rateLimited: context.rateLimited },
+    { admission: s.admission, rateLimited: context.rateLimited, place: context.chargePlace },
     (ok: { space: string }) => ok.space,
     async (): Promise<API.Result<NonNullable<typeof checked.ok>, AppendFailure>> => {
       if (checked.error) return { error: asFailure(checked.error) as AppendFailure }

@@ -7,7 +7,7 @@
 import * as CAR from '@ucanto/transport/car'
 import { Message, Receipt } from '@ucanto/core'
 import type { API } from '@ucanto/core'
-import { type Admission, type RequestContext, type Turn, createTurn } from './admission.js'
+import { type Admission, type ChargePlace, ChargeOrder, type RequestContext, type Turn, createTurn } from './admission.js'
 import { InvalidCapability, type ProofGraphFailure, RateLimited, truncate } from './errors.js'
 import type { HandlerContext, UcanLogger } from './handlers/context.js'
 import { DEFAULT_PROOF_GRAPH_BUDGET, checkProofGraph } from './proof-graph.js'
@@ -195,11 +195,14 @@ export function withSafeRequest(
           // Each invocation that runs takes a turn of its own (round-robin across client addresses,
           // so a request of 64 invocations takes 64 turns, interleaved with other addresses'), which
           // its handler gives back while it only waits. The request gives its own turn back meanwhile.
-          const run = async (inv: API.Invocation): Promise<unknown> => {
+          // Charges are taken in the request's order, whatever order the checks finish in.
+          const order = new ChargeOrder(invocations.length)
+          const run = async (inv: API.Invocation, chargePlace: ChargePlace): Promise<unknown> => {
             const own = createTurn((always) => limits.admission.turn(context, { always }))
             try {
               await own.busy()
             } catch (err) {
+              chargePlace.pass()
               const name = (err as Error | undefined)?.name
               if (name !== 'SchedulerFull' && name !== 'ServiceBusy') throw err
               rateLimited.set(inv, 1)
@@ -213,24 +216,31 @@ export function withSafeRequest(
                 return await Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link(), result: { error: new InvalidCapability(`service does not implement ${truncate(can)}`) } })
               }
               // Its handler gets ucanto's context plus this request's response budget and the invocation's own request context.
-              const handlerContext: HandlerContext = { ...(responses && { responses }), request: { ...context, turn: own }, rateLimited: (seconds) => rateLimited.set(inv, seconds) }
+              const handlerContext: HandlerContext = {
+                ...(responses && { responses }),
+                request: { ...context, turn: own },
+                rateLimited: (seconds) => rateLimited.set(inv, seconds),
+                chargePlace,
+              }
               const runner = Object.create(server, { context: { value: { ...server.context, ...handlerContext } } })
               return await runInvocation(inv, runner)
             } finally {
+              chargePlace.pass()
               own.idle()
             }
           }
-          const running: Promise<unknown>[] = invocations.map((inv) =>
-            refused.has(inv)
+          const running: Promise<unknown>[] = invocations.map((inv, i) => {
+            const place = order.place(i)
+            if (!refused.has(inv) && inv.capabilities.length === 1) return run(inv, place)
+            place.pass()
+            return refused.has(inv)
               ? Receipt.issue({ issuer: server.id as API.Signer, ran: inv.link() as never, result: { error: refused.get(inv) as ProofGraphFailure } })
-              : inv.capabilities.length === 1
-                ? run(inv)
-                : Receipt.issue({
-                    issuer: server.id as API.Signer,
-                    ran: inv.link(),
-                    result: { error: new InvalidCapability('invocation must carry exactly one capability') },
-                  }),
-          )
+              : Receipt.issue({
+                  issuer: server.id as API.Signer,
+                  ran: inv.link(),
+                  result: { error: new InvalidCapability('invocation must carry exactly one capability') },
+                })
+          })
           held = undefined
           turn.idle()
           const receipts = await Promise.all(running)

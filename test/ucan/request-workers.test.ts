@@ -24,7 +24,9 @@ import {
   type RequestPool,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
-import { type Principals, RecordingLog, encodeRequest, impostor, now, principals } from './helpers.js'
+import { createAdmission } from '../../src/server/rate-limit.js'
+import type { Admission } from '../../src/ucan/admission.js'
+import { type Principals, RecordingLog, encodeRequest, impostor, now, outOf, principals, sendRaw } from './helpers.js'
 
 let P: Principals
 let delegationString: string
@@ -54,8 +56,8 @@ async function append(o: { issuer?: API.Signer; audience?: API.Principal; space?
 }
 
 /** A service over its own recording log and revocations, with `workers` request workers (0: none). */
-function service(workers: number) {
-  const log = new RecordingLog()
+function service(workers: number, o: { admission?: Admission; log?: RecordingLog } = {}) {
+  const log = o.log ?? new RecordingLog()
   const revocations = createMemoryRevocations()
   const reserved = [P.spaceB.did()]
   const pool =
@@ -74,6 +76,7 @@ function service(workers: number) {
     revocations,
     reservedSpaces: reserved,
     refusalDelayMs: 0,
+    ...(o.admission && { admission: o.admission }),
     ...(pool && { requestPool: pool, onRequestRoute: (by) => routes.push(by) }),
   })
   return { server, log, revocations, routes }
@@ -121,6 +124,29 @@ describe('a service with request workers answers as one without', () => {
     expect(plain.log.appends.length).toBe(17)
     expect(offloaded.routes).toEqual(['worker', 'worker', 'worker', 'worker', 'fallback', 'worker'])
   })
+})
+
+describe("a request's invocations are charged in the request's order", () => {
+  // The log's lookups finish in reverse order (the first invocation's last), as concurrent stats of
+  // a new log's directory may: the rate limit must still refuse the request's last invocations.
+  for (const workers of [0, 1]) {
+    test(`with ${workers} worker(s): an issuer with 2 tokens gets its first 2 of 4 appended`, async () => {
+      const log = new RecordingLog()
+      let calls = 0
+      log.creationRefusal = async () => {
+        const delay = 40 - 10 * calls++
+        await new Promise((r) => setTimeout(r, Math.max(0, delay)))
+        return undefined
+      }
+      const admission = createAdmission({ client: { rate: 0, burst: 0 }, agent: { rate: 0.001, burst: 2 }, space: { rate: 0, burst: 0 }, memory: 100 })
+      const s = service(workers, { admission, log })
+      const invocations = await Promise.all(Array.from({ length: 4 }, () => append()))
+      const byCid = new Map((await sendRaw(s.server, await encodeRequest(invocations))).map((r) => [r.ran.link().toString(), outOf(r)]))
+      const receipts = invocations.map((i) => byCid.get(i.cid.toString())!)
+      expect(receipts.map((r) => r.error?.name)).toEqual([undefined, undefined, 'RateLimited', 'RateLimited'])
+      expect(log.appends.map((a) => a.invocation)).toEqual(invocations.slice(0, 2).map((i) => i.cid.toString()))
+    })
+  }
 })
 
 describe('the pool and the worker', () => {

@@ -103,6 +103,7 @@ async function early(s: Service, invocation: API.Invocation, context: HandlerCon
   if (invocation.capabilities[0]?.can === 'tlog/append' && s.now() <= invocation.expiration) {
     const known = s.replay.seen<Outcome>(invocation.cid.toString())
     if (known !== undefined && (await checkContentAddressed(invocation, { proofs: false }))) {
+      context?.chargePlace?.pass() // a replay is not charged: the request's later charges need not wait for its outcome
       const outcome = await waiting(context, () => known)
       if (outcome !== undefined) return answer(outcome)
     }

@@ -4,7 +4,7 @@
  * steps all handlers take alike (admission, hiding failures, waiting without a turn).
  */
 import type { API } from '@ucanto/core'
-import { type Admission, type RequestContext, admit } from '../admission.js'
+import { type Admission, type ChargePlace, type RequestContext, admit } from '../admission.js'
 import type { TrustedAttester, attesterTrust } from '../attester.js'
 import type { AuthorizeAppendOptions } from '../authorize.js'
 import { SpaceDID } from '../capabilities.js'
@@ -60,6 +60,8 @@ export interface HandlerContext {
   request?: RequestContext
   /** Tells the transport the invocation was refused by a rate limit, `seconds` to wait (HTTP 429 when all are). */
   rateLimited?: (seconds: number) => void
+  /** The invocation's place in its request's charge order (admission.ts `ChargeOrder`). */
+  chargePlace?: ChargePlace
 }
 
 /** The options of authorize.ts for this service. */
@@ -76,7 +78,19 @@ export function admitted<T, F extends API.Failure>(
   spaceOf: (ok: T) => string | undefined,
   authorize: (signatureVerified: boolean) => Promise<API.Result<T, F>>,
 ): Promise<API.Result<T, F | RateLimited>> {
-  return admit(invocation, { admission: s.admission, verify: (i) => verifyInvocationSignature(i, s.principal), rateLimited: context?.rateLimited }, spaceOf, authorize)
+  const place = context?.chargePlace
+  return admit(
+    invocation,
+    {
+      admission: s.admission,
+      verify: (i) => verifyInvocationSignature(i, s.principal),
+      rateLimited: context?.rateLimited,
+      // The wait for the earlier invocations' charges gives the CPU turn back.
+      place: place && { ready: () => place.ready((wait) => waiting(context, wait)), pass: () => place.pass() },
+    },
+    spaceOf,
+    authorize,
+  )
 }
 
 /** Logs `cause` with the invocation's CID and ability; the client gets a bare `InternalError`. */
