@@ -68,6 +68,9 @@ export class RecordingLog implements LogService {
   /** Every call to `append`, including refused and failed ones. */
   calls = 0
 
+  /** The log's creation limits (LogService.creationRefusal), when a test sets them. */
+  creationRefusal?: LogService['creationRefusal']
+
   async append(space: SpaceDID, entry: Uint8Array, meta: { invocation: string; delegation: API.Delegation }): Promise<Appended> {
     this.calls++
     // The service turns a throw into InternalError, so tests also assert `calls === 0`.
