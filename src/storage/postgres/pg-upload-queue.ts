@@ -35,6 +35,7 @@ import { DEFAULT_UPLOAD_KEEP_DONE, expiryOf, type UploadError, type UploadJob, t
 import { namedDatabaseError } from './errors.js'
 import { defaultHolder } from './lease.js'
 import type { MigrationStep } from './migrate.js'
+import { inTransaction } from './transaction.js'
 
 /** The upload queue's schema steps (the log area's, after schema.ts's; src/server/migrations.ts). */
 export const UPLOAD_QUEUE_MIGRATIONS: readonly MigrationStep[] = [
@@ -420,26 +421,7 @@ export class PgUploadQueue implements UploadQueueStore {
     }
   }
 
-  private async transaction<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient
-    try {
-      client = await this.pool.connect()
-    } catch (err) {
-      throw namedDatabaseError(err)
-    }
-    let broken: Error | undefined
-    try {
-      await client.query('BEGIN')
-      const out = await f(client)
-      await client.query('COMMIT')
-      return out
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: unknown) => {
-        broken = e instanceof Error ? e : new Error(String(e))
-      })
-      throw namedDatabaseError(err)
-    } finally {
-      client.release(broken)
-    }
+  private transaction<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, f)
   }
 }
