@@ -97,6 +97,25 @@ describe('PgUploadQueue: the upload queue contract on PostgreSQL', () => {
     }
   })
 
+  it('an attempt that marks only the oldest rows of its group (the rest trimmed by --upload-batch-bytes) gives the rest of its claim up', async () => {
+    const { admin, instance } = await database()
+    const q = instance({ claimMs: 300 })
+    const other = instance({ claimMs: 300 })
+    try {
+      for (const t of [1, 2, 3, 4]) await job(admin, q, 'a', t)
+      expect(sizes(await q.dueGroups(0, 3, 10))).toEqual(['a:1,2,3'])
+      await q.markDone('a', [1], 1)
+      // The rest is due again at once, here or at another instance, not held by a renewed claim.
+      expect(sizes(await other.dueGroups(1, 3, 10))).toEqual(['a:2,3,4'])
+      await other.markFailed('a', [2], down, 50)
+      expect(await q.status('a')).toMatchObject({ state: 'failing', nextAttemptAt: 50 })
+      expect(sizes(await q.dueGroups(50, 3, 10))).toEqual(['a:2,3,4'])
+    } finally {
+      await q.close()
+      await other.close()
+    }
+  })
+
   it('refuses appends at the backlog bound (UploadBacklogFull), through the uploader', async () => {
     const { admin, instance } = await database()
     const q = instance()

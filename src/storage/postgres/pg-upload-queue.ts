@@ -20,7 +20,8 @@
  *   same CAR gives the same blocks, shard and roots (same CIDs): a repeated upload is harmless.
  * - markDone records the upload whoever claims the rows now (it happened); markFailed (the retry
  *   schedule) only while the claim is still this instance's, so a late failure never overwrites
- *   the schedule of the instance that took the rows over.
+ *   the schedule of the instance that took the rows over. Both end this instance's claim on
+ *   the whole log (the rows of a group the attempt trimmed by bytes included).
  * - Times in `next_at`, `error_at` and `done_at` are Unix ms of the callers' clocks (the instances'
  *   uploaders; a job is queued at the database's clock); claims use only the database's clock.
  * - The kept Agent→Service delegation of each log is a row of `log_upload_delegations`; it is read
@@ -126,8 +127,8 @@ export class PgUploadQueue implements UploadQueueStore {
   readonly pollMs: number
   private readonly keepDone: number
   private readonly claimMs: number
-  /** Rows this instance claimed and has not yet marked done or failed, by space (renewed on a timer). */
-  private readonly claimed = new Map<string, Set<number>>()
+  /** Logs whose rows this instance claimed and has not yet marked done or failed (renewed on a timer); at most maxLogs of one dueGroups. */
+  private readonly claimed = new Set<string>()
   private renewer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -209,11 +210,7 @@ export class PgUploadQueue implements UploadQueueStore {
       }
       return out
     })
-    for (const g of groups) {
-      const set = this.claimed.get(g[0]!.space) ?? new Set<number>()
-      for (const j of g) set.add(j.treeSize)
-      this.claimed.set(g[0]!.space, set)
-    }
+    for (const g of groups) this.claimed.add(g[0]!.space)
     this.armRenewal()
     return groups
   }
@@ -233,16 +230,21 @@ export class PgUploadQueue implements UploadQueueStore {
     return t === null || t === undefined ? undefined : Number(t)
   }
 
-  /** Marks jobs uploaded (one transaction; whoever claims them now), then deletes the log's done jobs older than its newest `keepDone`. */
+  /**
+   * Marks jobs uploaded (whoever claims them now: the upload happened) and gives up this instance's
+   * claim on the log's other rows (a group trimmed by bytes), then deletes the log's done jobs older
+   * than its newest `keepDone`; one transaction.
+   */
   async markDone(space: string, treeSizes: number | readonly number[], now: number): Promise<void> {
     const sizes = sizesOf(treeSizes)
-    this.unclaim(space, sizes)
+    this.unclaim(space)
     await this.transaction(async (c) => {
       await c.query(
         `UPDATE log_upload_jobs SET done_at = $3, error_name = NULL, error_msg = NULL, error_at = NULL, claim_holder = NULL, claim_until = NULL
          WHERE space = $1 AND tree_size = ANY($2::bigint[])`,
         [space, sizes, now],
       )
+      await c.query('UPDATE log_upload_jobs SET claim_holder = NULL, claim_until = NULL WHERE space = $1 AND claim_holder = $2 AND done_at IS NULL', [space, this.holder])
       await c.query(
         `DELETE FROM log_upload_jobs WHERE space = $1 AND done_at IS NOT NULL AND tree_size <
            (SELECT tree_size FROM log_upload_jobs WHERE space = $1 AND done_at IS NOT NULL ORDER BY tree_size DESC LIMIT 1 OFFSET $2)`,
@@ -251,15 +253,21 @@ export class PgUploadQueue implements UploadQueueStore {
     })
   }
 
-  /** Records a failed attempt of jobs still claimed by this instance (one statement), ends the claim, and sets when to try again (Unix ms). */
+  /**
+   * Records a failed attempt of jobs still claimed by this instance and when to try again (Unix ms),
+   * and gives up this instance's claim on every row of the log; one transaction.
+   */
   async markFailed(space: string, treeSizes: number | readonly number[], error: UploadError, nextAt: number): Promise<void> {
     const sizes = sizesOf(treeSizes)
-    this.unclaim(space, sizes)
-    await this.query(
-      `UPDATE log_upload_jobs SET attempts = attempts + 1, next_at = $3, error_name = $4, error_msg = $5, error_at = $6, claim_holder = NULL, claim_until = NULL
-       WHERE space = $1 AND tree_size = ANY($2::bigint[]) AND done_at IS NULL AND claim_holder = $7`,
-      [space, sizes, nextAt, error.name, error.message, error.at, this.holder],
-    )
+    this.unclaim(space)
+    await this.transaction(async (c) => {
+      await c.query(
+        `UPDATE log_upload_jobs SET attempts = attempts + 1, next_at = $3, error_name = $4, error_msg = $5, error_at = $6
+         WHERE space = $1 AND tree_size = ANY($2::bigint[]) AND done_at IS NULL AND claim_holder = $7`,
+        [space, sizes, nextAt, error.name, error.message, error.at, this.holder],
+      )
+      await c.query('UPDATE log_upload_jobs SET claim_holder = NULL, claim_until = NULL WHERE space = $1 AND claim_holder = $2 AND done_at IS NULL', [space, this.holder])
+    })
   }
 
   /** Moves every pending job's next attempt to at most `latest` (Unix ms). */
@@ -389,11 +397,9 @@ export class PgUploadQueue implements UploadQueueStore {
     await this.pool.query('UPDATE log_upload_jobs SET claim_holder = NULL, claim_until = NULL WHERE claim_holder = $1 AND done_at IS NULL', [this.holder]).catch(() => {})
   }
 
-  private unclaim(space: string, sizes: number[]): void {
-    const set = this.claimed.get(space)
-    if (!set) return
-    for (const t of sizes) set.delete(t)
-    if (set.size === 0) this.claimed.delete(space)
+  /** Stops renewing this instance's claim on `space` (one group per log in flight: all of it ends with the attempt). */
+  private unclaim(space: string): void {
+    this.claimed.delete(space)
     if (this.claimed.size === 0) {
       clearInterval(this.renewer)
       this.renewer = undefined
@@ -404,7 +410,7 @@ export class PgUploadQueue implements UploadQueueStore {
   private armRenewal(): void {
     if (this.renewer || this.claimed.size === 0 || this.o.renew === false || this.closed) return
     this.renewer = setInterval(() => {
-      const spaces = [...this.claimed.keys()]
+      const spaces = [...this.claimed]
       if (spaces.length === 0) return
       this.pool
         .query(`UPDATE log_upload_jobs SET claim_until = now() + $3 * interval '1 millisecond' WHERE space = ANY($1::text[]) AND claim_holder = $2 AND done_at IS NULL`, [spaces, this.holder, this.claimMs])
