@@ -8,7 +8,10 @@
  * recent append (UploadQueue.setDelegation). `filecoin/offer` is not invoked (pieceHasher: null): the
  * delegation carries only the three capabilities above.
  *
- * Jobs come from a durable UploadQueue, oldest checkpoints first. Pending checkpoints of one log
+ * Jobs come from a durable queue, oldest checkpoints first: this process's SQLite UploadQueue, or
+ * the PostgreSQL queue several instances share (postgres/pg-upload-queue.ts: each group is claimed
+ * by one instance, a dead instance's claim passes to another; the uploader then also looks for due
+ * work every `pollMs` of the queue, since other instances fill it). Pending checkpoints of one log
  * are coalesced: one attempt takes the log's oldest pending checkpoints (at most `batchCheckpoints`
  * of them and `batchBytes` of CAR, at least one) and stores the blocks of all their CARs as ONE CAR
  * shard (`uploadBlocks`: deduplicated, rooted at the newest checkpoint's root, its index blob and
@@ -18,7 +21,7 @@
  * costs ⌈N / batchCheckpoints⌉ blob uploads instead of N. A group is done only when every one of
  * its `upload/add`s succeeded (then all its jobs are marked done at once); otherwise all fail
  * together and the group is retried (its blobs are reused when it is the same group).
- * One group per log in flight, at most `concurrency` logs at once.
+ * One group per log in flight (in the whole service, with the shared queue), at most `concurrency` logs at once per process.
  *
  * A failed attempt is retried with exponential backoff (retryMinMs doubling to retryMaxMs),
  * scheduled on a monotonic clock (anchored at the wall clock when the uploader starts), so a jump of
