@@ -69,11 +69,15 @@ describe('two serve instances on one database, with Storacha uploads', () => {
         await storacha.provision(a.space)
         spaces.push(a)
       }
-      const order = [doomed, survivor]
-      for (const round of [0, 1]) {
-        await Promise.all(spaces.map((a, i) => a.load(order[(i + round) % 2]!.url, did, 20 * (round + 1), { stop: false }, 4)))
+      // A load ends a worker whose connection failed (a loaded machine resets some): go on until
+      // `n` are acknowledged. Nothing is refused while both instances live.
+      const refusals: unknown[] = []
+      const fill = async (a: AckedAppends, url: string, n: number, refused = (e: unknown) => void refusals.push(e)) => {
+        while (a.acked.size < n) await a.load(url, did, a.sent + (n - a.acked.size), { stop: false }, 4, { refused })
       }
-      for (const a of spaces) expect(a.acked.size).toBe(40)
+      const order = [doomed, survivor]
+      for (const round of [0, 1]) await Promise.all(spaces.map((a, i) => fill(a, order[(i + round) % 2]!.url, 20 * (round + 1))))
+      expect(refusals).toEqual([])
 
       // The doomed instance claims a log's uploads; its request to Storacha hangs (held by the proxy).
       const holder = `%/${doomed.child.pid}/%`
@@ -91,14 +95,12 @@ describe('two serve instances on one database, with Storacha uploads', () => {
 
       // More appends to every space through the survivor (it forwards to the dead instance's logs
       // until their leases expire: those appends are refused or fail, and are simply retried).
-      for (const a of spaces) {
-        while (a.acked.size < 50) await a.load(survivor.url, did, a.sent + 10, { stop: false }, 2, { refused: () => {} })
-      }
+      for (const a of spaces) await fill(a, survivor.url, 50, () => {})
 
       // The survivor drains every log, the dead instance's claimed rows included: no lag anywhere.
       for (const a of spaces) {
         const h = await waitForHead(survivor.url, a.space, (x) => x.upload?.state === 'uploaded' && x.upload.uploadedTreeSize === x.treeSize)
-        expect(h.treeSize).toBe(a.acked.size)
+        expect(h.treeSize).toBeGreaterThanOrEqual(a.acked.size) // an append whose answer was lost may be in the log too
         expect(h.upload).toMatchObject({ state: 'uploaded', lagEntries: 0, latestTreeSize: h.treeSize })
       }
       for (const row of claimed) {
