@@ -34,7 +34,7 @@ export interface AppOptions {
   logs: LogManager
   rpc: RpcHandler
   /** The JSON served at `GET /info`. */
-  info: () => object
+  info: () => object | Promise<object>
   /** The service DID served at `GET /did`. */
   did: string
   /** The note verifier key (vkey) of a log's checkpoint signer. */
@@ -45,7 +45,7 @@ export interface AppOptions {
   /** The database's health (src/server/database.ts): `ok` or the named error, shown at `/healthz`; absent without a database. */
   database?: () => Promise<string>
   /** The upload status of a log's CARs to its Storacha space (shown at /head as `upload`), when uploads are on. */
-  uploadStatus?: (space: string) => object | null
+  uploadStatus?: (space: string) => object | null | Promise<object | null>
   /** Mounted at `/witness` when given (the bundled witness). */
   witness?: Hono
   /** Logs besides the spaces' (e.g. the revocation log) that witnesses must know, listed at `/logs.txt`. */
@@ -90,7 +90,7 @@ export function createApp(o: AppOptions): Hono {
   for (const path of ['/did', '/info', '/logs.txt', '/logs/*', '/revocations/*']) app.use(path, cors)
 
   app.get('/did', (c) => c.text(o.did + '\n', 200, { 'cache-control': 'no-cache' }))
-  app.get('/info', (c) => c.json(o.info(), 200, { 'cache-control': 'no-cache' }))
+  app.get('/info', async (c) => c.json(await o.info(), 200, { 'cache-control': 'no-cache' }))
   // `ok` while every log can be served and the storage has room; 503 with the damaged logs (file and
   // problem) and, while the last append failed for want of space, `storage: {status: 'StorageFull'}`.
   // With a database (--database-url), `database` is `ok` or the named error its check met (JSON, 503 unless ok).
@@ -141,7 +141,7 @@ export function createApp(o: AppOptions): Hono {
         rootHash: encodeBase64(p.checkpoint.rootHash),
         checkpoint: p.checkpoint.note,
         integratedSize: await p.integratedSize(),
-        ...(o.uploadStatus ? { upload: o.uploadStatus(p.id) } : {}),
+        ...(o.uploadStatus ? { upload: await o.uploadStatus(p.id) } : {}),
       },
       200,
       { 'cache-control': 'no-cache' },

@@ -7,8 +7,9 @@
  */
 import type { MigrationStep } from '../storage/postgres/migrate.js'
 import { LOG_MIGRATIONS } from '../storage/postgres/schema.js'
+import { UPLOAD_QUEUE_MIGRATIONS } from '../storage/postgres/pg-upload-queue.js'
 import { REPLAY_MIGRATIONS, REVOCATION_MIGRATIONS } from '../ucan/index.js'
 import { WITNESS_MIGRATIONS } from '../../witness/index.js'
 
 /** The full, ordered list of schema steps (docs/storage.md, PostgreSQL). */
-export const MIGRATIONS: readonly MigrationStep[] = [...LOG_MIGRATIONS, ...REPLAY_MIGRATIONS, ...REVOCATION_MIGRATIONS, ...WITNESS_MIGRATIONS]
+export const MIGRATIONS: readonly MigrationStep[] = [...LOG_MIGRATIONS, ...UPLOAD_QUEUE_MIGRATIONS, ...REPLAY_MIGRATIONS, ...REVOCATION_MIGRATIONS, ...WITNESS_MIGRATIONS]

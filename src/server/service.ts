@@ -15,7 +15,8 @@ import { LocalBackend } from '../storage/local-backend.js'
 import { PgBackend } from '../storage/postgres/pg-backend.js'
 import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
-import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
+import { UPLOAD_QUEUE_FILE, UploadQueue, type UploadQueueStore } from '../storage/upload-queue.js'
+import { PgUploadQueue } from '../storage/postgres/pg-upload-queue.js'
 import { UploadingBackend } from '../storage/uploading-backend.js'
 import { sharedShardCache } from '../storage/unixfs.js'
 import { ed25519Signer, ed25519Verifier } from '../tlog/index.js'
@@ -118,9 +119,6 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const c: ServiceConfig = { ...DEFAULT_CONFIG, ...config }
   const attester = trustedAttester(c) // validated before anything is opened or listening
   internalUrl(c.internalUrl, '') // --internal-url validated before anything is opened
-  if (c.databaseUrl !== '' && c.storachaUrl !== 'off') {
-    throw new ConfigError('--storacha-url / UCANLOG_STORACHA_URL is not yet supported with --database-url / UCANLOG_DATABASE_URL (the upload queue is still local); use one or the other')
-  }
   if (c.maxResponseBytesInFlight < c.maxResponseBytes) {
     throw new ConfigError('--max-response-bytes-in-flight / UCANLOG_MAX_RESPONSE_BYTES_IN_FLIGHT must be at least --max-response-bytes')
   }
@@ -183,13 +181,16 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   const originPrefix = prefix.prefix
   const bundled = started.bw
 
-  // Storacha uploads (opt-in): a durable queue in the data directory, fed by every CAR packed.
+  // Storacha uploads (opt-in): a durable queue fed by every CAR packed: in the data directory, or
+  // with a database there, drained by every instance (pg-upload-queue.ts; claims last a lease).
   let uploader: StorachaUploader | undefined
-  let uploadQueue: UploadQueue | undefined
+  let uploadQueue: (UploadQueueStore & { readonly isOpen: boolean; close(): void | Promise<void> }) | undefined
   const local = new LocalBackend(dataDir, { io: hooks.storageIO })
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
-    uploadQueue = new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
+    uploadQueue = db
+      ? new PgUploadQueue(db.pool, { keepDone: c.uploadKeepDone, claimMs: c.databaseLeaseMs })
+      : new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
     const backlogFull = new Counter({ name: 'ucanlog_upload_backlog_refusals_total', help: 'appends refused UploadBacklogFull: their log had --upload-backlog-max checkpoints waiting for upload', registers: [metrics] })
     uploader = new StorachaUploader({
@@ -207,10 +208,11 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     })
     const queue = uploadQueue
     // Read from the queue database at each scrape (one grouped scan of the pending jobs).
-    const totals = () => (queue.isOpen ? queue.totals() : { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 })
-    new Gauge({ name: 'ucanlog_upload_pending_checkpoints', help: 'checkpoint CARs packed but not yet stored in their Storacha space, over every log', registers: [metrics], collect() { this.set(totals().pendingCheckpoints) } })
-    new Gauge({ name: 'ucanlog_upload_lag_entries', help: 'entries published but not yet in their Storacha space, summed over every log (each log: /logs/<space>/head upload.lagEntries)', registers: [metrics], collect() { this.set(totals().lagEntries) } })
-    new Gauge({ name: 'ucanlog_upload_failing_logs', help: 'logs whose oldest pending upload failed its last attempt', registers: [metrics], collect() { this.set(totals().failingLogs) } })
+    const none = { pendingCheckpoints: 0, lagEntries: 0, failingLogs: 0 }
+    const totals = async () => (queue.isOpen ? await Promise.resolve(queue.totals()).catch(() => none) : none)
+    new Gauge({ name: 'ucanlog_upload_pending_checkpoints', help: 'checkpoint CARs packed but not yet stored in their Storacha space, over every log', registers: [metrics], async collect() { this.set((await totals()).pendingCheckpoints) } })
+    new Gauge({ name: 'ucanlog_upload_lag_entries', help: 'entries published but not yet in their Storacha space, summed over every log (each log: /logs/<space>/head upload.lagEntries)', registers: [metrics], async collect() { this.set((await totals()).lagEntries) } })
+    new Gauge({ name: 'ucanlog_upload_failing_logs', help: 'logs whose oldest pending upload failed its last attempt', registers: [metrics], async collect() { this.set((await totals()).failingLogs) } })
   }
   /** Every log's checkpoint signer: the service key under the log's origin as key name (one per origin, reused). */
   // Bounded (most recently used kept): one per log ever used would grow with every fresh-key space.
@@ -261,8 +263,10 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // With a database, every log (and the revocation log) lives there, written under per-log leases.
   // Each lease row names this instance's URL, so the others forward appends of its logs to it (forward.ts).
   const leaseLost = new Counter({ name: 'ucanlog_lease_lost_total', help: "logs this instance found it had lost to another instance (a write refused by the lease's fencing token, or a renewal refused)", registers: [metrics] })
-  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url: internalUrl(c.internalUrl, url), onLost: () => leaseLost.inc() }) : undefined
-  const backend = pgBackend ?? (uploader && uploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
+  // With uploads on, each pack queues its CAR in the pack's own transaction and wakes the uploader.
+  const uploads = uploader && { queued: () => uploader!.poke() }
+  const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url: internalUrl(c.internalUrl, url), onLost: () => leaseLost.inc(), ...(uploads && { uploads }) }) : undefined
+  const backend = pgBackend ?? (uploader && uploadQueue instanceof UploadQueue ? new UploadingBackend(local, uploader, uploadQueue) : local)
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
   sharedShardCache(c.shardCacheBytes)
@@ -358,8 +362,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     await entryIndex.close()
     await ucanStore.close()
     await pgBackend?.close()
+    await uploader?.close()
+    await uploadQueue?.close()
     await db?.close()
-    uploadQueue?.close()
     await closeListener(server)
     bundled.close()
     throw err
@@ -421,7 +426,13 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxResponseBytesInFlight: c.maxResponseBytesInFlight,
   })
 
-  const info = () => ({
+  /** Every log's upload status, for /info. */
+  const uploadLogs = async () => {
+    const out: Record<string, unknown> = {}
+    for (const s of await uploadQueue!.spaces()) out[s] = await uploader!.status(s)
+    return out
+  }
+  const info = async () => ({
     did: signer.did(),
     originPrefix,
     witnessPolicy: effective,
@@ -431,7 +442,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     attester: attester ?? null,
     version: VERSION,
     storacha: uploader
-      ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: Object.fromEntries(uploadQueue!.spaces().map((s) => [s, uploader!.status(s)])) }
+      ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: await uploadLogs() }
       : null,
   })
   // With a database, an append for a log another instance writes goes to that instance (forward.ts).
@@ -476,7 +487,15 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     (err) => log.error({ err }, 'checking the logs failed'),
   )
   let catchUp: Promise<void> = Promise.resolve()
-  if (uploader) {
+  if (uploader && uploadQueue instanceof PgUploadQueue) {
+    // PostgreSQL: a pack and its queue row are one transaction; CARs packed while uploads were off are queued now.
+    const queue = uploadQueue
+    const u = uploader
+    catchUp = queue.catchUp().then(
+      (n) => void (n > 0 && log.info({ queued: n }, 'queued checkpoint CARs packed while uploads were off')),
+      (err) => log.error({ err }, 'queueing checkpoint CARs packed while uploads were off failed'),
+    ).finally(() => u.start())
+  } else if (uploader) {
     uploader.start()
     // Open every log, one at a time, so CARs packed but never queued (a crash in between) get
     // queued, and checkpoints published but never packed get packed.
@@ -513,9 +532,9 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       await revocationLog.close()
       await pgBackend?.close()
       await ucanStore.close()
-      await db?.close()
       await uploader?.close()
-      uploadQueue?.close()
+      await uploadQueue?.close()
+      await db?.close()
       await closeListener(server)
       bundled.close()
     },

@@ -8,7 +8,10 @@
  * recent append (UploadQueue.setDelegation). `filecoin/offer` is not invoked (pieceHasher: null): the
  * delegation carries only the three capabilities above.
  *
- * Jobs come from a durable UploadQueue, oldest checkpoints first. Pending checkpoints of one log
+ * Jobs come from a durable queue, oldest checkpoints first: this process's SQLite UploadQueue, or
+ * the PostgreSQL queue several instances share (postgres/pg-upload-queue.ts: each group is claimed
+ * by one instance, a dead instance's claim passes to another; the uploader then also looks for due
+ * work every `pollMs` of the queue, since other instances fill it). Pending checkpoints of one log
  * are coalesced: one attempt takes the log's oldest pending checkpoints (at most `batchCheckpoints`
  * of them and `batchBytes` of CAR, at least one) and stores the blocks of all their CARs as ONE CAR
  * shard (`uploadBlocks`: deduplicated, rooted at the newest checkpoint's root, its index blob and
@@ -18,7 +21,7 @@
  * costs ⌈N / batchCheckpoints⌉ blob uploads instead of N. A group is done only when every one of
  * its `upload/add`s succeeded (then all its jobs are marked done at once); otherwise all fail
  * together and the group is retried (its blobs are reused when it is the same group).
- * One group per log in flight, at most `concurrency` logs at once.
+ * One group per log in flight (in the whole service, with the shared queue), at most `concurrency` logs at once per process.
  *
  * A failed attempt is retried with exponential backoff (retryMinMs doubling to retryMaxMs),
  * scheduled on a monotonic clock (anchored at the wall clock when the uploader starts), so a jump of
@@ -34,7 +37,6 @@
  *   CarMissing                   the CAR file is gone from the data directory
  *   UploadFailed                 anything else (the message says what Storacha answered)
  */
-import { readFile, stat } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import * as Client from '@ucanto/client'
 import { DID } from '@ucanto/core'
@@ -45,7 +47,7 @@ import { CAR as StorachaCAR, uploadBlocks } from '@storacha/upload-client'
 import * as UploadCapabilities from '@storacha/capabilities/upload'
 import { CID } from 'multiformats/cid'
 import { STORACHA_ABILITIES } from './storacha-capabilities.js'
-import { DEFAULT_UPLOAD_BACKLOG_MAX, expiryOf, type UploadError, type UploadJob, type UploadQueue, type UploadStatus } from './upload-queue.js'
+import { DEFAULT_UPLOAD_BACKLOG_MAX, expiryOf, type UploadError, type UploadJob, type UploadQueueStore, type UploadStatus } from './upload-queue.js'
 
 /** Production upload service URL. */
 export const DEFAULT_STORACHA_URL = 'https://up.storacha.network'
@@ -94,7 +96,8 @@ export interface StorachaTarget {
 
 /** Options of StorachaUploader. */
 export interface StorachaUploaderOptions {
-  queue: UploadQueue
+  /** The durable queue: this process's SQLite one, or the PostgreSQL one every instance drains (each group claimed by one). */
+  queue: UploadQueueStore
   /** The service signer: the issuer of every invocation (the audience of the customer's delegation). */
   signer: API.Signer
   target: StorachaTarget
@@ -177,7 +180,19 @@ export class StorachaUploader {
 
   /** Starts working through due jobs (a pending job scheduled more than retryMaxMs ahead is due within retryMaxMs). */
   start(): void {
-    this.o.queue.clampNextAt(this.clock() + this.maxMs)
+    let clamped: void | Promise<void>
+    try {
+      clamped = this.o.queue.clampNextAt(this.clock() + this.maxMs)
+    } catch (err) {
+      clamped = Promise.reject(err)
+    }
+    void Promise.resolve(clamped)
+      .catch((err) => void this.o.logger?.warn({ err }, 'upload queue: cannot bring far schedules back; uploads go on'))
+      .finally(() => this.kick())
+  }
+
+  /** Looks for due jobs now: the caller's storage queued some itself (PostgreSQL: in the pack's transaction). */
+  poke(): void {
     this.kick()
   }
 
@@ -186,7 +201,9 @@ export class StorachaUploader {
    * @param pack what CarPacker.pack resolved (root and carCid are CIDs, file an absolute path).
    */
   enqueue(space: string, pack: { treeSize: number; root: { toString(): string }; carCid: { toString(): string }; file: string }): void {
-    if (this.o.queue.enqueue({ space, treeSize: pack.treeSize, root: pack.root.toString(), carFile: pack.file, carCid: pack.carCid.toString() }, this.clock())) this.kick()
+    const added = this.o.queue.enqueue({ space, treeSize: pack.treeSize, root: pack.root.toString(), carFile: pack.file, carCid: pack.carCid.toString() }, this.clock())
+    if (added === true) this.kick()
+    else if (added !== false) void added.then((n) => n && this.kick(), (err) => void this.o.logger?.warn({ err, log: space }, 'upload queue: cannot queue a checkpoint CAR'))
   }
 
   /**
@@ -195,7 +212,7 @@ export class StorachaUploader {
    */
   async rememberDelegation(space: string, delegation: API.Delegation): Promise<void> {
     if (await this.o.queue.setDelegation(space, delegation)) {
-      this.o.queue.wake(space, this.clock())
+      await this.o.queue.wake(space, this.clock())
       this.kick()
     }
   }
@@ -210,16 +227,16 @@ export class StorachaUploader {
    */
   async admit(space: string, delegation: API.Delegation | undefined): Promise<void> {
     if (delegation) await this.rememberDelegation(space, delegation)
-    const pending = this.o.queue.pendingCount(space)
+    const pending = await this.o.queue.pendingCount(space)
     if (pending < (this.o.backlogMax ?? DEFAULT_UPLOAD_BACKLOG_MAX)) return
     this.o.onBacklogFull?.(space)
-    const status = this.o.queue.status(space)
+    const status = await this.o.queue.status(space)
     const wait = Math.min(this.maxMs, Math.max(0, (status?.nextAttemptAt ?? 0) - this.clock()))
     throw new UploadBacklogFullError(pending, Math.max(1, Math.ceil(wait / 1000)), status?.error ? status.error.name : 'uploading')
   }
 
   /** The upload status of `space` (undefined when nothing was ever queued for it). */
-  status(space: string): UploadStatus | undefined {
+  status(space: string): UploadStatus | undefined | Promise<UploadStatus | undefined> {
     return this.o.queue.status(space)
   }
 
@@ -257,18 +274,34 @@ export class StorachaUploader {
 
   private schedule(): void {
     if (this.closed) return
-    const due = this.o.queue.nextDue()
-    if (due === undefined) return
-    const next = Math.max(due, this.pausedUntil)
-    this.timer = setTimeout(() => this.kick(), Math.min(this.maxMs, Math.max(0, next - this.clock())))
-    this.timer.unref()
+    const poll = this.o.queue.pollMs
+    const arm = (due: number | undefined) => {
+      if (this.closed || this.running) return // a kick since: it schedules again when it ends
+      if (due === undefined && poll === undefined) return
+      const next = Math.max(due ?? Infinity, this.pausedUntil)
+      clearTimeout(this.timer)
+      this.timer = setTimeout(() => this.kick(), Math.min(this.maxMs, poll ?? Infinity, Math.max(0, next - this.clock())))
+      this.timer.unref()
+    }
+    // The queue unreadable (its database down): look again after a poll (or the longest backoff).
+    const failed = (err: unknown) => {
+      this.o.logger?.warn({ err }, 'upload queue unreadable; looking again later')
+      arm(this.clock() + Math.min(this.maxMs, poll ?? this.maxMs))
+    }
+    try {
+      const due = this.o.queue.nextDue()
+      if (due instanceof Promise) due.then(arm, failed)
+      else arm(due)
+    } catch (err) {
+      failed(err)
+    }
   }
 
   private async work(): Promise<void> {
     const perLog = this.o.batchCheckpoints ?? DEFAULT_UPLOAD_BATCH_CHECKPOINTS
     for (;;) {
       if (this.closed || this.clock() < this.pausedUntil) return
-      const groups = this.o.queue.dueGroups(this.clock(), perLog, this.o.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY)
+      const groups = await this.o.queue.dueGroups(this.clock(), perLog, this.o.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY)
       if (groups.length === 0) return
       await Promise.all(groups.map((g) => this.attempt(g)))
     }
@@ -282,7 +315,7 @@ export class StorachaUploader {
     try {
       group = await this.withinBytes(candidates)
       const shard = await this.upload(group)
-      this.o.queue.markDone(space, group.map((j) => j.treeSize), this.clock())
+      await this.o.queue.markDone(space, group.map((j) => j.treeSize), this.clock())
       this.o.onAttempt?.('ok')
       const newest = group[group.length - 1]!
       log?.info({ log: space, treeSize: newest.treeSize, checkpoints: group.length, root: newest.root, shard }, 'checkpoint CARs stored in the space')
@@ -293,7 +326,7 @@ export class StorachaUploader {
       const attempts = group[0]!.attempts
       const delay = blocked ? this.maxMs : Math.min(this.maxMs, this.minMs * 2 ** Math.min(attempts, 30))
       try {
-        this.o.queue.markFailed(space, group.map((j) => j.treeSize), e, this.clock() + delay)
+        await this.o.queue.markFailed(space, group.map((j) => j.treeSize), e, this.clock() + delay)
       } catch (qerr) {
         // The queue itself cannot be written (a full disk): the jobs stay pending as they were, so
         // pause every attempt for the delay instead of retrying them at once, and never reject.
@@ -315,7 +348,7 @@ export class StorachaUploader {
     for (const j of jobs) {
       let size: number
       try {
-        size = (await stat(j.carFile)).size
+        size = await this.o.queue.carSize(j)
       } catch (err) {
         throw new Failure('CarMissing', `cannot read ${j.carFile}: ${(err as Error).message}`)
       }
@@ -340,7 +373,7 @@ export class StorachaUploader {
     for (const job of group) {
       let bytes: Uint8Array
       try {
-        bytes = new Uint8Array(await readFile(job.carFile))
+        bytes = await this.o.queue.readCar(job)
       } catch (err) {
         throw new Failure('CarMissing', `cannot read ${job.carFile}: ${(err as Error).message}`)
       }

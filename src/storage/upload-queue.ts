@@ -23,6 +23,7 @@
  * enqueue, dueGroups, nextDue, markDone, markFailed, wake, clampNextAt, pendingCount, setDelegation,
  * delegation, spaces, status, totals, latestTreeSize, close.
  */
+import { readFile, stat } from 'node:fs/promises'
 import Database from 'better-sqlite3'
 import { Delegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
@@ -48,7 +49,7 @@ export interface UploadJob {
   treeSize: number
   /** CID of the CAR's root UnixFS directory (the upload's root). */
   root: string
-  /** Absolute path of the CAR file. */
+  /** Where the CAR is, for messages: its absolute path (SQLite queue; the file read), or its `log_cars` row (PostgreSQL queue). */
   carFile: string
   /** CID of the CAR (codec 0x0202, sha2-256). */
   carCid: string
@@ -56,6 +57,40 @@ export interface UploadJob {
   attempts: number
   /** When the next attempt may run, Unix ms. */
   nextAt: number
+}
+
+/**
+ * What the uploader (storacha-uploader.ts) and the service's status routes need of a queue: the
+ * SQLite {@link UploadQueue} of one process (synchronous) or the PostgreSQL queue several instances
+ * share (src/storage/postgres/pg-upload-queue.ts, asynchronous, each group claimed by one instance).
+ * Every method has the meaning documented on UploadQueue; callers await every result.
+ */
+export interface UploadQueueStore {
+  /** Queues a checkpoint CAR (idempotent); true when it was new. */
+  enqueue(job: Pick<UploadJob, 'space' | 'treeSize' | 'root' | 'carFile' | 'carCid'>, now: number): boolean | Promise<boolean>
+  /** The groups to upload now (on a shared queue: claimed for this instance until marked done or failed). */
+  dueGroups(now: number, perLog: number, maxLogs: number): UploadJob[][] | Promise<UploadJob[][]>
+  /** When the next log is due, Unix ms; undefined when nothing is pending (or every pending log is claimed by another instance). */
+  nextDue(): number | undefined | Promise<number | undefined>
+  markDone(space: string, treeSizes: number | readonly number[], now: number): void | Promise<void>
+  markFailed(space: string, treeSizes: number | readonly number[], error: UploadError, nextAt: number): void | Promise<void>
+  clampNextAt(latest: number): void | Promise<void>
+  pendingCount(space: string): number | Promise<number>
+  wake(space: string, now: number): void | Promise<void>
+  setDelegation(space: string, delegation: API.Delegation): Promise<boolean>
+  delegation(space: string): Promise<API.Delegation | undefined>
+  spaces(): string[] | Promise<string[]>
+  status(space: string): UploadStatus | undefined | Promise<UploadStatus | undefined>
+  totals(): { pendingCheckpoints: number; lagEntries: number; failingLogs: number } | Promise<{ pendingCheckpoints: number; lagEntries: number; failingLogs: number }>
+  /** The length of a job's CAR, bytes. @throws when the CAR cannot be read (the uploader names it CarMissing). */
+  carSize(job: UploadJob): Promise<number>
+  /** A job's CAR bytes. @throws when the CAR cannot be read (the uploader names it CarMissing). */
+  readCar(job: UploadJob): Promise<Uint8Array>
+  /**
+   * Set on a queue other processes also fill and drain: the uploader looks for due work at least
+   * this often, ms (jobs other instances queued, claims of dead instances expired).
+   */
+  readonly pollMs?: number
 }
 
 /** Why the last attempt of a job failed: a stable name and a short message. */
@@ -123,7 +158,7 @@ const SCHEMA = `
 `
 
 /** The queue; see the module comment. */
-export class UploadQueue {
+export class UploadQueue implements UploadQueueStore {
   private readonly db: Database.Database
   private readonly delegationCids = new Map<string, string>()
   private readonly keepDone: number
@@ -323,6 +358,16 @@ export class UploadQueue {
       if (r.failing > 0) failingLogs++
     }
     return { pendingCheckpoints, lagEntries, failingLogs }
+  }
+
+  /** The length of the job's CAR file, bytes. @throws the file system's error (e.g. ENOENT). */
+  async carSize(job: UploadJob): Promise<number> {
+    return (await stat(job.carFile)).size
+  }
+
+  /** The job's CAR file's bytes. @throws the file system's error (e.g. ENOENT). */
+  async readCar(job: UploadJob): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(job.carFile))
   }
 
   /** False once {@link close} ran. */

@@ -60,7 +60,7 @@ function uploader(queue: UploadQueue, now?: () => number, backlogMax?: number) {
 
 async function until(u: StorachaUploader, space: string, done: (s: UploadStatus) => boolean): Promise<UploadStatus> {
   for (;;) {
-    const s = u.status(space)
+    const s = await u.status(space)
     if (s && done(s)) return s
     await new Promise((r) => setTimeout(r, 20))
   }
@@ -278,7 +278,7 @@ describe('StorachaUploader when the upload queue cannot be written (disk full)',
       expect(failedWrites).toBeGreaterThanOrEqual(2)
       await new Promise((r) => setTimeout(r, 200))
       expect(unhandled, 'promises rejected with nobody to handle them (the process would exit)').toEqual([])
-      expect(u.status(space.did())).toMatchObject({ pendingCheckpoints: 1 })
+      expect(await u.status(space.did())).toMatchObject({ pendingCheckpoints: 1 })
 
       // Space freed: the job is uploaded.
       queue.markDone = markDone

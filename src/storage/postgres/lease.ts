@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type pg from 'pg'
 import { namedDatabaseError } from './errors.js'
+import { inTransaction } from './transaction.js'
 
 /** Default lease duration, ms: another instance may take a log this long after its holder stops renewing. */
 export const DEFAULT_LEASE_MS = 5000
@@ -146,31 +147,14 @@ export class WriteLease {
    */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.lostFlag) throw new LeaseLostError(`log ${this.logId}: this instance's write lease was lost or released; nothing written`)
-    let client: pg.PoolClient
-    try {
-      client = await this.pool.connect()
-    } catch (err) {
-      throw namedDatabaseError(err)
-    }
-    let broken: Error | undefined
-    try {
-      await client.query('BEGIN')
+    return inTransaction(this.pool, async (client) => {
       const row = await client.query<{ token: string }>('SELECT token::text AS token FROM log_leases WHERE log_id = $1 FOR SHARE', [this.logId])
       if (row.rows[0]?.token !== this.token) {
         this.markLost()
         throw new LeaseLostError(`log ${this.logId}: another instance took its write lease (token ${row.rows[0]?.token ?? 'none'}, ours ${this.token}); nothing written`)
       }
-      const out = await fn(client)
-      await client.query('COMMIT')
-      return out
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: unknown) => {
-        broken = e instanceof Error ? e : new Error(String(e))
-      })
-      throw namedDatabaseError(err)
-    } finally {
-      client.release(broken)
-    }
+      return fn(client)
+    })
   }
 
   /** Lets the lease go (expires now, if still ours) and stops renewing; later writes are refused. Idempotent. */

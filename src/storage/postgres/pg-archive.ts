@@ -3,7 +3,8 @@
  * src/log/storage.ts): one CAR per published checkpoint in `log_cars`, and every directory entry of
  * the newest root in `log_car_entries`. The CARs are built by car-packer.ts's {@link planPack} (the
  * same encoding as the file archive); a pack stores its CAR and its entries in one transaction
- * fenced by the log's {@link WriteLease}, so a pack is all there or not at all.
+ * fenced by the log's {@link WriteLease}, so a pack is all there or not at all. With uploads on
+ * ({@link PgArchiveUploads}), the same transaction queues the CAR for upload (pg-upload-queue.ts).
  */
 import type pg from 'pg'
 import { CID } from 'multiformats/cid'
@@ -12,6 +13,13 @@ import { type ShardCache, sharedShardCache } from '../unixfs.js'
 import { namedDatabaseError } from './errors.js'
 import { asBuffer } from './pg-files.js'
 import type { WriteLease } from './lease.js'
+import { queueCarIn } from './pg-upload-queue.js'
+
+/** Uploads to Storacha on: each pack also queues its CAR in `log_upload_jobs` (same transaction), then tells `queued`. */
+export interface PgArchiveUploads {
+  /** Called after a pack's transaction committed (the uploader looks for work); must not throw. */
+  queued(logId: string): void
+}
 
 /** One archived checkpoint. */
 export interface PgPackResult {
@@ -38,15 +46,16 @@ export class PgArchive {
     private readonly lease: WriteLease,
     last: number,
     private readonly shards: ShardCache,
+    private readonly uploads?: PgArchiveUploads,
   ) {
     this.last = last
   }
 
   /** Opens the archive of `logId`, written under `lease` (released by {@link close}). @throws DatabaseUnavailableError */
-  static async open(pool: pg.Pool, logId: string, lease: WriteLease, shards: ShardCache = sharedShardCache()): Promise<PgArchive> {
+  static async open(pool: pg.Pool, logId: string, lease: WriteLease, shards: ShardCache = sharedShardCache(), uploads?: PgArchiveUploads): Promise<PgArchive> {
     try {
       const r = await pool.query<{ n: string | null }>('SELECT max(tree_size)::text AS n FROM log_cars WHERE log_id = $1', [logId])
-      return new PgArchive(pool, logId, lease, Number(r.rows[0]?.n ?? 0), shards)
+      return new PgArchive(pool, logId, lease, Number(r.rows[0]?.n ?? 0), shards, uploads)
     } catch (err) {
       throw namedDatabaseError(err)
     }
@@ -116,8 +125,10 @@ export class PgArchive {
         asBuffer(plan.car),
         plan.blocks,
       ])
+      if (this.uploads) await queueCarIn(c, { logId: this.logId, treeSize, root: plan.root.toString(), carCid: plan.carCid.toString(), bytes: plan.car.length })
     })
     this.last = treeSize
+    this.uploads?.queued(this.logId)
     return { treeSize, root: plan.root, carCid: plan.carCid, bytes: plan.car.length, blocks: plan.blocks }
   }
 }

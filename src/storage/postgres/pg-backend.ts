@@ -21,7 +21,7 @@ import { checkLogId, InvalidLogIdError } from '../local-backend.js'
 import { type ShardCache, sharedShardCache } from '../unixfs.js'
 import { namedDatabaseError } from './errors.js'
 import { defaultHolder, type LeaseOptions, liveHolder, WriteLease } from './lease.js'
-import { PgArchive } from './pg-archive.js'
+import { PgArchive, type PgArchiveUploads } from './pg-archive.js'
 import { PgFiles } from './pg-files.js'
 
 /** Options of {@link PgBackend}. */
@@ -30,6 +30,8 @@ export interface PgBackendOptions extends Omit<LeaseOptions, 'holder'> {
   holder?: string
   /** HAMT shard cache of the archives' CAR encoding; default the process's shared one. */
   shards?: ShardCache
+  /** Uploads to Storacha on: every pack also queues its CAR (pg-upload-queue.ts), in its own transaction. Default off. */
+  uploads?: PgArchiveUploads
 }
 
 /** The id of a service log (`service:<name>`) in `log_logs`: never a DID, so never a space's. */
@@ -70,7 +72,7 @@ export class PgBackend {
     else if (!(await this.exists(id))) return undefined
     const lease = await WriteLease.acquire(this.pool, id, this.lease)
     try {
-      const archive = await PgArchive.open(this.pool, id, lease, this.o.shards ?? sharedShardCache())
+      const archive = await PgArchive.open(this.pool, id, lease, this.o.shards ?? sharedShardCache(), this.o.uploads)
       return { files: new PgFiles(this.pool, id, lease), archive }
     } catch (err) {
       await lease.release()
