@@ -122,6 +122,27 @@ export class RevocationLog implements RevocationRecorder {
     return { entries: await readEntries({ read: (path) => p.readFile(path) }, p.checkpoint.size, offset, limit), total: p.checkpoint.size }
   }
 
+  /** True while the log is open here (with a database: while this instance holds its write lease or is taking it). */
+  get isOpen(): boolean {
+    return this.#isOpen || this.#reopening !== undefined
+  }
+
+  /**
+   * Opens the log here (taking its lease with a database) and keeps it open — not closed for being
+   * idle — until the returned release is called (once): what a `ucan/revoke` request arriving at
+   * this instance holds while it runs (src/server/forward.ts).
+   * @throws LeaseHeld (rejects) when another instance holds the log past the lease's wait; nothing held.
+   */
+  async hold(): Promise<() => void> {
+    await this.#use()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#done()
+    }
+  }
+
   /** Holds the log open (opening it again if closed for being idle) until {@link #done}. */
   async #use(): Promise<void> {
     this.#busy++

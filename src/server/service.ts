@@ -12,7 +12,7 @@ import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
 import type { DurableIO } from '../storage/durable.js'
 import { LocalBackend } from '../storage/local-backend.js'
-import { PgBackend } from '../storage/postgres/pg-backend.js'
+import { PgBackend, serviceLogId } from '../storage/postgres/pg-backend.js'
 import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
@@ -434,15 +434,19 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: Object.fromEntries(uploadQueue!.spaces().map((s) => [s, uploader!.status(s)])) }
       : null,
   })
-  // With a database, an append for a log another instance writes goes to that instance (forward.ts).
-  const forwarded = new Counter({ name: 'ucanlog_forwarded_requests_total', help: 'append requests sent on to the instance holding their log, by result (ok, unreachable, timeout)', labelNames: ['result'], registers: [metrics] })
+  // With a database, an append for a log another instance writes goes to that instance, and a
+  // ucan/revoke to the instance writing the revocation log (forward.ts).
+  const forwarded = new Counter({ name: 'ucanlog_forwarded_requests_total', help: 'append and revoke requests sent on to the instance holding their log, by result (ok, unreachable, timeout)', labelNames: ['result'], registers: [metrics] })
+  const revocationLogId = serviceLogId('revocations')
   const rpcEntry = pgBackend
     ? forwardingRpc({
         rpc,
         secret: seed,
+        revocationLog: revocationLogId,
         otherHolder: (id) => pgBackend.otherHolder(id),
-        openHere: (id) => logs.isOpen(id),
+        openHere: (id) => (id === revocationLogId ? revocationLog.isOpen : logs.isOpen(id)),
         hold: async (id) => {
+          if (id === revocationLogId) return revocationLog.hold()
           const lease = await logs.acquire(id)
           return lease && (() => lease.release())
         },
