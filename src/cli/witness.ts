@@ -26,6 +26,7 @@ import { encodeBase64, parseVerifierKey } from '../tlog/index.js'
 import { ExitCode, ServiceUnreachableError, isNetworkError } from './exit-codes.js'
 import { DEFAULT_CONFIG } from '../server/config.js'
 import { openDatabase, type Database } from '../server/database.js'
+import { DATABASE_RETRY_AFTER, isDatabaseUnavailable } from '../storage/postgres/errors.js'
 import { PgWitnessStore, SqliteWitnessStore, WITNESS_MIGRATIONS, openWitness, parseLogList, pullLogs, witnessApp, witnessVkey, type WitnessStore } from '../../witness/index.js'
 
 /** Default listen address of `witness serve` (litewitness's default). */
@@ -123,7 +124,9 @@ export function witnessCommand(): Command {
         await database?.close()
       }
       const shownState = database ? `PostgreSQL ${database.url}` : (state as { db: string }).db
-      const server = serve({ fetch: witnessApp(witness).fetch, port, hostname: host })
+      // With PostgreSQL, an unreachable database is 503 + Retry-After (nothing cosigned), not 500.
+      const app = witnessApp(witness, database ? { unavailable: (err) => (isDatabaseUnavailable(err) ? DATABASE_RETRY_AFTER : undefined) } : {})
+      const server = serve({ fetch: app.fetch, port, hostname: host })
       try {
         await new Promise<void>((ok, fail) => {
           server.once('listening', ok)

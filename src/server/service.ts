@@ -13,6 +13,7 @@ import { WitnessClient } from '../log/witness-client.js'
 import type { DurableIO } from '../storage/durable.js'
 import { LocalBackend } from '../storage/local-backend.js'
 import { PgBackend, serviceLogId } from '../storage/postgres/pg-backend.js'
+import { DATABASE_RETRY_AFTER, isDatabaseUnavailable } from '../storage/postgres/errors.js'
 import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue } from '../storage/upload-queue.js'
@@ -225,7 +226,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     return signer
   }
   // The bundled witness's HTTP handler: served at /witness, and called in-process by the logs' witness clients.
-  const bundledWitness = witnessApp(bundled.witness, { registry: metrics, metricsPage: false }) // its counters join /metrics
+  const bundledWitness = witnessApp(bundled.witness, {
+    registry: metrics, // its counters join /metrics
+    metricsPage: false,
+    // With a database, its state unreachable is 503 + Retry-After, as for every route.
+    ...(db && { unavailable: (err: unknown) => (isDatabaseUnavailable(err) ? DATABASE_RETRY_AFTER : undefined) }),
+  })
   const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {

@@ -4,7 +4,7 @@
  * UCANLOG_DATABASE_URL), a log's checkpoints sent to them alternately and concurrently over HTTP
  * (c2sp.org/tlog-witness add-checkpoint): every cosignature verifies under the one vkey, each size
  * is cosigned by one process only, an old size is refused with 409 by either, and a forked
- * checkpoint is refused by both.
+ * checkpoint is refused by both. The database stopped under a running witness: 503 + Retry-After.
  */
 import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -14,7 +14,7 @@ import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cosignatureVerifier, openNote } from '../../src/tlog/index.js'
 import { REPO } from '../e2e/helpers.js'
-import { usePostgres } from '../helpers/postgres.js'
+import { startPostgres, usePostgres } from '../helpers/postgres.js'
 import { CP1, CP3, CP5, LOG, note, PROOF_1_3, PROOF_3_5, WITNESS } from '../vectors/litewitness.js'
 import { request, signedCheckpoint } from '../witness/helpers.js'
 import { serveWitness, stop } from '../witness/process.js'
@@ -107,6 +107,30 @@ describe('ucanlog witness serve on PostgreSQL: two processes, one database', () 
       expect(await stop(a.child)).toBe(0)
       expect(await stop(b.child)).toBe(0)
     } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('the database stopped under a running witness: add-checkpoint and the status page answer 503 DatabaseUnavailable + Retry-After, nothing cosigned', async () => {
+    const own = await startPostgres() // stopped by this test, so not the file's shared server
+    const dir = await mkdtemp(join(tmpdir(), 'ucanlog-witness-pg-'))
+    try {
+      const url = await own.database()
+      const s = await serveWitness(['--name', WITNESS.name, '--key', join(dir, 'w.key'), '--database-url', url, '--listen', '127.0.0.1:0'])
+      children.push(s.child)
+      expect(await witness(['add-log', '--database-url', url, '--origin', LOG.origin])).toMatchObject({ code: 0 })
+      expect(await witness(['add-key', '--database-url', url, '--origin', LOG.origin, '--key', LOG.vkey])).toMatchObject({ code: 0 })
+      expect((await answer(post(s.url, request(0, [], note(CP1))))).status).toBe(200)
+      await own.stop()
+      const res = await post(s.url, request(1, PROOF_1_3, note(CP3)))
+      expect([res.status, res.headers.get('retry-after'), await res.text()]).toEqual([503, '1', 'DatabaseUnavailable: the witness state cannot be reached; retry later\n'])
+      const page = await fetch(`${s.url}/`)
+      expect([page.status, page.headers.get('retry-after')]).toEqual([503, '1'])
+      await page.text()
+      expect(await (await fetch(`${s.url}/metrics`)).text()).toContain('ucanlog_witness_add_checkpoint_requests_total{status="503"} 1')
+      expect(await stop(s.child)).toBe(0)
+    } finally {
+      await own.stop()
       await rm(dir, { recursive: true, force: true })
     }
   })
