@@ -16,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { auditLog } from '../../src/client/audit.js'
 import { parsePolicy } from '../../src/tlog/index.js'
 import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, revokeInvocation, type Key } from '../../src/ucan/index.js'
+import { PgRevocations } from '../../src/ucan/pg-revocations.js'
 import { call } from '../e2e/helpers.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { servePg, shareKeys, type ServedInstance } from './serve-helpers.js'
@@ -57,6 +58,16 @@ async function forwarded(url: string): Promise<number> {
     .split('\n')
     .filter((l) => l.startsWith('ucanlog_forwarded_requests_total{'))
     .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0)
+}
+
+/** The revocation log's entries as `s` serves them, once its published size is at least `n` (or after 10 s): "<ucan> <scope>" sorted. */
+async function loggedOnce(s: ServedInstance, n: number): Promise<string[]> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const page = (await (await fetch(`${s.url}/revocations/entries?since=0&limit=1000`)).json()) as Entries
+    if (page.treeSize >= n || Date.now() > deadline) return page.entries.map((e) => `${e.ucan} ${e.scope}`).sort()
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 interface Entries {
@@ -127,6 +138,34 @@ describe('ucan/revoke at two serve instances on one database', () => {
       const pool = postgres.pool(url)
       const rows = await pool.query<{ n: number; logged: number; distinct: number }>('SELECT count(*)::int AS n, count(log_index)::int AS logged, count(DISTINCT log_index)::int AS distinct FROM ucan_revocations')
       expect(rows.rows[0]).toEqual({ n: grants.length, logged: grants.length, distinct: grants.length })
+    } finally {
+      await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+    }
+  })
+  it('a revocation recorded but never appended (its instance refused or died between the two) is appended once by the next writer of the revocation log', async () => {
+    const url = await postgres.server().database()
+    const dirs = [await mkdtemp(join(tmpdir(), 'ucanlog-pg-rev-a-')), await mkdtemp(join(tmpdir(), 'ucanlog-pg-rev-b-'))]
+    try {
+      const a = await servePg(dirs[0]!, url, [], children)
+      await shareKeys(dirs[0]!, dirs[1]!)
+      const b = await servePg(dirs[1]!, url, [], children)
+      const [pending, later] = [await grant(a.did), await grant(a.did)]
+      // Fault injection: the row an instance commits first (in force everywhere), its append never made.
+      const pool = postgres.pool(url)
+      const unsent = await revokeInvocation({ issuer: pending.agent, service: a.did as API.DID, ucan: pending.agentToService }).delegate()
+      const store = new PgRevocations(pool, () => Math.floor(Date.now() / 1000))
+      const record = { ucan: pending.agentToService.cid.toString(), scope: pending.agent.did(), revoker: pending.agent.did(), invocation: unsent.cid.toString(), time: Math.floor(Date.now() / 1000) }
+      expect(await store.record(record)).toMatchObject({ created: true, index: undefined })
+      for (const s of [a, b]) expect((await append(s, pending)).error?.name).toBe('Revoked')
+
+      // Another revocation, once the revocation log was let go (idle): its writer appends both.
+      const free = async () => (await pool.query(`SELECT count(*)::int AS n FROM log_leases WHERE log_id = 'service:revocations' AND expires_at > now()`)).rows[0].n === 0
+      while (!(await free())) await new Promise((r) => setTimeout(r, 100))
+      expect((await revoke(b, later)).error).toBeUndefined()
+      const want = [pending, later].map((g) => `${g.agentToService.cid.toString()} ${g.agent.did()}`).sort()
+      for (const s of [a, b]) expect(await loggedOnce(s, 2)).toEqual(want)
+      const rows = await pool.query('SELECT count(*)::int AS n FROM ucan_revocations WHERE log_index IS NULL')
+      expect(rows.rows[0].n).toBe(0)
     } finally {
       await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
     }
