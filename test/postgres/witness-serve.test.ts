@@ -34,6 +34,14 @@ const witness = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   )
 
+const PASSWORD = 'witness-db-secret'
+/** `url` with {@link PASSWORD} as its password. */
+function withPassword(url: string): string {
+  const u = new URL(url)
+  u.password = PASSWORD
+  return u.toString()
+}
+
 const post = (url: string, body: string) => fetch(`${url}/add-checkpoint`, { method: 'POST', body })
 /** A response's status and body. */
 const answer = async (r: Response | Promise<Response>) => {
@@ -59,12 +67,14 @@ describe('ucanlog witness serve on PostgreSQL: two processes, one database', () 
       // Both processes apply the witness's schema at start (the second finds it applied).
       const [a, b] = await Promise.all([
         serveWitness(['--name', WITNESS.name, '--key', key, '--database-url', url, '--listen', '127.0.0.1:0']),
-        serveWitness(['--name', WITNESS.name, '--key', key, '--listen', '127.0.0.1:0'], { UCANLOG_DATABASE_URL: url }),
+        // The test server trusts any password: this one must never be printed.
+        serveWitness(['--name', WITNESS.name, '--key', key, '--listen', '127.0.0.1:0'], { UCANLOG_DATABASE_URL: withPassword(url) }),
       ])
       children.push(a.child, b.child)
       expect([a.vkey, b.vkey]).toEqual([WITNESS.vkey, WITNESS.vkey])
       expect(a.stdout).toContain('state: PostgreSQL postgres://')
-      expect(b.stdout).toContain('state: PostgreSQL postgres://')
+      expect(b.stdout).toContain('state: PostgreSQL postgres://ucanlog:***@')
+      expect(b.stdout).not.toContain(PASSWORD)
 
       // The operator commands on the same database, while both run: flag and environment.
       expect(await witness(['add-log', '--database-url', url, '--origin', LOG.origin])).toMatchObject({ code: 0, stderr: '' })
