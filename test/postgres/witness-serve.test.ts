@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cosignatureVerifier, openNote } from '../../src/tlog/index.js'
+import { cosignatureVerifier, ed25519Signer, openNote, signNote } from '../../src/tlog/index.js'
+import { formatLogList } from '../../witness/index.js'
 import { REPO } from '../e2e/helpers.js'
 import { startPostgres, usePostgres } from '../helpers/postgres.js'
 import { CP1, CP3, CP5, LOG, note, PROOF_1_3, PROOF_3_5, WITNESS } from '../vectors/litewitness.js'
@@ -113,6 +114,17 @@ describe('ucanlog witness serve on PostgreSQL: two processes, one database', () 
       // del-key on the database disables the log at both processes.
       expect(await witness(['del-key', '--database-url', url, '--origin', LOG.origin, '--key', LOG.vkey])).toMatchObject({ code: 0, stderr: '' })
       for (const w of [a, b]) expect((await answer(post(w.url, request(5, [], note(CP5))))).status).toBe(404)
+
+      // pull-logs on the database: adds a listed log both processes then witness.
+      const pulled = ed25519Signer('example.com/pulled', new Uint8Array(32).fill(7))
+      const listFile = join(dir, 'logs.txt')
+      await writeFile(listFile, formatLogList([{ origin: 'example.com/pulled', vkey: pulled.vkey }, { origin: LOG.origin, vkey: LOG.vkey }]))
+      const pull = await witness(['pull-logs', '--source', listFile, '--verbose'], { UCANLOG_DATABASE_URL: url })
+      expect(pull.code).toBe(0)
+      expect(pull.stderr).toContain('added example.com/pulled')
+      const cp = signNote('example.com/pulled\n1\nKgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n', [pulled])
+      expect((await answer(post(b.url, request(0, [], cp)))).status).toBe(200)
+      expect(await answer(post(a.url, request(0, [], cp)))).toEqual({ status: 409, body: '1\n' })
 
       expect(await stop(a.child)).toBe(0)
       expect(await stop(b.child)).toBe(0)
