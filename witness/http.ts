@@ -5,6 +5,8 @@
  * - `GET /`: a small HTML status page with the witness name, vkey and each log's size and root.
  * - `GET /metrics`: Prometheus text format (prom-client): add-checkpoint requests by status and
  *   cosignatures issued.
+ * A store error is 500 with no detail, or 503 + Retry-After when the host says it is passing
+ * (`unavailable`: the PostgreSQL state unreachable).
  * Mount it under the submission prefix (e.g. `app.route('/witness', witnessApp(w))`).
  */
 import { Hono } from 'hono'
@@ -25,6 +27,12 @@ export interface WitnessAppOptions {
   registry?: Registry
   /** Serve `registry` at `GET /metrics`. Default true. */
   metricsPage?: boolean
+  /**
+   * For a store error (add-checkpoint and the status page), the seconds to put in Retry-After when
+   * it means the state cannot be reached for now (e.g. PostgreSQL's DatabaseUnavailable): answered
+   * 503 `DatabaseUnavailable` instead of 500. Undefined (the default for every error): 500.
+   */
+  unavailable?: (err: unknown) => number | undefined
 }
 
 /** Name of the counter of add-checkpoint requests, labelled by HTTP `status` (e.g. "200", "409"). */
@@ -44,20 +52,35 @@ export function witnessApp(witness: Witness, opts: WitnessAppOptions = {}): Hono
       requests.inc({ status: '405' })
       return new Response('method not allowed\n', { status: 405, headers: { Allow: 'POST', 'Content-Type': 'text/plain; charset=utf-8' } })
     }
-    let result: WitnessResponse
+    let result: WitnessResponse & { retryAfter?: number }
     try {
       // Read at most one byte past the limit; the core answers 413 for anything longer.
       result = await witness.addCheckpoint(await readAtMost(c.req.raw, MAX_ADD_CHECKPOINT_BODY + 1))
-    } catch {
-      result = { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error\n' }
+    } catch (err) {
+      result = failure(err)
     }
     requests.inc({ status: String(result.status) })
     if (result.status === 200) cosignatures.inc(result.body.split('\n').length - 1)
     return toResponse(result)
   })
 
+  /** A store error's answer: 503 + Retry-After when `opts.unavailable` says it is passing, else 500 (no detail either way). */
+  const failure = (err: unknown): WitnessResponse & { retryAfter?: number } => {
+    const retryAfter = opts.unavailable?.(err)
+    if (retryAfter === undefined) return { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error\n' }
+    return { status: 503, contentType: 'text/plain; charset=utf-8', body: 'DatabaseUnavailable: the witness state cannot be reached; retry later\n', retryAfter }
+  }
+
   if (opts.statusPage ?? true) {
-    app.get('/', async (c) => c.html(statusPage(witness.name, witness.vkey, await witness.logs())))
+    app.get('/', async (c) => {
+      let logs
+      try {
+        logs = await witness.logs()
+      } catch (err) {
+        return toResponse(failure(err))
+      }
+      return c.html(statusPage(witness.name, witness.vkey, logs))
+    })
   }
   if (opts.metricsPage ?? true) {
     app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType }))
@@ -73,9 +96,10 @@ function counter(registry: Registry, name: string, help: string, labelNames: str
 }
 
 /** The one mapping from a witness result to HTTP. */
-function toResponse(r: WitnessResponse): Response {
+function toResponse(r: WitnessResponse & { retryAfter?: number }): Response {
   const headers: Record<string, string> = { 'X-Content-Type-Options': 'nosniff' }
   if (r.contentType !== undefined) headers['Content-Type'] = r.contentType
+  if (r.retryAfter !== undefined) headers['Retry-After'] = String(r.retryAfter)
   return new Response(r.body, { status: r.status, headers })
 }
 

@@ -7,7 +7,7 @@
  */
 import pg from 'pg'
 import { DatabaseUnavailableError, isDatabaseUnavailable, namedDatabaseError } from '../storage/postgres/errors.js'
-import { migrate, type MigrateResult } from '../storage/postgres/migrate.js'
+import { migrate, type MigrateResult, type MigrationStep } from '../storage/postgres/migrate.js'
 import { ConfigError } from './config.js'
 export { DEFAULT_DATABASE_POOL_MAX, DEFAULT_DATABASE_TIMEOUT_MS } from './config.js'
 import { MIGRATIONS } from './migrations.js'
@@ -82,17 +82,22 @@ export function createPool(c: DatabaseConfig, logger?: { warn(o: object, msg?: s
 }
 
 /**
- * Opens the database: creates the pool and applies every pending schema migration (safe when
- * several instances start at once).
+ * Opens the database: creates the pool and applies every pending schema migration of `steps`
+ * (default: every store's, {@link MIGRATIONS}; the standalone witness passes only its own), safe
+ * when several instances start at once.
  * @throws ConfigError for a bad URL; DatabaseUnavailableError naming the (redacted) URL when it
  *   cannot be reached; MigrationError naming the failed step.
  */
-export async function openDatabase(c: DatabaseConfig, logger?: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void }): Promise<Database> {
+export async function openDatabase(
+  c: DatabaseConfig,
+  logger?: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void },
+  steps: readonly MigrationStep[] = MIGRATIONS,
+): Promise<Database> {
   const pool = createPool(c, logger)
   const url = redactDatabaseUrl(c.databaseUrl)
   let migrations: MigrateResult
   try {
-    migrations = await migrate(pool, MIGRATIONS)
+    migrations = await migrate(pool, steps)
   } catch (err) {
     await pool.end().catch(() => {})
     if (isDatabaseUnavailable(err)) {

@@ -1,6 +1,7 @@
 /**
  * Any instance accepts any append (issue 14 item 2; docs/storage.md, PostgreSQL: several
- * instances). An RPC request whose invocations are all `tlog/append` to one log that another live
+ * instances). An RPC request whose invocations are all `tlog/append` to one log — or all
+ * `ucan/revoke`, which append to the one revocation log (`revocationLog`) — that another live
  * instance holds (its lease row names it and its internal URL) is sent on to that instance as is
  * — the same signed bytes, which the holder verifies in full — and its answer returned unchanged.
  * Otherwise this instance takes the log itself (opening it takes its lease: it waits for a dead or
@@ -36,6 +37,12 @@ export interface ForwardOptions {
   rpc: RpcHandler
   /** 32+ bytes every instance of the service shares (the service key's seed); the MAC key is derived from it. */
   secret: Uint8Array
+  /**
+   * The lease id of the revocation log (`service:revocations`): a request whose invocations are all
+   * `ucan/revoke` goes to its holder as appends go to theirs, so one instance writes it at a time
+   * and every other forwards instead of waiting for its lease. Absent: revocations run where they arrive.
+   */
+  revocationLog?: string
   /** Another live instance holding log `id`'s lease (with its internal URL), or undefined. */
   otherHolder(id: string): Promise<{ holder: string; url: string | undefined } | undefined>
   /** True when log `id` is open here (this instance holds it or is taking it). */
@@ -66,8 +73,12 @@ function mac(key: Buffer, client: string, body: Uint8Array): string {
   return createHmac('sha256', key).update(client).update('\n').update(createHash('sha256').update(body).digest()).digest('hex')
 }
 
-/** The one log every invocation of the request appends to, or undefined (another ability, several logs, or a body that does not decode: run here). */
-async function appendTarget(req: RpcRequest): Promise<string | undefined> {
+/**
+ * The one log every invocation of the request appends to: the space of `tlog/append`s to one log,
+ * or `revocationLog` for `ucan/revoke`s (when given); undefined for anything else (another ability,
+ * several logs, a mix, or a body that does not decode: run here).
+ */
+async function appendTarget(req: RpcRequest, revocationLog: string | undefined): Promise<string | undefined> {
   try {
     const selection = CAR.inbound.accept(req as never)
     if (selection.error) return undefined
@@ -75,8 +86,10 @@ async function appendTarget(req: RpcRequest): Promise<string | undefined> {
     let target: string | undefined
     for (const inv of message.invocations as API.Invocation[]) {
       const cap = inv.capabilities[0]
-      if (inv.capabilities.length !== 1 || cap?.can !== 'tlog/append' || (target !== undefined && cap.with !== target)) return undefined
-      target = cap.with
+      if (inv.capabilities.length !== 1 || cap === undefined) return undefined
+      const log = cap.can === 'tlog/append' ? cap.with : cap.can === 'ucan/revoke' ? revocationLog : undefined
+      if (log === undefined || (target !== undefined && log !== target)) return undefined
+      target = log
     }
     return target
   } catch {
@@ -130,12 +143,12 @@ export function forwardingRpc(o: ForwardOptions): RpcHandler {
       const client = vouched(req)
       // Forwarded by another instance: run here, as the client's, and never forward again.
       if (client !== undefined) return o.rpc.request({ ...req, client })
-      const space = await appendTarget(req)
-      if (space === undefined) return o.rpc.request(req)
+      const log = await appendTarget(req, o.revocationLog)
+      if (log === undefined) return o.rpc.request(req)
       // Twice at most: a holder found, or found after LeaseHeld; then the request runs here.
       for (let round = 0; round < 2; round++) {
-        if (!o.openHere(space)) {
-          const other = await o.otherHolder(space)
+        if (!o.openHere(log)) {
+          const other = await o.otherHolder(log)
           if (other?.url !== undefined) {
             const r = await forward(other.url, req)
             if (r !== 'unreachable') return r
@@ -143,7 +156,7 @@ export function forwardingRpc(o: ForwardOptions): RpcHandler {
         }
         let release: (() => void) | undefined
         try {
-          release = await o.hold(space)
+          release = await o.hold(log)
         } catch (err) {
           if ((err as Error | undefined)?.name === 'LeaseHeld' && round === 0) continue
           break // the handler meets the same refusal and answers it by name

@@ -22,8 +22,9 @@
  *   appends every row still pending, so the two stay in step without a restart.
  * - With `idleCloseMs` (several instances on one database, docs/storage.md), the log is open only
  *   while used: closed once idle that long (its write lease let go through `release`) and opened
- *   again, reading what other instances appended meanwhile, at the next record; reads of a closed
- *   log come from its files.
+ *   again, reading what other instances appended meanwhile, at the next record — which also
+ *   appends the rows still pending, whichever instance recorded them; reads of a closed log come
+ *   from its files.
  */
 import type { Hono } from 'hono'
 import { Log, type LogOptions, type WitnessQuorum } from '../log/log.js'
@@ -122,6 +123,27 @@ export class RevocationLog implements RevocationRecorder {
     return { entries: await readEntries({ read: (path) => p.readFile(path) }, p.checkpoint.size, offset, limit), total: p.checkpoint.size }
   }
 
+  /** True while the log is open here (with a database: while this instance holds its write lease or is taking it). */
+  get isOpen(): boolean {
+    return this.#isOpen || this.#reopening !== undefined
+  }
+
+  /**
+   * Opens the log here (taking its lease with a database) and keeps it open — not closed for being
+   * idle — until the returned release is called (once): what a `ucan/revoke` request arriving at
+   * this instance holds while it runs (src/server/forward.ts).
+   * @throws LeaseHeld (rejects) when another instance holds the log past the lease's wait; nothing held.
+   */
+  async hold(): Promise<() => void> {
+    await this.#use()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#done()
+    }
+  }
+
   /** Holds the log open (opening it again if closed for being idle) until {@link #done}. */
   async #use(): Promise<void> {
     this.#busy++
@@ -134,6 +156,9 @@ export class RevocationLog implements RevocationRecorder {
             this.#log = opened.log
             this.#files = opened.files
             this.#isOpen = true
+            // Rows recorded (in force) but never appended — by an instance refused LeaseHeld, or one
+            // that died between the two — are appended by the next writer, each once.
+            await this.#appendPending()
           } finally {
             this.#reopening = undefined
           }
@@ -205,10 +230,7 @@ export class RevocationLog implements RevocationRecorder {
         const opened = await this.openLog(true)
         this.#log = opened.log
         this.#files = opened.files
-        await this.#reconcile()
-        for (const record of await this.store.unlogged()) {
-          if ((await this.store.logIndex(record)) === undefined) await this.#appendNow(record)
-        }
+        await this.#appendPending()
       } finally {
         this.#reopening = undefined
       }
@@ -254,6 +276,18 @@ export class RevocationLog implements RevocationRecorder {
     await this.#reopenIfFailed()
     const known = await this.store.logIndex(record)
     return known ?? (await this.#appendNow(record))
+  }
+
+  /**
+   * Reconciles, then appends every row still pending (in force, not in the log): those of a failed
+   * write, and with several instances those another instance recorded but did not append. Called
+   * with the log open (and its lease held); never through {@link #append} (it waits for a reopen).
+   */
+  async #appendPending(): Promise<void> {
+    await this.#reconcile()
+    for (const record of await this.store.unlogged()) {
+      if ((await this.store.logIndex(record)) === undefined) await this.#appendNow(record)
+    }
   }
 
   async #appendNow(record: RevocationRecord): Promise<number> {

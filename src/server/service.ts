@@ -12,7 +12,8 @@ import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
 import type { DurableIO } from '../storage/durable.js'
 import { LocalBackend } from '../storage/local-backend.js'
-import { PgBackend } from '../storage/postgres/pg-backend.js'
+import { PgBackend, serviceLogId } from '../storage/postgres/pg-backend.js'
+import { DATABASE_RETRY_AFTER, isDatabaseUnavailable } from '../storage/postgres/errors.js'
 import { type Database, openDatabase } from './database.js'
 import { StorachaUploader } from '../storage/storacha-uploader.js'
 import { UPLOAD_QUEUE_FILE, UploadQueue, type UploadQueueStore } from '../storage/upload-queue.js'
@@ -227,7 +228,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     return signer
   }
   // The bundled witness's HTTP handler: served at /witness, and called in-process by the logs' witness clients.
-  const bundledWitness = witnessApp(bundled.witness, { registry: metrics, metricsPage: false }) // its counters join /metrics
+  const bundledWitness = witnessApp(bundled.witness, {
+    registry: metrics, // its counters join /metrics
+    metricsPage: false,
+    // With a database, its state unreachable is 503 + Retry-After, as for every route.
+    ...(db && { unavailable: (err: unknown) => (isDatabaseUnavailable(err) ? DATABASE_RETRY_AFTER : undefined) }),
+  })
   const fetchWitness = witnessFetch(`${url}/witness`, (req) => bundledWitness.fetch(req))
   /** The witness client of one log; the bundled witness learns every log of this service (an operator does this for external ones). */
   const witnessesFor = (origin: string) => {
@@ -445,15 +451,19 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ? { url: uploader.target.url, did: uploader.target.did, receiptsEndpoint: uploader.target.receiptsEndpoint, logs: await uploadLogs() }
       : null,
   })
-  // With a database, an append for a log another instance writes goes to that instance (forward.ts).
-  const forwarded = new Counter({ name: 'ucanlog_forwarded_requests_total', help: 'append requests sent on to the instance holding their log, by result (ok, unreachable, timeout)', labelNames: ['result'], registers: [metrics] })
+  // With a database, an append for a log another instance writes goes to that instance, and a
+  // ucan/revoke to the instance writing the revocation log (forward.ts).
+  const forwarded = new Counter({ name: 'ucanlog_forwarded_requests_total', help: 'append and revoke requests sent on to the instance holding their log, by result (ok, unreachable, timeout)', labelNames: ['result'], registers: [metrics] })
+  const revocationLogId = serviceLogId('revocations')
   const rpcEntry = pgBackend
     ? forwardingRpc({
         rpc,
         secret: seed,
+        revocationLog: revocationLogId,
         otherHolder: (id) => pgBackend.otherHolder(id),
-        openHere: (id) => logs.isOpen(id),
+        openHere: (id) => (id === revocationLogId ? revocationLog.isOpen : logs.isOpen(id)),
         hold: async (id) => {
+          if (id === revocationLogId) return revocationLog.hold()
           const lease = await logs.acquire(id)
           return lease && (() => lease.release())
         },

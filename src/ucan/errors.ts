@@ -293,6 +293,9 @@ export type RevokeFailure =
   | ProofGraphFailure
   | StorageFull
   | StorageFailed
+  | LeaseHeld
+  | LeaseLost
+  | DatabaseUnavailable
   | InternalError
 
 /** Any failure a `tlog/create` can return: those of `tlog/append` except the entry's and the replay guard's. */

@@ -3,33 +3,35 @@
  * of a forwarded request is trusted only with a valid MAC under the key the instances share; a
  * request with a valid MAC runs where it arrives and is never forwarded again; a forged address
  * is ignored; an unreachable holder (dead) means the request runs here; a request that is not a
- * single log's appends is never forwarded.
+ * single log's appends (or only `ucan/revoke`s, which go to the revocation log's holder) is never
+ * forwarded.
  */
 import { Message } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
 import { describe, expect, it } from 'vitest'
 import type { RpcHandler } from '../../src/server/app.js'
 import { FORWARDED_FOR, FORWARD_MAC, forwardingRpc } from '../../src/server/forward.js'
-import { appendInvocation, delegateSpaceToAgent, generateKey, readInvocation } from '../../src/ucan/index.js'
+import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, readInvocation, revokeInvocation } from '../../src/ucan/index.js'
 
 type Req = Parameters<RpcHandler['request']>[0]
 
-/** A request body of one `tlog/append` (or `tlog/read`) invocation to a fresh space. */
-async function request(can: 'append' | 'read' = 'append'): Promise<{ req: Req; space: string }> {
+/** A request body of one `tlog/append` (or `tlog/read`, or `ucan/revoke`, or the revoke and the append together) invocation to a fresh space. */
+async function request(can: 'append' | 'read' | 'revoke' | 'revoke+append' = 'append'): Promise<{ req: Req; space: string }> {
   const space = await generateKey()
   const agent = await generateKey()
   const service = await generateKey()
   const spaceToAgent = await delegateSpaceToAgent({ space, agent })
-  const inv =
-    can === 'append'
-      ? await appendInvocation({ agent, service: service.did() as never, space: space.did(), entry: new TextEncoder().encode('x'), spaceToAgent })
-      : readInvocation({ issuer: agent, service: service.did() as never, space: space.did() })
-  const enc = CAR.request.encode(await Message.build({ invocations: [inv as never] }))
+  const append = () => appendInvocation({ agent, service: service.did() as never, space: space.did(), entry: new TextEncoder().encode('x'), spaceToAgent })
+  const revoke = async () =>
+    revokeInvocation({ issuer: agent, service: service.did() as never, ucan: await delegateAgentToService({ agent, service: service.did() as never, proofs: [spaceToAgent] }) }).delegate()
+  const invs =
+    can === 'append' ? [await append()] : can === 'read' ? [readInvocation({ issuer: agent, service: service.did() as never, space: space.did() })] : can === 'revoke' ? [await revoke()] : [await revoke(), await append()]
+  const enc = CAR.request.encode(await Message.build({ invocations: invs as never }))
   return { req: { headers: enc.headers as Record<string, string>, body: enc.body, client: '198.51.100.7' }, space: space.did() }
 }
 
 /** An instance: its inner handler records the client of every request it runs. */
-function instance(secret: Uint8Array, o: { holder?: string; fetch?: typeof fetch; open?: boolean }) {
+function instance(secret: Uint8Array, o: { holder?: string; fetch?: typeof fetch; open?: boolean; revocationLog?: string }) {
   const ran: (string | undefined)[] = []
   const asked: string[] = []
   const rpc: RpcHandler = {
@@ -49,6 +51,7 @@ function instance(secret: Uint8Array, o: { holder?: string; fetch?: typeof fetch
     hold: async () => () => {},
     timeoutMs: 1000,
     fetch: o.fetch,
+    ...(o.revocationLog !== undefined && { revocationLog: o.revocationLog }),
   })
   return { handler, ran, asked }
 }
@@ -110,5 +113,28 @@ describe('forwarding appends between instances', () => {
     await a.handler.request(read.req)
     expect(a.asked.length).toBe(asked) // a read is never looked up nor forwarded
     expect(a.ran.length).toBe(2)
+  })
+
+  it("sends ucan/revoke requests to the revocation log's holder; a revoke mixed with an append, or without a revocation log, runs here", async () => {
+    const sent: string[] = []
+    const a = instance(SECRET, {
+      holder: 'http://b.internal',
+      revocationLog: 'service:revocations',
+      fetch: (async (url: string) => {
+        sent.push(url)
+        return new Response('ran at b', { status: 200 })
+      }) as typeof fetch,
+    })
+    const res = await a.handler.request((await request('revoke')).req)
+    expect(new TextDecoder().decode(res.body)).toBe('ran at b')
+    expect(a.asked).toEqual(['service:revocations'])
+    expect(sent).toEqual(['http://b.internal/rpc'])
+    expect(a.ran).toEqual([])
+    await a.handler.request((await request('revoke+append')).req)
+    expect(a.asked).toEqual(['service:revocations']) // not looked up: runs here
+    expect(a.ran).toHaveLength(1)
+    const c = instance(SECRET, { holder: 'http://b.internal' })
+    await c.handler.request((await request('revoke')).req)
+    expect([c.asked, c.ran]).toEqual([[], ['198.51.100.7']])
   })
 })

@@ -5,9 +5,12 @@ import { REPO } from '../e2e/helpers.js'
 
 const BIN = join(REPO, 'bin', 'ucanlog.js')
 
-/** Starts `ucanlog witness serve args…` and resolves, once it listens, with its URL, printed vkey and output so far. */
-export async function serveWitness(args: string[]): Promise<{ child: ChildProcess; url: string; vkey: string; stdout: string }> {
-  const child = spawn(process.execPath, [BIN, 'witness', 'serve', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Starts `ucanlog witness serve args…` (with `env` added to this process's environment) and
+ * resolves, once it listens, with its URL, printed vkey and output so far.
+ */
+export async function serveWitness(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; vkey: string; stdout: string }> {
+  const child = spawn(process.execPath, [BIN, 'witness', 'serve', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let out = ''
   let err = ''
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()))

@@ -112,13 +112,16 @@ export function revokeHandler(s: Service) {
         },
       }
     } catch (cause) {
-      // A failed write of the revocation store or log is named (issue 15 item 2), anything else hidden.
+      // A failed write of the revocation store or log is named (issue 15 item 2), and so is the
+      // revocation log held by another instance or the database not answering (PostgreSQL: the
+      // record is in force, its log entry made by the retry); anything else hidden.
       const refusal = logRefusal(cause)
       if (refusal?.name === 'StorageFull' || refusal?.name === 'StorageFailed') {
         s.logger.error({ err: cause, invocation: invocation.cid.toString(), can: 'ucan/revoke' }, 'ucan/revoke: storage write failed')
         if (refusal.name === 'StorageFull') s.onStorageFull?.(cause)
         return { error: refusal }
       }
+      if (refusal?.name === 'LeaseHeld' || refusal?.name === 'LeaseLost' || refusal?.name === 'DatabaseUnavailable') return { error: refusal }
       return internal(s, cause, invocation, 'ucan/revoke failed')
     }
   }
