@@ -17,8 +17,12 @@
 //   npm run bench:request-check
 //   BENCH_RC_REQUESTS (requests per repetition, default 32), BENCH_RC_REPS (default 5),
 //   BENCH_RC_ONLY=ours|stock (one side only, e.g. under --cpu-prof),
-//   BENCH_RC_BASE=<another built checkout> (its request-check.ts measured in the same run, interleaved).
+//   BENCH_RC_BASE=<another built checkout> (its request-check.ts measured in the same run, interleaved),
+//   BENCH_RC_PROFILE=<prefix> (a V8 CPU profile of each measured loop of ours, <prefix>-<n>.cpuprofile:
+//   only the measured requests, not their building).
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import inspector from 'node:inspector'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import v8 from 'node:v8'
@@ -34,6 +38,15 @@ const REQUESTS = Number(process.env.BENCH_RC_REQUESTS ?? 32)
 const REPS = Number(process.env.BENCH_RC_REPS ?? 5)
 const ONLY = process.env.BENCH_RC_ONLY
 const PER_REQUEST = 16
+const PROFILE = process.env.BENCH_RC_PROFILE
+let profiles = 0
+const session = new inspector.Session()
+session.connect()
+const post = (method, params = {}) => new Promise((res, rej) => session.post(method, params, (err, r) => (err ? rej(err) : res(r))))
+if (PROFILE !== undefined) {
+  await post('Profiler.enable')
+  await post('Profiler.setSamplingInterval', { interval: 100 })
+}
 
 v8.setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc')
@@ -161,10 +174,13 @@ async function measure(side, U, keys, requests, warmup) {
   // Outside the measurement: a request with the shared Space→Agent proof (a warm worker's cache holds it).
   await checkResponse(await run(warmup))
   await settle()
+  const profiling = PROFILE !== undefined && side === 'ours'
+  if (profiling) await post('Profiler.start')
   const c0 = process.cpuUsage()
   const responses = []
   for (const req of requests) responses.push(await run(req))
   const c = process.cpuUsage(c0)
+  if (profiling) writeFileSync(`${PROFILE}-${++profiles}.cpuprofile`, JSON.stringify((await post('Profiler.stop')).profile))
   for (const res of responses) await checkResponse(res)
   return (c.user + c.system) / (requests.length * PER_REQUEST)
 }
