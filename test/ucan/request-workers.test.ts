@@ -180,7 +180,7 @@ describe('the pool and the worker', () => {
     ])
     // The honest invocation's map re-encoded with its keys in plain sort order (dag-cbor sorts by
     // length first) and hashed honestly: the same signed UCAN under another CID, not canonical.
-    const data = CBOR.decode(honest.root.bytes) as Record<string, unknown>
+    const data = CBOR.decode(honest.root.bytes as Uint8Array) as unknown as Record<string, unknown>
     const keys = Object.keys(data).sort()
     const bytes = new Uint8Array(Buffer.concat([Uint8Array.of(0xa0 + keys.length), ...keys.flatMap((k) => [CBOR.encode(k), CBOR.encode(data[k])])]))
     const cid = CID.createV1(CBOR.code, await sha256.digest(bytes))
