@@ -2,8 +2,8 @@
 // does for each request — request-check.ts `checkRequest` (decode the CAR agent message, every
 // check of each `tlog/append` but revocation) and then `encodeResponse` (sign one receipt per
 // append, encode the response CAR) — over the same pre-built requests as ucanto's stock path
-// (`Server.create` + `server.request`: decode, `access()` of the invocation, `claim()` of
-// `space/blob/add` over `nb.delegation`, receipts, encode; the handler of bench/stock-server.js).
+// (bench/stock-service.js in process, `server.request`: decode, `access()` of the invocation,
+// `claim()` of `space/blob/add` over `nb.delegation`, receipts, encode).
 //
 // Every request holds 16 appends, each with its own invocation and its own Agent→Service
 // delegation carrying a nonce (distinct CIDs: no cache hit but the Space→Agent proof by CID, as
@@ -27,12 +27,9 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import * as Server from '@ucanto/server'
-import { Delegation, Message, delegate } from '@ucanto/core'
+import { Message, delegate } from '@ucanto/core'
 import { CAR } from '@ucanto/transport'
-import { DID, capability } from '@ucanto/validator'
-import { base64 } from 'multiformats/bases/base64'
-import * as Link from 'multiformats/link'
+import { createStockServer } from './stock-service.js'
 
 const REQUESTS = Number(process.env.BENCH_RC_REQUESTS ?? 32)
 const REPS = Number(process.env.BENCH_RC_REPS ?? 5)
@@ -131,30 +128,9 @@ async function ours(U, ctx, service, req) {
   return U.encodeResponse(outcomes, req.headers, service)
 }
 
-/** `space/blob/add` without caveats (bench/stock-server.js). */
-const BlobAdd = capability({ can: 'space/blob/add', with: DID.match({ method: 'key' }) })
-
-/** ucanto's stock server of bench/stock-server.js, in process, with fresh state. */
+/** ucanto's stock server of bench/stock-service.js, in process, with fresh state. */
 function stockServer(U, signer) {
-  const principal = U.createPrincipalParser()
-  const service = {
-    tlog: {
-      append: Server.provide(U.TlogAppend, async ({ capability: cap, invocation }) => {
-        const link = Link.parse(cap.nb.delegation, base64)
-        const extracted = await Delegation.extract(link.multihash.digest)
-        if (extracted.error) return { error: extracted.error }
-        const delegation = extracted.ok
-        if (delegation.issuer.did() !== invocation.issuer.did() || delegation.audience.did() !== signer.did()) {
-          return { error: { name: 'InvalidDelegation', message: 'not from the invoker to this service' } }
-        }
-        const claimed = await Server.claim(BlobAdd, [delegation], { authority: signer, principal, validateAuthorization: () => ({ ok: {} }) })
-        if (claimed.error) return { error: claimed.error }
-        if (claimed.ok.capability.with !== cap.with) return { error: { name: 'WrongSpace', message: 'the delegation is for another space' } }
-        return { ok: appendResult(cap.with, 0) }
-      }),
-    },
-  }
-  return Server.create({ id: signer, service, codec: CAR.inbound, principal, canIssue: () => true, validateAuthorization: () => ({ ok: {} }) })
+  return createStockServer({ signer, principal: U.createPrincipalParser(), TlogAppend: U.TlogAppend, result: (space) => appendResult(space, 0) })
 }
 
 /** Every receipt of `res` is ok. */
