@@ -11,7 +11,10 @@
  * named errors. Its own cost is O(blocks + links), bounded by the budget.
  */
 import type { API } from '@ucanto/core'
-import { UCAN } from '@ucanto/core'
+import { Delegation } from '@ucanto/core'
+
+/** The (empty) block store of the one-block views {@link checkProofGraph} decodes through. */
+const NO_BLOCKS: Map<string, API.Block> = new Map()
 import { DuplicateProof, ProofCycle, type ProofGraphFailure, ProofGraphTooLarge } from './errors.js'
 
 /** Limits of a proof graph; every count includes the root UCAN. */
@@ -123,7 +126,8 @@ export function measureProofGraph(
 /**
  * {@link measureProofGraph} of a ucanto UCAN (an invocation or a delegation) over the blocks it
  * carries, by CID string as ucanto's block stores key them. A block that does not decode as a UCAN
- * counts as a block without proofs (whatever later reads it refuses it).
+ * counts as a block without proofs (whatever later reads it refuses it). Each block is decoded as
+ * ucanto decodes it (dag-ucan `UCAN.decode`), once: ucanto keeps the decode for its own views.
  */
 export function checkProofGraph(
   ucan: { root: API.Block; blocks: Map<string, API.Block> },
@@ -136,7 +140,10 @@ export function checkProofGraph(
       const block = id === rootId ? ucan.root : ucan.blocks.get(id)
       if (block === undefined) return undefined
       try {
-        return UCAN.decode(block.bytes as UCAN.ByteView<UCAN.UCAN>).proofs.map(String)
+        // Decoded through ucanto's own view (`Delegation.create(…).data`: dag-ucan's `UCAN.decode`,
+        // remembered by ucanto per block bytes), so the views ucanto builds of these same blocks
+        // afterwards (the invocation, its proofs, a delegation's chain) reuse this decode.
+        return Delegation.create({ root: block as API.UCANBlock, blocks: NO_BLOCKS }).data.proofs.map(String)
       } catch {
         return []
       }

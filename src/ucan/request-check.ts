@@ -31,6 +31,7 @@ import { type FailureJSON, InternalError } from './errors.js'
 import { verifyInvocationSignature } from './invocation.js'
 import { checkProofGraph } from './proof-graph.js'
 import { issuerOf } from './signed-payload.js'
+import { isCanonical } from './verified-ucans.js'
 import type { AppendResult } from './wire.js'
 
 /** What {@link checkRequest} answers when the main thread must run the whole request itself. */
@@ -122,7 +123,8 @@ async function checkOne(inv: API.Invocation, options: AuthorizeAppendOptions): P
   const base = {
     cid: inv.cid.toString(),
     exp: inv.expiration,
-    canonical: await checkContentAddressed(inv, { proofs: false }),
+    // checkInvocation (inside checkAppend) found it so already unless it failed earlier: a note on this object, not a second encoding.
+    canonical: isCanonical(inv) || (await checkContentAddressed(inv, { proofs: false })),
     with: space.ok,
     issuer: issuerOf(inv),
     chargeId: chargeId(inv),

@@ -11,7 +11,7 @@
  * floats, booleans, null inside `att`/`fct`, non-plain objects), which the caller then verifies
  * through ucanto as before. test/ucan/signed-payload.test.ts checks the bytes against ucanto's.
  */
-import { UCAN } from '@ucanto/core'
+import { DID, UCAN } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 
 /**
@@ -134,6 +134,41 @@ export async function verifyUcanSignature(
   return verifier.verify(payload, ucan.signature as API.Signature<unknown, number>)
 }
 
+/**
+ * How many did:key strings {@link formatPrincipal} keeps. A request's UCANs name a handful of keys
+ * (agent, service, space), formatted on every append (base58, a visible share of a worker's CPU);
+ * a hostile variety only churns the oldest out.
+ */
+export const DID_KEY_CACHE_MAX = 256
+
+/** did:key string per principal bytes (latin1), oldest first; at most {@link DID_KEY_CACHE_MAX}. */
+const didKeys = new Map<string, API.DID>()
+
+/** How many did:key strings are cached (0 to {@link DID_KEY_CACHE_MAX}): the bound, for tests. */
+export function cachedDidKeyCount(): number {
+  return didKeys.size
+}
+
+/** dag-ucan's did:key principal view class (its `did()` is `did:key:` + base58btc of its bytes). */
+const DID_KEY_VIEW = Object.getPrototypeOf(DID.parse('did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK')) as object
+
+/**
+ * `principal.did()`; for dag-ucan's did:key view (a function of its bytes alone) remembered per
+ * bytes, so the same key is written in base58 once rather than on every UCAN naming it.
+ * @throws where `principal.did()` throws.
+ */
+function formatPrincipal(principal: API.Principal): API.DID {
+  if (!(principal instanceof Uint8Array) || Object.getPrototypeOf(principal) !== DID_KEY_VIEW) return principal.did()
+  const key = Buffer.from(principal.buffer, principal.byteOffset, principal.byteLength).toString('latin1')
+  let did = didKeys.get(key)
+  if (did === undefined) {
+    did = principal.did()
+    if (didKeys.size >= DID_KEY_CACHE_MAX) didKeys.delete(didKeys.keys().next().value as string)
+    didKeys.set(key, did)
+  }
+  return did
+}
+
 /** A UCAN's issuer and audience DIDs, each formatted once per Delegation object. */
 const issuers = new WeakMap<API.Delegation, API.DID>()
 const audiences = new WeakMap<API.Delegation, API.DID>()
@@ -145,7 +180,7 @@ const audiences = new WeakMap<API.Delegation, API.DID>()
 export function issuerOf(ucan: API.Delegation): API.DID {
   let did = issuers.get(ucan)
   if (did === undefined) {
-    did = ucan.issuer.did()
+    did = formatPrincipal(ucan.issuer)
     issuers.set(ucan, did)
   }
   return did
@@ -158,7 +193,7 @@ export function issuerOf(ucan: API.Delegation): API.DID {
 export function audienceOf(ucan: API.Delegation): API.DID {
   let did = audiences.get(ucan)
   if (did === undefined) {
-    did = ucan.audience.did()
+    did = formatPrincipal(ucan.audience)
     audiences.set(ucan, did)
   }
   return did

@@ -9,6 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { API } from '@ucanto/core'
+import { CAR, CBOR } from '@ucanto/core'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import {
   FALLBACK,
   TlogAppend,
@@ -162,6 +165,31 @@ describe('the pool and the worker', () => {
     expect(Array.isArray(first)).toBe(true)
     expect(second).toBe('busy')
     expect(Array.isArray(await pool.check(body.body, body.headers['content-type']!, now()))).toBe(true)
+  })
+
+  test('checkRequest says whether each invocation\'s block is canonical: also when a check before (1) refused it, and not for the same UCAN re-encoded', async () => {
+    const ctx = { authorize: { service: P.service, principal: createPrincipalParser(), reservedSpaces: new Set([P.spaceB.did()]) }, maxInvocations: 4 }
+    const ct = 'application/vnd.ipld.car'
+    // Honest, and refused as ReservedSpace before check (1) ran: both canonical.
+    const honest = await append()
+    const reserved = await append({ space: P.spaceB.did() })
+    const verdicts = (await checkRequest((await encodeRequest([honest, reserved])).body, ct, now(), ctx)) as { canonical: boolean; result: { error?: { name: string } } }[]
+    expect(verdicts.map((v) => [v.canonical, v.result.error?.name])).toEqual([
+      [true, undefined],
+      [true, 'ReservedSpace'],
+    ])
+    // The honest invocation's map re-encoded with its keys in plain sort order (dag-cbor sorts by
+    // length first) and hashed honestly: the same signed UCAN under another CID, not canonical.
+    const data = CBOR.decode(honest.root.bytes as Uint8Array) as unknown as Record<string, unknown>
+    const keys = Object.keys(data).sort()
+    const bytes = new Uint8Array(Buffer.concat([Uint8Array.of(0xa0 + keys.length), ...keys.flatMap((k) => [CBOR.encode(k), CBOR.encode(data[k])])]))
+    const cid = CID.createV1(CBOR.code, await sha256.digest(bytes))
+    expect(cid.equals(honest.cid)).toBe(false)
+    const root = CBOR.encode({ 'ucanto/message@7.0.0': { execute: [cid] } })
+    const rootBlock = { cid: CID.createV1(CBOR.code, await sha256.digest(root)), bytes: root }
+    const body = CAR.encode({ roots: [rootBlock], blocks: new Map([[cid.toString(), { cid, bytes }]]) } as never)
+    const copy = (await checkRequest(body, ct, now(), ctx)) as { cid: string; canonical: boolean; result: { error?: { name: string } } }[]
+    expect(copy.map((v) => [v.cid, v.canonical, v.result.error?.name])).toEqual([[cid.toString(), false, 'InvalidSignature']])
   })
 
   test('checkRequest falls back for what it does not handle', async () => {

@@ -4,12 +4,14 @@
  * UCAN shape it accepts, and it must leave every other shape to ucanto (undefined).
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { Delegation, UCAN, delegate } from '@ucanto/core'
+import { DID, Delegation, UCAN, delegate } from '@ucanto/core'
+import { ed25519 } from '@ucanto/principal'
 import type { API } from '@ucanto/core'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as Link from 'multiformats/link'
 import {
   audienceOf,
+  cachedDidKeyCount,
   cachedHeaderCount,
   createPrincipalParser,
   didsOf,
@@ -261,5 +263,21 @@ describe('issuerOf and audienceOf', () => {
       expect(didsOf(ucan)).toEqual({ iss: P.agent.did(), aud: P.service.did() })
     }
     expect(reads).toEqual({ issuer: 1, audience: 1 })
+  })
+
+  test('answer what ucanto formats for did:key issuers and audiences of every key, and a non-did:key DID; the did:key strings kept are bounded (256)', async () => {
+    const keys = await Promise.all(Array.from({ length: 300 }, () => ed25519.generate()))
+    // More distinct keys than the bound, then the first ones again (evicted by then): always ucanto's string.
+    for (const [i, issuer] of [...keys, ...keys.slice(0, 8)].entries()) {
+      const audience = keys[(i * 7 + 1) % keys.length] as API.Signer
+      const ucan = await decoded(await fields({ issuer, audience }))
+      expect(didsOf(ucan)).toEqual({ iss: ucan.issuer.did(), aud: ucan.audience.did() })
+      expect(issuerOf(ucan)).toBe(issuer.did())
+      expect(cachedDidKeyCount()).toBeLessThanOrEqual(256)
+    }
+    expect(cachedDidKeyCount()).toBe(256)
+    // A did:web audience (not a did:key view): formatted by its own did().
+    const web = await decoded(await fields({ audience: DID.parse('did:web:example.org') as unknown as API.Principal }))
+    expect(audienceOf(web)).toBe('did:web:example.org')
   })
 })
