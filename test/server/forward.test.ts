@@ -3,7 +3,8 @@
  * of a forwarded request is trusted only with a valid MAC under the key the instances share; a
  * request with a valid MAC runs where it arrives and is never forwarded again; a forged address
  * is ignored; an unreachable holder (dead) means the request runs here; a request that is not a
- * single log's appends is never forwarded.
+ * single log's appends is never forwarded; requests waiting while this instance takes a log that
+ * another instance won the race for are forwarded to the winner, not run here after it lets go.
  */
 import { Message } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
@@ -110,5 +111,56 @@ describe('forwarding appends between instances', () => {
     await a.handler.request(read.req)
     expect(a.asked.length).toBe(asked) // a read is never looked up nor forwarded
     expect(a.ran.length).toBe(2)
+  })
+
+  it('forwards the requests waiting while this instance takes a log another instance won the race for, instead of taking the log back when the winner lets go (no lease ping-pong)', async () => {
+    // Two instances raced for a new log; b won. a's first request saw no holder yet and waits to
+    // take the log; the next ones find a taking it. Injected: b lets the log go after 1 s (idle,
+    // since every client waits on a), and then a's wait ends with the lease taken.
+    let holderKnown = false
+    let taking = false
+    const forwarded: string[] = []
+    const ran: (string | undefined)[] = []
+    let released = 0
+    let letGo: (() => void) | undefined
+    const held = new Promise<void>((ok) => (letGo = ok))
+    const timer = setTimeout(() => letGo!(), 1000)
+    const a = forwardingRpc({
+      rpc: {
+        request(req) {
+          ran.push(req.client)
+          return { status: 200, headers: { 'content-type': 'text/plain' }, body: new TextEncoder().encode('ran at a') }
+        },
+      },
+      secret: SECRET,
+      otherHolder: async () => {
+        const known = holderKnown
+        holderKnown = true // b's lease row is there from the second look on
+        return known ? { holder: 'b', url: 'http://b.internal' } : undefined
+      },
+      openHere: () => taking, // as the log manager answers while a log is opening
+      hold: async () => {
+        taking = true
+        await held
+        return () => void released++
+      },
+      timeoutMs: 1000,
+      fetch: (async (url: string) => {
+        forwarded.push(url)
+        return new Response('ran at b', { status: 200, headers: { 'content-type': 'text/plain' } })
+      }) as typeof fetch,
+    })
+    const { req } = await request()
+    const first = a.request(req)
+    while (!taking) await new Promise((ok) => setTimeout(ok, 5))
+    const second = a.request(req)
+    const answers = await Promise.all([first, second])
+    clearTimeout(timer)
+    letGo!()
+    await new Promise((ok) => setTimeout(ok, 0))
+    expect(answers.map((r) => new TextDecoder().decode(r.body))).toEqual(['ran at b', 'ran at b'])
+    expect(ran).toEqual([]) // nothing run at a: the log stays with b
+    expect(forwarded).toEqual(['http://b.internal/rpc', 'http://b.internal/rpc'])
+    expect(released).toBe(1) // the lease a took meanwhile is let go at once
   })
 })
