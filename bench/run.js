@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // `npm run bench`: runs every benchmark and prints its figures with the machine and date.
 // Benchmarks are not tests: nothing here asserts a time. Record results in BENCHMARKS.md.
+// `node bench/run.js instances` runs bench/instances.js (one instance on the file store, one and two
+// on PostgreSQL; needs PostgreSQL's server binaries: `npm run bench:instances` installs them); it is
+// not in the default list.
 import os from 'node:os'
 
 const which = process.argv.slice(2)
