@@ -17,11 +17,10 @@
 // and of the client; WAL bytes and write transactions per append; appends forwarded between
 // instances; the 1-minute load average before the run. `uptime` is printed before and after.
 //
-//   BENCH_INST_CONFIGS    file,pg1,pg2,pg2-held   (pg2-held: pg2 with --database-idle-release 60000,
-//                         so each log's lease stays with the instance that took it in the warm-up)
+//   BENCH_INST_CONFIGS    file,pg1,pg2
 //   BENCH_INST_SPACES     1,64            spaces the appends are spread over (append i → space i mod n)
 //   BENCH_INST_REPS       3
-//   BENCH_INST_APPENDS    768             appends per run
+//   BENCH_INST_APPENDS    512             appends per run
 //   BENCH_INST_INFLIGHT   64              requests (= appends) in flight
 //   BENCH_INST_WARMUP     256             appends sent to each configuration before the timed runs (JIT)
 //   BENCH_INST_UCANLOG_ARGS  extra `ucanlog serve` flags for every instance
@@ -37,20 +36,20 @@ import { startPostgres } from './postgres-server.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const list = (v, d) => (v ?? d).split(',').map((s) => s.trim()).filter(Boolean)
-const CONFIGS = list(process.env.BENCH_INST_CONFIGS, 'file,pg1,pg2,pg2-held')
+const CONFIGS = list(process.env.BENCH_INST_CONFIGS, 'file,pg1,pg2')
 const SPACES = list(process.env.BENCH_INST_SPACES, '1,64').map(Number)
 const REPS = Number(process.env.BENCH_INST_REPS ?? 3)
-const APPENDS = Number(process.env.BENCH_INST_APPENDS ?? 768)
+const APPENDS = Number(process.env.BENCH_INST_APPENDS ?? 512)
 const INFLIGHT = Number(process.env.BENCH_INST_INFLIGHT ?? 64)
 const WARMUP = Number(process.env.BENCH_INST_WARMUP ?? 256)
 const EXTRA = list(process.env.BENCH_INST_UCANLOG_ARGS, '').flatMap((a) => a.split(' '))
 const TICK = 100 // clock ticks per second of /proc/<pid>/stat (Linux USER_HZ)
 
 /** Starts `ucanlog serve` (this checkout's build) on `dataDir`, on `databaseUrl` when given; resolves { url, did, pid, stop }. */
-async function serve(dataDir, databaseUrl, more = []) {
+async function serve(dataDir, databaseUrl) {
   const args = [join(root, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--witness-policy', join(root, 'witness_policy.txt'), '--log-level', 'warn',
     '--client-rate', '0', '--agent-rate', '0', '--space-rate', '0', '--replay-per-space', '100000000', '--log-create-rate', '0',
-    ...(databaseUrl ? ['--database-url', databaseUrl] : []), ...more, ...EXTRA]
+    ...(databaseUrl ? ['--database-url', databaseUrl] : []), ...EXTRA]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   const { url, did } = await new Promise((resolve, reject) => {
@@ -132,15 +131,14 @@ export async function run(report = () => {}) {
     if (postgres) console.log(`PostgreSQL ${postgres.settings.server_version} on loopback: fsync=${postgres.settings.fsync}, synchronous_commit=${postgres.settings.synchronous_commit}, full_page_writes=${postgres.settings.full_page_writes}`)
     for (const name of CONFIGS) {
       const n = name.startsWith('pg2') ? 2 : 1
-      const db = name === 'file' ? undefined : await postgres.database(`bench_${name.replace('-', '_')}`)
-      const more = name === 'pg2-held' ? ['--database-idle-release', '60000'] : []
+      const db = name === 'file' ? undefined : await postgres.database(`bench_${name}`)
       const instances = []
       for (let i = 0; i < n; i++) {
         const data = join(dir, `${name}-${i}`)
         await mkdir(data)
         // Every instance of one service holds the same keys (docs/storage.md); the first makes them.
         if (i > 0) for (const f of ['service.key', 'witness.key', 'origin-prefix']) await copyFile(join(dir, `${name}-0`, f), join(data, f))
-        instances.push(await serve(data, db, more))
+        instances.push(await serve(data, db))
       }
       configs.push({ name, db: !!db, instances })
     }
@@ -202,7 +200,7 @@ export async function run(report = () => {}) {
     console.log(`\nmin / median / max of ${REPS} repetitions; appends/s and latency wall-clock (send → cosigned receipt); CPU per append in µs (server = every ucanlog serve process of the configuration, all threads); WAL and write transactions of PostgreSQL per append; RSS summed over the configuration's processes after the run`)
     console.log('| configuration | spaces | appends/s | p50 ms | p99 ms | server CPU µs/append | PostgreSQL CPU µs/append | client CPU µs/append | WAL bytes/append | DB write transactions/append | forwarded % | server RSS MiB | load (1 min) before | failed |')
     console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-    const label = { file: '1 × file store', pg1: '1 × PostgreSQL', pg2: '2 × PostgreSQL', 'pg2-held': '2 × PostgreSQL, idle release 60 s' }
+    const label = { file: '1 × file store', pg1: '1 × PostgreSQL', pg2: '2 × PostgreSQL' }
     for (const r of results.values()) {
       const failed = Object.entries(r.errors).map(([e, c]) => `${c} ${e}`).join(', ') || '0'
       console.log(`| ${label[r.name] ?? r.name} | ${r.spaces} | ${mmm(r.rate)} | ${mmm(r.p50)} | ${mmm(r.p99)} | ${mmm(r.server)} | ${mmm(r.pg)} | ${mmm(r.client)} | ${mmm(r.wal)} | ${mmm(r.xact, 1)} | ${mmm(r.fwd)} | ${mmm(r.rss)} | ${mmm(r.load, 1)} | ${failed} |`)
