@@ -7,7 +7,7 @@
 import os from 'node:os'
 
 const which = process.argv.slice(2)
-const suites = ['engine', 'engine-scale', 'lookup-index', 'ucan', 'rpc', 'throughput'].filter((s) => which.length === 0 || which.includes(s))
+const suites = which.length === 0 ? ['engine', 'engine-scale', 'lookup-index', 'ucan', 'rpc', 'throughput'] : ['engine', 'engine-scale', 'lookup-index', 'ucan', 'rpc', 'throughput', 'instances'].filter((s) => which.includes(s))
 console.log(`ucanlog benchmarks — ${new Date().toISOString()}`)
 console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`)
 for (const s of suites) {
