@@ -24,15 +24,19 @@
 //   BENCH_INST_INFLIGHT   64              requests (= appends) in flight
 //   BENCH_INST_WARMUP     256             appends sent to each configuration before the timed runs (JIT)
 //   BENCH_INST_UCANLOG_ARGS  extra `ucanlog serve` flags for every instance
+//   BENCH_INST_OPEN_LOGS  0               then, when > 0: memory per open log — a fresh instance on the file
+//                         store and one on PostgreSQL (both --max-open-logs above it, idle release 10 min),
+//                         one append to each of this many new spaces; RSS after, minus RSS after one space
 //
 // Wall-clock figures are noisy on a shared machine; the CPU figures are per append. Nothing here is a test.
-import { execFileSync, fork, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startPostgres } from './postgres-server.js'
+import { clientProcess, fmt, mmm, procCpuMs, startProcess, stats } from './throughput.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const list = (v, d) => (v ?? d).split(',').map((s) => s.trim()).filter(Boolean)
@@ -42,33 +46,15 @@ const REPS = Number(process.env.BENCH_INST_REPS ?? 3)
 const APPENDS = Number(process.env.BENCH_INST_APPENDS ?? 512)
 const INFLIGHT = Number(process.env.BENCH_INST_INFLIGHT ?? 64)
 const WARMUP = Number(process.env.BENCH_INST_WARMUP ?? 256)
+const OPEN_LOGS = Number(process.env.BENCH_INST_OPEN_LOGS ?? 0)
 const EXTRA = list(process.env.BENCH_INST_UCANLOG_ARGS, '').flatMap((a) => a.split(' '))
-const TICK = 100 // clock ticks per second of /proc/<pid>/stat (Linux USER_HZ)
 
 /** Starts `ucanlog serve` (this checkout's build) on `dataDir`, on `databaseUrl` when given; resolves { url, did, pid, stop }. */
-async function serve(dataDir, databaseUrl) {
+async function serve(dataDir, databaseUrl, more = []) {
   const args = [join(root, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--witness-policy', join(root, 'witness_policy.txt'), '--log-level', 'warn',
     '--client-rate', '0', '--agent-rate', '0', '--space-rate', '0', '--replay-per-space', '100000000', '--log-create-rate', '0',
-    ...(databaseUrl ? ['--database-url', databaseUrl] : []), ...EXTRA]
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  const { url, did } = await new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d
-      const m = /serving on (http:\/\/\S+)\s+service DID: (\S+)/.exec(out)
-      if (m) resolve({ url: m[1], did: m[2] })
-    })
-    child.once('exit', (code) => reject(new Error(`ucanlog serve exited ${code}: ${out}`)))
-  })
-  const exited = new Promise((r) => child.once('exit', r))
-  return { url, did, pid: child.pid, stop: async () => (child.kill('SIGTERM'), await exited) }
-}
-
-/** CPU (ms, user + system, all threads) a process has used so far. */
-function procCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return ((Number(f[11]) + Number(f[12])) * 1000) / TICK
+    ...(databaseUrl ? ['--database-url', databaseUrl] : []), ...more, ...EXTRA]
+  return startProcess('ucanlog serve', args)
 }
 
 /** Resident set size now, MiB. */
@@ -82,36 +68,6 @@ async function forwardedTotal(url) {
   return text.split('\n').filter((l) => l.startsWith('ucanlog_forwarded_requests_total{')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0)
 }
 
-function clientProcess() {
-  const child = fork(join(root, 'bench', 'throughput-client.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const waiting = new Map()
-  let seq = 0
-  const ready = new Promise((r) => child.once('message', r))
-  child.on('message', (m) => {
-    const w = waiting.get(m.seq)
-    if (!w) return
-    waiting.delete(m.seq)
-    m.error ? w.reject(new Error(m.error)) : w.resolve(m.ok)
-  })
-  return {
-    ready,
-    call: (m) => new Promise((resolve, reject) => {
-      waiting.set(++seq, { resolve, reject })
-      child.send({ ...m, seq })
-    }),
-    stop: () => child.kill('SIGTERM'),
-  }
-}
-
-const stats = (xs) => {
-  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  return s.length ? { min: s[0], med: s[Math.floor((s.length - 1) / 2)], max: s.at(-1) } : { min: NaN, med: NaN, max: NaN }
-}
-const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–')
-const mmm = (xs, d = 0) => {
-  const s = stats(xs)
-  return `${fmt(s.min, d)} / ${fmt(s.med, d)} / ${fmt(s.max, d)}`
-}
 const uptime = () => {
   try {
     return execFileSync('uptime', { encoding: 'utf8' }).trim()
@@ -205,6 +161,32 @@ export async function run(report = () => {}) {
       const failed = Object.entries(r.errors).map(([e, c]) => `${c} ${e}`).join(', ') || '0'
       console.log(`| ${label[r.name] ?? r.name} | ${r.spaces} | ${mmm(r.rate)} | ${mmm(r.p50)} | ${mmm(r.p99)} | ${mmm(r.server)} | ${mmm(r.pg)} | ${mmm(r.client)} | ${mmm(r.wal)} | ${mmm(r.xact, 1)} | ${mmm(r.fwd)} | ${mmm(r.rss)} | ${mmm(r.load, 1)} | ${failed} |`)
       report(`${label[r.name] ?? r.name}, ${r.spaces} spaces (median appends/s, wall)`, stats(r.rate).med, 'appends/s')
+    }
+    if (OPEN_LOGS > 0) {
+      console.log(`\nmemory per open log: one append to each of ${OPEN_LOGS} new spaces (${INFLIGHT} in flight), every log kept open`)
+      console.log('| store | RSS after 1 space MiB | RSS after | RSS per open log KiB | database growth per log KiB (schema included) |')
+      console.log('|---|---|---|---|---|')
+      for (const name of ['file', 'pg1']) {
+        if (name === 'pg1' && !postgres) continue
+        const db = name === 'pg1' ? await postgres.database('bench_open_logs') : undefined
+        const empty = db ? await postgres.databaseBytes('bench_open_logs') : NaN
+        const data = join(dir, `open-${name}`)
+        await mkdir(data)
+        const s = await serve(data, db, ['--max-open-logs', String(OPEN_LOGS + 64), '--database-idle-release', '600000'])
+        try {
+          for (const [id, spaces] of [[`open-${name}-1`, 1], [`open-${name}-n`, OPEN_LOGS]]) {
+            await client.call({ cmd: 'prepare', id, url: s.url, did: s.did, count: spaces === 1 ? 64 : OPEN_LOGS, perRequest: 1, spaceProof: 'shared', spaces })
+            const r = await client.call({ cmd: 'run', id, inflight: INFLIGHT })
+            if (r.ok < (spaces === 1 ? 64 : OPEN_LOGS)) console.error(`${id}: only ${r.ok} ok: ${JSON.stringify(r.errors)}`)
+            if (spaces === 1) s.base = procRssMiB(s.pid)
+          }
+          const rss = procRssMiB(s.pid)
+          const size = db ? (await postgres.databaseBytes('bench_open_logs')) - empty : NaN // the schema's own size counted in
+          console.log(`| ${name === 'file' ? 'file store' : 'PostgreSQL'} | ${fmt(s.base)} | ${fmt(rss)} | ${fmt(((rss - s.base) * 1024) / (OPEN_LOGS - 1))} | ${fmt(size / 1024 / OPEN_LOGS)} |`)
+        } finally {
+          await s.stop()
+        }
+      }
     }
     console.log(`\nafter: ${uptime()}`)
   } finally {

@@ -111,6 +111,10 @@ export async function startPostgres() {
       }
       return ms
     },
+    /** Size of database `name` on disk, bytes. */
+    async databaseBytes(name) {
+      return Number((await admin.query('SELECT pg_database_size($1) AS b', [name])).rows[0].b)
+    },
     async walBytes() {
       return Number((await one(`SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS b`)).b)
     },
