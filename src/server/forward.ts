@@ -132,16 +132,23 @@ export function forwardingRpc(o: ForwardOptions): RpcHandler {
     return { status: res.status, headers: out, body }
   }
 
-  /** Logs this instance is taking through `hold` now, with how many requests wait on each. */
+  /** Logs this instance is taking through `hold` now (until each hold settles), with how many holds are pending on each. */
   const taking = new Map<string, number>()
 
   /**
    * `o.hold(space)`, or — when another live instance turns out to hold the log while this one
-   * waits for it (`watch`) — that holder's URL; the hold then goes on alone and is let go when done.
+   * waits for it (`watch`) — that holder's URL; the hold then goes on alone and is let go when done
+   * (until then, requests for the log look for the holder first: {@link taking}).
    */
   const holdOrFind = async (space: string, watch: boolean): Promise<{ release: (() => void) | undefined } | { url: string }> => {
     taking.set(space, (taking.get(space) ?? 0) + 1)
     const held = o.hold(space)
+    const done = (): void => {
+      const n = taking.get(space)! - 1
+      if (n === 0) taking.delete(space)
+      else taking.set(space, n)
+    }
+    held.then(done, done)
     let settled = false
     try {
       if (!watch) return { release: await held }
@@ -160,9 +167,6 @@ export function forwardingRpc(o: ForwardOptions): RpcHandler {
       return first
     } finally {
       settled = true
-      const n = taking.get(space)! - 1
-      if (n === 0) taking.delete(space)
-      else taking.set(space, n)
     }
   }
 

@@ -122,6 +122,7 @@ describe('forwarding appends between instances', () => {
     const forwarded: string[] = []
     const ran: (string | undefined)[] = []
     let released = 0
+    let holds = 0
     let letGo: (() => void) | undefined
     const held = new Promise<void>((ok) => (letGo = ok))
     const timer = setTimeout(() => letGo!(), 1000)
@@ -141,6 +142,7 @@ describe('forwarding appends between instances', () => {
       openHere: () => taking, // as the log manager answers while a log is opening
       hold: async () => {
         taking = true
+        holds++
         await held
         return () => void released++
       },
@@ -155,12 +157,15 @@ describe('forwarding appends between instances', () => {
     while (!taking) await new Promise((ok) => setTimeout(ok, 5))
     const second = a.request(req)
     const answers = await Promise.all([first, second])
+    // a is still taking the log (its wait goes on alone): a request arriving now goes to b at once.
+    answers.push(await a.request(req))
     clearTimeout(timer)
     letGo!()
     await new Promise((ok) => setTimeout(ok, 0))
-    expect(answers.map((r) => new TextDecoder().decode(r.body))).toEqual(['ran at b', 'ran at b'])
+    expect(answers.map((r) => new TextDecoder().decode(r.body))).toEqual(['ran at b', 'ran at b', 'ran at b'])
     expect(ran).toEqual([]) // nothing run at a: the log stays with b
-    expect(forwarded).toEqual(['http://b.internal/rpc', 'http://b.internal/rpc'])
+    expect(forwarded).toEqual(['http://b.internal/rpc', 'http://b.internal/rpc', 'http://b.internal/rpc'])
+    expect(holds).toBe(1) // only the first request waited to take the log
     expect(released).toBe(1) // the lease a took meanwhile is let go at once
   })
 })
