@@ -2,8 +2,13 @@
 // pre-signs every request before the timed phases (a fresh Space key per run, one Agent key, an
 // Agent→Service delegation with its own nonce per append, a tlog/append invocation per append),
 // then sends them over keep-alive HTTP/1.1 when told to, and reports wall time, its own CPU and
-// latencies. Driven over IPC by bench/throughput.js:
-//   { cmd: 'prepare', id, url, did, count, perRequest, spaceProof: 'shared' | 'fresh' }
+// latencies. Driven over IPC by bench/throughput.js and bench/instances.js:
+//   { cmd: 'prepare', id, url, did, count, perRequest, spaceProof: 'shared' | 'fresh', spaces?, urls? }
+//     spaces (default 1): append i goes to space i mod spaces (each its own Space key);
+//     spaceSet: a name; prepares with the same name (and space count) reuse the same Space keys
+//       (e.g. a warm-up opens the logs the timed runs append to); default fresh keys per prepare;
+//     urls (default [url]): request j is sent to one of them picked by a fixed hash of j
+//       (instances of one service behind a load balancer; independent of the space)
 //   { cmd: 'run', id, inflight }   closed loop: `inflight` requests in flight until all are sent
 //   { cmd: 'open', id, rate }      open loop: request i sent at start + i/rate s, whatever came back
 import { Agent, request as httpRequest } from 'node:http'
@@ -18,26 +23,32 @@ const U = await import(pathToFileURL(`${DIST}/src/ucan/index.js`).href)
 const LIFETIME = 3000 // s: every pre-signed invocation must outlive the whole benchmark
 
 const prepared = new Map()
+const spaceSets = new Map()
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity })
 
 /** Storacha capabilities on `space`, as delegateSpaceToAgent grants them. */
 const caps = (space) => U.STORACHA_ABILITIES.map((can) => ({ can, with: space }))
 
-async function prepare({ id, url, did: serviceDid, count, perRequest, spaceProof }) {
+async function prepare({ id, url, did: serviceDid, count, perRequest, spaceProof, spaces = 1, spaceSet, urls = [url] }) {
   const echo = serviceDid === 'none' // the echo checks nothing: sign for a throwaway service key, same sizes
   const did = echo ? (await U.generateKey()).did() : serviceDid
   const c0 = process.cpuUsage()
   const t0 = performance.now()
-  const space = U.createFastSigner(await U.generateKey())
   const agentKey = U.createFastSigner(await U.generateKey())
   const service = { did: () => did }
   const exp = U.systemNow() + LIFETIME
-  const shared = await delegate({ issuer: space, audience: agentKey, capabilities: caps(space.did()), expiration: exp + 10, nonce: randomBytes(8).toString('hex') })
+  const setKey = spaceSet === undefined ? undefined : `${spaceSet}/${spaces}`
+  const spaceKeys = spaceSets.get(setKey) ?? []
+  for (let s = spaceKeys.length; s < spaces; s++) spaceKeys.push(U.createFastSigner(await U.generateKey()))
+  if (setKey !== undefined) spaceSets.set(setKey, spaceKeys)
+  const shared = []
+  for (const key of spaceKeys) shared.push(await delegate({ issuer: key, audience: agentKey, capabilities: caps(key.did()), expiration: exp + 10, nonce: randomBytes(8).toString('hex') }))
   const invocations = []
   for (let i = 0; i < count; i++) {
+    const space = spaceKeys[i % spaces]
     const spaceToAgent = spaceProof === 'fresh'
       ? await delegate({ issuer: space, audience: agentKey, capabilities: caps(space.did()), expiration: exp + 10, nonce: randomBytes(8).toString('hex') })
-      : shared
+      : shared[i % spaces]
     // Distinct delegations: Ed25519 is deterministic, so without a nonce every delegation made in
     // the same second would be the same bytes (one CID) and measure a cache, not validation.
     const agentToService = await delegate({ issuer: agentKey, audience: service, capabilities: caps(space.did()), proofs: [spaceToAgent], expiration: exp + 5, nonce: randomBytes(8).toString('hex') })
@@ -48,11 +59,14 @@ async function prepare({ id, url, did: serviceDid, count, perRequest, spaceProof
   for (let i = 0; i < invocations.length; i += perRequest) {
     const batch = invocations.slice(i, i + perRequest)
     const { headers, body } = CAR.request.encode(await Message.build({ invocations: batch }))
-    requests.push({ headers, body, n: batch.length })
+    requests.push({ headers, body, n: batch.length, url: new URL('/rpc', urls[pick(requests.length, urls.length)]) })
   }
-  prepared.set(id, { url: new URL('/rpc', url), requests, echo })
+  prepared.set(id, { requests, echo })
   return { signMs: performance.now() - t0, signCpuMs: cpuMs(c0), count }
 }
+
+/** A fixed, evenly spread pick of 0..n-1 for request j (the top bits of a multiplicative hash: independent of j mod spaces). */
+const pick = (j, n) => Math.floor(((Math.imul(j + 1, 0x9e3779b1) >>> 0) / 2 ** 32) * n)
 
 function cpuMs(from) {
   const d = process.cpuUsage(from)
@@ -62,7 +76,7 @@ function cpuMs(from) {
 /** POSTs one request; resolves the number of invocations answered ok (echo: all, on a 200). */
 function send(p, r) {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(p.url, { method: 'POST', agent, headers: { ...r.headers, 'content-length': r.body.length } }, (res) => {
+    const req = httpRequest(r.url, { method: 'POST', agent, headers: { ...r.headers, 'content-length': r.body.length } }, (res) => {
       const chunks = []
       res.on('data', (c) => chunks.push(c))
       res.on('error', reject)

@@ -68,7 +68,12 @@ async function startServer(name, dataDir) {
     stock: [join(root, 'bench', 'stock-server.js')],
     echo: [join(root, 'bench', 'echo-server.js')],
   }[name]
-  const child = spawn(process.execPath, [...list(process.env.BENCH_TP_NODE_ARGS, '').flatMap((a) => a.split(' ')), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return { name, ...(await startProcess(name, [...list(process.env.BENCH_TP_NODE_ARGS, '').flatMap((a) => a.split(' ')), ...args])) }
+}
+
+/** Runs `node argv…` until it prints "serving on <url> service DID: <did>"; resolves { url, did, pid, stop } (also used by bench/instances.js). */
+export async function startProcess(name, argv) {
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   const { url, did } = await new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
@@ -79,11 +84,11 @@ async function startServer(name, dataDir) {
     child.once('exit', (code) => reject(new Error(`${name} exited ${code}: ${out}`)))
   })
   const exited = new Promise((r) => child.once('exit', r))
-  return { name, url, did, pid: child.pid, stop: async () => (child.kill('SIGTERM'), await exited) }
+  return { url, did, pid: child.pid, stop: async () => (child.kill('SIGTERM'), await exited) }
 }
 
 /** CPU (ms, user + system, all threads) a process has used so far; with `mainOnly`, its main thread's (the event loop's). */
-function procCpuMs(pid, mainOnly = false) {
+export function procCpuMs(pid, mainOnly = false) {
   const stat = readFileSync(mainOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return ((Number(f[11]) + Number(f[12])) * 1000) / TICK
@@ -96,7 +101,8 @@ function procRss(pid) {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
 }
 
-function clientProcess() {
+/** bench/throughput-client.js in its own process, driven over IPC: `call(message)` resolves its answer (also used by bench/instances.js). */
+export function clientProcess() {
   const child = fork(join(root, 'bench', 'throughput-client.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const waiting = new Map()
   let seq = 0
@@ -118,12 +124,14 @@ function clientProcess() {
   }
 }
 
-const stats = (xs) => {
+/** min / median / max of the finite values. */
+export const stats = (xs) => {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
   return s.length ? { min: s[0], med: s[Math.floor((s.length - 1) / 2)], max: s.at(-1) } : { min: NaN, med: NaN, max: NaN }
 }
-const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–')
-const mmm = (xs, d = 0) => {
+export const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–')
+/** "min / median / max" with `d` decimals. */
+export const mmm = (xs, d = 0) => {
   const s = stats(xs)
   return `${fmt(s.min, d)} / ${fmt(s.med, d)} / ${fmt(s.max, d)}`
 }

@@ -6,9 +6,14 @@
  * — the same signed bytes, which the holder verifies in full — and its answer returned unchanged.
  * Otherwise this instance takes the log itself (opening it takes its lease: it waits for a dead or
  * paused holder's lease to expire) and runs the request; if another instance took the lease
- * meanwhile (`LeaseHeld`), it looks again and forwards. The holder keeps a log while it is used
- * (leases follow use: LogManager idleCloseMs), so under load one instance integrates each log and
- * the others forward to it: no lease ping-pong.
+ * meanwhile (`LeaseHeld`), it looks again and forwards. While this instance is still taking a log
+ * (two instances raced for it and the other won), the requests waiting on it and those arriving
+ * meanwhile look for the holder every {@link WATCH_MS} and are forwarded to it as soon as it is
+ * there, rather than waiting until that holder lets the log go and then taking it back (which
+ * had the two instances pass the lease back and forth under load, each waiting for the other's
+ * idle release). The holder keeps a log while it is used (leases follow use: LogManager
+ * idleCloseMs), so under load one instance integrates each log and the others forward to it: no
+ * lease ping-pong.
  *
  * - A forwarded request carries `x-ucanlog-forwarded-for` (the client's address) and
  *   `x-ucanlog-forward-mac`, an HMAC-SHA256 of that address and the body's SHA-256 under a key
@@ -30,6 +35,8 @@ import type { RpcHandler } from './app.js'
 export const FORWARDED_FOR = 'x-ucanlog-forwarded-for'
 /** Header carrying the forwarded request's MAC (hex). */
 export const FORWARD_MAC = 'x-ucanlog-forward-mac'
+/** While this instance is taking a log, how often, ms, a request waiting on it looks for another holder to forward to (one indexed read). */
+export const WATCH_MS = 100
 
 /** What {@link forwardingRpc} needs. */
 export interface ForwardOptions {
@@ -45,7 +52,7 @@ export interface ForwardOptions {
   revocationLog?: string
   /** Another live instance holding log `id`'s lease (with its internal URL), or undefined. */
   otherHolder(id: string): Promise<{ holder: string; url: string | undefined } | undefined>
-  /** True when log `id` is open here (this instance holds it or is taking it). */
+  /** True when log `id` is open here (this instance holds it or is taking it; while it is taking it through `hold`, the holder is looked for anyway). */
   openHere(id: string): boolean
   /**
    * Takes log `id` here and holds it open until the returned release is called; undefined when no
@@ -138,6 +145,44 @@ export function forwardingRpc(o: ForwardOptions): RpcHandler {
     return { status: res.status, headers: out, body }
   }
 
+  /** Logs this instance is taking through `hold` now (until each hold settles), with how many holds are pending on each. */
+  const taking = new Map<string, number>()
+
+  /**
+   * `o.hold(space)`, or — when another live instance turns out to hold the log while this one
+   * waits for it (`watch`) — that holder's URL; the hold then goes on alone and is let go when done
+   * (until then, requests for the log look for the holder first: {@link taking}).
+   */
+  const holdOrFind = async (space: string, watch: boolean): Promise<{ release: (() => void) | undefined } | { url: string }> => {
+    taking.set(space, (taking.get(space) ?? 0) + 1)
+    const held = o.hold(space)
+    const done = (): void => {
+      const n = taking.get(space)! - 1
+      if (n === 0) taking.delete(space)
+      else taking.set(space, n)
+    }
+    held.then(done, done)
+    let settled = false
+    try {
+      if (!watch) return { release: await held }
+      const found = (async (): Promise<{ url: string } | undefined> => {
+        while (!settled) {
+          await new Promise((ok) => setTimeout(ok, WATCH_MS))
+          if (settled) return undefined
+          const other = await o.otherHolder(space).catch(() => undefined)
+          if (other?.url !== undefined) return { url: other.url }
+        }
+        return undefined
+      })()
+      // `found` ends undefined only once `held` has settled, which has then won the race.
+      const first = await Promise.race([held.then((release) => ({ release })), found.then((f) => f ?? new Promise<never>(() => {}))])
+      if ('url' in first) held.then((release) => release?.(), () => {}) // not ours to use: let it go once taken
+      return first
+    } finally {
+      settled = true
+    }
+  }
+
   return {
     async request(req) {
       const client = vouched(req)
@@ -145,18 +190,27 @@ export function forwardingRpc(o: ForwardOptions): RpcHandler {
       if (client !== undefined) return o.rpc.request({ ...req, client })
       const log = await appendTarget(req, o.revocationLog)
       if (log === undefined) return o.rpc.request(req)
+      let unreachable = false
       // Twice at most: a holder found, or found after LeaseHeld; then the request runs here.
       for (let round = 0; round < 2; round++) {
-        if (!o.openHere(log)) {
+        if (!o.openHere(log) || taking.has(log)) {
           const other = await o.otherHolder(log)
           if (other?.url !== undefined) {
             const r = await forward(other.url, req)
             if (r !== 'unreachable') return r
+            unreachable = true
           }
         }
         let release: (() => void) | undefined
         try {
-          release = await o.hold(log)
+          // A holder that could not be reached is dead: wait for its lease to expire, do not look again.
+          const got = await holdOrFind(log, !unreachable)
+          if ('url' in got) {
+            const r = await forward(got.url, req)
+            if (r !== 'unreachable') return r
+            unreachable = true
+            release = await o.hold(log)
+          } else release = got.release
         } catch (err) {
           if ((err as Error | undefined)?.name === 'LeaseHeld' && round === 0) continue
           break // the handler meets the same refusal and answers it by name

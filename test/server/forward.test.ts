@@ -4,7 +4,8 @@
  * request with a valid MAC runs where it arrives and is never forwarded again; a forged address
  * is ignored; an unreachable holder (dead) means the request runs here; a request that is not a
  * single log's appends (or only `ucan/revoke`s, which go to the revocation log's holder) is never
- * forwarded.
+ * forwarded; requests waiting while this instance takes a log that another instance won the race
+ * for are forwarded to the winner, not run here after it lets go.
  */
 import { Message } from '@ucanto/core'
 import * as CAR from '@ucanto/transport/car'
@@ -136,5 +137,61 @@ describe('forwarding appends between instances', () => {
     const c = instance(SECRET, { holder: 'http://b.internal' })
     await c.handler.request((await request('revoke')).req)
     expect([c.asked, c.ran]).toEqual([[], ['198.51.100.7']])
+  })
+
+  it('forwards the requests waiting while this instance takes a log another instance won the race for, instead of taking the log back when the winner lets go (no lease ping-pong)', async () => {
+    // Two instances raced for a new log; b won. a's first request saw no holder yet and waits to
+    // take the log; the next ones find a taking it. Injected: b lets the log go after 1 s (idle,
+    // since every client waits on a), and then a's wait ends with the lease taken.
+    let holderKnown = false
+    let taking = false
+    const forwarded: string[] = []
+    const ran: (string | undefined)[] = []
+    let released = 0
+    let holds = 0
+    let letGo: (() => void) | undefined
+    const held = new Promise<void>((ok) => (letGo = ok))
+    const timer = setTimeout(() => letGo!(), 1000)
+    const a = forwardingRpc({
+      rpc: {
+        request(req) {
+          ran.push(req.client)
+          return { status: 200, headers: { 'content-type': 'text/plain' }, body: new TextEncoder().encode('ran at a') }
+        },
+      },
+      secret: SECRET,
+      otherHolder: async () => {
+        const known = holderKnown
+        holderKnown = true // b's lease row is there from the second look on
+        return known ? { holder: 'b', url: 'http://b.internal' } : undefined
+      },
+      openHere: () => taking, // as the log manager answers while a log is opening
+      hold: async () => {
+        taking = true
+        holds++
+        await held
+        return () => void released++
+      },
+      timeoutMs: 1000,
+      fetch: (async (url: string) => {
+        forwarded.push(url)
+        return new Response('ran at b', { status: 200, headers: { 'content-type': 'text/plain' } })
+      }) as typeof fetch,
+    })
+    const { req } = await request()
+    const first = a.request(req)
+    while (!taking) await new Promise((ok) => setTimeout(ok, 5))
+    const second = a.request(req)
+    const answers = await Promise.all([first, second])
+    // a is still taking the log (its wait goes on alone): a request arriving now goes to b at once.
+    answers.push(await a.request(req))
+    clearTimeout(timer)
+    letGo!()
+    await new Promise((ok) => setTimeout(ok, 0))
+    expect(answers.map((r) => new TextDecoder().decode(r.body))).toEqual(['ran at b', 'ran at b', 'ran at b'])
+    expect(ran).toEqual([]) // nothing run at a: the log stays with b
+    expect(forwarded).toEqual(['http://b.internal/rpc', 'http://b.internal/rpc', 'http://b.internal/rpc'])
+    expect(holds).toBe(1) // only the first request waited to take the log
+    expect(released).toBe(1) // the lease a took meanwhile is let go at once
   })
 })
