@@ -28,8 +28,12 @@ export interface PostgresServer {
   readonly port: number
   /** Creates an empty database (name `t<n>` unless given) and returns its URL. */
   database(name?: string): Promise<string>
-  /** Stops the server (immediate shutdown) and deletes its directory. Idempotent. */
+  /** Stops the server (immediate shutdown, as a crash) and deletes its directory. Idempotent. */
   stop(): Promise<void>
+  /** Stops the server (immediate shutdown) keeping its data: the database is gone until {@link resume}. */
+  halt(): Promise<void>
+  /** Starts a {@link halt}ed server again on the same port with the same data (crash recovery). */
+  resume(): Promise<void>
 }
 
 const SUPERUSER = 'ucanlog'
@@ -105,8 +109,10 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
     ...settings,
   }
   const opts = [`-p ${port}`, ...Object.entries(options).map(([k, v]) => `-c ${k}=${v}`)].join(' ')
+  const start = () => run(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '60', '-o', opts, 'start'], user?.name)
+  const halt = () => run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], user?.name)
   try {
-    await run(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '60', '-o', opts, 'start'], user?.name)
+    await start()
   } catch (err) {
     const tail = await readFile(log, 'utf8').catch(() => '')
     await rm(dir, { recursive: true, force: true })
@@ -137,6 +143,8 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
       }
       return `postgres://${SUPERUSER}@127.0.0.1:${port}/${name}`
     },
+    halt,
+    resume: start,
     async stop() {
       stopSync()
       process.removeListener('exit', stopSync)

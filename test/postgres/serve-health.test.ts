@@ -2,7 +2,9 @@
  * The service on PostgreSQL when the database goes away (in process: the real service, the bundled
  * witness over loopback, a real PostgreSQL server stopped under it): `/healthz` turns from
  * `{"status":"ok","database":"ok"}` to 503 naming `DatabaseUnavailable` with Retry-After, and the
- * read routes answer 503 + Retry-After, never a stack trace or a 500.
+ * read routes answer 503 + Retry-After, never a stack trace or a 500. When the database comes back,
+ * the same process recovers without a restart: `/healthz` is ok again, reads are served, and the
+ * log takes appends again, consistent with what was acknowledged before.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestService } from '../e2e/helpers.js'
@@ -21,7 +23,7 @@ describe('serve on PostgreSQL: the database goes away', () => {
     await server?.stop()
   })
 
-  it('reports DatabaseUnavailable at /healthz and 503 + Retry-After on reads', async () => {
+  it('reports DatabaseUnavailable at /healthz and 503 + Retry-After on reads; recovers without a restart when the database is back', async () => {
     const writer = await newWriter(4)
     const done = await writer.append(svc.url, svc.did, [new TextEncoder().encode('before')])
     expect(done[0]).toMatchObject({ index: 0 })
@@ -30,7 +32,7 @@ describe('serve on PostgreSQL: the database goes away', () => {
     expect(await ok.json()).toEqual({ status: 'ok', database: 'ok' })
     expect((await fetch(`${svc.url}/logs/${writer.space}/tile/entries/000.p/1`)).status).toBe(200)
 
-    await server.stop()
+    await server.halt()
     // The health answer is reused for a second: ask until the check has met the stopped server.
     let health: Response
     for (;;) {
@@ -49,5 +51,23 @@ describe('serve on PostgreSQL: the database goes away', () => {
       expect(read.headers.get('retry-after')).toBe('1')
       expect(await read.text()).toBe('database unavailable; retry later\n')
     }
+    // An append meanwhile is refused before it runs: the RPC route answers 503 (not acknowledged).
+    const refused = await writer.append(svc.url, svc.did, [new TextEncoder().encode('while down')]).catch((err: unknown) => err as Error)
+    expect(refused).toBeInstanceOf(Error)
+    expect(String((refused as Error).message)).toMatch(/→ 503$/)
+
+    // The database comes back (crash recovery): the same process serves again, no restart.
+    await server.resume()
+    for (;;) {
+      health = await fetch(`${svc.url}/healthz`)
+      if (health.status === 200) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(await health.json()).toEqual({ status: 'ok', database: 'ok' })
+    expect((await fetch(`${svc.url}/logs/${writer.space}/tile/entries/000.p/1`)).status).toBe(200)
+    const after = await writer.append(svc.url, svc.did, [new TextEncoder().encode('after')])
+    expect(after[0]).toMatchObject({ index: 1 })
+    const list = await fetch(`${svc.url}/logs.txt`)
+    expect(list.status).toBe(200)
   })
 })
