@@ -102,10 +102,26 @@ const exited = (child) => (child.exitCode !== null || child.signalCode !== null 
 
 /** /proc/<pid>/status VmRSS, MiB. */
 function rssMiB(pid) {
+  return procStatus(pid).rss
+}
+/** /proc/<pid>/status: VmRSS and RssAnon (heap, malloc, stacks: what a leak grows), MiB; NaN when unreadable. */
+function procStatus(pid) {
   try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? NaN) / 1024
+    return { rss: kib('VmRSS'), anon: kib('RssAnon') }
   } catch {
-    return NaN
+    return { rss: NaN, anon: NaN }
+  }
+}
+/** serve's main-thread V8 heap from its /metrics (prom-client's nodejs_* gauges), MiB; NaN fields when unanswered. */
+async function heapMiB(metricsUrl) {
+  try {
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(2000) })).text()
+    const g = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20
+    return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes') }
+  } catch {
+    return { heapTotal: NaN, heapUsed: NaN, external: NaN }
   }
 }
 
@@ -369,8 +385,11 @@ for (let c = 0; c * CYCLE_S * 1000 < runMs; c++)
 
 let lastMinute = 0
 const sampler = setInterval(() => {
-  const s = { t: since(), rss: state.serve && !state.stopped ? rssMiB(state.serve.child.pid) : NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
+  const up = state.serve && !state.stopped
+  const ps = up ? procStatus(state.serve.child.pid) : { rss: NaN, anon: NaN }
+  const s = { t: since(), rss: ps.rss, anon: ps.anon, heapTotal: NaN, heapUsed: NaN, external: NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
   samples.push(s)
+  if (up) heapMiB(`${url}/metrics`).then((h) => Object.assign(s, h))
   const minute = Math.floor(s.t / 60_000)
   if (minute > lastMinute) {
     lastMinute = minute
@@ -548,6 +567,22 @@ for (let m = 0; m * 60_000 < runMs; m++) {
   perMinute.push(pct(xs, 0.5))
 }
 console.log(`RSS per minute (median of the minute, MiB): ${perMinute.map((x) => fmt(x)).join(' ')}`)
+// RSS over time beside what V8 holds: a leak in JavaScript shows as heap used rising at its lows; a
+// native one (malloc, SQLite, glibc arenas) as RssAnon rising while the heap total stays.
+try {
+console.log(`\nserve memory per minute (medians of the minute's 5 s samples, MiB; heap = serve's main thread from /metrics, the request workers' heaps are in RSS only):\n`)
+console.log('| min | life | phase | RSS | RssAnon | heap total | heap used (min–max) | external | RssAnon − heap total |')
+console.log('|---|---|---|---|---|---|---|---|---|')
+for (let m = 0; m * 60_000 < runMs; m++) {
+  const xs = samples.filter((s) => s.t >= m * 60_000 && s.t < (m + 1) * 60_000)
+  const med = (k) => pct(xs.map((s) => s[k]).filter(Number.isFinite).sort((a, b) => a - b), 0.5)
+  const used = xs.map((s) => s.heapUsed).filter(Number.isFinite)
+  const kinds = [...new Set(xs.map((s) => s.phase))].join(', ')
+  console.log(`| ${m} | ${[...new Set(xs.map((s) => s.restarts + 1))].join(', ')} | ${kinds} | ${fmt(med('rss'))} | ${fmt(med('anon'))} | ${fmt(med('heapTotal'))} | ${used.length ? `${fmt(Math.min(...used))}–${fmt(Math.max(...used))}` : '–'} | ${fmt(med('external'), 1)} | ${fmt(med('anon') - med('heapTotal'))} |`)
+}
+} catch (err) {
+  console.log(`(memory table failed: ${err.message})`)
+}
 // Growth verdict: least-squares slope of the per-minute medians over the last two thirds.
 const tail = perMinute.map((y, x) => [x, y]).slice(Math.floor(perMinute.length / 3)).filter(([, y]) => Number.isFinite(y))
 const mx = tail.reduce((a, [x]) => a + x, 0) / tail.length
