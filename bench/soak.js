@@ -18,7 +18,8 @@
 //   6:00 — to full for the last third of the phase — and the ballast removed at 7:30, `kill -9` of
 //   serve + restart at 8:00, SIGSTOP at 9:00 for BENCH_SOAK_STOP_S then SIGCONT).
 //
-// Sampled every 5 s: server RSS, appends acknowledged, refusals by name; one line per minute. At the
+// Sampled every 5 s: server RSS and RssAnon (/proc), serve's main-thread V8 heap (its /metrics),
+// appends acknowledged, refusals by name; one line per minute, a memory table per minute at the end. At the
 // end: every fault healed, every append settled, then every acknowledged entry read back at its index
 // (missing must be 0; no entry present twice), the whole log audited (auditLog), the upload queue
 // drained (every local CAR's root an upload of the space, each of its blocks in the space's CAR shards
