@@ -18,11 +18,13 @@
 //   6:00 — to full for the last third of the phase — and the ballast removed at 7:30, `kill -9` of
 //   serve + restart at 8:00, SIGSTOP at 9:00 for BENCH_SOAK_STOP_S then SIGCONT).
 //
-// Sampled every 5 s: server RSS, appends acknowledged, refusals by name; one line per minute. At the
+// Sampled every 5 s: server RSS and RssAnon (/proc), serve's main-thread V8 heap (its /metrics),
+// appends acknowledged, refusals by name; one line per minute, a memory table per minute at the end. At the
 // end: every fault healed, every append settled, then every acknowledged entry read back at its index
 // (missing must be 0; no entry present twice), the whole log audited (auditLog), the upload queue
 // drained (every local CAR's root an upload of the space, each of its blocks in the space's CAR shards
-// byte for byte: checkpoints are coalesced into shards), and a summary.
+// byte for byte: checkpoints are coalesced into shards; the shards streamed, a progress line every 10 s),
+// and a summary.
 //
 //   BENCH_SOAK_MINUTES        30
 //   BENCH_SOAK_RATE           50     appends/s offered
@@ -44,7 +46,6 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { CarBlockIterator } from '@ipld/car'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const cli = join(root, 'bin', 'ucanlog.js')
@@ -102,10 +103,26 @@ const exited = (child) => (child.exitCode !== null || child.signalCode !== null 
 
 /** /proc/<pid>/status VmRSS, MiB. */
 function rssMiB(pid) {
+  return procStatus(pid).rss
+}
+/** /proc/<pid>/status: VmRSS and RssAnon (heap, malloc, stacks: what a leak grows), MiB; NaN when unreadable. */
+function procStatus(pid) {
   try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? NaN) / 1024
+    return { rss: kib('VmRSS'), anon: kib('RssAnon') }
   } catch {
-    return NaN
+    return { rss: NaN, anon: NaN }
+  }
+}
+/** serve's main-thread V8 heap from its /metrics (prom-client's nodejs_* gauges), MiB; NaN fields when unanswered. */
+async function heapMiB(metricsUrl) {
+  try {
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(2000) })).text()
+    const g = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20
+    return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes') }
+  } catch {
+    return { heapTotal: NaN, heapUsed: NaN, external: NaN }
   }
 }
 
@@ -154,11 +171,6 @@ const { startLocalStoracha } = await import(pathToFileURL(join(build, 'test', 'h
 
 const state = { serve: undefined, witness: undefined, stopped: false, restarts: 0, crashes: [], restarting: Promise.resolve() }
 const cleanups = []
-/** Whether `a` is exactly the bytes `b`. */
-function equalBytes(a, b) {
-  return a !== undefined && a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
-}
-
 async function cleanup() {
   await state.restarting
   if (state.serve) {
@@ -374,8 +386,11 @@ for (let c = 0; c * CYCLE_S * 1000 < runMs; c++)
 
 let lastMinute = 0
 const sampler = setInterval(() => {
-  const s = { t: since(), rss: state.serve && !state.stopped ? rssMiB(state.serve.child.pid) : NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
+  const up = state.serve && !state.stopped
+  const ps = up ? procStatus(state.serve.child.pid) : { rss: NaN, anon: NaN }
+  const s = { t: since(), rss: ps.rss, anon: ps.anon, heapTotal: NaN, heapUsed: NaN, external: NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
   samples.push(s)
+  if (up) heapMiB(`${url}/metrics`).then((h) => Object.assign(s, h))
   const minute = Math.floor(s.t / 60_000)
   if (minute > lastMinute) {
     lastMinute = minute
@@ -486,19 +501,19 @@ try {
   const carDir = join(dataDir, 'cars', space)
   const carFiles = readdirSync(carDir).filter((n) => n.endsWith('.car')).sort()
   const uploads = await storacha.uploads(space)
-  const roots = new Set(uploads.map((u) => u.root))
   // Checkpoints are coalesced into CAR shards (--upload-batch-checkpoints), so a local CAR is in the
   // space when its root is an upload of the space and each of its blocks is, byte for byte, in the
-  // space's CAR blobs (not when the local CAR itself is a blob).
-  const inSpace = await storacha.blocks(space)
-  let carsMissing = 0
-  for (const name of carFiles) {
-    const car = await CarBlockIterator.fromBytes(readFileSync(join(carDir, name)))
-    let whole = roots.has((await car.getRoots())[0].toString())
-    for await (const b of car) if (whole && !equalBytes(inSpace.get(b.cid.toString()), b.bytes)) whole = false
-    if (!whole) carsMissing++
-  }
-  say(`Storacha: ${carFiles.length} local CARs, ${uploads.length} uploads in the space, ${carsMissing} CARs not in the space`)
+  // space's CAR blobs (not when the local CAR itself is a blob). Bounded memory: the local CARs are
+  // read one at a time and the shards streamed block by block, keeping only the needed CIDs' digests.
+  const tc = performance.now()
+  const missingCars = await storacha.missingCars(
+    space,
+    carFiles.map((name) => ({ name, read: async () => readFileSync(join(carDir, name)) })),
+    (line) => say(`Storacha check: ${line}`),
+  )
+  const carsMissing = missingCars.length
+  for (const m of missingCars.slice(0, 10)) say(`  not in the space: ${m.name}: ${m.reason}`)
+  say(`Storacha: ${carFiles.length} local CARs, ${uploads.length} uploads in the space, ${carsMissing} CARs not in the space (checked in ${fmt((performance.now() - tc) / 1000, 1)} s)`)
   if (carsMissing || hu.upload?.uploadedTreeSize !== hu.treeSize) failed = true
 } catch (err) {
   failed = true
@@ -553,6 +568,22 @@ for (let m = 0; m * 60_000 < runMs; m++) {
   perMinute.push(pct(xs, 0.5))
 }
 console.log(`RSS per minute (median of the minute, MiB): ${perMinute.map((x) => fmt(x)).join(' ')}`)
+// RSS over time beside what V8 holds: a leak in JavaScript shows as heap used rising at its lows; a
+// native one (malloc, SQLite, glibc arenas) as RssAnon rising while the heap total stays.
+try {
+console.log(`\nserve memory per minute (medians of the minute's 5 s samples, MiB; heap = serve's main thread from /metrics, the request workers' heaps are in RSS only):\n`)
+console.log('| min | life | phase | RSS | RssAnon | heap total | heap used (min–max) | external | RssAnon − heap total |')
+console.log('|---|---|---|---|---|---|---|---|---|')
+for (let m = 0; m * 60_000 < runMs; m++) {
+  const xs = samples.filter((s) => s.t >= m * 60_000 && s.t < (m + 1) * 60_000)
+  const med = (k) => pct(xs.map((s) => s[k]).filter(Number.isFinite).sort((a, b) => a - b), 0.5)
+  const used = xs.map((s) => s.heapUsed).filter(Number.isFinite)
+  const kinds = [...new Set(xs.map((s) => s.phase))].join(', ')
+  console.log(`| ${m} | ${[...new Set(xs.map((s) => s.restarts + 1))].join(', ')} | ${kinds} | ${fmt(med('rss'))} | ${fmt(med('anon'))} | ${fmt(med('heapTotal'))} | ${used.length ? `${fmt(Math.min(...used))}–${fmt(Math.max(...used))}` : '–'} | ${fmt(med('external'), 1)} | ${fmt(med('anon') - med('heapTotal'))} |`)
+}
+} catch (err) {
+  console.log(`(memory table failed: ${err.message})`)
+}
 // Growth verdict: least-squares slope of the per-minute medians over the last two thirds.
 const tail = perMinute.map((y, x) => [x, y]).slice(Math.floor(perMinute.length / 3)).filter(([, y]) => Number.isFinite(y))
 const mx = tail.reduce((a, [x]) => a + x, 0) / tail.length

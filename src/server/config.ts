@@ -8,6 +8,7 @@ import { AUTO_ORIGIN_PREFIX } from './origin-prefix.js'
 import { DEFAULT_WITNESS_TIMEOUT_MS } from '../log/witness-client.js'
 import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_UPPER_TILE_CACHE_BYTES } from '../log/tile-cache.js'
 import { DEFAULT_SHARD_CACHE_BYTES } from '../storage/unixfs.js'
+import { DEFAULT_SQLITE_CACHE_BYTES } from '../storage/sqlite-cache.js'
 import { DEFAULT_MAX_BODY_BYTES } from './app.js'
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './listener.js'
 import { DEFAULT_MAX_INVOCATIONS_PER_REQUEST, DEFAULT_REFUSAL_DELAY_MS } from '../ucan/service.js'
@@ -147,6 +148,8 @@ export interface ServiceConfig {
   upperTileCacheBytes: number
   /** Bytes of encoded HAMT shard nodes all CAR packers keep in memory together. */
   shardCacheBytes: number
+  /** Bytes of page cache each SQLite connection keeps (src/storage/sqlite-cache.ts). */
+  sqliteCacheBytes: number
   /** Most UCANs the verified-UCAN cache keeps (CIDs found canonical and validly signed; ¾ for proofs). */
   verifiedUcans: number
   /** Bytes the verified-UCAN cache may hold (its own accounting, ~250 B an entry). */
@@ -266,6 +269,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   tileCacheBytes: DEFAULT_TILE_CACHE_BYTES,
   upperTileCacheBytes: DEFAULT_UPPER_TILE_CACHE_BYTES,
   shardCacheBytes: DEFAULT_SHARD_CACHE_BYTES,
+  sqliteCacheBytes: DEFAULT_SQLITE_CACHE_BYTES,
   verifiedUcans: DEFAULT_MAX_VERIFIED_UCANS,
   verifiedUcanBytes: DEFAULT_MAX_VERIFIED_UCAN_BYTES,
   verifyWorkers: DEFAULT_VERIFY_WORKERS,
@@ -337,7 +341,7 @@ export const KNOBS: Knob[] = [
   { key: 'authorizeConcurrency', flag: '--authorize-concurrency', env: 'UCANLOG_AUTHORIZE_CONCURRENCY', unit: 'requests', description: 'requests and invocations being worked on at once in the whole service; freed turns go round-robin across client addresses, so a flooding address delays another by at most one turn', integer: { min: 1, max: 10_000 } },
   { key: 'maxQueuedRequests', flag: '--max-queued-requests', env: 'UCANLOG_MAX_QUEUED_REQUESTS', unit: 'requests', description: 'requests and invocations waiting for a turn, all client addresses together; at it, a newcomer from the address with the most waiting is refused, otherwise that address\'s newest waiting one is shed: 503 ServiceBusy + Retry-After, nothing ran', integer: { min: 1, max: 10_000_000 } },
   { key: 'maxQueueWaitMs', flag: '--max-queue-wait', env: 'UCANLOG_MAX_QUEUE_WAIT_MS', unit: 'ms', description: 'longest wait of a request or invocation for its turn; past it, 503 ServiceBusy + Retry-After, nothing ran; 0 = no limit (the queue is still bounded by --max-queued-requests)', integer: { min: 0, max: 3_600_000 } },
-  { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer, so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
+  { key: 'chargeMemory', flag: '--charge-memory', env: 'UCANLOG_CHARGE_MEMORY', unit: 'invocations', description: 'signed invocations remembered as charged to their issuer (~100 B each, a digest, whatever the issuer\'s key), so replays cost only the sender\'s address; oldest forgotten first', integer: { min: 1, max: 10_000_000 } },
   { key: 'refusalDelayMs', flag: '--refusal-delay', env: 'UCANLOG_REFUSAL_DELAY_MS', unit: 'ms', description: 'how long a rate-limited request is held before its 429 is sent (at most its Retry-After), so a client resending at once is slowed to one refusal per connection per delay; 0 = at once', integer: { min: 0, max: 60_000 } },
   { key: 'attesterDid', flag: '--attester-did', env: 'UCANLOG_ATTESTER_DID', unit: 'DID', description: 'trusted ucan/attest issuer for did:mailto chains (none by default; Storacha: did:web:up.storacha.network)' },
   { key: 'attesterKey', flag: '--attester-key', env: 'UCANLOG_ATTESTER_KEY', unit: 'did:key', description: 'the did:key that attester signs with, pinned (never fetched)' },
@@ -358,6 +362,7 @@ export const KNOBS: Knob[] = [
   { key: 'tileCacheBytes', flag: '--tile-cache-bytes', env: 'UCANLOG_TILE_CACHE_BYTES', unit: 'bytes', description: 'level-0 hash tiles (and the hashes inside them) all open logs keep in memory together, least recently used dropped first; misses read the tile file', integer: { min: 0, max: 2 ** 40 } },
   { key: 'upperTileCacheBytes', flag: '--upper-tile-cache-bytes', env: 'UCANLOG_UPPER_TILE_CACHE_BYTES', unit: 'bytes', description: 'hash tiles of levels ≥ 1 all open logs keep in memory together (~16 KiB per 65,536 entries; every proof reads one per level), least recently used dropped first', integer: { min: 0, max: 2 ** 40 } },
   { key: 'shardCacheBytes', flag: '--shard-cache-bytes', env: 'UCANLOG_SHARD_CACHE_BYTES', unit: 'bytes', description: "encoded HAMT shard nodes of the CARs' directories all logs keep in memory together (~1 MiB per log of 1 M entries); misses re-encode the node", integer: { min: 0, max: 2 ** 40 } },
+  { key: 'sqliteCacheBytes', flag: '--sqlite-cache-bytes', env: 'UCANLOG_SQLITE_CACHE_BYTES', unit: 'bytes', description: "page cache of each SQLite connection (ucan.db's two, lookup.db, uploads.sqlite, each open log's CAR index): native memory beside the V8 heap, filled as the files grow; the rest is read through the kernel's page cache (better-sqlite3's own default is 16 MB per connection)", integer: { min: 65_536, max: 2 ** 40 } },
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
   { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default two less than the cores (none on 2 cores)", integer: { min: 0, max: 64 } },

@@ -28,6 +28,7 @@ import Database from 'better-sqlite3'
 import { leafHash } from '../tlog/index.js'
 import type { PublishedView } from '../log/log-manager.js'
 import { CheckpointHistory } from './checkpoint-history.js'
+import { boundSqliteCache, sqliteCacheBytes } from '../storage/sqlite-cache.js'
 
 /** The index file's name in the data directory. */
 export const LOOKUP_INDEX_FILE = 'lookup.db'
@@ -61,6 +62,8 @@ export interface EntryIndexOptions {
   historyMaxPoints?: number
   /** Where background catch-up failures are reported (they are retried at the next publication or lookup). */
   onError?(err: unknown, id: string): void
+  /** Page cache of the index's connection, bytes (src/storage/sqlite-cache.ts; default 2 MiB). */
+  cacheBytes?: number
 }
 
 /** The index is behind the published tree by more than a lookup may index itself: retry shortly (503 + Retry-After). */
@@ -77,7 +80,7 @@ export class IndexCatchingUpError extends Error {
 /** The service's lookup index (see the module comment). */
 export class EntryIndex {
   readonly #db: Database.Database
-  readonly #o: Required<Omit<EntryIndexOptions, 'onError' | 'historyMaxPoints'>> & Pick<EntryIndexOptions, 'onError'>
+  readonly #o: Required<Omit<EntryIndexOptions, 'onError' | 'historyMaxPoints' | 'cacheBytes'>> & Pick<EntryIndexOptions, 'onError'>
   /** Each log's published checkpoints (size, root, time), in the same file: the explorer's chart. */
   readonly history: CheckpointHistory
   readonly #running = new Map<string, Promise<void>>()
@@ -101,12 +104,17 @@ export class EntryIndex {
   /** Opens (or creates, or recreates when unreadable) the index file `file`. */
   static open(file: string, o: EntryIndexOptions): EntryIndex {
     try {
-      return new EntryIndex(openDb(file), o)
+      return new EntryIndex(openDb(file, o.cacheBytes), o)
     } catch {
       // Derived data: an unreadable file is replaced and rebuilt from the logs.
       for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true })
-      return new EntryIndex(openDb(file), o)
+      return new EntryIndex(openDb(file, o.cacheBytes), o)
     }
+  }
+
+  /** The page cache bound of the index's connection, bytes (read back from SQLite). */
+  get sqliteCacheBytes(): number {
+    return sqliteCacheBytes(this.#db)
   }
 
   /** Entries of log `id` the index holds ([0, n)); 0 for a log it has never seen. */
@@ -215,9 +223,10 @@ export class EntryIndex {
   }
 }
 
-function openDb(file: string): Database.Database {
+function openDb(file: string, cacheBytes: number | undefined): Database.Database {
   const db = new Database(file)
   try {
+    boundSqliteCache(db, cacheBytes)
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.exec(`

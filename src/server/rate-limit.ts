@@ -104,7 +104,8 @@ export class TokenBuckets {
  * The signed invocations already charged to their issuer, each until its `exp` (Unix seconds,
  * inclusive). At most `max`; when full, expired ones are swept (at most once a second) and then
  * the oldest forgotten, so a replay of a forgotten invocation is charged to its issuer again,
- * once. Filling it costs the filler's own address a token per entry.
+ * once. Filling it costs the filler's own address a token per entry. Ids are admission.ts `chargeId`
+ * digests (44 characters), so an entry is ~100 B of heap whatever the issuer's key.
  */
 export class ChargeMemory {
   readonly #seen = new Map<string, number>()

@@ -186,12 +186,12 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // with a database there, drained by every instance (pg-upload-queue.ts; claims last a lease).
   let uploader: StorachaUploader | undefined
   let uploadQueue: (UploadQueueStore & { readonly isOpen: boolean; close(): void | Promise<void> }) | undefined
-  const local = new LocalBackend(dataDir, { io: hooks.storageIO })
+  const local = new LocalBackend(dataDir, { io: hooks.storageIO, cacheBytes: c.sqliteCacheBytes })
   if (c.storachaUrl !== 'off') {
     const target = storachaTarget(c)
     uploadQueue = db
       ? new PgUploadQueue(db.pool, { keepDone: c.uploadKeepDone, claimMs: c.databaseLeaseMs })
-      : new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone })
+      : new UploadQueue(join(dataDir, UPLOAD_QUEUE_FILE), { keepDone: c.uploadKeepDone, cacheBytes: c.sqliteCacheBytes })
     const attempts = new Counter({ name: 'ucanlog_upload_attempts_total', help: 'checkpoint CAR upload attempts, by result (ok, or the failure name: StorachaUnavailable, NoDelegation, …)', labelNames: ['result'], registers: [metrics] })
     const backlogFull = new Counter({ name: 'ucanlog_upload_backlog_refusals_total', help: 'appends refused UploadBacklogFull: their log had --upload-backlog-max checkpoints waiting for upload', registers: [metrics] })
     uploader = new StorachaUploader({
@@ -304,6 +304,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
     maxResults: c.lookupMaxResults,
     catchUpEntries: c.lookupCatchUpEntries,
     historyMaxPoints: c.historyMaxPoints,
+    cacheBytes: c.sqliteCacheBytes,
     onError: (err, id) => log.warn({ err, log: id }, 'lookup index catch-up failed; retried at the next publication or lookup'),
   })
 
@@ -349,7 +350,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   }
   // UCAN state: revocations (also in their own transparency log) and seen invocations, durable; with
   // a database, shared there by every instance (src/server/pg-stores.ts), else in <data>/ucan.db.
-  const ucanOptions = { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock }
+  const ucanOptions = { maxReplayPerOwner: c.replayPerSpace, maxUncommittedOutcomes: c.replayUncommitted, maxRevocationsPerScope: c.revocationsPerScope, now: hooks.ucanClock, cacheBytes: c.sqliteCacheBytes }
   const ucanStore: { replay: ReplayGuard; revocations: RevocationIndex; close(): void | Promise<void> } = db
     ? await openPgUcanStores(db.pool, ucanOptions)
     : UcanStore.open(join(dataDir, 'ucan.db'), ucanOptions)

@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { DIRECT_IO, type DurableIO, fsyncDir, mkdirDurable, renameDurable, tempPathFor, unlinkFile, writeTemp } from './durable.js'
 import { checkRelativePath, InvalidPathError } from './file-store.js'
+import { boundSqliteCache, sqliteCacheBytes } from './sqlite-cache.js'
 import { type Block, type EncodedDirectory, type EncodedFile, SHARD_THRESHOLD, type ShardCache, encodeDirectory, encodeFile, sharedShardCache } from './unixfs.js'
 
 /** Multicodec code of a CAR (0x0202): the codec of a PackResult's carCid. */
@@ -66,6 +67,8 @@ export interface CarPackerOptions {
   faultHook?: (point: PackFaultPoint) => void | Promise<void>
   /** How each file write, fsync, rename and removal runs (durable.ts {@link DurableIO}); default {@link DIRECT_IO}, tests inject faults through it. */
   io?: DurableIO
+  /** Page cache of the index's connection, bytes (sqlite-cache.ts; default 2 MiB). */
+  cacheBytes?: number
 }
 
 /** `<treeSize zero-padded to TREE_SIZE_DIGITS>-<carCid>.car`. */
@@ -149,9 +152,10 @@ const SCHEMA = `
  * the files of a pack that a crash (or a pack failed for want of space) left uncommitted; see
  * {@link CarPacker}.
  */
-async function openIndex(real: string, io: DurableIO): Promise<Database.Database> {
+async function openIndex(real: string, io: DurableIO, cacheBytes: number | undefined): Promise<Database.Database> {
   const db = new Database(join(real, INDEX_FILE), { timeout: 0 })
   try {
+    boundSqliteCache(db, cacheBytes)
     // EXCLUSIVE before WAL: no shared-memory index, and the write lock is held until close.
     db.pragma('locking_mode = EXCLUSIVE')
     db.pragma('journal_mode = WAL')
@@ -221,6 +225,7 @@ export class CarPacker {
   private db: Database.Database | undefined
   private readonly faultHook: CarPackerOptions['faultHook']
   private readonly io: DurableIO
+  private readonly cacheBytes: number | undefined
   private last: PackResult | undefined
   private tail: Promise<void> = Promise.resolve()
   /** A pack failed for want of space (not closed by close()): the next pack reopens the index first. */
@@ -233,6 +238,7 @@ export class CarPacker {
     this.db = db
     this.faultHook = options.faultHook
     this.io = options.io ?? DIRECT_IO
+    this.cacheBytes = options.cacheBytes
     const row = db.prepare('SELECT * FROM packs ORDER BY tree_size DESC LIMIT 1').get() as PackRow | undefined
     this.last = row === undefined ? undefined : this.toResult(row)
   }
@@ -245,7 +251,7 @@ export class CarPacker {
     const io = options.io ?? DIRECT_IO
     await mkdirDurable(dir, io)
     const real = await realpath(dir)
-    return new CarPacker(real, await openIndex(real, io), options)
+    return new CarPacker(real, await openIndex(real, io, options.cacheBytes), options)
   }
 
   /**
@@ -323,7 +329,7 @@ export class CarPacker {
 
   private async packNow(treeSize: number, files: Map<string, Uint8Array>): Promise<PackResult> {
     if (this.db === undefined && this.reopenable) {
-      this.db = await openIndex(this.dir, this.io)
+      this.db = await openIndex(this.dir, this.io, this.cacheBytes)
       this.reopenable = false
     }
     const db = this.open_()
@@ -383,6 +389,11 @@ export class CarPacker {
     }
     this.last = result
     return result
+  }
+
+  /** The page cache bound of the index's connection, bytes (read back from SQLite). @throws PackerClosedError when closed. */
+  get sqliteCacheBytes(): number {
+    return sqliteCacheBytes(this.open_())
   }
 
   private open_(): Database.Database {

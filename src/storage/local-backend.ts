@@ -33,10 +33,11 @@ export class LocalBackend {
    * @param dataDir the service's data directory (`--data`, default `./data`).
    * @param o.io how every file write, fsync, rename and removal of the logs and CARs runs
    *   (durable.ts DurableIO); default the direct one. Tests inject faults through it (issue 15 item 2).
+   * @param o.cacheBytes page cache of each log's CAR index connection, bytes (sqlite-cache.ts; default 2 MiB).
    */
   constructor(
     readonly dataDir: string,
-    private readonly o: { io?: DurableIO } = {},
+    private readonly o: { io?: DurableIO; cacheBytes?: number } = {},
   ) {
     this.logsDir = join(dataDir, 'logs')
     this.carsDir = join(dataDir, 'cars')

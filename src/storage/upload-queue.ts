@@ -27,6 +27,7 @@ import { readFile, stat } from 'node:fs/promises'
 import Database from 'better-sqlite3'
 import { Delegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
+import { boundSqliteCache, sqliteCacheBytes } from './sqlite-cache.js'
 
 /** Name of the queue database inside the data directory. */
 export const UPLOAD_QUEUE_FILE = 'uploads.sqlite'
@@ -39,6 +40,8 @@ export const DEFAULT_UPLOAD_KEEP_DONE = 16
 export interface UploadQueueOptions {
   /** Done jobs kept per log, the newest ones, integer ≥ 1 (default {@link DEFAULT_UPLOAD_KEEP_DONE}). */
   keepDone?: number
+  /** Page cache of the queue's connection, bytes (sqlite-cache.ts; default 2 MiB). */
+  cacheBytes?: number
 }
 
 /** One checkpoint CAR to store in a space. */
@@ -169,6 +172,7 @@ export class UploadQueue implements UploadQueueStore {
     if (!Number.isInteger(this.keepDone) || this.keepDone < 1) throw new RangeError('keepDone must be an integer ≥ 1')
     this.db = new Database(file)
     try {
+      boundSqliteCache(this.db, o.cacheBytes)
       this.db.pragma('journal_mode = WAL')
       this.db.pragma('synchronous = FULL')
       this.db.transaction(() => {
@@ -376,6 +380,11 @@ export class UploadQueue implements UploadQueueStore {
   }
 
   /** Closes the database. */
+  /** The page cache bound of the queue's connection, bytes (read back from SQLite). */
+  get sqliteCacheBytes(): number {
+    return sqliteCacheBytes(this.db)
+  }
+
   close(): void {
     if (this.db.open) this.db.close()
   }

@@ -20,6 +20,7 @@ import { DEFAULT_REPLAY_PER_SPACE } from './replay.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE } from './revocation.js'
 import { SqliteReplayGuard } from './sqlite-replay.js'
 import { SqliteRevocations } from './sqlite-revocations.js'
+import { boundSqliteCache, sqliteCacheBytes } from '../storage/sqlite-cache.js'
 
 /** Options of {@link UcanStore.open}. */
 export interface UcanStoreOptions {
@@ -33,6 +34,8 @@ export interface UcanStoreOptions {
   monotonic?: () => number
   /** Most revocation records per principal (scope); default {@link DEFAULT_REVOCATIONS_PER_SCOPE}. */
   maxRevocationsPerScope?: number
+  /** Page cache of each of the file's two connections, bytes (src/storage/sqlite-cache.ts; default 2 MiB). */
+  cacheBytes?: number
   /** Most unexpired invocations the replay guard remembers per owner (space); default {@link DEFAULT_REPLAY_PER_SPACE}. */
   maxReplayPerOwner?: number
   /**
@@ -69,10 +72,15 @@ export class UcanStore {
    * @throws if the file cannot be opened or is not this store's schema.
    */
   static open(file: string, options: UcanStoreOptions = {}): UcanStore {
-    const db = connect(file, 'FULL')
+    const db = connect(file, 'FULL', options.cacheBytes)
     // A second connection to the same file (for `:memory:`, a second database, equally private).
-    const replayDb = connect(file, 'NORMAL')
+    const replayDb = connect(file, 'NORMAL', options.cacheBytes)
     return new UcanStore(db, replayDb, options)
+  }
+
+  /** The page cache bound of the store's connections, bytes (read back from SQLite; the larger of the two). */
+  get sqliteCacheBytes(): number {
+    return Math.max(sqliteCacheBytes(this.#db), sqliteCacheBytes(this.#replayDb))
   }
 
   /** Admits the replay guard's pending calls and commits the outcomes still pending, then closes the file; later calls throw. */
@@ -84,10 +92,11 @@ export class UcanStore {
   }
 }
 
-/** Opens `file` in WAL mode with the given `synchronous` level and creates the tables. */
-function connect(file: string, synchronous: 'FULL' | 'NORMAL'): Database.Database {
+/** Opens `file` in WAL mode with the given `synchronous` level and page cache bound (bytes), and creates the tables. */
+function connect(file: string, synchronous: 'FULL' | 'NORMAL', cacheBytes: number | undefined): Database.Database {
   const db = new Database(file)
   try {
+    boundSqliteCache(db, cacheBytes)
     db.pragma('journal_mode = WAL')
     db.pragma(`synchronous = ${synchronous}`)
     db.transaction(() => {

@@ -17,6 +17,7 @@
  * its storage-node and indexing servers on `::` (all interfaces, ephemeral ports); only the front
  * is ours to bind to 127.0.0.1.
  */
+import { createHash } from 'node:crypto'
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { CarBlockIterator } from '@ipld/car'
@@ -60,6 +61,25 @@ export interface LocalStoracha {
   blobs(space: string): Promise<{ digest: string; size: number; bytes: Uint8Array }[]>
   /** Every block in the CAR blobs of `space`, keyed by CID string (index blobs included). */
   blocks(space: string): Promise<Map<string, Uint8Array>>
+  /**
+   * Visits every block of the CAR blobs of `space` (index blobs included), one blob at a time, each
+   * read from its storage node block by block (no blob is held whole); blobs that are not CARs are
+   * skipped. `onBlob(done, total)` after each blob. Resolves with the number of blobs read.
+   */
+  eachBlock(space: string, visit: (cid: string, bytes: Uint8Array) => void, onBlob?: (done: number, total: number) => void): Promise<number>
+  /**
+   * Which local CARs are not in `space`: a CAR is in the space when its root is an upload of the
+   * space and each of its blocks is, byte for byte (sha2-256 of the bytes), in one of the space's
+   * CAR blobs (checkpoints are coalesced into shards, so the local CAR itself need not be a blob).
+   * Memory is bounded by the CIDs of the local CARs (one digest each), not by the blobs' bytes: the
+   * local CARs are read one at a time (`read`), the blobs streamed (eachBlock). `progress` gets a line
+   * now and then. Resolves with the missing CARs' names and why.
+   */
+  missingCars(
+    space: string,
+    cars: { name: string; read: () => Promise<Uint8Array> }[],
+    progress?: (line: string) => void,
+  ): Promise<{ name: string; reason: string }[]>
   /** Stops the front (connections refused, like a Storacha outage); state is kept. Idempotent. */
   stop(): Promise<void>
   /** Starts the front again on the same port. Idempotent. */
@@ -84,7 +104,8 @@ export async function startLocalStoracha(options: { port?: number } = {}): Promi
   }
   const provisioned = new Set<string>()
 
-  const blobBytes = async (digestBytes: Uint8Array): Promise<Uint8Array | undefined> => {
+  /** The blob's storage-node answer (its body unread), or undefined when no node has it. */
+  const blobResponse = async (digestBytes: Uint8Array): Promise<Response | undefined> => {
     const key = base58btc.encode(digestBytes)
     for (const node of context.storageProviders as unknown as { server: http.Server }[]) {
       const addr = node.server.address() as AddressInfo | null
@@ -95,16 +116,24 @@ export async function startLocalStoracha(options: { port?: number } = {}): Promi
       for (let attempt = 0; attempt < 3 && res === undefined; attempt++) {
         res = await fetch(`http://127.0.0.1:${addr.port}/${key}/${key}.blob`).catch(() => undefined)
       }
-      if (res?.ok) return new Uint8Array(await res.arrayBuffer())
+      if (res?.ok) return res
+      await res?.body?.cancel()
     }
     return undefined
   }
-
-  const blobs: LocalStoracha['blobs'] = async (space) => {
+  const blobBytes = async (digestBytes: Uint8Array): Promise<Uint8Array | undefined> => {
+    const res = await blobResponse(digestBytes)
+    return res ? new Uint8Array(await res.arrayBuffer()) : undefined
+  }
+  const entries = async (space: string) => {
     const listed = await context.registry.entries(space as `did:key:${string}`)
     if (listed.error) throw new Error(`registry.entries: ${listed.error.message}`)
+    return listed.ok.results
+  }
+
+  const blobs: LocalStoracha['blobs'] = async (space) => {
     const out: { digest: string; size: number; bytes: Uint8Array }[] = []
-    for (const e of listed.ok.results) {
+    for (const e of await entries(space)) {
       const bytes = await blobBytes(e.blob.digest.bytes)
       if (!bytes) throw new Error(`blob ${base58btc.encode(e.blob.digest.bytes)} is registered but no storage node has it`)
       out.push({ digest: base58btc.encode(e.blob.digest.bytes), size: e.blob.size, bytes })
@@ -112,18 +141,79 @@ export async function startLocalStoracha(options: { port?: number } = {}): Promi
     return out
   }
 
-  const blocks: LocalStoracha['blocks'] = async (space) => {
-    const out = new Map<string, Uint8Array>()
-    for (const b of await blobs(space)) {
+  const eachBlock: LocalStoracha['eachBlock'] = async (space, visit, onBlob) => {
+    const listed = await entries(space)
+    let done = 0
+    for (const e of listed) {
+      const res = await blobResponse(e.blob.digest.bytes)
+      if (!res?.body) throw new Error(`blob ${base58btc.encode(e.blob.digest.bytes)} is registered but no storage node has it`)
+      const body = res.body
       let it
       try {
-        it = await CarBlockIterator.fromBytes(b.bytes)
+        it = await CarBlockIterator.fromIterable(body as AsyncIterable<Uint8Array>)
       } catch {
-        continue // not a CAR
+        await body.cancel().catch(() => {}) // not a CAR
       }
-      for await (const { cid, bytes } of it) out.set(cid.toString(), new Uint8Array(bytes))
+      if (it) for await (const { cid, bytes } of it) visit(cid.toString(), bytes)
+      onBlob?.(++done, listed.length)
     }
+    return done
+  }
+
+  const blocks: LocalStoracha['blocks'] = async (space) => {
+    const out = new Map<string, Uint8Array>()
+    await eachBlock(space, (cid, bytes) => out.set(cid, new Uint8Array(bytes)))
     return out
+  }
+
+  const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('base64')
+  const missingCars: LocalStoracha['missingCars'] = async (space, cars, progress) => {
+    const listed = await context.uploadTable.list(space as `did:key:${string}`)
+    if (listed.error) throw new Error(`uploadTable.list: ${listed.error.message}`)
+    const roots = new Set(listed.ok.results.map((u) => u.root.toString()))
+    // Pass 1, the local CARs one at a time: the root each needs, and the digest of each block it needs.
+    const needed = new Map<string, string>() // CID → sha2-256 of the local bytes (base64)
+    const local: { name: string; root: string; cids: string[] }[] = []
+    const missing: { name: string; reason: string }[] = []
+    for (const car of cars) {
+      const it = await CarBlockIterator.fromBytes(await car.read())
+      const root = String((await it.getRoots())[0])
+      const cids: string[] = []
+      for await (const { cid, bytes } of it) {
+        const key = cid.toString()
+        const digest = sha256(bytes)
+        const had = needed.get(key)
+        if (had !== undefined && had !== digest) missing.push({ name: car.name, reason: `two local CARs hold different bytes for block ${key}` })
+        needed.set(key, had ?? digest)
+        cids.push(key)
+      }
+      local.push({ name: car.name, root, cids })
+    }
+    progress?.(`${cars.length} local CARs need ${needed.size} distinct blocks; ${roots.size} uploads in the space; reading the space's blobs`)
+    // Pass 2, the space's blobs streamed: which needed blocks are there with the same bytes.
+    const found = new Set<string>()
+    let last = Date.now()
+    await eachBlock(
+      space,
+      (cid, bytes) => {
+        const want = needed.get(cid)
+        if (want !== undefined && !found.has(cid) && sha256(bytes) === want) found.add(cid)
+      },
+      (done, total) => {
+        if (done === total || Date.now() - last >= 10_000) {
+          last = Date.now()
+          progress?.(`blobs read ${done}/${total}, needed blocks found ${found.size}/${needed.size}`)
+        }
+      },
+    )
+    for (const car of local) {
+      if (!roots.has(car.root)) missing.push({ name: car.name, reason: `root ${car.root} is not an upload of the space` })
+      else {
+        const absent = car.cids.filter((c) => !found.has(c))
+        if (absent.length) missing.push({ name: car.name, reason: `${absent.length} of its ${car.cids.length} blocks are not in the space's CAR blobs (first ${absent[0]})` })
+      }
+    }
+    return missing
   }
 
   // The gateway's block lookup: every block of every provisioned space, refreshed on a miss.
@@ -247,6 +337,8 @@ export async function startLocalStoracha(options: { port?: number } = {}): Promi
     },
     blobs,
     blocks,
+    eachBlock,
+    missingCars,
     start,
     stop,
     async close() {

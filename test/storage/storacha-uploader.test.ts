@@ -4,12 +4,15 @@
  * delegation), orphan blobs from a half-done upload tolerated on retry, a queue that survives
  * being closed and reopened, and the queue's writes failing on a full disk (no unhandled rejection).
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CarBlockIterator } from '@ipld/car'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CarPacker, type PackResult } from '../../src/storage/car-packer.js'
+import { CarPacker, type PackResult, encodeCar } from '../../src/storage/car-packer.js'
 import { startLocalStoracha, type LocalStoracha } from '../helpers/local-storacha.js'
 import { StorachaUploader, UploadBacklogFullError, classifyUploadError } from '../../src/storage/storacha-uploader.js'
 import { UploadQueue, type UploadStatus } from '../../src/storage/upload-queue.js'
@@ -237,6 +240,40 @@ describe('the local Storacha harness', () => {
     expect(await accepts('127.0.0.1', port)).toBe(true)
     // Linux routes all of 127/8 to lo: a socket bound to :: or 0.0.0.0 would accept on 127.0.0.2 too.
     expect(await accepts('127.0.0.2', port)).toBe(false)
+  })
+
+  // What the soak's closing check (bench/soak.js) relies on: it must be able to say "missing".
+  it('missingCars: an uploaded CAR is in the space; a root never uploaded, a block in no shard, or other bytes under a CID are missing', async () => {
+    const queue = new UploadQueue(join(dir, 'q-harness.sqlite'))
+    const u = uploader(queue)
+    try {
+      const { space, agent, pack } = await spaceWithCar()
+      await u.rememberDelegation(space.did(), await delegation(space, agent))
+      u.start()
+      u.enqueue(space.did(), pack)
+      await until(u, space.did(), (s) => s.state === 'uploaded')
+      const uploaded = new Uint8Array(await readFile(pack.file))
+      const notUploaded = new Uint8Array(await readFile((await spaceWithCar(false)).pack.file))
+      const blocks: { cid: CID; bytes: Uint8Array }[] = []
+      for await (const b of await CarBlockIterator.fromBytes(uploaded)) blocks.push({ cid: CID.asCID(b.cid)!, bytes: b.bytes })
+      const extraBytes = new TextEncoder().encode('a block no shard of the space holds')
+      const extraBlock = await encodeCar(pack.root, [...blocks, { cid: CID.create(1, 0x55, await sha256.digest(extraBytes)), bytes: extraBytes }])
+      const other = blocks.map((b, i) => (i === blocks.length - 1 ? { cid: b.cid, bytes: Uint8Array.from(b.bytes, (x, j) => (j === 0 ? x ^ 1 : x)) } : b))
+      const otherBytes = await encodeCar(pack.root, other)
+      const car = (name: string, bytes: Uint8Array) => ({ name, read: async () => bytes })
+      const lines: string[] = []
+
+      const missing = await storacha.missingCars(space.did(), [car('uploaded', uploaded), car('not uploaded', notUploaded), car('extra block', extraBlock)], (l) => lines.push(l))
+      expect(missing.map((m) => m.name)).toEqual(['not uploaded', 'extra block'])
+      expect(missing[0]!.reason).toMatch(/^root \S+ is not an upload of the space$/)
+      expect(missing[1]!.reason).toMatch(/^1 of its \d+ blocks are not in the space's CAR blobs/)
+      expect(lines.at(-1)).toMatch(/^blobs read 2\/2, needed blocks found \d+\/\d+$/) // the CAR shard and its index
+      expect(await storacha.missingCars(space.did(), [car('other bytes', otherBytes)])).toEqual([{ name: 'other bytes', reason: expect.stringMatching(/^1 of its/) }])
+      expect(await storacha.missingCars(space.did(), [car('uploaded', uploaded)])).toEqual([])
+    } finally {
+      await u.close()
+      queue.close()
+    }
   })
 })
 
