@@ -16,6 +16,7 @@
 //
 //   npm run bench:request-check
 //   BENCH_RC_REQUESTS (requests per repetition, default 32), BENCH_RC_REPS (default 5),
+//   BENCH_RC_PER_REQUEST (appends per request, default 16),
 //   BENCH_RC_ONLY=ours|stock (one side only, e.g. under --cpu-prof),
 //   BENCH_RC_BASE=<another built checkout> (its request-check.ts measured in the same run, interleaved),
 //   BENCH_RC_PROFILE=<prefix> (a V8 CPU profile of each measured loop of ours, <prefix>-<n>.cpuprofile:
@@ -34,7 +35,7 @@ import { createStockServer } from './stock-service.js'
 const REQUESTS = Number(process.env.BENCH_RC_REQUESTS ?? 32)
 const REPS = Number(process.env.BENCH_RC_REPS ?? 5)
 const ONLY = process.env.BENCH_RC_ONLY
-const PER_REQUEST = 16
+const PER_REQUEST = Number(process.env.BENCH_RC_PER_REQUEST ?? 16)
 const PROFILE = process.env.BENCH_RC_PROFILE
 let profiles = 0
 const session = new inspector.Session()

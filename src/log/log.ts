@@ -10,11 +10,13 @@
  *   append() resolves with index, cosigned checkpoint and inclusion proof.
  *
  * Cadence (one checkpoint, one witness round and one CAR per batch): a batch is taken when
- * `batchMaxSize` entries wait (the size trigger), else once `batchMaxAgeMs` have passed since both
- * its oldest entry arrived and the previous batch was taken (the age trigger, also the minimum
- * interval between checkpoints). So under load checkpoints come at most every `batchMaxAgeMs` unless
- * batches fill up, and an entry waits at most `batchMaxAgeMs` plus the batch before it. Batches, and
- * so witness requests, never overlap for one log.
+ * `batchMaxSize` entries wait (the size trigger), else once `batchMaxAgeMs` have passed since the
+ * previous batch was taken (the age trigger: the minimum interval between checkpoints) and at least
+ * {@link BATCH_GATHER_MS} since its oldest entry arrived (so the appends of one request, sequenced
+ * together, share a batch). So under load checkpoints come at most every `batchMaxAgeMs` unless
+ * batches fill up; on a log idle for `batchMaxAgeMs` a lone entry waits only the gather; and an entry
+ * waits at most `batchMaxAgeMs` plus the batch before it. Batches, and so witness requests, never
+ * overlap for one log.
  *
  * Nothing is acknowledged before the commit point, and the tree in `.state/tree` only ever grows,
  * so a crash at any moment loses no acknowledged entry and never rolls the log back. Files written
@@ -62,6 +64,12 @@ import type { CosignResult, ProveConsistency } from './witness-client.js'
 export const DEFAULT_BATCH_MAX_SIZE = 256
 /** Default maximum age of a batch in ms before it is integrated (Tessera's DefaultBatchMaxAge). */
 export const DEFAULT_BATCH_MAX_AGE_MS = 250
+/**
+ * How long a batch gathers after its oldest entry (ms) when the minimum interval since the previous
+ * batch has already passed: long enough for the appends of one request, sequenced in the same few
+ * event-loop turns, to share one checkpoint; short next to a witness round. Capped by `batchMaxAgeMs`.
+ */
+export const BATCH_GATHER_MS = 5
 /** Default entries accepted but not yet integrated before appends are refused with {@link PushbackError}. */
 export const DEFAULT_MAX_PENDING = 4096
 /**
@@ -300,8 +308,7 @@ export class Log {
     }
     return new Promise<Appended>((resolve, reject) => {
       this.queue.push({ entry: new Uint8Array(entry), at: performance.now(), resolve, reject })
-      if (this.queue.length >= this.o.batchMaxSize) this.flushSoon(0)
-      else this.flushSoon(this.o.batchMaxAgeMs)
+      this.flushSoon(Math.max(0, Math.ceil(this.dueAt() - performance.now())))
     })
   }
 
@@ -360,11 +367,13 @@ export class Log {
 
   /**
    * When the next batch is due (performance.now(), ms): now when `batchMaxSize` entries wait or the
-   * log is closing, else `batchMaxAgeMs` after both the oldest entry and the previous batch.
+   * log is closing, else `batchMaxAgeMs` after the previous batch and at least the gather
+   * ({@link BATCH_GATHER_MS}, at most `batchMaxAgeMs`) after the oldest entry.
    */
   private dueAt(): number {
     if (this.closed || this.queue.length >= this.o.batchMaxSize) return -Infinity
-    return Math.max(this.queue[0]!.at, this.lastBatchAt) + this.o.batchMaxAgeMs
+    const gather = Math.min(this.o.batchMaxAgeMs, BATCH_GATHER_MS)
+    return Math.max(this.queue[0]!.at + gather, this.lastBatchAt + this.o.batchMaxAgeMs)
   }
 
   /** Integrates and publishes queued entries, one batch at a time, while batches are due (see the module comment). */

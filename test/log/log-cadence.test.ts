@@ -1,11 +1,11 @@
 /**
  * Checkpoint cadence (issue 11 item 3, src/log/log.ts): a batch — and so a checkpoint, a witness
  * round and a CAR — is taken when `batchMaxSize` entries wait, else once `batchMaxAgeMs` have passed
- * since its oldest entry and since the previous batch. Witness requests never overlap for one log.
+ * since the previous batch and at least BATCH_GATHER_MS since its oldest entry. Witness requests never overlap for one log.
  * Time is a fake clock here (vi.useFakeTimers), so nothing depends on the machine's speed.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { type WitnessQuorum, Log } from '../../src/log/log.js'
+import { BATCH_GATHER_MS, type WitnessQuorum, Log } from '../../src/log/log.js'
 import { WitnessClient } from '../../src/log/witness-client.js'
 import { ed25519Cosigner, ed25519Signer, formatSignatureLine, parseCheckpoint, parseNote, parsePolicy } from '../../src/tlog/index.js'
 import { MemoryFiles } from '../helpers/memory-files.js'
@@ -59,15 +59,42 @@ describe('checkpoint cadence', () => {
     expect(settled).toBe(150)
     expect(w.rounds.map((r) => r.size)).toEqual([50, 100, 150])
     await Promise.all(full)
+    // A lone entry soon after a batch: the age trigger holds it to batchMaxAgeMs after that batch.
+    const lastBatch = w.rounds.at(-1)!.at // when the third batch was taken (integration takes no fake time)
     const t0 = performance.now()
     let lone = false
     const p = log.append(entry(150)).then(() => (lone = true))
-    await vi.advanceTimersByTimeAsync(999)
-    expect(lone).toBe(false) // the age trigger: not before batchMaxAgeMs
-    await vi.advanceTimersByTimeAsync(11) // 1000 ms of age + one 10 ms round
+    await vi.advanceTimersByTimeAsync(lastBatch + 1000 - t0 - 1)
+    expect(lone).toBe(false) // the minimum interval: not before batchMaxAgeMs after the previous batch
+    await vi.advanceTimersByTimeAsync(11 + 1) // then one 10 ms round
     expect(lone).toBe(true)
     await p
-    expect(w.rounds.at(-1)!.at - t0).toBe(1000)
+    expect(w.rounds.at(-1)!.at - lastBatch).toBe(1000)
+    expect(w.rounds.at(-1)!.at - t0).toBeLessThanOrEqual(1000) // an entry waits at most batchMaxAgeMs
+    await log.close()
+  })
+
+  it('on a log idle for batchMaxAgeMs, a lone entry waits only the gather, and entries appended together share its batch', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] })
+    const w = new SlowWitnesses(10)
+    const log = await Log.open({ id: 'cadence', origin: ORIGIN, signer: ed25519Signer(ORIGIN, new Uint8Array(32).fill(3)), files: new MemoryFiles(), witnesses: w, batchMaxSize: 256, batchMaxAgeMs: 1000 })
+    for (const round of [0, 1]) {
+      await vi.advanceTimersByTimeAsync(1000) // idle for batchMaxAgeMs
+      const t0 = performance.now()
+      // Sixteen entries in the same few turns (as one request's appends are sequenced), then one 3 ms later.
+      const together = Array.from({ length: 16 }, (_, i) => log.append(entry(round * 17 + i)))
+      await vi.advanceTimersByTimeAsync(3)
+      together.push(log.append(entry(round * 17 + 16)))
+      let settled = false
+      void Promise.all(together).then(() => (settled = true))
+      await vi.advanceTimersByTimeAsync(BATCH_GATHER_MS - 3 - 1)
+      expect(settled).toBe(false) // the gather: not before BATCH_GATHER_MS after the oldest entry
+      await vi.advanceTimersByTimeAsync(1 + 10) // then one 10 ms round
+      expect(settled).toBe(true)
+      expect(w.rounds.at(-1)!.at - t0).toBe(BATCH_GATHER_MS) // not batchMaxAgeMs
+      expect(w.rounds.at(-1)!.size).toBe((round + 1) * 17) // all seventeen in one checkpoint
+    }
+    expect(w.rounds).toHaveLength(2)
     await log.close()
   })
 })
