@@ -268,7 +268,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   }
   // With a database, every log (and the revocation log) lives there, written under per-log leases.
   // Each lease row names this instance's URL, so the others forward appends of its logs to it (forward.ts).
-  const leaseLost = new Counter({ name: 'ucanlog_lease_lost_total', help: "logs this instance found it had lost to another instance (a write refused by the lease's fencing token, or a renewal refused)", registers: [metrics] })
+  const leaseLost = new Counter({ name: 'ucanlog_lease_lost_total', help: "logs this instance found it had lost to another instance (a write refused by the lease's fencing token, a renewal refused, or a release finding the lease taken)", registers: [metrics] })
   // With uploads on, each pack queues its CAR in the pack's own transaction and wakes the uploader.
   const uploads = uploader && { queued: () => uploader!.poke() }
   const pgBackend = db ? new PgBackend(db.pool, { leaseMs: c.databaseLeaseMs, logger: log, url: internalUrl(c.internalUrl, url), onLost: () => leaseLost.inc(), ...(uploads && { uploads }) }) : undefined

@@ -127,6 +127,30 @@ describe('write leases and fencing (two instances, one database)', () => {
     await leaseB.release()
   })
 
+  it('a holder that releases a lease another instance took meanwhile (a paused process, resumed) reports it lost; a lease still its own is released quietly', async () => {
+    const db = await database()
+    const a = db.instance()
+    const b = db.instance()
+    await a.pool.query("INSERT INTO log_logs (log_id, kind) VALUES ($1, 'space')", [SPACE])
+    const lost: string[] = []
+    const warned: string[] = []
+    const logger = { warn: (_o: object, msg?: string) => void warned.push(msg ?? '') }
+    // Released while still its own: not lost.
+    const first = await WriteLease.acquire(a.pool, SPACE, { leaseMs: 300, renew: false, onLost: (id) => lost.push(id), logger })
+    await first.release()
+    expect(lost).toEqual([])
+    // Paused past its lease (no renewal), taken by B, then released when A resumes (its idle release).
+    const leaseA = await WriteLease.acquire(a.pool, SPACE, { leaseMs: 300, renew: false, onLost: (id) => lost.push(id), logger })
+    await untilExpired(b.pool)
+    const leaseB = await WriteLease.acquire(b.pool, SPACE, { leaseMs: 300 })
+    await leaseA.release()
+    expect(lost).toEqual([SPACE])
+    expect(warned).toContain('write lease lost to another instance: this log refuses writes here until reopened')
+    // B's lease is untouched by A's release.
+    await expect(leaseB.transaction(async () => 'written')).resolves.toBe('written')
+    await leaseB.release()
+  })
+
   it('refuses to open a log another instance holds and renews, naming LeaseHeld', async () => {
     const db = await database()
     const a = db.instance()

@@ -157,15 +157,23 @@ export class WriteLease {
     })
   }
 
-  /** Lets the lease go (expires now, if still ours) and stops renewing; later writes are refused. Idempotent. */
+  /**
+   * Lets the lease go (expires now, if still ours) and stops renewing; later writes are refused.
+   * When the token is no longer ours, another instance took the log while this one believed it held
+   * it (e.g. this process was paused past the lease): reported as lost, as a refused renewal is.
+   * Idempotent.
+   */
   async release(): Promise<void> {
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
     if (this.lostFlag) return
     this.lostFlag = true
-    await this.pool.query('UPDATE log_leases SET expires_at = now() WHERE log_id = $1 AND token = $2', [this.logId, this.token]).catch((err: unknown) => {
+    try {
+      const r = await this.pool.query('UPDATE log_leases SET expires_at = now() WHERE log_id = $1 AND token = $2', [this.logId, this.token])
+      if (r.rowCount === 0) this.reportLost()
+    } catch (err) {
       this.o.logger?.warn({ err: namedDatabaseError(err), log: this.logId }, 'releasing a write lease failed; it expires by itself')
-    })
+    }
   }
 
   private async renew(): Promise<void> {
@@ -184,6 +192,10 @@ export class WriteLease {
     this.lostFlag = true
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
+    this.reportLost()
+  }
+
+  private reportLost(): void {
     this.o.logger?.warn({ log: this.logId, token: this.token }, 'write lease lost to another instance: this log refuses writes here until reopened')
     this.o.onLost?.(this.logId)
   }
