@@ -62,7 +62,7 @@ import type { CosignResult, ProveConsistency } from './witness-client.js'
 
 /** Default maximum entries per batch (Tessera's DefaultBatchMaxSize). */
 export const DEFAULT_BATCH_MAX_SIZE = 256
-/** Default maximum age of a batch in ms before it is integrated (Tessera's DefaultBatchMaxAge). */
+/** Default minimum interval between two batches of one log, ms, and so the longest an entry waits for its batch (the value of Tessera's DefaultBatchMaxAge). */
 export const DEFAULT_BATCH_MAX_AGE_MS = 250
 /**
  * How long a batch gathers after its oldest entry (ms) when the minimum interval since the previous
@@ -140,7 +140,9 @@ export interface LogOptions {
   files: LogFiles
   archive?: LogArchive
   witnesses: WitnessQuorum
+  /** Most entries per batch (entries, 1..65,536); default {@link DEFAULT_BATCH_MAX_SIZE}. */
   batchMaxSize?: number
+  /** Minimum interval between two batches, ms, ≥ 0 (see the module comment, "Cadence"); default {@link DEFAULT_BATCH_MAX_AGE_MS}. */
   batchMaxAgeMs?: number
   maxPending?: number
   /** Most entries the log may hold, integrated and pending (entries, ≥ 1); default {@link DEFAULT_MAX_ENTRIES}. */
