@@ -37,6 +37,9 @@
 //   BENCH_SOAK_DRAIN_S        900    longest wait at the end for publication and the upload queue
 //   BENCH_SOAK_SERVE_ARGS     extra `ucanlog serve` flags
 //   BENCH_SOAK_NODE_ARGS      node flags for serve, e.g. --max-old-space-size=192 (what npm start passes)
+//   BENCH_SOAK_STORACHA       1      0: no local Storacha (serve without --storacha-url, no Storacha phase
+//                                    or check) — for lives longer than the local Storacha's in-memory
+//                                    stores can hold (it holds every blob and message: GBs after an hour)
 //
 // A benchmark, not a test: it prints figures and checks, and exits 1 when an invariant failed
 // (missing or duplicated entries, an audit failure, CARs not in the space).
@@ -58,6 +61,7 @@ const TMPFS_MB = num('BENCH_SOAK_TMPFS_MB', 1024)
 const DISK_FILL = num('BENCH_SOAK_DISK_FILL', 0.95)
 const DISK_FULL = process.env.BENCH_SOAK_DISK_FULL !== '0'
 const DRAIN_S = num('BENCH_SOAK_DRAIN_S', 900)
+const STORACHA = process.env.BENCH_SOAK_STORACHA !== '0'
 // Node flags for serve, e.g. `--max-old-space-size=192` as `npm start` passes (default none).
 const SERVE_NODE_ARGS = (process.env.BENCH_SOAK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
 const SERVE_ARGS = (process.env.BENCH_SOAK_SERVE_ARGS ?? '').split(' ').filter(Boolean)
@@ -166,8 +170,8 @@ await mkdir(logs)
 
 // The local Storacha is test code (not in dist): compiled into .tmp/ (ignored by git), as demo:storacha does.
 const build = join(root, '.tmp', 'bench-soak')
-execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'scripts', 'tsconfig.demo-storacha.json'), '--outDir', build], { stdio: 'inherit' })
-const { startLocalStoracha } = await import(pathToFileURL(join(build, 'test', 'helpers', 'local-storacha.js')).href)
+if (STORACHA) execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'scripts', 'tsconfig.demo-storacha.json'), '--outDir', build], { stdio: 'inherit' })
+const { startLocalStoracha } = STORACHA ? await import(pathToFileURL(join(build, 'test', 'helpers', 'local-storacha.js')).href) : {}
 
 const state = { serve: undefined, witness: undefined, stopped: false, restarts: 0, crashes: [], restarting: Promise.resolve() }
 const cleanups = []
@@ -195,8 +199,8 @@ async function cleanup() {
 }
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => cleanup().finally(() => process.exit(130)))
 
-const storacha = await startLocalStoracha()
-cleanups.push(() => storacha.close())
+const storacha = STORACHA ? await startLocalStoracha() : undefined
+if (storacha) cleanups.push(() => storacha.close())
 let storachaUp = true
 
 const witnessDir = join(work, 'witness')
@@ -214,7 +218,7 @@ await writeFile(policy, `witness w1 ${state.witness.vkey} ${state.witness.url}\n
 let servePort = 0
 async function startServe() {
   const args = [...SERVE_NODE_ARGS, cli, 'serve', '--port', String(servePort), '--data', dataDir, '--witness-policy', policy, '--log-level', 'warn',
-    '--storacha-url', storacha.url, '--storacha-did', storacha.did, '--storacha-receipts', storacha.receiptsEndpoint, ...SERVE_ARGS]
+    ...(storacha ? ['--storacha-url', storacha.url, '--storacha-did', storacha.did, '--storacha-receipts', storacha.receiptsEndpoint] : []), ...SERVE_ARGS]
   const { child, m } = await spawnUntil(args, /serving on (http:\/\/\S+)\s+service DID: (\S+)/, join(logs, 'serve.log'))
   servePort = Number(new URL(m[1]).port)
   return { child, url: m[1], did: m[2] }
@@ -248,7 +252,7 @@ const client = clientProcess()
 cleanups.push(async () => client.stop())
 await client.ready
 const { space } = await client.call({ cmd: 'init', url, did })
-await storacha.provision(space)
+if (storacha) await storacha.provision(space)
 const base = `${url}/logs/${space}/`
 /** fetch, retried (5 tries, 1 s apart) when no answer came, e.g. a kept-alive connection the server had just closed. */
 async function get(u, init) {
@@ -354,8 +358,12 @@ const stopFrac = Math.min(STOP_S / CYCLE_S, 0.09)
 const cycle = [
   [0.1, async () => (await faults.witnessDown(), phase('witness down', 'witness process killed'))],
   [0.2, async () => (await faults.witnessUp(), phase('steady', 'witness restarted'))],
-  [0.25, async () => (await faults.storachaDown(), phase('storacha down', 'local Storacha refusing connections'))],
-  [0.55, async () => (await faults.storachaUp(), phase('steady', 'Storacha back'))],
+  ...(storacha
+    ? [
+        [0.25, async () => (await faults.storachaDown(), phase('storacha down', 'local Storacha refusing connections'))],
+        [0.55, async () => (await faults.storachaUp(), phase('steady', 'Storacha back'))],
+      ]
+    : []),
   [0.6, async () => phase('disk nearly full', faults.diskFill(DISK_FILL))],
   ...(DISK_FULL ? [[0.7, async () => phase('disk full', faults.diskFill(1, 2 ** 20))]] : []),
   [0.75, async () => (faults.diskFree(), phase('steady', 'ballast removed'))],
@@ -492,6 +500,8 @@ try {
   }
 
   // The upload queue drained: every local CAR an upload of the space, its bytes a blob of the space.
+  if (!storacha) say('Storacha: off (BENCH_SOAK_STORACHA=0): no upload check')
+  else {
   let hu = await head()
   while (!(hu.upload?.state === 'uploaded' && hu.upload.uploadedTreeSize === hu.treeSize) && Date.now() < deadline) {
     await sleep(1000)
@@ -515,6 +525,7 @@ try {
   for (const m of missingCars.slice(0, 10)) say(`  not in the space: ${m.name}: ${m.reason}`)
   say(`Storacha: ${carFiles.length} local CARs, ${uploads.length} uploads in the space, ${carsMissing} CARs not in the space (checked in ${fmt((performance.now() - tc) / 1000, 1)} s)`)
   if (carsMissing || hu.upload?.uploadedTreeSize !== hu.treeSize) failed = true
+  }
 } catch (err) {
   failed = true
   say(`checks aborted: ${err.name}: ${err.message}`)
@@ -621,7 +632,7 @@ for (const l of warns) {
   }
 }
 console.log(`serve log lines (warn and above): ${Object.entries(msgs).map(([k, v]) => `${v}× ${k}`).join('; ') || 'none'}`)
-console.log(`load average at end: ${la()}; verdict: ${failed ? 'FAILED (see above)' : 'every acknowledged entry present, audit clean, uploads drained, no crash'}`)
+console.log(`load average at end: ${la()}; verdict: ${failed ? 'FAILED (see above)' : `every acknowledged entry present, audit clean, ${storacha ? 'uploads drained' : 'no upload check (Storacha off)'}, no crash`}`)
 
 const kept = join(build, `serve-${stamp}.log`)
 execFileSync('cp', [join(logs, 'serve.log'), kept])
