@@ -310,7 +310,7 @@ export class Log {
     }
     return new Promise<Appended>((resolve, reject) => {
       this.queue.push({ entry: new Uint8Array(entry), at: performance.now(), resolve, reject })
-      this.flushSoon(Math.max(0, Math.ceil(this.dueAt() - performance.now())))
+      this.flushSoon(this.untilDue())
     })
   }
 
@@ -378,14 +378,19 @@ export class Log {
     return Math.max(this.queue[0]!.at + gather, this.lastBatchAt + this.o.batchMaxAgeMs)
   }
 
+  /** Whole ms until the next batch is due ({@link dueAt}), 0 when it is due now. */
+  private untilDue(): number {
+    return Math.max(0, Math.ceil(this.dueAt() - performance.now()))
+  }
+
   /** Integrates and publishes queued entries, one batch at a time, while batches are due (see the module comment). */
   private async drain(): Promise<void> {
     while (this.queue.length) {
-      const wait = this.dueAt() - performance.now()
+      const wait = this.untilDue()
       if (wait > 0) {
         clearTimeout(this.timer)
         this.timer = undefined
-        this.flushSoon(Math.ceil(wait))
+        this.flushSoon(wait)
         return
       }
       this.lastBatchAt = performance.now()
