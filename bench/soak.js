@@ -124,9 +124,11 @@ async function heapMiB(metricsUrl) {
   try {
     const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(2000) })).text()
     const g = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20
-    return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes') }
+    // The request workers' heaps (summed over the threads), 0 when none runs.
+    const w = (kind) => [...text.matchAll(new RegExp(`^ucanlog_worker_heap_bytes\\{pool="[a-z]+",kind="${kind}"\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]) / 2 ** 20, 0)
+    return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes'), workersTotal: w('total'), workersUsed: w('used') }
   } catch {
-    return { heapTotal: NaN, heapUsed: NaN, external: NaN }
+    return { heapTotal: NaN, heapUsed: NaN, external: NaN, workersTotal: NaN, workersUsed: NaN }
   }
 }
 
@@ -396,7 +398,7 @@ let lastMinute = 0
 const sampler = setInterval(() => {
   const up = state.serve && !state.stopped
   const ps = up ? procStatus(state.serve.child.pid) : { rss: NaN, anon: NaN }
-  const s = { t: since(), rss: ps.rss, anon: ps.anon, heapTotal: NaN, heapUsed: NaN, external: NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
+  const s = { t: since(), rss: ps.rss, anon: ps.anon, heapTotal: NaN, heapUsed: NaN, external: NaN, workersTotal: NaN, workersUsed: NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
   samples.push(s)
   if (up) heapMiB(`${url}/metrics`).then((h) => Object.assign(s, h))
   const minute = Math.floor(s.t / 60_000)
@@ -404,7 +406,7 @@ const sampler = setInterval(() => {
     lastMinute = minute
     const refused = Object.entries(s.refused).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
     const resent = Object.entries(lastStats.resent ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
-    const line = `min ${minute}: sent ${s.sent}, acked ${s.acked}, in flight ${lastStats.inflight}, refused: ${refused}; resent: ${resent}; serve RSS ${fmt(s.rss)} MiB; load ${la()}`
+    const line = `min ${minute}: sent ${s.sent}, acked ${s.acked}, in flight ${lastStats.inflight}, refused: ${refused}; resent: ${resent}; serve RSS ${fmt(s.rss)} MiB (main heap ${fmt(samples.findLast((x) => Number.isFinite(x.heapTotal))?.heapTotal)}, workers' heaps ${fmt(samples.findLast((x) => Number.isFinite(x.workersTotal))?.workersTotal)}); load ${la()}`
     fetch(base + 'head', { signal: AbortSignal.timeout(2000) })
       .then((r) => r.json())
       .then((h) => `; published ${h.treeSize} (integrated ${h.integratedSize}), upload ${h.upload?.state} lag ${h.upload?.lagEntries} entries / ${h.upload?.pendingCheckpoints} checkpoints`)
@@ -582,15 +584,17 @@ console.log(`RSS per minute (median of the minute, MiB): ${perMinute.map((x) => 
 // RSS over time beside what V8 holds: a leak in JavaScript shows as heap used rising at its lows; a
 // native one (malloc, SQLite, glibc arenas) as RssAnon rising while the heap total stays.
 try {
-console.log(`\nserve memory per minute (medians of the minute's 5 s samples, MiB; heap = serve's main thread from /metrics, the request workers' heaps are in RSS only):\n`)
-console.log('| min | life | phase | RSS | RssAnon | heap total | heap used (min–max) | external | RssAnon − heap total |')
-console.log('|---|---|---|---|---|---|---|---|---|')
+console.log(`\nserve memory per minute (medians of the minute's 5 s samples, MiB; heap = serve's main thread from /metrics; workers = the worker threads' heaps, summed, from ucanlog_worker_heap_bytes):\n`)
+console.log('| min | life | phase | RSS | RssAnon | heap total | heap used (min–max) | workers heap total | workers used (min–max) | external | RssAnon − heaps total |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|')
 for (let m = 0; m * 60_000 < runMs; m++) {
   const xs = samples.filter((s) => s.t >= m * 60_000 && s.t < (m + 1) * 60_000)
   const med = (k) => pct(xs.map((s) => s[k]).filter(Number.isFinite).sort((a, b) => a - b), 0.5)
   const used = xs.map((s) => s.heapUsed).filter(Number.isFinite)
+  const wUsed = xs.map((s) => s.workersUsed).filter(Number.isFinite)
+  const range = (v) => (v.length ? `${fmt(Math.min(...v))}–${fmt(Math.max(...v))}` : '–')
   const kinds = [...new Set(xs.map((s) => s.phase))].join(', ')
-  console.log(`| ${m} | ${[...new Set(xs.map((s) => s.restarts + 1))].join(', ')} | ${kinds} | ${fmt(med('rss'))} | ${fmt(med('anon'))} | ${fmt(med('heapTotal'))} | ${used.length ? `${fmt(Math.min(...used))}–${fmt(Math.max(...used))}` : '–'} | ${fmt(med('external'), 1)} | ${fmt(med('anon') - med('heapTotal'))} |`)
+  console.log(`| ${m} | ${[...new Set(xs.map((s) => s.restarts + 1))].join(', ')} | ${kinds} | ${fmt(med('rss'))} | ${fmt(med('anon'))} | ${fmt(med('heapTotal'))} | ${range(used)} | ${fmt(med('workersTotal'))} | ${range(wUsed)} | ${fmt(med('external'), 1)} | ${fmt(med('anon') - med('heapTotal') - med('workersTotal'))} |`)
 }
 } catch (err) {
   console.log(`(memory table failed: ${err.message})`)

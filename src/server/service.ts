@@ -392,6 +392,21 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
           onError: (err) => log.warn({ err }, 'request worker failed; its requests run on the main thread'),
         })
       : undefined
+  // The worker threads' heaps, which nodejs_heap_* (this thread's) leave out: asked at each scrape.
+  new Gauge({
+    name: 'ucanlog_worker_heap_bytes',
+    help: "V8 heap of the running worker threads, summed per pool (request, preverify) and kind (used: live and not yet collected objects; total: reserved), bytes; each thread's old generation is capped (src/ucan/request-pool.ts REQUEST_WORKER_HEAP_LIMITS)",
+    labelNames: ['pool', 'kind'],
+    registers: [metrics],
+    async collect() {
+      for (const [pool, p] of [['request', requestPool], ['preverify', preverifyPool]] as const) {
+        if (p === undefined) continue
+        const h = await p.heap()
+        this.set({ pool, kind: 'used' }, h.used)
+        this.set({ pool, kind: 'total' }, h.total)
+      }
+    },
+  })
   const rpc = createUcanService({
     signer,
     log: logService,

@@ -10,7 +10,7 @@
  * {@link WORKER_HEAP_LIMITS}.
  */
 import type { Preverified } from './preverify.js'
-import { createWorkerPool, workerScript } from './worker-pool.js'
+import { type WorkerHeap, createWorkerPool, workerScript } from './worker-pool.js'
 
 /** Options of {@link createPreverifyPool}. */
 export interface PreverifyPoolOptions {
@@ -33,6 +33,8 @@ export interface PreverifyPool {
   /** The request's pre-verified UCANs, or `undefined` when the main thread must verify them all itself. Never rejects. */
   run(body: Uint8Array, contentType: string): Promise<Preverified | undefined>
   /** Stops every worker; later `run`s answer `undefined`. */
+  /** The running workers' V8 heaps, summed (worker-pool.ts `WorkerPool.heap`). Never rejects. */
+  heap(): Promise<WorkerHeap>
   close(): Promise<void>
 }
 
@@ -69,6 +71,7 @@ export function createPreverifyPool(options: PreverifyPoolOptions): PreverifyPoo
       const r = await pool.post<{ preverified: Preverified }>({ body: copy, contentType }, [copy.buffer])
       return r === 'busy' || r === undefined ? undefined : r.preverified
     },
+    heap: () => pool.heap(),
     close: () => pool.close(),
   }
 }

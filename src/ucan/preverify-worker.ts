@@ -7,13 +7,10 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { type Preverified, preverifyRequest } from './preverify.js'
 import { createPrincipalParser } from './principal.js'
+import { HEAP_JOB, heapOfThisThread } from './worker-pool.js'
 
-/** What the pool sends: the request's bytes and its `content-type`. */
-interface Job {
-  id: number
-  body: Uint8Array
-  contentType: string
-}
+/** What the pool sends: the request's bytes and its `content-type`, or a heap question. */
+type Job = { kind?: undefined; id: number; body: Uint8Array; contentType: string } | { kind: typeof HEAP_JOB; id: number }
 
 const { maxInvocations, maxKnown } = workerData as { maxInvocations: number; maxKnown: number }
 /** CIDs verified here, least recently added dropped first past `maxKnown`. */
@@ -28,6 +25,10 @@ const remember = {
 }
 
 parentPort?.on('message', (job: Job) => {
+  if (job.kind === HEAP_JOB) {
+    parentPort?.postMessage({ id: job.id, heap: heapOfThisThread() })
+    return
+  }
   void preverifyRequest(job.body, job.contentType, { maxInvocations, known: remember, principal }).then((preverified: Preverified) =>
     parentPort?.postMessage({ id: job.id, preverified }),
   )

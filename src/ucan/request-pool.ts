@@ -13,7 +13,7 @@
  */
 import type { API } from '@ucanto/core'
 import type { AppendOutcome, AppendVerdict } from './request-check.js'
-import { createWorkerPool, workerScript } from './worker-pool.js'
+import { type WorkerHeap, createWorkerPool, workerScript } from './worker-pool.js'
 
 /** What every worker is started with: the service's settings (request-check.ts `RequestCheckContext`). */
 export interface RequestWorkerSettings {
@@ -55,6 +55,8 @@ export interface RequestPool {
   /** The response of `outcomes` (request-check.ts `encodeResponse`), or `undefined` (encode it on the main thread). Never rejects. */
   encode(outcomes: AppendOutcome[], headers: Record<string, string>): Promise<API.HTTPResponse | undefined>
   /** Stops every worker; later calls answer `undefined`. */
+  /** The running workers' V8 heaps, summed (worker-pool.ts `WorkerPool.heap`). Never rejects. */
+  heap(): Promise<WorkerHeap>
   close(): Promise<void>
 }
 
@@ -90,6 +92,7 @@ export function createRequestPool(options: RequestPoolOptions): RequestPool {
       const r = await pool.post<{ response: API.HTTPResponse | undefined }>({ kind: 'encode', outcomes, headers }, [], { counted: false })
       return r === 'busy' || r === undefined ? undefined : r.response
     },
+    heap: () => pool.heap(),
     close: () => pool.close(),
   }
 }

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { ed25519 } from '@ucanto/principal'
 import { createGrantCache } from './grants.js'
+import { HEAP_JOB, heapOfThisThread } from './worker-pool.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
 import type { RequestWorkerSettings } from './request-pool.js'
 import { type AppendOutcome, type AppendVerdict, FALLBACK, checkRequest, encodeResponse } from './request-check.js'
@@ -16,6 +17,7 @@ import { type AppendOutcome, type AppendVerdict, FALLBACK, checkRequest, encodeR
 type Job =
   | { kind: 'check'; id: number; body: Uint8Array; contentType: string; now: number }
   | { kind: 'encode'; id: number; outcomes: AppendOutcome[]; headers: Record<string, string> }
+  | { kind: typeof HEAP_JOB; id: number }
 
 const settings = workerData as RequestWorkerSettings
 const service = createFastSigner(ed25519.decode(settings.signer))
@@ -31,6 +33,10 @@ const ctx = {
 }
 
 parentPort?.on('message', (job: Job) => {
+  if (job.kind === HEAP_JOB) {
+    parentPort?.postMessage({ id: job.id, heap: heapOfThisThread() })
+    return
+  }
   if (job.kind === 'check') {
     void checkRequest(job.body, job.contentType, job.now, ctx).then((verdicts) => {
       // Entries are moved, not copied (each has its own buffer).

@@ -8,6 +8,7 @@
  */
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { getHeapStatistics } from 'node:v8'
 import { Worker, type ResourceLimits } from 'node:worker_threads'
 
 /** Workers failing in a row (no answer between) before the pool gives up for good. */
@@ -42,8 +43,35 @@ export interface WorkerPool {
   post<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], o?: { counted?: boolean; maxLoad?: number }): Promise<T | 'busy' | undefined>
   /** Counted jobs in flight on all workers. */
   load(): number
+  /**
+   * The V8 heaps of the workers running now, summed, bytes (each thread's
+   * `v8.getHeapStatistics()`: `used_heap_size`, `total_heap_size`), and how many answered. Only
+   * threads already started are asked (none is started for it); one that does not answer within
+   * `timeoutMs` is left out. Never rejects. What /metrics shows of the threads' memory, which the
+   * process's own heap gauges do not include.
+   */
+  heap(): Promise<WorkerHeap>
   /** Stops every worker, settling their jobs `undefined`; later posts answer `undefined`. */
   close(): Promise<void>
+}
+
+/** See {@link WorkerPool.heap}. */
+export interface WorkerHeap {
+  /** Bytes of live and not yet collected objects, over the workers that answered. */
+  used: number
+  /** Bytes V8 reserved for the heaps, over the workers that answered. */
+  total: number
+  /** Workers that answered. */
+  workers: number
+}
+
+/** The `kind` of the message every worker script answers with {@link heapOfThisThread}. */
+export const HEAP_JOB = 'heap'
+
+/** This thread's heap figures, answered to a {@link HEAP_JOB} message. */
+export function heapOfThisThread(): { used: number; total: number } {
+  const h = getHeapStatistics()
+  return { used: h.used_heap_size, total: h.total_heap_size }
 }
 
 interface Slot {
@@ -121,6 +149,21 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     return slots[best] as Slot
   }
 
+  /** Posts `message` to `slot`, resolving to its answer or `undefined` (failed, late, closed). */
+  const postTo = <T>(slot: Slot, message: Record<string, unknown>, transfer: ArrayBuffer[], counted: boolean): Promise<T | undefined> => {
+    const id = nextId++
+    if (counted) {
+      slot.counted++
+      total++
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(slot, id, undefined), timeoutMs)
+      timer.unref()
+      slot.pending.set(id, { resolve: resolve as (m: unknown) => void, timer, counted })
+      slot.worker.postMessage({ ...message, id }, transfer)
+    })
+  }
+
   return {
     post<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], o: { counted?: boolean; maxLoad?: number } = {}): Promise<T | 'busy' | undefined> {
       if (closed) return Promise.resolve(undefined)
@@ -133,18 +176,19 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
         return Promise.resolve(undefined)
       }
       if (o.maxLoad !== undefined && slot.counted >= o.maxLoad) return Promise.resolve('busy')
-      const counted = o.counted ?? true
-      const id = nextId++
-      if (counted) {
-        slot.counted++
-        total++
+      return postTo<T>(slot, message, transfer, o.counted ?? true)
+    },
+    async heap() {
+      const running = closed ? [] : slots.filter((s): s is Slot => s !== undefined)
+      const answers = await Promise.all(running.map((s) => postTo<{ heap: { used: number; total: number } }>(s, { kind: HEAP_JOB }, [], false)))
+      const sum: WorkerHeap = { used: 0, total: 0, workers: 0 }
+      for (const a of answers) {
+        if (a === undefined) continue
+        sum.used += a.heap.used
+        sum.total += a.heap.total
+        sum.workers++
       }
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => settle(slot, id, undefined), timeoutMs)
-        timer.unref()
-        slot.pending.set(id, { resolve: resolve as (m: unknown) => void, timer, counted })
-        slot.worker.postMessage({ ...message, id }, transfer)
-      })
+      return sum
     },
     load: () => total,
     async close() {

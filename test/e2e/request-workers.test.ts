@@ -74,6 +74,11 @@ describe('--request-workers: whole append requests on a worker thread', () => {
       expect(await routed(s, 'worker')).toBe(workers > 0 ? 4 : 0)
       expect(await routed(s, 'fallback')).toBe(workers > 0 ? 2 : 0)
       expect(await routed(s, 'main-thread')).toBe(0)
+
+      // /metrics shows the running worker's heap (its own gauge: nodejs_heap_* is the main thread's).
+      const workerHeap = (await (await fetch(`${s.url}/metrics`)).text()).match(/^ucanlog_worker_heap_bytes\{pool="request",kind="(used|total)"\} (\d+)$/gm) ?? []
+      expect(workerHeap.length).toBe(workers > 0 ? 2 : 0)
+      for (const line of workerHeap) expect(Number(line.split(' ')[1])).toBeGreaterThan(1 << 20)
     })
 
     it(`with ${workers} worker(s): an issuer out of tokens gets 429 with Retry-After, nothing appended`, async () => {

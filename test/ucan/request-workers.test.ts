@@ -167,6 +167,24 @@ describe('the pool and the worker', () => {
     expect(Array.isArray(await pool.check(body.body, body.headers['content-type']!, now()))).toBe(true)
   })
 
+  test("heap() sums the running workers' V8 heaps and starts none", async () => {
+    const pool = createRequestPool({
+      workers: 2,
+      maxQueue: 4,
+      settings: { signer: P.service.encode(), maxInvocationLifetime: 3600, reservedSpaces: [], maxInvocations: 64, maxVerifiedUcans: 1000, maxVerifiedUcanBytes: 1 << 20 },
+    })
+    pools.push(pool)
+    expect(await pool.heap()).toEqual({ used: 0, total: 0, workers: 0 })
+    const body = await encodeRequest([await append()])
+    expect(Array.isArray(await pool.check(body.body, body.headers['content-type']!, now()))).toBe(true)
+    const one = await pool.heap()
+    expect(one.workers).toBe(1)
+    expect(one.used).toBeGreaterThan(1 << 20)
+    expect(one.total).toBeGreaterThanOrEqual(one.used)
+    await pool.close()
+    expect(await pool.heap()).toEqual({ used: 0, total: 0, workers: 0 })
+  })
+
   test('checkRequest says whether each invocation\'s block is canonical: also when a check before (1) refused it, and not for the same UCAN re-encoded', async () => {
     const ctx = { authorize: { service: P.service, principal: createPrincipalParser(), reservedSpaces: new Set([P.spaceB.did()]) }, maxInvocations: 4 }
     const ct = 'application/vnd.ipld.car'
