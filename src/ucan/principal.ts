@@ -1,48 +1,42 @@
 /**
- * Ed25519 UCAN principals backed by `node:crypto` (OpenSSL), for ucanto.
+ * Ed25519 UCAN principals backed by native code (ed25519.ts: libsodium, or OpenSSL), for ucanto.
  *
  * ucanto verifies and signs Ed25519 (RFC 8032) with `@noble/ed25519` in pure JS — about 330
- * verifies/s and 1,500 signs/s on a 2-vCPU machine, while OpenSSL does about 20× that. Signatures
+ * verifies/s and 1,500 signs/s on a 2-vCPU machine, while OpenSSL does about 20× that and
+ * libsodium about twice OpenSSL. Signatures
  * are the UCAN varsig `EdDSA` (multicodec 0xd0ed) over the UCAN signing payload; keys are
  * `did:key:z6Mk…` (multicodec 0xed + 32-byte public key).
  *
  * Semantics are ucanto's: Ed25519 is deterministic, so {@link createFastSigner} produces the same
  * signature bytes as ucanto's signer, and {@link createPrincipalParser} accepts exactly the
- * signatures ucanto's `Verifier` accepts. Both reject a non-canonical `S ≥ L`, so signatures are
+ * signatures ucanto's `Verifier` accepts from honest signers (ed25519.ts says which forged edge
+ * cases native code refuses besides). Both reject a non-canonical `S ≥ L`, so signatures are
  * not malleable; where ucanto throws on a malformed signature (R not a curve point, S ≥ L), this
  * returns false. Non-Ed25519 DIDs (RSA did:keys) go to ucanto's `Verifier`.
  */
-import * as crypto from 'node:crypto'
 import type { API } from '@ucanto/core'
 import { Verifier as DefaultVerifier, ed25519 } from '@ucanto/principal'
 import { Signature } from '@ucanto/core'
+import { ED25519_KEY_BYTES, type Ed25519PrivateKey, type Ed25519PublicKey, ed25519PrivateKey, ed25519PublicKey } from './ed25519.js'
 
 /** Multicodec of the UCAN `EdDSA` varsig. */
 const EDDSA = 0xd0ed
-/** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4); the 32-byte key follows. */
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
-/** DER prefix of an Ed25519 PKCS #8 private key (RFC 8410 §7); the 32-byte seed follows. */
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 /** Length of an Ed25519 public key or seed, in bytes. */
-const KEY_SIZE = 32
+const KEY_SIZE = ED25519_KEY_BYTES
 
 /** How many parsed did:key verifiers {@link createPrincipalParser} keeps by default. */
 export const DEFAULT_MAX_CACHED_KEYS = 10_000
 
 type EdSigAlg = ed25519.SigAlg
 
-/** A ucanto Ed25519 `Verifier` for one did:key whose `verify` runs in OpenSSL. */
+/** A ucanto Ed25519 `Verifier` for one did:key whose `verify` runs in native code (ed25519.ts). */
 class NodeEd25519Verifier implements ed25519.EdVerifier {
   readonly #id: API.DIDKey
-  readonly #key: crypto.KeyObject
+  readonly #key: Ed25519PublicKey
 
   constructor(id: API.DIDKey, publicKey: Uint8Array) {
     this.#id = id
-    this.#key = crypto.createPublicKey({
-      key: Buffer.concat([SPKI_PREFIX, publicKey]),
-      format: 'der',
-      type: 'spki',
-    })
+    this.#key = ed25519PublicKey(publicKey)
   }
 
   get code(): 0xed {
@@ -65,7 +59,7 @@ class NodeEd25519Verifier implements ed25519.EdVerifier {
   verify<T>(payload: API.ByteView<T>, signature: API.Signature<T, EdSigAlg>): boolean {
     if (signature.code !== EDDSA) return false
     try {
-      return crypto.verify(null, payload, this.#key, signature.raw)
+      return this.#key.verify(payload, signature.raw)
     } catch {
       return false
     }
@@ -104,7 +98,7 @@ export interface PrincipalParserOptions {
 
 /**
  * A ucanto `PrincipalParser` (pass as `Server.create({ principal })` and to `claim`/`access`) that
- * verifies Ed25519 did:keys with `node:crypto` and hands every other DID to ucanto's default
+ * verifies Ed25519 did:keys in native code (ed25519.ts) and hands every other DID to ucanto's default
  * `Verifier` (RSA did:keys; it throws on DIDs it cannot parse, as ucanto's does).
  * Parsed keys are cached per DID, at most `maxCachedKeys` of them.
  */
@@ -137,7 +131,7 @@ export function createPrincipalParser(options: PrincipalParserOptions = {}): API
 }
 
 /**
- * A ucanto Ed25519 `Signer` for the same key as `signer`, signing with `node:crypto` (same bytes:
+ * A ucanto Ed25519 `Signer` for the same key as `signer`, signing in native code (ed25519.ts; same bytes:
  * Ed25519 is deterministic). Everything but `sign`/`verify` is delegated to `signer`; `withDID`
  * keeps the fast path. Use it as the service identity so receipts are cheap to sign.
  */
@@ -147,7 +141,7 @@ export function createFastSigner(signer: ed25519.EdSigner): ed25519.EdSigner {
 
 class NodeEd25519Signer implements ed25519.EdSigner {
   readonly #inner: ed25519.EdSigner
-  readonly #private: crypto.KeyObject
+  readonly #private: Ed25519PrivateKey
   readonly #verifier: NodeEd25519Verifier
   /** The did:key, formatted once (ucanto's signer base58-encodes it on every call). */
   readonly #did: API.DIDKey
@@ -157,11 +151,7 @@ class NodeEd25519Signer implements ed25519.EdSigner {
     // ed25519-private-key (varint 0x1300, 2 bytes) ‖ seed ‖ ed25519-pub (varint 0xed, 2 bytes) ‖ public key
     if (bytes.byteLength !== 2 + KEY_SIZE + 2 + KEY_SIZE) throw new TypeError('not an Ed25519 signer')
     this.#inner = inner
-    this.#private = crypto.createPrivateKey({
-      key: Buffer.concat([PKCS8_PREFIX, bytes.subarray(2, 2 + KEY_SIZE)]),
-      format: 'der',
-      type: 'pkcs8',
-    })
+    this.#private = ed25519PrivateKey(bytes.subarray(2, 2 + KEY_SIZE))
     this.#did = inner.did()
     this.#verifier = new NodeEd25519Verifier(this.#did, bytes.subarray(2 + KEY_SIZE + 2))
   }
@@ -188,8 +178,7 @@ class NodeEd25519Signer implements ed25519.EdSigner {
     return this.#did
   }
   async sign<T>(payload: API.ByteView<T>): Promise<API.SignatureView<T, EdSigAlg>> {
-    const raw = crypto.sign(null, payload, this.#private)
-    return Signature.create(EDDSA as EdSigAlg, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength))
+    return Signature.create(EDDSA as EdSigAlg, this.#private.sign(payload))
   }
   verify<T>(payload: API.ByteView<T>, signature: API.Signature<T, EdSigAlg>): boolean {
     return this.#verifier.verify(payload, signature)
