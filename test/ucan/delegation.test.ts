@@ -1,7 +1,7 @@
 /** The nb.delegation string format: round trips, Storacha compatibility, hostile inputs, bounds. */
 import { beforeAll, describe, expect, test } from 'vitest'
 import fc from 'fast-check'
-import { CAR, Delegation, delegate } from '@ucanto/core'
+import { CAR, CBOR, Delegation, UCAN, delegate, isDelegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { parse as storachaParse } from '@storacha/client/proof'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -213,6 +213,24 @@ describe('content addressing', () => {
     const notAUcan = Delegation.create({ root: { cid, bytes } as never, blocks: new Map() })
     expect(await checkContentAddressed(notAUcan)).toBe(false)
     expect(await checkContentAddressed(notAUcan, { proofs: false })).toBe(false)
+  })
+
+  test('a proof whose signature has a byte appended is refused: a second block (and CID) that still verifies would dodge its revocation', async () => {
+    // dag-ucan writes `s` back as it read it, so its re-encoding alone accepts the padded block;
+    // Ed25519 reads only the signature's first 64 bytes, so it verifies. Guards the signature
+    // check of canonical-ucan.ts `isCanonicalUcan` (the fast path and the re-encoding alike).
+    const data = CBOR.decode(spaceToAgent.root.bytes) as unknown as Record<string, unknown>
+    data.s = new Uint8Array([...(data.s as Uint8Array), 0x00])
+    const bytes = CBOR.encode(data)
+    const cid = Link.create(0x71, await sha256.digest(bytes))
+    const padded = Delegation.create({ root: { cid, bytes } as never, blocks: new Map() })
+    expect(Buffer.from(UCAN.encode(padded.data)).equals(Buffer.from(bytes))).toBe(true)
+    expect(await checkContentAddressed(padded)).toBe(false)
+    const d = await delegate({ issuer: P.agent, audience: P.service, capabilities: agentToService.capabilities, proofs: [padded], expiration: now() + 600 })
+    const parsed = await parseDelegation(await formatDelegation(d))
+    expect(parsed.ok?.proofs.map((p) => (isDelegation(p) ? p.cid : p).toString())).toEqual([cid.toString()])
+    expect(await checkContentAddressed(parsed.ok as API.Delegation)).toBe(false)
+    expect(await checkContentAddressed(parsed.ok as API.Delegation, { proofs: false })).toBe(true)
   })
 
   test('a proof stored under another CID is refused, so a revocation cannot be dodged by relabeling', async () => {
