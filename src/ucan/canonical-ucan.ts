@@ -15,7 +15,8 @@
  *   null as simple values; safe integers only (beyond, BigInt: "not certain"); text
  *   strictly valid UTF-8 and not starting with a byte-order mark (the decoder replaces invalid
  *   sequences and its TextDecoder drops a leading BOM); no map key `__proto__` (a plain-object
- *   decoder drops it) nor `/` (dag-cbor's encoder may take such a map for a CID); nesting at
+ *   decoder drops it) nor `/` (dag-cbor's encoder may take such a map for a CID, and dag-json,
+ *   which the signature covers, writes it as it writes a link or bytes); nesting at
  *   most {@link MAX_DEPTH}; nothing after the top-level value.
  * - dag-ucan's shape: a map of exactly `v`, `s`, `att`, `aud`, `exp`, `iss`, `prf` and the
  *   optionals it writes back: `fct` only when a non-empty array of maps, `nnc` only as a string,
@@ -38,22 +39,44 @@ import type { API } from '@ucanto/core'
  * {@link isCanonicalUcanBlock} proves it; otherwise dag-ucan re-encodes `ucan.data` (the
  * authority) and the result must equal the bytes, with {@link isCanonicalSignature} and
  * {@link isCanonicalPrincipal} for `s`, `iss` and `aud`, which dag-ucan writes back as it read
- * them (a trailing byte after an Ed25519 signature still verifies: without these, a second block,
- * hence a second CID, for the same signed UCAN). False for a JWT-form UCAN or one that does not
- * decode; never throws.
+ * them (a trailing byte after an Ed25519 signature still verifies), and no map with a `/` key in
+ * `att` or `fct` (dag-json, which the signature covers, writes it as it writes a link or bytes).
+ * Without these, a second block, hence a second CID, for the same signed UCAN. False for a
+ * JWT-form UCAN or one that does not decode; never throws.
  */
 export function isCanonicalUcan(ucan: API.Delegation): boolean {
   const bytes = ucan.root.bytes
   if (isCanonicalUcanBlock(bytes)) return true
   try {
-    const data = ucan.data as unknown as { jwt?: unknown; model: Record<'s' | 'iss' | 'aud', unknown> }
+    const data = ucan.data as unknown as { jwt?: unknown; model: Record<'s' | 'iss' | 'aud' | 'att' | 'fct', unknown> }
     if (data.jwt !== undefined) return false
     if (!Buffer.from(UCAN.encode(ucan.data)).equals(bytes)) return false
-    const { s, iss, aud } = data.model
-    return isCanonicalSignature(s) && isCanonicalPrincipal(iss) && isCanonicalPrincipal(aud)
+    const { s, iss, aud, att, fct } = data.model
+    return isCanonicalSignature(s) && isCanonicalPrincipal(iss) && isCanonicalPrincipal(aud) && !hasSlashKey([att, fct])
   } catch {
     return false
   }
+}
+
+/**
+ * Whether a map with a `/` key is anywhere in `value` (decoded dag-cbor: arrays, plain objects,
+ * links, bytes, scalars). UCAN 0.9 signs the dag-json of the payload, where such a map and a
+ * link (`{"/": "<cid>"}`) or bytes (`{"/": {"bytes": …}}`) are written alike, so the same
+ * signature verifies over two blocks. Iterative; links and bytes are not entered.
+ */
+function hasSlashKey(value: unknown): boolean {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (v === null || typeof v !== 'object' || v instanceof Uint8Array || (v as { asCID?: unknown }).asCID === v) continue
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item)
+      continue
+    }
+    if (Object.hasOwn(v, '/')) return true
+    for (const item of Object.values(v)) stack.push(item)
+  }
+  return false
 }
 
 /** Deepest nesting of arrays, maps and tags accepted (the UCAN map is depth 1); deeper answers false. */

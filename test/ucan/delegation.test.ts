@@ -21,6 +21,8 @@ import {
   parseDelegation,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { createPrincipalParser } from '../../src/ucan/principal.js'
+import { verifyIssuerSignature } from '../../src/ucan/signed-payload.js'
 import { type Principals, RecordingLog, now, principals, send } from './helpers.js'
 import { TlogAppend } from '../../src/ucan/capabilities.js'
 
@@ -231,6 +233,29 @@ describe('content addressing', () => {
     expect(parsed.ok?.proofs.map((p) => (isDelegation(p) ? p.cid : p).toString())).toEqual([cid.toString()])
     expect(await checkContentAddressed(parsed.ok as API.Delegation)).toBe(false)
     expect(await checkContentAddressed(parsed.ok as API.Delegation, { proofs: false })).toBe(true)
+  })
+
+  test('a UCAN whose link (or bytes) caveat is rewritten as a `{"/": …}` map is refused: the same signed payload (dag-json), another block', async () => {
+    // UCAN 0.9 signs the dag-json of the payload, where a link and the map {"/": "<cid>"} (bytes
+    // and {"/": {"bytes": …}}) are written alike; dag-cbor tells them apart and re-encodes each to
+    // itself. So the signature verifies over either block, and a revoked delegation (or a replayed
+    // invocation) with a link or bytes in a caveat or fact would get a second CID. Guards the
+    // `/`-key check of canonical-ucan.ts (the one-pass proof and the re-encoding's fallback alike).
+    const link = spaceToAgent.cid
+    const bytesValue = new Uint8Array([1, 2, 3])
+    const original = await delegate({ issuer: P.space, audience: P.agent, capabilities: [{ can: 'upload/add', with: P.space.did(), nb: { root: link, b: bytesValue } }] as never, expiration: now() + 600 })
+    expect(await checkContentAddressed(original)).toBe(true)
+    const principal = createPrincipalParser()
+    for (const alias of [{ root: { '/': link.toString() }, b: bytesValue }, { root: link, b: { '/': { bytes: 'AQID' } } }]) {
+      const data = CBOR.decode(original.root.bytes) as unknown as { att: { nb: unknown }[] }
+      ;(data.att[0] as { nb: unknown }).nb = alias
+      const bytes = CBOR.encode(data)
+      const aliased = Delegation.create({ root: { cid: Link.create(0x71, await sha256.digest(bytes)), bytes } as never, blocks: new Map() })
+      expect(aliased.cid.toString()).not.toBe(original.cid.toString())
+      expect(Buffer.from(UCAN.encode(aliased.data)).equals(Buffer.from(bytes))).toBe(true)
+      expect(await verifyIssuerSignature(aliased, principal)).toBe(true)
+      expect(await checkContentAddressed(aliased)).toBe(false)
+    }
   })
 
   test('a proof stored under another CID is refused, so a revocation cannot be dodged by relabeling', async () => {
