@@ -431,6 +431,20 @@ const mutationArb = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('rewrite' as const), name: fc.constantFrom(...Object.keys(REWRITES)) }),
   fc.record({ kind: fc.constant('head' as const), at: fc.nat() }),
+  // The first capability's `with` or `can` replaced: URL-ish and ability-ish strings, any case and script.
+  fc.record({
+    kind: fc.constantFrom('with' as const, 'can' as const),
+    text: fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 12 }),
+      fc
+        .tuple(
+          fc.constantFrom('did:', 'http:', 'HTTPS:', 'file:', 'File:', 'a+b.c-d:', 'ws:', 'x:', 'x://', 'x:/', '1a:', ':', 'mailto:', 'ucan:', 'ftp:/'),
+          fc.string({ unit: fc.constantFrom('a', '[', ']', ' ', '@', ':', '%', '#', '/', '?', '\t', '1'), maxLength: 8 }),
+        )
+        .map(([a, b]) => a + b),
+      fc.tuple(fc.string({ maxLength: 4 }), fc.constantFrom('/', '*', 'İ', 'I', 'ß', 'Σ'), fc.string({ maxLength: 4 })).map(([a, b, c]) => a + b + c),
+    ),
+  }),
 )
 
 /** Applies a random mutation; undefined when it does not apply (or changes nothing). */
@@ -447,6 +461,16 @@ function mutate(bytes: Uint8Array, m: Mutation): Uint8Array | undefined {
       return bytes.slice(0, m.at % bytes.length)
     case 'rewrite':
       return rewrite(m.name, bytes)
+    case 'with':
+    case 'can': {
+      const tree = parse(bytes)
+      const att = entry(tree, 'att')?.[1]
+      const cap = att?.t === 'array' ? att.items[0] : undefined
+      const e = cap === undefined ? undefined : entry(cap, m.kind)
+      if (e === undefined) return undefined
+      e[1] = text(m.text)
+      return write(tree)
+    }
     case 'head': {
       // A random item written with a longer head than needed (or a float for an integer).
       const tree = parse(bytes)
