@@ -12,21 +12,20 @@
  *   strings, unique, sorted length-first then bytewise; tag 42 only, over bytes `0x00` + a CID
  *   whose varints are minimal; no floats (dag-cbor writes every float as 64 bits and an integral
  *   one as an int: answered "not certain"); no `undefined` (decoded as null); only false, true,
- *   null as simple values; safe integers only (beyond, BigInt: "not certain"); text
- *   strictly valid UTF-8 and not starting with a byte-order mark (the decoder replaces invalid
- *   sequences and its TextDecoder drops a leading BOM); no map key `__proto__` (a plain-object
- *   decoder drops it) nor `/` (dag-cbor's encoder may take such a map for a CID, and dag-json,
- *   which the signature covers, writes it as it writes a link or bytes); nesting at
- *   most {@link MAX_DEPTH}; nothing after the top-level value.
+ *   null as simple values; safe integers only (beyond, BigInt: "not certain"); text strictly
+ *   valid UTF-8 and not starting with a byte-order mark (the decoder replaces invalid sequences
+ *   and its TextDecoder drops a leading BOM); no map key `__proto__` (a plain-object decoder
+ *   drops it) nor `/` (dag-cbor's encoder may take such a map for a CID, and dag-json, which
+ *   the signature covers, writes it as it writes a link or bytes); nesting at most
+ *   {@link MAX_DEPTH}; nothing after the top-level value.
  * - dag-ucan's shape: a map of exactly `v`, `s`, `att`, `aud`, `exp`, `iss`, `prf` and the
  *   optionals it writes back: `fct` only when a non-empty array of maps, `nnc` only as a string,
- *   `nbf` only as a non-zero integer; `exp` an integer or null; `iss`/`aud` a `did:key` of a key type
- *   dag-ucan knows (minimal varint) or a `did:` method string (varint 0x0d1d + UTF-8); `s` a signature
- *   of a named algorithm, minimal varints, exactly code + size + that many bytes (a non-standard
- *   one then its UTF-8 name); each
- *   capability a map whose `can` is `*` or has a `/` inside and is lowercase ASCII (dag-ucan
- *   lower-cases it) and whose `with` is a string `new URL` accepts; `prf` links; `v` digits
- *   `N.N.N`.
+ *   `nbf` only as a non-zero integer; `exp` an integer or null; `iss`/`aud` a `did:key` of a
+ *   key type dag-ucan knows (minimal varint) or a `did:` method string (varint 0x0d1d + UTF-8);
+ *   `s` a signature of a named algorithm, minimal varints, exactly code + size + that many bytes
+ *   (a non-standard one then its UTF-8 name); each capability a map whose `can` is `*` or has a
+ *   `/` inside and is lowercase ASCII (dag-ucan lower-cases it) and whose `with` is a string
+ *   `new URL` accepts; `prf` links; `v` digits `N.N.N`.
  * Anything else — including every form dag-ucan would refuse to decode — answers false.
  */
 
@@ -79,7 +78,10 @@ function hasSlashKey(value: unknown): boolean {
   return false
 }
 
-/** Deepest nesting of arrays, maps and tags accepted (the UCAN map is depth 1); deeper answers false. */
+/**
+ * Deepest nesting of arrays and maps accepted: the UCAN map is at depth 1, `att` and `fct` at 2,
+ * a capability or fact at 3, a caveat at 4. Deeper answers false (dag-ucan re-encodes it).
+ */
 export const MAX_DEPTH = 64
 
 /**
@@ -118,10 +120,10 @@ const EMPTY = new Uint8Array(0)
 /**
  * Whether `s` (a UCAN's signature bytes, dag-ucan's `model.s`) is exactly an algorithm's minimal
  * varint code, the minimal varint size and that many bytes (then, for the non-standard code
- * 0xd000, a well-formed UTF-8 algorithm name). dag-ucan writes `s` back as
- * it read it, so its re-encoding cannot tell a signature with trailing bytes (which still
- * verifies: Ed25519 reads only `size` bytes) from the original; the content-address check asks
- * this as well. False for anything but a Uint8Array; never throws.
+ * 0xd000, a well-formed UTF-8 algorithm name). dag-ucan writes `s` back as it read it, so its
+ * re-encoding cannot tell a signature with trailing bytes (which still verifies: Ed25519 reads
+ * only `size` bytes) from the original; the content-address check asks this as well. False for
+ * anything but a Uint8Array; never throws.
  */
 export function isCanonicalSignature(s: unknown): boolean {
   return s instanceof Uint8Array && within(s, signatureBody)
@@ -309,7 +311,7 @@ function value(depth: number): boolean {
       return utf8(start, pos)
     }
     case MAJOR_ARRAY: {
-      if (depth >= MAX_DEPTH) return false
+      if (depth > MAX_DEPTH) return false
       const n = arg
       for (let i = 0; i < n; i++) if (!value(depth + 1)) return false
       return true
@@ -325,7 +327,7 @@ function value(depth: number): boolean {
 
 /** Skips the entries of a map whose head was just read (`arg` entries, at `depth`); whether canonical. */
 function map(depth: number): boolean {
-  if (depth >= MAX_DEPTH) return false
+  if (depth > MAX_DEPTH) return false
   const n = arg
   let prevStart = 0
   let prevLen = -1
@@ -505,7 +507,7 @@ function capabilities(): boolean {
 const K_CAN = 0x63616e
 const K_WITH = 0x77697468
 
-/** Reads one capability: a canonical map (depth 3) with a `can` and a `with` that dag-ucan keeps as they are. */
+/** Reads one capability: a canonical map (at depth 3) with a `can` and a `with` that dag-ucan keeps as they are. */
 function capability(): boolean {
   if (head() !== MAJOR_MAP) return false
   const n = arg
@@ -524,7 +526,7 @@ function capability(): boolean {
     } else if (k === K_WITH) {
       if (!resource()) return false
       seen |= 2
-    } else if (!value(3)) return false
+    } else if (!value(4)) return false
   }
   return seen === 3
 }
@@ -599,7 +601,7 @@ function facts(): boolean {
   const n = arg
   if (n === 0) return false
   for (let i = 0; i < n; i++) {
-    if (head() !== MAJOR_MAP || !map(2)) return false
+    if (head() !== MAJOR_MAP || !map(3)) return false
   }
   return true
 }

@@ -553,6 +553,18 @@ describe('isCanonicalUcanBlock', () => {
     expect(isCanonicalUcanBlock(new Uint8Array([0xf6]))).toBe(false)
   })
 
+  test('nesting: a caveat nested to exactly MAX_DEPTH is taken, one level deeper is left to the re-encoding', async () => {
+    // The UCAN map is depth 1, att 2, the capability 3, nb 4: k arrays inside nb reach 4 + k.
+    for (const [k, taken] of [[MAX_DEPTH - 4, true], [MAX_DEPTH - 3, false]] as const) {
+      let deep: unknown = 1
+      for (let i = 0; i < k; i++) deep = [deep]
+      const d = await delegate({ issuer: P.agent, audience: P.service, capabilities: [{ can: 'store/add', with: P.space.did(), nb: { deep } }] as never, expiration: now() + 600 })
+      expect(reencodesIdentically(d.root.bytes)).toBe(true)
+      expect(isCanonicalUcanBlock(d.root.bytes)).toBe(taken)
+      expect(await checkContentAddressed(d, { proofs: false })).toBe(true)
+    }
+  })
+
   test('canonical UCANs it is not certain about (a float caveat, nesting past MAX_DEPTH): false, and checkContentAddressed re-encodes and accepts them', async () => {
     let deep: unknown = 'leaf'
     for (let i = 0; i < MAX_DEPTH + 2; i++) deep = [deep]
