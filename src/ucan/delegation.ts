@@ -16,13 +16,14 @@
 import { base64 } from 'multiformats/bases/base64'
 import { identity } from 'multiformats/hashes/identity'
 import * as Link from 'multiformats/link'
-import { CAR, Delegation, UCAN, isDelegation } from '@ucanto/core'
+import { CAR, Delegation, isDelegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { decodeBase64, encodeBase64 } from '../tlog/encoding.js'
 import { InvalidDelegation, type ProofGraphFailure, ProofGraphTooLarge, truncate } from './errors.js'
 import { type ProofGraphBudget, checkProofGraph } from './proof-graph.js'
 import { audienceOf, issuerOf } from './signed-payload.js'
-import { type VerifiedUcanCache, isPreverified, markCanonical } from './verified-ucans.js'
+import { isCanonicalUcan } from './canonical-ucan.js'
+import { type VerifiedUcanCache, isPreverified, markCanonical, sameBytes } from './verified-ucans.js'
 
 /** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
 export const MAX_DELEGATION_LENGTH = 65_536
@@ -157,8 +158,11 @@ export async function formatDelegationBase64(delegation: API.Delegation): Promis
  * still verify, since the signature covers the decoded payload).
  * With `{ proofs: false }` only `ucan` itself is checked (an invocation's own proofs do not
  * authorize a `tlog/append`). With `ucans`, a UCAN that cache holds (and whose bytes hash to its
- * CID) is not re-encoded. When all pass, each checked Delegation object is marked canonical
- * (verified-ucans.ts `markCanonical`), which lets the chain check cache it.
+ * CID) is not checked again. Otherwise its bytes must hash to its CID, written canonically
+ * (verified-ucans.ts `sameBytes`), and be canonical (canonical-ucan.ts `isCanonicalUcan`: a
+ * one-pass proof, else dag-ucan's re-encoding plus an exact signature and principals). When all
+ * pass, each checked Delegation object is marked canonical (verified-ucans.ts `markCanonical`),
+ * which lets the chain check cache it.
  * @returns false on any mismatch, on a UCAN that does not decode, or past {@link MAX_CHAIN_UCANS}.
  */
 export async function checkContentAddressed(ucan: API.Delegation, options: { proofs?: boolean; ucans?: VerifiedUcanCache | undefined } = {}): Promise<boolean> {
@@ -177,10 +181,7 @@ export async function checkContentAddressed(ucan: API.Delegation, options: { pro
       if ((d.data as { jwt?: unknown }).jwt !== undefined) return false
       // A cached UCAN whose bytes hash to its CID was found canonical before (here, or by the
       // pre-verification thread for these bytes): no need to re-encode.
-      if (!isPreverified(d) && options.ucans?.has(d) !== true) {
-        const canonical = await UCAN.write(d.data)
-        if (!canonical.cid.equals(d.cid)) return false
-      }
+      if (!isPreverified(d) && options.ucans?.has(d) !== true && !(sameBytes(d) && isCanonicalUcan(d))) return false
       checked.push(d)
       if (deep) for (const proof of d.proofs) if (isDelegation(proof)) stack.push(proof)
     } catch {

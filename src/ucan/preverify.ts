@@ -18,12 +18,13 @@
  * (delegation.ts bounds the graph: {@link MAX_CHAIN_UCANS} UCANs), each distinct CID verified once
  * per request; CIDs verified before are remembered in `known` (bounded by the caller).
  */
-import { UCAN, isDelegation } from '@ucanto/core'
+import { isDelegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { CAR } from '@ucanto/transport'
 import { MAX_CHAIN_UCANS, parseDelegation } from './delegation.js'
 import { createPrincipalParser } from './principal.js'
 import { issuerOf, verifyIssuerSignature } from './signed-payload.js'
+import { isCanonicalUcan } from './canonical-ucan.js'
 import { sameBytes } from './verified-ucans.js'
 
 /** CIDs (strings) of a request's UCANs found canonical and validly signed, by role. */
@@ -109,10 +110,9 @@ export async function preverifyRequest(body: Uint8Array, contentType: string, op
 /** Whether `ucan` (whose bytes hash to its CID) re-encodes to its own bytes (as delegation.ts `checkContentAddressed` requires) and its issuer's signature verifies. */
 async function canonicalAndSigned(ucan: API.Delegation, principal: API.PrincipalParser): Promise<boolean> {
   try {
-    if ((ucan.data as { jwt?: unknown }).jwt !== undefined) return false
-    // The block already hashes to its CID (verified-ucans.ts `sameBytes`), so re-encoding to the same bytes is
-    // what delegation.ts `checkContentAddressed` establishes by comparing CIDs, one hash cheaper.
-    if (!Buffer.from(UCAN.encode(ucan.data)).equals(ucan.root.bytes)) return false
+    // The block already hashes to its CID (verified-ucans.ts `sameBytes`): what delegation.ts
+    // `checkContentAddressed` asks besides is the same `isCanonicalUcan`.
+    if (!isCanonicalUcan(ucan)) return false
     if (!issuerOf(ucan).startsWith('did:key:')) return false
     return await verifyIssuerSignature(ucan, principal)
   } catch {

@@ -160,13 +160,22 @@ export function createVerifiedUcanCache(options: VerifiedUcanCacheOptions = {}):
   }
 }
 
-/** Whether `ucan`'s block is dag-cbor under a sha2-256 CID that its bytes hash to (so they are the bytes that CID names). */
+/**
+ * Whether `ucan`'s block is dag-cbor under a sha2-256 CID that its bytes hash to (so they are the
+ * bytes that CID names), that CID being written in its one canonical form: CIDv1, minimal varints,
+ * a 32-byte digest (`01 71 12 20` + digest). A CID reader keeps a multihash's non-minimal varints
+ * (`92 00` for 0x12), which give the same block a second CID string: the replay guard, the
+ * revocation store and the caches here are keyed by that string.
+ */
 export function sameBytes(ucan: API.Delegation): boolean {
   const { cid, bytes } = ucan.root
   if (cid.code !== DAG_CBOR_CODE || cid.multihash.code !== SHA256_CODE) return false
+  const id = cid.bytes
+  const mh = cid.multihash.bytes
+  if (id.length !== 36 || id[0] !== 0x01 || id[1] !== DAG_CBOR_CODE || id[2] !== SHA256_CODE || id[3] !== 32) return false
+  if (mh.length !== 34 || mh[0] !== SHA256_CODE || mh[1] !== 32) return false
   const digest = createHash('sha256').update(bytes).digest()
-  const expected = cid.multihash.digest
-  return digest.length === expected.length && digest.equals(expected)
+  return digest.equals(id.subarray(4)) && digest.equals(cid.multihash.digest)
 }
 
 /** Delegation objects (this process's, by identity) that {@link markCanonical} was told about. */

@@ -532,18 +532,28 @@ describe('tlog/append refused: the delegation', () => {
   })
 })
 
+/** How {@link readdressed} puts the same signed invocation under another CID. */
+type Readdressing = 'sha2-512' | 'raw codec' | 'non-canonical dag-cbor' | 'a byte after the signature'
+
 /**
  * A request carrying the signed invocation `inv` under another CID: its block bytes (or the same
  * UCAN re-encoded non-canonically) addressed by `how`, with the message root pointing at that CID.
  * The signature covers the decoded payload, so it still verifies; only the content-addressing check
  * of (1) tells the two apart.
  */
-async function readdressed(inv: API.Invocation, how: 'sha2-512' | 'raw codec' | 'non-canonical dag-cbor'): Promise<{ cid: CID; request: { headers: Record<string, string>; body: Uint8Array } }> {
+async function readdressed(inv: API.Invocation, how: Readdressing): Promise<{ cid: CID; request: { headers: Record<string, string>; body: Uint8Array } }> {
   let bytes = inv.root.bytes as Uint8Array
   let cid: CID
   if (how === 'sha2-512') cid = CID.createV1(CBOR.code, await sha512.digest(bytes))
   else if (how === 'raw codec') cid = CID.createV1(0x55, await sha256.digest(bytes))
-  else {
+  else if (how === 'a byte after the signature') {
+    // Canonical dag-cbor, and dag-ucan re-encodes it to itself (it writes `s` back as it read
+    // it), yet another block: Ed25519 reads only the signature's first `size` bytes, so it verifies.
+    const data = CBOR.decode(bytes) as Record<string, unknown>
+    data.s = new Uint8Array([...(data.s as Uint8Array), 0x00])
+    bytes = CBOR.encode(data)
+    cid = CID.createV1(CBOR.code, await sha256.digest(bytes))
+  } else {
     // The same map with its keys in plain sort order instead of dag-cbor's length-first order:
     // another byte string, hashed honestly, that decodes to the same UCAN.
     const data = CBOR.decode(bytes) as Record<string, unknown>
@@ -564,7 +574,7 @@ describe('(1) the invocation\'s bytes must be the canonical encoding under its C
   // Guards checkContentAddressed(invocation, { proofs: false }) in authorize.ts checkInvocation: the
   // replay guard is keyed by the invocation's CID, so the same signed invocation under another CID
   // would otherwise be a new invocation and append again.
-  for (const how of ['sha2-512', 'raw codec', 'non-canonical dag-cbor'] as const) {
+  for (const how of ['sha2-512', 'raw codec', 'non-canonical dag-cbor', 'a byte after the signature'] as const) {
     test(`the same signed invocation re-addressed (${how}) → InvalidSignature, and it never appends twice`, async () => {
       const inv = await appendInvocation()
       const copy = await readdressed(inv, how)

@@ -1,7 +1,7 @@
 /** The nb.delegation string format: round trips, Storacha compatibility, hostile inputs, bounds. */
 import { beforeAll, describe, expect, test } from 'vitest'
 import fc from 'fast-check'
-import { CAR, Delegation, delegate } from '@ucanto/core'
+import { CAR, CBOR, Delegation, UCAN, delegate, isDelegation } from '@ucanto/core'
 import type { API } from '@ucanto/core'
 import { parse as storachaParse } from '@storacha/client/proof'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -21,6 +21,8 @@ import {
   parseDelegation,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
+import { createPrincipalParser } from '../../src/ucan/principal.js'
+import { verifyIssuerSignature } from '../../src/ucan/signed-payload.js'
 import { type Principals, RecordingLog, now, principals, send } from './helpers.js'
 import { TlogAppend } from '../../src/ucan/capabilities.js'
 
@@ -213,6 +215,47 @@ describe('content addressing', () => {
     const notAUcan = Delegation.create({ root: { cid, bytes } as never, blocks: new Map() })
     expect(await checkContentAddressed(notAUcan)).toBe(false)
     expect(await checkContentAddressed(notAUcan, { proofs: false })).toBe(false)
+  })
+
+  test('a proof whose signature has a byte appended is refused: a second block (and CID) that still verifies would dodge its revocation', async () => {
+    // dag-ucan writes `s` back as it read it, so its re-encoding alone accepts the padded block;
+    // Ed25519 reads only the signature's first 64 bytes, so it verifies. Guards the signature
+    // check of canonical-ucan.ts `isCanonicalUcan` (the fast path and the re-encoding alike).
+    const data = CBOR.decode(spaceToAgent.root.bytes) as unknown as Record<string, unknown>
+    data.s = new Uint8Array([...(data.s as Uint8Array), 0x00])
+    const bytes = CBOR.encode(data)
+    const cid = Link.create(0x71, await sha256.digest(bytes))
+    const padded = Delegation.create({ root: { cid, bytes } as never, blocks: new Map() })
+    expect(Buffer.from(UCAN.encode(padded.data)).equals(Buffer.from(bytes))).toBe(true)
+    expect(await checkContentAddressed(padded)).toBe(false)
+    const d = await delegate({ issuer: P.agent, audience: P.service, capabilities: agentToService.capabilities, proofs: [padded], expiration: now() + 600 })
+    const parsed = await parseDelegation(await formatDelegation(d))
+    expect(parsed.ok?.proofs.map((p) => (isDelegation(p) ? p.cid : p).toString())).toEqual([cid.toString()])
+    expect(await checkContentAddressed(parsed.ok as API.Delegation)).toBe(false)
+    expect(await checkContentAddressed(parsed.ok as API.Delegation, { proofs: false })).toBe(true)
+  })
+
+  test('a UCAN whose link (or bytes) caveat is rewritten as a `{"/": …}` map is refused: the same signed payload (dag-json), another block', async () => {
+    // UCAN 0.9 signs the dag-json of the payload, where a link and the map {"/": "<cid>"} (bytes
+    // and {"/": {"bytes": …}}) are written alike; dag-cbor tells them apart and re-encodes each to
+    // itself. So the signature verifies over either block, and a revoked delegation (or a replayed
+    // invocation) with a link or bytes in a caveat or fact would get a second CID. Guards the
+    // `/`-key check of canonical-ucan.ts (the one-pass proof and the re-encoding's fallback alike).
+    const link = spaceToAgent.cid
+    const bytesValue = new Uint8Array([1, 2, 3])
+    const original = await delegate({ issuer: P.space, audience: P.agent, capabilities: [{ can: 'upload/add', with: P.space.did(), nb: { root: link, b: bytesValue } }] as never, expiration: now() + 600 })
+    expect(await checkContentAddressed(original)).toBe(true)
+    const principal = createPrincipalParser()
+    for (const alias of [{ root: { '/': link.toString() }, b: bytesValue }, { root: link, b: { '/': { bytes: 'AQID' } } }]) {
+      const data = CBOR.decode(original.root.bytes) as unknown as { att: { nb: unknown }[] }
+      ;(data.att[0] as { nb: unknown }).nb = alias
+      const bytes = CBOR.encode(data)
+      const aliased = Delegation.create({ root: { cid: Link.create(0x71, await sha256.digest(bytes)), bytes } as never, blocks: new Map() })
+      expect(aliased.cid.toString()).not.toBe(original.cid.toString())
+      expect(Buffer.from(UCAN.encode(aliased.data)).equals(Buffer.from(bytes))).toBe(true)
+      expect(await verifyIssuerSignature(aliased, principal)).toBe(true)
+      expect(await checkContentAddressed(aliased)).toBe(false)
+    }
   })
 
   test('a proof stored under another CID is refused, so a revocation cannot be dodged by relabeling', async () => {

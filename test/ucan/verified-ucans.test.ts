@@ -11,7 +11,7 @@ import { CID } from 'multiformats/cid'
 import { base58btc } from 'multiformats/bases/base58'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { VERIFIED_UCAN_ENTRY_OVERHEAD, createVerifiedUcanCache, isPreverified, markPreverified } from '../../src/ucan/index.js'
+import { VERIFIED_UCAN_ENTRY_OVERHEAD, checkContentAddressed, createVerifiedUcanCache, isPreverified, markPreverified } from '../../src/ucan/index.js'
 import { type Principals, now, principals } from './helpers.js'
 
 let P: Principals
@@ -111,5 +111,24 @@ describe('only dag-cbor blocks under sha2-256 CIDs', () => {
       expect(isPreverified(odd)).toBe(false)
     }
     expect(markPreverified(a)).toBe(true)
+  })
+
+  test('markPreverified and checkContentAddressed refuse the right block under a CID written with a non-minimal multihash varint (a second CID string)', async () => {
+    // `01 71 92 00 20 …`: 0x12 as two varint bytes. multiformats keeps the multihash bytes it
+    // read, so this CID names the same digest with another string — another replay-guard and
+    // revocation key for the same invocation, were it trusted. Guards sameBytes' CID-form check.
+    const [a] = (await ucans(1)) as [API.Delegation]
+    const digest = (await sha256.digest(a.root.bytes)).digest
+    const padded = CID.decode(new Uint8Array([0x01, 0x71, 0x92, 0x00, 0x20, ...digest]))
+    expect(padded.multihash.code).toBe(0x12)
+    expect(padded.toString()).not.toBe(a.cid.toString())
+    const odd = reroot(a, padded)
+    expect(markPreverified(odd)).toBe(false)
+    expect(isPreverified(odd)).toBe(false)
+    expect(await checkContentAddressed(odd, { proofs: false })).toBe(false)
+    const cache = createVerifiedUcanCache()
+    cache.addCid(a.cid.toString())
+    expect(cache.has(odd)).toBe(false)
+    expect(await checkContentAddressed(a, { proofs: false })).toBe(true)
   })
 })
