@@ -9,7 +9,8 @@
 //    (Ed25519 is deterministic: without one, delegations made in the same second are identical and
 //    a cache would be measured). "warm": one Space→Agent proof for all appends (as one agent sends);
 //    "cold": a distinct Space→Agent proof per append too.
-// 2. Ed25519 through node:crypto against ucanto's pure-JS default, and the older in-process rates.
+// 2. Ed25519 through the principal against ucanto's pure-JS default, libsodium against OpenSSL
+//    (src/ucan/ed25519.ts), and the older in-process rates.
 //
 // Side by side: BENCH_UCAN_BASE=<checkout of another commit, built> measures that build's phases in
 // the same run (e.g. `git worktree add ../base 7ff05e0 && (cd ../base && npm run build)`).
@@ -23,7 +24,7 @@ import v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { CAR } from '@ucanto/transport'
 import { Message, delegate } from '@ucanto/core'
-import { Verifier } from '@ucanto/principal'
+import { Verifier, ed25519 } from '@ucanto/principal'
 
 const N = Number(process.env.BENCH_UCAN_N ?? 256)
 const REPS = Number(process.env.BENCH_UCAN_REPS ?? 3)
@@ -233,9 +234,38 @@ export async function run(report) {
   const fast = U.createPrincipalParser().parse(agent.did())
   const slow = Verifier.parse(agent.did())
   console.log('')
-  report('Ed25519 verify, node:crypto principal parser (wall)', await rate(3000, () => fast.verify(payload, sig)), 'verifies/s')
+  report('Ed25519 verify, the principal parser (src/ucan/ed25519.ts) (wall)', await rate(3000, () => fast.verify(payload, sig)), 'verifies/s')
   report('Ed25519 verify, ucanto default (@noble/ed25519) (wall)', await rate(300, () => slow.verify(payload, sig)), 'verifies/s')
-  report('Ed25519 sign, node:crypto signer (wall)', await rate(3000, () => agent.sign(payload)), 'signs/s')
+  report('Ed25519 sign, the fast signer (src/ucan/ed25519.ts) (wall)', await rate(3000, () => agent.sign(payload)), 'signs/s')
+
+  // The two native implementations behind the principal (src/ucan/ed25519.ts), CPU µs per
+  // operation, interleaved, 5 repetitions of 2,000 each over distinct 300-byte messages.
+  const E = await import(pathToFileURL(join(roots[0][1], 'dist/src/ucan/ed25519.js')).href)
+  const backends = [E.LIBSODIUM_ED25519, E.OPENSSL_ED25519].filter(Boolean)
+  const seed = randomBytes(32)
+  const msgs = Array.from({ length: 2000 }, () => randomBytes(300))
+  const signed = msgs.map((m) => E.OPENSSL_ED25519.privateKey(seed).sign(m))
+  const pub = (await ed25519.derive(seed)).encode().subarray(36) // the signer's encoding ends with the public key
+  const per = new Map()
+  for (let rep = 0; rep < 5; rep++) {
+    for (const b of backends) {
+      const key = b.publicKey(pub)
+      const priv = b.privateKey(seed)
+      let t = process.cpuUsage()
+      for (let i = 0; i < msgs.length; i++) if (!key.verify(msgs[i], signed[i])) throw new Error(`${b.name} refused a valid signature`)
+      let u = process.cpuUsage(t)
+      per.set(`${b.name} verify`, [...(per.get(`${b.name} verify`) ?? []), (u.user + u.system) / msgs.length])
+      t = process.cpuUsage()
+      for (let i = 0; i < msgs.length; i++) priv.sign(msgs[i])
+      u = process.cpuUsage(t)
+      per.set(`${b.name} sign`, [...(per.get(`${b.name} sign`) ?? []), (u.user + u.system) / msgs.length])
+    }
+  }
+  console.log(`\nEd25519 per operation (CPU µs, min / median / max of 5; this process uses ${E.ED25519.name})`)
+  for (const [k, vs] of per) {
+    const { min, median, max } = stats(vs)
+    console.log(`  ${k.padEnd(20)} ${min.toFixed(1).padStart(7)} ${median.toFixed(1).padStart(7)} ${max.toFixed(1).padStart(7)} µs`)
+  }
   const spaceToAgent = await U.delegateSpaceToAgent({ space, agent })
   const n = 300
   const requests = async () => {
