@@ -293,15 +293,19 @@ async function encodeSharded(links: Link[], changed?: ReadonlySet<string>, cache
         if (child.dirty) isDirty = true
       }
     }
-    // The node is a function of its links (the bitfield follows from their names).
-    const signature = cache ? out.map((l) => `${l.Name}\0${Buffer.from(l.Hash.bytes).toString('latin1')}\0${l.Tsize}`).join('\n') : ''
-    let block = cache?.get(signature)
+    // The node is a function of its links (the bitfield follows from their names). A node over a
+    // changed name is a new version nothing has asked for yet: it is memoized when next encoded
+    // unchanged, not now. Memoizing every version filled the memo with superseded ones (a sharded
+    // root, ~30 KiB with its key, at every checkpoint), pushing out the nodes that are reused.
+    const memo = cache !== undefined && !isDirty ? cache : undefined
+    const signature = memo ? out.map((l) => `${l.Name}\0${Buffer.from(l.Hash.bytes).toString('latin1')}\0${l.Tsize}`).join('\n') : ''
+    let block = memo?.get(signature)
     if (block === undefined) {
       let first = 0
       while (first < bitfield.length && bitfield[first] === 0) first++
       const data = new UnixFS({ type: 'hamt-sharded-directory', data: bitfield.subarray(first), fanout: BigInt(HAMT_FANOUT), hashType: BigInt(MURMUR3_X64_64_CODE) })
       block = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: data.marshal(), Links: out })))
-      cache?.set(signature, block, signature.length + 2 * block.bytes.length)
+      memo?.set(signature, block, signature.length + 2 * block.bytes.length)
     }
     blocks.push(block)
     if (isDirty) dirty.add(block.cid.toString())

@@ -344,4 +344,26 @@ describe('the shard-node memo (ShardCache)', () => {
     expect(caches[2]!.size).toBe(0) // every node is larger than its bound: nothing kept
     expect(sharedShardCache()).toBe(sharedShardCache()) // one per process
   })
+
+  it('keeps no superseded version: a sharded directory growing by one name per version (as a log gains tiles) holds its memo to the nodes that are reused', async () => {
+    const f = await encodeFile(new Uint8Array([1, 2, 3]))
+    const names = Array.from({ length: 1500 }, (_, i) => String(i).padStart(4, '0'))
+    const cache = new ByteLru<string, Block>(64 * 2 ** 20)
+    const plain = new ByteLru<string, Block>(64 * 2 ** 20)
+    const sizes: number[] = []
+    for (let version = 0; version <= 40; version++) {
+      const added = `n${String(version).padStart(4, '0')}`
+      names.push(added)
+      const entries = names.map((name) => ({ name, ...f }))
+      const a = await encodeDirectory(entries, new Set([added]), cache)
+      // The same CID as with a memo that never saw the changed set (every node memoized).
+      expect(a.cid.toString()).toBe((await encodeDirectory(entries, undefined, plain)).cid.toString())
+      sizes.push(cache.bytes)
+    }
+    // A superseded root alone is > 20 KiB (256 links): memoizing each version grew the memo by at
+    // least that much per version. Now only the small nodes beside each change are (re)memoized.
+    const perVersion = (sizes[40]! - sizes[10]!) / 30
+    expect(perVersion).toBeLessThan(4096)
+    expect(cache.size).toBeGreaterThan(0)
+  })
 })
