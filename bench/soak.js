@@ -430,6 +430,8 @@ clearInterval(sampler)
 say(`client settled: ${result.acked.length} acknowledged, ${result.refused.length} refused or abandoned; client CPU ${fmt(result.clientCpuMs / 1000, 1)} s over ${fmt(result.wallMs / 1000)} s`)
 const stamp = new Date(t0).toISOString().replace(/[:.]/g, '-')
 // The raw figures, for a closer look: every acknowledged and refused append (times in ms since the start), the samples, the phases.
+// Without the local Storacha nothing was compiled into `build`: it may not exist yet.
+await mkdir(build, { recursive: true })
 await writeFile(join(build, `soak-${stamp}.json`), JSON.stringify({ minutes: MINUTES, rate: RATE, cycleS: CYCLE_S, phases, samples, acked: result.acked.map(([i, , s, l, a]) => [i, s, l, a]), refused: result.refused.map(([, ...r]) => r) }))
 
 // ---- checks ----------------------------------------------------------------------------------
