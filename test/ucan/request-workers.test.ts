@@ -153,13 +153,19 @@ describe("a request's invocations are charged in the request's order", () => {
 })
 
 describe('the pool and the worker', () => {
-  test('a worker whose queue is full refuses busy; the next request is taken again', async () => {
+  /** A pool of `workers` threads with `maxQueue` each, closed after the tests. */
+  const startPool = (workers: number, maxQueue: number) => {
     const pool = createRequestPool({
-      workers: 1,
-      maxQueue: 1,
+      workers,
+      maxQueue,
       settings: { signer: P.service.encode(), maxInvocationLifetime: 3600, reservedSpaces: [], maxInvocations: 64, maxVerifiedUcans: 1000, maxVerifiedUcanBytes: 1 << 20 },
     })
     pools.push(pool)
+    return pool
+  }
+
+  test('a worker whose queue is full refuses busy; the next request is taken again', async () => {
+    const pool = startPool(1, 1)
     const body = await encodeRequest(await Promise.all(Array.from({ length: 16 }, () => append())))
     const [first, second] = await Promise.all([pool.check(body.body, body.headers['content-type']!, now()), pool.check(body.body, body.headers['content-type']!, now())])
     expect(Array.isArray(first)).toBe(true)
@@ -168,12 +174,7 @@ describe('the pool and the worker', () => {
   })
 
   test("heap() sums the running workers' V8 heaps and starts none", async () => {
-    const pool = createRequestPool({
-      workers: 2,
-      maxQueue: 4,
-      settings: { signer: P.service.encode(), maxInvocationLifetime: 3600, reservedSpaces: [], maxInvocations: 64, maxVerifiedUcans: 1000, maxVerifiedUcanBytes: 1 << 20 },
-    })
-    pools.push(pool)
+    const pool = startPool(2, 4)
     expect(await pool.heap()).toEqual({ used: 0, total: 0, workers: 0 })
     const body = await encodeRequest([await append()])
     expect(Array.isArray(await pool.check(body.body, body.headers['content-type']!, now()))).toBe(true)
