@@ -119,12 +119,12 @@ function procStatus(pid) {
     return { rss: NaN, anon: NaN }
   }
 }
-/** serve's main-thread V8 heap from its /metrics (prom-client's nodejs_* gauges), MiB; NaN fields when unanswered. */
+/** serve's main-thread V8 heap (prom-client's nodejs_* gauges) and its worker threads' (ucanlog_worker_heap_bytes) from its /metrics, MiB; NaN fields when unanswered. */
 async function heapMiB(metricsUrl) {
   try {
     const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(2000) })).text()
     const g = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20
-    // The request workers' heaps (summed over the threads), 0 when none runs.
+    // The worker threads' heaps, summed over every pool and thread, 0 when none runs.
     const w = (kind) => [...text.matchAll(new RegExp(`^ucanlog_worker_heap_bytes\\{pool="[a-z]+",kind="${kind}"\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]) / 2 ** 20, 0)
     return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes'), workersTotal: w('total'), workersUsed: w('used') }
   } catch {

@@ -32,9 +32,9 @@ export interface PreverifyPoolOptions {
 export interface PreverifyPool {
   /** The request's pre-verified UCANs, or `undefined` when the main thread must verify them all itself. Never rejects. */
   run(body: Uint8Array, contentType: string): Promise<Preverified | undefined>
-  /** Stops every worker; later `run`s answer `undefined`. */
   /** The running workers' V8 heaps, summed (worker-pool.ts `WorkerPool.heap`). Never rejects. */
   heap(): Promise<WorkerHeap>
+  /** Stops every worker; later `run`s answer `undefined`. */
   close(): Promise<void>
 }
 

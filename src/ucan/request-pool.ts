@@ -54,9 +54,9 @@ export interface RequestPool {
   check(body: Uint8Array, contentType: string, now: number): Promise<AppendVerdict[] | 'fallback' | 'busy' | undefined>
   /** The response of `outcomes` (request-check.ts `encodeResponse`), or `undefined` (encode it on the main thread). Never rejects. */
   encode(outcomes: AppendOutcome[], headers: Record<string, string>): Promise<API.HTTPResponse | undefined>
-  /** Stops every worker; later calls answer `undefined`. */
   /** The running workers' V8 heaps, summed (worker-pool.ts `WorkerPool.heap`). Never rejects. */
   heap(): Promise<WorkerHeap>
+  /** Stops every worker; later calls answer `undefined`. */
   close(): Promise<void>
 }
 
