@@ -5,12 +5,12 @@
  */
 import { Hono, type Context } from 'hono'
 import { getConnInfo } from '@hono/node-server/conninfo'
-import { bodyLimit } from 'hono/body-limit'
 import type { Registry } from 'prom-client'
 import type { LogManager } from '../log/log-manager.js'
 import { encodeBase64 } from '../tlog/index.js'
 import { formatLogList } from '../../witness/index.js'
 import { tileRoutes } from './tile-routes.js'
+import { rpcBodyLimit } from './body-limit.js'
 import { readCors } from './cors.js'
 import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX, readRoutes } from './read-routes.js'
 import type { EntryIndex } from './entry-index.js'
@@ -72,7 +72,7 @@ const SPACE_DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
  */
 export function createApp(o: AppOptions): Hono {
   const app = new Hono()
-  const limit = bodyLimit({
+  const limit = rpcBodyLimit({
     maxSize: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     onError: (c) => c.text('request body too large\n', 413),
   })
