@@ -36,7 +36,9 @@
 //   BENCH_SOAK_DISK_FULL      1      1: fill it to full (1 MiB left) for the last third of the disk phase
 //   BENCH_SOAK_DRAIN_S        900    longest wait at the end for publication and the upload queue
 //   BENCH_SOAK_SERVE_ARGS     extra `ucanlog serve` flags
-//   BENCH_SOAK_NODE_ARGS      node flags for serve, e.g. --max-old-space-size=192 (what npm start passes)
+//   BENCH_SOAK_NODE_ARGS      node flags for serve, e.g. --max-old-space-size=192 (what npm start passes);
+//                             add --trace-gc, then `node bench/gc-trace.js <the kept serve log>` tabulates the
+//                             live heap of each thread right after each full GC, minute by minute
 //   BENCH_SOAK_STORACHA       1      0: no local Storacha (serve without --storacha-url, no Storacha phase
 //                                    or check) — for lives longer than the local Storacha's in-memory
 //                                    stores can hold (it holds every blob and message: GBs after an hour)

@@ -25,6 +25,11 @@ const LIFETIME = 3000 // s: every pre-signed invocation must outlive the whole b
 const prepared = new Map()
 const spaceSets = new Map()
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity })
+// BENCH_TP_ADDRESSES (default 1): request j leaves from loopback address 127.0.0.(1 + j mod N), so
+// the service sees N client addresses (its per-address turns and limits apply to each), as it would
+// N apps; 1 is one app sending everything.
+const ADDRESSES = Math.max(1, Number(process.env.BENCH_TP_ADDRESSES ?? 1))
+let sent = 0
 
 /** Storacha capabilities on `space`, as delegateSpaceToAgent grants them. */
 const caps = (space) => U.STORACHA_ABILITIES.map((can) => ({ can, with: space }))
@@ -76,7 +81,8 @@ function cpuMs(from) {
 /** POSTs one request; resolves the number of invocations answered ok (echo: all, on a 200). */
 function send(p, r) {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(r.url, { method: 'POST', agent, headers: { ...r.headers, 'content-length': r.body.length } }, (res) => {
+    const localAddress = `127.0.0.${1 + (sent++ % ADDRESSES)}`
+    const req = httpRequest(r.url, { method: 'POST', agent, localAddress, headers: { ...r.headers, 'content-length': r.body.length } }, (res) => {
       const chunks = []
       res.on('data', (c) => chunks.push(c))
       res.on('error', reject)

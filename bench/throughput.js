@@ -30,6 +30,8 @@
 //                           check on the main thread; BENCHMARKS.md 2026-11-30 afternoon compares
 //                           --request-workers 2 with 0 so)
 //   BENCH_TP_BASELINE_ARGS  extra `ucanlog serve` flags for the baseline only
+//   BENCH_TP_ADDRESSES      client addresses the requests come from, 127.0.0.1.. (default 1: one app; the
+//                           service's per-address turns, --client-concurrency, then bound one address)
 //   BENCH_TP_WARMUP         appends sent to each server before the timed runs (JIT warm-up); default 512
 //
 // Wall-clock figures are noisy on a shared machine; the CPU figures are per append and the load
