@@ -184,8 +184,8 @@ export interface AppendOutcome {
  * in a CAR agent message encoded for the request's `accept`/`content-type` headers. A failure is
  * encoded as `{ name, message }`, as errors.ts's failures are. The bytes and headers are
  * {@link encodeResponseWithUcanto}'s, written by receipt-encoder.ts (each CBOR value encoded once)
- * whenever the headers select ucanto's CAR response encoder and every result is plain data, and
- * by ucanto otherwise.
+ * whenever the headers select ucanto's CAR response encoder and there is an outcome, and by
+ * ucanto otherwise.
  * @throws InternalError if the headers select no encoder (the main thread checked they do); an
  * outcome's `cid` that is not a CID throws multiformats' parse error.
  */

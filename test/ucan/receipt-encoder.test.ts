@@ -159,16 +159,27 @@ describe('the direct receipt encoder', () => {
     expect(shared).toBeGreaterThan(20)
   })
 
-  test("a result outside plain JSON-like data (a float, -0, undefined, a Date) goes to ucanto's path, with ucanto's bytes", async () => {
+  test("a result outside plain JSON-like data (a float, -0, undefined, a Date, class instances with and without toJSON, a Map) is encoded as ucanto's CBOR.encode prepares it: ucanto's bytes", async () => {
     const base: AppendResult = { logId: 'did:key:z', origin: 'o', index: 1, treeSize: 2, rootHash: 'r', checkpoint: '', inclusionProof: [], published: false }
     const cid = CID.createV1(0x71, Digest.create(0x12, sha256(new Uint8Array([1])))).toString()
-    const odd: unknown[] = [1.5, -0, undefined, new Date(0), [1, undefined]]
+    class WithToJSON {
+      readonly hidden = 1
+      toJSON() {
+        return 'shown'
+      }
+    }
+    class Plainish {
+      readonly a = 1
+    }
+    const odd: unknown[] = [1.5, -0, undefined, new Date(0), [1, undefined], new WithToJSON(), new Plainish(), new Map([['a', 1]]), { nested: [new WithToJSON()] }]
     for (const value of odd) {
       const outcomes = [{ cid, result: { ok: { ...base, index: value } as never } }]
       const signer = signers[0] as API.Signer
-      expect(await encodeReceiptsCar(outcomes, signer)).toBeUndefined()
       const headers = { 'content-type': CAR.contentType, accept: '*/*' }
       const reference = await encodeResponseWithUcanto(outcomes, headers, signer)
+      const direct = await encodeReceiptsCar(outcomes, signer)
+      expect(direct).toBeDefined()
+      expect(same(direct as Uint8Array, reference.body)).toBe(true)
       const response = await encodeResponse(outcomes, headers, signer)
       expect(response.headers).toEqual(reference.headers)
       expect(same(response.body, reference.body)).toBe(true)
