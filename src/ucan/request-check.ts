@@ -30,6 +30,7 @@ import { checkContentAddressed } from './delegation.js'
 import { type FailureJSON, InternalError } from './errors.js'
 import { verifyInvocationSignature } from './invocation.js'
 import { checkProofGraph } from './proof-graph.js'
+import { encodeReceiptsCar } from './receipt-encoder.js'
 import { issuerOf } from './signed-payload.js'
 import { isCanonical } from './verified-ucans.js'
 import type { AppendResult } from './wire.js'
@@ -181,12 +182,42 @@ export interface AppendOutcome {
  * The HTTP response of a request whose invocations ended as `outcomes`: one receipt each, signed by
  * `signer`, `ran` = the invocation's link (run-invocation.ts: the same signed receipt as ucanto's),
  * in a CAR agent message encoded for the request's `accept`/`content-type` headers. A failure is
- * encoded as `{ name, message }`, as errors.ts's failures are.
- * @throws if the headers select no encoder (the main thread checked they do).
+ * encoded as `{ name, message }`, as errors.ts's failures are. The bytes and headers are
+ * {@link encodeResponseWithUcanto}'s, written by receipt-encoder.ts (each CBOR value encoded once)
+ * whenever the headers select ucanto's CAR response encoder and there is an outcome, and by
+ * ucanto otherwise.
+ * @throws InternalError if the headers select no encoder (the main thread checked they do); an
+ * outcome's `cid` that is not a CID throws multiformats' parse error.
  */
 export async function encodeResponse(outcomes: readonly AppendOutcome[], headers: Record<string, string>, signer: API.Signer): Promise<API.HTTPResponse> {
+  const encoder = responseEncoder(headers)
+  if ((encoder as unknown) === CAR.response) {
+    const body = await encodeReceiptsCar(outcomes, signer)
+    if (body !== undefined) return { headers: { 'content-type': CAR.response.contentType }, body } as API.HTTPResponse
+  }
+  return encodeWithUcanto(outcomes, encoder, signer)
+}
+
+/**
+ * {@link encodeResponse} as ucanto builds it (`Receipt.issue` per outcome, `Message.build`, the
+ * selected encoder): the reference the direct encoder is tested against, and its fallback.
+ * @throws InternalError if the headers select no encoder.
+ */
+export async function encodeResponseWithUcanto(outcomes: readonly AppendOutcome[], headers: Record<string, string>, signer: API.Signer): Promise<API.HTTPResponse> {
+  return encodeWithUcanto(outcomes, responseEncoder(headers), signer)
+}
+
+type ResponseEncoder = API.Transport.ResponseEncoder
+
+/** The response encoder ucanto's `CAR.inbound` selects for these request headers. */
+function responseEncoder(headers: Record<string, string>): ResponseEncoder {
   const selection = CAR.inbound.accept({ headers, body: new Uint8Array() } as never)
   if (selection.error) throw new InternalError('no encoder for this request')
+  return selection.ok.encoder
+}
+
+/** ucanto's receipts of `outcomes` signed by `signer`, in its agent message, encoded by `encoder`. */
+async function encodeWithUcanto(outcomes: readonly AppendOutcome[], encoder: ResponseEncoder, signer: API.Signer): Promise<API.HTTPResponse> {
   const receipts = await Promise.all(
     outcomes.map((o) =>
       Receipt.issue({
@@ -197,5 +228,5 @@ export async function encodeResponse(outcomes: readonly AppendOutcome[], headers
     ),
   )
   const message = await Message.build({ receipts: receipts as never })
-  return (await selection.ok.encoder.encode(message as never)) as API.HTTPResponse
+  return (await encoder.encode(message as never)) as API.HTTPResponse
 }
