@@ -47,8 +47,10 @@ parentPort?.on('message', (job: Job) => {
   }
   encodeResponse(job.outcomes, job.headers, service).then(
     (response) => {
-      const body = new Uint8Array(response.body)
-      parentPort?.postMessage({ id: job.id, response: { ...response, body } }, [body.buffer])
+      // Moved, not copied, when the body is its buffer's only view (the direct encoder's CAR is).
+      const whole = response.body.byteOffset === 0 && response.body.byteLength === response.body.buffer.byteLength
+      const body = whole ? response.body : new Uint8Array(response.body)
+      parentPort?.postMessage({ id: job.id, response: { ...response, body } }, [body.buffer as ArrayBuffer])
     },
     () => parentPort?.postMessage({ id: job.id, response: undefined }),
   )
