@@ -121,6 +121,21 @@ function wellFormed(value: unknown): unknown {
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
+/**
+ * Asserts that the direct encoder and `encodeResponse` give ucanto's response for `outcomes`:
+ * the same body bytes and the same headers. Returns `encodeResponse`'s response.
+ */
+async function expectUcantoBytes(outcomes: AppendOutcome[], headers: Record<string, string>, signer: API.Signer): Promise<API.HTTPResponse> {
+  const reference = await encodeResponseWithUcanto(outcomes, headers, signer)
+  const direct = await encodeReceiptsCar(outcomes, signer)
+  expect(direct).toBeDefined()
+  expect(same(direct as Uint8Array, reference.body)).toBe(true)
+  const response = await encodeResponse(outcomes, headers, signer)
+  expect(response.headers).toEqual(reference.headers)
+  expect(same(response.body, reference.body)).toBe(true)
+  return response
+}
+
 describe('the direct receipt encoder', () => {
   test("property: the same response bytes and headers as ucanto's path, decoding to verified receipts of the inputs", async () => {
     let shared = 0
@@ -128,13 +143,7 @@ describe('the direct receipt encoder', () => {
       fc.asyncProperty(outcomesArb, fc.nat({ max: 2 }), acceptArb, async (outcomes, s, accept) => {
         const signer = signers[s] as API.Signer
         const headers = { 'content-type': CAR.contentType, accept }
-        const reference = await encodeResponseWithUcanto(outcomes, headers, signer)
-        const direct = await encodeReceiptsCar(outcomes, signer)
-        expect(direct).toBeDefined()
-        expect(same(direct as Uint8Array, reference.body)).toBe(true)
-        const response = await encodeResponse(outcomes, headers, signer)
-        expect(response.headers).toEqual(reference.headers)
-        expect(same(response.body, reference.body)).toBe(true)
+        const response = await expectUcantoBytes(outcomes, headers, signer)
 
         // ucanto's client reads it: one receipt per invocation (the first outcome of each), signed by `signer`.
         const message = (await CAR.outbound.decode({ headers: response.headers, body: response.body, status: 200 } as never)) as API.AgentMessage
@@ -175,14 +184,7 @@ describe('the direct receipt encoder', () => {
     for (const value of odd) {
       const outcomes = [{ cid, result: { ok: { ...base, index: value } as never } }]
       const signer = signers[0] as API.Signer
-      const headers = { 'content-type': CAR.contentType, accept: '*/*' }
-      const reference = await encodeResponseWithUcanto(outcomes, headers, signer)
-      const direct = await encodeReceiptsCar(outcomes, signer)
-      expect(direct).toBeDefined()
-      expect(same(direct as Uint8Array, reference.body)).toBe(true)
-      const response = await encodeResponse(outcomes, headers, signer)
-      expect(response.headers).toEqual(reference.headers)
-      expect(same(response.body, reference.body)).toBe(true)
+      await expectUcantoBytes(outcomes, { 'content-type': CAR.contentType, accept: '*/*' }, signer)
     }
   })
 
