@@ -128,9 +128,11 @@ async function heapMiB(metricsUrl) {
     const g = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20
     // The worker threads' heaps, summed over every pool and thread, 0 when none runs.
     const w = (kind) => [...text.matchAll(new RegExp(`^ucanlog_worker_heap_bytes\\{pool="[a-z]+",kind="${kind}"\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]) / 2 ** 20, 0)
-    return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes'), workersTotal: w('total'), workersUsed: w('used') }
+    // The engine's byte-bounded caches (ucanlog_cache_bytes), summed: what fills up to its knobs.
+    const caches = [...text.matchAll(/^ucanlog_cache_bytes\{cache="[a-z_]+"\} (\S+)$/gm)].reduce((a, m) => a + Number(m[1]) / 2 ** 20, 0)
+    return { heapTotal: g('nodejs_heap_size_total_bytes'), heapUsed: g('nodejs_heap_size_used_bytes'), external: g('nodejs_external_memory_bytes'), workersTotal: w('total'), workersUsed: w('used'), caches }
   } catch {
-    return { heapTotal: NaN, heapUsed: NaN, external: NaN, workersTotal: NaN, workersUsed: NaN }
+    return { heapTotal: NaN, heapUsed: NaN, external: NaN, workersTotal: NaN, workersUsed: NaN, caches: NaN }
   }
 }
 
@@ -400,7 +402,7 @@ let lastMinute = 0
 const sampler = setInterval(() => {
   const up = state.serve && !state.stopped
   const ps = up ? procStatus(state.serve.child.pid) : { rss: NaN, anon: NaN }
-  const s = { t: since(), rss: ps.rss, anon: ps.anon, heapTotal: NaN, heapUsed: NaN, external: NaN, workersTotal: NaN, workersUsed: NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
+  const s = { t: since(), rss: ps.rss, anon: ps.anon, heapTotal: NaN, heapUsed: NaN, external: NaN, workersTotal: NaN, workersUsed: NaN, caches: NaN, acked: lastStats.acked, sent: lastStats.sent, refused: { ...lastStats.refused }, restarts: state.restarts, phase: current }
   samples.push(s)
   if (up) heapMiB(`${url}/metrics`).then((h) => Object.assign(s, h))
   const minute = Math.floor(s.t / 60_000)
@@ -408,7 +410,7 @@ const sampler = setInterval(() => {
     lastMinute = minute
     const refused = Object.entries(s.refused).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
     const resent = Object.entries(lastStats.resent ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
-    const line = `min ${minute}: sent ${s.sent}, acked ${s.acked}, in flight ${lastStats.inflight}, refused: ${refused}; resent: ${resent}; serve RSS ${fmt(s.rss)} MiB (main heap ${fmt(samples.findLast((x) => Number.isFinite(x.heapTotal))?.heapTotal)}, workers' heaps ${fmt(samples.findLast((x) => Number.isFinite(x.workersTotal))?.workersTotal)}); load ${la()}`
+    const line = `min ${minute}: sent ${s.sent}, acked ${s.acked}, in flight ${lastStats.inflight}, refused: ${refused}; resent: ${resent}; serve RSS ${fmt(s.rss)} MiB (main heap ${fmt(samples.findLast((x) => Number.isFinite(x.heapTotal))?.heapTotal)}, of it caches ${fmt(samples.findLast((x) => Number.isFinite(x.caches))?.caches, 1)}, workers' heaps ${fmt(samples.findLast((x) => Number.isFinite(x.workersTotal))?.workersTotal)}); load ${la()}`
     fetch(base + 'head', { signal: AbortSignal.timeout(2000) })
       .then((r) => r.json())
       .then((h) => `; published ${h.treeSize} (integrated ${h.integratedSize}), upload ${h.upload?.state} lag ${h.upload?.lagEntries} entries / ${h.upload?.pendingCheckpoints} checkpoints`)
@@ -589,9 +591,9 @@ console.log(`RSS per minute (median of the minute, MiB): ${perMinute.map((x) => 
 // RSS over time beside what V8 holds: a leak in JavaScript shows as heap used rising at its lows; a
 // native one (malloc, SQLite, glibc arenas) as RssAnon rising while the heap total stays.
 try {
-console.log(`\nserve memory per minute (medians of the minute's 5 s samples, MiB; heap = serve's main thread from /metrics; workers = the worker threads' heaps, summed, from ucanlog_worker_heap_bytes):\n`)
-console.log('| min | life | phase | RSS | RssAnon | heap total | heap used (min–max) | workers heap total | workers used (min–max) | external | RssAnon − heaps total |')
-console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+console.log(`\nserve memory per minute (medians of the minute's 5 s samples, MiB; heap = serve's main thread from /metrics; caches = the engine's byte-bounded caches in it, ucanlog_cache_bytes summed; workers = the worker threads' heaps, summed, from ucanlog_worker_heap_bytes):\n`)
+console.log('| min | life | phase | RSS | RssAnon | heap total | heap used (min–max) | of it the caches | workers heap total | workers used (min–max) | external | RssAnon − heaps total |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (let m = 0; m * 60_000 < runMs; m++) {
   const xs = samples.filter((s) => s.t >= m * 60_000 && s.t < (m + 1) * 60_000)
   const med = (k) => pct(xs.map((s) => s[k]).filter(Number.isFinite).sort((a, b) => a - b), 0.5)
@@ -599,7 +601,7 @@ for (let m = 0; m * 60_000 < runMs; m++) {
   const wUsed = xs.map((s) => s.workersUsed).filter(Number.isFinite)
   const range = (v) => (v.length ? `${fmt(Math.min(...v))}–${fmt(Math.max(...v))}` : '–')
   const kinds = [...new Set(xs.map((s) => s.phase))].join(', ')
-  console.log(`| ${m} | ${[...new Set(xs.map((s) => s.restarts + 1))].join(', ')} | ${kinds} | ${fmt(med('rss'))} | ${fmt(med('anon'))} | ${fmt(med('heapTotal'))} | ${range(used)} | ${fmt(med('workersTotal'))} | ${range(wUsed)} | ${fmt(med('external'), 1)} | ${fmt(med('anon') - med('heapTotal') - med('workersTotal'))} |`)
+  console.log(`| ${m} | ${[...new Set(xs.map((s) => s.restarts + 1))].join(', ')} | ${kinds} | ${fmt(med('rss'))} | ${fmt(med('anon'))} | ${fmt(med('heapTotal'))} | ${range(used)} | ${fmt(med('caches'), 1)} | ${fmt(med('workersTotal'))} | ${range(wUsed)} | ${fmt(med('external'), 1)} | ${fmt(med('anon') - med('heapTotal') - med('workersTotal'))} |`)
 }
 } catch (err) {
   console.log(`(memory table failed: ${err.message})`)

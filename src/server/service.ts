@@ -407,6 +407,20 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       }
     },
   })
+  // The engine's byte-bounded caches, so an operator (and the soak) can tell a cache filling to its
+  // knob from memory growing without bound.
+  new Gauge({
+    name: 'ucanlog_cache_bytes',
+    help: 'bytes held by each of the engine\'s byte-bounded caches, as counted against its knob: tile (level-0 hash tiles, --tile-cache-bytes), upper_tile (--upper-tile-cache-bytes), shard (encoded HAMT shard nodes, --shard-cache-bytes)',
+    labelNames: ['cache'],
+    registers: [metrics],
+    collect() {
+      const tiles = tileCache.bytes
+      this.set({ cache: 'tile' }, tiles.leaves)
+      this.set({ cache: 'upper_tile' }, tiles.upper)
+      this.set({ cache: 'shard' }, sharedShardCache().bytes)
+    },
+  })
   const rpc = createUcanService({
     signer,
     log: logService,

@@ -8,6 +8,8 @@
  * a request that is not only appends (a read) runs on the main thread; a rate-limited issuer gets 429.
  */
 import { describe, expect, it } from 'vitest'
+import { DEFAULT_TILE_CACHE_BYTES, DEFAULT_UPPER_TILE_CACHE_BYTES } from '../../src/log/tile-cache.js'
+import { DEFAULT_SHARD_CACHE_BYTES } from '../../src/storage/unixfs.js'
 import type * as API from '@ucanto/interface'
 import { appendInvocation, delegateAgentToService, delegateSpaceToAgent, generateKey, readInvocation, revokeInvocation } from '../../src/ucan/index.js'
 import { impostor, postInvocations, servicePerTest, type startTestService } from './helpers.js'
@@ -79,6 +81,14 @@ describe('--request-workers: whole append requests on a worker thread', () => {
       const workerHeap = (await (await fetch(`${s.url}/metrics`)).text()).match(/^ucanlog_worker_heap_bytes\{pool="request",kind="(used|total)"\} (\d+)$/gm) ?? []
       expect(workerHeap.length).toBe(workers > 0 ? 2 : 0)
       for (const line of workerHeap) expect(Number(line.split(' ')[1])).toBeGreaterThan(1 << 20)
+      // ...and what each of the engine's byte-bounded caches holds, within its knob (the defaults here).
+      const metrics = await (await fetch(`${s.url}/metrics`)).text()
+      const cache = (name: string) => Number(metrics.match(new RegExp(`^ucanlog_cache_bytes\\{cache="${name}"\\} (\\d+)$`, 'm'))?.[1] ?? NaN)
+      expect(cache('tile')).toBeGreaterThan(0) // the log's level-0 tile, read for every inclusion proof
+      expect(cache('tile')).toBeLessThanOrEqual(DEFAULT_TILE_CACHE_BYTES)
+      expect(cache('upper_tile')).toBeLessThanOrEqual(DEFAULT_UPPER_TILE_CACHE_BYTES)
+      expect(cache('shard')).toBeGreaterThanOrEqual(0)
+      expect(cache('shard')).toBeLessThanOrEqual(DEFAULT_SHARD_CACHE_BYTES)
     })
 
     it(`with ${workers} worker(s): an issuer out of tokens gets 429 with Retry-After, nothing appended`, async () => {
