@@ -19,6 +19,7 @@ import { DEFAULT_ENTRIES_PAGE_BYTES, DEFAULT_ENTRIES_PAGE_MAX } from './read-rou
 import { DEFAULT_LOOKUP_CATCH_UP_ENTRIES, DEFAULT_LOOKUP_MAX_RESULTS } from './entry-index.js'
 import { DEFAULT_HISTORY_MAX_POINTS } from './checkpoint-history.js'
 import { DEFAULT_MAX_VERIFIED_UCAN_BYTES, DEFAULT_MAX_VERIFIED_UCANS } from '../ucan/verified-ucans.js'
+import { DEFAULT_PROOF_BLOCK_CACHE_BYTES } from '../ucan/proof-blocks.js'
 import { DEFAULT_REVOCATIONS_PER_SCOPE, DEFAULT_REVOKE_BURST, DEFAULT_REVOKE_RATE } from '../ucan/revocation.js'
 import { DEFAULT_AGENT_BURST, DEFAULT_AGENT_RATE, DEFAULT_CHARGE_MEMORY, DEFAULT_CLIENT_BURST, DEFAULT_CLIENT_RATE, DEFAULT_SPACE_BURST, DEFAULT_SPACE_RATE } from './rate-limit.js'
 import { DEFAULT_AUTHORIZE_CONCURRENCY, DEFAULT_CLIENT_CONCURRENCY, DEFAULT_MAX_QUEUED_REQUESTS } from './fair-scheduler.js'
@@ -154,6 +155,8 @@ export interface ServiceConfig {
   verifiedUcans: number
   /** Bytes the verified-UCAN cache may hold (its own accounting, ~250 B an entry). */
   verifiedUcanBytes: number
+  /** Bytes of proof blocks each thread keeps to reuse their decoding (src/ucan/proof-blocks.ts). */
+  proofBlockCacheBytes: number
   /** Worker threads checking requests' UCAN signatures beside the main thread; 0 = none. */
   verifyWorkers: number
   /** Worker threads running whole append requests (decode, checks, receipts), the main thread only sequencing; 0 = none. */
@@ -272,6 +275,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   sqliteCacheBytes: DEFAULT_SQLITE_CACHE_BYTES,
   verifiedUcans: DEFAULT_MAX_VERIFIED_UCANS,
   verifiedUcanBytes: DEFAULT_MAX_VERIFIED_UCAN_BYTES,
+  proofBlockCacheBytes: DEFAULT_PROOF_BLOCK_CACHE_BYTES,
   verifyWorkers: DEFAULT_VERIFY_WORKERS,
   requestWorkers: DEFAULT_REQUEST_WORKERS,
   requestWorkerQueue: DEFAULT_REQUEST_WORKER_QUEUE,
@@ -365,6 +369,7 @@ export const KNOBS: Knob[] = [
   { key: 'sqliteCacheBytes', flag: '--sqlite-cache-bytes', env: 'UCANLOG_SQLITE_CACHE_BYTES', unit: 'bytes', description: "page cache of each SQLite connection (ucan.db's two, lookup.db, uploads.sqlite, each open log's CAR index): native memory beside the V8 heap, filled as the files grow; the rest is read through the kernel's page cache (better-sqlite3's own default is 16 MB per connection)", integer: { min: 65_536, max: 2 ** 40 } },
   { key: 'verifiedUcans', flag: '--verified-ucans', env: 'UCANLOG_VERIFIED_UCANS', unit: 'UCANs', description: 'UCANs remembered as canonical and validly signed, by CID (three quarters for Space→Agent proofs, a quarter for Agent→Service delegations, so a flood of new delegations cannot push out the proofs); least recently used verified again when next seen', integer: { min: 4, max: 100_000_000 } },
   { key: 'verifiedUcanBytes', flag: '--verified-ucan-bytes', env: 'UCANLOG_VERIFIED_UCAN_BYTES', unit: 'bytes', description: 'bytes the verified-UCAN cache may hold (~250 B a UCAN), split as for --verified-ucans', integer: { min: 4, max: 2 ** 40 } },
+  { key: 'proofBlockCacheBytes', flag: '--proof-block-cache-bytes', env: 'UCANLOG_PROOF_BLOCK_CACHE_BYTES', unit: 'bytes', description: "proof blocks (chiefly each agent's Space→Agent) each thread keeps, counted four times their size with their decoding, so a proof sent with every append is decoded once; 0 = none", integer: { min: 0, max: 2 ** 40 } },
   { key: 'verifyWorkers', flag: '--verify-workers', env: 'UCANLOG_VERIFY_WORKERS', unit: 'threads', description: "worker threads that check requests' UCAN signatures and canonical encodings while the main thread does the rest (what they vouch for is re-hashed, never re-trusted blindly; a busy or failed worker means the main thread checks); 0 = every check on the main thread; default two less than the cores (none on 2 cores)", integer: { min: 0, max: 64 } },
   { key: 'requestWorkers', flag: '--request-workers', env: 'UCANLOG_REQUEST_WORKERS', unit: 'threads', description: 'worker threads that decode and check whole append requests (every UCAN check but revocation) and sign their receipts, the main thread keeping HTTP, rate limits, the replay guard, revocation lookups and the log (one writer per log); requests that are not only appends run on the main thread; 0 = none; default one per core, at most 8 (2 on 2 cores, none on one)', integer: { min: 0, max: 64 } },
   { key: 'requestWorkerQueue', flag: '--request-worker-queue', env: 'UCANLOG_REQUEST_WORKER_QUEUE', unit: 'requests', description: 'requests each request worker checks at once at most; when every worker is full a request is refused 503 ServiceBusy with Retry-After', integer: { min: 1, max: 65536 } },

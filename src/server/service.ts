@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 import { LogManager } from '../log/log-manager.js'
+import { setProofBlockCacheBytes } from '../ucan/proof-blocks.js'
 import { TileCache } from '../log/tile-cache.js'
 import { WitnessClient } from '../log/witness-client.js'
 import type { DurableIO } from '../storage/durable.js'
@@ -276,6 +277,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // The engine's caches, shared by every log and bounded by bytes (src/log/tile-cache.ts, src/storage/unixfs.ts).
   const tileCache = new TileCache({ bytes: c.tileCacheBytes, upperBytes: c.upperTileCacheBytes })
   sharedShardCache(c.shardCacheBytes)
+  setProofBlockCacheBytes(c.proofBlockCacheBytes)
   const logs = new LogManager({
     backend,
     originPrefix,
@@ -379,7 +381,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
   // Signature checks of RPC requests on the other cores (src/ucan/preverify-pool.ts).
   const preverifyPool =
     c.verifyWorkers > 0
-      ? createPreverifyPool({ workers: c.verifyWorkers, maxInvocations: c.maxInvocationsPerRequest, onError: (err) => log.warn({ err }, 'pre-verification worker failed; its requests are checked on the main thread') })
+      ? createPreverifyPool({ workers: c.verifyWorkers, maxInvocations: c.maxInvocationsPerRequest, proofBlockCacheBytes: c.proofBlockCacheBytes, onError: (err) => log.warn({ err }, 'pre-verification worker failed; its requests are checked on the main thread') })
       : undefined
   // Whole append requests on the other cores, this thread only sequencing (src/ucan/request-pool.ts).
   const reservedSpaces = [didKeyOfVkey(bundled.witness.vkey)]
@@ -388,7 +390,7 @@ export async function startService(config: Partial<ServiceConfig> = {}, logger?:
       ? createRequestPool({
           workers: c.requestWorkers,
           maxQueue: c.requestWorkerQueue,
-          settings: { signer: signer.encode(), maxInvocationLifetime: c.maxInvocationLifetime, reservedSpaces, maxInvocations: c.maxInvocationsPerRequest, maxVerifiedUcans: c.verifiedUcans, maxVerifiedUcanBytes: c.verifiedUcanBytes },
+          settings: { signer: signer.encode(), maxInvocationLifetime: c.maxInvocationLifetime, reservedSpaces, maxInvocations: c.maxInvocationsPerRequest, maxVerifiedUcans: c.verifiedUcans, maxVerifiedUcanBytes: c.verifiedUcanBytes, proofBlockCacheBytes: c.proofBlockCacheBytes },
           onError: (err) => log.warn({ err }, 'request worker failed; its requests run on the main thread'),
         })
       : undefined

@@ -23,6 +23,7 @@ import { InvalidDelegation, type ProofGraphFailure, ProofGraphTooLarge, truncate
 import { type ProofGraphBudget, checkProofGraph } from './proof-graph.js'
 import { audienceOf, issuerOf } from './signed-payload.js'
 import { isCanonicalUcan } from './canonical-ucan.js'
+import { reuseProofBlocks } from './proof-blocks.js'
 import { type VerifiedUcanCache, isPreverified, markCanonical, sameBytes } from './verified-ucans.js'
 
 /** Longest accepted `nb.delegation` string, in characters (about 48 KiB of archive). */
@@ -236,6 +237,8 @@ async function decodeArchive(bytes: Uint8Array): Promise<API.Result<API.Delegati
       const { blocks } = CAR.decode(bytes)
       delegation = Delegation.importDAG(blocks.values() as Iterable<API.Block>)
     }
+    // Proofs seen before (chiefly the agent's Space→Agent) are decoded once per thread.
+    reuseProofBlocks(delegation)
     // Materialise the fields every later check reads, so a malformed UCAN fails here (formatted
     // once: signed-payload.ts keeps the DIDs for the checks that read them again).
     issuerOf(delegation)

@@ -26,6 +26,8 @@ export interface PreverifyPoolOptions {
   timeoutMs?: number
   /** Told once per worker that fails (an error event or an exit while in use). */
   onError?: (err: unknown) => void
+  /** Bytes of each worker's proof-block cache (proof-blocks.ts); default its own. */
+  proofBlockCacheBytes?: number
 }
 
 /** See the module comment. */
@@ -56,7 +58,7 @@ export function createPreverifyPool(options: PreverifyPoolOptions): PreverifyPoo
   const pool = createWorkerPool({
     script: () => workerScript('preverify-worker.js'),
     workers,
-    workerData: { maxInvocations, maxKnown },
+    workerData: { maxInvocations, maxKnown, proofBlockCacheBytes: options.proofBlockCacheBytes },
     resourceLimits: WORKER_HEAP_LIMITS,
     timeoutMs: options.timeoutMs ?? 10_000,
     onError: options.onError,

@@ -7,12 +7,14 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { type Preverified, preverifyRequest } from './preverify.js'
 import { createPrincipalParser } from './principal.js'
+import { setProofBlockCacheBytes } from './proof-blocks.js'
 import { HEAP_JOB, heapOfThisThread } from './worker-pool.js'
 
 /** What the pool sends: the request's bytes and its `content-type`, or a heap question. */
 type Job = { kind?: undefined; id: number; body: Uint8Array; contentType: string } | { kind: typeof HEAP_JOB; id: number }
 
-const { maxInvocations, maxKnown } = workerData as { maxInvocations: number; maxKnown: number }
+const { maxInvocations, maxKnown, proofBlockCacheBytes } = workerData as { maxInvocations: number; maxKnown: number; proofBlockCacheBytes?: number }
+if (proofBlockCacheBytes !== undefined) setProofBlockCacheBytes(proofBlockCacheBytes)
 /** CIDs verified here, least recently added dropped first past `maxKnown`. */
 const known = new Set<string>()
 const principal = createPrincipalParser()

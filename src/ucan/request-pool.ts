@@ -29,6 +29,8 @@ export interface RequestWorkerSettings {
   maxVerifiedUcans: number
   /** Bytes of each worker's verified-UCAN cache. */
   maxVerifiedUcanBytes: number
+  /** Bytes of each worker's proof-block cache (proof-blocks.ts); default its own. */
+  proofBlockCacheBytes?: number
 }
 
 /** Options of {@link createRequestPool}. */

@@ -10,6 +10,7 @@ import { ed25519 } from '@ucanto/principal'
 import { createGrantCache } from './grants.js'
 import { HEAP_JOB, heapOfThisThread } from './worker-pool.js'
 import { createFastSigner, createPrincipalParser } from './principal.js'
+import { setProofBlockCacheBytes } from './proof-blocks.js'
 import type { RequestWorkerSettings } from './request-pool.js'
 import { type AppendOutcome, type AppendVerdict, FALLBACK, checkRequest, encodeResponse } from './request-check.js'
 
@@ -20,6 +21,7 @@ type Job =
   | { kind: typeof HEAP_JOB; id: number }
 
 const settings = workerData as RequestWorkerSettings
+if (settings.proofBlockCacheBytes !== undefined) setProofBlockCacheBytes(settings.proofBlockCacheBytes)
 const service = createFastSigner(ed25519.decode(settings.signer))
 const ctx = {
   authorize: {
