@@ -17,6 +17,7 @@
  * them), least recently used first out.
  */
 import type { API } from '@ucanto/core'
+import { CID } from 'multiformats/cid'
 import { ByteLru } from '../storage/byte-lru.js'
 
 /** Default bytes of each thread's proof-block cache (`--proof-block-cache-bytes`): 1 MiB, ~250 proofs. */
@@ -53,7 +54,15 @@ export function reuseProofBlocks(delegation: API.Delegation): void {
   for (const [key, block] of blocks) {
     if (block === root) continue
     const known = cache.get(key)
-    if (known !== undefined && Buffer.compare(known.bytes, block.bytes) === 0) blocks.set(key, known)
-    else cache.set(key, block, VIEW_FACTOR * block.bytes.byteLength)
+    if (known !== undefined && Buffer.compare(known.bytes, block.bytes) === 0) {
+      blocks.set(key, known)
+    } else {
+      // Kept as a copy, CID included: the block's bytes are a view into the whole archive (often a
+      // slab of Buffer's pool, 8 KiB shared by several requests), which must not stay alive for the
+      // sake of one block. This delegation uses the copy too, so it is the one decoded.
+      const own = { cid: CID.decode(new Uint8Array(block.cid.bytes)), bytes: new Uint8Array(block.bytes) } as API.Block
+      cache.set(key, own, VIEW_FACTOR * own.bytes.byteLength)
+      blocks.set(key, own)
+    }
   }
 }

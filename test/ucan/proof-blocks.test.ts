@@ -38,6 +38,11 @@ describe('proof blocks', () => {
     expect(proofOf(b).cid.toString()).toBe(s2a.cid.toString())
     expect(proofOf(b).data).toBe(proofOf(a).data)
     expect(proofBlockCacheBytes()).toBeGreaterThan(0)
+    // The kept block owns its bytes and CID: it does not hold the whole archive (or a pool slab) alive.
+    for (const d of [a, b]) {
+      expect(proofOf(d).root.bytes.byteLength).toBe(proofOf(d).root.bytes.buffer.byteLength)
+      expect(proofOf(d).cid.bytes.byteLength).toBe(proofOf(d).cid.bytes.buffer.byteLength)
+    }
   })
 
   it('with the cache off (0 bytes) every delegation decodes its own proof', async () => {
