@@ -206,6 +206,15 @@ type Link = { Name: string; Tsize: number; Hash: CID }
  */
 export type ShardCache = ByteLru<string, Block>
 /**
+ * What a memoized node's CID keeps alive besides the bytes counted for it, in bytes: the CID
+ * object, its digest and their byte views, and multiformats' memo of its string forms (a WeakMap
+ * entry holding a Map of strings, each built one character at a time, so a chain of ~30 string
+ * pieces): ~2.7 KiB measured (test/storage/unixfs.test.ts). Before it was counted, heap snapshots
+ * of a soak showed the memo holding about twice its knob (BENCHMARKS.md, 2026-12-01).
+ */
+export const CID_HEAP_BYTES = 3072
+
+/**
  * Default bytes of the process-wide shard cache (`--shard-cache-bytes`): 32 MiB. One log's working
  * set is its sharded directories' nodes, about 2 KiB per directory entry (~1 MiB for a log of
  * 1 M entries: `tile/entries` and `tile/0` hold ~3,900 names each); past the bound, packs re-encode
@@ -305,7 +314,7 @@ async function encodeSharded(links: Link[], changed?: ReadonlySet<string>, cache
       while (first < bitfield.length && bitfield[first] === 0) first++
       const data = new UnixFS({ type: 'hamt-sharded-directory', data: bitfield.subarray(first), fanout: BigInt(HAMT_FANOUT), hashType: BigInt(MURMUR3_X64_64_CODE) })
       block = await createBlock(DAG_PB_CODE, dagPB.encode(dagPB.prepare({ Data: data.marshal(), Links: out })))
-      memo?.set(signature, block, signature.length + 2 * block.bytes.length)
+      memo?.set(signature, block, signature.length + 2 * block.bytes.length + CID_HEAP_BYTES)
     }
     blocks.push(block)
     if (isDirty) dirty.add(block.cid.toString())

@@ -6,6 +6,8 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { identity } from 'multiformats/hashes/identity'
 import { createHash } from 'node:crypto'
+import { runInNewContext } from 'node:vm'
+import v8 from 'node:v8'
 import { describe, expect, it } from 'vitest'
 import {
   type Block,
@@ -23,6 +25,7 @@ import {
   sharedShardCache,
 } from '../../src/storage/index.js'
 import { ByteLru } from '../../src/storage/byte-lru.js'
+import { CID_HEAP_BYTES } from '../../src/storage/unixfs.js'
 import { expectBytes, pseudoRandomBytes } from './helpers.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
@@ -345,6 +348,25 @@ describe('the shard-node memo (ShardCache)', () => {
     expect(sharedShardCache()).toBe(sharedShardCache()) // one per process
   })
 
+  it("counts what a memoized node's CID keeps alive: a CID with its string form costs no more heap than CID_HEAP_BYTES", async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const n = 2000
+    const kept: unknown[] = []
+    gc()
+    const before = process.memoryUsage().heapUsed
+    for (let i = 0; i < n; i++) {
+      const block = await createBlock(0x70, new Uint8Array([i & 0xff, i >> 8, 7]))
+      block.cid.toString() // as the packer and the upload queue do: multiformats keeps the string with the CID
+      kept.push(block.cid)
+    }
+    gc()
+    const perCid = (process.memoryUsage().heapUsed - before) / n
+    expect(kept.length).toBe(n)
+    expect(perCid).toBeGreaterThan(200) // the measure sees the CIDs at all
+    expect(perCid).toBeLessThanOrEqual(CID_HEAP_BYTES)
+  })
+
   it('keeps no superseded version: a sharded directory growing by one name per version (as a log gains tiles) holds its memo to the nodes that are reused', async () => {
     const f = await encodeFile(new Uint8Array([1, 2, 3]))
     const names = Array.from({ length: 1500 }, (_, i) => String(i).padStart(4, '0'))
@@ -360,10 +382,11 @@ describe('the shard-node memo (ShardCache)', () => {
       expect(a.cid.toString()).toBe((await encodeDirectory(entries, undefined, plain)).cid.toString())
       sizes.push(cache.bytes)
     }
-    // A superseded root alone is > 20 KiB (256 links): memoizing each version grew the memo by at
-    // least that much per version. Now only the small nodes beside each change are (re)memoized.
+    // A superseded root alone is > 20 KiB (256 links) plus its CID's CID_HEAP_BYTES: memoizing each
+    // version grew the memo by at least that much per version (36.8 KB measured). Now only the
+    // small nodes beside each change are (re)memoized, each with its CID's cost.
     const perVersion = (sizes[40]! - sizes[10]!) / 30
-    expect(perVersion).toBeLessThan(4096)
+    expect(perVersion).toBeLessThan(2 * CID_HEAP_BYTES + 2048)
     expect(cache.size).toBeGreaterThan(0)
   })
 })
