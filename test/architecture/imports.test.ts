@@ -35,7 +35,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // ucan → the PostgreSQL driver errors meaning the database is unreachable (postgres/errors.ts),
   // for the PostgreSQL replay guard's and revocation index's failures as for the log's.
   // ucan → the SQLite page cache bound every store's connections take (sqlite-cache.ts).
-  'src/ucan/': ['src/ucan/', 'src/tlog/', 'src/storage/storacha-capabilities.ts', 'src/storage/storage-full.ts', 'src/storage/storage-failed.ts', 'src/storage/postgres/errors.ts', 'src/storage/sqlite-cache.ts'],
+  // ucan → the one byte-bounded LRU of the code base (byte-lru.ts), for its proof-block cache.
+  'src/ucan/': ['src/ucan/', 'src/tlog/', 'src/storage/storacha-capabilities.ts', 'src/storage/storage-full.ts', 'src/storage/storage-failed.ts', 'src/storage/postgres/errors.ts', 'src/storage/sqlite-cache.ts', 'src/storage/byte-lru.ts'],
   'src/client/': ['src/client/', 'src/tlog/', 'src/ucan/', 'src/log/state.ts', 'src/storage/index.ts'],
   'src/server/': ['src/server/', 'src/tlog/', 'src/log/', 'src/storage/', 'src/ucan/', 'witness/index.ts'],
   'src/cli/': ['src/', 'witness/index.ts'],
