@@ -42,17 +42,22 @@ export function proofBlockCacheBytes(): number {
 }
 
 /**
- * In `delegation`'s block map (ucanto's, keyed by CID string), replaces each block other than the
- * root by the block object held under the same key with the same bytes, and remembers the others.
- * Call before anything reads the delegation's proofs (ucanto materializes them on first read).
+ * In `delegation`'s block map (ucanto's, keyed by CID string), replaces each block the delegation
+ * names as a direct proof by the block object held under the same key with the same bytes, and
+ * remembers the others. Only direct proofs: the other blocks of an archive (its root variant, new
+ * in every archive; proofs of proofs) would only churn the cache on every append. Call before
+ * anything reads the delegation's proofs (ucanto materializes them on first read).
+ * @throws the decoder's error when the delegation's own block does not decode (as reading any of
+ *   its fields would).
  */
 export function reuseProofBlocks(delegation: API.Delegation): void {
   if (cache.maxBytes === 0) return
   const blocks = (delegation as unknown as { blocks?: Map<string, API.Block> }).blocks
   if (!(blocks instanceof Map)) return
-  const root = delegation.root
-  for (const [key, block] of blocks) {
-    if (block === root) continue
+  for (const link of delegation.data.proofs) {
+    const key = link.toString()
+    const block = blocks.get(key)
+    if (block === undefined) continue
     const known = cache.get(key)
     if (known !== undefined && Buffer.compare(known.bytes, block.bytes) === 0) {
       blocks.set(key, known)

@@ -5,7 +5,8 @@ import { CarBufferReader } from '@ipld/car/buffer-reader'
 import * as CarBufferWriter from '@ipld/car/buffer-writer'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { API } from '@ucanto/core'
-import { DEFAULT_PROOF_BLOCK_CACHE_BYTES, proofBlockCacheBytes, setProofBlockCacheBytes } from '../../src/ucan/proof-blocks.js'
+import { DEFAULT_PROOF_BLOCK_CACHE_BYTES, VIEW_FACTOR, proofBlockCacheBytes, setProofBlockCacheBytes } from '../../src/ucan/proof-blocks.js'
+import { ENTRY_OVERHEAD_BYTES } from '../../src/storage/byte-lru.js'
 import { formatDelegationBase64, parseDelegation } from '../../src/ucan/delegation.js'
 import { delegateAgentToService, delegateSpaceToAgent, generateKey } from '../../src/ucan/index.js'
 import { decodeBase64, encodeBase64 } from '../../src/tlog/encoding.js'
@@ -32,9 +33,12 @@ const proofOf = (d: API.Delegation) => d.proofs[0] as API.Delegation
 
 describe('proof blocks', () => {
   it('the same Space→Agent proof in two delegations is decoded once: the second gets the first decoding', async () => {
+    setProofBlockCacheBytes(DEFAULT_PROOF_BLOCK_CACHE_BYTES) // empty
     const { s2a, strings } = await chain(2)
     const [a, b] = [await parsed(strings[0] as string), await parsed(strings[1] as string)]
     expect(a.cid.toString()).not.toBe(b.cid.toString())
+    // Only the proof is kept, not the archives' other blocks (their root variants, new in each).
+    expect(proofBlockCacheBytes()).toBe(VIEW_FACTOR * s2a.root.bytes.byteLength + ENTRY_OVERHEAD_BYTES)
     expect(proofOf(b).cid.toString()).toBe(s2a.cid.toString())
     expect(proofOf(b).data).toBe(proofOf(a).data)
     expect(proofBlockCacheBytes()).toBeGreaterThan(0)
