@@ -36,7 +36,7 @@
 //   BENCH_SOAK_DISK_FULL      1      1: fill it to full (1 MiB left) for the last third of the disk phase
 //   BENCH_SOAK_DRAIN_S        900    longest wait at the end for publication and the upload queue
 //   BENCH_SOAK_SERVE_ARGS     extra `ucanlog serve` flags
-//   BENCH_SOAK_NODE_ARGS      node flags for serve, e.g. --max-old-space-size=192 (what npm start passes);
+//   BENCH_SOAK_NODE_ARGS      node flags for serve; default what npm start passes (bench/serve-flags.js);
 //                             add --trace-gc, then `node bench/gc-trace.js <the kept serve log>` tabulates the
 //                             live heap of each thread right after each full GC, minute by minute
 //   BENCH_SOAK_STORACHA       1      0: no local Storacha (serve without --storacha-url, no Storacha phase
@@ -51,6 +51,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { npmStartNodeFlags } from './serve-flags.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const cli = join(root, 'bin', 'ucanlog.js')
@@ -64,8 +65,8 @@ const DISK_FILL = num('BENCH_SOAK_DISK_FILL', 0.95)
 const DISK_FULL = process.env.BENCH_SOAK_DISK_FULL !== '0'
 const DRAIN_S = num('BENCH_SOAK_DRAIN_S', 900)
 const STORACHA = process.env.BENCH_SOAK_STORACHA !== '0'
-// Node flags for serve, e.g. `--max-old-space-size=192` as `npm start` passes (default none).
-const SERVE_NODE_ARGS = (process.env.BENCH_SOAK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+// Node flags for serve; default those `npm start` passes.
+const SERVE_NODE_ARGS = process.env.BENCH_SOAK_NODE_ARGS !== undefined ? process.env.BENCH_SOAK_NODE_ARGS.split(/\s+/).filter(Boolean) : npmStartNodeFlags(root)
 const SERVE_ARGS = (process.env.BENCH_SOAK_SERVE_ARGS ?? '').split(' ').filter(Boolean)
 const SAMPLE_MS = 5000
 

@@ -21,7 +21,11 @@
 //   BENCH_TP_OPEN_SERVERS   ucanlog
 //   BENCH_TP_SPACE_PROOF    shared (one Space→Agent delegation per run: warm cache) | fresh (one per append: cold)
 //   BENCH_TP_UCANLOG_ARGS   extra `ucanlog serve` flags
-//   BENCH_TP_NODE_ARGS      extra node flags for the servers (e.g. --cpu-prof --cpu-prof-dir=DIR)
+//   BENCH_TP_NODE_ARGS      extra node flags for the servers (e.g. --cpu-prof --cpu-prof-dir=DIR); `ucanlog`
+//                           and `baseline` also get their own checkout's `npm start` node flags
+//                           (bench/serve-flags.js: --max-old-space-size=192 --single-threaded-gc)
+//   BENCH_TP_BASELINE_NODE_ARGS  node flags of the baseline in place of its npm-start ones (e.g.
+//                           --max-old-space-size=192 alone: the same build with V8's concurrent GC)
 //   BENCH_SERVER_ROOT       run another built checkout's `ucanlog serve` as `ucanlog`
 //   BENCH_BASELINE_ROOT     also run another built checkout's `ucanlog serve` as `baseline`, side by
 //                           side with this one (e.g. the tree before a change, built in a temp dir);
@@ -42,6 +46,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { npmStartNodeFlags } from './serve-flags.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const serverRoot = process.env.BENCH_SERVER_ROOT ?? root
@@ -63,9 +68,13 @@ async function startServer(name, dataDir) {
   const ucanlog = (r, data) => [join(r, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', data, '--witness-policy', join(root, 'witness_policy.txt'), '--log-level', 'warn',
     '--client-rate', '0', '--agent-rate', '0', '--space-rate', '0', '--replay-per-space', '100000000', '--log-create-rate', '0',
     ...list(process.env.BENCH_TP_UCANLOG_ARGS, '').flatMap((a) => a.split(' '))]
+  const baselineRoot = process.env.BENCH_BASELINE_ROOT === 'self' ? serverRoot : (process.env.BENCH_BASELINE_ROOT ?? serverRoot)
+  const baselineFlags = process.env.BENCH_TP_BASELINE_NODE_ARGS !== undefined
+    ? process.env.BENCH_TP_BASELINE_NODE_ARGS.split(/\s+/).filter(Boolean)
+    : npmStartNodeFlags(baselineRoot)
   const args = {
-    ucanlog: ucanlog(serverRoot, join(dataDir, 'ucanlog')),
-    baseline: [...ucanlog(process.env.BENCH_BASELINE_ROOT === 'self' ? serverRoot : (process.env.BENCH_BASELINE_ROOT ?? serverRoot), join(dataDir, 'baseline')),
+    ucanlog: [...npmStartNodeFlags(serverRoot), ...ucanlog(serverRoot, join(dataDir, 'ucanlog'))],
+    baseline: [...baselineFlags, ...ucanlog(baselineRoot, join(dataDir, 'baseline')),
       ...list(process.env.BENCH_TP_BASELINE_ARGS, '').flatMap((a) => a.split(' '))],
     stock: [join(root, 'bench', 'stock-server.js')],
     echo: [join(root, 'bench', 'echo-server.js')],

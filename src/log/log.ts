@@ -6,8 +6,9 @@
  *
  *   append() → queue → batch (≤ batchMaxSize entries or batchMaxAgeMs) → leaf hashes and stored
  *   hashes → entry bundles + tiles written durably → `.state/tree` written (the commit point) →
- *   checkpoint signed → witnesses cosign → `checkpoint` written (published) → CAR archived →
- *   append() resolves with index, cosigned checkpoint and inclusion proof.
+ *   checkpoint signed → witnesses cosign → `checkpoint` written (published) → append() resolves
+ *   with index, cosigned checkpoint and inclusion proof, while the batch's CAR is archived (the
+ *   next batch starts once it is, so archiving still paces the log).
  *
  * Cadence (one checkpoint, one witness round and one CAR per batch): a batch is taken when
  * `batchMaxSize` entries wait (the size trigger), else once `batchMaxAgeMs` have passed since the
@@ -259,7 +260,7 @@ export class Log {
     }
     await removeUncommitted(opts.files, size)
     const log = new Log(opts, size, root, published)
-    if ((published?.size ?? 0) < size) log.enqueue(() => log.publishOrRetry())
+    if ((published?.size ?? 0) < size) log.enqueue(() => log.publishThenArchive())
     else log.enqueue(() => log.archive())
     return log
   }
@@ -408,9 +409,13 @@ export class Log {
       }
       // The batch is durable; if publication fails it is retried and the appends answer unpublished.
       await this.publishOrRetry()
+      // Its CAR is packed while its appends are answered (they need only the files and the
+      // checkpoint), and before the next batch is taken. Never rejects.
+      const archived = this.archive()
       for (let k = 0; k < batch.length; k++) {
         batch[k]!.resolve(await this.result(start + k).catch(() => this.unpublished(start + k)))
       }
+      await archived
     }
   }
 
@@ -477,6 +482,11 @@ export class Log {
     this.retryDelay = this.o.publishRetryMs
     this.o.logger?.info({ log: this.id, size, witnesses: [...result.cosigned] }, 'checkpoint published')
     this.o.onPublished?.(size, root)
+  }
+
+  /** Publishes the integrated tree (retrying later on failure), then archives what was published. */
+  private async publishThenArchive(): Promise<void> {
+    await this.publishOrRetry()
     await this.archive()
   }
 
@@ -525,7 +535,7 @@ export class Log {
     this.retryDelay = Math.min(this.retryDelay * 2, 30_000)
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
-      this.enqueue(() => this.publishOrRetry())
+      this.enqueue(() => this.publishThenArchive())
     }, delay)
     this.retryTimer.unref()
   }

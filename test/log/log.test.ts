@@ -152,6 +152,42 @@ describe('Log', () => {
     await log.close()
   })
 
+  it("answers a batch's appends while its CAR is archived, and takes the next batch only after that", async () => {
+    // An archive whose pack() waits until released: the appends must not wait for it (they need
+    // only the files and the checkpoint), but the next batch must, so archiving still paces the log.
+    class GatedArchive {
+      lastTreeSize = 0
+      packed: number[] = []
+      started: number[] = []
+      release: (() => void)[] = []
+      async pack(treeSize: number) {
+        this.started.push(treeSize)
+        await new Promise<void>((r) => this.release.push(r))
+        this.packed.push(treeSize)
+        this.lastTreeSize = treeSize
+      }
+    }
+    const archive = new GatedArchive()
+    const w = new FakeWitnesses()
+    const log = await open(new MemoryFiles(), w, { archive, batchMaxSize: 4, batchMaxAgeMs: 0 })
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the appends waited for the archive')), 2000)))
+    const first = await Promise.race([Promise.all([0, 1, 2, 3].map((i) => log.append(entry(i)))), waited]).finally(() => clearTimeout(timer))
+    first.forEach((r, i) => checkResult(r, i))
+    expect(archive.started).toEqual([4])
+    expect(archive.packed).toEqual([])
+    const second = Promise.all([4, 5].map((i) => log.append(entry(i))))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(w.sizes).toEqual([4]) // the next batch waits for the archive
+    archive.release.shift()!()
+    const answered = await second
+    answered.forEach((r, i) => checkResult(r, i + 4))
+    expect(w.sizes).toEqual([4, 6])
+    archive.release.shift()!()
+    await expect.poll(() => archive.packed).toEqual([4, 6])
+    await log.close()
+  })
+
   it('detects tampered storage on open', async () => {
     const files = new MemoryFiles()
     const log = await open(files)
