@@ -46,6 +46,7 @@ import {
   leafHash,
   newTiles,
   proveRecord,
+  proveRecords,
   proveTree,
   readTileData,
   signNote,
@@ -412,9 +413,8 @@ export class Log {
       // Its CAR is packed while its appends are answered (they need only the files and the
       // checkpoint), and before the next batch is taken. Never rejects.
       const archived = this.archive()
-      for (let k = 0; k < batch.length; k++) {
-        batch[k]!.resolve(await this.result(start + k).catch(() => this.unpublished(start + k)))
-      }
+      const answers = await this.results(start, batch.length)
+      batch.forEach((p, k) => p.resolve(answers[k]!))
       await archived
     }
   }
@@ -565,12 +565,17 @@ export class Log {
     }
   }
 
-  /** Where entry `index` is: in the published checkpoint, with its inclusion proof, if that covers it. */
-  private async result(index: number): Promise<Appended> {
+  /**
+   * Where entries `first`… (`count` of them) are: in the published checkpoint, each with its
+   * inclusion proof, if that covers them (one read of the stored hashes for all: proveRecords);
+   * else, or if the proofs cannot be read, in the integrated tree.
+   */
+  private async results(first: number, count: number): Promise<Appended[]> {
     const p = this.published
-    if (!p || p.size <= index) return this.unpublished(index)
-    const inclusionProof = await this.proveInclusion(p.size, index)
-    return { logId: this.id, origin: this.origin, index, published: true, checkpoint: p, inclusionProof }
+    const proofs = p && p.size >= first + count ? await proveRecords(p.size, first, count, this.hashes).catch(() => undefined) : undefined
+    return Array.from({ length: count }, (_, k) =>
+      proofs ? { logId: this.id, origin: this.origin, index: first + k, published: true, checkpoint: p!, inclusionProof: proofs[k]! } : this.unpublished(first + k),
+    )
   }
 
   /** Where entry `index` is when no published checkpoint covers it: in the integrated tree. */

@@ -84,6 +84,49 @@ export async function proveRecord(size: number, index: number, r: HashReader): P
   return proof
 }
 
+/**
+ * The RFC 6962 §2.1.1 inclusion proofs of the `count` consecutive leaves from `first` in the tree of
+ * the first `size` entries: for each, exactly what {@link proveRecord} returns, but with the stored
+ * hashes of all of them read from `r` in one call (strictly increasing, each index once) and each
+ * subtree hash they share (the upper levels and the right edge) computed once. For answering a
+ * whole batch of appends at once.
+ * @param size tree size in entries, ≥ 1.
+ * @param first the first leaf index, ≥ 0.
+ * @param count leaves, ≥ 0, with first + count ≤ size.
+ * @returns `count` proofs, in leaf order, each leaf end first.
+ * @throws RangeError on an invalid size, first or count.
+ */
+export async function proveRecords(size: number, first: number, count: number, r: HashReader): Promise<Hash[][]> {
+  checkSize('size', size, 1)
+  checkSize('first', first, 0)
+  checkSize('count', count, 0)
+  if (first + count > size) throw new RangeError(`leaves ${first}..${first + count - 1} not all in tree of size ${size}`)
+  // Each sibling subtree D[lo:hi] once ("lo:hi"), with the stored hashes it is made of.
+  const subtrees = new Map<string, { lo: number; hi: number; stored: number[]; hash?: Hash }>()
+  const paths: { hash?: Hash }[][] = []
+  for (let n = first; n < first + count; n++) {
+    const path = []
+    let lo = 0
+    let hi = size
+    while (lo + 1 < hi) {
+      const { k } = maxPow2(hi - lo)
+      const [slo, shi] = n < lo + k ? [lo + k, hi] : [lo, lo + k]
+      if (n < lo + k) hi = lo + k
+      else lo += k
+      const key = `${slo}:${shi}`
+      let t = subtrees.get(key)
+      if (!t) subtrees.set(key, (t = { lo: slo, hi: shi, stored: subTreeIndex(slo, shi, []) }))
+      path.push(t)
+    }
+    paths.push(path.reverse()) // leaf end first: PATH is built from the bottom up
+  }
+  const need = [...new Set([...subtrees.values()].flatMap((t) => t.stored))].sort((a, b) => a - b)
+  const hashes = await read(r, need)
+  const byIndex = new Map(need.map((i, j) => [i, hashes[j]!]))
+  for (const t of subtrees.values()) t.hash = subTreeHash(t.lo, t.hi, t.stored.map((i) => byIndex.get(i)!), 0).hash
+  return paths.map((path) => path.map((t) => t.hash!))
+}
+
 /** The root of D[lo:hi] implied by running proof[0:end] (leaf end first) for leaf n with hash leaf. */
 function runRecordProof(proof: readonly Hash[], end: number, lo: number, hi: number, n: number, leaf: Hash): Hash {
   if (lo + 1 === hi) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { decodeHash } from '../../src/tlog/encoding.js'
 import { type Hash, MemoryHashStore, leafHash, treeHash } from '../../src/tlog/hash.js'
-import { InvalidProofError, checkRecord, checkTree, proveRecord, proveTree } from '../../src/tlog/proof.js'
+import { InvalidProofError, checkRecord, checkTree, proveRecord, proveRecords, proveTree } from '../../src/tlog/proof.js'
 import { ReferenceTree, refLeafHash } from './rfc6962.js'
 import { b64, checkingReader, entry, flip, hex, storeOf } from './fixtures.js'
 
@@ -222,6 +222,31 @@ describe('exhaustive: every proof of every tree size 1..300 against the naive RF
     }
     expect(checked).toBe((MAX * (MAX + 1)) / 2)
     expect(t.rejected).toBeGreaterThan(checked)
+  })
+
+  it('proveRecords gives every proof of a run of leaves exactly as proveRecord does, from one increasing read', async () => {
+    let runs = 0
+    for (let size = 1; size <= MAX; size++) {
+      // Runs that start at 0, at the last batch-sized step, end at the right edge, or hold one leaf.
+      const windows = new Set([`0:${size}`, `${size - 1}:1`, `${Math.floor(size / 2)}:${Math.ceil(size / 2)}`, `${Math.max(0, size - 17)}:${Math.min(size, 17)}`, `${Math.floor(size / 3)}:0`])
+      for (const w of windows) {
+        const [first, count] = w.split(':').map(Number) as [number, number]
+        const reader = checkingReader(store)
+        const proofs = await proveRecords(size, first, count, reader)
+        if (proofs.length !== count) throw new Error(`size ${size} ${w}: ${proofs.length} proofs`)
+        if (reader.calls !== (count > 0 && size > 1 ? 1 : 0)) throw new Error(`size ${size} ${w}: ${reader.calls} reads`)
+        for (let k = 0; k < count; k++) {
+          const one = join(await proveRecord(size, first + k, store))
+          if (join(proofs[k]!) !== one) throw new Error(`size ${size} leaf ${first + k}: differs from proveRecord`)
+          checkRecord(proofs[k]!, size, roots[size]!, first + k, leaves[first + k]!)
+        }
+        runs++
+      }
+    }
+    expect(runs).toBeGreaterThan(MAX * 3)
+    await expect(proveRecords(8, 4, 5, store)).rejects.toThrow(new RangeError('leaves 4..8 not all in tree of size 8'))
+    await expect(proveRecords(8, -1, 1, store)).rejects.toThrow(RangeError)
+    await expect(proveRecords(8, 0, -1, store)).rejects.toThrow(RangeError)
   })
 
   it('proofs read hashes in strictly increasing index order (batchable)', async () => {
