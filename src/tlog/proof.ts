@@ -84,6 +84,14 @@ export async function proveRecord(size: number, index: number, r: HashReader): P
   return proof
 }
 
+/** A subtree D[lo:hi] a proof names: the stored hashes it is made of, then its hash. */
+interface SubTree {
+  lo: number
+  hi: number
+  stored: number[]
+  hash?: Hash
+}
+
 /**
  * The RFC 6962 §2.1.1 inclusion proofs of the `count` consecutive leaves from `first` in the tree of
  * the first `size` entries: for each, exactly what {@link proveRecord} returns, but with the stored
@@ -101,29 +109,36 @@ export async function proveRecords(size: number, first: number, count: number, r
   checkSize('first', first, 0)
   checkSize('count', count, 0)
   if (first + count > size) throw new RangeError(`leaves ${first}..${first + count - 1} not all in tree of size ${size}`)
-  // Each sibling subtree D[lo:hi] once ("lo:hi"), with the stored hashes it is made of.
-  const subtrees = new Map<string, { lo: number; hi: number; stored: number[]; hash?: Hash }>()
-  const paths: { hash?: Hash }[][] = []
+  // Each sibling subtree D[lo:hi] once (by lo, then hi), with the stored hashes it is made of.
+  const subtrees = new Map<number, Map<number, SubTree>>()
+  const all: SubTree[] = []
+  const paths: SubTree[][] = []
   for (let n = first; n < first + count; n++) {
-    const path = []
+    const path: SubTree[] = []
     let lo = 0
     let hi = size
     while (lo + 1 < hi) {
       const { k } = maxPow2(hi - lo)
-      const [slo, shi] = n < lo + k ? [lo + k, hi] : [lo, lo + k]
-      if (n < lo + k) hi = lo + k
+      const left = n < lo + k
+      const slo = left ? lo + k : lo
+      const shi = left ? hi : lo + k
+      if (left) hi = lo + k
       else lo += k
-      const key = `${slo}:${shi}`
-      let t = subtrees.get(key)
-      if (!t) subtrees.set(key, (t = { lo: slo, hi: shi, stored: subTreeIndex(slo, shi, []) }))
+      let byHi = subtrees.get(slo)
+      if (!byHi) subtrees.set(slo, (byHi = new Map()))
+      let t = byHi.get(shi)
+      if (!t) {
+        byHi.set(shi, (t = { lo: slo, hi: shi, stored: subTreeIndex(slo, shi, []) }))
+        all.push(t)
+      }
       path.push(t)
     }
     paths.push(path.reverse()) // leaf end first: PATH is built from the bottom up
   }
-  const need = [...new Set([...subtrees.values()].flatMap((t) => t.stored))].sort((a, b) => a - b)
+  const need = [...new Set(all.flatMap((t) => t.stored))].sort((a, b) => a - b)
   const hashes = await read(r, need)
   const byIndex = new Map(need.map((i, j) => [i, hashes[j]!]))
-  for (const t of subtrees.values()) t.hash = subTreeHash(t.lo, t.hi, t.stored.map((i) => byIndex.get(i)!), 0).hash
+  for (const t of all) t.hash = subTreeHash(t.lo, t.hi, t.stored.map((i) => byIndex.get(i)!), 0).hash
   return paths.map((path) => path.map((t) => t.hash!))
 }
 
