@@ -99,8 +99,11 @@ describe('append → cosign → audit, over HTTP', () => {
     expect(rr!.out.ok).toEqual({ entries: [5, 6, 7].map((i) => encodeBase64(atIndex.get(i)!)), total: 40 })
 
     // The newest CAR's root is a UnixFS directory with the tlog-tiles layout of the whole log.
+    // A batch's appends are answered while its CAR is packed: wait for the CAR of all 40.
     const carsDir = join(svc().dataDir, 'cars', space.did())
-    const cars = (await readdir(carsDir)).filter((f) => f.endsWith('.car')).sort()
+    const carNames = async () => (await readdir(carsDir)).filter((f) => f.endsWith('.car')).sort()
+    await expect.poll(async () => Number((await carNames()).at(-1)?.slice(0, 16)), { timeout: 10_000 }).toBe(40)
+    const cars = await carNames()
     expect(cars.length).toBeGreaterThanOrEqual(1)
     const blocks = new Map<string, Uint8Array>()
     let root: CID | undefined

@@ -73,7 +73,8 @@ describe('Storacha down for many checkpoints, then back', () => {
     // Storacha refuses connections while the log publishes many checkpoints (two or more per batch).
     await storacha.stop()
     for (let i = 0; i < 10; i++) await batch()
-    const down = await head(s.url, space.did())
+    // A batch's appends are answered while its CAR is packed: wait for the last CAR.
+    const down = await waitForHead(s.url, space.did(), (h) => h.upload?.latestTreeSize === h.treeSize)
     const carsDown = (await localCars(dataDir, space.did())).length
     const backlog = carsDown - carsBefore
     expect(backlog).toBeGreaterThanOrEqual(20)
