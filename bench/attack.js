@@ -13,6 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { npmStartNodeFlags } from './serve-flags.js'
 
 const SECONDS = Number(process.env.BENCH_ATTACK_SECONDS ?? 60)
 const LEGIT_RATE = Number(process.env.BENCH_LEGIT_RATE ?? 20)
@@ -42,7 +43,7 @@ async function cpuSeconds(pid) {
 }
 
 async function startServer(dataDir) {
-  const child = spawn(process.execPath, [join(serverRoot, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'error'], {
+  const child = spawn(process.execPath, [...npmStartNodeFlags(serverRoot), join(serverRoot, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--log-level', 'error'], {
     cwd: serverRoot,
     stdio: ['ignore', 'pipe', 'inherit'],
   })

@@ -37,6 +37,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startPostgres } from './postgres-server.js'
 import { clientProcess, fmt, mmm, procCpuMs, startProcess, stats } from './throughput.js'
+import { npmStartNodeFlags } from './serve-flags.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const list = (v, d) => (v ?? d).split(',').map((s) => s.trim()).filter(Boolean)
@@ -54,7 +55,7 @@ async function serve(dataDir, databaseUrl, more = []) {
   const args = [join(root, 'bin', 'ucanlog.js'), 'serve', '--port', '0', '--data', dataDir, '--witness-policy', join(root, 'witness_policy.txt'), '--log-level', 'warn',
     '--client-rate', '0', '--agent-rate', '0', '--space-rate', '0', '--replay-per-space', '100000000', '--log-create-rate', '0',
     ...(databaseUrl ? ['--database-url', databaseUrl] : []), ...more, ...EXTRA]
-  return startProcess('ucanlog serve', args)
+  return startProcess('ucanlog serve', [...npmStartNodeFlags(root), ...args])
 }
 
 /** Resident set size now, MiB. */

@@ -73,13 +73,15 @@ async function startServer(name, dataDir) {
     ? process.env.BENCH_TP_BASELINE_NODE_ARGS.split(/\s+/).filter(Boolean)
     : npmStartNodeFlags(baselineRoot)
   const args = {
-    ucanlog: [...npmStartNodeFlags(serverRoot), ...ucanlog(serverRoot, join(dataDir, 'ucanlog'))],
-    baseline: [...baselineFlags, ...ucanlog(baselineRoot, join(dataDir, 'baseline')),
+    ucanlog: ucanlog(serverRoot, join(dataDir, 'ucanlog')),
+    baseline: [...ucanlog(baselineRoot, join(dataDir, 'baseline')),
       ...list(process.env.BENCH_TP_BASELINE_ARGS, '').flatMap((a) => a.split(' '))],
     stock: [join(root, 'bench', 'stock-server.js')],
     echo: [join(root, 'bench', 'echo-server.js')],
   }[name]
-  return { name, ...(await startProcess(name, [...list(process.env.BENCH_TP_NODE_ARGS, '').flatMap((a) => a.split(' ')), ...args])) }
+  // Each checkout's own npm-start flags first, so BENCH_TP_NODE_ARGS can override them.
+  const flags = { ucanlog: npmStartNodeFlags(serverRoot), baseline: baselineFlags }[name] ?? []
+  return { name, ...(await startProcess(name, [...flags, ...list(process.env.BENCH_TP_NODE_ARGS, '').flatMap((a) => a.split(' ')), ...args])) }
 }
 
 /** Runs `node argv…` until it prints "serving on <url> service DID: <did>"; resolves { url, did, pid, stop } (also used by bench/instances.js). */
