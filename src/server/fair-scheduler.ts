@@ -30,7 +30,11 @@
 
 /** Default most requests being worked on at once per client address. */
 export const DEFAULT_CLIENT_CONCURRENCY = 4
-/** Default most requests being worked on at once in the whole service (CPU-bound work on one thread: a few). */
+/**
+ * Default most requests being worked on at once in the whole service: enough to keep the main
+ * thread and every request worker busy (a request's check on a worker holds its turn), few enough
+ * that a flood waits in the fair queue rather than in the workers' (32 measured no faster; BENCHMARKS.md).
+ */
 export const DEFAULT_AUTHORIZE_CONCURRENCY = 8
 /** Default most requests one client address may have waiting for a turn. */
 export const DEFAULT_CLIENT_QUEUE = 256
