@@ -33,7 +33,7 @@ export const DEFAULT_CLIENT_CONCURRENCY = 4
 /**
  * Default most requests being worked on at once in the whole service: enough to keep the main
  * thread and every request worker busy (a request's check on a worker holds its turn), few enough
- * that a flood waits in the fair queue rather than in the workers' (32 measured no faster; BENCHMARKS.md).
+ * that a flood waits in the fair queue, in its turn, rather than in the workers' queues.
  */
 export const DEFAULT_AUTHORIZE_CONCURRENCY = 8
 /** Default most requests one client address may have waiting for a turn. */
