@@ -152,7 +152,7 @@ describe('Log', () => {
     await log.close()
   })
 
-  it("answers a batch's appends while its CAR is archived, and takes the next batch only after that", async () => {
+  it("answers a batch's appends while its CAR is archived, takes the next batch only after that, and a crash in between is caught up at open", async () => {
     // An archive whose pack() waits until released: the appends must not wait for it (they need
     // only the files and the checkpoint), but the next batch must, so archiving still paces the log.
     class GatedArchive {
@@ -169,13 +169,23 @@ describe('Log', () => {
     }
     const archive = new GatedArchive()
     const w = new FakeWitnesses()
-    const log = await open(new MemoryFiles(), w, { archive, batchMaxSize: 4, batchMaxAgeMs: 0 })
+    const files = new MemoryFiles()
+    const log = await open(files, w, { archive, batchMaxSize: 4, batchMaxAgeMs: 0 })
     let timer: NodeJS.Timeout | undefined
     const waited = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the appends waited for the archive')), 2000)))
     const first = await Promise.race([Promise.all([0, 1, 2, 3].map((i) => log.append(entry(i)))), waited]).finally(() => clearTimeout(timer))
     first.forEach((r, i) => checkResult(r, i))
     expect(archive.started).toEqual([4])
     expect(archive.packed).toEqual([])
+    // A crash now (answered, its CAR not written): the next open packs what was published.
+    const afterCrash = new GatedArchive()
+    const onDisk = new MemoryFiles()
+    for (const [path, bytes] of files.files) onDisk.files.set(path, bytes.slice())
+    const reopened = await open(onDisk, new FakeWitnesses(), { archive: afterCrash })
+    await expect.poll(() => afterCrash.started).toEqual([4])
+    afterCrash.release.shift()!()
+    await reopened.settled()
+    expect(afterCrash.packed).toEqual([4])
     const second = Promise.all([4, 5].map((i) => log.append(entry(i))))
     await new Promise((r) => setTimeout(r, 50))
     expect(w.sizes).toEqual([4]) // the next batch waits for the archive
