@@ -10,3 +10,9 @@ export function npmStartNodeFlags(root) {
   const m = /^node\s+(.*?)\s*bin\/ucanlog\.js\b/.exec(start)
   return m ? m[1].split(/\s+/).filter(Boolean) : []
 }
+
+/** The flags in environment variable `name` (split on whitespace) when it is set, even empty; else `root`'s npm-start ones. */
+export function nodeFlagsFrom(name, root) {
+  const v = process.env[name]
+  return v !== undefined ? v.split(/\s+/).filter(Boolean) : npmStartNodeFlags(root)
+}

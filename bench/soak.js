@@ -51,7 +51,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { npmStartNodeFlags } from './serve-flags.js'
+import { nodeFlagsFrom } from './serve-flags.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const cli = join(root, 'bin', 'ucanlog.js')
@@ -66,7 +66,7 @@ const DISK_FULL = process.env.BENCH_SOAK_DISK_FULL !== '0'
 const DRAIN_S = num('BENCH_SOAK_DRAIN_S', 900)
 const STORACHA = process.env.BENCH_SOAK_STORACHA !== '0'
 // Node flags for serve; default those `npm start` passes.
-const SERVE_NODE_ARGS = process.env.BENCH_SOAK_NODE_ARGS !== undefined ? process.env.BENCH_SOAK_NODE_ARGS.split(/\s+/).filter(Boolean) : npmStartNodeFlags(root)
+const SERVE_NODE_ARGS = nodeFlagsFrom('BENCH_SOAK_NODE_ARGS', root)
 const SERVE_ARGS = (process.env.BENCH_SOAK_SERVE_ARGS ?? '').split(' ').filter(Boolean)
 const SAMPLE_MS = 5000
 

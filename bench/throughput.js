@@ -46,7 +46,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { npmStartNodeFlags } from './serve-flags.js'
+import { nodeFlagsFrom, npmStartNodeFlags } from './serve-flags.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const serverRoot = process.env.BENCH_SERVER_ROOT ?? root
@@ -69,9 +69,6 @@ async function startServer(name, dataDir) {
     '--client-rate', '0', '--agent-rate', '0', '--space-rate', '0', '--replay-per-space', '100000000', '--log-create-rate', '0',
     ...list(process.env.BENCH_TP_UCANLOG_ARGS, '').flatMap((a) => a.split(' '))]
   const baselineRoot = process.env.BENCH_BASELINE_ROOT === 'self' ? serverRoot : (process.env.BENCH_BASELINE_ROOT ?? serverRoot)
-  const baselineFlags = process.env.BENCH_TP_BASELINE_NODE_ARGS !== undefined
-    ? process.env.BENCH_TP_BASELINE_NODE_ARGS.split(/\s+/).filter(Boolean)
-    : npmStartNodeFlags(baselineRoot)
   const args = {
     ucanlog: ucanlog(serverRoot, join(dataDir, 'ucanlog')),
     baseline: [...ucanlog(baselineRoot, join(dataDir, 'baseline')),
@@ -80,7 +77,7 @@ async function startServer(name, dataDir) {
     echo: [join(root, 'bench', 'echo-server.js')],
   }[name]
   // Each checkout's own npm-start flags first, so BENCH_TP_NODE_ARGS can override them.
-  const flags = { ucanlog: npmStartNodeFlags(serverRoot), baseline: baselineFlags }[name] ?? []
+  const flags = name === 'ucanlog' ? npmStartNodeFlags(serverRoot) : name === 'baseline' ? nodeFlagsFrom('BENCH_TP_BASELINE_NODE_ARGS', baselineRoot) : []
   return { name, ...(await startProcess(name, [...flags, ...list(process.env.BENCH_TP_NODE_ARGS, '').flatMap((a) => a.split(' ')), ...args])) }
 }
 

@@ -573,9 +573,8 @@ export class Log {
   private async results(first: number, count: number): Promise<Appended[]> {
     const p = this.published
     const proofs = p && p.size >= first + count ? await proveRecords(p.size, first, count, this.hashes).catch(() => undefined) : undefined
-    return Array.from({ length: count }, (_, k) =>
-      proofs ? { logId: this.id, origin: this.origin, index: first + k, published: true, checkpoint: p!, inclusionProof: proofs[k]! } : this.unpublished(first + k),
-    )
+    if (!p || !proofs) return Array.from({ length: count }, (_, k) => this.unpublished(first + k))
+    return proofs.map((inclusionProof, k) => ({ logId: this.id, origin: this.origin, index: first + k, published: true, checkpoint: p, inclusionProof }))
   }
 
   /** Where entry `index` is when no published checkpoint covers it: in the integrated tree. */

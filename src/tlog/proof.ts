@@ -97,7 +97,9 @@ interface SubTree {
  * the first `size` entries: for each, exactly what {@link proveRecord} returns, but with the stored
  * hashes of all of them read from `r` in one call (strictly increasing, each index once) and each
  * subtree hash they share (the upper levels and the right edge) computed once. For answering a
- * whole batch of appends at once.
+ * whole batch of appends at once. {@link proveRecord} keeps its own recursion: for one leaf it is
+ * ~40 % cheaper than this (no maps, no sort; measured 14.5 against 23 µs per proof in a tree of
+ * 200,000), and the client's audit calls it once per entry.
  * @param size tree size in entries, ≥ 1.
  * @param first the first leaf index, ≥ 0.
  * @param count leaves, ≥ 0, with first + count ≤ size.
