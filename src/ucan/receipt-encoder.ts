@@ -31,6 +31,7 @@ import type { API } from '@ucanto/core'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { parse as parseLink } from 'multiformats/link'
+import { encodeOutcome } from './outcome-cbor.js'
 import type { AppendOutcome } from './request-check.js'
 
 /** Multicodecs of dag-cbor and sha2-256, the codec and hash of every block written here. */
@@ -101,9 +102,11 @@ export async function encodeReceiptsCar(outcomes: readonly AppendOutcome[], sign
   if (outcomes.length === 0) return undefined
   const iss = signer.did()
   const rans = outcomes.map((o) => parseLink(o.cid))
-  const outcomeBytes = outcomes.map((o, i) =>
-    encode({ ran: rans[i], out: o.result.error ? { error: { name: o.result.error.name, message: o.result.error.message } } : { ok: o.result.ok }, fx: { fork: [] }, meta: {}, iss, prf: [] }),
-  )
+  const outcomeBytes = outcomes.map((o, i) => {
+    const out = o.result.error ? { error: { name: o.result.error.name, message: o.result.error.message } } : { ok: o.result.ok }
+    const ran = rans[i] as CID
+    return encodeOutcome(ran, out, iss) ?? encode({ ran, out, fx: { fork: [] }, meta: {}, iss, prf: [] })
+  })
   const signatures = await Promise.all(outcomeBytes.map((bytes) => signer.sign(bytes)))
   // Each distinct receipt block once, in outcome order; the report names the first receipt of each ran.
   const blocks: { cid: CID; bytes: Uint8Array }[] = []

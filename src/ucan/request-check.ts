@@ -179,6 +179,14 @@ export interface AppendOutcome {
 }
 
 /**
+ * Whether `final` is what `provisional` said (request-sequencer.ts `SequencedAppends`): the same outcome, or the
+ * same ok result object (the replay guard resolves to the very value its task returned).
+ */
+export function sameOutcome(provisional: AppendOutcome, final: AppendOutcome): boolean {
+  return provisional === final || (provisional.result.ok !== undefined && provisional.result.ok === final.result.ok)
+}
+
+/**
  * The HTTP response of a request whose invocations ended as `outcomes`: one receipt each, signed by
  * `signer`, `ran` = the invocation's link (run-invocation.ts: the same signed receipt as ucanto's),
  * in a CAR agent message encoded for the request's `accept`/`content-type` headers. A failure is

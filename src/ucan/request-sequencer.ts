@@ -28,6 +28,23 @@ import type { API } from '@ucanto/core'
 import type { AppendResult } from './wire.js'
 
 /**
+ * What {@link sequenceAppends} gives: each invocation's outcome twice, final and provisional.
+ * `provisional` may resolve before `outcomes`, never after; only `outcomes` may be answered.
+ */
+export interface SequencedAppends {
+  /** Each invocation's outcome, in the request's order, once every one is final (an appended entry's made durable by the replay guard). */
+  outcomes: Promise<AppendOutcome[]>
+  /**
+   * The same outcomes as soon as each is known: an appended entry's ok result when the log returns
+   * it (`HandlerContext.onProvisional`), before the replay guard's durable commit; any other
+   * outcome when it is final. For work that may start early (encoding the receipts while the
+   * replay guard commits); an outcome for which request-check.ts `sameOutcome` is false against its final one
+   * must be redone.
+   */
+  provisional: Promise<AppendOutcome[]>
+}
+
+/**
  * Sequences each verdict of one request (see the module comment) and answers its outcome, in the
  * request's order. `rateLimited` is told of each invocation (by its index) refused by a rate
  * limit, with the seconds to wait. Never rejects: a store failing is that invocation's
@@ -38,22 +55,29 @@ export function sequenceAppends(
   verdicts: readonly AppendVerdict[],
   request: RequestContext,
   rateLimited: (index: number, seconds: number) => void,
-): Promise<AppendOutcome[]> {
+): SequencedAppends {
   const order = new ChargeOrder(verdicts.length)
-  return Promise.all(
+  const early: Promise<AppendOutcome>[] = []
+  const outcomes = Promise.all(
     verdicts.map(async (v, i): Promise<AppendOutcome> => {
       let result: API.Result<AppendResult, AppendFailure>
       const chargePlace = order.place(i)
+      let provisional!: (o: AppendOutcome) => void
+      early.push(new Promise<AppendOutcome>((resolve) => (provisional = resolve)))
+      const onProvisional = (ok: AppendResult): void => provisional({ cid: v.cid, result: { ok } })
       try {
-        result = await sequenceOne(s, v, { request, rateLimited: (seconds) => rateLimited(i, seconds), chargePlace })
+        result = await sequenceOne(s, v, { request, rateLimited: (seconds) => rateLimited(i, seconds), chargePlace, onProvisional })
       } catch (cause) {
         result = failedFor(s, cause, v.cid, 'tlog/append failed')
       } finally {
         chargePlace.pass()
       }
-      return { cid: v.cid, result: result.error ? { error: result.error.toJSON() as FailureJSON } : { ok: result.ok } }
+      const outcome: AppendOutcome = { cid: v.cid, result: result.error ? { error: result.error.toJSON() as FailureJSON } : { ok: result.ok } }
+      provisional(outcome) // no effect if the ok result came first
+      return outcome
     }),
   )
+  return { outcomes, provisional: Promise.all(early) }
 }
 
 /** One verdict's steps 1–5. */

@@ -15,7 +15,8 @@ import { PREVERIFY_MIN_INVOCATIONS, type Preverified } from './preverify.js'
 import type { ResponsePool } from './response-budget.js'
 import { type VerifiedUcanCache, markPreverified } from './verified-ucans.js'
 import { runInvocation } from './run-invocation.js'
-import { type AppendOutcome, type AppendVerdict, encodeResponse } from './request-check.js'
+import { type AppendOutcome, type AppendVerdict, encodeResponse, sameOutcome } from './request-check.js'
+import type { SequencedAppends } from './request-sequencer.js'
 import type { RequestPool } from './request-pool.js'
 import type { TlogService } from './wire.js'
 
@@ -112,7 +113,7 @@ export function withSafeRequest(
           // Requests are sequenced in the order they were handed to the workers, whichever worker
           // finishes first: appends sent one after another land in that order, as on one thread.
           const ticket = takeTicket(limits.workers)
-          let outcomes: Promise<AppendOutcome[]> | undefined
+          let outcomes: SequencedAppends | undefined
           let waits: Map<number, number> | undefined
           let verdicts: Awaited<ReturnType<RequestPool['check']>>
           try {
@@ -134,11 +135,18 @@ export function withSafeRequest(
           }
           if (verdicts === 'busy') return await tooMany(1, true)
           if (outcomes !== undefined && waits !== undefined && Array.isArray(verdicts)) {
-            const answered = await outcomes
+            const headers = { 'content-type': contentTypeOf(req), accept: headerOf(req, 'accept') }
+            const pool = limits.workers.pool
+            // The receipts are encoded on a worker from the provisional outcomes, while this
+            // thread makes them durable (the replay guard's commit), and sent only once every
+            // outcome is final and the same; any that differs has the whole response encoded again.
+            const early = outcomes.provisional.then((p) => (waits.size === verdicts.length ? undefined : { p, response: pool.encode(p, headers) }))
+            const answered = await outcomes.outcomes
             // Every invocation refused by a rate limit: nothing ran, so the answer is 429 as below.
             if (waits.size === verdicts.length) return await tooMany(Math.max(...waits.values()))
-            const headers = { 'content-type': contentTypeOf(req), accept: headerOf(req, 'accept') }
-            return (await limits.workers.pool.encode(answered, headers)) ?? (await encodeResponse(answered, headers, server.id as API.Signer))
+            const pre = await early
+            const encoded = pre !== undefined && pre.p.every((o, i) => sameOutcome(o, answered[i]!)) ? await pre.response : await pool.encode(answered, headers)
+            return encoded ?? (await encodeResponse(answered, headers, server.id as API.Signer))
           }
         }
         let message: API.AgentMessage
@@ -306,7 +314,7 @@ export interface RequestWorkers {
   /** The service's clock, Unix seconds (sent with each request: the worker checks time bounds at it). */
   now: () => number
   /** request-sequencer.ts `sequenceAppends` bound to the service. */
-  sequence: (verdicts: AppendVerdict[], request: RequestContext, rateLimited: (index: number, seconds: number) => void) => Promise<AppendOutcome[]>
+  sequence: (verdicts: AppendVerdict[], request: RequestContext, rateLimited: (index: number, seconds: number) => void) => SequencedAppends
   /** Told where each request went: checked by a `worker`, `fallback` (not only appends: run here), `main-thread` (no worker answered), `busy` (refused 503). */
   onRoute?: (by: 'worker' | 'fallback' | 'main-thread' | 'busy') => void
 }

@@ -16,6 +16,8 @@ import * as Digest from 'multiformats/hashes/digest'
 import { parse as parseLink } from 'multiformats/link'
 import { createFastSigner } from '../../src/ucan/principal.js'
 import { encodeReceiptsCar } from '../../src/ucan/receipt-encoder.js'
+import { encodeOutcome } from '../../src/ucan/outcome-cbor.js'
+import * as DagCbor from '@ipld/dag-cbor'
 import { type AppendOutcome, encodeResponse, encodeResponseWithUcanto } from '../../src/ucan/request-check.js'
 import type { AppendResult } from '../../src/ucan/wire.js'
 import { pinnedKey } from './helpers.js'
@@ -207,5 +209,60 @@ describe('the direct receipt encoder', () => {
     const car = { 'content-type': CAR.contentType, accept: '*/*' }
     await expect(encodeResponse([{ cid: 'not a cid', result: ok }], car, signer)).rejects.toThrow()
     await expect(encodeResponseWithUcanto([{ cid: 'not a cid', result: ok }], car, signer)).rejects.toThrow()
+  })
+})
+
+describe("the outcome's direct DAG-CBOR writer (outcome-cbor.ts)", () => {
+  /** The outcome as receipt-encoder.ts hands it to the general encoder. */
+  const general = (ran: CID, out: unknown, iss: string) => DagCbor.encode({ ran, out, fx: { fork: [] }, meta: {}, iss, prf: [] })
+
+  test("property: @ipld/dag-cbor's bytes whenever it writes, and it writes every outcome of well-formed strings and counts", () => {
+    let written = 0
+    let left = 0
+    fc.assert(
+      fc.property(cidArb, resultArb, stringArb, (cid, result, iss) => {
+        const ran = parseLink(cid) as unknown as CID
+        const out = result.error ? { error: { name: result.error.name, message: result.error.message } } : { ok: result.ok }
+        const direct = encodeOutcome(ran, out, iss)
+        const strings = [iss, ...(result.error ? [result.error.name, result.error.message] : [result.ok.logId, result.ok.origin, result.ok.rootHash, result.ok.checkpoint, ...result.ok.inclusionProof])]
+        const wellFormed = strings.every((x) => Buffer.from(x, 'utf8').toString('utf8') === x)
+        const counts = result.error !== undefined || [result.ok.index, result.ok.treeSize].every((n) => Number.isSafeInteger(n) && n >= 0)
+        // It declines exactly what it does not write: a lone surrogate or a number that is not a count.
+        expect(direct !== undefined).toBe(wellFormed && counts)
+        if (direct === undefined) {
+          left++
+          return
+        }
+        written++
+        expect(same(direct, general(ran, out, iss))).toBe(true)
+      }),
+      { numRuns: 2000, seed: 0x0c0b },
+    )
+    expect(written).toBeGreaterThan(1000)
+    expect(left).toBeGreaterThan(50)
+  })
+
+  test('declines another shape: an extra or missing key, a class instance, a hole in the proof, a float, -0, a non-boolean published', () => {
+    const ran = CID.createV1(0x71, Digest.create(0x12, sha256(new Uint8Array([3]))))
+    const ok: AppendResult = { logId: 'did:key:z', origin: 'o', index: 1, treeSize: 2, rootHash: 'r', checkpoint: 'c', inclusionProof: ['a', 'b'], published: true }
+    expect(encodeOutcome(ran, { ok }, 'did:key:s')).toBeDefined()
+    class Result {
+      constructor(readonly o: AppendResult) {}
+    }
+    const hole = ['a', 'b']
+    delete hole[0]
+    const odd: unknown[] = [
+      { ...ok, extra: 1 },
+      { ...ok, published: undefined },
+      Object.assign(Object.create({ index: 1 }), { ...ok, index: undefined }),
+      new Result(ok),
+      { ...ok, inclusionProof: hole },
+      { ...ok, index: 1.5 },
+      { ...ok, treeSize: -0 },
+      { ...ok, published: 1 },
+    ]
+    for (const value of odd) expect(encodeOutcome(ran, { ok: value as AppendResult }, 'did:key:s')).toBeUndefined()
+    expect(encodeOutcome(ran, { error: { name: 'X', message: 'y', stack: 'z' } as never }, 'did:key:s')).toBeUndefined()
+    expect(encodeOutcome(ran, { ok, error: { name: 'X', message: 'y' } } as never, 'did:key:s')).toBeUndefined()
   })
 })

@@ -25,6 +25,7 @@ import {
   formatDelegation,
   readInvocation,
   type RequestPool,
+  UcanStore,
 } from '../../src/ucan/index.js'
 import { encodeBase64 } from '../../src/tlog/encoding.js'
 import { createAdmission } from '../../src/server/rate-limit.js'
@@ -59,7 +60,7 @@ async function append(o: { issuer?: API.Signer; audience?: API.Principal; space?
 }
 
 /** A service over its own recording log and revocations, with `workers` request workers (0: none). */
-function service(workers: number, o: { admission?: Admission; log?: RecordingLog } = {}) {
+function service(workers: number, o: { admission?: Admission; log?: RecordingLog; replay?: UcanStore['replay']; wrapPool?: (pool: RequestPool) => RequestPool } = {}) {
   const log = o.log ?? new RecordingLog()
   const revocations = createMemoryRevocations()
   const reserved = [P.spaceB.did()]
@@ -72,6 +73,7 @@ function service(workers: number, o: { admission?: Admission; log?: RecordingLog
         })
       : undefined
   if (pool) pools.push(pool)
+  const requestPool = pool && (o.wrapPool?.(pool) ?? pool)
   const routes: string[] = []
   const server = createUcanService({
     signer: P.service,
@@ -80,7 +82,8 @@ function service(workers: number, o: { admission?: Admission; log?: RecordingLog
     reservedSpaces: reserved,
     refusalDelayMs: 0,
     ...(o.admission && { admission: o.admission }),
-    ...(pool && { requestPool: pool, onRequestRoute: (by) => routes.push(by) }),
+    ...(o.replay && { replay: o.replay }),
+    ...(requestPool && { requestPool, onRequestRoute: (by) => routes.push(by) }),
   })
   return { server, log, revocations, routes }
 }
@@ -126,6 +129,67 @@ describe('a service with request workers answers as one without', () => {
     expect(offloaded.log.appends.map((x) => x.invocation)).toEqual(plain.log.appends.map((x) => x.invocation))
     expect(plain.log.appends.length).toBe(17)
     expect(offloaded.routes).toEqual(['worker', 'worker', 'worker', 'worker', 'fallback', 'worker'])
+  })
+})
+
+describe("a worker encodes a request's receipts while the replay guard commits their outcomes", () => {
+  /** A service whose replay guard is a UcanStore (`fail`: its commits throw SQLITE_IOERR), counting encode jobs and when commits come. */
+  function observed(fail: { now: boolean }) {
+    const seen = { encodes: 0, encodesAtCommit: [] as number[], answered: 0, answeredAtCommit: [] as number[] }
+    const store = UcanStore.open(':memory:', {
+      onReplayCommit: () => {
+        seen.encodesAtCommit.push(seen.encodes)
+        seen.answeredAtCommit.push(seen.answered)
+        if (fail.now) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_FSYNC' })
+      },
+    })
+    const s = service(1, {
+      replay: store.replay,
+      wrapPool: (pool) => ({
+        ...pool,
+        check: pool.check,
+        encode: (outcomes, headers) => {
+          seen.encodes++
+          return pool.encode(outcomes, headers)
+        },
+      }),
+    })
+    const request = async (body: { headers: Record<string, string>; body: Uint8Array }) => {
+      const res = await s.server.request(body as never)
+      seen.answered++
+      return res
+    }
+    return { ...s, store, seen, request }
+  }
+
+  test('the encode job is sent before the commit, the answer after it, byte for byte the answer without workers', async () => {
+    const { request, seen, store, log } = observed({ now: false })
+    const plain = service(0)
+    const body = await encodeRequest(await Promise.all(Array.from({ length: 4 }, () => append())))
+    const res = await request(body)
+    // One commit, with the encode job already sent and no answer yet given; no second encode.
+    expect(seen.encodesAtCommit).toEqual([1])
+    expect(seen.answeredAtCommit).toEqual([0])
+    expect(seen.encodes).toBe(1)
+    expect(log.appends.length).toBe(4)
+    const alone = await plain.server.request(body as never)
+    expect(Buffer.from(res.body).equals(Buffer.from(alone.body))).toBe(true)
+    store.close()
+  })
+
+  test('a commit that fails: the early receipts are dropped, the answer is StorageFailed, the retry gets the first outcome', async () => {
+    const fail = { now: true }
+    const { request, seen, store, log } = observed(fail)
+    const invocations = await Promise.all(Array.from({ length: 3 }, () => append()))
+    const body = await encodeRequest(invocations)
+    const outs = (await sendRaw({ request }, body)).map(outOf)
+    expect(outs.map((o) => o.error?.name)).toEqual(['StorageFailed', 'StorageFailed', 'StorageFailed'])
+    expect(seen.encodes).toBe(2) // the provisional receipts, then the final ones
+    fail.now = false
+    // Their first outcomes (the three entries appended once, in whatever order they were sequenced).
+    expect((await sendRaw({ request }, body)).map((r) => outOf(r).ok?.index as number).sort()).toEqual([0, 1, 2])
+    expect(log.appends.length).toBe(3)
+    store.close()
   })
 })
 

@@ -73,7 +73,9 @@ export async function commitAppend(s: Service, w: AuthorizedWrite, context: Hand
     outcome = await waiting(context, () => s.replay
       .once({ owner: space, id, expiresAt: w.expiresAt }, async (): Promise<Outcome> => {
         try {
-          return { ok: appendResultOf(await s.log.append(space, entry, { invocation: id, delegation, ...request })) }
+          const ok = appendResultOf(await s.log.append(space, entry, { invocation: id, delegation, ...request }))
+          context?.onProvisional?.(ok)
+          return { ok }
         } catch (cause) {
           const refusal = logRefusal(cause)
           return { error: (refusal ?? internalFor(s, cause, id, 'tlog/append: log append failed').error).toJSON() as FailureJSON }

@@ -13,6 +13,7 @@ import type { GrantCache } from '../grants.js'
 import { verifyInvocationSignature } from '../invocation.js'
 import type { LogService } from '../log-service.js'
 import type { ReplayGuard } from '../replay.js'
+import type { AppendResult } from '../wire.js'
 import type { RequestBudget, ResponsePool } from '../response-budget.js'
 import type { RevocationChecker, RevocationRecorder } from '../revocation.js'
 
@@ -62,6 +63,13 @@ export interface HandlerContext {
   rateLimited?: (seconds: number) => void
   /** The invocation's place in its request's charge order (admission.ts `ChargeOrder`). */
   chargePlace?: ChargePlace
+  /**
+   * Told an append's ok result as soon as the log returns it, before the replay guard has made it
+   * durable (handlers/append.ts `commitAppend`): for work that may start early (encoding the
+   * receipt) but must not be answered before the append's own result, which can still differ (the
+   * guard's commit failing makes it an `InternalError`).
+   */
+  onProvisional?: (ok: AppendResult) => void
 }
 
 /** The options of authorize.ts for this service. */
