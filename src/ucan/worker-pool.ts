@@ -1,7 +1,7 @@
 /**
  * The thread machinery both worker pools share (preverify-pool.ts, request-pool.ts): up to
- * `workers` threads of one script, started on first use, each job posted to the least loaded one
- * and answered by a `{ id, ... }` message. Failure never loses a job silently: a worker that
+ * `workers` threads of one script, started on first use, each job posted to the one with the
+ * fewest jobs in flight and answered by a `{ id, ... }` message. Failure never loses a job silently: a worker that
  * errors or exits settles its jobs `undefined` (the caller then does the work on the main thread)
  * and is replaced on next use; past {@link MAX_FAILURES} failures in a row the pool closes for good.
  * A job not answered within `timeoutMs` settles `undefined` too.
@@ -35,10 +35,10 @@ export interface WorkerPoolOptions {
 /** See the module comment. */
 export interface WorkerPool {
   /**
-   * Posts `message` (plus `id`) to the worker with the fewest counted jobs and resolves to its
-   * answer (the whole `{ id, ... }` message), `undefined` when the pool is closed, the worker
-   * failed or was late, or `'busy'` when `o.maxLoad` is given and even that worker has that many
-   * counted jobs. `o.counted` (default true) counts the job in its worker's load. Never rejects.
+   * Posts `message` (plus `id`) to the worker with the fewest jobs in flight (counted or not) and
+   * resolves to its answer (the whole `{ id, ... }` message), `undefined` when the pool is closed,
+   * the worker failed or was late, or `'busy'` when `o.maxLoad` is given and every worker has that
+   * many counted jobs (otherwise the job goes to the one with the fewest jobs among those under it). `o.counted` (default true) counts the job in its worker's load. Never rejects.
    */
   post<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], o?: { counted?: boolean; maxLoad?: number }): Promise<T | 'busy' | undefined>
   /** Counted jobs in flight on all workers. */
@@ -138,15 +138,21 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     slots[i] = slot
     return slot
   }
-  /** The slot with the fewest counted jobs (started if needed). */
-  const pick = (): Slot => {
-    let best = -1
+  /**
+   * The slot with the fewest jobs in flight, counted or not, among those with fewer than
+   * `maxLoad` counted jobs (started if needed), or undefined when every slot has that many: a
+   * burst of uncounted jobs (a batch's receipts to encode) is spread like counted ones, instead of
+   * all going to the first slot while the counted jobs are equal everywhere.
+   */
+  const pick = (maxLoad = Infinity): Slot | undefined => {
+    let best: Slot | undefined
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]
       if (s === undefined) return start(i)
-      if (best < 0 || s.counted < (slots[best] as Slot).counted) best = i
+      if (s.counted >= maxLoad) continue
+      if (best === undefined || s.pending.size < best.pending.size) best = s
     }
-    return slots[best] as Slot
+    return best
   }
 
   /** Posts `message` to `slot`, resolving to its answer or `undefined` (failed, late, closed). */
@@ -167,15 +173,15 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
   return {
     post<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], o: { counted?: boolean; maxLoad?: number } = {}): Promise<T | 'busy' | undefined> {
       if (closed) return Promise.resolve(undefined)
-      let slot: Slot
+      let slot: Slot | undefined
       try {
-        slot = pick()
+        slot = pick(o.maxLoad)
       } catch (err) {
         options.onError?.(err)
         closed = true
         return Promise.resolve(undefined)
       }
-      if (o.maxLoad !== undefined && slot.counted >= o.maxLoad) return Promise.resolve('busy')
+      if (slot === undefined) return Promise.resolve('busy')
       return postTo<T>(slot, message, transfer, o.counted ?? true)
     },
     async heap() {
