@@ -29,6 +29,7 @@ const ARRAY = 4
 const MAP = 5
 /** Tag 42 (a CID in DAG-CBOR), head `0xd8 0x2a`. */
 const CID_TAG = [0xd8, 0x2a] as const
+/** The simple values false and true (RFC 8949 §3.3). */
 const FALSE = 0xf4
 const TRUE = 0xf5
 

@@ -179,8 +179,9 @@ export interface AppendOutcome {
 }
 
 /**
- * Whether `final` is what `provisional` said (request-sequencer.ts `SequencedAppends`): the same outcome, or the
- * same ok result object (the replay guard resolves to the very value its task returned).
+ * Whether `final` is what `provisional` said (request-sequencer.ts `SequencedAppends`): the same
+ * outcome, or the same ok result object (the replay guard resolves to the very value its task
+ * returned; a failed commit makes the final outcome an error).
  */
 export function sameOutcome(provisional: AppendOutcome, final: AppendOutcome): boolean {
   return provisional === final || (provisional.result.ok !== undefined && provisional.result.ok === final.result.ok)

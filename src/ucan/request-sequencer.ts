@@ -32,14 +32,14 @@ import type { AppendResult } from './wire.js'
  * `provisional` may resolve before `outcomes`, never after; only `outcomes` may be answered.
  */
 export interface SequencedAppends {
-  /** Each invocation's outcome, in the request's order, once every one is final (an appended entry's made durable by the replay guard). */
+  /** Each invocation's outcome, in the request's order, once every one is final (an appended entry's once the replay guard made it durable). */
   outcomes: Promise<AppendOutcome[]>
   /**
    * The same outcomes as soon as each is known: an appended entry's ok result when the log returns
    * it (`HandlerContext.onProvisional`), before the replay guard's durable commit; any other
    * outcome when it is final. For work that may start early (encoding the receipts while the
-   * replay guard commits); an outcome for which request-check.ts `sameOutcome` is false against its final one
-   * must be redone.
+   * replay guard commits), redone for any outcome not the same as its final one (request-check.ts
+   * `sameOutcome`).
    */
   provisional: Promise<AppendOutcome[]>
 }
