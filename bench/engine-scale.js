@@ -1,5 +1,6 @@
 // The log engine at scale (issue 11 items 3, 5, 6): memory held by one large log and by many small
-// open logs, inclusion-proof latency in a large log (in the writing process and after reopen), and
+// open logs, inclusion-proof latency in a large log (in the writing process, after reopening it
+// there, and after a restart: the same files opened by a new process), and
 // checkpoints per second and CPU per checkpoint under load. Each section runs in its own child
 // process (`--expose-gc`) so RSS figures do not mix.
 //
@@ -36,8 +37,8 @@ export async function run(report) {
   }
 }
 
-function runChild(section) {
-  const child = fork(fileURLToPath(import.meta.url), [section], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+function runChild(section, args = []) {
+  const child = fork(fileURLToPath(import.meta.url), [section, ...args], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((res, rej) => {
     child.once('message', res)
     child.once('exit', (code) => code && rej(new Error(`engine-scale ${section} exited ${code}`)))
@@ -146,6 +147,8 @@ async function big() {
     const reopened = rss()
     out.push(['  RSS held by the reopened log after the proofs', (reopened.rss - base.rss) / MiB, 'MiB'])
     await log.close()
+    // What a restart sees: the same files opened by a new process (a fresh heap, every cache cold).
+    out.push(...(await runChild('restart', [dir])))
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
@@ -218,7 +221,23 @@ async function cadence() {
   return out
 }
 
+/** Inclusion proofs in the large log `dir` (written by {@link big}), opened by this new process. */
+async function restart(dir) {
+  const { Log, FileStore, CarPacker, ed25519Signer } = await load()
+  const signer = ed25519Signer(origin, new Uint8Array(32).fill(1))
+  const { witnesses } = meters()
+  const log = await Log.open({ id: 'bench', origin, signer, files: await FileStore.create(join(dir, 'log')), witnesses, archive: await CarPacker.open(join(dir, 'cars')) })
+  const out = []
+  for (const pass of ['first', 'second']) {
+    const [p50, p99, c50, c99] = await proofTimes(log, BIG)
+    out.push([`  inclusion proof p50 / p99 after a restart (a new process), ${pass} pass (wall)`, p50, `ms / ${p99.toFixed(2)} ms`])
+    out.push([`  inclusion proof p50 / p99 after a restart (a new process), ${pass} pass (CPU)`, c50, `ms / ${c99.toFixed(2)} ms`])
+  }
+  await log.close()
+  return out
+}
+
 if (process.argv[2] && process.send) {
-  const r = await ({ big, small, cadence })[process.argv[2]]()
+  const r = await ({ big, small, cadence, restart })[process.argv[2]](...process.argv.slice(3))
   process.send(r)
 }
