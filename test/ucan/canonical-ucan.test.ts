@@ -33,15 +33,22 @@ type Node =
 /** Parses well-formed definite-length CBOR (what ucanto writes) into a {@link Node}. */
 function parse(bytes: Uint8Array): Node {
   let pos = 0
+  // Bounds checked everywhere: a mutated block may claim more than it holds (a length of 2^40).
+  const need = (n: bigint | number): void => {
+    if (BigInt(pos) + BigInt(n) > BigInt(bytes.length)) throw new Error('test parser: truncated')
+  }
   const arg = (minor: number): bigint => {
     if (minor < 24) return BigInt(minor)
+    if (minor > 27) throw new Error('test parser: reserved or indefinite head')
     const n = 1 << (minor - 24)
+    need(n)
     let v = 0n
-    for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(bytes[pos++])
+    for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(bytes[pos++] as number)
     return v
   }
   const item = (): Node => {
-    const b = bytes[pos++]
+    need(1)
+    const b = bytes[pos++] as number
     const major = b >> 5
     const minor = b & 31
     if (major === 7) {
@@ -56,13 +63,16 @@ function parse(bytes: Uint8Array): Node {
         return { t: 'neg', v }
       case 2:
       case 3: {
+        need(v)
         const out = bytes.slice(pos, pos + Number(v))
         pos += Number(v)
         return { t: major === 2 ? 'bytes' : 'text', v: out }
       }
       case 4:
+        need(v) // each item is at least one byte
         return { t: 'array', items: Array.from({ length: Number(v) }, () => item()) }
       case 5:
+        need(2n * v)
         return { t: 'map', entries: Array.from({ length: Number(v) }, () => [item(), item()] as [Node, Node]) }
       default:
         return { t: 'tag', tag: v, item: item() }
@@ -493,6 +503,9 @@ function tryMutate(bytes: Uint8Array, m: Mutation): Uint8Array | undefined {
   }
 }
 
+/** The bytes of a hex string, as a plain Uint8Array (a Buffer's `slice` is a view, which `mutate` must not be given). */
+const hexBytes = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'))
+
 describe('isCanonicalUcanBlock', () => {
   test('every UCAN ucanlog’s client makes is taken as canonical (the fast path is taken) and is', async () => {
     const spaceToAgent = await delegateSpaceToAgent({ space: P.space, agent: P.agent })
@@ -523,6 +536,25 @@ describe('isCanonicalUcanBlock', () => {
       }),
       { numRuns: 600, seed: 0x11c0de },
     )
+  })
+
+  test("the mutations' own CBOR parser refuses what a flip made unparsable, at once (a found case: a flipped head declaring 2^40 array items)", () => {
+    // A UCAN whose default `exp` (a time) made these bytes; a flip turned a head into an array of
+    // ~2^40 items, which the parser once tried to build past the end of the bytes until the heap ran out.
+    const made = hexBytes(
+      'a961735844eda103404c5cc16c0c3ec631d204d72442c73bf067da2ab34276bee4f49a109a18ec228d670db490c52c57' +
+      '73ba09a00c091af29789858a0930b15973b6a453f0d7938700617665302e392e316361747481a3626e62a06363616e61' +
+      '2a6477697468781968747470733a2f2f6578616d706c652e636f6d2f613f622363636175645822ed01ed4928c628d1c2' +
+      'c6eae90338905995612959273a5c63f93636c14614ac8737d1636578701a6b0e76c8636973735822ed01ca93ac170518' +
+      '7071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c636e62661b000000fffffffff0636e6e637828f28db0' +
+      'aff3be9e8bf2ab96a9f38ca1a6f29fb5a6f19db2a8f382a09df191abb9f283b5bcf385b4876370726682d82a58230012' +
+      '202cb407d36f30442c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2cd82a4800017100036d3031',
+    )
+    const flipped = tryMutate(made, { kind: 'flip', at: 1447635869, byte: 174 })
+    expect(flipped).toBeDefined()
+    expect(tryMutate(flipped as Uint8Array, { kind: 'head', at: 1865372726 })).toBeUndefined()
+    // Every truncation of a valid block is refused by the parser too, never read past its end.
+    for (let n = 0; n < made.length; n++) expect(() => parse(made.subarray(0, n))).toThrow(/test parser/)
   })
 
   test('property: true only when dag-ucan re-encodes identically, over random mutations of random UCANs', async () => {
