@@ -115,11 +115,10 @@ async function big() {
   const dir = await mkdtemp(join(tmpdir(), 'ucanlog-bench-scale-'))
   const out = []
   try {
-    const signer = ed25519Signer(origin, new Uint8Array(32).fill(1))
     const base = rss()
     const { m, witnesses, wrapArchive } = meters()
     const files = await FileStore.create(join(dir, 'log'))
-    const open = async () => Log.open({ id: 'bench', origin, signer, files, witnesses, archive: wrapArchive(await CarPacker.open(join(dir, 'cars'))) })
+    const open = () => openLarge({ Log, CarPacker, ed25519Signer }, dir, files, witnesses, wrapArchive)
     let log = await open()
     const c0 = process.cpuUsage()
     const t0 = performance.now()
@@ -221,12 +220,16 @@ async function cadence() {
   return out
 }
 
+/** Opens (or creates) the large log of {@link big}: its `files` (`dir`/log), its CARs in `dir`/cars (through `wrapArchive`). */
+async function openLarge({ Log, CarPacker, ed25519Signer }, dir, files, witnesses, wrapArchive = (a) => a) {
+  const signer = ed25519Signer(origin, new Uint8Array(32).fill(1))
+  return Log.open({ id: 'bench', origin, signer, files, witnesses, archive: wrapArchive(await CarPacker.open(join(dir, 'cars'))) })
+}
+
 /** Inclusion proofs in the large log `dir` (written by {@link big}), opened by this new process. */
 async function restart(dir) {
-  const { Log, FileStore, CarPacker, ed25519Signer } = await load()
-  const signer = ed25519Signer(origin, new Uint8Array(32).fill(1))
-  const { witnesses } = meters()
-  const log = await Log.open({ id: 'bench', origin, signer, files: await FileStore.create(join(dir, 'log')), witnesses, archive: await CarPacker.open(join(dir, 'cars')) })
+  const mods = await load()
+  const log = await openLarge(mods, dir, await mods.FileStore.create(join(dir, 'log')), meters().witnesses)
   const out = []
   for (const pass of ['first', 'second']) {
     const [p50, p99, c50, c99] = await proofTimes(log, BIG)

@@ -17,6 +17,7 @@
  * encoder: {@link encodeOutcome} answers undefined. test/ucan/receipt-encoder.test.ts checks the
  * bytes against ucanto's own path for arbitrary outcomes.
  */
+import * as DagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import type { FailureJSON } from './errors.js'
 import type { AppendResult } from './wire.js'
@@ -32,15 +33,6 @@ const CID_TAG = [0xd8, 0x2a] as const
 /** The simple values false and true (RFC 8949 §3.3). */
 const FALSE = 0xf4
 const TRUE = 0xf5
-
-/** A text string's encoding (its head and UTF-8 bytes), for keys and fixed strings. */
-function textBytes(s: string): Buffer {
-  const utf8 = Buffer.from(s, 'utf8')
-  const w = new Writer(utf8.length + 9)
-  w.head(TEXT, utf8.length)
-  w.bytes(utf8)
-  return w.done()
-}
 
 /** Bytes written in order into one growing buffer. */
 class Writer {
@@ -108,27 +100,27 @@ class Writer {
   }
 }
 
-/** Encoded keys and fixed values, in the order they are written. */
+/** The map keys written here, each encoded once (by @ipld/dag-cbor, as a text string). */
 const K = {
-  fx: textBytes('fx'),
-  fork: textBytes('fork'),
-  iss: textBytes('iss'),
-  out: textBytes('out'),
-  prf: textBytes('prf'),
-  ran: textBytes('ran'),
-  meta: textBytes('meta'),
-  ok: textBytes('ok'),
-  error: textBytes('error'),
-  name: textBytes('name'),
-  message: textBytes('message'),
-  index: textBytes('index'),
-  logId: textBytes('logId'),
-  origin: textBytes('origin'),
-  rootHash: textBytes('rootHash'),
-  treeSize: textBytes('treeSize'),
-  published: textBytes('published'),
-  checkpoint: textBytes('checkpoint'),
-  inclusionProof: textBytes('inclusionProof'),
+  fx: DagCbor.encode('fx'),
+  fork: DagCbor.encode('fork'),
+  iss: DagCbor.encode('iss'),
+  out: DagCbor.encode('out'),
+  prf: DagCbor.encode('prf'),
+  ran: DagCbor.encode('ran'),
+  meta: DagCbor.encode('meta'),
+  ok: DagCbor.encode('ok'),
+  error: DagCbor.encode('error'),
+  name: DagCbor.encode('name'),
+  message: DagCbor.encode('message'),
+  index: DagCbor.encode('index'),
+  logId: DagCbor.encode('logId'),
+  origin: DagCbor.encode('origin'),
+  rootHash: DagCbor.encode('rootHash'),
+  treeSize: DagCbor.encode('treeSize'),
+  published: DagCbor.encode('published'),
+  checkpoint: DagCbor.encode('checkpoint'),
+  inclusionProof: DagCbor.encode('inclusionProof'),
 }
 
 /** The keys of an `AppendResult`, as appendResultOf writes them (wire.ts). */

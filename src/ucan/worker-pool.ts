@@ -1,9 +1,10 @@
 /**
  * The thread machinery both worker pools share (preverify-pool.ts, request-pool.ts): up to
  * `workers` threads of one script, started on first use, each job posted to the one with the
- * fewest jobs in flight and answered by a `{ id, ... }` message. Failure never loses a job silently: a worker that
- * errors or exits settles its jobs `undefined` (the caller then does the work on the main thread)
- * and is replaced on next use; past {@link MAX_FAILURES} failures in a row the pool closes for good.
+ * fewest jobs in flight and answered by a `{ id, ... }` message. Failure never loses a job
+ * silently: a worker that errors or exits settles its jobs `undefined` (the caller then does the
+ * work on the main thread) and is replaced on next use; past {@link MAX_FAILURES} failures in a
+ * row the pool closes for good.
  * A job not answered within `timeoutMs` settles `undefined` too.
  */
 import { existsSync } from 'node:fs'
@@ -38,7 +39,8 @@ export interface WorkerPool {
    * Posts `message` (plus `id`) to the worker with the fewest jobs in flight (counted or not) and
    * resolves to its answer (the whole `{ id, ... }` message), `undefined` when the pool is closed,
    * the worker failed or was late, or `'busy'` when `o.maxLoad` is given and every worker has that
-   * many counted jobs (otherwise the job goes to the one with the fewest jobs among those under it). `o.counted` (default true) counts the job in its worker's load. Never rejects.
+   * many counted jobs (otherwise the job goes to the one with the fewest jobs among those under
+   * it). `o.counted` (default true) counts the job in its worker's load. Never rejects.
    */
   post<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], o?: { counted?: boolean; maxLoad?: number }): Promise<T | 'busy' | undefined>
   /** Counted jobs in flight on all workers. */
@@ -148,7 +150,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     let best: Slot | undefined
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]
-      if (s === undefined) return start(i)
+      if (s === undefined) return maxLoad > 0 ? start(i) : undefined
       if (s.counted >= maxLoad) continue
       if (best === undefined || s.pending.size < best.pending.size) best = s
     }

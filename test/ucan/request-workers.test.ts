@@ -147,7 +147,6 @@ describe("a worker encodes a request's receipts while the replay guard commits t
       replay: store.replay,
       wrapPool: (pool) => ({
         ...pool,
-        check: pool.check,
         encode: (outcomes, headers) => {
           seen.encodes++
           return pool.encode(outcomes, headers)

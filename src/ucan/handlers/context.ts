@@ -67,7 +67,7 @@ export interface HandlerContext {
    * Told an append's ok result as soon as the log returns it, before the replay guard has made it
    * durable (handlers/append.ts `commitAppend`): for work that may start early (encoding the
    * receipt) but must not be answered before the append's own result, which can still differ (the
-   * guard's commit failing makes it an `InternalError`).
+   * guard's commit failing makes it that failure's error, e.g. `StorageFailed`).
    */
   onProvisional?: (ok: AppendResult) => void
 }
